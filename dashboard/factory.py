@@ -1,0 +1,73 @@
+"""The application factory: one call builds the Flask server, the routes and the Dash app."""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+import dash
+from flask import Flask, jsonify
+from sqlalchemy.engine import make_url
+
+from dashboard.settings import Settings
+from data.store import FeatureStore
+
+log = logging.getLogger(__name__)
+ASSETS = Path(__file__).resolve().parent / "assets"
+
+
+def open_store(settings: Settings) -> FeatureStore:
+    """The store for ``settings.database_url``, creating an SQLite file's folder if needed."""
+    url = make_url(settings.database_url)
+    if url.get_backend_name() == "sqlite" and url.database not in (None, "", ":memory:"):
+        Path(url.database).expanduser().resolve().parent.mkdir(parents=True, exist_ok=True)
+    return FeatureStore(settings.database_url, keep_builds=settings.keep_builds)
+
+
+def create_app(settings: Settings | None = None, store: FeatureStore | None = None) -> dash.Dash:
+    """Build the whole app: Flask server, ingest and read API, Dash layout and callbacks."""
+    from dashboard.api import create_api_blueprint
+    from dashboard.callbacks import register_callbacks
+    from dashboard.layout import build_layout
+    from data.demo import load_demo
+    from ingest.http import register_error_handlers
+    from ingest.routes import create_ingest_blueprint
+
+    settings = settings or Settings.from_env()
+    store = store or open_store(settings)
+    if settings.demo_data and store.is_empty():
+        loaded = load_demo(store)
+        log.info("empty database: loaded the demo data (%s)", loaded)
+    if not settings.ingest_token:
+        log.warning(
+            "INGEST_TOKEN is not set: writes are accepted only from loopback addresses"
+        )
+
+    server = Flask(__name__)
+    server.config["MAX_CONTENT_LENGTH"] = settings.max_body_bytes
+    server.extensions["feature_store"] = store
+    server.extensions["dashboard_settings"] = settings
+    register_error_handlers(server)
+    server.register_blueprint(create_ingest_blueprint(store, settings))
+    server.register_blueprint(create_api_blueprint(store, settings))
+
+    @server.get("/healthz")
+    def healthz():
+        try:
+            store.ping()
+        except Exception as exc:  # any database failure means "not usable"
+            log.exception("health check failed")
+            return jsonify({"status": "error", "error": str(exc)}), 503
+        return jsonify({"status": "ok"})
+
+    app = dash.Dash(
+        __name__,
+        server=server,
+        title="Creative analytics",
+        assets_folder=str(ASSETS),
+        serve_locally=True,
+        suppress_callback_exceptions=True,
+    )
+    app.layout = build_layout(store, settings)
+    register_callbacks(app, store, settings)
+    return app

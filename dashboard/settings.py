@@ -1,0 +1,79 @@
+"""Configuration, read in one place: explicit argument > environment > default."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field, fields, replace
+from pathlib import Path
+
+PROJECT_ROOT = Path(__file__).resolve().parent.parent
+DEFAULT_DATABASE_URL = f"sqlite:///{PROJECT_ROOT / 'instance' / 'features.db'}"
+
+
+class SettingsError(ValueError):
+    """An environment variable has a value that cannot be used."""
+
+
+def _bool(value: str) -> bool:
+    lowered = value.strip().lower()
+    if lowered in {"1", "true", "yes", "on"}:
+        return True
+    if lowered in {"0", "false", "no", "off", ""}:
+        return False
+    raise ValueError(f"expected 0/1, got {value!r}")
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Every setting of the app; each field's metadata names its environment variable."""
+
+    database_url: str = field(default=DEFAULT_DATABASE_URL, metadata={"env": "DATABASE_URL", "parse": str})
+    ingest_token: str | None = field(default=None, metadata={"env": "INGEST_TOKEN", "parse": str})
+    max_body_mb: float = field(default=64.0, metadata={"env": "MAX_BODY_MB", "parse": float})
+    demo_data: bool = field(default=True, metadata={"env": "DEMO_DATA", "parse": _bool})
+    host: str = field(default="127.0.0.1", metadata={"env": "HOST", "parse": str})
+    port: int = field(default=8050, metadata={"env": "PORT", "parse": int})
+    keep_builds: int = field(default=20, metadata={"env": "KEEP_BUILDS", "parse": int})
+    image_url_template: str | None = field(default=None, metadata={"env": "IMAGE_URL_TEMPLATE", "parse": str})
+    poll_seconds: float = field(default=10.0, metadata={"env": "POLL_SECONDS", "parse": float})
+    min_group_size: int = field(default=5, metadata={"env": "MIN_GROUP_SIZE", "parse": int})
+
+    def __post_init__(self):
+        if self.max_body_mb <= 0:
+            raise SettingsError("MAX_BODY_MB must be positive")
+        if self.keep_builds < 1:
+            raise SettingsError("KEEP_BUILDS must be at least 1")
+        if self.poll_seconds <= 0:
+            raise SettingsError("POLL_SECONDS must be positive")
+        if self.min_group_size < 2:
+            raise SettingsError("MIN_GROUP_SIZE must be at least 2")
+
+    @classmethod
+    def env_names(cls) -> list[str]:
+        """The environment variable of every setting, in declaration order."""
+        return [f.metadata["env"] for f in fields(cls)]
+
+    @classmethod
+    def from_env(cls, environ=None, **overrides) -> "Settings":
+        """Settings from ``environ`` (default ``os.environ``), with keyword overrides winning."""
+        environ = os.environ if environ is None else environ
+        values = {}
+        for f in fields(cls):
+            raw = environ.get(f.metadata["env"])
+            if raw is None or (raw == "" and f.name in {"ingest_token", "image_url_template"}):
+                continue
+            try:
+                values[f.name] = f.metadata["parse"](raw)
+            except ValueError as exc:
+                raise SettingsError(f"{f.metadata['env']}={raw!r}: {exc}") from None
+        values.update(overrides)
+        return cls(**values)
+
+    def with_overrides(self, **changes) -> "Settings":
+        """A copy with some fields changed."""
+        return replace(self, **changes)
+
+    @property
+    def max_body_bytes(self) -> int:
+        """MAX_BODY_MB in bytes."""
+        return int(self.max_body_mb * 1024 * 1024)

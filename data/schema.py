@@ -1,0 +1,82 @@
+"""SQLAlchemy Core tables of the feature store (long format, one row per non-zero value)."""
+
+from sqlalchemy import (
+    Column,
+    Float,
+    ForeignKey,
+    Index,
+    Integer,
+    MetaData,
+    String,
+    Table,
+    Text,
+)
+
+metadata = MetaData()
+
+# One row per PUT of features for a (business, source); the newest id is the current build.
+builds = Table(
+    "builds",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("business", Text, nullable=False),
+    Column("source", Text, nullable=False),
+    Column("received_at", String(32), nullable=False),
+    Column("n_images", Integer, nullable=False),
+    Column("n_features", Integer, nullable=False),
+    Column("n_values", Integer, nullable=False),
+    Index("ix_builds_pair", "business", "source", "id"),
+)
+
+# Names are stored once per build and referred to by position, which keeps the long table small.
+build_images = Table(
+    "build_images",
+    metadata,
+    Column("build_id", Integer, ForeignKey("builds.id", ondelete="CASCADE"), primary_key=True),
+    Column("idx", Integer, primary_key=True),
+    Column("name", Text, nullable=False),
+)
+
+build_features = Table(
+    "build_features",
+    metadata,
+    Column("build_id", Integer, ForeignKey("builds.id", ondelete="CASCADE"), primary_key=True),
+    Column("idx", Integer, primary_key=True),
+    Column("name", Text, nullable=False),
+)
+
+# Long format: (build, image, feature, confidence). Zero confidences are not stored: a missing
+# row means 0, which is never "present" since presence is confidence > threshold >= 0.
+feature_values = Table(
+    "feature_values",
+    metadata,
+    Column("build_id", Integer, ForeignKey("builds.id", ondelete="CASCADE"), nullable=False),
+    Column("image_idx", Integer, nullable=False),
+    Column("feature_idx", Integer, nullable=False),
+    Column("confidence", Float, nullable=False),
+    Index("ix_feature_values_build", "build_id"),
+)
+
+# One row per CTR upload of a (business, source); a new upload replaces the old one whole.
+ctr_sets = Table(
+    "ctr_sets",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("business", Text, nullable=False),
+    Column("source", Text, nullable=False),
+    Column("received_at", String(32), nullable=False),
+    Column("n_images", Integer, nullable=False),
+    Column("has_counts", Integer, nullable=False),
+    Index("ux_ctr_sets_pair", "business", "source", unique=True),
+)
+
+ctr_values = Table(
+    "ctr_values",
+    metadata,
+    Column("ctr_set_id", Integer, ForeignKey("ctr_sets.id", ondelete="CASCADE"), nullable=False),
+    Column("image", Text, nullable=False),
+    Column("ctr", Float, nullable=False),
+    Column("clicks", Integer, nullable=True),
+    Column("impressions", Integer, nullable=True),
+    Index("ix_ctr_values_set", "ctr_set_id"),
+)

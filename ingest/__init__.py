@@ -1,0 +1,1 @@
+"""The write path: HTTP routes for Jenkins' PUTs, pure payload validation and a CLI loader."""
