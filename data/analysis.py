@@ -13,6 +13,8 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
+from data import stats
+
 SUMMARY_COLUMNS = [
     "feature",
     "n_with",
@@ -21,7 +23,16 @@ SUMMARY_COLUMNS = [
     "avg_ctr_with",
     "avg_ctr_without",
     "impact",
+    "ci_low",
+    "ci_high",
+    "p_value",
+    "q_value",
+    "low_n",
+    "significant",
 ]
+WEIGHTINGS = ("mean", "impressions")
+DEFAULT_MIN_GROUP_SIZE = 5
+SIGNIFICANCE_LEVEL = 0.05
 POINT_COLUMNS = ["image", "feature", "confidence", "ctr"]
 
 
@@ -129,6 +140,10 @@ class Dataset:
         )
 
 
+class WeightingUnavailable(ValueError):
+    """Impression weighting was asked for a dataset without clicks and impressions."""
+
+
 def _optional_column(frame: pd.DataFrame, column: str | None) -> np.ndarray | None:
     if not column:
         return None
@@ -153,47 +168,109 @@ def feature_summary(
     confidence: float = 0.0,
     min_pct: float = 0.0,
     max_pct: float = 100.0,
+    *,
+    min_n: int = DEFAULT_MIN_GROUP_SIZE,
+    weighting: str = "mean",
 ) -> pd.DataFrame:
-    """Per feature: n with/without, prevalence, average CTR with and without, and impact.
+    """Per feature: n with/without, prevalence, CTR with and without, impact and its uncertainty.
 
     Features outside [min_pct, max_pct] prevalence, or present in no image with a CTR, are
-    dropped. Rows are ordered by impact, highest first (undefined impact last), then by name.
+    dropped. ``weighting="mean"`` averages per-image CTRs and tests impact with Welch's t;
+    ``"impressions"`` divides total clicks by total impressions per group with a delta-method
+    interval. Features with fewer than ``min_n`` images on either side keep their averages but
+    get NaN statistics and ``low_n``. ``q_value`` is Benjamini-Hochberg over the returned
+    features. Rows are ordered by impact, highest first (undefined impact last), then by name.
     """
+    if weighting not in WEIGHTINGS:
+        raise ValueError(f"weighting must be one of {', '.join(WEIGHTINGS)}, got {weighting!r}")
+    if weighting == "impressions" and not dataset.has_counts:
+        raise WeightingUnavailable("impression weighting needs clicks and impressions for every image with a CTR")
     present = presence(dataset.confidences, confidence)
     prevalence = prevalence_pct(present)
     known = dataset.has_ctr
-    ctr = dataset.ctr[known]
     present_known = present[known]
-    n_known = len(ctr)
+    n_known = int(known.sum())
 
     n_with = present_known.sum(axis=0)
     n_without = n_known - n_with
     prevalent = (prevalence >= min_pct) & (prevalence <= max_pct) & (n_with > 0)
-    avg_with, avg_without = _group_means(ctr, present_known, prevalent)
+    idx = np.flatnonzero(prevalent)
+    if weighting == "mean":
+        groups = _mean_groups(dataset.ctr[known], present_known, idx)
+    else:
+        groups = _impression_groups(dataset.clicks[known], dataset.impressions[known], present_known[:, idx])
+    avg_with, avg_without, ci_low, ci_high, p_value = groups
+
+    low_n = (n_with[idx] < min_n) | (n_without[idx] < min_n)
+    ci_low[low_n] = ci_high[low_n] = p_value[low_n] = np.nan
+    q_value = stats.benjamini_hochberg(p_value)
     impact = avg_with - avg_without
 
-    idx = np.flatnonzero(prevalent)
     # Highest impact first; NaN impact (feature in every image with a CTR) last; ties by name.
     names = dataset.features[idx].astype(str)
-    key_impact = np.where(np.isnan(impact[idx]), np.inf, -impact[idx])
-    idx = idx[np.lexsort((names, key_impact))]
-
+    order = np.lexsort((names, np.where(np.isnan(impact), np.inf, -impact)))
+    idx = idx[order]
     return pd.DataFrame(
         {
             "feature": pd.Series(dataset.features[idx], dtype=object),
             "n_with": n_with[idx].astype(np.int64),
             "n_without": n_without[idx].astype(np.int64),
             "prevalence_pct": prevalence[idx],
-            "avg_ctr_with": avg_with[idx],
-            "avg_ctr_without": avg_without[idx],
-            "impact": impact[idx],
+            "avg_ctr_with": avg_with[order],
+            "avg_ctr_without": avg_without[order],
+            "impact": impact[order],
+            "ci_low": ci_low[order],
+            "ci_high": ci_high[order],
+            "p_value": p_value[order],
+            "q_value": q_value[order],
+            "low_n": low_n[order],
+            "significant": (q_value[order] < SIGNIFICANCE_LEVEL),
         },
         columns=SUMMARY_COLUMNS,
     )
 
 
+def _mean_groups(ctr: np.ndarray, present: np.ndarray, columns: np.ndarray):
+    """Mean CTR with and without each selected feature, with Welch's interval and p-value."""
+    avg_with, avg_without = _group_means(ctr, present, columns)
+    # Sums of squares by a matrix product over values shifted by their mean, which keeps
+    # the one-pass variance formula accurate; the means themselves come from the exact loop.
+    shifted = ctr - (ctr.mean() if len(ctr) else 0.0)
+    selected = present[:, columns].astype(np.float64)
+    n1 = selected.sum(axis=0)
+    n2 = len(ctr) - n1
+    s1 = shifted @ selected
+    q1 = (shifted**2) @ selected
+    s2 = shifted.sum() - s1
+    q2 = (shifted**2).sum() - q1
+    with np.errstate(divide="ignore", invalid="ignore"):
+        var1 = np.maximum(q1 - s1**2 / n1, 0.0) / (n1 - 1)
+        var2 = np.maximum(q2 - s2**2 / n2, 0.0) / (n2 - 1)
+    m1, m2 = avg_with[columns], avg_without[columns]
+    ci_low, ci_high, p = stats.welch(m1, var1, n1, m2, var2, n2)
+    return m1, m2, ci_low, ci_high, p
+
+
+def _impression_groups(clicks: np.ndarray, impressions: np.ndarray, selected: np.ndarray):
+    """Clicks / impressions with and without each feature, with a delta-method interval."""
+    # Scaling by the mean impression count keeps the expanded sums of squares well conditioned.
+    scale = impressions.mean() if len(impressions) else 1.0
+    c, n = clicks / scale, impressions / scale
+    sel = selected.astype(np.float64)
+    sums = np.stack([np.ones_like(c), c, n, c * c, c * n, n * n]) @ sel
+    totals = np.array([len(c), c.sum(), n.sum(), (c * c).sum(), (c * n).sum(), (n * n).sum()])[:, None]
+    rest = totals - sums
+    with np.errstate(divide="ignore", invalid="ignore"):
+        ratio_with = sums[1] / sums[2]
+        ratio_without = rest[1] / rest[2]
+    var_with = stats.ratio_variance(*sums)
+    var_without = stats.ratio_variance(*rest)
+    ci_low, ci_high, p = stats.ratio_difference(sums[1], sums[2], var_with, rest[1], rest[2], var_without)
+    return ratio_with, ratio_without, ci_low, ci_high, p
+
+
 def _group_means(ctr: np.ndarray, present: np.ndarray, columns: np.ndarray):
-    """Mean CTR of the images with and without each selected feature (NaN for an empty group).
+    """Mean CTR of the images with and without each feature in ``columns`` (NaN for an empty group).
 
     Each group is summed with numpy's own pairwise summation over the selected values, the
     arithmetic of ``frame.loc[mask, "ctr"].mean()``, so the numbers agree with a plain pandas
@@ -203,7 +280,7 @@ def _group_means(ctr: np.ndarray, present: np.ndarray, columns: np.ndarray):
     avg_with = np.full(m, np.nan)
     avg_without = np.full(m, np.nan)
     by_feature = np.asfortranarray(present)
-    for j in np.flatnonzero(columns):
+    for j in columns:
         mask = by_feature[:, j]
         with_ctr = ctr[mask]
         without_ctr = ctr[~mask]
