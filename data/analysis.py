@@ -160,7 +160,9 @@ def prevalence_pct(present: np.ndarray) -> np.ndarray:
     n = present.shape[0]
     if n == 0:
         return np.zeros(present.shape[1])
-    return present.sum(axis=0) * (100.0 / n)
+    # 100 * count / n, in that order: multiplying by a rounded 100 / n is off in the last bit
+    # for many counts, so a bound set at a feature's exact prevalence could exclude it.
+    return present.sum(axis=0) * 100.0 / n
 
 
 def feature_summary(
