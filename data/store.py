@@ -40,6 +40,10 @@ class UnknownBuild(StoreError, LookupError):
     """That build id does not exist for that (business, source)."""
 
 
+class InvalidBatch(StoreError, ValueError):
+    """A batch whose values point outside its own images or features."""
+
+
 def _now() -> str:
     return datetime.now(timezone.utc).isoformat(timespec="microseconds")
 
@@ -115,8 +119,10 @@ class FeatureStore:
         """Store a new build, which becomes the current one of its (business, source).
 
         All or nothing in one transaction; builds beyond the newest ``keep_builds`` of the pair
-        are removed in the same transaction.
+        are removed in the same transaction. Raises InvalidBatch before writing anything when a
+        value's position is outside the batch's images or features.
         """
+        _check_positions(batch)
         received_at = _now()
         with self._write() as conn, conn.begin():
             build_id = conn.execute(
@@ -389,6 +395,17 @@ class FeatureStore:
                 table.name: sorted(map(tuple, conn.execute(select(table)).all()), key=repr)
                 for table in metadata.sorted_tables
             }
+
+
+def _check_positions(batch: FeatureBatch) -> None:
+    """Refuse positions the schema cannot: stored, they would break every later read of the build."""
+    n_images, n_features = len(batch.images), len(batch.features)
+    for i, j, _ in batch.values:
+        if not (0 <= i < n_images and 0 <= j < n_features):
+            raise InvalidBatch(
+                f"value at image position {i}, feature position {j} is outside the batch's "
+                f"{n_images} images and {n_features} features"
+            )
 
 
 def _int_or_none(value):
