@@ -178,19 +178,23 @@ class FeatureStore:
         ]
         received_at = _now()
         with self._write() as conn, conn.begin():
+            # Taken before the delete: SQLite hands the largest id out again once its row is
+            # gone, and the id must be new because it keys the dataset cache and version().
+            set_id = (conn.execute(select(func.max(ctr_sets.c.id))).scalar() or 0) + 1
             conn.execute(delete(ctr_values).where(ctr_values.c.ctr_set_id.in_(
                 select(ctr_sets.c.id).where(ctr_sets.c.business == business, ctr_sets.c.source == source)
             )))
             conn.execute(delete(ctr_sets).where(ctr_sets.c.business == business, ctr_sets.c.source == source))
-            set_id = conn.execute(
+            conn.execute(
                 ctr_sets.insert().values(
+                    id=set_id,
                     business=business,
                     source=source,
                     received_at=received_at,
                     n_images=len(rows),
                     has_counts=int(has_counts),
                 )
-            ).inserted_primary_key[0]
+            )
             self._executemany(
                 conn,
                 ctr_values,
