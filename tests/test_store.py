@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import random
+import sqlite3
 
 import numpy as np
 import pandas as pd
@@ -294,9 +295,10 @@ def test_store_write_failing_mid_way_changes_nothing(store):
     images = [f"i{k}" for k in range(100)]
     # The NOT NULL confidence column rejects the last row, after all the others were sent.
     values = [(i, j, 0.5) for i in range(100) for j in range(30)] + [(99, 29, None)]
-    with pytest.raises(Exception):
+    with pytest.raises(sqlite3.IntegrityError):
         store.add_build("Acme", "vision", FeatureBatch(images, [f"f{j}" for j in range(30)], values))
-    with pytest.raises(Exception):
+    with pytest.raises(sqlite3.IntegrityError):
+        # Likewise the missing CTR, after the old set was already deleted in the transaction.
         store.replace_ctr("Acme", "vision", ctr_frame(["a", "b"], [0.1, None]))
     assert store.snapshot() == before
     assert store.version() == version
