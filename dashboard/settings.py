@@ -59,6 +59,8 @@ class Settings:
         environ = os.environ if environ is None else environ
         values = {}
         for f in fields(cls):
+            if f.name in overrides:
+                continue  # an explicit value wins, so a bad environment value for it is moot
             raw = environ.get(f.metadata["env"])
             if raw is None or (raw == "" and f.name in {"ingest_token", "image_url_template"}):
                 continue
