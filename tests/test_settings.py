@@ -1,0 +1,150 @@
+"""Settings: defaults, environment parsing, precedence, errors, and the README's configuration table."""
+
+from __future__ import annotations
+
+import dataclasses
+import re
+from pathlib import Path
+
+import pytest
+
+from dashboard.settings import DEFAULT_DATABASE_URL, Settings, SettingsError
+
+README = Path(__file__).resolve().parent.parent / "README.md"
+
+FULL_ENV = {
+    "DATABASE_URL": "sqlite:////var/lib/creatives/features.db",
+    "INGEST_TOKEN": "s3cret",
+    "MAX_BODY_MB": "12.5",
+    "DEMO_DATA": "0",
+    "HOST": "0.0.0.0",
+    "PORT": "9000",
+    "KEEP_BUILDS": "3",
+    "IMAGE_URL_TEMPLATE": "https://cdn.example.com/{image}.jpg",
+    "POLL_SECONDS": "2.5",
+    "MIN_GROUP_SIZE": "8",
+}
+
+
+def test_settings_defaults():
+    """Without environment, every field has its documented default."""
+    settings = Settings.from_env({})
+    assert settings == Settings()
+    assert settings.database_url == DEFAULT_DATABASE_URL
+    assert DEFAULT_DATABASE_URL.startswith("sqlite:///") and DEFAULT_DATABASE_URL.endswith("instance/features.db")
+    assert settings.ingest_token is None
+    assert settings.max_body_mb == 64.0 and settings.max_body_bytes == 64 * 1024 * 1024
+    assert settings.demo_data is True
+    assert (settings.host, settings.port) == ("127.0.0.1", 8050)
+    assert settings.keep_builds == 20
+    assert settings.image_url_template is None
+    assert settings.poll_seconds == 10.0
+    assert settings.min_group_size == 5
+
+
+def test_settings_from_env_parses_every_variable():
+    """Each variable is read and converted to its field's type."""
+    settings = Settings.from_env(FULL_ENV)
+    assert settings == Settings(
+        database_url="sqlite:////var/lib/creatives/features.db",
+        ingest_token="s3cret",
+        max_body_mb=12.5,
+        demo_data=False,
+        host="0.0.0.0",
+        port=9000,
+        keep_builds=3,
+        image_url_template="https://cdn.example.com/{image}.jpg",
+        poll_seconds=2.5,
+        min_group_size=8,
+    )
+    assert settings.max_body_bytes == int(12.5 * 1024 * 1024)
+    assert set(FULL_ENV) == set(Settings.env_names())
+
+
+def test_settings_from_env_reads_os_environ_by_default(monkeypatch):
+    """With no mapping given, the process environment is used."""
+    monkeypatch.setenv("PORT", "8123")
+    monkeypatch.setenv("DEMO_DATA", "off")
+    settings = Settings.from_env()
+    assert settings.port == 8123 and settings.demo_data is False
+
+
+@pytest.mark.parametrize(
+    "raw, expected",
+    [("1", True), ("true", True), ("YES", True), (" on ", True), ("0", False), ("false", False), ("No", False), ("off", False), ("", False)],
+)
+def test_settings_demo_data_accepts_common_booleans(raw, expected):
+    """DEMO_DATA takes the usual spellings of true and false."""
+    assert Settings.from_env({"DEMO_DATA": raw}).demo_data is expected
+
+
+@pytest.mark.parametrize("name, field", [("INGEST_TOKEN", "ingest_token"), ("IMAGE_URL_TEMPLATE", "image_url_template")])
+def test_settings_empty_optional_string_means_unset(name, field):
+    """An empty token or URL template counts as not set, not as an empty value."""
+    assert getattr(Settings.from_env({name: ""}), field) is None
+
+
+def test_settings_explicit_overrides_win_over_env():
+    """Keyword overrides beat the environment, which beats the defaults."""
+    settings = Settings.from_env(FULL_ENV, port=7000, demo_data=True, database_url="sqlite:///other.db")
+    assert (settings.port, settings.demo_data, settings.database_url) == (7000, True, "sqlite:///other.db")
+    assert settings.keep_builds == 3
+    assert Settings.from_env({}, keep_builds=2).keep_builds == 2
+
+
+def test_settings_override_makes_a_bad_env_value_irrelevant():
+    """An environment value that an explicit argument replaces is not parsed."""
+    assert Settings.from_env({"PORT": "eighty"}, port=8080).port == 8080
+
+
+@pytest.mark.parametrize(
+    "name, raw",
+    [
+        ("PORT", "eighty"),
+        ("PORT", "80.5"),
+        ("MAX_BODY_MB", "lots"),
+        ("MAX_BODY_MB", "0"),
+        ("MAX_BODY_MB", "-5"),
+        ("DEMO_DATA", "maybe"),
+        ("KEEP_BUILDS", "0"),
+        ("KEEP_BUILDS", "many"),
+        ("POLL_SECONDS", "0"),
+        ("POLL_SECONDS", "soon"),
+        ("MIN_GROUP_SIZE", "1"),
+        ("MIN_GROUP_SIZE", "2.5"),
+    ],
+)
+def test_settings_bad_value_raises_naming_the_variable(name, raw):
+    """A value that cannot be used raises SettingsError whose message names the variable."""
+    with pytest.raises(SettingsError, match=name):
+        Settings.from_env({name: raw})
+
+
+def test_settings_are_frozen_and_copied_with_overrides():
+    """Settings cannot be changed in place; with_overrides returns a changed copy."""
+    settings = Settings.from_env({})
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        settings.port = 1  # type: ignore[misc]
+    changed = settings.with_overrides(port=1234)
+    assert (changed.port, settings.port) == (1234, 8050)
+    with pytest.raises(SettingsError, match="KEEP_BUILDS"):
+        settings.with_overrides(keep_builds=0)
+
+
+def test_settings_env_names_in_declaration_order():
+    """env_names lists one variable per field, in the dataclass's order."""
+    names = Settings.env_names()
+    assert names == [f.metadata["env"] for f in dataclasses.fields(Settings)]
+    assert len(names) == len(set(names)) == 10
+
+
+def test_settings_every_variable_is_in_readme_configuration_table():
+    """Each environment variable has a row in the README's configuration table."""
+    assert README.exists(), "README.md is missing at the repository root"
+    rows = [line for line in README.read_text(encoding="utf-8").splitlines() if line.lstrip().startswith("|")]
+    first_cells = set()
+    for row in rows:
+        cells = [cell.strip() for cell in row.strip().strip("|").split("|")]
+        first_cells.add(re.sub(r"[`*]", "", cells[0]))
+    missing = [name for name in Settings.env_names() if name not in first_cells]
+    assert not missing, f"README.md's configuration table lacks: {', '.join(missing)}"
