@@ -266,11 +266,13 @@ class FeatureStore:
     def _images_with_ctr(conn, build_id, ctr_set_id) -> int:
         if ctr_set_id is None or pd.isna(ctr_set_id):
             return 0
+        # IN (subquery), not a join: SQLite runs the join as one scan of the CTR set per image
+        # (10 s at 10,000 images), while the subquery becomes a single lookup list.
+        measured = select(ctr_values.c.image).where(ctr_values.c.ctr_set_id == int(ctr_set_id))
         query = (
             select(func.count())
             .select_from(build_images)
-            .join(ctr_values, (ctr_values.c.image == build_images.c.name) & (ctr_values.c.ctr_set_id == int(ctr_set_id)))
-            .where(build_images.c.build_id == int(build_id))
+            .where(build_images.c.build_id == int(build_id), build_images.c.name.in_(measured))
         )
         return int(conn.execute(query).scalar_one())
 
