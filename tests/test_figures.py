@@ -1,0 +1,230 @@
+"""Figure builders: their numbers are feature_summary's and scatter_points', without a server."""
+
+from __future__ import annotations
+
+import ast
+import json
+import random
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from dashboard import figures
+from data.analysis import Dataset, feature_summary, scatter_points
+
+FIGURES_PY = Path(figures.__file__)
+
+
+def _synthetic(n_images: int = 40, n_features: int = 6, seed: int = 42) -> Dataset:
+    """Small deterministic data: confidences in [0, 1), CTRs around 1%, one feature never present."""
+    rng = random.Random(seed)
+    conf = np.array([[rng.random() if rng.random() < 0.5 else 0.0 for _ in range(n_features)] for _ in range(n_images)])
+    conf[:, -1] = 0.0
+    ctr = np.array([0.005 + rng.random() * 0.01 for _ in range(n_images)])
+    return Dataset.from_matrix([f"img_{i}" for i in range(n_images)], [f"f{j}" for j in range(n_features)], conf, pd.Series(ctr, index=[f"img_{i}" for i in range(n_images)]))
+
+
+def _ticks(fig) -> list[str]:
+    return list(fig.layout.xaxis.ticktext)
+
+
+# -- scatter -----------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("confidence", [0.0, 0.3, 0.5, 0.8])
+def test_scatter_figure_has_one_point_per_image_and_feature_present(reference_dataset, confidence):
+    summary = feature_summary(reference_dataset, confidence)
+    points = scatter_points(reference_dataset, confidence, features=summary["feature"])
+    fig = figures.scatter_figure(points, feature_order=summary["feature"])
+
+    present = reference_dataset.confidences > confidence
+    columns = [list(reference_dataset.features).index(f) for f in summary["feature"]]
+    assert len(fig.data[0].x) == int(present[:, columns].sum()) == len(points)
+    names = np.array(_ticks(fig), dtype=object)[np.asarray(fig.data[0].x)]
+    assert list(names) == list(points["feature"].astype(str))
+    assert np.array_equal(fig.data[0].y, points["ctr"].to_numpy() * 100.0)
+    assert np.array_equal(fig.data[0].customdata, points["confidence"].to_numpy())
+    assert list(fig.data[0].text) == list(points["image"])
+
+
+def test_scatter_figure_x_lists_only_features_with_points_in_the_given_order():
+    dataset = _synthetic()
+    order = ["f3", "f5", "f0", "f1", "f2", "f4"]  # f5 is never present
+    fig = figures.scatter_figure(scatter_points(dataset, 0.2), feature_order=order)
+    assert _ticks(fig) == ["f3", "f0", "f1", "f2", "f4"]
+    assert list(fig.layout.xaxis.tickvals) == [0, 1, 2, 3, 4]
+    assert set(np.asarray(fig.data[0].x)) == {0, 1, 2, 3, 4}
+
+
+def test_scatter_figure_orders_x_like_the_bar_charts(reference_dataset):
+    summary = feature_summary(reference_dataset, 0.3)
+    points = scatter_points(reference_dataset, 0.3, features=summary["feature"])
+    scatter = figures.scatter_figure(points, feature_order=summary["feature"])
+    bars = figures.bar_figure(summary)
+    assert _ticks(scatter) == list(bars.data[0].y) == list(summary["feature"])
+
+
+def test_scatter_figure_drops_points_of_features_outside_the_order():
+    dataset = _synthetic()
+    points = scatter_points(dataset, 0.2)
+    fig = figures.scatter_figure(points, feature_order=["f1", "f0"])
+    assert _ticks(fig) == ["f1", "f0"]
+    assert len(fig.data[0].x) == int(points["feature"].isin(["f0", "f1"]).sum())
+
+
+def test_scatter_figure_sends_x_as_integer_codes_with_tick_labels(reference_dataset):
+    fig = figures.scatter_figure(scatter_points(reference_dataset, 0.3))
+    payload = json.loads(fig.to_json())
+    x = payload["data"][0]["x"]
+    assert isinstance(x, dict) and x["dtype"].startswith(("i", "u")) and "bdata" in x
+    assert payload["layout"]["xaxis"]["tickmode"] == "array"
+
+
+def test_scatter_figure_uses_webgl_above_a_few_thousand_points():
+    dataset = _synthetic(n_images=1500, n_features=8)
+    points = scatter_points(dataset, 0.0)
+    assert len(points) > figures.WEBGL_THRESHOLD
+    assert figures.scatter_figure(points).data[0].type == "scattergl"
+    assert figures.scatter_figure(points.head(500)).data[0].type == "scatter"
+
+
+def test_scatter_figure_has_an_empty_link_trace_for_hover():
+    fig = figures.scatter_figure(scatter_points(_synthetic(), 0.2))
+    link = fig.data[1]
+    assert link.name == figures.LINK_TRACE_NAME
+    assert len(link.x) == 0 and link.line.dash == "dot" and link.line.color == figures.COLORS["link"]
+    assert link.hoverinfo == "skip"
+
+
+def test_scatter_figure_marks_each_features_average(reference_dataset):
+    summary = feature_summary(reference_dataset, 0.3)
+    points = scatter_points(reference_dataset, 0.3, features=summary["feature"])
+    fig = figures.scatter_figure(
+        points, feature_order=summary["feature"], means=summary.set_index("feature")["avg_ctr_with"]
+    )
+    assert np.array_equal(fig.data[2].y, summary["avg_ctr_with"].to_numpy() * 100.0)
+
+
+# -- bars --------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("value", ["avg_ctr_with", "avg_ctr_without"])
+@pytest.mark.parametrize("confidence, low, high", [(0.0, 0, 100), (0.3, 0, 100), (0.5, 5, 60)])
+def test_bar_figure_numbers_equal_feature_summary(reference_dataset, value, confidence, low, high):
+    summary = feature_summary(reference_dataset, confidence, low, high)
+    fig = figures.bar_figure(summary, value=value)
+    bar = fig.data[0]
+    assert bar.orientation == "h"
+    assert list(bar.y) == list(summary["feature"])
+    assert np.array_equal(bar.x, summary[value].to_numpy() * 100.0, equal_nan=True)
+    assert fig.layout.yaxis.autorange == "reversed"  # highest impact on top
+
+
+def test_bar_figure_grows_with_the_feature_count():
+    small = figures.bar_figure(feature_summary(_synthetic(n_features=4), 0.2))
+    large = figures.bar_figure(feature_summary(_synthetic(n_features=200), 0.2))
+    assert large.layout.height > small.layout.height
+    assert large.layout.height >= 200 * figures.BAR_ROW_PX
+
+
+def test_bar_figure_labels_ctr_in_percent(reference_dataset):
+    summary = feature_summary(reference_dataset, 0.3)
+    fig = figures.bar_figure(summary)
+    assert fig.layout.xaxis.ticksuffix == "%"
+    assert "(%)" in fig.layout.xaxis.title.text
+    assert fig.data[0].text[0] == f"{summary['avg_ctr_with'].iloc[0] * 100:.2f}%"
+
+
+def test_impact_figure_numbers_and_colours(reference_dataset):
+    summary = feature_summary(reference_dataset, 0.3)
+    fig = figures.impact_figure(summary)
+    bar = fig.data[0]
+    assert list(bar.y) == list(summary["feature"])
+    assert np.array_equal(bar.x, summary["impact"].to_numpy() * 100.0)
+    positive_rgb = figures._rgba(figures.COLORS["positive"], 1).rsplit(",", 1)[0]
+    negative_rgb = figures._rgba(figures.COLORS["negative"], 1).rsplit(",", 1)[0]
+    for impact, color in zip(summary["impact"], bar.marker.color):
+        assert color.startswith(positive_rgb if impact >= 0 else negative_rgb)
+
+
+def test_impact_figure_draws_error_bars_from_the_interval_columns(reference_dataset):
+    summary = feature_summary(reference_dataset, 0.0)
+    fig = figures.impact_figure(summary)
+    error = fig.data[0].error_x
+    x = summary["impact"].to_numpy() * 100.0
+    assert np.allclose(x + np.asarray(error.array), summary["ci_high"] * 100.0, equal_nan=True)
+    assert np.allclose(x - np.asarray(error.arrayminus), summary["ci_low"] * 100.0, equal_nan=True)
+
+
+def test_impact_figure_without_interval_columns_has_no_error_bars(reference_dataset):
+    summary = feature_summary(reference_dataset, 0.0)[["feature", "n_with", "n_without", "avg_ctr_with", "avg_ctr_without", "impact"]]
+    fig = figures.impact_figure(summary)
+    assert fig.data[0].error_x.array is None
+    assert len(fig.data) == 1 and fig.data[0].text is not None
+
+
+def test_impact_figure_fades_features_that_are_not_significant(reference_dataset):
+    summary = feature_summary(reference_dataset, 0.0)
+    assert summary["significant"].any() and not summary["significant"].all()
+    fig = figures.impact_figure(summary)
+    for significant, color in zip(summary["significant"], fig.data[0].marker.color):
+        assert color.endswith(",1)") == bool(significant)
+
+
+# -- empty states --------------------------------------------------------------------------------
+
+
+EMPTY_SUMMARY = pd.DataFrame(columns=["feature", "n_with", "n_without", "avg_ctr_with", "avg_ctr_without", "impact"])
+EMPTY_POINTS = pd.DataFrame(columns=["image", "feature", "confidence", "ctr"])
+
+
+@pytest.mark.parametrize(
+    "build",
+    [
+        lambda: figures.scatter_figure(EMPTY_POINTS),
+        lambda: figures.scatter_figure(None),
+        lambda: figures.bar_figure(EMPTY_SUMMARY),
+        lambda: figures.bar_figure(EMPTY_SUMMARY, value="avg_ctr_without"),
+        lambda: figures.impact_figure(EMPTY_SUMMARY),
+        lambda: figures.empty_figure("Nothing here"),
+    ],
+)
+def test_builders_return_an_explanatory_empty_figure(build):
+    fig = build()
+    assert figures.is_empty_figure(fig)
+    assert len(fig.data) == 0
+    assert fig.layout.annotations[0].text
+    assert fig.layout.xaxis.visible is False
+
+
+def test_scatter_figure_with_no_point_of_the_ordered_features_is_empty():
+    points = scatter_points(_synthetic(), 0.2)
+    assert figures.is_empty_figure(figures.scatter_figure(points, feature_order=["f5"]))
+
+
+def test_empty_figure_shows_the_message():
+    fig = figures.empty_figure("No CTR yet for acme / vision.")
+    assert fig.layout.annotations[0].text == "No CTR yet for acme / vision."
+    assert figures.is_empty_figure(fig.to_plotly_json())
+
+
+# -- purity --------------------------------------------------------------------------------------
+
+
+def test_figures_import_only_pandas_numpy_and_plotly():
+    tree = ast.parse(FIGURES_PY.read_text())
+    roots = set()
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Import):
+            roots |= {alias.name.split(".")[0] for alias in node.names}
+        elif isinstance(node, ast.ImportFrom) and node.module:
+            roots.add(node.module.split(".")[0])
+    assert roots <= {"__future__", "math", "numpy", "pandas", "plotly"}
+
+
+def test_figures_work_in_a_notebook_without_a_server(reference_dataset):
+    fig = figures.impact_figure(feature_summary(reference_dataset, 0.3))
+    assert fig.layout.title.text == figures.TITLES["impact"]
+    assert fig.to_json()  # serialisable as it is
