@@ -1,0 +1,81 @@
+"""Latency of GET /api/summary as the confidence threshold moves, at demo scale and at 10k x 1k.
+
+For each size, the demo generator's build (seed 42) and its CTRs are stored in a fresh SQLite
+file behind an app from the factory. The server's first request (Dash sets itself up) and the
+first summary (which loads the build into the cache) are reported on their own, then the median
+over requests whose threshold moves each time, as a slider does. The pure ``feature_summary``
+time on the same data is printed for reference.
+
+    .venv/bin/python bench/bench_summary.py [--requests 40]
+"""
+
+from __future__ import annotations
+
+import argparse
+import tempfile
+from pathlib import Path
+
+from common import BUSINESS, SOURCE, fresh_app, latency_line, median, timed
+
+from data.analysis import feature_summary
+from data.demo import demo_build
+
+# (images, features, median target in ms)
+SIZES = [(659, 480, 50.0), (10_000, 1_000, 500.0)]
+
+
+def thresholds(n: int) -> list[float]:
+    """A slider sweeping up and down in 0.05 steps, so that consecutive requests always differ."""
+    up = [round(0.05 * k, 2) for k in range(20)]
+    sweep = up + up[:0:-1]
+    return [sweep[k % len(sweep)] for k in range(n)]
+
+
+def get_summary(client, confidence: float) -> dict:
+    """GET /api/summary at one threshold, failing loudly on anything but 200."""
+    response = client.get(
+        "/api/summary",
+        query_string={"business": BUSINESS, "source": SOURCE, "confidence": confidence},
+    )
+    if response.status_code != 200:
+        raise SystemExit(f"GET /api/summary answered {response.status_code}: {response.get_data(as_text=True)[:500]}")
+    return response.get_json()
+
+
+def bench_size(folder: Path, n_images: int, n_features: int, target_ms: float, requests: int) -> None:
+    """Store one build of that size and print its first-request, median and pure-analysis times."""
+    batch, ctr = demo_build(n_images=n_images, n_features=n_features)
+    app, store = fresh_app(folder, f"summary_{n_images}x{n_features}.db")
+    store.add_build(BUSINESS, SOURCE, batch)
+    store.replace_ctr(BUSINESS, SOURCE, ctr)
+    client = app.server.test_client()
+    label = f"summary {n_images}x{n_features}"
+
+    # Dash sets itself up (and serves the layout) on the server's first request of any kind.
+    setup = timed(lambda: client.get("/healthz"))
+    first = timed(lambda: get_summary(client, 0.0))
+    print(f"{label}: server's first request {setup * 1000:.1f} ms; first summary (loads the build) {first * 1000:.1f} ms")
+
+    answers = []
+    times = [timed(lambda c=c: answers.append(get_summary(client, c))) for c in thresholds(requests)]
+    if not any(answer["features"] for answer in answers):
+        raise SystemExit("every summary was empty: the bench measured nothing")
+    print(latency_line(f"{label} GET /api/summary, threshold moving", median(times), target_ms))
+
+    dataset = store.dataset(BUSINESS, SOURCE)
+    pure = [timed(lambda c=c: feature_summary(dataset, c)) for c in thresholds(requests)]
+    print(latency_line(f"{label} feature_summary alone", median(pure)))
+    store.close()
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--requests", type=int, default=40, help="timed requests per size")
+    args = parser.parse_args()
+    with tempfile.TemporaryDirectory() as tmp:
+        for n_images, n_features, target_ms in SIZES:
+            bench_size(Path(tmp), n_images, n_features, target_ms, args.requests)
+
+
+if __name__ == "__main__":
+    main()
