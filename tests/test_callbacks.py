@@ -1,0 +1,377 @@
+"""The page's logic without a browser: compute_view, the hover lookup, the pickers and the poll."""
+
+from __future__ import annotations
+
+import json
+import random
+
+import numpy as np
+import pandas as pd
+import pytest
+from dash import no_update
+
+from dashboard import figures, ids
+from dashboard.callbacks import (
+    compute_view,
+    image_urls,
+    parse_build,
+    poll_version,
+    select_shown,
+    upload_command,
+)
+from dashboard.factory import create_app
+from dashboard.layout import (
+    CURRENT_BUILD,
+    DEFAULT_CONFIDENCE,
+    DEFAULT_SPARSITY,
+    build_options,
+    choose,
+    source_options,
+)
+from data.analysis import feature_summary, scatter_points
+from data.batches import FeatureBatch, ctr_frame
+
+BUSINESS, SOURCE = "acme", "vision"
+FIGURE_KEYS = ("scatter", "avg_with", "impact", "avg_without")
+
+
+def _load(store, frame, business=BUSINESS, source=SOURCE, *, ctr=True):
+    store.add_build(business, source, FeatureBatch.from_wide(frame))
+    if ctr:
+        store.replace_ctr(business, source, ctr_frame(frame["image_name"], frame["ctr"]))
+
+
+@pytest.fixture
+def loaded(store, reference_frame):
+    """The store holding the reference build with its CTRs as acme / vision."""
+    _load(store, reference_frame)
+    return store
+
+
+def _synthetic_frame(n_images=60, n_features=12, seed=42) -> pd.DataFrame:
+    rng = random.Random(seed)
+    data = {"image_name": [f"img_{i}" for i in range(n_images)], "ctr": [0.004 + rng.random() * 0.01 for _ in range(n_images)]}
+    for j in range(n_features):
+        data[f"feat_{j}"] = [round(rng.random(), 3) if rng.random() < 0.4 else 0.0 for _ in range(n_images)]
+    return pd.DataFrame(data)
+
+
+def _find(component, component_id):
+    """The component with ``component_id`` in a layout tree (None when absent)."""
+    if getattr(component, "id", None) == component_id:
+        return component
+    children = getattr(component, "children", None)
+    if children is None:
+        return None
+    for child in children if isinstance(children, (list, tuple)) else [children]:
+        found = _find(child, component_id)
+        if found is not None:
+            return found
+    return None
+
+
+# -- compute_view --------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("confidence, sparsity", [(0.0, (0, 100)), (0.3, (0, 100)), (0.5, (2, 100)), (0.2, (10, 40))])
+def test_compute_view_numbers_equal_feature_summary(loaded, reference_dataset, confidence, sparsity):
+    view = compute_view(loaded, BUSINESS, SOURCE, CURRENT_BUILD, confidence, list(sparsity), shown=0)
+    summary = feature_summary(reference_dataset, confidence, *sparsity)
+    features = list(summary["feature"])
+    assert list(view["avg_with"].data[0].y) == features
+    assert np.array_equal(view["avg_with"].data[0].x, summary["avg_ctr_with"] * 100.0)
+    assert np.array_equal(view["avg_without"].data[0].x, summary["avg_ctr_without"] * 100.0, equal_nan=True)
+    assert np.array_equal(view["impact"].data[0].x, summary["impact"] * 100.0, equal_nan=True)
+    assert list(view["scatter"].layout.xaxis.ticktext) == features
+    pd.testing.assert_frame_equal(view["summary"].reset_index(drop=True), summary)
+
+
+def test_compute_view_scatter_has_one_point_per_image_and_feature_present(loaded, reference_dataset):
+    view = compute_view(loaded, BUSINESS, SOURCE, None, 0.3, [0, 100], shown=0)
+    summary = feature_summary(reference_dataset, 0.3)
+    points = scatter_points(reference_dataset, 0.3, features=summary["feature"])
+    scatter = view["scatter"].data[0]
+    assert len(scatter.x) == len(points)
+    assert list(scatter.text) == list(points["image"])
+    assert np.array_equal(scatter.y, points["ctr"] * 100.0)
+
+
+def test_compute_view_hover_lookup_links_each_point_to_its_image(loaded, reference_dataset):
+    view = compute_view(loaded, BUSINESS, SOURCE, None, 0.3, [0, 100], shown=0)
+    lookup = json.loads(json.dumps(view["lookup"]))  # as the browser gets it
+    scatter = view["scatter"].data[0]
+    x, y, text = np.asarray(scatter.x), np.asarray(scatter.y), list(scatter.text)
+    assert len(lookup["point_image"]) == len(x)
+    assert lookup["features"] == list(view["scatter"].layout.xaxis.ticktext)
+    for i in range(0, len(x), 7):
+        image = lookup["point_image"][i]
+        assert lookup["images"][image] == text[i]
+        assert lookup["ctr"][image] == y[i]
+        assert x[i] in lookup["image_codes"][image]
+    # Each image lists exactly the charted features it has, with their confidences.
+    for image, name in enumerate(lookup["images"]):
+        row = list(reference_dataset.images).index(name)
+        expected = [
+            (code, reference_dataset.confidences[row, list(reference_dataset.features).index(f)])
+            for code, f in enumerate(lookup["features"])
+            if reference_dataset.confidences[row, list(reference_dataset.features).index(f)] > 0.3
+        ]
+        assert lookup["image_codes"][image] == [c for c, _ in expected]
+        assert lookup["image_conf"][image] == pytest.approx([v for _, v in expected], abs=1e-4)
+
+
+def test_compute_view_lookup_codes_are_bar_rows(loaded):
+    view = compute_view(loaded, BUSINESS, SOURCE, None, 0.3, [0, 100])
+    assert view["lookup"]["features"] == list(view["impact"].data[0].y) == list(view["avg_without"].data[0].y)
+
+
+def test_compute_view_shows_top_and_bottom_features_of_a_large_build(store):
+    _load(store, _synthetic_frame(n_images=80, n_features=40))
+    view = compute_view(store, BUSINESS, SOURCE, None, 0.1, [0, 100], shown=5)
+    summary = feature_summary(store.dataset(BUSINESS, SOURCE), 0.1)
+    finite = summary[summary["impact"].notna()]
+    expected = list(finite["feature"].iloc[:5]) + list(finite["feature"].iloc[-5:])
+    assert list(view["impact"].data[0].y) == expected
+    assert list(view["scatter"].layout.xaxis.ticktext) == expected
+    assert "top 5 and bottom 5 of 40" in view["shown_text"]
+
+
+def test_compute_view_widens_the_scatter_when_features_do_not_fit(store):
+    _load(store, _synthetic_frame(n_images=50, n_features=120))
+    view = compute_view(store, BUSINESS, SOURCE, None, 0.0, [0, 100], shown=0)
+    assert view["scatter_width"] and view["scatter"].layout.width == view["scatter_width"]
+    assert compute_view(store, BUSINESS, SOURCE, None, 0.0, [0, 100], shown=25)["scatter_width"] is None
+
+
+def test_compute_view_uses_an_earlier_build_when_asked(store, reference_frame):
+    _load(store, reference_frame)
+    first = store.resolve_build(BUSINESS, SOURCE)
+    changed = reference_frame.assign(text=0.0)
+    _load(store, changed, ctr=False)
+    current = compute_view(store, BUSINESS, SOURCE, CURRENT_BUILD, 0.3, [0, 100])
+    earlier = compute_view(store, BUSINESS, SOURCE, first, 0.3, [0, 100])
+    assert "text" in earlier["lookup"]["features"]
+    assert "text" not in current["lookup"]["features"]
+
+
+def test_compute_view_falls_back_to_the_current_build_when_one_is_gone(loaded):
+    view = compute_view(loaded, BUSINESS, SOURCE, 999, 0.3, [0, 100])
+    assert view["notice"]["title"].startswith("Build #999")
+    assert not figures.is_empty_figure(view["scatter"])
+
+
+def test_compute_view_with_no_data_explains_how_to_send_some(store):
+    view = compute_view(store, None, None)
+    for key in FIGURE_KEYS:
+        assert figures.is_empty_figure(view[key])
+    assert "No data yet" in view["scatter"].layout.annotations[0].text
+    assert view["notice"]["command"] == (
+        'curl -X PUT -H "Business: acme" -H "Image-Source: vision" -H "Authorization: Bearer $INGEST_TOKEN" '
+        "--data-binary @features.json http://HOST:PORT/api/features"
+    )
+    assert view["lookup"] is None
+
+
+def test_compute_view_with_no_ctr_says_so(store, reference_frame):
+    _load(store, reference_frame, ctr=False)
+    view = compute_view(store, BUSINESS, SOURCE, None, 0.3, [0, 100], api_base="http://dash.example:8050/")
+    for key in FIGURE_KEYS:
+        assert figures.is_empty_figure(view[key])
+    assert "No CTR yet for acme / vision" in view["scatter"].layout.annotations[0].text
+    assert view["notice"]["command"].endswith("--data-binary @ctr.json http://dash.example:8050/api/ctr")
+    assert "287 images" in view["status"]
+
+
+def test_compute_view_with_filters_that_leave_no_feature_says_so(loaded):
+    view = compute_view(loaded, BUSINESS, SOURCE, None, 0.99, [0, 100])
+    for key in FIGURE_KEYS:
+        assert figures.is_empty_figure(view[key])
+    assert "No feature is present" in view["scatter"].layout.annotations[0].text
+    assert view["notice"]["title"] == "No feature left"
+
+
+def test_compute_view_for_an_unknown_dataset_explains_it(loaded):
+    view = compute_view(loaded, "nobody", SOURCE, None)
+    assert figures.is_empty_figure(view["scatter"])
+    assert "nobody / vision" in view["notice"]["title"]
+
+
+def test_compute_view_ships_image_urls_and_counts(store, reference_frame):
+    frame = reference_frame.head(60)
+    store.add_build(BUSINESS, "web ads", FeatureBatch.from_wide(frame))
+    impressions = [1000 + i for i in range(len(frame))]
+    clicks = [int(c * n) for c, n in zip(frame["ctr"], impressions)]
+    store.replace_ctr(BUSINESS, "web ads", ctr_frame(frame["image_name"], frame["ctr"], clicks, impressions))
+    view = compute_view(
+        store, BUSINESS, "web ads", None, 0.0, [0, 100],
+        image_url_template="https://img.example/{business}/{source}/{image}.jpg",
+    )
+    lookup = view["lookup"]
+    assert lookup["urls"][0] == f"https://img.example/acme/web%20ads/{lookup['images'][0]}.jpg"
+    row = list(frame["image_name"]).index(lookup["images"][0])
+    assert (lookup["clicks"][0], lookup["impressions"][0]) == (clicks[row], impressions[row])
+
+
+# -- helpers -------------------------------------------------------------------------------------
+
+
+def test_select_shown_keeps_top_and_bottom_by_impact():
+    summary = pd.DataFrame({"feature": list("abcdefg"), "impact": [5, 4, 3, 2, 1, 0, np.nan]})
+    assert list(select_shown(summary, 2)["feature"]) == ["a", "b", "e", "f"]
+    assert list(select_shown(summary, 0)["feature"]) == list("abcdefg")
+    assert list(select_shown(summary, 4)["feature"]) == list("abcdefg")
+
+
+@pytest.mark.parametrize("value, expected", [(None, None), ("current", None), (7, 7), ("7", 7), ("x", None)])
+def test_parse_build(value, expected):
+    assert parse_build(value) == expected
+
+
+def test_image_urls_quote_each_part():
+    urls = image_urls("https://cdn.example/{business}/{source}/{image}", "A&B", "vision api", ["a b/c.png"])
+    assert urls == ["https://cdn.example/A%26B/vision%20api/a%20b%2Fc.png"]
+    assert image_urls(None, "a", "b", ["c"]) is None
+    assert image_urls("https://x/{unknown}", "a", "b", ["c"]) is None
+
+
+def test_upload_command_names_the_dataset_and_host():
+    assert upload_command("acme", "vision", kind="ctr", api_base="http://10.0.0.5:8050/") == (
+        'curl -X PUT -H "Business: acme" -H "Image-Source: vision" -H "Authorization: Bearer $INGEST_TOKEN" '
+        "--data-binary @ctr.json http://10.0.0.5:8050/api/ctr"
+    )
+
+
+# -- pickers and the layout ----------------------------------------------------------------------
+
+
+def test_layout_defaults_to_the_most_recently_updated_dataset_and_current_build(store, settings, reference_frame):
+    _load(store, reference_frame, "older", "vision")
+    _load(store, reference_frame, "newer", "web")
+    _load(store, reference_frame, "newer", "web")
+    from dashboard.layout import build_layout
+
+    page = build_layout(store, settings)()
+    assert _find(page, ids.BUSINESS).value == "newer"
+    assert _find(page, ids.SOURCE).value == "web"
+    build = _find(page, ids.BUILD)
+    assert build.value == CURRENT_BUILD
+    assert [o["value"] for o in build.options][1:] == [int(store.builds("newer", "web")["build_id"].iloc[1])]
+    assert _find(page, ids.VERSION).data == store.version()
+    assert _find(page, ids.POLL).interval == int(settings.poll_seconds * 1000)
+
+
+def test_layout_sliders_have_explicit_steps_and_defaults(store, settings):
+    from dashboard.layout import build_layout
+
+    page = build_layout(store, settings)()
+    confidence, sparsity = _find(page, ids.CONFIDENCE), _find(page, ids.SPARSITY)
+    assert (confidence.min, confidence.max, confidence.step, confidence.value) == (0, 1, 0.01, DEFAULT_CONFIDENCE)
+    assert (sparsity.min, sparsity.max, sparsity.step, sparsity.value) == (0, 100, 1, DEFAULT_SPARSITY)
+    for chart in ids.CHARTS:
+        assert _find(page, chart) is not None
+
+
+def test_build_options_put_the_current_build_first(store, reference_frame):
+    for _ in range(3):
+        _load(store, reference_frame, ctr=False)
+    options = build_options(store.builds(BUSINESS, SOURCE))
+    assert options[0]["value"] == CURRENT_BUILD and "current" in options[0]["label"]
+    assert [o["value"] for o in options[1:]] == list(store.builds(BUSINESS, SOURCE)["build_id"].iloc[1:])
+
+
+def test_source_options_flag_sources_without_ctr(store, reference_frame):
+    _load(store, reference_frame, BUSINESS, "vision")
+    _load(store, reference_frame, BUSINESS, "colours", ctr=False)
+    labels = {o["value"]: o["label"] for o in source_options(store.datasets(), BUSINESS)}
+    assert labels == {"vision": "vision", "colours": "colours (no CTR yet)"}
+
+
+def test_choose_keeps_a_valid_value():
+    options = [{"value": "a"}, {"value": "b"}]
+    assert choose(options, "b") == "b"
+    assert choose(options, "z") == "a"
+    assert choose(options, "z", "b") == "b"
+    assert choose([], "z") is None
+
+
+# -- the version poll ----------------------------------------------------------------------------
+
+
+def test_poll_version_redraws_only_when_the_data_changed(store, reference_frame):
+    known = store.version()
+    assert poll_version(store, known) is no_update
+    _load(store, reference_frame, ctr=False)
+    after_build = poll_version(store, known)
+    assert after_build not in (no_update, known)
+    assert poll_version(store, after_build) is no_update
+    store.replace_ctr(BUSINESS, SOURCE, ctr_frame(reference_frame["image_name"], reference_frame["ctr"]))
+    after_ctr = poll_version(store, after_build)
+    assert after_ctr not in (no_update, after_build)
+
+
+def _dash_post(client, outputs, inputs, state=()):
+    """Call a registered callback through Dash's own endpoint, as the browser does."""
+    multi = len(outputs) > 1
+    output = "..{}..".format("...".join(f"{i}.{p}" for i, p in outputs)) if multi else f"{outputs[0][0]}.{outputs[0][1]}"
+    body = {
+        "output": output,
+        "outputs": [{"id": i, "property": p} for i, p in outputs] if multi else {"id": outputs[0][0], "property": outputs[0][1]},
+        "inputs": [{"id": i, "property": p, "value": v} for i, p, v in inputs],
+        "changedPropIds": [f"{inputs[0][0]}.{inputs[0][1]}"],
+        "state": [{"id": i, "property": p, "value": v} for i, p, v in state],
+    }
+    return client.post("/_dash-update-component", json=body)
+
+
+def test_poll_callback_updates_nothing_until_a_build_lands(client, store, reference_frame):
+    known = store.version()
+    unchanged = _dash_post(client, [(ids.VERSION, "data")], [(ids.POLL, "n_intervals", 1)], [(ids.VERSION, "data", known)])
+    assert unchanged.status_code == 200
+    assert unchanged.get_json()["response"] == {}  # no output changes, so nothing redraws
+    _load(store, reference_frame)
+    changed = _dash_post(client, [(ids.VERSION, "data")], [(ids.POLL, "n_intervals", 2)], [(ids.VERSION, "data", known)])
+    assert changed.status_code == 200
+    assert changed.get_json()["response"][ids.VERSION]["data"] == store.version()
+
+
+def test_redraw_callback_returns_the_four_figures(client, loaded):
+    outputs = [(c, "figure") for c in ids.CHARTS] + [
+        (ids.LOOKUP, "data"), (ids.HOVER_PANEL, "children"), (ids.NOTICE, "children"),
+        (ids.STATUS, "children"), (ids.SCATTER, "style"), (ids.BAR_PANEL, "style"),
+    ]
+    inputs = [
+        (ids.BUSINESS, "value", BUSINESS), (ids.SOURCE, "value", SOURCE), (ids.BUILD, "value", CURRENT_BUILD),
+        (ids.CONFIDENCE, "value", 0.3), (ids.SPARSITY, "value", [0, 100]), (ids.SHOWN, "value", "25"),
+        (ids.VERSION, "data", loaded.version()),
+    ]
+    response = _dash_post(client, outputs, inputs)
+    assert response.status_code == 200
+    answer = response.get_json()["response"]
+    bars = answer[ids.IMPACT]["figure"]["data"][0]
+    assert bars["y"] == list(feature_summary(loaded.dataset(BUSINESS, SOURCE), 0.3)["feature"])
+
+
+def test_refresh_keeps_the_chosen_business_and_adds_new_ones(client, loaded, reference_frame):
+    _load(loaded, reference_frame, "globex", "vision")
+    response = _dash_post(
+        client,
+        [(ids.BUSINESS, "options"), (ids.BUSINESS, "value")],
+        [(ids.VERSION, "data", loaded.version())],
+        [(ids.BUSINESS, "value", BUSINESS)],
+    )
+    answer = response.get_json()["response"]
+    assert [o["value"] for o in answer[ids.BUSINESS]["options"]] == ["globex", BUSINESS]
+    assert answer[ids.BUSINESS]["value"] == BUSINESS
+
+
+def test_every_app_gets_its_own_callbacks(settings, store):
+    first, second = create_app(settings, store), create_app(settings, store)
+    for app in (first, second):
+        assert any(ids.SCATTER in key for key in app.callback_map)
+        assert any(ids.VERSION in key for key in app.callback_map)
+
+
+def test_page_links_only_local_assets(client):
+    html = client.get("/").get_data(as_text=True)
+    assert "/assets/bootstrap.min.css" in html
+    assert "cdn." not in html and "https://" not in html
