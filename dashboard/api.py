@@ -1,8 +1,197 @@
-"""The read API (placeholder until the read routes land)."""
+"""The read API: GET /api/datasets, /api/builds, /api/summary and /api/version as JSON."""
 
-from flask import Blueprint
+from __future__ import annotations
+
+import math
+from contextlib import contextmanager
+from dataclasses import asdict, dataclass
+from typing import Mapping
+
+import pandas as pd
+from flask import Blueprint, jsonify, request
+
+from data.analysis import feature_summary
+from data.store import UnknownBuild, UnknownDataset
+from ingest.http import ApiError
+
+DATASET_FIELDS = ["business", "source", "build_id", "received_at", "images", "features", "images_with_ctr"]
+BUILD_FIELDS = ["build_id", "received_at", "images", "features", "values"]
+
+
+class QueryError(ValueError):
+    """Query parameters that cannot be used; ``problems`` names each one."""
+
+    def __init__(self, problems: list[str]):
+        super().__init__("; ".join(problems))
+        self.problems = problems
+
+
+class _Params:
+    """Reads query parameters from a mapping, collecting a problem per bad one."""
+
+    def __init__(self, args: Mapping[str, str]):
+        self.args = args
+        self.problems: list[str] = []
+
+    def text(self, name: str) -> str:
+        value = self.args.get(name)
+        if value is None or not value.strip():
+            self.problems.append(f"{name} is required")
+        return value or ""
+
+    def number(self, name: str, default: float, low: float, high: float) -> float:
+        raw = self.args.get(name)
+        if raw is None or raw == "":
+            return default
+        try:
+            value = float(raw)
+        except ValueError:
+            value = math.nan
+        # NaN fails the comparison, so "nan" is refused along with text and out-of-range values.
+        if not low <= value <= high:
+            self.problems.append(f"{name} must be a number in [{low:g}, {high:g}], got {raw!r}")
+            return default
+        return value
+
+    def integer(self, name: str, low: int = 1) -> int | None:
+        raw = self.args.get(name)
+        if raw is None or raw == "":
+            return None
+        text = raw.strip()
+        if not (text.isascii() and text.isdigit()) or int(text) < low:
+            self.problems.append(f"{name} must be a whole number >= {low}, got {raw!r}")
+            return None
+        return int(text)
+
+    def done(self) -> None:
+        if self.problems:
+            raise QueryError(self.problems)
+
+
+@dataclass(frozen=True)
+class PairQuery:
+    """The (business, source) a request is about."""
+
+    business: str
+    source: str
+
+    @classmethod
+    def from_args(cls, args: Mapping[str, str]) -> "PairQuery":
+        """Parse ``business`` and ``source``; raises QueryError naming every problem."""
+        params = _Params(args)
+        query = cls(params.text("business"), params.text("source"))
+        params.done()
+        return query
+
+
+@dataclass(frozen=True)
+class SummaryQuery:
+    """The parameters of GET /api/summary, with the dashboard's defaults."""
+
+    business: str
+    source: str
+    confidence: float = 0.0
+    min_pct: float = 0.0
+    max_pct: float = 100.0
+    build_id: int | None = None
+
+    @classmethod
+    def from_args(cls, args: Mapping[str, str]) -> "SummaryQuery":
+        """Parse a query string mapping; raises QueryError naming every problem."""
+        params = _Params(args)
+        query = cls(
+            business=params.text("business"),
+            source=params.text("source"),
+            confidence=params.number("confidence", cls.confidence, 0.0, 1.0),
+            min_pct=params.number("min_pct", cls.min_pct, 0.0, 100.0),
+            max_pct=params.number("max_pct", cls.max_pct, 0.0, 100.0),
+            build_id=params.integer("build_id"),
+        )
+        if query.min_pct > query.max_pct:
+            params.problems.append(f"min_pct ({query.min_pct:g}) must not exceed max_pct ({query.max_pct:g})")
+        params.done()
+        return query
+
+    def analysis_args(self) -> dict:
+        """The keyword arguments of data.analysis.feature_summary."""
+        return {"confidence": self.confidence, "min_pct": self.min_pct, "max_pct": self.max_pct}
+
+
+def records(frame: pd.DataFrame, columns: list[str]) -> list[dict]:
+    """Rows as dicts of plain Python values (exact floats), NaN and missing values as None."""
+    if frame.empty:
+        return []
+    lists = [[_plain(v) for v in frame[c].tolist()] for c in columns]
+    return [dict(zip(columns, row)) for row in zip(*lists)]
+
+
+def _plain(value):
+    if value is None or value is pd.NA or (isinstance(value, float) and math.isnan(value)):
+        return None
+    return value.item() if hasattr(value, "item") else value
+
+
+def summary_payload(dataset, query: SummaryQuery, build_id: int) -> dict:
+    """The JSON body of GET /api/summary for one dataset."""
+    summary = feature_summary(dataset, **query.analysis_args())
+    return {
+        **asdict(query),
+        "build_id": build_id,
+        "images": len(dataset.images),
+        "images_with_ctr": dataset.images_with_ctr,
+        "features": records(summary, list(summary.columns)),
+    }
 
 
 def create_api_blueprint(store, settings) -> Blueprint:
     """The blueprint with the GET /api/... routes."""
-    return Blueprint("api", __name__)
+    bp = Blueprint("api", __name__)
+
+    @bp.after_request
+    def _no_store(response):
+        # The page polls these; a cached answer would hide new builds.
+        response.headers["Cache-Control"] = "no-store"
+        return response
+
+    @bp.get("/api/datasets")
+    def datasets():
+        return jsonify({"datasets": records(store.datasets(), DATASET_FIELDS)})
+
+    @bp.get("/api/builds")
+    def build_history():
+        pair = _parse(PairQuery, request.args)
+        with _not_found():
+            history = store.builds(pair.business, pair.source)
+        return jsonify({**asdict(pair), "builds": records(history, BUILD_FIELDS)})
+
+    @bp.get("/api/summary")
+    def summary():
+        query = _parse(SummaryQuery, request.args)
+        with _not_found():
+            build_id = store.resolve_build(query.business, query.source, query.build_id)
+            dataset = store.dataset(query.business, query.source, build_id)
+        return jsonify(summary_payload(dataset, query, build_id))
+
+    @bp.get("/api/version")
+    def version():
+        return jsonify({"version": store.version()})
+
+    return bp
+
+
+def _parse(query_class, args):
+    try:
+        return query_class.from_args(args)
+    except QueryError as exc:
+        raise ApiError(400, "invalid query parameters", exc.problems) from None
+
+
+@contextmanager
+def _not_found():
+    """Turn the store's lookup errors into a 404 in the API's error shape."""
+    try:
+        yield
+    except UnknownBuild as exc:
+        raise ApiError(404, "unknown build", [str(exc)]) from None
+    except UnknownDataset as exc:
+        raise ApiError(404, "unknown dataset", [str(exc)]) from None

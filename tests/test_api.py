@@ -1,0 +1,278 @@
+"""The read API on real SQLite files: datasets, builds, summary (exact numbers) and version."""
+
+from __future__ import annotations
+
+import json
+import math
+
+import numpy as np
+import pytest
+
+from dashboard.api import QueryError, SummaryQuery
+from data.analysis import feature_summary
+from data.batches import FeatureBatch, ctr_frame
+
+HEADERS = {"Business": "Reference 2018", "Image-Source": "vision"}
+PAIR = {"business": "Reference 2018", "source": "vision"}
+CORE = ["n_with", "n_without", "prevalence_pct", "avg_ctr_with", "avg_ctr_without", "impact"]
+
+
+def put(client, path, doc, headers=HEADERS):
+    return client.put(path, data=json.dumps(doc), headers=headers)
+
+
+@pytest.fixture
+def reference_client(client, reference_frame):
+    """A client whose store holds the reference CSV, sent through the two PUTs."""
+    features = [c for c in reference_frame.columns if c not in ("image_name", "ctr")]
+    doc = {row["image_name"]: {f: row[f] for f in features} for _, row in reference_frame.iterrows()}
+    assert put(client, "/api/features", doc).status_code == 201
+    ctr = dict(zip(reference_frame["image_name"], reference_frame["ctr"]))
+    assert put(client, "/api/ctr", ctr).status_code == 200
+    return client
+
+
+def expected_summary(frame, confidence, min_pct, max_pct) -> dict:
+    """The summary computed independently with pandas, one feature at a time."""
+    rows = {}
+    for feature in frame.columns.drop(["image_name", "ctr"]):
+        present = frame[feature] > confidence
+        count = int(present.sum())
+        prevalence = 100 * count / len(frame)
+        if not min_pct <= prevalence <= max_pct or count == 0:
+            continue
+        with_ctr = frame.loc[present, "ctr"].mean()
+        without_ctr = frame.loc[~present, "ctr"].mean()
+        rows[feature] = {
+            "n_with": count,
+            "n_without": len(frame) - count,
+            "prevalence_pct": prevalence,
+            "avg_ctr_with": with_ctr,
+            "avg_ctr_without": None if math.isnan(without_ctr) else without_ctr,
+            "impact": None if math.isnan(without_ctr) else with_ctr - without_ctr,
+        }
+    return rows
+
+
+# -- /api/summary --------------------------------------------------------------------------
+
+# 62 and 63 of 287 images are exact prevalences of reference features: inclusive bounds there.
+EDGE_LOW, EDGE_HIGH = 100 * 62 / 287, 100 * 63 / 287
+
+
+@pytest.mark.parametrize("confidence", [0.0, 0.1, 0.25, 0.5, 0.9])
+@pytest.mark.parametrize("min_pct, max_pct", [(0, 100), (5, 50), (10, 30), (EDGE_LOW, EDGE_HIGH), (0, 0)])
+def test_summary_matches_an_independent_pandas_computation(reference_client, reference_frame, confidence, min_pct, max_pct):
+    query = dict(PAIR, confidence=repr(confidence), min_pct=repr(min_pct), max_pct=repr(max_pct))
+    response = reference_client.get("/api/summary", query_string=query)
+    assert response.status_code == 200
+    body = response.get_json()
+    expected = expected_summary(reference_frame, confidence, min_pct, max_pct)
+    got = {row["feature"]: {k: row[k] for k in CORE} for row in body["features"]}
+    assert got == expected  # exact equality: every float to the last bit
+    impacts = [row["impact"] for row in body["features"] if row["impact"] is not None]
+    assert impacts == sorted(impacts, reverse=True)
+    assert (body["confidence"], body["min_pct"], body["max_pct"]) == (confidence, min_pct, max_pct)
+    assert (body["images"], body["images_with_ctr"]) == (287, 287)
+    assert (body["business"], body["source"]) == (PAIR["business"], PAIR["source"])
+
+
+def test_summary_bounds_at_exact_prevalences_are_inclusive(reference_client, reference_frame):
+    query = dict(PAIR, min_pct=repr(EDGE_LOW), max_pct=repr(EDGE_HIGH))
+    features = reference_client.get("/api/summary", query_string=query).get_json()["features"]
+    counts = sorted(row["n_with"] for row in features)
+    assert counts and set(counts) <= {62, 63}
+
+
+def test_summary_floats_round_trip_exactly(reference_client, store):
+    response = reference_client.get("/api/summary", query_string=dict(PAIR, confidence="0.2"))
+    parsed = json.loads(response.get_data(as_text=True))
+    direct = feature_summary(store.dataset(**PAIR), confidence=0.2)
+    assert [row["feature"] for row in parsed["features"]] == direct["feature"].tolist()
+    for column in ("prevalence_pct", "avg_ctr_with", "avg_ctr_without", "impact"):
+        sent = [row[column] for row in parsed["features"]]
+        assert sent == direct[column].tolist()
+        assert all(type(v) is float for v in sent)
+
+
+def test_summary_sends_nan_as_null(client):
+    put(client, "/api/features", {"a": {"everywhere": 1, "x": 0.5}, "b": {"everywhere": 1}})
+    put(client, "/api/ctr", {"a": 0.1, "b": 0.3})
+    response = client.get("/api/summary", query_string=PAIR)
+    text = response.get_data(as_text=True)
+    assert "NaN" not in text
+    rows = {row["feature"]: row for row in json.loads(text)["features"]}
+    assert rows["everywhere"]["avg_ctr_with"] == (0.1 + 0.3) / 2
+    assert rows["everywhere"]["avg_ctr_without"] is None
+    assert rows["everywhere"]["impact"] is None
+    assert rows["x"]["impact"] == 0.1 - 0.3
+
+
+def test_summary_reads_an_older_build_by_id(client):
+    first = put(client, "/api/features", {"a": {"old": 0.5}, "b": {}}).get_json()["build_id"]
+    second = put(client, "/api/features", {"a": {"new": 0.5}, "b": {}}).get_json()["build_id"]
+    put(client, "/api/ctr", {"a": 0.2, "b": 0.1})
+    current = client.get("/api/summary", query_string=PAIR).get_json()
+    older = client.get("/api/summary", query_string=dict(PAIR, build_id=str(first))).get_json()
+    assert (current["build_id"], [r["feature"] for r in current["features"]]) == (second, ["new"])
+    assert (older["build_id"], [r["feature"] for r in older["features"]]) == (first, ["old"])
+
+
+def test_summary_of_a_dataset_without_ctr_has_no_features(client):
+    put(client, "/api/features", {"a": {"x": 0.5}})
+    body = client.get("/api/summary", query_string=PAIR).get_json()
+    assert (body["images"], body["images_with_ctr"], body["features"]) == (1, 0, [])
+
+
+@pytest.mark.parametrize(
+    "query, detail",
+    [
+        ({"source": "vision"}, "business is required"),
+        ({"business": "Reference 2018"}, "source is required"),
+        (dict(PAIR, business=" "), "business is required"),
+        (dict(PAIR, confidence="high"), "confidence must be a number in [0, 1], got 'high'"),
+        (dict(PAIR, confidence="1.5"), "confidence must be a number in [0, 1], got '1.5'"),
+        (dict(PAIR, confidence="-0.1"), "confidence must be a number in [0, 1], got '-0.1'"),
+        (dict(PAIR, confidence="nan"), "confidence must be a number in [0, 1], got 'nan'"),
+        (dict(PAIR, min_pct="-1"), "min_pct must be a number in [0, 100], got '-1'"),
+        (dict(PAIR, max_pct="100.5"), "max_pct must be a number in [0, 100], got '100.5'"),
+        (dict(PAIR, max_pct="inf"), "max_pct must be a number in [0, 100], got 'inf'"),
+        (dict(PAIR, min_pct="60", max_pct="40"), "min_pct (60) must not exceed max_pct (40)"),
+        (dict(PAIR, build_id="1.5"), "build_id must be a whole number >= 1, got '1.5'"),
+        (dict(PAIR, build_id="abc"), "build_id must be a whole number >= 1, got 'abc'"),
+        (dict(PAIR, build_id="0"), "build_id must be a whole number >= 1, got '0'"),
+        (dict(PAIR, build_id="-3"), "build_id must be a whole number >= 1, got '-3'"),
+    ],
+)
+def test_summary_rejects_malformed_parameters_with_400(reference_client, query, detail):
+    response = reference_client.get("/api/summary", query_string=query)
+    assert response.status_code == 400
+    body = response.get_json()
+    assert body["error"] == "invalid query parameters"
+    assert detail in body["details"]
+
+
+def test_summary_reports_every_bad_parameter(client):
+    response = client.get("/api/summary", query_string={"confidence": "x", "build_id": "y"})
+    assert response.get_json()["details"] == [
+        "business is required",
+        "source is required",
+        "confidence must be a number in [0, 1], got 'x'",
+        "build_id must be a whole number >= 1, got 'y'",
+    ]
+
+
+@pytest.mark.parametrize(
+    "query, error",
+    [
+        ({"business": "Nobody", "source": "vision"}, "unknown dataset"),
+        (dict(PAIR, source="other"), "unknown dataset"),
+        (dict(PAIR, build_id="999"), "unknown build"),
+    ],
+)
+def test_summary_unknown_dataset_or_build_is_404(reference_client, query, error):
+    response = reference_client.get("/api/summary", query_string=query)
+    assert response.status_code == 404
+    assert response.get_json()["error"] == error
+
+
+def test_summary_build_of_another_pair_is_404(reference_client):
+    other = put(reference_client, "/api/features", {"a": {"x": 0.5}}, headers={"Business": "Other", "Image-Source": "vision"})
+    response = reference_client.get("/api/summary", query_string=dict(PAIR, build_id=str(other.get_json()["build_id"])))
+    assert response.status_code == 404 and response.get_json()["error"] == "unknown build"
+
+
+# -- SummaryQuery, the reusable parameter parser ------------------------------------------
+
+
+def test_summary_query_defaults_match_the_analysis():
+    query = SummaryQuery.from_args({"business": "B", "source": "S"})
+    assert query == SummaryQuery("B", "S", 0.0, 0.0, 100.0, None)
+    assert query.analysis_args() == {"confidence": 0.0, "min_pct": 0.0, "max_pct": 100.0}
+
+
+def test_summary_query_parses_every_parameter():
+    args = {"business": "B", "source": "S", "confidence": "0.25", "min_pct": "5", "max_pct": "50", "build_id": "7"}
+    assert SummaryQuery.from_args(args) == SummaryQuery("B", "S", 0.25, 5.0, 50.0, 7)
+
+
+def test_summary_query_raises_with_all_problems():
+    with pytest.raises(QueryError) as caught:
+        SummaryQuery.from_args({"business": "B", "source": "S", "min_pct": "x", "max_pct": "200"})
+    assert caught.value.problems == [
+        "min_pct must be a number in [0, 100], got 'x'",
+        "max_pct must be a number in [0, 100], got '200'",
+    ]
+
+
+# -- /api/datasets, /api/builds, /api/version ----------------------------------------------
+
+
+def test_datasets_lists_current_builds_most_recently_updated_first(client, store):
+    a = {"Business": "A", "Image-Source": "vision"}
+    b = {"Business": "B", "Image-Source": "vision"}
+    put(client, "/api/features", {"x": {"f": 0.5}}, headers=a)
+    b_build = put(client, "/api/features", {"y": {"f": 0.5}, "z": {}}, headers=b).get_json()
+    a_build = put(client, "/api/features", {"x": {"f": 0.5}, "w": {"g": 1}}, headers=a).get_json()
+    assert [d["business"] for d in client.get("/api/datasets").get_json()["datasets"]] == ["A", "B"]
+
+    put(client, "/api/ctr", {"y": 0.1, "nope": 0.2}, headers=b)
+    listed = client.get("/api/datasets").get_json()["datasets"]
+    assert listed == [
+        {"business": "B", "source": "vision", "build_id": b_build["build_id"], "received_at": b_build["received_at"],
+         "images": 2, "features": 1, "images_with_ctr": 1},
+        {"business": "A", "source": "vision", "build_id": a_build["build_id"], "received_at": a_build["received_at"],
+         "images": 2, "features": 2, "images_with_ctr": 0},
+    ]
+
+
+def test_datasets_is_empty_on_an_empty_store(client):
+    response = client.get("/api/datasets")
+    assert response.status_code == 200 and response.get_json() == {"datasets": []}
+
+
+def test_builds_lists_history_newest_first(client):
+    answers = [put(client, "/api/features", {f"img_{k}": {"x": 0.5} for k in range(n)}).get_json() for n in (1, 2, 3)]
+    body = client.get("/api/builds", query_string=PAIR).get_json()
+    assert body["business"] == PAIR["business"] and body["source"] == PAIR["source"]
+    assert body["builds"] == [
+        {"build_id": a["build_id"], "received_at": a["received_at"], "images": a["images"], "features": 1, "values": a["values"]}
+        for a in reversed(answers)
+    ]
+
+
+def test_builds_unknown_pair_is_404_and_missing_pair_is_400(client):
+    response = client.get("/api/builds", query_string={"business": "Nobody", "source": "vision"})
+    assert response.status_code == 404 and response.get_json()["error"] == "unknown dataset"
+    response = client.get("/api/builds", query_string={"business": "Nobody"})
+    assert response.status_code == 400 and response.get_json()["details"] == ["source is required"]
+
+
+def test_version_changes_on_every_write_and_only_then(client):
+    def version():
+        return client.get("/api/version").get_json()["version"]
+
+    seen = [version()]
+    put(client, "/api/features", {"a": {"x": 0.5}})
+    seen.append(version())
+    put(client, "/api/ctr", {"a": 0.1})
+    seen.append(version())
+    put(client, "/api/ctr", {"a": 0.2})
+    seen.append(version())
+    assert len(set(seen)) == 4
+    client.get("/api/summary", query_string=PAIR)
+    put(client, "/api/ctr", {"a": "bad"})
+    assert version() == seen[-1]
+
+
+def test_read_answers_are_not_cached(client):
+    assert client.get("/api/version").headers["Cache-Control"] == "no-store"
+
+
+def test_summary_agrees_with_a_store_loaded_without_http(store, client, reference_frame, reference_dataset):
+    store.add_build("Direct", "vision", FeatureBatch.from_wide(reference_frame))
+    store.replace_ctr("Direct", "vision", ctr_frame(reference_frame["image_name"], reference_frame["ctr"]))
+    body = client.get("/api/summary", query_string={"business": "Direct", "source": "vision", "confidence": "0.3"}).get_json()
+    direct = feature_summary(reference_dataset, confidence=0.3)
+    assert [row["feature"] for row in body["features"]] == direct["feature"].tolist()
+    assert np.array_equal([row["impact"] for row in body["features"]], direct["impact"].to_numpy())
