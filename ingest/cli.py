@@ -1,0 +1,207 @@
+"""Command-line loader: ``python -m ingest csv|json|demo ...`` writes straight into the store.
+
+It validates with the same functions as the HTTP write path, so a file the CLI accepts is a
+body the API accepts, and prints one line on success or the problems on stderr.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import io
+import sys
+from pathlib import Path
+
+from dashboard.factory import open_store
+from dashboard.settings import Settings, SettingsError
+from ingest.validation import Problems, parse_json_body, validate_ctr, validate_features, validate_target
+
+IMAGE_COLUMN = "image_name"
+CTR_COLUMN = "ctr"
+COUNT_COLUMNS = ("clicks", "impressions")
+
+
+class InputError(Exception):
+    """Input that cannot be loaded; ``problems`` names each reason."""
+
+    def __init__(self, summary: str, problems: list[str]):
+        super().__init__(summary)
+        self.summary = summary
+        self.problems = problems
+
+
+def _cell(text: str):
+    """A CSV cell as JSON would have carried it: a number when it reads as one, else the text."""
+    for parse in (int, float):
+        try:
+            return parse(text)
+        except ValueError:
+            pass
+    return text
+
+
+def csv_documents(text: str) -> tuple[dict, dict]:
+    """The features and CTR bodies (PUT layouts) of a CSV in the original dashboard's layout.
+
+    Columns: ``image_name``, ``ctr``, optional ``clicks`` and ``impressions``, and one column per
+    feature. Empty feature cells mean 0; rows with an empty CTR (or empty counts) get no CTR.
+    """
+    rows = csv.reader(io.StringIO(text))
+    header = next(rows, None)
+    problems = Problems()
+    if not header:
+        raise InputError("empty CSV", ["the file has no header row"])
+    repeated = sorted({c for c in header if header.count(c) > 1})
+    if repeated:
+        problems.add(f"columns appear more than once: {', '.join(repeated)}")
+    if IMAGE_COLUMN not in header:
+        problems.add(f'the header has no "{IMAGE_COLUMN}" column')
+    if problems:
+        raise InputError("invalid CSV header", problems.report())
+    counted = all(c in header for c in COUNT_COLUMNS)
+    special = {IMAGE_COLUMN, CTR_COLUMN, *COUNT_COLUMNS}
+    feature_cols = [(i, c) for i, c in enumerate(header) if c not in special]
+    image_at = header.index(IMAGE_COLUMN)
+    ctr_at = header.index(CTR_COLUMN) if CTR_COLUMN in header else None
+    count_at = [header.index(c) for c in COUNT_COLUMNS] if counted else None
+
+    features: dict = {}
+    ctr: dict = {}
+    for line, row in enumerate(rows, start=2):
+        if not row:
+            continue
+        if len(row) != len(header):
+            problems.add(f"line {line}: {len(row)} cells, the header has {len(header)}")
+            continue
+        image = row[image_at]
+        if image in features:
+            problems.add(f"line {line}: image {image!r} appears more than once")
+            continue
+        features[image] = {name: _cell(row[i]) for i, name in feature_cols if row[i].strip()}
+        if count_at and all(row[i].strip() for i in count_at):
+            ctr[image] = dict(zip(COUNT_COLUMNS, (_cell(row[i]) for i in count_at)))
+        elif ctr_at is not None and row[ctr_at].strip():
+            ctr[image] = _cell(row[ctr_at])
+    if problems:
+        raise InputError("invalid CSV rows", problems.report())
+    return features, ctr
+
+
+def _read(path: Path) -> bytes:
+    try:
+        return path.read_bytes()
+    except OSError as exc:
+        raise InputError(f"cannot read {path}", [exc.strerror or str(exc)]) from None
+
+
+def _json_document(path: Path):
+    doc, problems = parse_json_body(_read(path))
+    if problems:
+        raise InputError(f"invalid JSON in {path}", problems)
+    return doc
+
+
+def _checked(validate, doc, what: str):
+    result, problems = validate(doc)
+    if problems:
+        raise InputError(f"invalid {what}", problems)
+    return result
+
+
+def _store_pair(store, business: str, source: str, features_doc, ctr_doc) -> str:
+    """Validate both documents before writing either, then write; returns the result line."""
+    problems = validate_target(business, source, labels=("--business", "--source"))
+    if problems:
+        raise InputError("invalid arguments", problems)
+    batch = _checked(validate_features, features_doc, "features")
+    frame = _checked(validate_ctr, ctr_doc, "CTR") if ctr_doc else None
+    build = store.add_build(business, source, batch)
+    line = (
+        f"stored build {build['build_id']} of {business!r} / {source!r}: "
+        f"{build['images']} images, {build['features']} features, {build['values']} non-zero values"
+    )
+    if frame is not None:
+        ctr = store.replace_ctr(business, source, frame)
+        line += f"; CTR for {ctr['images']} images" + (" with clicks and impressions" if ctr["has_counts"] else "")
+    return line
+
+
+def load_csv(store, path: Path, business: str, source: str) -> str:
+    """Load a CSV in the original dashboard's layout as a build and a CTR set."""
+    try:
+        text = _read(path).decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        raise InputError(f"invalid CSV in {path}", [f"not valid UTF-8 at byte offset {exc.start}"]) from None
+    features, ctr = csv_documents(text)
+    return _store_pair(store, business, source, features, ctr)
+
+
+def load_json(store, path: Path, business: str, source: str, ctr_path: Path | None = None) -> str:
+    """Load a PUT /api/features body as a build, and optionally a PUT /api/ctr body."""
+    features = _json_document(path)
+    ctr = _json_document(ctr_path) if ctr_path else None
+    return _store_pair(store, business, source, features, ctr)
+
+
+def load_demo_data(store) -> str:
+    """Load the demo datasets."""
+    from data.demo import load_demo
+
+    loaded = load_demo(store)
+    builds = [
+        f"build {b['build_id']} of {b['business']!r} / {b['source']!r} ({b['images']} images, {b['features']} features)"
+        for b in loaded.values()
+        if isinstance(b, dict) and {"build_id", "business", "source", "images", "features"} <= b.keys()
+    ]
+    return "loaded the demo data: " + ("; ".join(builds) or str(loaded))
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The argument parser of ``python -m ingest``."""
+    parser = argparse.ArgumentParser(prog="python -m ingest", description="Load features and CTRs into the store.")
+    parser.add_argument("--database-url", help="overrides DATABASE_URL")
+    commands = parser.add_subparsers(dest="command", required=True)
+
+    def pair(sub):
+        sub.add_argument("--business", required=True)
+        sub.add_argument("--source", required=True)
+        sub.add_argument("--database-url", default=argparse.SUPPRESS, help="overrides DATABASE_URL")
+
+    from_csv = commands.add_parser("csv", help="a CSV with image_name, ctr and one column per feature")
+    from_csv.add_argument("file", type=Path)
+    pair(from_csv)
+    from_json = commands.add_parser("json", help="a JSON file in the PUT /api/features layout")
+    from_json.add_argument("file", type=Path)
+    from_json.add_argument("--ctr", type=Path, help="a JSON file in the PUT /api/ctr layout")
+    pair(from_json)
+    demo = commands.add_parser("demo", help="the demo datasets")
+    demo.add_argument("--database-url", default=argparse.SUPPRESS, help="overrides DATABASE_URL")
+    return parser
+
+
+def main(argv=None) -> int:
+    """Run the CLI; returns the exit status (0 done, 1 bad input or settings, 2 bad usage)."""
+    args = build_parser().parse_args(argv)
+    try:
+        overrides = {"database_url": args.database_url} if args.database_url else {}
+        settings = Settings.from_env(**overrides)
+    except SettingsError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+    store = open_store(settings)
+    try:
+        if args.command == "csv":
+            line = load_csv(store, args.file, args.business, args.source)
+        elif args.command == "json":
+            line = load_json(store, args.file, args.business, args.source, args.ctr)
+        else:
+            line = load_demo_data(store)
+    except InputError as exc:
+        print(f"error: {exc.summary}", file=sys.stderr)
+        for problem in exc.problems:
+            print(f"  {problem}", file=sys.stderr)
+        return 1
+    finally:
+        store.close()
+    print(line)
+    return 0
