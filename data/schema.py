@@ -47,14 +47,17 @@ build_features = Table(
 
 # Long format: (build, image, feature, confidence). Zero confidences are not stored: a missing
 # row means 0, which is never "present" since presence is confidence > threshold >= 0.
+# Clustered on its key (WITHOUT ROWID on SQLite): a build's rows arrive in key order, so the
+# insert appends to one b-tree instead of a table plus a separate index, and reading or
+# pruning a build is a range scan of that same tree.
 feature_values = Table(
     "feature_values",
     metadata,
-    Column("build_id", Integer, ForeignKey("builds.id", ondelete="CASCADE"), nullable=False),
-    Column("image_idx", Integer, nullable=False),
-    Column("feature_idx", Integer, nullable=False),
+    Column("build_id", Integer, ForeignKey("builds.id", ondelete="CASCADE"), primary_key=True, autoincrement=False),
+    Column("image_idx", Integer, primary_key=True, autoincrement=False),
+    Column("feature_idx", Integer, primary_key=True, autoincrement=False),
     Column("confidence", Float, nullable=False),
-    Index("ix_feature_values_build", "build_id"),
+    sqlite_with_rowid=False,
 )
 
 # One row per CTR upload of a (business, source); a new upload replaces the old one whole.
