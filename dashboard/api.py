@@ -10,7 +10,7 @@ from typing import Mapping
 import pandas as pd
 from flask import Blueprint, jsonify, request
 
-from data.analysis import feature_summary
+from data.analysis import DEFAULT_MIN_GROUP_SIZE, WEIGHTINGS, WeightingUnavailable, feature_summary
 from data.store import UnknownBuild, UnknownDataset
 from ingest.http import ApiError
 
@@ -63,6 +63,15 @@ class _Params:
             return None
         return int(text)
 
+    def choice(self, name: str, default: str, allowed) -> str:
+        raw = self.args.get(name)
+        if raw is None or raw == "":
+            return default
+        if raw not in allowed:
+            self.problems.append(f"{name} must be one of {', '.join(allowed)}, got {raw!r}")
+            return default
+        return raw
+
     def done(self) -> None:
         if self.problems:
             raise QueryError(self.problems)
@@ -94,10 +103,12 @@ class SummaryQuery:
     min_pct: float = 0.0
     max_pct: float = 100.0
     build_id: int | None = None
+    min_n: int = DEFAULT_MIN_GROUP_SIZE
+    weighting: str = "mean"
 
     @classmethod
-    def from_args(cls, args: Mapping[str, str]) -> "SummaryQuery":
-        """Parse a query string mapping; raises QueryError naming every problem."""
+    def from_args(cls, args: Mapping[str, str], *, min_n: int = DEFAULT_MIN_GROUP_SIZE) -> "SummaryQuery":
+        """Parse a query string mapping (``min_n`` is the default group size); raises QueryError."""
         params = _Params(args)
         query = cls(
             business=params.text("business"),
@@ -106,6 +117,8 @@ class SummaryQuery:
             min_pct=params.number("min_pct", cls.min_pct, 0.0, 100.0),
             max_pct=params.number("max_pct", cls.max_pct, 0.0, 100.0),
             build_id=params.integer("build_id"),
+            min_n=params.integer("min_n", low=2) or min_n,
+            weighting=params.choice("weighting", cls.weighting, WEIGHTINGS),
         )
         if query.min_pct > query.max_pct:
             params.problems.append(f"min_pct ({query.min_pct:g}) must not exceed max_pct ({query.max_pct:g})")
@@ -114,7 +127,13 @@ class SummaryQuery:
 
     def analysis_args(self) -> dict:
         """The keyword arguments of data.analysis.feature_summary."""
-        return {"confidence": self.confidence, "min_pct": self.min_pct, "max_pct": self.max_pct}
+        return {
+            "confidence": self.confidence,
+            "min_pct": self.min_pct,
+            "max_pct": self.max_pct,
+            "min_n": self.min_n,
+            "weighting": self.weighting,
+        }
 
 
 def records(frame: pd.DataFrame, columns: list[str]) -> list[dict]:
@@ -133,12 +152,20 @@ def _plain(value):
 
 def summary_payload(dataset, query: SummaryQuery, build_id: int) -> dict:
     """The JSON body of GET /api/summary for one dataset."""
-    summary = feature_summary(dataset, **query.analysis_args())
+    try:
+        summary = feature_summary(dataset, **query.analysis_args())
+    except WeightingUnavailable as exc:
+        raise ApiError(
+            400,
+            "impression weighting is not available for this dataset",
+            [f"{exc}; upload CTRs as {{\"clicks\": ..., \"impressions\": ...}} or use weighting=mean"],
+        ) from None
     return {
         **asdict(query),
         "build_id": build_id,
         "images": len(dataset.images),
         "images_with_ctr": dataset.images_with_ctr,
+        "has_counts": dataset.has_counts,
         "features": records(summary, list(summary.columns)),
     }
 
@@ -166,7 +193,7 @@ def create_api_blueprint(store, settings) -> Blueprint:
 
     @bp.get("/api/summary")
     def summary():
-        query = _parse(SummaryQuery, request.args)
+        query = _parse(SummaryQuery, request.args, min_n=settings.min_group_size)
         with _not_found():
             build_id = store.resolve_build(query.business, query.source, query.build_id)
             dataset = store.dataset(query.business, query.source, build_id)
@@ -179,9 +206,9 @@ def create_api_blueprint(store, settings) -> Blueprint:
     return bp
 
 
-def _parse(query_class, args):
+def _parse(query_class, args, **defaults):
     try:
-        return query_class.from_args(args)
+        return query_class.from_args(args, **defaults)
     except QueryError as exc:
         raise ApiError(400, "invalid query parameters", exc.problems) from None
 

@@ -187,21 +187,30 @@ def test_summary_build_of_another_pair_is_404(reference_client):
 
 def test_summary_query_defaults_match_the_analysis():
     query = SummaryQuery.from_args({"business": "B", "source": "S"})
-    assert query == SummaryQuery("B", "S", 0.0, 0.0, 100.0, None)
-    assert query.analysis_args() == {"confidence": 0.0, "min_pct": 0.0, "max_pct": 100.0}
+    assert query == SummaryQuery("B", "S", 0.0, 0.0, 100.0, None, 5, "mean")
+    assert query.analysis_args() == {"confidence": 0.0, "min_pct": 0.0, "max_pct": 100.0, "min_n": 5, "weighting": "mean"}
 
 
 def test_summary_query_parses_every_parameter():
-    args = {"business": "B", "source": "S", "confidence": "0.25", "min_pct": "5", "max_pct": "50", "build_id": "7"}
-    assert SummaryQuery.from_args(args) == SummaryQuery("B", "S", 0.25, 5.0, 50.0, 7)
+    args = {"business": "B", "source": "S", "confidence": "0.25", "min_pct": "5", "max_pct": "50", "build_id": "7",
+            "min_n": "3", "weighting": "impressions"}
+    assert SummaryQuery.from_args(args) == SummaryQuery("B", "S", 0.25, 5.0, 50.0, 7, 3, "impressions")
+
+
+def test_summary_query_min_n_default_comes_from_the_caller():
+    assert SummaryQuery.from_args({"business": "B", "source": "S"}, min_n=9).min_n == 9
+    assert SummaryQuery.from_args({"business": "B", "source": "S", "min_n": "4"}, min_n=9).min_n == 4
 
 
 def test_summary_query_raises_with_all_problems():
     with pytest.raises(QueryError) as caught:
-        SummaryQuery.from_args({"business": "B", "source": "S", "min_pct": "x", "max_pct": "200"})
+        SummaryQuery.from_args({"business": "B", "source": "S", "min_pct": "x", "max_pct": "200", "min_n": "1",
+                                "weighting": "median"})
     assert caught.value.problems == [
         "min_pct must be a number in [0, 100], got 'x'",
         "max_pct must be a number in [0, 100], got '200'",
+        "min_n must be a whole number >= 2, got '1'",
+        "weighting must be one of mean, impressions, got 'median'",
     ]
 
 
@@ -276,3 +285,67 @@ def test_summary_agrees_with_a_store_loaded_without_http(store, client, referenc
     direct = feature_summary(reference_dataset, confidence=0.3)
     assert [row["feature"] for row in body["features"]] == direct["feature"].tolist()
     assert np.array_equal([row["impact"] for row in body["features"]], direct["impact"].to_numpy())
+
+
+# -- statistics: intervals, p and q, minimum group size, weighting ----------------------------
+
+STATS = ["ci_low", "ci_high", "p_value", "q_value", "low_n", "significant"]
+
+
+@pytest.mark.parametrize("confidence", [0.0, 0.5])
+def test_summary_statistics_equal_the_analysis_module(reference_client, reference_dataset, confidence):
+    body = reference_client.get("/api/summary", query_string=dict(PAIR, confidence=str(confidence))).get_json()
+    expected = feature_summary(reference_dataset, confidence)
+    assert [row["feature"] for row in body["features"]] == list(expected["feature"])
+    for row, want in zip(body["features"], expected.to_dict("records")):
+        for key in STATS:
+            value = want[key]
+            assert row[key] == (None if isinstance(value, float) and math.isnan(value) else value), key
+    assert (body["min_n"], body["weighting"], body["has_counts"]) == (5, "mean", False)
+
+
+def test_summary_min_n_parameter_withholds_statistics(reference_client):
+    query = dict(PAIR, confidence="0.5")
+    strict = {r["feature"]: r for r in reference_client.get("/api/summary", query_string=dict(query, min_n="5")).get_json()["features"]}
+    loose = {r["feature"]: r for r in reference_client.get("/api/summary", query_string=dict(query, min_n="2")).get_json()["features"]}
+    assert strict["black_x"]["n_with"] == 2
+    assert strict["black_x"]["low_n"] is True and strict["black_x"]["p_value"] is None and strict["black_x"]["ci_low"] is None
+    assert strict["black_x"]["avg_ctr_with"] == loose["black_x"]["avg_ctr_with"]
+    assert loose["black_x"]["low_n"] is False and loose["black_x"]["p_value"] is not None
+
+
+def test_summary_min_n_default_comes_from_settings(tmp_path, reference_frame):
+    from dashboard.factory import create_app
+    from dashboard.settings import Settings
+
+    app = create_app(Settings.from_env({}, database_url=f"sqlite:///{tmp_path / 'm.db'}", demo_data=False, min_group_size=3))
+    client = app.server.test_client()
+    put(client, "/api/features", {"a": {"f": 0.9}, "b": {"f": 0.9}, "c": {"f": 0.9}, "d": {}, "e": {}, "g": {}})
+    put(client, "/api/ctr", {"a": 0.01, "b": 0.02, "c": 0.03, "d": 0.01, "e": 0.012, "g": 0.011})
+    body = client.get("/api/summary", query_string=PAIR).get_json()
+    assert body["min_n"] == 3
+    assert body["features"][0]["low_n"] is False and body["features"][0]["p_value"] is not None
+
+
+def test_summary_impressions_weighting_without_counts_is_400(reference_client, store):
+    before = store.snapshot()
+    response = reference_client.get("/api/summary", query_string=dict(PAIR, weighting="impressions"))
+    assert response.status_code == 400
+    body = response.get_json()
+    assert body["error"] == "impression weighting is not available for this dataset"
+    assert "clicks" in body["details"][0] and "weighting=mean" in body["details"][0]
+    assert store.snapshot() == before
+
+
+def test_summary_impressions_weighting_uses_total_clicks_over_impressions(client):
+    put(client, "/api/features", {"a": {"f": 0.9}, "b": {"f": 0.9}, "c": {}, "d": {}})
+    counts = {"a": (10, 1000), "b": (30, 1000), "c": (5, 500), "d": (10, 2000)}
+    put(client, "/api/ctr", {k: {"clicks": c, "impressions": n} for k, (c, n) in counts.items()})
+    body = client.get("/api/summary", query_string=dict(PAIR, weighting="impressions", min_n="2")).get_json()
+    (row,) = body["features"]
+    assert body["has_counts"] is True and body["weighting"] == "impressions"
+    assert row["avg_ctr_with"] == pytest.approx(40 / 2000, rel=1e-12)
+    assert row["avg_ctr_without"] == pytest.approx(15 / 2500, rel=1e-12)
+    assert row["ci_low"] < row["impact"] < row["ci_high"]
+    mean = client.get("/api/summary", query_string=dict(PAIR, min_n="2")).get_json()["features"][0]
+    assert mean["avg_ctr_with"] == (0.01 + 0.03) / 2
