@@ -1,0 +1,128 @@
+"""Headless Chromium for the page tests: find the browser, start a driver, serve an app in a thread.
+
+Also usable by hand: ``python -m tests.browser http://127.0.0.1:8050/ /tmp/page.png`` saves a
+screenshot once the four charts have drawn.
+"""
+
+from __future__ import annotations
+
+import shutil
+import sys
+import threading
+import time
+from contextlib import contextmanager
+from pathlib import Path
+
+CHROMEDRIVER = "/usr/bin/chromedriver"
+CHROMIUM_NAMES = ("chromium", "chromium-browser", "google-chrome")
+WINDOW = (1600, 1400)
+CHROME_ARGS = (
+    "--headless=new",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--use-angle=swiftshader",
+    "--enable-unsafe-swiftshader",
+    "--disable-dev-shm-usage",
+    f"--window-size={WINDOW[0]},{WINDOW[1]}",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+)
+CHART_IDS = ("scatter-chart", "avg-with-chart", "impact-chart", "avg-without-chart")
+
+
+def find_chromium() -> str | None:
+    """The Chromium binary on PATH, if any."""
+    for name in CHROMIUM_NAMES:
+        found = shutil.which(name)
+        if found:
+            return found
+    return None
+
+
+def find_chromedriver() -> str | None:
+    """The chromedriver binary, if any."""
+    if Path(CHROMEDRIVER).exists():
+        return CHROMEDRIVER
+    return shutil.which("chromedriver")
+
+
+def missing_browser() -> str | None:
+    """Why the browser tests cannot run here (None when they can)."""
+    if not find_chromium():
+        return "chromium is not installed"
+    if not find_chromedriver():
+        return "chromedriver is not installed"
+    return None
+
+
+def chrome_driver():
+    """A headless Chromium driver that records the console and the network (performance log)."""
+    from selenium import webdriver
+    from selenium.webdriver.chrome.service import Service
+
+    options = webdriver.ChromeOptions()
+    options.binary_location = find_chromium()
+    for arg in CHROME_ARGS:
+        options.add_argument(arg)
+    options.set_capability("goog:loggingPrefs", {"browser": "ALL", "performance": "ALL"})
+    driver = webdriver.Chrome(service=Service(find_chromedriver()), options=options)
+    driver.set_page_load_timeout(60)
+    return driver
+
+
+@contextmanager
+def serve(app, host: str = "127.0.0.1"):
+    """Serve a Dash app's Flask server on a free loopback port in a background thread; yield its URL."""
+    from werkzeug.serving import make_server
+
+    server = make_server(host, 0, app.server, threaded=True)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield f"http://{host}:{server.server_port}/"
+    finally:
+        server.shutdown()
+        thread.join(timeout=10)
+
+
+CHARTS_DRAWN_JS = """
+const ids = arguments[0];
+return ids.every(id => {
+  const gd = document.querySelector('#' + id + ' .js-plotly-plot');
+  return gd && gd._fullLayout && gd.data !== undefined;
+}) && !document.querySelector('[data-dash-is-loading="true"]');
+"""
+
+
+def wait_for_charts(driver, timeout: float = 30.0, ids=CHART_IDS) -> None:
+    """Wait until all four charts have drawn and no callback is pending."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if driver.execute_script(CHARTS_DRAWN_JS, list(ids)):
+            return
+        time.sleep(0.2)
+    raise TimeoutError(f"charts did not draw within {timeout:g} s")
+
+
+def screenshot(url: str, path: str, *, full_page: bool = True) -> None:
+    """Save a PNG of the page at ``url`` once its charts have drawn."""
+    driver = chrome_driver()
+    try:
+        driver.get(url)
+        wait_for_charts(driver)
+        time.sleep(1.0)
+        if full_page:
+            height = driver.execute_script("return document.documentElement.scrollHeight")
+            driver.set_window_size(WINDOW[0], max(WINDOW[1], height + 40))
+            time.sleep(0.5)
+        driver.save_screenshot(path)
+        for entry in driver.get_log("browser"):
+            print(entry["level"], entry["message"], file=sys.stderr)
+    finally:
+        driver.quit()
+
+
+if __name__ == "__main__":
+    screenshot(sys.argv[1], sys.argv[2])
