@@ -9,6 +9,7 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
+import plotly.graph_objects as go
 import pytest
 
 from dashboard import figures
@@ -208,6 +209,29 @@ def test_empty_figure_shows_the_message():
     fig = figures.empty_figure("No CTR yet for acme / vision.")
     assert fig.layout.annotations[0].text == "No CTR yet for acme / vision."
     assert figures.is_empty_figure(fig.to_plotly_json())
+
+
+# -- validity ------------------------------------------------------------------------------------
+
+
+def _all_figures(dataset):
+    summary = feature_summary(dataset, 0.0)
+    points = scatter_points(dataset, 0.0, features=summary["feature"])
+    return [
+        figures.scatter_figure(points, feature_order=summary["feature"], means=summary.set_index("feature")["avg_ctr_with"]),
+        figures.scatter_figure(points, webgl=True, width=2000),
+        figures.bar_figure(summary, label_px=120),
+        figures.bar_figure(summary, value="avg_ctr_without", feature_labels=False, title=""),
+        figures.impact_figure(summary),
+        figures.impact_figure(summary[["feature", "n_with", "n_without", "avg_ctr_with", "avg_ctr_without", "impact"]]),
+        figures.empty_figure("Nothing"),
+    ]
+
+
+def test_builders_produce_figures_that_plotly_validates(reference_dataset):
+    # The builders skip plotly.py's slow validation; a validating Figure raises on any bad property.
+    for fig in _all_figures(reference_dataset):
+        go.Figure(fig.to_plotly_json())
 
 
 # -- purity --------------------------------------------------------------------------------------
