@@ -7,6 +7,7 @@ mouse moves never reach the server.
 
 from __future__ import annotations
 
+import uuid
 from urllib.parse import quote
 
 import dash_bootstrap_components as dbc
@@ -33,7 +34,7 @@ from data.store import UnknownBuild, UnknownDataset
 PLACEHOLDER_API = "http://HOST:PORT"
 # Wider than this many features, the scatter scrolls sideways so that every label stays legible.
 SCATTER_MAX_FIT = 90
-SCATTER_PX_PER_FEATURE = 13
+SCATTER_PX_PER_FEATURE = 14
 
 
 # -- pure helpers ----------------------------------------------------------------------------
@@ -155,6 +156,8 @@ def compute_view(
                 "text": "The dashboard fills in as soon as a build of image features arrives. "
                 "Jenkins sends one like this:",
                 "command": upload_command("acme", "vision", api_base=api_base),
+                "after": "Business and Image-Source name the dataset. Then send each image's CTR the same "
+                "way to /api/ctr; the page picks both up without a reload.",
             },
         )
     build_id = parse_build(build)
@@ -226,7 +229,8 @@ def compute_view(
             for img, c, i in zip(dataset.images, dataset.clicks, dataset.impressions)
             if np.isfinite(i)
         }
-    token = f"{business}|{source}|{build}|{confidence}|{low}|{high}|{shown}|{dataset.images_with_ctr}|{id(dataset)}"
+    # A fresh token per view: the browser forgets its last hovered image when figures are replaced.
+    token = uuid.uuid4().hex
     lookup = hover_lookup(
         points,
         charted,
@@ -271,9 +275,14 @@ def notice_component(notice: dict | None):
     """An alert explaining an empty or unusual state (None when all is well)."""
     if not notice:
         return None
-    body = [html.H4(notice["title"], className="alert-heading h6 mb-1"), html.P(notice.get("text", ""), className="mb-1")]
+    body = [
+        html.H4(notice["title"], className="alert-heading h6 fw-semibold mb-1"),
+        html.P(notice.get("text", ""), className="mb-1"),
+    ]
     if notice.get("command"):
         body.append(html.Pre(html.Code(notice["command"]), className="command mb-0"))
+    if notice.get("after"):
+        body.append(html.P(notice["after"], className="small mt-2 mb-0"))
     return dbc.Alert(body, color="info" if notice.get("command") else "warning", className="mb-3")
 
 

@@ -92,7 +92,7 @@ def empty_figure(message: str, *, title: str | None = None, height: int | None =
         yaxis={"visible": False},
         annotations=[
             {
-                "text": message,
+                "text": message.replace("\n", "<br>"),
                 "xref": "paper",
                 "yref": "paper",
                 "x": 0.5,
@@ -224,7 +224,7 @@ def scatter_figure(
             "tickmode": "array",
             "tickvals": list(range(k)),
             "ticktext": [str(f) for f in order],
-            "tickangle": -45 if k > 8 else 0,
+            "tickangle": 0 if k <= 8 else (-45 if k <= 40 else -90),
             "range": [-0.6, k - 0.4],
             "showgrid": False,
             "zeroline": False,
@@ -278,7 +278,10 @@ def _bar_layout(title, features, *, height, x_title, x_range, feature_labels, x_
             "type": "category",
             "categoryorder": "array",
             "categoryarray": features,
-            "autorange": "reversed",
+            # Fixed rather than autorange: a text trace would pad the range and misalign rows
+            # with the neighbouring charts. Reversed, so the highest impact is on top.
+            "range": [n - 0.5, -0.5],
+            "autorange": False,
             "showticklabels": feature_labels,
             "automargin": feature_labels and not label_px,
             "ticks": "",

@@ -178,7 +178,7 @@ def _controls(datasets: pd.DataFrame, business, source, build_opts) -> dbc.Card:
                     ),
                     _control(
                         "Features shown",
-                        dbc.Select(id=ids.SHOWN, options=SHOWN_OPTIONS, value=DEFAULT_SHOWN, size="sm"),
+                        dbc.Select(id=ids.SHOWN, options=SHOWN_OPTIONS, value=DEFAULT_SHOWN),
                         help_text="Ranked by impact.",
                         width=2,
                     ),

@@ -120,7 +120,17 @@ def test_bar_figure_numbers_equal_feature_summary(reference_dataset, value, conf
     assert bar.orientation == "h"
     assert list(bar.y) == list(summary["feature"])
     assert np.array_equal(bar.x, summary[value].to_numpy() * 100.0, equal_nan=True)
-    assert fig.layout.yaxis.autorange == "reversed"  # highest impact on top
+    assert list(fig.layout.yaxis.range) == [len(summary) - 0.5, -0.5]  # highest impact on top
+
+
+def test_bar_charts_share_rows(reference_dataset):
+    summary = feature_summary(reference_dataset, 0.0)
+    charts = [
+        figures.bar_figure(summary, label_px=100, title=""),
+        figures.impact_figure(summary, feature_labels=False, title=""),
+        figures.bar_figure(summary, value="avg_ctr_without", feature_labels=False, title=""),
+    ]
+    assert len({(tuple(f.layout.yaxis.range), f.layout.height, f.layout.margin.t, f.layout.margin.b) for f in charts}) == 1
 
 
 def test_bar_figure_grows_with_the_feature_count():
