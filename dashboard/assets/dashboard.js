@@ -113,6 +113,32 @@
     return patch.build();
   }
 
+  function graphDiv(componentId) {
+    var node = document.getElementById(componentId);
+    return node ? node.querySelector(".js-plotly-plot") : null;
+  }
+
+  // Draws the link on the live graph; false when that is not possible (then a Patch is used).
+  function drawLink(componentId, x, y) {
+    var gd = graphDiv(componentId);
+    if (!gd || !window.Plotly || !gd.data || gd.data.length <= LINK_TRACE) {
+      return false;
+    }
+    window.Plotly.animate(
+      gd,
+      {data: [{x: x, y: y}], traces: [LINK_TRACE]},
+      {transition: {duration: 0}, frame: {duration: 0, redraw: false}, mode: "immediate"}
+    );
+    return true;
+  }
+
+  function linkPatch(x, y) {
+    var patch = new window.dash_clientside.Patch();
+    patch.assign(["data", LINK_TRACE, "x"], x);
+    patch.assign(["data", LINK_TRACE, "y"], y);
+    return patch.build();
+  }
+
   function linkHover(hoverData, lookup) {
     var dc = window.dash_clientside;
     var none = [dc.no_update, dc.no_update, dc.no_update, dc.no_update, dc.no_update];
@@ -128,18 +154,19 @@
     }
     last.image = image;
     var n = lookup.features.length;
-    var scatter = new dc.Patch();
+    var context = dc.callback_context;
+    var scatterId = context && context.triggered && context.triggered.length
+      ? context.triggered[0].prop_id.split(".")[0]
+      : null;
+    var codes = image < 0 ? [] : lookup.image_codes[image];
+    var ctr = image < 0 ? null : lookup.ctr[image];
+    var x = codes.slice();
+    var y = codes.map(function () { return ctr; });
+    var scatter = scatterId && drawLink(scatterId, x, y) ? dc.no_update : linkPatch(x, y);
     if (image < 0) {
-      scatter.assign(["data", LINK_TRACE, "x"], []);
-      scatter.assign(["data", LINK_TRACE, "y"], []);
-      var cleared = barPatch(n, null);
-      return [scatter.build(), cleared, barPatch(n, null), barPatch(n, null), hint()];
+      return [scatter, barPatch(n, null), barPatch(n, null), barPatch(n, null), hint()];
     }
-    var codes = lookup.image_codes[image];
-    var ctr = lookup.ctr[image];
-    scatter.assign(["data", LINK_TRACE, "x"], codes.slice());
-    scatter.assign(["data", LINK_TRACE, "y"], codes.map(function () { return ctr; }));
-    return [scatter.build(), barPatch(n, codes), barPatch(n, codes), barPatch(n, codes), panel(lookup, image)];
+    return [scatter, barPatch(n, codes), barPatch(n, codes), barPatch(n, codes), panel(lookup, image)];
   }
 
   window.dash_clientside = window.dash_clientside || {};
