@@ -37,6 +37,7 @@ WEBGL_THRESHOLD = 3000
 # Bar charts grow with the feature count so that every label stays readable.
 BAR_ROW_PX = 22
 BAR_MARGIN = {"t": 64, "b": 28, "r": 64, "pad": 4}
+BAR_MIN_PLOT_PX = 150
 SIGNIFICANCE_LEVEL = 0.05
 
 LINK_TRACE_NAME = "hovered image"
@@ -61,11 +62,21 @@ def _figure(data: list[dict], layout: dict) -> go.Figure:
 def _layout(title: str | None, *, height: int | None = None, width: int | None = None, **extra) -> dict:
     # Styled here rather than with a named template: "plotly_white" alone adds ~7 kB per figure.
     layout = {
-        "template": "none",
+        "template": {"data": {}, "layout": {}},
         "paper_bgcolor": "white",
         "plot_bgcolor": "white",
         "font": {"family": FONT_FAMILY, "size": 12, "color": COLORS["text"]},
-        "title": {"text": title or "", "x": 0, "xanchor": "left", "font": {"size": 15}},
+        "title": {
+            "text": title or "",
+            "x": 0,
+            "xanchor": "left",
+            # Pinned to the top: bar charts put their x axis in the top margin too.
+            "y": 1,
+            "yref": "container",
+            "yanchor": "top",
+            "pad": {"t": 12, "l": 4},
+            "font": {"size": 15},
+        },
         "margin": {"l": 64, "r": 24, "t": 56 if title else 24, "b": 56},
         "hoverlabel": {
             "bgcolor": "white",
@@ -244,10 +255,6 @@ def scatter_figure(
     return _figure(data, layout)
 
 
-def _bar_height(n: int, title: str | None) -> int:
-    return BAR_MARGIN["t"] + BAR_MARGIN["b"] + max(n, 3) * BAR_ROW_PX + (0 if title else -24)
-
-
 def _format_pct(values: np.ndarray, *, signed: bool = False, suffix: str = "%") -> list[str]:
     spec = "{:+.2f}" if signed else "{:.2f}"
     return ["–" if not math.isfinite(v) else spec.format(v) + suffix for v in values]
@@ -263,7 +270,6 @@ def _bar_layout(title, features, *, height, x_title, x_range, feature_labels, x_
     n = len(features)
     layout = _layout(
         title,
-        height=height or _bar_height(n, title),
         bargap=0.25,
         xaxis={
             "title": {"text": x_title, "standoff": 6},
@@ -272,7 +278,8 @@ def _bar_layout(title, features, *, height, x_title, x_range, feature_labels, x_
             "gridcolor": COLORS["grid"],
             "zeroline": True,
             "zerolinecolor": "#9ca3af",
-            "automargin": True,
+            # A fixed top margin, so that charts side by side keep their rows level.
+            "automargin": False,
         },
         yaxis={
             "type": "category",
@@ -289,10 +296,12 @@ def _bar_layout(title, features, *, height, x_title, x_range, feature_labels, x_
         meta={"features": n},
     )
     left = (label_px or 64) if feature_labels else 12
-    layout["margin"] = dict(BAR_MARGIN, l=left, t=BAR_MARGIN["t"] + (24 if title else 0))
+    top = BAR_MARGIN["t"] + (30 if title else 0)
     if subtitle and title:
         layout["title"]["subtitle"] = {"text": subtitle, "font": {"size": 11, "color": COLORS["muted"]}}
-        layout["margin"]["t"] += 14
+        top += 16
+    layout["margin"] = dict(BAR_MARGIN, l=left, t=top)
+    layout["height"] = height or top + BAR_MARGIN["b"] + max(n * BAR_ROW_PX, BAR_MIN_PLOT_PX)
     if x_range is not None:
         layout["xaxis"]["range"] = list(x_range)
     return layout

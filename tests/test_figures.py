@@ -261,4 +261,8 @@ def test_figures_import_only_pandas_numpy_and_plotly():
 def test_figures_work_in_a_notebook_without_a_server(reference_dataset):
     fig = figures.impact_figure(feature_summary(reference_dataset, 0.3))
     assert fig.layout.title.text == figures.TITLES["impact"]
-    assert fig.to_json()  # serialisable as it is
+    fig.update_layout(title_text="Impact at 0.3")  # still editable, and validated, afterwards
+    with pytest.raises(ValueError):
+        fig.update_layout(no_such_property=1)
+    for built in _all_figures(reference_dataset):
+        assert "Plotly.newPlot" in built.to_html(include_plotlyjs=False)  # what fig.show() renders
