@@ -45,6 +45,8 @@ def create_app(settings: Settings | None = None, store: FeatureStore | None = No
 
     server = Flask(__name__)
     server.config["MAX_CONTENT_LENGTH"] = settings.max_body_bytes
+    # Keep fields in the documented order (feature first) rather than alphabetical.
+    server.json.sort_keys = False
     server.extensions["feature_store"] = store
     server.extensions["dashboard_settings"] = settings
     register_error_handlers(server)

@@ -349,3 +349,10 @@ def test_summary_impressions_weighting_uses_total_clicks_over_impressions(client
     assert row["ci_low"] < row["impact"] < row["ci_high"]
     mean = client.get("/api/summary", query_string=dict(PAIR, min_n="2")).get_json()["features"][0]
     assert mean["avg_ctr_with"] == (0.01 + 0.03) / 2
+
+
+def test_summary_fields_come_in_documented_order(reference_client):
+    text = reference_client.get("/api/summary", query_string=PAIR).get_data(as_text=True)
+    body = json.loads(text)
+    assert list(body)[:2] == ["business", "source"]
+    assert list(body["features"][0])[:7] == ["feature", *CORE]
