@@ -1,0 +1,53 @@
+"""The README is the interface spec: its commands and its notebook session must work as written."""
+
+from __future__ import annotations
+
+import os
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import plotly.graph_objects as go
+
+ROOT = Path(__file__).resolve().parent.parent
+README = (ROOT / "README.md").read_text(encoding="utf-8")
+
+
+def _blocks(language: str) -> list[str]:
+    return re.findall(rf"```{language}\n(.*?)```", README, flags=re.S)
+
+
+def test_readme_notebook_session_runs_without_a_server(monkeypatch):
+    monkeypatch.chdir(ROOT)
+    (session,) = _blocks("python")
+    namespace: dict = {}
+    exec(compile(session, "README.md", "exec"), namespace)
+    summary = namespace["summary"]
+    assert list(summary["feature"]) and {"ci_low", "ci_high", "q_value"} <= set(summary.columns)
+    assert summary["prevalence_pct"].between(1, 60).all()
+    figures, scatter_points, ds = namespace["figures"], namespace["scatter_points"], namespace["ds"]
+    assert isinstance(figures.impact_figure(summary), go.Figure)
+    assert isinstance(figures.scatter_figure(scatter_points(ds, 0.5, summary["feature"])), go.Figure)
+
+
+def test_readme_notebook_imports_pull_in_no_dash_or_flask():
+    code = "import sys; from data import analysis; from dashboard import figures; print(sorted({'dash', 'flask'} & set(sys.modules)))"
+    out = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "[]"
+
+
+def test_readme_test_command_is_what_ci_runs():
+    ci = (ROOT / ".ci" / "run").read_text(encoding="utf-8")
+    assert "python3 -m venv .venv && .venv/bin/pip install -r requirements-dev.txt && .venv/bin/python -m pytest" in README
+    assert "pip install -q --disable-pip-version-check -r requirements-dev.txt" in ci
+    assert ci.rstrip().endswith(".venv/bin/python -m pytest")
+
+
+def test_readme_cli_loads_the_sample_csv(tmp_path):
+    (line,) = [l for l in README.splitlines() if "python -m ingest csv" in l]
+    args = line.split("python -m ingest ", 1)[1]
+    env = {**os.environ, "DATABASE_URL": f"sqlite:///{tmp_path / 'cli.db'}"}
+    out = subprocess.run(f"{sys.executable} -m ingest {args}", shell=True, cwd=ROOT, env=env, capture_output=True, text=True)
+    assert out.returncode == 0, out.stderr
+    assert "287" in out.stdout
