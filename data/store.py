@@ -41,7 +41,7 @@ class UnknownBuild(StoreError, LookupError):
 
 
 class InvalidBatch(StoreError, ValueError):
-    """A batch whose values point outside its own images or features."""
+    """A batch that repeats a name or whose values point outside its own images or features."""
 
 
 def _now() -> str:
@@ -120,9 +120,9 @@ class FeatureStore:
 
         All or nothing in one transaction; builds beyond the newest ``keep_builds`` of the pair
         are removed in the same transaction. Raises InvalidBatch before writing anything when a
-        value's position is outside the batch's images or features.
+        name repeats or a value's position is outside the batch's images or features.
         """
-        _check_positions(batch)
+        _check_batch(batch)
         received_at = _now()
         with self._write() as conn, conn.begin():
             build_id = conn.execute(
@@ -412,8 +412,12 @@ class FeatureStore:
             }
 
 
-def _check_positions(batch: FeatureBatch) -> None:
-    """Refuse positions the schema cannot: stored, they would break every later read of the build."""
+def _check_batch(batch: FeatureBatch) -> None:
+    """Refuse what the schema cannot: stored, it would break or silently skew every later read."""
+    for kind, names in (("image", batch.images), ("feature", batch.features)):
+        if len(set(names)) != len(names):
+            repeated = sorted({n for n in names if names.count(n) > 1})[:5]
+            raise InvalidBatch(f"{kind} names repeat: {repeated}")
     n_images, n_features = len(batch.images), len(batch.features)
     for i, j, _ in batch.values:
         if not (0 <= i < n_images and 0 <= j < n_features):

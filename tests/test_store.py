@@ -286,6 +286,20 @@ def test_store_out_of_range_position_changes_nothing(store):
     assert store.dataset("Acme", "vision").confidences.shape == (12, 5)
 
 
+@pytest.mark.parametrize(
+    "images, features",
+    [(["a", "a"], ["f", "g"]), (["a", "b"], ["f", "f"])],
+    ids=["repeated image", "repeated feature"],
+)
+def test_store_repeated_names_change_nothing(store, images, features):
+    """Two columns or rows under one name would make lookups by name ambiguous: refused whole."""
+    store.add_build("Acme", "vision", make_batch(1))
+    before = store.snapshot()
+    with pytest.raises(InvalidBatch, match="names repeat"):
+        store.add_build("Acme", "vision", FeatureBatch(images, features, [(0, 0, 0.5), (1, 1, 0.25)]))
+    assert store.snapshot() == before
+
+
 def test_store_write_failing_mid_way_changes_nothing(store):
     """A build that fails after thousands of rows leaves no trace, and the store works after."""
     store.add_build("Acme", "vision", make_batch(1))
