@@ -29,6 +29,7 @@ COLORS = {
     "text": "#1f2937",
     "muted": "#6b7280",
     "grid": "#e5e7eb",
+    "low_n": "rgba(156,163,175,0.6)",
 }
 FONT_FAMILY = 'system-ui, -apple-system, "Segoe UI", Roboto, "Helvetica Neue", Arial, sans-serif'
 
@@ -39,6 +40,7 @@ BAR_ROW_PX = 22
 BAR_MARGIN = {"t": 64, "b": 28, "r": 64, "pad": 4}
 BAR_MIN_PLOT_PX = 150
 SIGNIFICANCE_LEVEL = 0.05
+SIGNIFICANCE_CLASSES = ("significant", "not significant", "too few images")
 
 LINK_TRACE_NAME = "hovered image"
 TITLES = {
@@ -360,6 +362,68 @@ def bar_figure(
     return _figure([trace], layout)
 
 
+_SUPERSCRIPT = str.maketrans("-0123456789", "⁻⁰¹²³⁴⁵⁶⁷⁸⁹")
+
+
+def format_p(value: float) -> str:
+    """A p- or q-value with two significant digits: 0.034, 0.0012, 5.4 × 10⁻⁵ ('–' when undefined)."""
+    if value is None or not math.isfinite(value):
+        return "–"
+    if value == 0:
+        return "< 10⁻³⁰⁰"  # the tail probability underflowed
+    if value >= 0.001:
+        return f"{value:.2g}"
+    mantissa, exponent = f"{value:.1e}".split("e")
+    return f"{mantissa} × 10{str(int(exponent)).translate(_SUPERSCRIPT)}"
+
+
+def format_ctr(fraction: float, digits: int = 3) -> str:
+    """A CTR fraction in percent: 0.01172 -> '1.172%' ('–' when undefined)."""
+    return "–" if fraction is None or not math.isfinite(fraction) else f"{fraction * 100:.{digits}f}%"
+
+
+def format_pp(fraction: float, digits: int = 3) -> str:
+    """A CTR difference in signed percentage points: 0.00242 -> '+0.242 pp' ('–' when undefined)."""
+    return "–" if fraction is None or not math.isfinite(fraction) else f"{fraction * 100:+.{digits}f} pp"
+
+
+def significance_classes(summary: pd.DataFrame, significance_level: float = SIGNIFICANCE_LEVEL) -> np.ndarray:
+    """Per row 'significant', 'not significant' or 'too few images' (NaN q without ``low_n`` is 'not')."""
+    n = len(summary)
+    q = summary["q_value"].to_numpy(dtype=np.float64) if "q_value" in summary else np.full(n, np.nan)
+    low_n = summary["low_n"].to_numpy(dtype=bool) if "low_n" in summary else np.zeros(n, dtype=bool)
+    significant, not_significant, too_few = SIGNIFICANCE_CLASSES
+    return np.where(low_n, too_few, np.where(q < significance_level, significant, not_significant))
+
+
+def _impact_hover(summary: pd.DataFrame, feature_col: str, classes) -> list[str]:
+    """One hover text per bar: impact with its interval, both CTRs with their image counts, p and q."""
+    columns = {c: summary[c].to_numpy(dtype=np.float64) if c in summary else np.full(len(summary), np.nan)
+               for c in ("impact", "ci_low", "ci_high", "avg_ctr_with", "avg_ctr_without", "n_with", "n_without",
+                         "p_value", "q_value")}
+    texts = []
+    for i, feature in enumerate(summary[feature_col].astype(str)):
+        c = {k: v[i] for k, v in columns.items()}
+        interval = (
+            f"<br>95% interval: {format_pp(c['ci_low'])} to {format_pp(c['ci_high'])}"
+            if math.isfinite(c["ci_low"]) and math.isfinite(c["ci_high"]) else ""
+        )
+        counts = [f"{int(n):,} images" if math.isfinite(n) else "" for n in (c["n_with"], c["n_without"])]
+        texts.append(
+            f"<b>{_escape(feature)}</b>{' · ' + classes[i] if classes is not None else ''}"
+            f"<br>Impact: {format_pp(c['impact'])}{interval}"
+            f"<br>CTR with: {format_ctr(c['avg_ctr_with'])} ({counts[0]})"
+            f"<br>CTR without: {format_ctr(c['avg_ctr_without'])} ({counts[1]})"
+            f"<br>p = {format_p(c['p_value'])} · q = {format_p(c['q_value'])}"
+        )
+    return texts
+
+
+def _escape(text: str) -> str:
+    # Hover text is Plotly's pseudo-HTML: a feature named "<b>" must not restyle the label.
+    return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+
+
 def impact_figure(
     summary: pd.DataFrame,
     *,
@@ -374,8 +438,10 @@ def impact_figure(
     """Diverging bars of impact (CTR with minus without) in percentage points, in the frame's order.
 
     Positive and negative bars get their own colours. When the summary has ``ci_low`` and
-    ``ci_high`` the bars get error bars; with ``q_value`` the features that are not significant
-    at ``significance_level`` are drawn pale.
+    ``ci_high`` the bars get error bars (the 95% interval); with ``q_value`` the features that
+    are not significant at ``significance_level`` are drawn pale, and those with too few images
+    for a test (``low_n``) grey and hatched. Hovering a bar shows the impact with its interval,
+    both CTRs with their image counts, p and q.
     """
     title = TITLES["impact"] if title is None else title
     if summary is None or len(summary) == 0:
@@ -384,18 +450,21 @@ def impact_figure(
     impact = summary["impact"].to_numpy(dtype=np.float64)
     x = impact * 100.0
     positive = x >= 0
-    alpha = np.ones(len(x))
     notes = []
+    classes = None
+    colors = [COLORS["positive"] if pos else COLORS["negative"] for pos in positive]
+    pattern = None
     if "q_value" in summary:
-        q = summary["q_value"].to_numpy(dtype=np.float64)
-        significant = q < significance_level  # NaN (too few images) counts as not significant
-        alpha = np.where(significant, 1.0, 0.4)
-        notes.append(f"solid: significant (q < {significance_level:g}), pale: not")
-    colors = [
-        _rgba(COLORS["positive"] if pos else COLORS["negative"], a) for pos, a in zip(positive, alpha)
-    ]
-    hover = "<b>%{y}</b><br>Impact: %{x:+.3f} pp"
-    custom = []
+        classes = significance_classes(summary, significance_level)
+        alpha = np.where(classes == SIGNIFICANCE_CLASSES[0], 1.0, 0.38)
+        colors = [
+            COLORS["low_n"] if cls == SIGNIFICANCE_CLASSES[2] else _rgba(color, a)
+            for color, a, cls in zip(colors, alpha, classes)
+        ]
+        if (classes == SIGNIFICANCE_CLASSES[2]).any():
+            pattern = {"shape": ["/" if cls == SIGNIFICANCE_CLASSES[2] else "" for cls in classes],
+                       "fgcolor": "white", "size": 6, "solidity": 0.3}
+        notes.append(f"solid: significant (q < {significance_level:g}), pale: not, grey: too few images")
     error_x = None
     if "ci_low" in summary and "ci_high" in summary:
         low = summary["ci_low"].to_numpy(dtype=np.float64) * 100.0
@@ -411,28 +480,24 @@ def impact_figure(
                 "width": 3,
             }
             notes.append("whiskers: 95% interval")
-        custom += [low, high]
-        hover += "<br>95% interval: %{customdata[0]:+.3f} to %{customdata[1]:+.3f} pp"
-    if "q_value" in summary:
-        custom.append(summary["q_value"].to_numpy(dtype=np.float64))
-        hover += f"<br>q-value: %{{customdata[{len(custom) - 1}]:.3f}}"
     labels = _format_pct(x, signed=True, suffix=" pp")
     trace = dict(
         type="bar",
         x=x,
         y=features,
         orientation="h",
-        marker={"color": colors, "line": {"width": 0, "color": COLORS["text"]}},
+        marker={"color": colors, "line": {"width": 0, "color": COLORS["text"]}, "pattern": pattern},
         error_x=error_x,
         # With whiskers, values go in a column of their own (trace 1) where no whisker crosses them.
         text=None if error_x else labels,
         textposition="outside",
         cliponaxis=False,
         textfont={"size": 11, "color": COLORS["muted"]},
-        customdata=np.column_stack(custom) if custom else None,
-        hovertemplate=hover + "<extra></extra>",
+        hovertext=_impact_hover(summary, feature_col, classes),
+        hovertemplate="%{hovertext}<extra></extra>",
         name="impact",
     )
+    trace["marker"] = {k: v for k, v in trace["marker"].items() if v is not None}
     data = [trace]
     if x_range is None:
         extent = np.concatenate([x, x + error_x["array"], x - error_x["arrayminus"]]) if error_x else x

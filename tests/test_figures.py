@@ -184,6 +184,56 @@ def test_impact_figure_fades_features_that_are_not_significant(reference_dataset
         assert color.endswith(",1)") == bool(significant)
 
 
+def test_impact_figure_tells_too_few_images_from_not_significant(reference_dataset):
+    summary = feature_summary(reference_dataset, 0.3, min_n=40)
+    classes = figures.significance_classes(summary)
+    assert set(classes) == {"significant", "not significant", "too few images"}
+    fig = figures.impact_figure(summary)
+    colors, shapes = fig.data[0].marker.color, fig.data[0].marker.pattern.shape
+    for cls, color, shape in zip(classes, colors, shapes):
+        assert (color == figures.COLORS["low_n"]) is (cls == "too few images")
+        assert (shape == "/") is (cls == "too few images")
+        assert color.endswith(",1)") is (cls == "significant")
+    # Without low_n rows, no hatching is drawn at all.
+    assert figures.impact_figure(feature_summary(reference_dataset, 0.0, min_n=2)).data[0].marker.pattern.shape is None
+
+
+def test_impact_figure_hover_shows_counts_interval_p_and_q(reference_dataset):
+    summary = feature_summary(reference_dataset, 0.3, min_n=40)
+    fig = figures.impact_figure(summary)
+    assert fig.data[0].hovertemplate == "%{hovertext}<extra></extra>"
+    for text, (_, row) in zip(fig.data[0].hovertext, summary.iterrows()):
+        assert text.startswith(f"<b>{row['feature']}</b> · ")
+        assert f"Impact: {row['impact'] * 100:+.3f} pp" in text
+        assert f"CTR with: {row['avg_ctr_with'] * 100:.3f}% ({row['n_with']:,} images)" in text
+        assert f"CTR without: {row['avg_ctr_without'] * 100:.3f}% ({row['n_without']:,} images)" in text
+        assert f"p = {figures.format_p(row['p_value'])} · q = {figures.format_p(row['q_value'])}" in text
+        if row["low_n"]:
+            assert "95% interval" not in text and "p = – · q = –" in text
+        else:
+            assert f"95% interval: {row['ci_low'] * 100:+.3f} pp to {row['ci_high'] * 100:+.3f} pp" in text
+
+
+def test_impact_figure_hover_escapes_feature_names():
+    summary = pd.DataFrame({"feature": ["<b>x</b> & y"], "impact": [0.001]})
+    assert figures.impact_figure(summary).data[0].hovertext[0].startswith("<b>&lt;b&gt;x&lt;/b&gt; &amp; y</b>")
+
+
+@pytest.mark.parametrize(
+    "value, text",
+    [(0.5, "0.5"), (1.0, "1"), (0.0344, "0.034"), (0.00123, "0.0012"), (0.001, "0.001"),
+     (0.000054163, "5.4 × 10⁻⁵"), (9.3e-39, "9.3 × 10⁻³⁹"), (0.0, "< 10⁻³⁰⁰"), (float("nan"), "–"), (None, "–")],
+)
+def test_format_p_keeps_two_significant_digits(value, text):
+    assert figures.format_p(value) == text
+
+
+def test_format_ctr_and_pp():
+    assert figures.format_ctr(0.011723) == "1.172%"
+    assert figures.format_pp(-0.0034012) == "-0.340 pp" and figures.format_pp(0.00242) == "+0.242 pp"
+    assert figures.format_ctr(float("nan")) == figures.format_pp(None) == "–"
+
+
 # -- empty states --------------------------------------------------------------------------------
 
 
