@@ -7,6 +7,14 @@ BUILD = "build"
 CONFIDENCE = "confidence"
 SPARSITY = "sparsity"
 SHOWN = "features-shown"
+WEIGHTING = "weighting"
+WEIGHTING_HELP = "weighting-help"
+WEIGHTING_TIP = "weighting-tip"
+WEIGHTING_IMPRESSIONS_LABEL = "weighting-impressions-label"  # the tooltip's target
+CONTROLS = (BUSINESS, SOURCE, BUILD, CONFIDENCE, SPARSITY, WEIGHTING, SHOWN)
+
+# The page's address: its query string holds the view (see dashboard/views.py)
+URL = "url"
 
 # Charts
 SCATTER = "scatter-chart"
@@ -22,6 +30,19 @@ NOTICE = "view-notice"
 HOVER_PANEL = "hover-panel"
 SCATTER_FRAME = "scatter-frame"
 BAR_PANEL = "bar-panel"  # its --label-width lines the three bar charts up
+BAR_CARD = "bar-card"
+IMPACT_KEY = "impact-key"  # what the impact bars' colours mean
+
+# The summary table and the downloads
+TABLE = "summary-table"
+TABLE_HINT = "summary-table-hint"
+TABLE_SELECTION = "summary-table-selection"  # which row is highlighted in the charts
+SHOW_IN_CHARTS = "show-in-charts"  # both drawn by assets/dashboard.js in the selection note
+TABLE_CLEAR = "summary-table-clear"
+DOWNLOAD_SUMMARY_BUTTON = "download-summary-button"
+DOWNLOAD_POINTS_BUTTON = "download-points-button"
+DOWNLOAD_SUMMARY = "download-summary"
+DOWNLOAD_POINTS = "download-points"
 
 # State kept in the browser
 LOOKUP = "hover-lookup"  # per view: which image each scatter point belongs to, and its features

@@ -1,0 +1,282 @@
+"""A view of the page as plain data: its URL query, its table rows, its CSV downloads and their names.
+
+Everything here is pure (no Dash, no Flask, no store), so the tests check URL round trips,
+file names and CSV contents directly. A view is what the controls select: dataset, build,
+confidence threshold, prevalence range, weighting and how many features the charts show.
+The query uses /api/summary's parameter names, so a page URL reads like the API call behind it.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+import unicodedata
+from dataclasses import dataclass, replace
+from typing import Mapping
+from urllib.parse import parse_qsl, quote, urlencode, urlsplit
+
+import numpy as np
+import pandas as pd
+
+from dashboard import figures, ids
+from data.analysis import POINT_COLUMNS, SUMMARY_COLUMNS, WEIGHTINGS
+
+CURRENT_BUILD = "current"
+DEFAULT_CONFIDENCE = 0.5
+# Features in a handful of images top and tail any impact ranking by chance alone, so the page
+# starts without those present in under 2% of the images; the slider goes down to 0.
+DEFAULT_SPARSITY = (2, 100)
+DEFAULT_WEIGHTING = "mean"
+DEFAULT_SHOWN = 25
+SHOWN_CHOICES = (10, 25, 50, 0)  # 0: all features
+ALL_SHOWN = "all"
+CONFIDENCE_STEP = 0.01
+
+WEIGHTING_LABELS = {"mean": "Mean of images", "impressions": "Impression-weighted"}
+WEIGHTING_HELP = "Mean: each image counts once. Weighted: clicks ÷ impressions."
+NO_COUNTS_HELP = "Off: this dataset's CTRs came without clicks and impressions."
+NO_COUNTS_TIP = (
+    "This dataset's CTRs came without clicks and impressions, so only the mean of the images' CTRs "
+    "can be shown. Upload CTRs as {\"clicks\": ..., \"impressions\": ...} to weight by impressions."
+)
+COUNTS_TIP = (
+    "Impression-weighted: each group's CTR is its total clicks divided by its total impressions, "
+    "with a delta-method 95% interval."
+)
+
+TABLE_COLUMNS = [
+    "feature", "n_with", "n_without", "prevalence_pct", "avg_ctr_with", "avg_ctr_without",
+    "impact", "ci_low", "ci_high", "p_value", "q_value", "result",
+]
+RESULT_SIGNIFICANT, RESULT_NOT_SIGNIFICANT, RESULT_LOW_N = figures.SIGNIFICANCE_CLASSES
+
+
+@dataclass(frozen=True)
+class ViewState:
+    """What the controls select. ``business``/``source`` None: the store's default dataset."""
+
+    business: str | None = None
+    source: str | None = None
+    build: int | str = CURRENT_BUILD  # a build id, or CURRENT_BUILD to follow new builds
+    confidence: float = DEFAULT_CONFIDENCE
+    min_pct: int = DEFAULT_SPARSITY[0]
+    max_pct: int = DEFAULT_SPARSITY[1]
+    weighting: str = DEFAULT_WEIGHTING
+    shown: int = DEFAULT_SHOWN
+
+    @property
+    def sparsity(self) -> list[int]:
+        """The prevalence range as the range slider holds it."""
+        return [self.min_pct, self.max_pct]
+
+
+# -- the URL ---------------------------------------------------------------------------------
+
+
+def _first(args: Mapping, name: str) -> str | None:
+    value = args.get(name)
+    if isinstance(value, (list, tuple)):
+        value = value[0] if value else None
+    return value if isinstance(value, str) else None
+
+
+def _number(raw: str | None, low: float, high: float) -> float | None:
+    try:
+        value = float(raw)
+    except (TypeError, ValueError):
+        return None
+    return value if low <= value <= high else None  # NaN fails both comparisons
+
+
+def parse_view(args: Mapping) -> ViewState:
+    """The view a URL query asks for; each missing, malformed or out-of-range value takes its default.
+
+    ``args`` maps names to strings (Flask's ``request.args``, a dict, or ``parse_qs`` lists).
+    Whether the dataset, build and weighting exist is checked later, against the store
+    (``layout.resolve_view``); this only reads the text.
+    """
+    business = _first(args, "business") or None
+    source = _first(args, "source") or None
+
+    build: int | str = CURRENT_BUILD
+    raw_build = (_first(args, "build_id") or "").strip()
+    if raw_build.isascii() and raw_build.isdigit() and int(raw_build) > 0:
+        build = int(raw_build)
+
+    confidence = _number(_first(args, "confidence"), 0.0, 1.0)
+    # The slider moves in steps of 0.01; a value between steps would sit between its marks.
+    confidence = DEFAULT_CONFIDENCE if confidence is None else round(confidence / CONFIDENCE_STEP) * CONFIDENCE_STEP
+    confidence = round(confidence, 2)
+
+    low = _number(_first(args, "min_pct"), 0, 100)
+    high = _number(_first(args, "max_pct"), 0, 100)
+    low = DEFAULT_SPARSITY[0] if low is None else int(round(low))
+    high = DEFAULT_SPARSITY[1] if high is None else int(round(high))
+    if low > high:
+        low, high = DEFAULT_SPARSITY
+
+    weighting = _first(args, "weighting")
+    weighting = weighting if weighting in WEIGHTINGS else DEFAULT_WEIGHTING
+
+    raw_shown = (_first(args, "shown") or "").strip().lower()
+    shown = 0 if raw_shown == ALL_SHOWN else (int(raw_shown) if raw_shown.isascii() and raw_shown.isdigit() else None)
+    shown = shown if shown in SHOWN_CHOICES else DEFAULT_SHOWN
+
+    return ViewState(business, source, build, confidence, low, high, weighting, shown)
+
+
+def query_from_url(url: str | None) -> dict[str, str]:
+    """The query parameters of a URL (first value of each), {} for None or a URL without a query."""
+    if not url:
+        return {}
+    params: dict[str, str] = {}
+    for key, value in parse_qsl(urlsplit(url).query, keep_blank_values=True):
+        params.setdefault(key, value)
+    return params
+
+
+def view_query(state: ViewState) -> str:
+    """The URL query (with its ``?``) that ``parse_view`` reads back as ``state``.
+
+    Every value is written, so that a shared link keeps meaning the same view when the
+    defaults change; the build only when one is pinned (else the link follows new builds).
+    """
+    params = []
+    if state.business is not None:
+        params.append(("business", state.business))
+    if state.source is not None:
+        params.append(("source", state.source))
+    if state.build != CURRENT_BUILD:
+        params.append(("build_id", str(state.build)))
+    params += [
+        ("confidence", f"{state.confidence:.2f}"),
+        ("min_pct", str(state.min_pct)),
+        ("max_pct", str(state.max_pct)),
+        ("weighting", state.weighting),
+        ("shown", ALL_SHOWN if state.shown == 0 else str(state.shown)),
+    ]
+    # quote, not quote_plus: a space stays %20 and a literal '+' survives as %2B.
+    return "?" + urlencode(params, quote_via=quote, safe="")
+
+
+def state_from_controls(business, source, build, confidence, sparsity, weighting, shown) -> ViewState:
+    """The ViewState the controls' current values stand for (values as the browser sends them)."""
+    return parse_view(
+        {
+            "business": business or "",
+            "source": source or "",
+            "build_id": "" if build in (None, CURRENT_BUILD) else str(build),
+            "confidence": "" if confidence is None else str(confidence),
+            "min_pct": str((sparsity or DEFAULT_SPARSITY)[0]),
+            "max_pct": str((sparsity or DEFAULT_SPARSITY)[1]),
+            "weighting": weighting or "",
+            "shown": "" if shown is None else (ALL_SHOWN if str(shown) == "0" else str(shown)),
+        }
+    )
+
+
+def with_weighting_available(state: ViewState, has_counts: bool) -> ViewState:
+    """``state``, with impression weighting dropped to the mean when the dataset has no counts."""
+    if state.weighting == "impressions" and not has_counts:
+        return replace(state, weighting="mean")
+    return state
+
+
+def weighting_options(has_counts: bool) -> list[dict]:
+    """The weighting toggle's options; impression weighting is disabled without clicks and impressions."""
+    return [
+        {"label": WEIGHTING_LABELS["mean"], "value": "mean"},
+        {
+            "label": WEIGHTING_LABELS["impressions"],
+            "value": "impressions",
+            "disabled": not has_counts,
+            "label_id": ids.WEIGHTING_IMPRESSIONS_LABEL,  # the target of the option's tooltip
+        },
+    ]
+
+
+def weighting_help(has_counts: bool) -> str:
+    """The line under the weighting toggle: why impression weighting is off, or what the choices mean."""
+    return WEIGHTING_HELP if has_counts else NO_COUNTS_HELP
+
+
+def weighting_tip(has_counts: bool) -> str:
+    """The tooltip of the impression-weighted option: what it does, or why it is disabled."""
+    return COUNTS_TIP if has_counts else NO_COUNTS_TIP
+
+
+# -- the table -------------------------------------------------------------------------------
+
+
+def result_labels(summary: pd.DataFrame) -> np.ndarray:
+    """Per row: significant (q < 0.05), not significant, or too few images for a test (low_n).
+
+    The same classes as the impact chart's colours (``figures.significance_classes``).
+    """
+    return figures.significance_classes(summary)
+
+
+def table_rows(summary: pd.DataFrame) -> list[dict]:
+    """The summary as the table's rows: numbers at full precision (formatted in the browser), None for NaN."""
+    if summary is None or summary.empty:
+        return []
+    columns = {c: summary[c].tolist() for c in TABLE_COLUMNS if c != "result"}
+    columns["result"] = result_labels(summary).tolist()
+    rows = []
+    for values in zip(*(columns[c] for c in TABLE_COLUMNS)):
+        rows.append({c: (None if isinstance(v, float) and math.isnan(v) else v) for c, v in zip(TABLE_COLUMNS, values)})
+    return rows
+
+
+TABLE_MAX_PX = 560
+TABLE_ROW_PX = 42  # AG Grid's row height in its default (Quartz) theme
+TABLE_CHROME_PX = 112  # the two-line header, the filter row and the borders
+
+
+def table_style(n_rows: int) -> dict:
+    """The table's size: as tall as its rows up to TABLE_MAX_PX, then it scrolls."""
+    height = min(TABLE_MAX_PX, TABLE_CHROME_PX + TABLE_ROW_PX * max(n_rows, 3))
+    return {"height": f"{height}px", "width": "100%"}
+
+
+# -- downloads -------------------------------------------------------------------------------
+
+
+def slugify(text, *, max_length: int = 60, fallback: str = "dataset") -> str:
+    """A file-name-safe slug: accents folded, lower case, anything but letters and digits -> '-'.
+
+    Letters of other scripts are kept (a browser saves them fine); quotes, slashes, dots and
+    control characters never survive, so the result cannot leave the download folder.
+    """
+    text = unicodedata.normalize("NFKD", str(text))
+    text = "".join(ch for ch in text if not unicodedata.combining(ch)).casefold()
+    slug = re.sub(r"[\W_]+", "-", text).strip("-")
+    slug = slug[:max_length].rstrip("-")
+    return slug or fallback
+
+
+def download_filename(
+    business: str, source: str, build_id: int, confidence: float, min_pct: float, max_pct: float,
+    weighting: str, kind: str,
+) -> str:
+    """``northwind-outfitters_vision_build-2_conf-0.50_prev-2-100_mean_summary.csv``."""
+    parts = [
+        slugify(business),
+        slugify(source, fallback="source"),
+        f"build-{int(build_id)}",
+        f"conf-{confidence:.2f}",
+        f"prev-{min_pct:g}-{max_pct:g}",
+        weighting,
+        kind,
+    ]
+    return "_".join(parts) + ".csv"
+
+
+def summary_csv(summary: pd.DataFrame) -> str:
+    """The summary's columns as CSV, floats written exactly (shortest round-trip repr), NaN empty."""
+    return summary[SUMMARY_COLUMNS].to_csv(index=False, lineterminator="\n")
+
+
+def points_csv(points: pd.DataFrame) -> str:
+    """The scatter points (image, feature, confidence, ctr) as CSV, floats written exactly."""
+    return points[POINT_COLUMNS].to_csv(index=False, lineterminator="\n")

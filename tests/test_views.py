@@ -1,0 +1,212 @@
+"""A view as plain data: URL round trips, fallbacks, file names, CSV contents and table rows."""
+
+from __future__ import annotations
+
+import io
+import random
+from urllib.parse import parse_qs, urlsplit
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from dashboard import views
+from dashboard.views import CURRENT_BUILD, ViewState, parse_view, query_from_url, view_query
+from data.analysis import POINT_COLUMNS, SUMMARY_COLUMNS, Dataset, feature_summary, scatter_points
+
+ODD_NAMES = [
+    "Northwind Outfitters",
+    'Café "Zürich" & Söhne',
+    "A+B=C; 100% / #1?",
+    "O'Brien's  ads",
+    "東京 広告",
+    "emoji 🎯 shop",
+    "  leading and trailing  ",
+]
+
+
+def _url(state: ViewState) -> str:
+    return "http://dash.example:8050/" + view_query(state)
+
+
+# -- the URL ---------------------------------------------------------------------------------
+
+
+def test_parse_view_without_a_query_gives_the_defaults():
+    assert parse_view({}) == ViewState()
+    assert ViewState().sparsity == [2, 100] and ViewState().build == CURRENT_BUILD
+
+
+@pytest.mark.parametrize("business", ODD_NAMES)
+@pytest.mark.parametrize("source", ["vision", "web ads/v2", "ça&va"])
+def test_view_query_round_trips_odd_names(business, source):
+    state = ViewState(business, source, 7, 0.37, 5, 60, "impressions", 10)
+    assert parse_view(query_from_url(_url(state))) == state
+    # Flask's request.args reads the query the same way.
+    from flask import Flask, request
+
+    with Flask(__name__).test_request_context("/" + view_query(state)):
+        assert parse_view(request.args) == state
+
+
+def test_view_query_round_trips_through_parse_qs_lists():
+    state = ViewState('Café "Zürich" & Söhne', "vision", CURRENT_BUILD, 0.0, 0, 100, "mean", 0)
+    parsed = parse_qs(urlsplit(_url(state)).query, keep_blank_values=True)
+    assert parse_view(parsed) == state
+
+
+def test_view_query_writes_every_value_and_the_build_only_when_pinned():
+    query = view_query(ViewState("Northwind Outfitters", "vision"))
+    assert query == (
+        "?business=Northwind%20Outfitters&source=vision&confidence=0.50&min_pct=2&max_pct=100"
+        "&weighting=mean&shown=25"
+    )
+    assert "build_id=3" in view_query(ViewState("a", "b", build=3))
+    assert "shown=all" in view_query(ViewState("a", "b", shown=0))
+
+
+@pytest.mark.parametrize(
+    "args, expected",
+    [
+        ({"confidence": "abc"}, {}),
+        ({"confidence": "nan"}, {}),
+        ({"confidence": "1.5"}, {}),
+        ({"confidence": "-0.1"}, {}),
+        ({"confidence": "0.333"}, {"confidence": 0.33}),
+        ({"confidence": "1"}, {"confidence": 1.0}),
+        ({"min_pct": "80", "max_pct": "10"}, {}),
+        ({"min_pct": "-5"}, {}),
+        ({"max_pct": "250"}, {}),
+        ({"min_pct": "4.6", "max_pct": "60"}, {"min_pct": 5, "max_pct": 60}),
+        ({"weighting": "bogus"}, {}),
+        ({"weighting": "impressions"}, {"weighting": "impressions"}),
+        ({"shown": "7"}, {}),
+        ({"shown": "ALL"}, {"shown": 0}),
+        ({"shown": "50"}, {"shown": 50}),
+        ({"build_id": "x"}, {}),
+        ({"build_id": "-3"}, {}),
+        ({"build_id": "0"}, {}),
+        ({"build_id": "١٢"}, {}),  # Arabic-Indic digits are digits to str.isdigit, not build ids
+        ({"build_id": " 12 "}, {"build": 12}),
+        ({"business": "", "source": ""}, {}),
+    ],
+)
+def test_parse_view_falls_back_to_defaults_value_by_value(args, expected):
+    assert parse_view(args) == ViewState(**expected)
+
+
+def test_query_from_url_takes_the_first_of_repeated_values():
+    assert query_from_url("http://x/?a=1&a=2&b=%20c") == {"a": "1", "b": " c"}
+    assert query_from_url("http://x/") == {}
+    assert query_from_url(None) == {}
+
+
+def test_state_from_controls_reads_what_the_browser_sends():
+    state = views.state_from_controls("acme", "vision", "current", 0.37000000000000005, [5, 60], "impressions", "0")
+    assert state == ViewState("acme", "vision", CURRENT_BUILD, 0.37, 5, 60, "impressions", 0)
+    assert views.state_from_controls("acme", "vision", 4, None, None, None, None) == ViewState("acme", "vision", 4)
+
+
+def test_weighting_falls_back_to_the_mean_without_counts():
+    state = ViewState("a", "b", weighting="impressions")
+    assert views.with_weighting_available(state, False).weighting == "mean"
+    assert views.with_weighting_available(state, True) == state
+
+
+@pytest.mark.parametrize("has_counts", [True, False])
+def test_weighting_options_disable_impressions_without_counts(has_counts):
+    options = {o["value"]: o for o in views.weighting_options(has_counts)}
+    assert options["impressions"].get("disabled") is (not has_counts)
+    assert not options["mean"].get("disabled")
+    assert [o["label"] for o in views.weighting_options(has_counts)] == ["Mean of images", "Impression-weighted"]
+    help_text, tip = views.weighting_help(has_counts), views.weighting_tip(has_counts)
+    assert ("without clicks and impressions" in help_text) is (not has_counts)
+    assert ("without clicks and impressions" in tip) is (not has_counts)
+
+
+# -- file names ------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "text, slug",
+    [
+        ("Northwind Outfitters", "northwind-outfitters"),
+        ('Café "Zürich" & Söhne', "cafe-zurich-sohne"),
+        ("../../etc/passwd", "etc-passwd"),
+        ("C:\\Users\\x.csv", "c-users-x-csv"),
+        ("東京 広告", "東京-広告"),
+        ("A_B  c", "a-b-c"),
+        ('"" / ..', "dataset"),
+        ("", "dataset"),
+        ("x" * 200, "x" * 60),
+    ],
+)
+def test_slugify_keeps_letters_and_digits_only(text, slug):
+    assert views.slugify(text) == slug
+
+
+def test_download_filename_names_dataset_build_and_filters():
+    name = views.download_filename("Northwind Outfitters", "vision", 2, 0.5, 2, 100, "mean", "summary")
+    assert name == "northwind-outfitters_vision_build-2_conf-0.50_prev-2-100_mean_summary.csv"
+    odd = views.download_filename('O\'Brien "&" Co', "web/ads", 14, 0.3, 0, 37.5, "impressions", "points")
+    assert odd == "o-brien-co_web-ads_build-14_conf-0.30_prev-0-37.5_impressions_points.csv"
+
+
+# -- CSV and table contents ------------------------------------------------------------------
+
+
+def _synthetic(n_images=80, n_features=12, seed=42, counts=True) -> Dataset:
+    rng = random.Random(seed)
+    images = [f"img_{i}" for i in range(n_images)]
+    conf = np.array([[round(rng.random(), 4) if rng.random() < 0.4 else 0.0 for _ in range(n_features)]
+                     for _ in range(n_images)])
+    impressions = [rng.randint(200, 5000) for _ in images]
+    # feat_1 doubles the CTR, so that some rows are significant.
+    clicks = [int(n * (0.005 + rng.random() * 0.01) * (2 if conf[i, 1] > 0 else 1)) for i, n in enumerate(impressions)]
+    ctr = pd.DataFrame({"image": images, "ctr": [c / n for c, n in zip(clicks, impressions)]})
+    if counts:
+        ctr = ctr.assign(clicks=clicks, impressions=impressions)
+    features = [f'feat "{j}", ü' if j % 3 == 0 else f"feat_{j}" for j in range(n_features)]
+    return Dataset.from_matrix(images, features, conf, ctr)
+
+
+@pytest.mark.parametrize("weighting", ["mean", "impressions"])
+@pytest.mark.parametrize("confidence, low, high", [(0.0, 0, 100), (0.3, 5, 60), (0.9, 0, 100)])
+def test_summary_csv_holds_feature_summary_exactly(weighting, confidence, low, high):
+    summary = feature_summary(_synthetic(), confidence, low, high, weighting=weighting, min_n=5)
+    back = pd.read_csv(io.StringIO(views.summary_csv(summary)), dtype={"feature": object})
+    assert list(back.columns) == SUMMARY_COLUMNS
+    pd.testing.assert_frame_equal(back, summary.reset_index(drop=True), check_exact=True, check_dtype=False)
+
+
+def test_points_csv_holds_scatter_points_exactly():
+    dataset = _synthetic()
+    summary = feature_summary(dataset, 0.3, 5, 60)
+    points = scatter_points(dataset, 0.3, features=summary["feature"])
+    back = pd.read_csv(io.StringIO(views.points_csv(points)), dtype={"image": object, "feature": object})
+    assert list(back.columns) == POINT_COLUMNS
+    expected = points.assign(feature=points["feature"].astype(object))
+    pd.testing.assert_frame_equal(back, expected, check_exact=True, check_dtype=False)
+
+
+def test_table_rows_equal_the_summary():
+    summary = feature_summary(_synthetic(n_images=40), 0.2, 0, 100, min_n=12)
+    assert summary["low_n"].any() and summary["significant"].any()
+    rows = views.table_rows(summary)
+    assert [r["feature"] for r in rows] == list(summary["feature"])
+    for row, (_, expected) in zip(rows, summary.iterrows()):
+        for column in views.TABLE_COLUMNS[:-1]:
+            value = expected[column]
+            if isinstance(value, float) and np.isnan(value):
+                assert row[column] is None
+            else:
+                assert row[column] == value
+        assert row["result"] == (
+            "too few images" if expected["low_n"] else "significant" if expected["significant"] else "not significant"
+        )
+    assert views.table_rows(summary.iloc[:0]) == []
+
+
+def test_table_style_grows_with_rows_up_to_a_limit():
+    heights = [int(views.table_style(n)["height"].rstrip("px")) for n in (0, 6, 20, 500)]
+    assert heights[0] == heights[1] - 3 * views.TABLE_ROW_PX < heights[2] == views.TABLE_MAX_PX == heights[3]
