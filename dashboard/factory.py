@@ -69,6 +69,9 @@ def create_app(settings: Settings | None = None, store: FeatureStore | None = No
         assets_folder=str(ASSETS),
         serve_locally=True,
         suppress_callback_exceptions=True,
+        # The layout request carries the page's URL (its view) as the referrer: keep it whole
+        # for same-origin requests even behind a proxy that sets a stricter Referrer-Policy.
+        meta_tags=[{"name": "referrer", "content": "same-origin"}],
     )
     app.layout = build_layout(store, settings)
     register_callbacks(app, store, settings)
