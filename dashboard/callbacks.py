@@ -15,7 +15,7 @@ import numpy as np
 import pandas as pd
 from dash import ClientsideFunction, Input, Output, State, html, no_update
 
-from dashboard import figures, ids
+from dashboard import figures, ids, views
 from dashboard.layout import (
     CURRENT_BUILD,
     DEFAULT_CONFIDENCE,
@@ -124,6 +124,9 @@ def _empty_view(message: str, *, notice: dict | None, status: str = "") -> dict:
         "status": status,
         "scatter_width": None,
         "label_px": None,
+        "table": [],
+        "table_summary": None,
+        "weighting": None,
     }
 
 
@@ -137,16 +140,19 @@ def compute_view(
     *,
     shown: int | None = DEFAULT_SHOWN,
     min_n: int = DEFAULT_MIN_GROUP_SIZE,
+    weighting: str = "mean",
     image_url_template: str | None = None,
     api_base: str = PLACEHOLDER_API,
 ) -> dict:
-    """The page's view of one selection: the four figures, the hover lookup and text around them.
+    """The page's view of one selection: the four figures, the hover lookup, the table and text.
 
     Returns a dict with ``scatter``, ``avg_with``, ``impact``, ``avg_without`` (figures),
     ``lookup`` (for the browser's hover linking, None when there are no points), ``summary``
-    (the rows charted), ``notice`` (None, or a dict explaining an empty state), ``status`` and
-    ``scatter_width``. The numbers come from ``feature_summary`` and ``scatter_points``, the same
-    functions as ``/api/summary``.
+    (the rows charted), ``table_summary`` and ``table`` (every feature passing the filters, as
+    a frame and as the table's rows), ``weighting`` (the one used: impression weighting falls
+    back to the mean without counts), ``notice`` (None, or a dict explaining an empty or
+    unusual state), ``status`` and ``scatter_width``. The numbers come from ``feature_summary``
+    and ``scatter_points``, the same functions as ``/api/summary``.
     """
     if not business or not source:
         return _empty_view(
@@ -190,8 +196,14 @@ def compute_view(
             status=status,
         )
 
+    if weighting == "impressions" and not dataset.has_counts:
+        weighting = "mean"
+        notice = notice or {
+            "title": "Impression weighting is not available here",
+            "text": "This dataset's CTRs came without clicks and impressions; showing the mean of the images' CTRs.",
+        }
     low, high = (float(v) for v in (sparsity or (0, 100)))
-    summary = feature_summary(dataset, float(confidence), low, high, min_n=min_n)
+    summary = feature_summary(dataset, float(confidence), low, high, min_n=min_n, weighting=weighting)
     if summary.empty:
         message = (
             f"No feature is present in {low:g}–{high:g}% of the images at confidence above {confidence:g}.\n"
@@ -202,6 +214,7 @@ def compute_view(
             notice={"title": "No feature left", "text": message.replace("\n", " ")},
             status=status,
         )
+        view.update(table_summary=summary, weighting=weighting)
         return view
     charted = select_shown(summary, shown)
     points = scatter_points(dataset, float(confidence), features=charted["feature"])
@@ -254,12 +267,72 @@ def compute_view(
         ),
         "lookup": lookup,
         "summary": charted,
+        "table_summary": summary,
+        "table": views.table_rows(summary),
+        "weighting": weighting,
         "notice": notice,
         "status": status,
-        "shown_text": f"{shown_text} present in {low:g}–{high:g}% of images at confidence above {confidence:g}.",
+        "shown_text": f"{shown_text} present in {low:g}–{high:g}% of images at confidence above {confidence:g}"
+        f" · CTR: {views.WEIGHTING_LABELS[weighting].lower()}.",
         "scatter_width": width,
         "label_px": label_px,
     }
+
+
+def download_csv(store, state: views.ViewState, kind: str, *, min_n: int = DEFAULT_MIN_GROUP_SIZE) -> dict | None:
+    """The ``summary`` or ``points`` CSV of the view the controls show, as dcc.Download takes it.
+
+    The rows are every feature passing the filters (not only those charted), computed by the
+    same function as the page; the file name names the dataset, build and filters. None when
+    there is nothing to download (no dataset, no CTR).
+    """
+    if not state.business or not state.source:
+        return None
+    try:
+        build_id = store.resolve_build(state.business, state.source, parse_build(state.build))
+    except UnknownBuild:
+        build_id = store.resolve_build(state.business, state.source)
+    except UnknownDataset:
+        return None
+    dataset = store.dataset(state.business, state.source, build_id)
+    if dataset.images_with_ctr == 0:
+        return None
+    state = views.with_weighting_available(state, dataset.has_counts)
+    summary = feature_summary(
+        dataset, state.confidence, state.min_pct, state.max_pct, min_n=min_n, weighting=state.weighting
+    )
+    if kind == "summary":
+        content = views.summary_csv(summary)
+    else:
+        content = views.points_csv(scatter_points(dataset, state.confidence, features=summary["feature"]))
+    filename = views.download_filename(
+        state.business, state.source, build_id, state.confidence, state.min_pct, state.max_pct, state.weighting, kind
+    )
+    return {"content": content, "filename": filename, "type": "text/csv"}
+
+
+def dataset_has_counts(store, business, source, build) -> bool:
+    """Whether the selected build's CTRs came with clicks and impressions (False when there is none)."""
+    if not business or not source:
+        return False
+    try:
+        return store.dataset(business, source, parse_build(build)).has_counts
+    except UnknownBuild:
+        return store.dataset(business, source).has_counts
+    except UnknownDataset:
+        return False
+
+
+def table_hint(view: dict) -> str:
+    """The line above the table: how many features it lists, and how to link a row to the charts."""
+    summary = view.get("table_summary")
+    if summary is None:
+        return ""  # no data yet: the notice above the charts says what to do
+    if summary.empty:
+        return "No feature passes the filters."
+    n, charted = len(summary), len(view["summary"]) if view.get("summary") is not None else 0
+    scope = f"All {n:,} features passing the filters" + ("" if charted == n else f" ({charted:,} of them charted)")
+    return f"{scope}. Click a row to highlight its feature in the charts; filter by name in the Feature column."
 
 
 def poll_version(store, known: str | None):
@@ -361,6 +434,28 @@ def register_callbacks(app, store, settings) -> None:
         return options, choose(options, build, CURRENT_BUILD)
 
     @app.callback(
+        Output(ids.WEIGHTING, "options"),
+        Output(ids.WEIGHTING, "value"),
+        Output(ids.WEIGHTING_HELP, "children"),
+        Output(ids.WEIGHTING_TIP, "children"),
+        Input(ids.BUSINESS, "value"),
+        Input(ids.SOURCE, "value"),
+        Input(ids.BUILD, "value"),
+        Input(ids.VERSION, "data"),
+        State(ids.WEIGHTING, "value"),
+        prevent_initial_call=True,
+    )
+    def _weighting_availability(business, source, build, _version, weighting):
+        has_counts = dataset_has_counts(store, business, source, build)
+        state = views.with_weighting_available(views.ViewState(weighting=weighting or "mean"), has_counts)
+        return (
+            views.weighting_options(has_counts),
+            no_update if state.weighting == weighting else state.weighting,
+            views.weighting_help(has_counts),
+            views.weighting_tip(has_counts),
+        )
+
+    @app.callback(
         Output(ids.SCATTER, "figure"),
         Output(ids.AVG_WITH, "figure"),
         Output(ids.IMPACT, "figure"),
@@ -371,26 +466,33 @@ def register_callbacks(app, store, settings) -> None:
         Output(ids.STATUS, "children"),
         Output(ids.SCATTER, "style"),
         Output(ids.BAR_PANEL, "style"),
+        Output(ids.TABLE, "rowData"),
+        Output(ids.TABLE, "style"),
+        Output(ids.TABLE_HINT, "children"),
         Input(ids.BUSINESS, "value"),
         Input(ids.SOURCE, "value"),
         Input(ids.BUILD, "value"),
         Input(ids.CONFIDENCE, "value"),
         Input(ids.SPARSITY, "value"),
         Input(ids.SHOWN, "value"),
+        Input(ids.WEIGHTING, "value"),
         Input(ids.VERSION, "data"),
     )
-    def _redraw(business, source, build, confidence, sparsity, shown, _version):
+    def _redraw(business, source, build, confidence, sparsity, shown, weighting, _version):
         from flask import request
 
+        # The same reading of the controls as the URL and the downloads, so all three agree.
+        state = views.state_from_controls(business, source, build, confidence, sparsity, weighting, shown)
         view = compute_view(
             store,
             business,
             source,
             build,
-            confidence if confidence is not None else DEFAULT_CONFIDENCE,
-            sparsity,
-            shown=int(shown or 0),
+            state.confidence,
+            state.sparsity,
+            shown=state.shown,
             min_n=settings.min_group_size,
+            weighting=state.weighting,
             image_url_template=settings.image_url_template,
             api_base=request.host_url if request else PLACEHOLDER_API,
         )
@@ -407,7 +509,42 @@ def register_callbacks(app, store, settings) -> None:
             status_component(view, store, business, source, build),
             {"width": f"{width}px"} if width else {},
             {"--label-width": f"{view['label_px'] or 0}px"},
+            view["table"],
+            views.table_style(len(view["table"])),
+            table_hint(view),
         )
+
+    @app.callback(
+        Output(ids.URL, "search"),
+        *(Input(c, "value") for c in ids.CONTROLS),
+        State(ids.URL, "search"),
+        prevent_initial_call=True,
+    )
+    def _write_url(business, source, build, confidence, sparsity, weighting, shown, search):
+        # One way only, controls -> URL: the URL is read once, when the layout is built, so
+        # writing it here never feeds back into the controls.
+        query = views.view_query(
+            views.state_from_controls(business, source, build, confidence, sparsity, weighting, shown)
+        )
+        return no_update if query == search else query
+
+    def _download(kind):
+        def send(_clicks, business, source, build, confidence, sparsity, weighting, shown):
+            state = views.state_from_controls(business, source, build, confidence, sparsity, weighting, shown)
+            return download_csv(store, state, kind, min_n=settings.min_group_size) or no_update
+
+        return send
+
+    for kind, button, target in (
+        ("summary", ids.DOWNLOAD_SUMMARY_BUTTON, ids.DOWNLOAD_SUMMARY),
+        ("points", ids.DOWNLOAD_POINTS_BUTTON, ids.DOWNLOAD_POINTS),
+    ):
+        app.callback(
+            Output(target, "data"),
+            Input(button, "n_clicks"),
+            *(State(c, "value") for c in ids.CONTROLS),
+            prevent_initial_call=True,
+        )(_download(kind))
 
     app.clientside_callback(
         ClientsideFunction(namespace="creative", function_name="linkHover"),
@@ -421,3 +558,30 @@ def register_callbacks(app, store, settings) -> None:
         prevent_initial_call=True,
     )
 
+
+    # Selecting a table row highlights its feature in the charts, in the browser (no round trip).
+    app.clientside_callback(
+        ClientsideFunction(namespace="creative", function_name="highlightRow"),
+        Output(ids.SCATTER, "figure", allow_duplicate=True),
+        Output(ids.AVG_WITH, "figure", allow_duplicate=True),
+        Output(ids.IMPACT, "figure", allow_duplicate=True),
+        Output(ids.AVG_WITHOUT, "figure", allow_duplicate=True),
+        Output(ids.TABLE_SELECTION, "children"),
+        Input(ids.TABLE, "selectedRows"),
+        Input(ids.LOOKUP, "data"),
+        prevent_initial_call=True,
+    )
+
+    app.clientside_callback(
+        ClientsideFunction(namespace="creative", function_name="showInCharts"),
+        Output(ids.SHOW_IN_CHARTS, "n_clicks"),
+        Input(ids.SHOW_IN_CHARTS, "n_clicks"),
+        prevent_initial_call=True,
+    )
+
+    app.clientside_callback(
+        ClientsideFunction(namespace="creative", function_name="clearSelection"),
+        Output(ids.TABLE, "deselectAll"),
+        Input(ids.TABLE_CLEAR, "n_clicks"),
+        prevent_initial_call=True,
+    )

@@ -57,8 +57,11 @@ def missing_browser() -> str | None:
     return None
 
 
-def chrome_driver():
-    """A headless Chromium driver that records the console and the network (performance log)."""
+def chrome_driver(download_dir: str | Path | None = None):
+    """A headless Chromium driver that records the console and the network (performance log).
+
+    With ``download_dir``, downloads are saved there without asking.
+    """
     from selenium import webdriver
     from selenium.webdriver.chrome.service import Service
 
@@ -67,9 +70,33 @@ def chrome_driver():
     for arg in CHROME_ARGS:
         options.add_argument(arg)
     options.set_capability("goog:loggingPrefs", {"browser": "ALL", "performance": "ALL"})
+    if download_dir is not None:
+        options.add_experimental_option(
+            "prefs",
+            {
+                "download.default_directory": str(download_dir),
+                "download.prompt_for_download": False,
+                "download.directory_upgrade": True,
+                "safebrowsing.enabled": False,
+            },
+        )
     driver = webdriver.Chrome(service=Service(find_chromedriver()), options=options)
     driver.set_page_load_timeout(60)
     return driver
+
+
+def wait_for_download(folder: str | Path, timeout: float = 20.0) -> Path:
+    """The one finished file in ``folder`` (Chromium writes *.crdownload until it is done)."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        files = [p for p in Path(folder).iterdir() if not p.name.endswith((".crdownload", ".tmp"))]
+        partial = [p for p in Path(folder).iterdir() if p.name.endswith(".crdownload")]
+        if files and not partial:
+            if len(files) > 1:
+                raise AssertionError(f"expected one download, got {sorted(p.name for p in files)}")
+            return files[0]
+        time.sleep(0.2)
+    raise TimeoutError(f"no download finished in {folder} within {timeout:g} s")
 
 
 @contextmanager

@@ -21,7 +21,7 @@ from dashboard.settings import Settings
 from data.analysis import feature_summary, scatter_points
 from data.batches import FeatureBatch, ctr_frame
 from data.store import FeatureStore
-from tests.browser import chrome_driver, missing_browser, serve, wait_for_charts
+from tests.browser import chrome_driver, missing_browser, serve, wait_for_charts, wait_for_download
 
 REFERENCE = ("acme", "vision")
 LARGE = ("globex", "vision")
@@ -361,3 +361,307 @@ def test_empty_store_shows_how_to_send_data(driver, tmp_path):
         assert "No data yet" in " ".join(_chart(driver, ids.SCATTER)["annotations"])
         assert _severe(driver) == []
     store.close()
+
+
+# -- trustworthy impact, weighting, the table, downloads and shareable views ----------------------
+
+NORTHWIND = ("Northwind Outfitters", "vision")
+REFERENCE_2018 = ("Reference 2018", "vision")
+PLANTED = ("text", "poster", "smile", "headwear")
+
+CONTROLS_JS = """
+if (!document.querySelector('#business .dash-dropdown-value') || !document.querySelector('#sparsity .dash-slider-thumb-2')) {
+  return null;  // the page is (re)loading
+}
+const thumb = (id, n) => Number(document.querySelector('#' + id + ' .dash-slider-thumb-' + n).getAttribute('aria-valuenow'));
+const checked = document.querySelector('#weighting input:checked');
+const impressions = document.querySelector('#weighting input[value="impressions"]');
+return {
+  business: document.querySelector('#business .dash-dropdown-value').textContent,
+  source: document.querySelector('#image-source .dash-dropdown-value').textContent,
+  confidence: thumb('confidence', 1),
+  sparsity: [thumb('sparsity', 1), thumb('sparsity', 2)],
+  weighting: checked ? checked.value : null,
+  impressions_disabled: impressions ? impressions.disabled : null,
+  shown: document.querySelector('#features-shown').value,
+  search: window.location.search,
+};
+"""
+
+GRID_ROWS_JS = """
+const api = window.dash_ag_grid && window.dash_ag_grid.getApi('summary-table');
+if (!api) { return null; }
+const rows = [];
+api.forEachNodeAfterFilterAndSort(node => rows.push(node.data));
+return rows;
+"""
+
+EXTERNAL_REQUESTS_JS = """
+return performance.getEntriesByType('resource').map(e => e.name)
+  .filter(u => !u.startsWith(location.origin) && !u.startsWith('data:') && !u.startsWith('blob:'));
+"""
+
+
+@pytest.fixture(scope="module")
+def live_demo(tmp_path_factory):
+    """The app on the demo data: Northwind Outfitters / vision (counts) and Reference 2018 / vision (none)."""
+    from data.demo import load_demo
+
+    path = tmp_path_factory.mktemp("demo") / "features.db"
+    store = FeatureStore(f"sqlite:///{path}")
+    load_demo(store)
+    settings = Settings.from_env({}, database_url=f"sqlite:///{path}", demo_data=False, poll_seconds=3600)
+    with serve(create_app(settings, store)) as url:
+        yield url, store, settings
+    store.close()
+
+
+def _view_url(url, state):
+    from dashboard.views import view_query
+
+    return url + view_query(state)
+
+
+def _view_matches(driver, store, state, min_n):
+    """Whether the charts and the table show feature_summary's numbers for ``state``."""
+    from dashboard.callbacks import select_shown
+
+    dataset = store.dataset(state.business, state.source)
+    summary = feature_summary(dataset, state.confidence, state.min_pct, state.max_pct,
+                              min_n=min_n, weighting=state.weighting)
+    charted = select_shown(summary, state.shown)
+    with_bar, impact, without = (_chart(driver, c) for c in ids.BAR_CHARTS)
+    if not all((with_bar, impact, without)) or impact["y"] != list(charted["feature"]):
+        return False
+    rows = driver.execute_script(GRID_ROWS_JS)
+    return (
+        np.allclose(with_bar["x"], charted["avg_ctr_with"] * 100, rtol=1e-12)
+        and np.allclose(impact["x"], charted["impact"] * 100, rtol=1e-12, equal_nan=True)
+        and np.allclose(without["x"], charted["avg_ctr_without"] * 100, rtol=1e-12, equal_nan=True)
+        and rows is not None
+        and [r["feature"] for r in rows] == list(summary["feature"])
+        and np.allclose([np.nan if r["impact"] is None else r["impact"] for r in rows], summary["impact"],
+                        rtol=0, atol=0, equal_nan=True)
+    )
+
+
+def _controls_show(driver, state):
+    controls = driver.execute_script(CONTROLS_JS)
+    return controls is not None and (
+        controls["business"] == state.business
+        and controls["source"] == state.source
+        and controls["confidence"] == pytest.approx(state.confidence)
+        and controls["sparsity"] == [state.min_pct, state.max_pct]
+        and controls["weighting"] == state.weighting
+        and controls["shown"] == str(state.shown)
+    )
+
+
+def _click(driver, element):
+    # 'instant': Bootstrap makes page scrolling smooth, and a click mid-scroll lands elsewhere.
+    driver.execute_script("arguments[0].scrollIntoView({block: 'center', behavior: 'instant'})", element)
+    element.click()
+
+
+def _pick(driver, dropdown_id, label):
+    driver.find_element("id", dropdown_id).click()
+    option = _wait_for(
+        lambda: next((o for o in driver.find_elements("css selector", "[role=option]") if o.text.strip() == label), None),
+        timeout=10, message=f"option {label!r}",
+    )
+    option.click()
+
+
+def test_impact_chart_draws_intervals_and_marks_significant_features(driver, live_demo):
+    from dashboard.views import ViewState
+
+    url, store, settings = live_demo
+    _open(driver, url)
+    state = ViewState(*NORTHWIND)
+    _wait_for(lambda: _view_matches(driver, store, state, settings.min_group_size), message="the demo view")
+    summary = feature_summary(store.dataset(*NORTHWIND), state.confidence, state.min_pct, state.max_pct)
+    from dashboard.callbacks import select_shown
+
+    charted = select_shown(summary, state.shown).reset_index(drop=True)
+    bars = driver.execute_script(
+        """const t = document.querySelector('#impact-chart .js-plotly-plot')._fullData[0];
+           return {y: Array.from(t.y), plus: Array.from(t.error_x.array), minus: Array.from(t.error_x.arrayminus),
+                   visible: t.error_x.visible, colors: Array.from(t.marker.color),
+                   hover: Array.from(t.hovertext)};"""
+    )
+    assert bars["visible"] and len(driver.find_elements("css selector", "#impact-chart .errorbar")) == len(charted)
+    assert np.allclose(np.array(bars["plus"]), (charted["ci_high"] - charted["impact"]) * 100, rtol=1e-9)
+    assert np.allclose(np.array(bars["minus"]), (charted["impact"] - charted["ci_low"]) * 100, rtol=1e-9)
+    significant = dict(zip(charted["feature"], charted["significant"]))
+    for feature in PLANTED:
+        i = bars["y"].index(feature)
+        assert significant[feature] and bars["colors"][i].endswith(",1)"), feature
+        assert "significant" in bars["hover"][i] and "q = " in bars["hover"][i]
+    faded = [c for f, c in zip(bars["y"], bars["colors"]) if not significant[f]]
+    assert faded and all(not c.endswith(",1)") for c in faded)
+    key = driver.find_element("id", ids.IMPACT_KEY).text
+    assert "significant (q < 0.05, BH-corrected)" in key and "not significant" in key
+    assert f"too few images (n < {settings.min_group_size}" in key
+    assert _severe(driver) == []
+
+
+def test_weighting_toggle_switches_to_impression_weighted_numbers(driver, live_demo):
+    from dashboard.views import ViewState
+
+    url, store, settings = live_demo
+    _open(driver, url)
+    state = ViewState(*NORTHWIND)
+    _wait_for(lambda: _view_matches(driver, store, state, settings.min_group_size), message="mean weighting")
+    driver.find_element("id", ids.WEIGHTING_IMPRESSIONS_LABEL).click()
+    weighted = ViewState(*NORTHWIND, weighting="impressions")
+    _wait_for(lambda: _view_matches(driver, store, weighted, settings.min_group_size), message="impression weighting")
+    assert "weighting=impressions" in driver.current_url
+
+    _pick(driver, ids.BUSINESS, REFERENCE_2018[0])
+    fallback = ViewState(*REFERENCE_2018)
+    _wait_for(lambda: _view_matches(driver, store, fallback, settings.min_group_size), message="the reference data")
+    controls = driver.execute_script(CONTROLS_JS)
+    assert controls["weighting"] == "mean" and controls["impressions_disabled"] is True
+    assert "without clicks and impressions" in driver.find_element("id", ids.WEIGHTING_HELP).text
+    from selenium.webdriver.common.action_chains import ActionChains
+
+    ActionChains(driver).move_to_element(driver.find_element("id", ids.WEIGHTING_IMPRESSIONS_LABEL)).perform()
+    tip = _wait_for(lambda: driver.find_elements("css selector", ".tooltip.show"), timeout=5, message="the tooltip")
+    assert "came without clicks and impressions" in tip[0].text
+    _wait_for(lambda: "business=Reference%202018" in driver.current_url and "weighting=mean" in driver.current_url,
+              message="the URL to follow")
+    assert _severe(driver) == []
+
+
+def test_selecting_a_table_row_highlights_the_feature_in_the_charts(driver, live_demo):
+    url, store, settings = live_demo
+    _open(driver, url)
+    rows = _wait_for(lambda: driver.execute_script(GRID_ROWS_JS), message="the table")
+    summary = feature_summary(store.dataset(*NORTHWIND), 0.5, 2, 100)
+    assert [r["feature"] for r in rows] == list(summary["feature"])  # every feature, not only those charted
+
+    grid = driver.find_element("id", ids.TABLE)
+    driver.execute_script("arguments[0].scrollIntoView({block: 'center'})", grid)
+    driver.find_element("css selector", "#summary-table .ag-floating-filter input").send_keys("smile")
+    matching = list(summary.loc[summary["feature"].str.contains("smile"), "feature"])
+    _wait_for(lambda: [r["feature"] for r in driver.execute_script(GRID_ROWS_JS)] == matching, message="the filter")
+    _click(driver, driver.find_element("css selector", "#summary-table .ag-row[row-id='smile'] .ag-cell"))
+    code = _chart(driver, ids.IMPACT)["y"].index("smile")
+    _wait_for(lambda: [i for i, o in enumerate(_chart(driver, ids.IMPACT)["opacity"] or []) if o == 1] == [code],
+              message="the highlighted bar")
+    shapes = driver.execute_script("return document.querySelector('#scatter-chart .js-plotly-plot').layout.shapes")
+    assert len(shapes) == 1 and shapes[0]["x0"] < code < shapes[0]["x1"]
+    assert "smile is highlighted in the charts" in " ".join(driver.find_element("id", ids.TABLE_SELECTION).text.split())
+    _click(driver, driver.find_element("id", ids.TABLE_CLEAR))
+    _wait_for(lambda: _chart(driver, ids.IMPACT)["opacity"] == 1, message="the highlight cleared")
+    assert driver.find_element("id", ids.TABLE_SELECTION).text == ""
+    assert driver.execute_script(EXTERNAL_REQUESTS_JS) == []  # AG Grid's code and theme are served locally
+    assert _severe(driver) == []
+
+
+def test_summary_and_points_download_as_the_page_filters_them(live_demo, tmp_path):
+    import io
+
+    from dashboard.views import ViewState
+
+    url, store, settings = live_demo
+    state = ViewState(*NORTHWIND, "current", 0.3, 5, 60, "impressions", 10)
+    folder = tmp_path / "downloads"
+    folder.mkdir()
+    browser = _fresh_driver(download_dir=folder)
+    try:
+        _open(browser, _view_url(url, state))
+        _wait_for(lambda: _view_matches(browser, store, state, settings.min_group_size), message="the view")
+        dataset = store.dataset(*NORTHWIND)
+        expected = feature_summary(dataset, 0.3, 5, 60, weighting="impressions", min_n=settings.min_group_size)
+        build = store.resolve_build(*NORTHWIND)
+
+        _click(browser, browser.find_element("id", ids.DOWNLOAD_SUMMARY_BUTTON))
+        saved = wait_for_download(folder)
+        assert saved.name == f"northwind-outfitters_vision_build-{build}_conf-0.30_prev-5-60_impressions_summary.csv"
+        back = pd.read_csv(io.StringIO(saved.read_text(encoding="utf-8")), dtype={"feature": object})
+        pd.testing.assert_frame_equal(back, expected, check_exact=True, check_dtype=False)
+        assert len(back) > 2 * state.shown  # every feature passing the filters, not only those charted
+
+        saved.unlink()
+        _click(browser, browser.find_element("id", ids.DOWNLOAD_POINTS_BUTTON))
+        points_file = wait_for_download(folder)
+        assert points_file.name.endswith("_conf-0.30_prev-5-60_impressions_points.csv")
+        points = pd.read_csv(points_file, dtype={"image": object, "feature": object})
+        expected_points = scatter_points(dataset, 0.3, features=expected["feature"])
+        assert list(points.columns) == ["image", "feature", "confidence", "ctr"]
+        assert list(points["image"]) == list(expected_points["image"])
+        assert list(points["feature"]) == list(expected_points["feature"].astype(str))
+        assert np.array_equal(points["ctr"], expected_points["ctr"])
+        assert _severe(browser) == []
+    finally:
+        browser.quit()
+
+
+def _fresh_driver(**kwargs):
+    reason = missing_browser()
+    if reason:
+        if os.environ.get("CI"):
+            pytest.fail(f"browser tests must run under CI, but {reason}")
+        pytest.skip(reason)
+    return chrome_driver(**kwargs)
+
+
+def test_a_shared_url_reopens_the_same_view_in_a_fresh_browser(driver, live_demo):
+    from selenium.webdriver.support.ui import Select
+
+    from dashboard.views import ViewState, parse_view, query_from_url
+
+    url, store, settings = live_demo
+    _open(driver, url)
+    driver.execute_script("window.__sameDocument = true;")
+    _drag_thumb(driver, ids.CONFIDENCE, -60)
+    _drag_thumb(driver, ids.SPARSITY, 30, thumb=1)
+    Select(driver.find_element("id", ids.SHOWN)).select_by_value("10")
+    driver.find_element("id", ids.WEIGHTING_IMPRESSIONS_LABEL).click()
+    controls = driver.execute_script(CONTROLS_JS)
+    state = ViewState(*NORTHWIND, "current", controls["confidence"], int(controls["sparsity"][0]), 100, "impressions", 10)
+    assert state.confidence < 0.5 and state.min_pct > 2
+    _wait_for(lambda: _view_matches(driver, store, state, settings.min_group_size), message="the changed view")
+    _wait_for(lambda: parse_view(query_from_url(driver.current_url)) == state, message="the URL to hold the view")
+    assert driver.execute_script("return window.__sameDocument === true")  # written without a reload
+    shared = driver.current_url
+
+    other = _fresh_driver()
+    try:
+        _open(other, shared)
+        _wait_for(lambda: _controls_show(other, state), message="the controls at the shared view")
+        _wait_for(lambda: _view_matches(other, store, state, settings.min_group_size), message="the shared view")
+        assert other.current_url == shared  # opening a link does not rewrite it
+        assert _severe(other) == []
+    finally:
+        other.quit()
+
+    # Back goes to the previous view and shows it (the page reloads at that URL).
+    driver.back()
+    _wait_for(lambda: parse_view(query_from_url(driver.current_url)) != state, message="the previous URL")
+    previous = parse_view(query_from_url(driver.current_url))
+    _wait_for(lambda: _controls_show(driver, previous), message="the controls at the previous view")
+    _wait_for(lambda: _view_matches(driver, store, previous, settings.min_group_size), message="the previous view")
+    assert _severe(driver) == []
+
+
+@pytest.mark.parametrize(
+    "query",
+    [
+        "?business=Nobody&source=vision&confidence=abc&min_pct=80&max_pct=10&weighting=zzz&shown=7&build_id=-1",
+        "?business=Reference%202018&source=nope&confidence=5&weighting=impressions&build_id=999",
+        "?business=%3Cscript%3Ealert(1)%3C%2Fscript%3E&confidence=NaN&shown=all&min_pct=&max_pct=%",
+    ],
+)
+def test_a_url_with_invalid_values_falls_back_to_defaults(driver, live_demo, query):
+    from dashboard.layout import resolve_view
+    from dashboard.views import parse_view, query_from_url
+
+    url, store, settings = live_demo
+    _open(driver, url + query)
+    expected, *_ = resolve_view(parse_view(query_from_url(url + query)), store)
+    assert expected.business in (NORTHWIND[0], REFERENCE_2018[0]) and expected.weighting == "mean"
+    _wait_for(lambda: _controls_show(driver, expected), message="the controls at their fallbacks")
+    _wait_for(lambda: _view_matches(driver, store, expected, settings.min_group_size), message="the fallback view")
+    assert _severe(driver) == []

@@ -10,13 +10,16 @@ import pandas as pd
 import pytest
 from dash import no_update
 
-from dashboard import figures, ids
+from dashboard import figures, ids, views
 from dashboard.callbacks import (
     compute_view,
+    dataset_has_counts,
+    download_csv,
     image_urls,
     parse_build,
     poll_version,
     select_shown,
+    table_hint,
     upload_command,
 )
 from dashboard.factory import create_app
@@ -334,21 +337,238 @@ def test_poll_callback_updates_nothing_until_a_build_lands(client, store, refere
     assert changed.get_json()["response"][ids.VERSION]["data"] == store.version()
 
 
-def test_redraw_callback_returns_the_four_figures(client, loaded):
-    outputs = [(c, "figure") for c in ids.CHARTS] + [
-        (ids.LOOKUP, "data"), (ids.HOVER_PANEL, "children"), (ids.NOTICE, "children"),
-        (ids.STATUS, "children"), (ids.SCATTER, "style"), (ids.BAR_PANEL, "style"),
-    ]
-    inputs = [
-        (ids.BUSINESS, "value", BUSINESS), (ids.SOURCE, "value", SOURCE), (ids.BUILD, "value", CURRENT_BUILD),
-        (ids.CONFIDENCE, "value", 0.3), (ids.SPARSITY, "value", [0, 100]), (ids.SHOWN, "value", "25"),
-        (ids.VERSION, "data", loaded.version()),
-    ]
-    response = _dash_post(client, outputs, inputs)
+REDRAW_OUTPUTS = [(c, "figure") for c in ids.CHARTS] + [
+    (ids.LOOKUP, "data"), (ids.HOVER_PANEL, "children"), (ids.NOTICE, "children"),
+    (ids.STATUS, "children"), (ids.SCATTER, "style"), (ids.BAR_PANEL, "style"),
+    (ids.TABLE, "rowData"), (ids.TABLE, "style"), (ids.TABLE_HINT, "children"),
+]
+
+
+def _controls(business=BUSINESS, source=SOURCE, build=CURRENT_BUILD, confidence=0.3, sparsity=(0, 100),
+              weighting="mean", shown="25"):
+    """The controls' values as the browser sends them, in ids.CONTROLS order."""
+    values = dict(zip(ids.CONTROLS, (business, source, build, confidence, list(sparsity), weighting, shown)))
+    return [(c, "value", values[c]) for c in ids.CONTROLS]
+
+
+def test_redraw_callback_returns_the_four_figures_and_the_table(client, loaded):
+    controls = dict((c, v) for c, _, v in _controls())
+    inputs = [(c, "value", controls[c]) for c in (ids.BUSINESS, ids.SOURCE, ids.BUILD, ids.CONFIDENCE,
+                                                  ids.SPARSITY, ids.SHOWN, ids.WEIGHTING)]
+    response = _dash_post(client, REDRAW_OUTPUTS, inputs + [(ids.VERSION, "data", loaded.version())])
     assert response.status_code == 200
     answer = response.get_json()["response"]
     bars = answer[ids.IMPACT]["figure"]["data"][0]
-    assert bars["y"] == list(feature_summary(loaded.dataset(BUSINESS, SOURCE), 0.3)["feature"])
+    summary = feature_summary(loaded.dataset(BUSINESS, SOURCE), 0.3)
+    assert bars["y"] == list(summary["feature"])
+    assert [row["feature"] for row in answer[ids.TABLE]["rowData"]] == list(summary["feature"])
+
+
+# -- weighting, the URL and downloads ------------------------------------------------------------
+
+
+@pytest.fixture
+def demo(store):
+    """The demo datasets: Northwind Outfitters / vision with counts, Reference 2018 / vision without."""
+    from data.demo import load_demo
+
+    load_demo(store)
+    return store
+
+
+NORTHWIND, REFERENCE = ("Northwind Outfitters", "vision"), ("Reference 2018", "vision")
+
+
+def test_compute_view_passes_the_weighting_through(demo):
+    dataset = demo.dataset(*NORTHWIND)
+    view = compute_view(demo, *NORTHWIND, CURRENT_BUILD, 0.5, [2, 100], shown=0, weighting="impressions")
+    summary = feature_summary(dataset, 0.5, 2, 100, weighting="impressions")
+    assert view["weighting"] == "impressions"
+    assert list(view["impact"].data[0].y) == list(summary["feature"])
+    assert np.array_equal(view["impact"].data[0].x, summary["impact"].to_numpy() * 100.0)
+    mean = feature_summary(dataset, 0.5, 2, 100)
+    assert not np.allclose(view["avg_with"].data[0].x, mean["avg_ctr_with"].to_numpy() * 100.0)
+    assert "impression-weighted" in view["shown_text"]
+
+
+def test_compute_view_falls_back_to_the_mean_without_counts(demo):
+    view = compute_view(demo, *REFERENCE, CURRENT_BUILD, 0.3, [0, 100], weighting="impressions")
+    summary = feature_summary(demo.dataset(*REFERENCE), 0.3)
+    assert view["weighting"] == "mean"
+    assert list(view["impact"].data[0].x) == list(summary["impact"] * 100.0)
+    assert "not available" in view["notice"]["title"]
+
+
+def test_compute_view_table_lists_every_feature_passing_the_filters(demo):
+    view = compute_view(demo, *NORTHWIND, CURRENT_BUILD, 0.5, [2, 100], shown=10)
+    summary = feature_summary(demo.dataset(*NORTHWIND), 0.5, 2, 100)
+    assert len(view["summary"]) == 20 < len(summary)
+    assert view["table"] == views.table_rows(summary)
+    assert table_hint(view).startswith(f"All {len(summary)} features passing the filters (20 of them charted)")
+
+
+@pytest.mark.parametrize("weighting", ["mean", "impressions"])
+@pytest.mark.parametrize("confidence, low, high", [(0.5, 2, 100), (0.3, 5, 60), (0.0, 0, 100)])
+def test_download_csv_rows_are_feature_summary_under_the_filters(demo, weighting, confidence, low, high):
+    import io
+
+    state = views.ViewState(*NORTHWIND, CURRENT_BUILD, confidence, low, high, weighting, 10)
+    dataset = demo.dataset(*NORTHWIND)
+    expected = feature_summary(dataset, confidence, low, high, weighting=weighting)
+    sent = download_csv(demo, state, "summary")
+    assert sent["type"] == "text/csv"
+    build_id = demo.resolve_build(*NORTHWIND)
+    assert sent["filename"] == (
+        f"northwind-outfitters_vision_build-{build_id}_conf-{confidence:.2f}_prev-{low}-{high}_{weighting}_summary.csv"
+    )
+    back = pd.read_csv(io.StringIO(sent["content"]), dtype={"feature": object})
+    pd.testing.assert_frame_equal(back, expected, check_exact=True, check_dtype=False)
+
+    points = download_csv(demo, state, "points")
+    assert points["filename"].endswith(f"_{weighting}_points.csv")
+    back = pd.read_csv(io.StringIO(points["content"]), dtype={"image": object, "feature": object})
+    expected_points = scatter_points(dataset, confidence, features=expected["feature"])
+    assert len(back) == len(expected_points)
+    assert list(back["feature"]) == list(expected_points["feature"].astype(str))
+    assert np.array_equal(back["ctr"], expected_points["ctr"])
+
+
+def test_download_csv_falls_back_like_the_page(demo):
+    summary = download_csv(demo, views.ViewState(*REFERENCE, weighting="impressions", build=999), "summary")
+    assert summary["filename"] == "reference-2018_vision_build-1_conf-0.50_prev-2-100_mean_summary.csv"
+    assert download_csv(demo, views.ViewState("nobody", "vision"), "summary") is None
+    assert download_csv(demo, views.ViewState(), "summary") is None
+
+
+def test_download_callback_sends_the_csv(demo, settings):
+    app = create_app(settings, demo)
+    response = _dash_post(
+        app.server.test_client(),
+        [(ids.DOWNLOAD_SUMMARY, "data")],
+        [(ids.DOWNLOAD_SUMMARY_BUTTON, "n_clicks", 1)],
+        _controls(*NORTHWIND, confidence=0.5, sparsity=(2, 100), weighting="impressions"),
+    )
+    sent = response.get_json()["response"][ids.DOWNLOAD_SUMMARY]["data"]
+    assert sent["filename"].endswith("_conf-0.50_prev-2-100_impressions_summary.csv")
+    assert sent["content"] == views.summary_csv(
+        feature_summary(demo.dataset(*NORTHWIND), 0.5, 2, 100, weighting="impressions")
+    )
+
+
+def test_url_callback_writes_the_controls_into_the_query(client, loaded):
+    controls = _controls(confidence=0.37000000000000005, sparsity=(5, 60), shown="0")
+    response = _dash_post(client, [(ids.URL, "search")], controls, [(ids.URL, "search", "")])
+    written = response.get_json()["response"][ids.URL]["search"]
+    assert written == "?business=acme&source=vision&confidence=0.37&min_pct=5&max_pct=60&weighting=mean&shown=all"
+    assert views.parse_view(views.query_from_url(written)) == views.ViewState(
+        BUSINESS, SOURCE, CURRENT_BUILD, 0.37, 5, 60, "mean", 0
+    )
+    again = _dash_post(client, [(ids.URL, "search")], controls, [(ids.URL, "search", written)])
+    assert again.get_json()["response"] == {}  # unchanged: no new history entry
+
+
+@pytest.mark.parametrize("dataset, has_counts", [(NORTHWIND, True), (REFERENCE, False)])
+def test_weighting_callback_disables_impressions_without_counts(demo, settings, dataset, has_counts):
+    app = create_app(settings, demo)
+    response = _dash_post(
+        app.server.test_client(),
+        [(ids.WEIGHTING, "options"), (ids.WEIGHTING, "value"), (ids.WEIGHTING_HELP, "children"),
+         (ids.WEIGHTING_TIP, "children")],
+        [(ids.BUSINESS, "value", dataset[0]), (ids.SOURCE, "value", dataset[1]), (ids.BUILD, "value", CURRENT_BUILD),
+         (ids.VERSION, "data", demo.version())],
+        [(ids.WEIGHTING, "value", "impressions")],
+    )
+    answer = response.get_json()["response"]
+    assert answer[ids.WEIGHTING]["options"] == views.weighting_options(has_counts)
+    assert answer[ids.WEIGHTING_HELP]["children"] == views.weighting_help(has_counts)
+    # The value changes only when impression weighting has to go.
+    assert answer[ids.WEIGHTING].get("value", "unchanged") == ("unchanged" if has_counts else "mean")
+
+
+def test_dataset_has_counts(demo):
+    assert dataset_has_counts(demo, *NORTHWIND, CURRENT_BUILD)
+    assert not dataset_has_counts(demo, *REFERENCE, CURRENT_BUILD)
+    assert dataset_has_counts(demo, *NORTHWIND, 999)  # a build that is gone: the current one
+    assert not dataset_has_counts(demo, "nobody", "vision", None)
+    assert not dataset_has_counts(demo, None, None, None)
+
+
+# -- opening the page at a URL -------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "state, expected",
+    [
+        (views.ViewState(*REFERENCE, confidence=0.3), views.ViewState(*REFERENCE, confidence=0.3)),
+        (views.ViewState("nobody", "vision"), views.ViewState(*NORTHWIND)),
+        (views.ViewState("Reference 2018", "nothing"), views.ViewState(*REFERENCE)),
+        (views.ViewState(*NORTHWIND, build=999), views.ViewState(*NORTHWIND)),
+        (views.ViewState(*REFERENCE, weighting="impressions"), views.ViewState(*REFERENCE)),
+        (views.ViewState(*NORTHWIND, weighting="impressions"), views.ViewState(*NORTHWIND, weighting="impressions")),
+    ],
+)
+def test_resolve_view_falls_back_where_the_url_names_nothing_stored(demo, state, expected):
+    from dashboard.layout import resolve_view
+
+    resolved, datasets, build_opts, has_counts = resolve_view(state, demo)
+    assert resolved == expected
+    assert has_counts is (resolved.business == NORTHWIND[0])
+    assert [o["value"] for o in build_opts][0] == CURRENT_BUILD
+
+
+def test_resolve_view_keeps_a_pinned_earlier_build(store, reference_frame):
+    from dashboard.layout import resolve_view
+
+    _load(store, reference_frame)
+    first = store.resolve_build(BUSINESS, SOURCE)
+    _load(store, reference_frame, ctr=False)
+    resolved, *_ = resolve_view(views.ViewState(BUSINESS, SOURCE, build=first), store)
+    assert resolved.build == first
+
+
+def test_resolve_view_of_an_empty_store(store):
+    from dashboard.layout import resolve_view
+
+    resolved, datasets, build_opts, has_counts = resolve_view(views.ViewState("a", "b", build=3), store)
+    assert (resolved.business, resolved.source, resolved.build, build_opts, has_counts) == (None, None, CURRENT_BUILD, [], False)
+
+
+def _layout_values(page):
+    return {c: _find(page, c).value for c in ids.CONTROLS}
+
+
+def test_layout_opens_at_the_view_in_the_pages_url(demo, settings):
+    """The browser fetches /_dash-layout with the page's URL as the referrer."""
+    app = create_app(settings, demo)
+    state = views.ViewState(*REFERENCE, CURRENT_BUILD, 0.3, 5, 60, "mean", 0)
+    client = app.server.test_client()
+    response = client.get("/_dash-layout", headers={"Referer": "http://localhost/" + views.view_query(state)})
+    assert response.status_code == 200
+    layout = json.dumps(response.get_json())
+    assert '"value": "Reference 2018"' in layout and '"value": [5, 60]' in layout and '"value": 0.3' in layout
+
+    with app.server.test_request_context("/_dash-layout", headers={"Referer": "http://h/" + views.view_query(state)}):
+        page = app.layout()
+    assert _layout_values(page) == {
+        ids.BUSINESS: "Reference 2018", ids.SOURCE: "vision", ids.BUILD: CURRENT_BUILD, ids.CONFIDENCE: 0.3,
+        ids.SPARSITY: [5, 60], ids.WEIGHTING: "mean", ids.SHOWN: "0",
+    }
+    options = {o["value"]: o for o in _find(page, ids.WEIGHTING).options}
+    assert options["impressions"]["disabled"]  # Reference 2018 has no clicks and impressions
+
+
+def test_layout_reads_its_own_query_and_ignores_junk(demo, settings):
+    app = create_app(settings, demo)
+    with app.server.test_request_context("/?business=Northwind%20Outfitters&weighting=impressions&shown=10"):
+        page = app.layout()
+    assert _layout_values(page)[ids.WEIGHTING] == "impressions" and _layout_values(page)[ids.SHOWN] == "10"
+    junk = "/?business=%00&source=&confidence=NaN&min_pct=90&max_pct=10&weighting=<script>&shown=-1&build_id=x"
+    with app.server.test_request_context(junk):
+        page = app.layout()
+    assert _layout_values(page) == {
+        ids.BUSINESS: NORTHWIND[0], ids.SOURCE: NORTHWIND[1], ids.BUILD: CURRENT_BUILD,
+        ids.CONFIDENCE: DEFAULT_CONFIDENCE, ids.SPARSITY: DEFAULT_SPARSITY, ids.WEIGHTING: "mean", ids.SHOWN: "25",
+    }
 
 
 def test_refresh_keeps_the_chosen_business_and_adds_new_ones(client, loaded, reference_frame):
@@ -375,3 +595,8 @@ def test_page_links_only_local_assets(client):
     html = client.get("/").get_data(as_text=True)
     assert "/assets/bootstrap.min.css" in html
     assert "cdn." not in html and "https://" not in html
+
+
+def test_page_sends_its_url_with_the_layout_request(client):
+    # The layout function reads the view from the referrer of /_dash-layout (see layout.request_query).
+    assert '<meta name="referrer" content="same-origin">' in client.get("/").get_data(as_text=True)

@@ -1,5 +1,6 @@
 /*
- * Hover linking, run in the browser so that mouse moves never reach the server.
+ * Hover linking and table-row highlighting, run in the browser so that mouse moves and row
+ * clicks never reach the server; cell formats of the summary table; back/forward navigation.
  *
  * The server ships a lookup with each view (see dashboard/callbacks.py hover_lookup):
  * point_image[i] is the image of scatter point i, and each image lists the codes of its
@@ -13,7 +14,10 @@
   var LINK_TRACE = 1;
   var DIM = 0.25;
   var OUTLINE = "#111827";
+  var BAND = "rgba(234, 179, 8, 0.16)";
   var last = {token: null, image: -1};
+  // The table row selected, so that leaving a hovered point restores its highlight.
+  var selection = {feature: null, token: null, code: -1};
 
   function html(type, props, children) {
     var p = Object.assign({}, props || {});
@@ -164,11 +168,148 @@
     var y = codes.map(function () { return ctr; });
     var scatter = scatterId && drawLink(scatterId, x, y) ? dc.no_update : linkPatch(x, y);
     if (image < 0) {
-      return [scatter, barPatch(n, null), barPatch(n, null), barPatch(n, null), hint()];
+      var kept = selectedCodes(lookup);
+      return [scatter, barPatch(n, kept), barPatch(n, kept), barPatch(n, kept), hint()];
     }
     return [scatter, barPatch(n, codes), barPatch(n, codes), barPatch(n, codes), panel(lookup, image)];
   }
 
+  function selectedCodes(lookup) {
+    return selection.token === lookup.token && selection.code >= 0 ? [selection.code] : null;
+  }
+
+  function bandPatch(code) {
+    var patch = new window.dash_clientside.Patch();
+    patch.assign(["layout", "shapes"], code < 0 ? [] : [{
+      type: "rect", xref: "x", yref: "paper", x0: code - 0.5, x1: code + 0.5, y0: 0, y1: 1,
+      fillcolor: BAND, line: {width: 0}, layer: "below"
+    }]);
+    return patch.build();
+  }
+
+  // Scrolls the bar charts' own panel (not the page) so that the highlighted row is in view.
+  function scrollBarsTo(code) {
+    var panel = document.getElementById("bar-panel");
+    var gd = graphDiv("impact-chart");
+    if (!panel || !gd || !gd._fullLayout || !gd._fullLayout.yaxis) {
+      return;
+    }
+    var axis = gd._fullLayout.yaxis;
+    var rowTop = gd.getBoundingClientRect().top - panel.getBoundingClientRect().top + panel.scrollTop;
+    var y = rowTop + axis._offset + axis.l2p(code);
+    panel.scrollTo({top: Math.max(0, y - panel.clientHeight / 2), behavior: "smooth"});
+  }
+
+  function selectionNote(feature, code, lookup) {
+    if (feature === null) {
+      return null;
+    }
+    var clear = html("Button", {id: "summary-table-clear", className: "btn btn-link btn-sm p-0 ms-2"}, "Clear");
+    if (code < 0) {
+      var charted = lookup ? lookup.features.length : 0;
+      return html("Div", {className: "selection-note muted"}, [
+        html("Strong", {}, feature),
+        " is not among the " + charted + " features charted. Choose \u201cAll features\u201d under " +
+        "Features charted to see it in the charts.",
+        clear
+      ]);
+    }
+    return html("Div", {className: "selection-note"}, [
+      html("Span", {className: "swatch band"}),
+      html("Strong", {}, feature),
+      " is highlighted in the charts.",
+      html("Button", {id: "show-in-charts", className: "btn btn-link btn-sm p-0 ms-2"}, "Show in charts \u2191"),
+      clear
+    ]);
+  }
+
+  function highlightRow(selectedRows, lookup) {
+    var dc = window.dash_clientside;
+    var none = dc.no_update;
+    var feature = selectedRows && selectedRows.length ? selectedRows[0].feature : null;
+    var context = dc.callback_context;
+    var byNewView = context && context.triggered && context.triggered.length &&
+      context.triggered[0].prop_id.indexOf("hover-lookup") === 0;
+    if (feature === null && (byNewView || selection.feature === null)) {
+      selection = {feature: null, token: lookup ? lookup.token : null, code: -1};
+      return [none, none, none, none, null];  // nothing highlighted, nothing to undo
+    }
+    if (!lookup) {
+      selection = {feature: feature, token: null, code: -1};
+      return [none, none, none, none, selectionNote(feature, -1, null)];
+    }
+    var code = feature === null ? -1 : lookup.features.indexOf(feature);
+    selection = {feature: feature, token: lookup.token, code: code};
+    var n = lookup.features.length;
+    var codes = code >= 0 ? [code] : null;
+    if (code >= 0) {
+      window.setTimeout(function () { scrollBarsTo(code); }, 0);
+    }
+    return [bandPatch(code), barPatch(n, codes), barPatch(n, codes), barPatch(n, codes),
+            selectionNote(feature, code, lookup)];
+  }
+
+  function clearSelection(nClicks) {
+    return nClicks ? true : window.dash_clientside.no_update;
+  }
+
+  function showInCharts(nClicks) {
+    var card = document.getElementById("bar-card");
+    if (nClicks && card) {
+      card.scrollIntoView({behavior: "smooth", block: "start"});
+    }
+    return window.dash_clientside.no_update;
+  }
+
   window.dash_clientside = window.dash_clientside || {};
-  window.dash_clientside.creative = {linkHover: linkHover};
+  window.dash_clientside.creative = {
+    linkHover: linkHover, highlightRow: highlightRow, showInCharts: showInCharts, clearSelection: clearSelection
+  };
+
+  // Cell formats of the summary table (dash-ag-grid looks functions up here by name). They
+  // follow dashboard/figures.py: CTR in %, impact in percentage points, p and q to 2 digits.
+  function missing(v) {
+    return v === null || v === undefined || !isFinite(v);
+  }
+
+  var SUPERSCRIPT = {"-": "\u207b", "0": "\u2070", "1": "\u00b9", "2": "\u00b2", "3": "\u00b3",
+    "4": "\u2074", "5": "\u2075", "6": "\u2076", "7": "\u2077", "8": "\u2078", "9": "\u2079"};
+
+  function formatP(v) {
+    if (missing(v)) { return "\u2013"; }
+    if (v === 0) { return "< 10\u207b\u00b3\u2070\u2070"; }
+    if (v >= 0.001) { return String(Number(v.toPrecision(2))); }
+    var parts = v.toExponential(1).split("e");
+    var exponent = String(parseInt(parts[1], 10)).split("").map(function (c) { return SUPERSCRIPT[c]; }).join("");
+    return parts[0] + " \u00d7 10" + exponent;
+  }
+
+  function pp(v) {
+    return (v >= 0 ? "+" : "-") + Math.abs(v * 100).toFixed(3);
+  }
+
+  var grid = window.dashAgGridFunctions = window.dashAgGridFunctions || {};
+  grid.formatCount = function (v) { return missing(v) ? "\u2013" : Number(v).toLocaleString("en-US"); };
+  grid.formatShare = function (v) { return missing(v) ? "\u2013" : v.toFixed(1) + "%"; };
+  grid.formatCtr = function (v) { return missing(v) ? "\u2013" : (v * 100).toFixed(3) + "%"; };
+  grid.formatImpact = function (v) { return missing(v) ? "\u2013" : pp(v) + " pp"; };
+  grid.formatInterval = function (row) {
+    if (!row || missing(row.ci_low) || missing(row.ci_high)) { return "\u2013"; }
+    return pp(row.ci_low) + " to " + pp(row.ci_high) + " pp";
+  };
+  grid.formatP = formatP;
+
+  // The controls write the view into the URL (pushState, no reload). Back and forward change
+  // the URL without telling the controls, so then the page reloads and opens at that URL's view.
+  var current = window.location.pathname + window.location.search;
+  window.addEventListener("_dashprivate_pushstate", function () {
+    current = window.location.pathname + window.location.search;
+  });
+  window.addEventListener("popstate", function () {
+    var now = window.location.pathname + window.location.search;
+    if (now !== current) {
+      current = now;
+      window.location.reload();
+    }
+  });
 })();
