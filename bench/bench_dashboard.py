@@ -2,11 +2,12 @@
 
 For a 659-image x 480-feature build (the demo build when data.demo provides one that size,
 else a random one, seed 42), each round moves the confidence threshold and computes the four
-figures and the hover lookup with ``compute_view``, then serialises them as Dash does. Prints
-the median times against a baseline of ``feature_summary`` alone, and the JSON sizes, for the
-page's default (top and bottom features by impact) and for all features.
+figures, the hover lookup and the summary table's rows with ``compute_view``, then serialises
+them as Dash does. Prints the median times against a baseline of ``feature_summary`` alone,
+and the JSON sizes, for the page's default (top and bottom features by impact) and for all
+features.
 
-    .venv/bin/python bench/bench_dashboard.py [--rounds 40]
+    .venv/bin/python bench/bench_dashboard.py [--rounds 40] [--weighting impressions]
 """
 
 from __future__ import annotations
@@ -84,19 +85,20 @@ def demo_scale_store(path: Path) -> tuple[FeatureStore, str, str, str]:
     return store, "bench", "vision", "synthetic (seed 42)"
 
 
-def measure(store, business, source, thresholds, shown) -> dict:
+def measure(store, business, source, thresholds, shown, weighting="mean") -> dict:
     """Median times and the JSON sizes of slider moves through ``thresholds``."""
     dataset = store.dataset(business, source)
-    compute_view(store, business, source, "current", 0.5, [0, 100], shown=shown)  # warm the cache
+    compute_view(store, business, source, "current", 0.5, [0, 100], shown=shown, weighting=weighting)  # warm the cache
     baseline, compute, serialise, sizes, points = [], [], [], [], []
     for c in thresholds:
         t0 = time.perf_counter()
-        feature_summary(dataset, float(c))
+        feature_summary(dataset, float(c), weighting=weighting)
         t1 = time.perf_counter()
-        view = compute_view(store, business, source, "current", float(c), [0, 100], shown=shown)
+        view = compute_view(store, business, source, "current", float(c), [0, 100], shown=shown, weighting=weighting)
         t2 = time.perf_counter()
         payload = {k: pio.to_json(view[k], validate=False) for k in FIGURES}
         payload["lookup"] = pio.json.to_json_plotly(view["lookup"])
+        payload["table"] = pio.json.to_json_plotly(view["table"])
         t3 = time.perf_counter()
         baseline.append(t1 - t0)
         compute.append(t2 - t1)
@@ -122,7 +124,7 @@ def report(result: dict, label: str) -> None:
     verdict = "ok" if ms(result["total"]) < TARGET_MS else "MISSED"
     print(f"features shown: {label}")
     print(f"  feature_summary alone (baseline)   {ms(result['baseline']):7.1f} ms")
-    print(f"  compute_view: 4 figures + lookup   {ms(result['compute']):7.1f} ms  "
+    print(f"  compute_view: figures, lookup, table {ms(result['compute']):5.1f} ms  "
           f"({result['compute'] / result['baseline']:.1f}x baseline)")
     print(f"  JSON serialisation                 {ms(result['serialise']):7.1f} ms")
     print(f"  one slider move, server side       {ms(result['total']):7.1f} ms  (target < {TARGET_MS} ms) {verdict}")
@@ -136,16 +138,19 @@ def report(result: dict, label: str) -> None:
 def main(argv=None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rounds", type=int, default=40)
+    parser.add_argument("--weighting", choices=("mean", "impressions"), default="mean")
     args = parser.parse_args(argv)
 
     with tempfile.TemporaryDirectory() as tmp:
         store, business, source, origin = demo_scale_store(Path(tmp) / "bench.db")
         dataset = store.dataset(business, source)
         print(f"build: {origin}, {len(dataset.images)} images x {len(dataset.features)} features; "
-              f"{args.rounds} slider moves, confidence 0.20..0.80, median of each")
+              f"{args.rounds} slider moves, confidence 0.20..0.80, weighting {args.weighting}, median of each")
+        if args.weighting == "impressions" and not dataset.has_counts:
+            parser.error("this build's CTRs have no clicks and impressions")
         thresholds = np.linspace(0.2, 0.8, args.rounds)
         for shown, label in ((DEFAULT_SHOWN, f"top & bottom {DEFAULT_SHOWN} (the page's default)"), (0, "all")):
-            report(measure(store, business, source, thresholds, shown), label)
+            report(measure(store, business, source, thresholds, shown, args.weighting), label)
         store.close()
 
 
