@@ -311,16 +311,16 @@ def download_csv(store, state: views.ViewState, kind: str, *, min_n: int = DEFAU
     return {"content": content, "filename": filename, "type": "text/csv"}
 
 
-def dataset_has_counts(store, business, source, build) -> bool:
-    """Whether the selected build's CTRs came with clicks and impressions (False when there is none)."""
+def dataset_has_counts(store, business, source, build) -> bool | None:
+    """Whether the selected build's CTRs came with clicks and impressions (None when no dataset is selected)."""
     if not business or not source:
-        return False
+        return None
     try:
         return store.dataset(business, source, parse_build(build)).has_counts
     except UnknownBuild:
         return store.dataset(business, source).has_counts
     except UnknownDataset:
-        return False
+        return None
 
 
 def table_hint(view: dict) -> str:

@@ -92,16 +92,17 @@ def choose(options: list[dict], value, default=None):
 # -- the view the page opens at ---------------------------------------------------------------
 
 
-def resolve_view(state: ViewState, store) -> tuple[ViewState, pd.DataFrame, list[dict], bool]:
+def resolve_view(state: ViewState, store) -> tuple[ViewState, pd.DataFrame, list[dict], bool | None]:
     """``state`` (from a URL) checked against the store, falling back where it names nothing stored.
 
     An unknown business gives the default dataset, an unknown source the business's first, a
     build no longer stored the current one, impression weighting without counts the mean.
-    Returns ``(state, datasets, build_options, has_counts)``.
+    Returns ``(state, datasets, build_options, has_counts)``; ``has_counts`` is None without data.
     """
     datasets = store.datasets()
     if not len(datasets):
-        return replace(state, business=None, source=None, build=CURRENT_BUILD), datasets, [], False
+        state = replace(state, business=None, source=None, build=CURRENT_BUILD)
+        return views.with_weighting_available(state, None), datasets, [], None
     if state.business in set(datasets["business"]):
         business = state.business
         sources = datasets.loc[datasets["business"] == business, "source"].tolist()
@@ -148,7 +149,7 @@ def _control(label: str, control, *, help_text=None, help_id: str | None = None,
     )
 
 
-def _weighting_control(state: ViewState, has_counts: bool) -> html.Div:
+def _weighting_control(state: ViewState, has_counts: bool | None) -> html.Div:
     toggle = dbc.RadioItems(
         id=ids.WEIGHTING,
         options=views.weighting_options(has_counts),
@@ -173,7 +174,7 @@ def _weighting_control(state: ViewState, has_counts: bool) -> html.Div:
     )
 
 
-def _controls(datasets: pd.DataFrame, state: ViewState, build_opts, has_counts: bool) -> dbc.Card:
+def _controls(datasets: pd.DataFrame, state: ViewState, build_opts, has_counts: bool | None) -> dbc.Card:
     confidence = dcc.Slider(
         id=ids.CONFIDENCE,
         min=0,

@@ -35,6 +35,7 @@ CONFIDENCE_STEP = 0.01
 WEIGHTING_LABELS = {"mean": "Mean of images", "impressions": "Impression-weighted"}
 WEIGHTING_HELP = "Mean: each image counts once. Weighted: clicks ÷ impressions."
 NO_COUNTS_HELP = "Off: this dataset's CTRs came without clicks and impressions."
+NO_DATASET_HELP = "Impression weighting needs CTRs uploaded as clicks and impressions."
 NO_COUNTS_TIP = (
     "This dataset's CTRs came without clicks and impressions, so only the mean of the images' CTRs "
     "can be shown. Upload CTRs as {\"clicks\": ..., \"impressions\": ...} to weight by impressions."
@@ -195,13 +196,20 @@ def weighting_options(has_counts: bool) -> list[dict]:
     ]
 
 
-def weighting_help(has_counts: bool) -> str:
-    """The line under the weighting toggle: why impression weighting is off, or what the choices mean."""
+def weighting_help(has_counts: bool | None) -> str:
+    """The line under the weighting toggle: why impression weighting is off, or what the choices mean.
+
+    ``has_counts`` is None when no dataset is selected: nothing to blame on "this dataset" then.
+    """
+    if has_counts is None:
+        return NO_DATASET_HELP
     return WEIGHTING_HELP if has_counts else NO_COUNTS_HELP
 
 
-def weighting_tip(has_counts: bool) -> str:
+def weighting_tip(has_counts: bool | None) -> str:
     """The tooltip of the impression-weighted option: what it does, or why it is disabled."""
+    if has_counts is None:
+        return NO_DATASET_HELP
     return COUNTS_TIP if has_counts else NO_COUNTS_TIP
 
 

@@ -486,11 +486,11 @@ def test_weighting_callback_disables_impressions_without_counts(demo, settings, 
 
 
 def test_dataset_has_counts(demo):
-    assert dataset_has_counts(demo, *NORTHWIND, CURRENT_BUILD)
-    assert not dataset_has_counts(demo, *REFERENCE, CURRENT_BUILD)
-    assert dataset_has_counts(demo, *NORTHWIND, 999)  # a build that is gone: the current one
-    assert not dataset_has_counts(demo, "nobody", "vision", None)
-    assert not dataset_has_counts(demo, None, None, None)
+    assert dataset_has_counts(demo, *NORTHWIND, CURRENT_BUILD) is True
+    assert dataset_has_counts(demo, *REFERENCE, CURRENT_BUILD) is False
+    assert dataset_has_counts(demo, *NORTHWIND, 999) is True  # a build that is gone: the current one
+    assert dataset_has_counts(demo, "nobody", "vision", None) is None
+    assert dataset_has_counts(demo, None, None, None) is None
 
 
 # -- opening the page at a URL -------------------------------------------------------------------
@@ -530,7 +530,7 @@ def test_resolve_view_of_an_empty_store(store):
     from dashboard.layout import resolve_view
 
     resolved, datasets, build_opts, has_counts = resolve_view(views.ViewState("a", "b", build=3), store)
-    assert (resolved.business, resolved.source, resolved.build, build_opts, has_counts) == (None, None, CURRENT_BUILD, [], False)
+    assert (resolved.business, resolved.source, resolved.build, build_opts, has_counts) == (None, None, CURRENT_BUILD, [], None)
 
 
 def _layout_values(page):

@@ -124,6 +124,16 @@ def test_weighting_options_disable_impressions_without_counts(has_counts):
     assert ("without clicks and impressions" in tip) is (not has_counts)
 
 
+def test_weighting_help_without_a_dataset_blames_no_dataset():
+    """With nothing selected the toggle is off, and the text does not speak of "this dataset"."""
+    options = {o["value"]: o for o in views.weighting_options(None)}
+    assert options["impressions"]["disabled"] is True
+    for text in (views.weighting_help(None), views.weighting_tip(None)):
+        assert "this dataset" not in text and "clicks and impressions" in text
+    state = ViewState(None, None, weighting="impressions")
+    assert views.with_weighting_available(state, None).weighting == "mean"
+
+
 # -- file names ------------------------------------------------------------------------------
 
 
