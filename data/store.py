@@ -361,8 +361,7 @@ class FeatureStore:
                     return cached
             images, features, matrix = self._matrix(conn, bid)
             ctr = self._ctr_frame(conn, set_id)
-        has_counts = len(ctr) > 0 and ctr["impressions"].notna().all()
-        dataset = Dataset.from_matrix(images, features, matrix, ctr if has_counts else ctr[["image", "ctr"]])
+        dataset = Dataset.from_matrix(images, features, matrix, ctr)
         with self._lock:
             self._datasets[key] = dataset
             while len(self._datasets) > _MATRIX_CACHE_SIZE:
