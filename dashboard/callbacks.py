@@ -166,13 +166,8 @@ def compute_view(
                 "way to /api/ctr; the page picks both up without a reload.",
             },
         )
-    build_id = parse_build(build)
-    notice = None
     try:
-        dataset = store.dataset(business, source, build_id)
-    except UnknownBuild:
-        dataset = store.dataset(business, source)
-        notice = {"title": f"Build #{build_id} is no longer stored", "text": "Showing the current build."}
+        dataset, _, gone = selected_dataset(store, business, source, build)
     except UnknownDataset:
         return _empty_view(
             f"No build for {business} / {source}.",
@@ -182,6 +177,7 @@ def compute_view(
                 "command": upload_command(business, source, api_base=api_base),
             },
         )
+    notice = None if gone is None else {"title": f"Build #{gone} is no longer stored", "text": "Showing the current build."}
     n_images, n_features = len(dataset.images), len(dataset.features)
     status = f"{n_images:,} images · {dataset.images_with_ctr:,} with CTR · {n_features:,} features"
     if dataset.images_with_ctr == 0:
@@ -289,12 +285,9 @@ def download_csv(store, state: views.ViewState, kind: str, *, min_n: int = DEFAU
     if not state.business or not state.source:
         return None
     try:
-        build_id = store.resolve_build(state.business, state.source, parse_build(state.build))
-    except UnknownBuild:
-        build_id = store.resolve_build(state.business, state.source)
+        dataset, build_id, _ = selected_dataset(store, state.business, state.source, state.build)
     except UnknownDataset:
         return None
-    dataset = store.dataset(state.business, state.source, build_id)
     if dataset.images_with_ctr == 0:
         return None
     state = views.with_weighting_available(state, dataset.has_counts)
@@ -316,11 +309,23 @@ def dataset_has_counts(store, business, source, build) -> bool | None:
     if not business or not source:
         return None
     try:
-        return store.dataset(business, source, parse_build(build)).has_counts
-    except UnknownBuild:
-        return store.dataset(business, source).has_counts
+        return selected_dataset(store, business, source, build)[0].has_counts
     except UnknownDataset:
         return None
+
+
+def selected_dataset(store, business, source, build):
+    """The picked build's dataset, or the current build's when the picked one is no longer stored.
+
+    Returns ``(dataset, build_id, gone)``: ``gone`` is the picked build id that fell back, else
+    None. Raises UnknownDataset when the pair has no build at all.
+    """
+    wanted = parse_build(build)
+    try:
+        build_id, gone = store.resolve_build(business, source, wanted), None
+    except UnknownBuild:
+        build_id, gone = store.resolve_build(business, source), wanted
+    return store.dataset(business, source, build_id), build_id, gone
 
 
 def table_hint(view: dict) -> str:
