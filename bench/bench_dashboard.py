@@ -26,7 +26,7 @@ import plotly.io as pio
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from dashboard.callbacks import compute_view  # noqa: E402
-from dashboard.layout import DEFAULT_SHOWN  # noqa: E402
+from dashboard.views import DEFAULT_SHOWN  # noqa: E402
 from data.analysis import feature_summary  # noqa: E402
 from data.batches import FeatureBatch, ctr_frame  # noqa: E402
 from data.store import FeatureStore  # noqa: E402
@@ -36,13 +36,76 @@ TARGET_MS = 100
 FIGURES = ("scatter", "avg_with", "impact", "avg_without")
 _GROUPS = ["label", "object", "color", "scene", "text", "face", "style"]
 _WORDS = [
-    "person", "woman", "man", "child", "crowd", "smile", "guitar", "microphone", "stage", "concert",
-    "car", "city", "street", "beach", "sky", "sunset", "night", "forest", "mountain", "water",
-    "dog", "cat", "food", "drink", "bottle", "phone", "laptop", "shoe", "dress", "hat",
-    "sunglasses", "logo", "poster", "headline", "price", "button", "red", "blue", "green", "black",
-    "white", "yellow", "pink", "gold", "neon", "pastel", "vintage", "minimal", "collage", "closeup",
-    "portrait", "landscape", "outdoor", "indoor", "studio", "graffiti", "flag", "sport", "ball", "light",
-    "party", "dance", "fashion", "makeup", "tattoo", "festival", "album", "vinyl", "piano", "drum",
+    "person",
+    "woman",
+    "man",
+    "child",
+    "crowd",
+    "smile",
+    "guitar",
+    "microphone",
+    "stage",
+    "concert",
+    "car",
+    "city",
+    "street",
+    "beach",
+    "sky",
+    "sunset",
+    "night",
+    "forest",
+    "mountain",
+    "water",
+    "dog",
+    "cat",
+    "food",
+    "drink",
+    "bottle",
+    "phone",
+    "laptop",
+    "shoe",
+    "dress",
+    "hat",
+    "sunglasses",
+    "logo",
+    "poster",
+    "headline",
+    "price",
+    "button",
+    "red",
+    "blue",
+    "green",
+    "black",
+    "white",
+    "yellow",
+    "pink",
+    "gold",
+    "neon",
+    "pastel",
+    "vintage",
+    "minimal",
+    "collage",
+    "closeup",
+    "portrait",
+    "landscape",
+    "outdoor",
+    "indoor",
+    "studio",
+    "graffiti",
+    "flag",
+    "sport",
+    "ball",
+    "light",
+    "party",
+    "dance",
+    "fashion",
+    "makeup",
+    "tattoo",
+    "festival",
+    "album",
+    "vinyl",
+    "piano",
+    "drum",
 ]
 
 
@@ -124,15 +187,19 @@ def report(result: dict, label: str) -> None:
     verdict = "ok" if ms(result["total"]) < TARGET_MS else "MISSED"
     print(f"features shown: {label}")
     print(f"  feature_summary alone (baseline)   {ms(result['baseline']):7.1f} ms")
-    print(f"  compute_view: figures, lookup, table {ms(result['compute']):5.1f} ms  "
-          f"({result['compute'] / result['baseline']:.1f}x baseline)")
+    print(
+        f"  compute_view: figures, lookup, table {ms(result['compute']):5.1f} ms  "
+        f"({result['compute'] / result['baseline']:.1f}x baseline)"
+    )
     print(f"  JSON serialisation                 {ms(result['serialise']):7.1f} ms")
     print(f"  one slider move, server side       {ms(result['total']):7.1f} ms  (target < {TARGET_MS} ms) {verdict}")
     print(f"  JSON sent at confidence {result['threshold']:.2f} ({result['points']:,} scatter points):")
     for key, size in result["sizes"].items():
         print(f"    {key:<12} {size / 1024:8.1f} kB")
-    print(f"    {'total':<12} {sum(result['sizes'].values()) / 1024:8.1f} kB "
-          f"(largest over the rounds {result['largest'] / 1024:.1f} kB)")
+    print(
+        f"    {'total':<12} {sum(result['sizes'].values()) / 1024:8.1f} kB "
+        f"(largest over the rounds {result['largest'] / 1024:.1f} kB)"
+    )
 
 
 def main(argv=None) -> None:
@@ -144,8 +211,10 @@ def main(argv=None) -> None:
     with tempfile.TemporaryDirectory() as tmp:
         store, business, source, origin = demo_scale_store(Path(tmp) / "bench.db")
         dataset = store.dataset(business, source)
-        print(f"build: {origin}, {len(dataset.images)} images x {len(dataset.features)} features; "
-              f"{args.rounds} slider moves, confidence 0.20..0.80, weighting {args.weighting}, median of each")
+        print(
+            f"build: {origin}, {len(dataset.images)} images x {len(dataset.features)} features; "
+            f"{args.rounds} slider moves, confidence 0.20..0.80, weighting {args.weighting}, median of each"
+        )
         if args.weighting == "impressions" and not dataset.has_counts:
             parser.error("this build's CTRs have no clicks and impressions")
         thresholds = np.linspace(0.2, 0.8, args.rounds)

@@ -19,7 +19,6 @@ import tempfile
 from pathlib import Path
 
 import numpy as np
-
 from common import HEADERS, dense_features_body, fresh_app, median, ratio_line, timed
 
 from data.demo import demo_build
@@ -78,18 +77,24 @@ def compare(label: str, body: bytes, n_images: int, n_features: int, rounds: int
             app, store = fresh_app(folder, f"app_{round_}.db")
             client = app.server.test_client()
             answer = {}
-            app_time = timed(lambda: answer.update(put_features(client, body)))
+            app_time = timed(lambda: answer.update(put_features(client, body)))  # noqa: B023 (timed calls it at once)
             rows = {}
-            base_time = timed(lambda: rows.update(n=baseline_insert(body, folder / f"base_{round_}.db")))
+            base_time = timed(lambda: rows.update(n=baseline_insert(body, folder / f"base_{round_}.db")))  # noqa: B023
             if answer["values"] != rows["n"] or answer["images"] != n_images or answer["features"] != n_features:
                 raise SystemExit(f"app stored {answer}, baseline {rows['n']} rows: they should agree")
             store.close()
             if round_:  # the first round warms imports and caches
                 app_times.append(app_time)
                 base_times.append(base_time)
-    print(f"body ({label}): {n_images} images x {n_features} features, {len(body) / 1e6:.1f} MB, {answer['values']} non-zero values")
-    print(ratio_line(f"put_features {n_images}x{n_features} {label}", median(app_times), median(base_times), TARGET_RATIO))
-    print(f"  rounds: app {', '.join(f'{t:.3f}' for t in app_times)} s; baseline {', '.join(f'{t:.3f}' for t in base_times)} s")
+    print(
+        f"body ({label}): {n_images} images x {n_features} features, {len(body) / 1e6:.1f} MB, {answer['values']} non-zero values"
+    )
+    print(
+        ratio_line(f"put_features {n_images}x{n_features} {label}", median(app_times), median(base_times), TARGET_RATIO)
+    )
+    print(
+        f"  rounds: app {', '.join(f'{t:.3f}' for t in app_times)} s; baseline {', '.join(f'{t:.3f}' for t in base_times)} s"
+    )
 
 
 def main() -> None:

@@ -54,7 +54,9 @@ def bench_size(folder: Path, n_images: int, n_features: int, target_ms: float, r
     # Dash sets itself up (and serves the layout) on the server's first request of any kind.
     setup = timed(lambda: client.get("/healthz"))
     first = timed(lambda: get_summary(client, 0.0))
-    print(f"{label}: server's first request {setup * 1000:.1f} ms; first summary (loads the build) {first * 1000:.1f} ms")
+    print(
+        f"{label}: server's first request {setup * 1000:.1f} ms; first summary (loads the build) {first * 1000:.1f} ms"
+    )
 
     answers = []
     times = [timed(lambda c=c: answers.append(get_summary(client, c))) for c in thresholds(requests)]

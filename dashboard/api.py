@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import math
+from collections.abc import Mapping
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass
-from typing import Mapping
 
 import pandas as pd
 from flask import Blueprint, jsonify, request
@@ -85,7 +85,7 @@ class PairQuery:
     source: str
 
     @classmethod
-    def from_args(cls, args: Mapping[str, str]) -> "PairQuery":
+    def from_args(cls, args: Mapping[str, str]) -> PairQuery:
         """Parse ``business`` and ``source``; raises QueryError naming every problem."""
         params = _Params(args)
         query = cls(params.text("business"), params.text("source"))
@@ -107,7 +107,7 @@ class SummaryQuery:
     weighting: str = "mean"
 
     @classmethod
-    def from_args(cls, args: Mapping[str, str], *, min_n: int = DEFAULT_MIN_GROUP_SIZE) -> "SummaryQuery":
+    def from_args(cls, args: Mapping[str, str], *, min_n: int = DEFAULT_MIN_GROUP_SIZE) -> SummaryQuery:
         """Parse a query string mapping (``min_n`` is the default group size); raises QueryError."""
         params = _Params(args)
         query = cls(
@@ -158,7 +158,7 @@ def summary_payload(dataset, query: SummaryQuery, build_id: int) -> dict:
         raise ApiError(
             400,
             "impression weighting is not available for this dataset",
-            [f"{exc}; upload CTRs as {{\"clicks\": ..., \"impressions\": ...}} or use weighting=mean"],
+            [f'{exc}; upload CTRs as {{"clicks": ..., "impressions": ...}} or use weighting=mean'],
         ) from None
     return {
         **asdict(query),

@@ -18,8 +18,6 @@ from dash import ClientsideFunction, Input, Output, State, html, no_update
 from dashboard import figures, ids, views
 from dashboard.layout import (
     CURRENT_BUILD,
-    DEFAULT_CONFIDENCE,
-    DEFAULT_SHOWN,
     DEFAULT_SPARSITY,
     HOVER_HINT,
     build_options,
@@ -28,6 +26,7 @@ from dashboard.layout import (
     format_time,
     source_options,
 )
+from dashboard.views import DEFAULT_CONFIDENCE, DEFAULT_SHOWN
 from data.analysis import DEFAULT_MIN_GROUP_SIZE, feature_summary, scatter_points
 from data.store import UnknownBuild, UnknownDataset
 
@@ -177,7 +176,9 @@ def compute_view(
                 "command": upload_command(business, source, api_base=api_base),
             },
         )
-    notice = None if gone is None else {"title": f"Build #{gone} is no longer stored", "text": "Showing the current build."}
+    notice = (
+        None if gone is None else {"title": f"Build #{gone} is no longer stored", "text": "Showing the current build."}
+    )
     n_images, n_features = len(dataset.images), len(dataset.features)
     status = f"{n_images:,} images · {dataset.images_with_ctr:,} with CTR · {n_features:,} features"
     if dataset.images_with_ctr == 0:
@@ -225,9 +226,12 @@ def compute_view(
         width=width,
     )
     label_px = figures.label_width(charted["feature"])
-    with_without = np.concatenate(
-        [charted["avg_ctr_with"].to_numpy(dtype=np.float64), charted["avg_ctr_without"].to_numpy(dtype=np.float64)]
-    ) * 100.0
+    with_without = (
+        np.concatenate(
+            [charted["avg_ctr_with"].to_numpy(dtype=np.float64), charted["avg_ctr_without"].to_numpy(dtype=np.float64)]
+        )
+        * 100.0
+    )
     finite = with_without[np.isfinite(with_without)]
     shared_range = [0, float(finite.max()) * 1.2 if len(finite) and finite.max() > 0 else 1.0]
 
@@ -562,7 +566,6 @@ def register_callbacks(app, store, settings) -> None:
         State(ids.LOOKUP, "data"),
         prevent_initial_call=True,
     )
-
 
     # Selecting a table row highlights its feature in the charts, in the browser (no round trip).
     app.clientside_callback(

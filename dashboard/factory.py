@@ -39,9 +39,7 @@ def create_app(settings: Settings | None = None, store: FeatureStore | None = No
         loaded = load_demo(store)
         log.info("empty database: loaded the demo data (%s)", loaded)
     if not settings.ingest_token:
-        log.warning(
-            "INGEST_TOKEN is not set: writes are accepted only from loopback addresses"
-        )
+        log.warning("INGEST_TOKEN is not set: writes are accepted only from loopback addresses")
 
     server = Flask(__name__)
     server.config["MAX_CONTENT_LENGTH"] = settings.max_body_bytes

@@ -131,7 +131,9 @@ def _feature_codes(points: pd.DataFrame, feature_order) -> tuple[np.ndarray, lis
     """Integer code per point and the category list, keeping only features that have points."""
     feature = points["feature"]
     if feature_order is None:
-        order = list(feature.cat.categories) if isinstance(feature.dtype, pd.CategoricalDtype) else list(pd.unique(feature))
+        order = (
+            list(feature.cat.categories) if isinstance(feature.dtype, pd.CategoricalDtype) else list(pd.unique(feature))
+        )
     else:
         order = list(feature_order)
     if isinstance(feature.dtype, pd.CategoricalDtype) and list(feature.cat.categories) == order:
@@ -331,9 +333,11 @@ def bar_figure(
     features = summary[feature_col].astype(str).tolist()
     x = summary[value].to_numpy(dtype=np.float64) * 100.0
     color = color or (COLORS["without"] if value == "avg_ctr_without" else COLORS["with"])
-    counts = summary["n_without" if value == "avg_ctr_without" else "n_with"] if (
-        "n_with" in summary and "n_without" in summary
-    ) else pd.Series(np.full(len(summary), np.nan))
+    counts = (
+        summary["n_without" if value == "avg_ctr_without" else "n_with"]
+        if ("n_with" in summary and "n_without" in summary)
+        else pd.Series(np.full(len(summary), np.nan))
+    )
     group = "without" if value == "avg_ctr_without" else "with"
     trace = dict(
         type="bar",
@@ -356,8 +360,14 @@ def bar_figure(
     if x_range is None and len(finite):
         x_range = [0, max(finite.max(), 0) * 1.18 or 1]
     layout = _bar_layout(
-        title, features, height=height, x_title="Average CTR (%)", x_range=x_range,
-        feature_labels=feature_labels, x_suffix="%", label_px=label_px,
+        title,
+        features,
+        height=height,
+        x_title="Average CTR (%)",
+        x_range=x_range,
+        feature_labels=feature_labels,
+        x_suffix="%",
+        label_px=label_px,
     )
     return _figure([trace], layout)
 
@@ -398,15 +408,27 @@ def significance_classes(summary: pd.DataFrame, significance_level: float = SIGN
 
 def _impact_hover(summary: pd.DataFrame, feature_col: str, classes) -> list[str]:
     """One hover text per bar: impact with its interval, both CTRs with their image counts, p and q."""
-    columns = {c: summary[c].to_numpy(dtype=np.float64) if c in summary else np.full(len(summary), np.nan)
-               for c in ("impact", "ci_low", "ci_high", "avg_ctr_with", "avg_ctr_without", "n_with", "n_without",
-                         "p_value", "q_value")}
+    columns = {
+        c: summary[c].to_numpy(dtype=np.float64) if c in summary else np.full(len(summary), np.nan)
+        for c in (
+            "impact",
+            "ci_low",
+            "ci_high",
+            "avg_ctr_with",
+            "avg_ctr_without",
+            "n_with",
+            "n_without",
+            "p_value",
+            "q_value",
+        )
+    }
     texts = []
     for i, feature in enumerate(summary[feature_col].astype(str)):
         c = {k: v[i] for k, v in columns.items()}
         interval = (
             f"<br>95% interval: {format_pp(c['ci_low'])} to {format_pp(c['ci_high'])}"
-            if math.isfinite(c["ci_low"]) and math.isfinite(c["ci_high"]) else ""
+            if math.isfinite(c["ci_low"]) and math.isfinite(c["ci_high"])
+            else ""
         )
         counts = [f"{int(n):,} images" if math.isfinite(n) else "" for n in (c["n_with"], c["n_without"])]
         texts.append(
@@ -462,8 +484,12 @@ def impact_figure(
             for color, a, cls in zip(colors, alpha, classes)
         ]
         if (classes == SIGNIFICANCE_CLASSES[2]).any():
-            pattern = {"shape": ["/" if cls == SIGNIFICANCE_CLASSES[2] else "" for cls in classes],
-                       "fgcolor": "white", "size": 6, "solidity": 0.3}
+            pattern = {
+                "shape": ["/" if cls == SIGNIFICANCE_CLASSES[2] else "" for cls in classes],
+                "fgcolor": "white",
+                "size": 6,
+                "solidity": 0.3,
+            }
         notes.append(f"solid: significant (q < {significance_level:g}), pale: not, grey: too few images")
     error_x = None
     if "ci_low" in summary and "ci_high" in summary:
@@ -507,8 +533,15 @@ def impact_figure(
             pad = (hi - lo) * (0.04 if error_x else 0.22) or 1.0
             x_range = [lo - (pad if lo < 0 else 0), hi + (pad if hi > 0 else 0)]
     layout = _bar_layout(
-        title, features, height=height, x_title="Impact (percentage points)", x_range=x_range,
-        feature_labels=feature_labels, x_suffix=" pp", subtitle="; ".join(notes) or None, label_px=label_px,
+        title,
+        features,
+        height=height,
+        x_title="Impact (percentage points)",
+        x_range=x_range,
+        feature_labels=feature_labels,
+        x_suffix=" pp",
+        subtitle="; ".join(notes) or None,
+        label_px=label_px,
     )
     if error_x:
         data.append(

@@ -16,7 +16,7 @@ import pandas as pd
 from dash import dcc, html
 
 from dashboard import ids, views
-from dashboard.views import CURRENT_BUILD, DEFAULT_CONFIDENCE, DEFAULT_SHOWN, ViewState
+from dashboard.views import CURRENT_BUILD, ViewState
 from data.analysis import DEFAULT_MIN_GROUP_SIZE, SIGNIFICANCE_LEVEL
 from data.store import UnknownBuild, UnknownDataset
 
@@ -143,7 +143,8 @@ def _control(label: str, control, *, help_text=None, help_id: str | None = None,
             dbc.Label(label, html_for=label_for or getattr(control, "id", None), className="control-label"),
             control,
             html.Div(help_text, className="control-help", **({"id": help_id} if help_id else {}))
-            if (help_text or help_id) else None,
+            if (help_text or help_id)
+            else None,
         ],
         className="control",
     )
@@ -309,7 +310,9 @@ def impact_key(min_n: int) -> html.Div:
     """What the impact bars' colours and whiskers mean, as a key above the chart."""
 
     def item(swatches, text):
-        return html.Span([*(html.Span(className=f"swatch {s}") for s in swatches), html.Span(text)], className="key-item")
+        return html.Span(
+            [*(html.Span(className=f"swatch {s}") for s in swatches), html.Span(text)], className="key-item"
+        )
 
     return html.Div(
         [
@@ -346,8 +349,10 @@ def _bars_card(min_n: int) -> dbc.Card:
                     [
                         html.Div(
                             [
-                                html.Div([html.Div(t, className="bar-head-title"), html.Div(h, className="bar-head-hint")],
-                                         className="bar-head")
+                                html.Div(
+                                    [html.Div(t, className="bar-head-title"), html.Div(h, className="bar-head-hint")],
+                                    className="bar-head",
+                                )
                                 for t, h in heads
                             ],
                             className="bar-grid bar-heads",
@@ -403,12 +408,19 @@ TABLE_COLUMN_DEFS = [
     },
     _number_column("n_with", "Images with", "formatCount", tooltip="Images with a CTR that have the feature"),
     _number_column("n_without", "Images without", "formatCount", tooltip="Images with a CTR that lack the feature"),
-    _number_column("prevalence_pct", "Prevalence", "formatShare",
-                   tooltip="Share of the build's images in which the feature is present"),
+    _number_column(
+        "prevalence_pct",
+        "Prevalence",
+        "formatShare",
+        tooltip="Share of the build's images in which the feature is present",
+    ),
     _number_column("avg_ctr_with", "CTR with", "formatCtr", tooltip="Average CTR of the images with the feature"),
     _number_column("avg_ctr_without", "CTR without", "formatCtr", tooltip="Average CTR of the images without it"),
     _number_column(
-        "impact", "Impact", "formatImpact", tooltip="CTR with minus CTR without, in percentage points",
+        "impact",
+        "Impact",
+        "formatImpact",
+        tooltip="CTR with minus CTR without, in percentage points",
         cellClassRules={"impact-pos": "params.value > 0", "impact-neg": "params.value < 0"},
     ),
     {
@@ -421,10 +433,20 @@ TABLE_COLUMN_DEFS = [
         "minWidth": 200,
         "filter": False,
     },
-    _number_column("p_value", "p", "formatP", width=90,
-                   tooltip="Two-sided p-value of the impact (Welch's t, or z for impression weighting)"),
-    _number_column("q_value", "q", "formatP", width=90,
-                   tooltip="Benjamini-Hochberg adjusted p-value over the features in the table"),
+    _number_column(
+        "p_value",
+        "p",
+        "formatP",
+        width=90,
+        tooltip="Two-sided p-value of the impact (Welch's t, or z for impression weighting)",
+    ),
+    _number_column(
+        "q_value",
+        "q",
+        "formatP",
+        width=90,
+        tooltip="Benjamini-Hochberg adjusted p-value over the features in the table",
+    ),
     {
         "field": "result",
         "headerName": "Result",
@@ -449,15 +471,31 @@ def _table_card() -> dbc.Card:
                     html.Span(id=ids.TABLE_HINT, className="card-hint"),
                     html.Div(
                         [
-                            dbc.Button("Download summary CSV", id=ids.DOWNLOAD_SUMMARY_BUTTON, color="primary",
-                                       outline=True, size="sm"),
-                            dbc.Tooltip(f"{download}, all columns at full precision.",
-                                        target=ids.DOWNLOAD_SUMMARY_BUTTON, placement="bottom"),
-                            dbc.Button("Download points CSV", id=ids.DOWNLOAD_POINTS_BUTTON, color="primary",
-                                       outline=True, size="sm"),
-                            dbc.Tooltip(f"Image, feature, confidence and CTR of each point of the scatter, for "
-                                        f"{download[0].lower()}{download[1:]}.",
-                                        target=ids.DOWNLOAD_POINTS_BUTTON, placement="bottom"),
+                            dbc.Button(
+                                "Download summary CSV",
+                                id=ids.DOWNLOAD_SUMMARY_BUTTON,
+                                color="primary",
+                                outline=True,
+                                size="sm",
+                            ),
+                            dbc.Tooltip(
+                                f"{download}, all columns at full precision.",
+                                target=ids.DOWNLOAD_SUMMARY_BUTTON,
+                                placement="bottom",
+                            ),
+                            dbc.Button(
+                                "Download points CSV",
+                                id=ids.DOWNLOAD_POINTS_BUTTON,
+                                color="primary",
+                                outline=True,
+                                size="sm",
+                            ),
+                            dbc.Tooltip(
+                                f"Image, feature, confidence and CTR of each point of the scatter, for "
+                                f"{download[0].lower()}{download[1:]}.",
+                                target=ids.DOWNLOAD_POINTS_BUTTON,
+                                placement="bottom",
+                            ),
                             dcc.Download(id=ids.DOWNLOAD_SUMMARY),
                             dcc.Download(id=ids.DOWNLOAD_POINTS),
                         ],
@@ -472,8 +510,13 @@ def _table_card() -> dbc.Card:
                         id=ids.TABLE,
                         columnDefs=TABLE_COLUMN_DEFS,
                         rowData=[],
-                        defaultColDef={"sortable": True, "resizable": True, "flex": 1, "wrapHeaderText": True,
-                                       "autoHeaderHeight": True},
+                        defaultColDef={
+                            "sortable": True,
+                            "resizable": True,
+                            "flex": 1,
+                            "wrapHeaderText": True,
+                            "autoHeaderHeight": True,
+                        },
                         getRowId="params.data.feature",
                         columnSize="responsiveSizeToFit",
                         dashGridOptions={
@@ -499,8 +542,10 @@ def _navbar() -> html.Header:
                 html.Div(
                     [
                         html.H1("Creative analytics", className="brand"),
-                        html.Span("Which visual features of ad images go with a higher click-through rate",
-                                  className="brand-sub"),
+                        html.Span(
+                            "Which visual features of ad images go with a higher click-through rate",
+                            className="brand-sub",
+                        ),
                     ]
                 ),
                 html.Div(id=ids.STATUS, className="status"),
@@ -559,8 +604,13 @@ def build_layout(store, settings):
         version = store.version()
         state, datasets, build_opts, has_counts = resolve_view(views.parse_view(request_query()), store)
         return page(
-            datasets, build_opts, version, settings.poll_seconds, state,
-            has_counts=has_counts, min_n=settings.min_group_size,
+            datasets,
+            build_opts,
+            version,
+            settings.poll_seconds,
+            state,
+            has_counts=has_counts,
+            min_n=settings.min_group_size,
         )
 
     return serve_layout

@@ -54,7 +54,7 @@ class Settings:
         return [f.metadata["env"] for f in fields(cls)]
 
     @classmethod
-    def from_env(cls, environ=None, **overrides) -> "Settings":
+    def from_env(cls, environ=None, **overrides) -> Settings:
         """Settings from ``environ`` (default ``os.environ``), with keyword overrides winning."""
         environ = os.environ if environ is None else environ
         values = {}
@@ -71,7 +71,7 @@ class Settings:
         values.update(overrides)
         return cls(**values)
 
-    def with_overrides(self, **changes) -> "Settings":
+    def with_overrides(self, **changes) -> Settings:
         """A copy with some fields changed."""
         return replace(self, **changes)
 

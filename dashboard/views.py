@@ -11,8 +11,8 @@ from __future__ import annotations
 import math
 import re
 import unicodedata
+from collections.abc import Mapping
 from dataclasses import dataclass, replace
-from typing import Mapping
 from urllib.parse import parse_qsl, quote, urlencode, urlsplit
 
 import numpy as np
@@ -38,7 +38,7 @@ NO_COUNTS_HELP = "Off: this dataset's CTRs came without clicks and impressions."
 NO_DATASET_HELP = "Impression weighting needs CTRs uploaded as clicks and impressions."
 NO_COUNTS_TIP = (
     "This dataset's CTRs came without clicks and impressions, so only the mean of the images' CTRs "
-    "can be shown. Upload CTRs as {\"clicks\": ..., \"impressions\": ...} to weight by impressions."
+    'can be shown. Upload CTRs as {"clicks": ..., "impressions": ...} to weight by impressions.'
 )
 COUNTS_TIP = (
     "Impression-weighted: each group's CTR is its total clicks divided by its total impressions, "
@@ -46,8 +46,18 @@ COUNTS_TIP = (
 )
 
 TABLE_COLUMNS = [
-    "feature", "n_with", "n_without", "prevalence_pct", "avg_ctr_with", "avg_ctr_without",
-    "impact", "ci_low", "ci_high", "p_value", "q_value", "result",
+    "feature",
+    "n_with",
+    "n_without",
+    "prevalence_pct",
+    "avg_ctr_with",
+    "avg_ctr_without",
+    "impact",
+    "ci_low",
+    "ci_high",
+    "p_value",
+    "q_value",
+    "result",
 ]
 RESULT_SIGNIFICANT, RESULT_NOT_SIGNIFICANT, RESULT_LOW_N = figures.SIGNIFICANCE_CLASSES
 
@@ -264,8 +274,14 @@ def slugify(text, *, max_length: int = 60, fallback: str = "dataset") -> str:
 
 
 def download_filename(
-    business: str, source: str, build_id: int, confidence: float, min_pct: float, max_pct: float,
-    weighting: str, kind: str,
+    business: str,
+    source: str,
+    build_id: int,
+    confidence: float,
+    min_pct: float,
+    max_pct: float,
+    weighting: str,
+    kind: str,
 ) -> str:
     """``northwind-outfitters_vision_build-2_conf-0.50_prev-2-100_mean_summary.csv``."""
     parts = [

@@ -81,16 +81,12 @@ class Dataset:
         ctr_col: str | None = "ctr",
         clicks_col: str | None = None,
         impressions_col: str | None = None,
-    ) -> "Dataset":
+    ) -> Dataset:
         """Build from one row per image: a name column, a CTR column and one column per feature."""
         special = {c for c in (image_col, ctr_col, clicks_col, impressions_col) if c}
         feature_cols = [c for c in frame.columns if c not in special]
         conf = frame[feature_cols].to_numpy(dtype=np.float64, na_value=0.0)
-        ctr = (
-            frame[ctr_col].to_numpy(dtype=np.float64, na_value=np.nan)
-            if ctr_col
-            else np.full(len(frame), np.nan)
-        )
+        ctr = frame[ctr_col].to_numpy(dtype=np.float64, na_value=np.nan) if ctr_col else np.full(len(frame), np.nan)
         return cls(
             images=frame[image_col].astype(str).to_numpy(dtype=object),
             features=np.array(feature_cols, dtype=object),
@@ -101,7 +97,7 @@ class Dataset:
         )
 
     @classmethod
-    def from_long(cls, values: pd.DataFrame, ctr: pd.DataFrame | pd.Series | None = None) -> "Dataset":
+    def from_long(cls, values: pd.DataFrame, ctr: pd.DataFrame | pd.Series | None = None) -> Dataset:
         """Build from long rows (image, feature, confidence) and CTRs indexed or keyed by image.
 
         ``ctr`` is a Series of CTRs indexed by image, or a DataFrame with an ``image`` column, a
@@ -110,13 +106,13 @@ class Dataset:
         images = pd.Index(pd.unique(values["image"]), dtype=object)
         features = pd.Index(pd.unique(values["feature"]), dtype=object)
         conf = np.zeros((len(images), len(features)))
-        conf[images.get_indexer(values["image"]), features.get_indexer(values["feature"])] = (
-            values["confidence"].to_numpy(dtype=np.float64)
-        )
+        conf[images.get_indexer(values["image"]), features.get_indexer(values["feature"])] = values[
+            "confidence"
+        ].to_numpy(dtype=np.float64)
         return cls.from_matrix(images, features, conf, ctr)
 
     @classmethod
-    def from_matrix(cls, images, features, confidences, ctr=None) -> "Dataset":
+    def from_matrix(cls, images, features, confidences, ctr=None) -> Dataset:
         """Build from names, a dense matrix and CTRs (Series by image or DataFrame as in from_long)."""
         images = np.asarray(images, dtype=object)
         n = len(images)

@@ -21,7 +21,7 @@ class FeatureBatch:
     values: list[tuple[int, int, float]]
 
     @classmethod
-    def from_wide(cls, frame: pd.DataFrame, *, image_col: str = "image_name", exclude=("ctr",)) -> "FeatureBatch":
+    def from_wide(cls, frame: pd.DataFrame, *, image_col: str = "image_name", exclude=("ctr",)) -> FeatureBatch:
         """From one row per image: a name column and one numeric column per feature."""
         feature_cols = [c for c in frame.columns if c != image_col and c not in exclude]
         matrix = frame[feature_cols].to_numpy(dtype=np.float64, na_value=0.0)

@@ -75,10 +75,26 @@ CSS_COLOURS = (
 
 # Colours that fill much of a typical ad: backgrounds, type and shadows.
 _COMMON_COLOURS = {
-    "black": 12.0, "white": 12.0, "whitesmoke": 5.0, "gainsboro": 4.0, "lightgray": 4.0,
-    "darkgray": 4.0, "gray": 4.0, "dimgray": 5.0, "darkslategray": 5.0, "silver": 3.0,
-    "snow": 2.0, "midnightblue": 2.0, "skyblue": 2.0, "steelblue": 2.0, "tan": 2.0,
-    "saddlebrown": 2.0, "sienna": 2.0, "rosybrown": 2.0, "darkolivegreen": 2.0, "firebrick": 2.0,
+    "black": 12.0,
+    "white": 12.0,
+    "whitesmoke": 5.0,
+    "gainsboro": 4.0,
+    "lightgray": 4.0,
+    "darkgray": 4.0,
+    "gray": 4.0,
+    "dimgray": 5.0,
+    "darkslategray": 5.0,
+    "silver": 3.0,
+    "snow": 2.0,
+    "midnightblue": 2.0,
+    "skyblue": 2.0,
+    "steelblue": 2.0,
+    "tan": 2.0,
+    "saddlebrown": 2.0,
+    "sienna": 2.0,
+    "rosybrown": 2.0,
+    "darkolivegreen": 2.0,
+    "firebrick": 2.0,
 }
 
 # Vision-style labels, roughly most common first; the planted ones lead so a small build has them.
@@ -183,9 +199,7 @@ def _image_names(rng: np.random.Generator, n_images: int) -> list[str]:
     codes = rng.choice(total, size=n_images, replace=False)
     names = []
     for code in codes.tolist():
-        adjective, noun, campaign, template = (
-            parts[k][i] for k, i in enumerate(np.unravel_index(code, sizes))
-        )
+        adjective, noun, campaign, template = (parts[k][i] for k, i in enumerate(np.unravel_index(code, sizes)))
         names.append(f"imgcontent.{adjective}{noun}-{campaign}_imgtemp.{template}")
     return sorted(names)
 

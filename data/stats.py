@@ -41,7 +41,9 @@ def ratio_difference(clicks1, impressions1, var1, clicks2, impressions2, var2, l
     variance from :func:`ratio_variance`. Returns ``(ci_low, ci_high, p)``.
     """
     with np.errstate(divide="ignore", invalid="ignore"):
-        diff = np.asarray(clicks1, dtype=np.float64) / impressions1 - np.asarray(clicks2, dtype=np.float64) / impressions2
+        diff = (
+            np.asarray(clicks1, dtype=np.float64) / impressions1 - np.asarray(clicks2, dtype=np.float64) / impressions2
+        )
         se = np.sqrt(np.asarray(var1) + np.asarray(var2))
         z = diff / se
     defined = np.isfinite(se) & (se > 0)

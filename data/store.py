@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import threading
 from collections import OrderedDict
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from itertools import chain, repeat
 
 import numpy as np
@@ -45,7 +45,7 @@ class InvalidBatch(StoreError, ValueError):
 
 
 def _now() -> str:
-    return datetime.now(timezone.utc).isoformat(timespec="microseconds")
+    return datetime.now(UTC).isoformat(timespec="microseconds")
 
 
 def _sqlite_setup(engine: Engine) -> None:
@@ -135,8 +135,18 @@ class FeatureStore:
                     n_values=len(batch.values),
                 )
             ).inserted_primary_key[0]
-            self._executemany(conn, build_images, ("build_id", "idx", "name"), zip(repeat(build_id), range(len(batch.images)), batch.images))
-            self._executemany(conn, build_features, ("build_id", "idx", "name"), zip(repeat(build_id), range(len(batch.features)), batch.features))
+            self._executemany(
+                conn,
+                build_images,
+                ("build_id", "idx", "name"),
+                zip(repeat(build_id), range(len(batch.images)), batch.images),
+            )
+            self._executemany(
+                conn,
+                build_features,
+                ("build_id", "idx", "name"),
+                zip(repeat(build_id), range(len(batch.features)), batch.features),
+            )
             self._executemany(
                 conn,
                 feature_values,
@@ -181,9 +191,13 @@ class FeatureStore:
             # Taken before the delete: SQLite hands the largest id out again once its row is
             # gone, and the id must be new because it keys the dataset cache and version().
             set_id = (conn.execute(select(func.max(ctr_sets.c.id))).scalar() or 0) + 1
-            conn.execute(delete(ctr_values).where(ctr_values.c.ctr_set_id.in_(
-                select(ctr_sets.c.id).where(ctr_sets.c.business == business, ctr_sets.c.source == source)
-            )))
+            conn.execute(
+                delete(ctr_values).where(
+                    ctr_values.c.ctr_set_id.in_(
+                        select(ctr_sets.c.id).where(ctr_sets.c.business == business, ctr_sets.c.source == source)
+                    )
+                )
+            )
             conn.execute(delete(ctr_sets).where(ctr_sets.c.business == business, ctr_sets.c.source == source))
             conn.execute(
                 ctr_sets.insert().values(
@@ -231,9 +245,7 @@ class FeatureStore:
 
     def datasets(self) -> pd.DataFrame:
         """The current build of each (business, source), most recently updated first."""
-        current = (
-            select(func.max(builds.c.id).label("id")).group_by(builds.c.business, builds.c.source).subquery()
-        )
+        current = select(func.max(builds.c.id).label("id")).group_by(builds.c.business, builds.c.source).subquery()
         query = (
             select(
                 builds.c.business,
@@ -250,10 +262,20 @@ class FeatureStore:
             .outerjoin(ctr_sets, (ctr_sets.c.business == builds.c.business) & (ctr_sets.c.source == builds.c.source))
         )
         with self.engine.connect() as conn:
-            frame = pd.DataFrame(conn.execute(query).mappings().all(), columns=[
-                "business", "source", "build_id", "received_at", "images", "features",
-                "ctr_set_id", "ctr_received_at", "has_counts",
-            ])
+            frame = pd.DataFrame(
+                conn.execute(query).mappings().all(),
+                columns=[
+                    "business",
+                    "source",
+                    "build_id",
+                    "received_at",
+                    "images",
+                    "features",
+                    "ctr_set_id",
+                    "ctr_received_at",
+                    "has_counts",
+                ],
+            )
             frame["images_with_ctr"] = [
                 self._images_with_ctr(conn, b, s) for b, s in zip(frame["build_id"], frame["ctr_set_id"])
             ]
@@ -313,8 +335,9 @@ class FeatureStore:
             rows = []
         else:
             rows = conn.execute(
-                select(ctr_values.c.image, ctr_values.c.ctr, ctr_values.c.clicks, ctr_values.c.impressions)
-                .where(ctr_values.c.ctr_set_id == set_id)
+                select(ctr_values.c.image, ctr_values.c.ctr, ctr_values.c.clicks, ctr_values.c.impressions).where(
+                    ctr_values.c.ctr_set_id == set_id
+                )
             ).all()
             rows = list(map(tuple, rows))  # pandas probes Row objects the slow way (see _matrix)
         frame = pd.DataFrame(rows, columns=CTR_COLUMNS)
@@ -373,12 +396,22 @@ class FeatureStore:
             if build_id in self._matrices:
                 self._matrices.move_to_end(build_id)
                 return self._matrices[build_id]
-        images = conn.execute(
-            select(build_images.c.name).where(build_images.c.build_id == build_id).order_by(build_images.c.idx)
-        ).scalars().all()
-        features = conn.execute(
-            select(build_features.c.name).where(build_features.c.build_id == build_id).order_by(build_features.c.idx)
-        ).scalars().all()
+        images = (
+            conn.execute(
+                select(build_images.c.name).where(build_images.c.build_id == build_id).order_by(build_images.c.idx)
+            )
+            .scalars()
+            .all()
+        )
+        features = (
+            conn.execute(
+                select(build_features.c.name)
+                .where(build_features.c.build_id == build_id)
+                .order_by(build_features.c.idx)
+            )
+            .scalars()
+            .all()
+        )
         # Plain DBAPI tuples, flattened by fromiter: np.array over SQLAlchemy Rows probes each
         # Row for the array protocols and every failed probe raises inside SQLAlchemy, which
         # took 20 s for a 10k x 1k build; wrapping the rows in Rows at all doubles the read.

@@ -55,7 +55,11 @@ def _route_api_path(server: Flask) -> None:
     if request.routing_exception is None and rule is not None and rule.rule.startswith(API_PREFIX):
         return
     api_rules = Map(
-        [Rule(r.rule, endpoint=r.endpoint, methods=r.methods) for r in server.url_map.iter_rules() if r.rule.startswith(API_PREFIX)]
+        [
+            Rule(r.rule, endpoint=r.endpoint, methods=r.methods)
+            for r in server.url_map.iter_rules()
+            if r.rule.startswith(API_PREFIX)
+        ]
     )
     api_rules.bind("localhost").match(request.path, method=request.method)
     raise request.routing_exception or InternalServerError()

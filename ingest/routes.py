@@ -138,4 +138,3 @@ def read_json_body(limit: int):
     if problems:
         raise ApiError(400, "invalid body", problems)
     return doc
-

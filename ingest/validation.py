@@ -19,10 +19,7 @@ from data.batches import FeatureBatch, ctr_frame
 MAX_PROBLEMS = 50
 
 FEATURES_LAYOUT = '{"<image>": {"<feature>": <confidence in [0, 1]>, ...}, ...}'
-CTR_LAYOUT = (
-    '{"<image>": <ctr in [0, 1]>, ...} or '
-    '{"<image>": {"clicks": <int >= 0>, "impressions": <int > 0>}, ...}'
-)
+CTR_LAYOUT = '{"<image>": <ctr in [0, 1]>, ...} or {"<image>": {"clicks": <int >= 0>, "impressions": <int > 0>}, ...}'
 _COUNT_KEYS = ("clicks", "impressions")
 _NUMBER_TYPES = frozenset((int, float))
 _at_most_one = (1.0).__ge__
@@ -260,8 +257,7 @@ def validate_ctr(doc) -> tuple[pd.DataFrame | None, list[str]]:
                 counts[image] = pair
         else:
             problems.add(
-                f"{place}: expected a CTR in [0, 1] or "
-                f'{{"clicks": <int>, "impressions": <int>}}, got {show(value)}'
+                f'{place}: expected a CTR in [0, 1] or {{"clicks": <int>, "impressions": <int>}}, got {show(value)}'
             )
     if rates and counts:
         problems.add(

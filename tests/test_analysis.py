@@ -42,8 +42,7 @@ def expected_summary(frame: pd.DataFrame, threshold: float, min_pct: float = 0.0
         )
     expected = pd.DataFrame(rows, columns=CORE_COLUMNS)
     expected = expected.astype(
-        {"feature": object, "n_with": "int64", "n_without": "int64"}
-        | {c: "float64" for c in CORE_COLUMNS[3:]}
+        {"feature": object, "n_with": "int64", "n_without": "int64"} | {c: "float64" for c in CORE_COLUMNS[3:]}
     )
     # Highest impact first, undefined impact last, ties by name.
     expected["_undefined"] = expected["impact"].isna()
@@ -64,7 +63,9 @@ def partial_frame(reference_frame) -> pd.DataFrame:
 
 @pytest.mark.parametrize("min_pct, max_pct", PREVALENCE_RANGES)
 @pytest.mark.parametrize("threshold", THRESHOLDS)
-def test_feature_summary_reproduces_pandas_on_reference(reference_frame, reference_dataset, threshold, min_pct, max_pct):
+def test_feature_summary_reproduces_pandas_on_reference(
+    reference_frame, reference_dataset, threshold, min_pct, max_pct
+):
     """Every number, and the order, equals the plain pandas computation to the last bit."""
     actual = feature_summary(reference_dataset, threshold, min_pct, max_pct)[CORE_COLUMNS]
     expected = expected_summary(reference_frame, threshold, min_pct, max_pct)
@@ -117,7 +118,11 @@ def _expected_points(frame: pd.DataFrame, threshold: float, features: list[str])
     parts = []
     for feature in features:
         hit = known[known[feature] > threshold]
-        parts.append(pd.DataFrame({"image": hit["image_name"], "feature": feature, "confidence": hit[feature], "ctr": hit["ctr"]}))
+        parts.append(
+            pd.DataFrame(
+                {"image": hit["image_name"], "feature": feature, "confidence": hit[feature], "ctr": hit["ctr"]}
+            )
+        )
     points = pd.concat(parts, ignore_index=True)
     points["image"] = points["image"].astype(object)
     points["feature"] = pd.Categorical(points["feature"], categories=pd.Index(features, dtype=object))

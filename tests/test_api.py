@@ -62,7 +62,9 @@ EDGE_LOW, EDGE_HIGH = 100 * 62 / 287, 100 * 63 / 287
 
 @pytest.mark.parametrize("confidence", [0.0, 0.1, 0.25, 0.5, 0.9])
 @pytest.mark.parametrize("min_pct, max_pct", [(0, 100), (5, 50), (10, 30), (EDGE_LOW, EDGE_HIGH), (0, 0)])
-def test_summary_matches_an_independent_pandas_computation(reference_client, reference_frame, confidence, min_pct, max_pct):
+def test_summary_matches_an_independent_pandas_computation(
+    reference_client, reference_frame, confidence, min_pct, max_pct
+):
     query = dict(PAIR, confidence=repr(confidence), min_pct=repr(min_pct), max_pct=repr(max_pct))
     response = reference_client.get("/api/summary", query_string=query)
     assert response.status_code == 200
@@ -177,7 +179,9 @@ def test_summary_unknown_dataset_or_build_is_404(reference_client, query, error)
 
 
 def test_summary_build_of_another_pair_is_404(reference_client):
-    other = put(reference_client, "/api/features", {"a": {"x": 0.5}}, headers={"Business": "Other", "Image-Source": "vision"})
+    other = put(
+        reference_client, "/api/features", {"a": {"x": 0.5}}, headers={"Business": "Other", "Image-Source": "vision"}
+    )
     response = reference_client.get("/api/summary", query_string=dict(PAIR, build_id=str(other.get_json()["build_id"])))
     assert response.status_code == 404 and response.get_json()["error"] == "unknown build"
 
@@ -188,12 +192,26 @@ def test_summary_build_of_another_pair_is_404(reference_client):
 def test_summary_query_defaults_match_the_analysis():
     query = SummaryQuery.from_args({"business": "B", "source": "S"})
     assert query == SummaryQuery("B", "S", 0.0, 0.0, 100.0, None, 5, "mean")
-    assert query.analysis_args() == {"confidence": 0.0, "min_pct": 0.0, "max_pct": 100.0, "min_n": 5, "weighting": "mean"}
+    assert query.analysis_args() == {
+        "confidence": 0.0,
+        "min_pct": 0.0,
+        "max_pct": 100.0,
+        "min_n": 5,
+        "weighting": "mean",
+    }
 
 
 def test_summary_query_parses_every_parameter():
-    args = {"business": "B", "source": "S", "confidence": "0.25", "min_pct": "5", "max_pct": "50", "build_id": "7",
-            "min_n": "3", "weighting": "impressions"}
+    args = {
+        "business": "B",
+        "source": "S",
+        "confidence": "0.25",
+        "min_pct": "5",
+        "max_pct": "50",
+        "build_id": "7",
+        "min_n": "3",
+        "weighting": "impressions",
+    }
     assert SummaryQuery.from_args(args) == SummaryQuery("B", "S", 0.25, 5.0, 50.0, 7, 3, "impressions")
 
 
@@ -204,8 +222,9 @@ def test_summary_query_min_n_default_comes_from_the_caller():
 
 def test_summary_query_raises_with_all_problems():
     with pytest.raises(QueryError) as caught:
-        SummaryQuery.from_args({"business": "B", "source": "S", "min_pct": "x", "max_pct": "200", "min_n": "1",
-                                "weighting": "median"})
+        SummaryQuery.from_args(
+            {"business": "B", "source": "S", "min_pct": "x", "max_pct": "200", "min_n": "1", "weighting": "median"}
+        )
     assert caught.value.problems == [
         "min_pct must be a number in [0, 100], got 'x'",
         "max_pct must be a number in [0, 100], got '200'",
@@ -228,10 +247,24 @@ def test_datasets_lists_current_builds_most_recently_updated_first(client, store
     put(client, "/api/ctr", {"y": 0.1, "nope": 0.2}, headers=b)
     listed = client.get("/api/datasets").get_json()["datasets"]
     assert listed == [
-        {"business": "B", "source": "vision", "build_id": b_build["build_id"], "received_at": b_build["received_at"],
-         "images": 2, "features": 1, "images_with_ctr": 1},
-        {"business": "A", "source": "vision", "build_id": a_build["build_id"], "received_at": a_build["received_at"],
-         "images": 2, "features": 2, "images_with_ctr": 0},
+        {
+            "business": "B",
+            "source": "vision",
+            "build_id": b_build["build_id"],
+            "received_at": b_build["received_at"],
+            "images": 2,
+            "features": 1,
+            "images_with_ctr": 1,
+        },
+        {
+            "business": "A",
+            "source": "vision",
+            "build_id": a_build["build_id"],
+            "received_at": a_build["received_at"],
+            "images": 2,
+            "features": 2,
+            "images_with_ctr": 0,
+        },
     ]
 
 
@@ -245,7 +278,13 @@ def test_builds_lists_history_newest_first(client):
     body = client.get("/api/builds", query_string=PAIR).get_json()
     assert body["business"] == PAIR["business"] and body["source"] == PAIR["source"]
     assert body["builds"] == [
-        {"build_id": a["build_id"], "received_at": a["received_at"], "images": a["images"], "features": 1, "values": a["values"]}
+        {
+            "build_id": a["build_id"],
+            "received_at": a["received_at"],
+            "images": a["images"],
+            "features": 1,
+            "values": a["values"],
+        }
         for a in reversed(answers)
     ]
 
@@ -281,7 +320,9 @@ def test_read_answers_are_not_cached(client):
 def test_summary_agrees_with_a_store_loaded_without_http(store, client, reference_frame, reference_dataset):
     store.add_build("Direct", "vision", FeatureBatch.from_wide(reference_frame))
     store.replace_ctr("Direct", "vision", ctr_frame(reference_frame["image_name"], reference_frame["ctr"]))
-    body = client.get("/api/summary", query_string={"business": "Direct", "source": "vision", "confidence": "0.3"}).get_json()
+    body = client.get(
+        "/api/summary", query_string={"business": "Direct", "source": "vision", "confidence": "0.3"}
+    ).get_json()
     direct = feature_summary(reference_dataset, confidence=0.3)
     assert [row["feature"] for row in body["features"]] == direct["feature"].tolist()
     assert np.array_equal([row["impact"] for row in body["features"]], direct["impact"].to_numpy())
@@ -306,10 +347,20 @@ def test_summary_statistics_equal_the_analysis_module(reference_client, referenc
 
 def test_summary_min_n_parameter_withholds_statistics(reference_client):
     query = dict(PAIR, confidence="0.5")
-    strict = {r["feature"]: r for r in reference_client.get("/api/summary", query_string=dict(query, min_n="5")).get_json()["features"]}
-    loose = {r["feature"]: r for r in reference_client.get("/api/summary", query_string=dict(query, min_n="2")).get_json()["features"]}
+    strict = {
+        r["feature"]: r
+        for r in reference_client.get("/api/summary", query_string=dict(query, min_n="5")).get_json()["features"]
+    }
+    loose = {
+        r["feature"]: r
+        for r in reference_client.get("/api/summary", query_string=dict(query, min_n="2")).get_json()["features"]
+    }
     assert strict["black_x"]["n_with"] == 2
-    assert strict["black_x"]["low_n"] is True and strict["black_x"]["p_value"] is None and strict["black_x"]["ci_low"] is None
+    assert (
+        strict["black_x"]["low_n"] is True
+        and strict["black_x"]["p_value"] is None
+        and strict["black_x"]["ci_low"] is None
+    )
     assert strict["black_x"]["avg_ctr_with"] == loose["black_x"]["avg_ctr_with"]
     assert loose["black_x"]["low_n"] is False and loose["black_x"]["p_value"] is not None
 
@@ -318,7 +369,9 @@ def test_summary_min_n_default_comes_from_settings(tmp_path, reference_frame):
     from dashboard.factory import create_app
     from dashboard.settings import Settings
 
-    app = create_app(Settings.from_env({}, database_url=f"sqlite:///{tmp_path / 'm.db'}", demo_data=False, min_group_size=3))
+    app = create_app(
+        Settings.from_env({}, database_url=f"sqlite:///{tmp_path / 'm.db'}", demo_data=False, min_group_size=3)
+    )
     client = app.server.test_client()
     put(client, "/api/features", {"a": {"f": 0.9}, "b": {"f": 0.9}, "c": {"f": 0.9}, "d": {}, "e": {}, "g": {}})
     put(client, "/api/ctr", {"a": 0.01, "b": 0.02, "c": 0.03, "d": 0.01, "e": 0.012, "g": 0.011})

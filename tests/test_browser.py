@@ -149,7 +149,9 @@ def _wait_for(predicate, timeout=20.0, message="condition"):
 
 def _api_summary(url, business, source, confidence, low, high):
     """/api/summary's features for these settings, or None while that route is not there."""
-    query = urlencode({"business": business, "source": source, "confidence": confidence, "min_pct": low, "max_pct": high})
+    query = urlencode(
+        {"business": business, "source": source, "confidence": confidence, "min_pct": low, "max_pct": high}
+    )
     try:
         with urllib.request.urlopen(f"{url}api/summary?{query}", timeout=10) as response:
             return json.load(response)["features"]
@@ -226,7 +228,8 @@ def _isolated_point(dataset, confidence, low, high, shown=25):
 def test_page_draws_four_charts_from_the_data(driver, live):
     url, store = live
     _open(driver, url)
-    from dashboard.layout import DEFAULT_CONFIDENCE, DEFAULT_SPARSITY
+    from dashboard.layout import DEFAULT_SPARSITY
+    from dashboard.views import DEFAULT_CONFIDENCE
 
     assert _charts_match(driver, store, REFERENCE, DEFAULT_CONFIDENCE, *DEFAULT_SPARSITY)
     assert _chart(driver, ids.SCATTER)["type"] == "scatter"  # few points: SVG
@@ -262,16 +265,21 @@ def test_filters_that_leave_no_feature_explain_themselves(driver, live):
     url, _store = live
     _open(driver, url)
     _drag_thumb(driver, ids.CONFIDENCE, 400)  # to the far right: confidence 1
-    _wait_for(lambda: "No feature is present" in " ".join(_chart(driver, ids.SCATTER)["annotations"] or [""]),
-              message="empty scatter")
+    _wait_for(
+        lambda: "No feature is present" in " ".join(_chart(driver, ids.SCATTER)["annotations"] or [""]),
+        message="empty scatter",
+    )
     assert "No feature left" in driver.find_element("id", ids.NOTICE).text
     assert _severe(driver) == []
 
 
 def _hover_links_one_image(driver, store, dataset_key, expect_type):
-    from dashboard.layout import DEFAULT_CONFIDENCE, DEFAULT_SPARSITY
+    from dashboard.layout import DEFAULT_SPARSITY
+    from dashboard.views import DEFAULT_CONFIDENCE
 
-    index, image, expected_codes, ctr_pct = _isolated_point(store.dataset(*dataset_key), DEFAULT_CONFIDENCE, *DEFAULT_SPARSITY)
+    index, image, expected_codes, ctr_pct = _isolated_point(
+        store.dataset(*dataset_key), DEFAULT_CONFIDENCE, *DEFAULT_SPARSITY
+    )
     header = driver.find_element("css selector", "header")
     _move_mouse(driver, header.rect["x"] + 20, header.rect["y"] + 10)
     time.sleep(0.3)
@@ -282,8 +290,11 @@ def _hover_links_one_image(driver, store, dataset_key, expect_type):
     assert pixel["type"] == expect_type
     _move_mouse(driver, pixel["x"] - 12, pixel["y"] - 12)
     _move_mouse(driver, pixel["x"], pixel["y"])
-    link = _wait_for(lambda: (lambda t: t if t and t["x"] and len(t["x"]) >= 2 else None)(_chart(driver, ids.SCATTER, 1)),
-                     timeout=10, message="link trace")
+    link = _wait_for(
+        lambda: (lambda t: t if t and t["x"] and len(t["x"]) >= 2 else None)(_chart(driver, ids.SCATTER, 1)),
+        timeout=10,
+        message="link trace",
+    )
     assert link["dash"] == "dot" and link["color"].lower() in ("#e0162b", "red")
     assert sorted(int(v) for v in link["x"]) == expected_codes
     assert np.allclose(link["y"], ctr_pct)
@@ -324,20 +335,27 @@ def test_new_data_shows_up_without_a_reload(driver, tmp_path, reference_frame):
     settings = Settings.from_env({}, database_url=store.url, demo_data=False, poll_seconds=0.5)
     with serve(create_app(settings, store)) as url:
         _open(driver, url)
-        from dashboard.layout import DEFAULT_CONFIDENCE, DEFAULT_SPARSITY
+        from dashboard.layout import DEFAULT_SPARSITY
+        from dashboard.views import DEFAULT_CONFIDENCE
 
         assert _charts_match(driver, store, REFERENCE, DEFAULT_CONFIDENCE, *DEFAULT_SPARSITY)
         doubled = reference_frame.assign(ctr=reference_frame["ctr"] * np.linspace(0.5, 2.0, len(reference_frame)))
         store.replace_ctr(*REFERENCE, ctr_frame(doubled["image_name"], doubled["ctr"]))
-        _wait_for(lambda: _charts_match(driver, store, REFERENCE, DEFAULT_CONFIDENCE, *DEFAULT_SPARSITY),
-                  message="redraw after a CTR upload")
+        _wait_for(
+            lambda: _charts_match(driver, store, REFERENCE, DEFAULT_CONFIDENCE, *DEFAULT_SPARSITY),
+            message="redraw after a CTR upload",
+        )
         changed = reference_frame.assign(text=0.0)
         store.add_build(*REFERENCE, FeatureBatch.from_wide(changed))
         build_id = store.resolve_build(*REFERENCE)
-        _wait_for(lambda: f"Build #{build_id}" in driver.find_element("id", ids.STATUS).text,
-                  message="the new build as the current one")
-        _wait_for(lambda: _charts_match(driver, store, REFERENCE, DEFAULT_CONFIDENCE, *DEFAULT_SPARSITY),
-                  message="redraw after a new build")
+        _wait_for(
+            lambda: f"Build #{build_id}" in driver.find_element("id", ids.STATUS).text,
+            message="the new build as the current one",
+        )
+        _wait_for(
+            lambda: _charts_match(driver, store, REFERENCE, DEFAULT_CONFIDENCE, *DEFAULT_SPARSITY),
+            message="redraw after a new build",
+        )
 
         _load(store, reference_frame.head(100), "initech", "vision")
         time.sleep(1.5)  # a few polls
@@ -427,8 +445,9 @@ def _view_matches(driver, store, state, min_n):
     from dashboard.callbacks import select_shown
 
     dataset = store.dataset(state.business, state.source)
-    summary = feature_summary(dataset, state.confidence, state.min_pct, state.max_pct,
-                              min_n=min_n, weighting=state.weighting)
+    summary = feature_summary(
+        dataset, state.confidence, state.min_pct, state.max_pct, min_n=min_n, weighting=state.weighting
+    )
     charted = select_shown(summary, state.shown)
     with_bar, impact, without = (_chart(driver, c) for c in ids.BAR_CHARTS)
     if not all((with_bar, impact, without)) or impact["y"] != list(charted["feature"]):
@@ -440,8 +459,13 @@ def _view_matches(driver, store, state, min_n):
         and np.allclose(without["x"], charted["avg_ctr_without"] * 100, rtol=1e-12, equal_nan=True)
         and rows is not None
         and [r["feature"] for r in rows] == list(summary["feature"])
-        and np.allclose([np.nan if r["impact"] is None else r["impact"] for r in rows], summary["impact"],
-                        rtol=0, atol=0, equal_nan=True)
+        and np.allclose(
+            [np.nan if r["impact"] is None else r["impact"] for r in rows],
+            summary["impact"],
+            rtol=0,
+            atol=0,
+            equal_nan=True,
+        )
     )
 
 
@@ -466,8 +490,11 @@ def _click(driver, element):
 def _pick(driver, dropdown_id, label):
     driver.find_element("id", dropdown_id).click()
     option = _wait_for(
-        lambda: next((o for o in driver.find_elements("css selector", "[role=option]") if o.text.strip() == label), None),
-        timeout=10, message=f"option {label!r}",
+        lambda: next(
+            (o for o in driver.find_elements("css selector", "[role=option]") if o.text.strip() == label), None
+        ),
+        timeout=10,
+        message=f"option {label!r}",
     )
     option.click()
 
@@ -528,8 +555,10 @@ def test_weighting_toggle_switches_to_impression_weighted_numbers(driver, live_d
     ActionChains(driver).move_to_element(driver.find_element("id", ids.WEIGHTING_IMPRESSIONS_LABEL)).perform()
     tip = _wait_for(lambda: driver.find_elements("css selector", ".tooltip.show"), timeout=5, message="the tooltip")
     assert "came without clicks and impressions" in tip[0].text
-    _wait_for(lambda: "business=Reference%202018" in driver.current_url and "weighting=mean" in driver.current_url,
-              message="the URL to follow")
+    _wait_for(
+        lambda: "business=Reference%202018" in driver.current_url and "weighting=mean" in driver.current_url,
+        message="the URL to follow",
+    )
     assert _severe(driver) == []
 
 
@@ -547,8 +576,10 @@ def test_selecting_a_table_row_highlights_the_feature_in_the_charts(driver, live
     _wait_for(lambda: [r["feature"] for r in driver.execute_script(GRID_ROWS_JS)] == matching, message="the filter")
     _click(driver, driver.find_element("css selector", "#summary-table .ag-row[row-id='smile'] .ag-cell"))
     code = _chart(driver, ids.IMPACT)["y"].index("smile")
-    _wait_for(lambda: [i for i, o in enumerate(_chart(driver, ids.IMPACT)["opacity"] or []) if o == 1] == [code],
-              message="the highlighted bar")
+    _wait_for(
+        lambda: [i for i, o in enumerate(_chart(driver, ids.IMPACT)["opacity"] or []) if o == 1] == [code],
+        message="the highlighted bar",
+    )
     shapes = driver.execute_script("return document.querySelector('#scatter-chart .js-plotly-plot').layout.shapes")
     assert len(shapes) == 1 and shapes[0]["x0"] < code < shapes[0]["x1"]
     assert "smile is highlighted in the charts" in " ".join(driver.find_element("id", ids.TABLE_SELECTION).text.split())
@@ -620,7 +651,9 @@ def test_a_shared_url_reopens_the_same_view_in_a_fresh_browser(driver, live_demo
     Select(driver.find_element("id", ids.SHOWN)).select_by_value("10")
     driver.find_element("id", ids.WEIGHTING_IMPRESSIONS_LABEL).click()
     controls = driver.execute_script(CONTROLS_JS)
-    state = ViewState(*NORTHWIND, "current", controls["confidence"], int(controls["sparsity"][0]), 100, "impressions", 10)
+    state = ViewState(
+        *NORTHWIND, "current", controls["confidence"], int(controls["sparsity"][0]), 100, "impressions", 10
+    )
     assert state.confidence < 0.5 and state.min_pct > 2
     _wait_for(lambda: _view_matches(driver, store, state, settings.min_group_size), message="the changed view")
     _wait_for(lambda: parse_view(query_from_url(driver.current_url)) == state, message="the URL to hold the view")

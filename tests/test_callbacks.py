@@ -25,12 +25,12 @@ from dashboard.callbacks import (
 from dashboard.factory import create_app
 from dashboard.layout import (
     CURRENT_BUILD,
-    DEFAULT_CONFIDENCE,
     DEFAULT_SPARSITY,
     build_options,
     choose,
     source_options,
 )
+from dashboard.views import DEFAULT_CONFIDENCE
 from data.analysis import feature_summary, scatter_points
 from data.batches import FeatureBatch, ctr_frame
 
@@ -53,7 +53,10 @@ def loaded(store, reference_frame):
 
 def _synthetic_frame(n_images=60, n_features=12, seed=42) -> pd.DataFrame:
     rng = random.Random(seed)
-    data = {"image_name": [f"img_{i}" for i in range(n_images)], "ctr": [0.004 + rng.random() * 0.01 for _ in range(n_images)]}
+    data = {
+        "image_name": [f"img_{i}" for i in range(n_images)],
+        "ctr": [0.004 + rng.random() * 0.01 for _ in range(n_images)],
+    }
     for j in range(n_features):
         data[f"feat_{j}"] = [round(rng.random(), 3) if rng.random() < 0.4 else 0.0 for _ in range(n_images)]
     return pd.DataFrame(data)
@@ -206,7 +209,12 @@ def test_compute_view_ships_image_urls_and_counts(store, reference_frame):
     clicks = [int(c * n) for c, n in zip(frame["ctr"], impressions)]
     store.replace_ctr(BUSINESS, "web ads", ctr_frame(frame["image_name"], frame["ctr"], clicks, impressions))
     view = compute_view(
-        store, BUSINESS, "web ads", None, 0.0, [0, 100],
+        store,
+        BUSINESS,
+        "web ads",
+        None,
+        0.0,
+        [0, 100],
         image_url_template="https://img.example/{business}/{source}/{image}.jpg",
     )
     lookup = view["lookup"]
@@ -315,10 +323,14 @@ def test_poll_version_redraws_only_when_the_data_changed(store, reference_frame)
 def _dash_post(client, outputs, inputs, state=()):
     """Call a registered callback through Dash's own endpoint, as the browser does."""
     multi = len(outputs) > 1
-    output = "..{}..".format("...".join(f"{i}.{p}" for i, p in outputs)) if multi else f"{outputs[0][0]}.{outputs[0][1]}"
+    output = (
+        "..{}..".format("...".join(f"{i}.{p}" for i, p in outputs)) if multi else f"{outputs[0][0]}.{outputs[0][1]}"
+    )
     body = {
         "output": output,
-        "outputs": [{"id": i, "property": p} for i, p in outputs] if multi else {"id": outputs[0][0], "property": outputs[0][1]},
+        "outputs": [{"id": i, "property": p} for i, p in outputs]
+        if multi
+        else {"id": outputs[0][0], "property": outputs[0][1]},
         "inputs": [{"id": i, "property": p, "value": v} for i, p, v in inputs],
         "changedPropIds": [f"{inputs[0][0]}.{inputs[0][1]}"],
         "state": [{"id": i, "property": p, "value": v} for i, p, v in state],
@@ -328,24 +340,41 @@ def _dash_post(client, outputs, inputs, state=()):
 
 def test_poll_callback_updates_nothing_until_a_build_lands(client, store, reference_frame):
     known = store.version()
-    unchanged = _dash_post(client, [(ids.VERSION, "data")], [(ids.POLL, "n_intervals", 1)], [(ids.VERSION, "data", known)])
+    unchanged = _dash_post(
+        client, [(ids.VERSION, "data")], [(ids.POLL, "n_intervals", 1)], [(ids.VERSION, "data", known)]
+    )
     assert unchanged.status_code == 200
     assert unchanged.get_json()["response"] == {}  # no output changes, so nothing redraws
     _load(store, reference_frame)
-    changed = _dash_post(client, [(ids.VERSION, "data")], [(ids.POLL, "n_intervals", 2)], [(ids.VERSION, "data", known)])
+    changed = _dash_post(
+        client, [(ids.VERSION, "data")], [(ids.POLL, "n_intervals", 2)], [(ids.VERSION, "data", known)]
+    )
     assert changed.status_code == 200
     assert changed.get_json()["response"][ids.VERSION]["data"] == store.version()
 
 
 REDRAW_OUTPUTS = [(c, "figure") for c in ids.CHARTS] + [
-    (ids.LOOKUP, "data"), (ids.HOVER_PANEL, "children"), (ids.NOTICE, "children"),
-    (ids.STATUS, "children"), (ids.SCATTER, "style"), (ids.BAR_PANEL, "style"),
-    (ids.TABLE, "rowData"), (ids.TABLE, "style"), (ids.TABLE_HINT, "children"),
+    (ids.LOOKUP, "data"),
+    (ids.HOVER_PANEL, "children"),
+    (ids.NOTICE, "children"),
+    (ids.STATUS, "children"),
+    (ids.SCATTER, "style"),
+    (ids.BAR_PANEL, "style"),
+    (ids.TABLE, "rowData"),
+    (ids.TABLE, "style"),
+    (ids.TABLE_HINT, "children"),
 ]
 
 
-def _controls(business=BUSINESS, source=SOURCE, build=CURRENT_BUILD, confidence=0.3, sparsity=(0, 100),
-              weighting="mean", shown="25"):
+def _controls(
+    business=BUSINESS,
+    source=SOURCE,
+    build=CURRENT_BUILD,
+    confidence=0.3,
+    sparsity=(0, 100),
+    weighting="mean",
+    shown="25",
+):
     """The controls' values as the browser sends them, in ids.CONTROLS order."""
     values = dict(zip(ids.CONTROLS, (business, source, build, confidence, list(sparsity), weighting, shown)))
     return [(c, "value", values[c]) for c in ids.CONTROLS]
@@ -353,8 +382,10 @@ def _controls(business=BUSINESS, source=SOURCE, build=CURRENT_BUILD, confidence=
 
 def test_redraw_callback_returns_the_four_figures_and_the_table(client, loaded):
     controls = dict((c, v) for c, _, v in _controls())
-    inputs = [(c, "value", controls[c]) for c in (ids.BUSINESS, ids.SOURCE, ids.BUILD, ids.CONFIDENCE,
-                                                  ids.SPARSITY, ids.SHOWN, ids.WEIGHTING)]
+    inputs = [
+        (c, "value", controls[c])
+        for c in (ids.BUSINESS, ids.SOURCE, ids.BUILD, ids.CONFIDENCE, ids.SPARSITY, ids.SHOWN, ids.WEIGHTING)
+    ]
     response = _dash_post(client, REDRAW_OUTPUTS, inputs + [(ids.VERSION, "data", loaded.version())])
     assert response.status_code == 200
     answer = response.get_json()["response"]
@@ -472,10 +503,18 @@ def test_weighting_callback_disables_impressions_without_counts(demo, settings, 
     app = create_app(settings, demo)
     response = _dash_post(
         app.server.test_client(),
-        [(ids.WEIGHTING, "options"), (ids.WEIGHTING, "value"), (ids.WEIGHTING_HELP, "children"),
-         (ids.WEIGHTING_TIP, "children")],
-        [(ids.BUSINESS, "value", dataset[0]), (ids.SOURCE, "value", dataset[1]), (ids.BUILD, "value", CURRENT_BUILD),
-         (ids.VERSION, "data", demo.version())],
+        [
+            (ids.WEIGHTING, "options"),
+            (ids.WEIGHTING, "value"),
+            (ids.WEIGHTING_HELP, "children"),
+            (ids.WEIGHTING_TIP, "children"),
+        ],
+        [
+            (ids.BUSINESS, "value", dataset[0]),
+            (ids.SOURCE, "value", dataset[1]),
+            (ids.BUILD, "value", CURRENT_BUILD),
+            (ids.VERSION, "data", demo.version()),
+        ],
         [(ids.WEIGHTING, "value", "impressions")],
     )
     answer = response.get_json()["response"]
@@ -530,7 +569,13 @@ def test_resolve_view_of_an_empty_store(store):
     from dashboard.layout import resolve_view
 
     resolved, datasets, build_opts, has_counts = resolve_view(views.ViewState("a", "b", build=3), store)
-    assert (resolved.business, resolved.source, resolved.build, build_opts, has_counts) == (None, None, CURRENT_BUILD, [], None)
+    assert (resolved.business, resolved.source, resolved.build, build_opts, has_counts) == (
+        None,
+        None,
+        CURRENT_BUILD,
+        [],
+        None,
+    )
 
 
 def _layout_values(page):
@@ -550,8 +595,13 @@ def test_layout_opens_at_the_view_in_the_pages_url(demo, settings):
     with app.server.test_request_context("/_dash-layout", headers={"Referer": "http://h/" + views.view_query(state)}):
         page = app.layout()
     assert _layout_values(page) == {
-        ids.BUSINESS: "Reference 2018", ids.SOURCE: "vision", ids.BUILD: CURRENT_BUILD, ids.CONFIDENCE: 0.3,
-        ids.SPARSITY: [5, 60], ids.WEIGHTING: "mean", ids.SHOWN: "0",
+        ids.BUSINESS: "Reference 2018",
+        ids.SOURCE: "vision",
+        ids.BUILD: CURRENT_BUILD,
+        ids.CONFIDENCE: 0.3,
+        ids.SPARSITY: [5, 60],
+        ids.WEIGHTING: "mean",
+        ids.SHOWN: "0",
     }
     options = {o["value"]: o for o in _find(page, ids.WEIGHTING).options}
     assert options["impressions"]["disabled"]  # Reference 2018 has no clicks and impressions
@@ -566,8 +616,13 @@ def test_layout_reads_its_own_query_and_ignores_junk(demo, settings):
     with app.server.test_request_context(junk):
         page = app.layout()
     assert _layout_values(page) == {
-        ids.BUSINESS: NORTHWIND[0], ids.SOURCE: NORTHWIND[1], ids.BUILD: CURRENT_BUILD,
-        ids.CONFIDENCE: DEFAULT_CONFIDENCE, ids.SPARSITY: DEFAULT_SPARSITY, ids.WEIGHTING: "mean", ids.SHOWN: "25",
+        ids.BUSINESS: NORTHWIND[0],
+        ids.SOURCE: NORTHWIND[1],
+        ids.BUILD: CURRENT_BUILD,
+        ids.CONFIDENCE: DEFAULT_CONFIDENCE,
+        ids.SPARSITY: DEFAULT_SPARSITY,
+        ids.WEIGHTING: "mean",
+        ids.SHOWN: "25",
     }
 
 

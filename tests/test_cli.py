@@ -75,8 +75,13 @@ def test_cli_csv_uses_clicks_and_impressions_when_present(run, store, tmp_path):
 @pytest.mark.parametrize(
     "content, expected",
     [
-        ("image_name,ctr,a\nx,0.1,high\ny,0.2,2\n", ['image "x" feature "a": value must be a number in [0, 1], got "high"',
-                                                   'image "y" feature "a": value must be a number in [0, 1], got 2']),
+        (
+            "image_name,ctr,a\nx,0.1,high\ny,0.2,2\n",
+            [
+                'image "x" feature "a": value must be a number in [0, 1], got "high"',
+                'image "y" feature "a": value must be a number in [0, 1], got 2',
+            ],
+        ),
         ("image_name,ctr,a\nx,0.1,nan\n", ['image "x" feature "a": value must be a number in [0, 1], got NaN']),
         ("image_name,ctr,a\nx,1.5,0.5\n", ['image "x": CTR must be a number in [0, 1], got 1.5']),
         ("image_name,ctr,a\nx,0.1,0.5\nx,0.2,0.5\n", ["line 3: image 'x' appears more than once"]),
@@ -100,17 +105,24 @@ def test_cli_csv_bad_input_exits_nonzero_and_writes_nothing(run, store, tmp_path
 
 def test_cli_json_loads_features_and_ctr(run, store, tmp_path):
     features = write(tmp_path, "f.json", json.dumps({"a": {"x": 0.5}, "b": {}, "c": {"y": 1}}))
-    ctr = write(tmp_path, "c.json", json.dumps({"a": {"clicks": 1, "impressions": 10}, "c": {"clicks": 0, "impressions": 3}}))
+    ctr = write(
+        tmp_path, "c.json", json.dumps({"a": {"clicks": 1, "impressions": 10}, "c": {"clicks": 0, "impressions": 3}})
+    )
     status, out, err = run("json", str(features), "--ctr", str(ctr), "--business", "B", "--source", "S")
     assert (status, err) == (0, "")
-    assert out == "stored build 1 of 'B' / 'S': 3 images, 2 features, 2 non-zero values; CTR for 2 images with clicks and impressions\n"
+    assert (
+        out
+        == "stored build 1 of 'B' / 'S': 3 images, 2 features, 2 non-zero values; CTR for 2 images with clicks and impressions\n"
+    )
     dataset = store.dataset("B", "S")
     assert dataset.confidences.tolist() == [[0.5, 0], [0, 0], [0, 1]]
     assert np.array_equal(dataset.ctr, [0.1, np.nan, 0.0], equal_nan=True)
 
 
 def test_cli_json_without_ctr_stores_only_the_build(run, store, tmp_path):
-    status, out, _ = run("json", str(write(tmp_path, "f.json", '{"a": {"x": 0.5}}')), "--business", "B", "--source", "S")
+    status, out, _ = run(
+        "json", str(write(tmp_path, "f.json", '{"a": {"x": 0.5}}')), "--business", "B", "--source", "S"
+    )
     assert status == 0 and "CTR" not in out
     assert store.ctr("B", "S").empty
 
@@ -121,9 +133,16 @@ def test_cli_json_without_ctr_stores_only_the_build(run, store, tmp_path):
         ('{"a": {"x": NaN}}', None, 'image "a" feature "x": value must be a number in [0, 1], got NaN'),
         ('{"a": {"x": 0.5}', None, "body is not valid JSON: Expecting ',' delimiter at line 1 column 17"),
         (b'{"a": {"x": 0.5}}\xff', None, "body is not valid UTF-8: byte 0xff at offset 17"),
-        ("[]", None, 'body must be a JSON object {"<image>": {"<feature>": <confidence in [0, 1]>, ...}, ...}, got a list of 0 items'),
-        ('{"a": {"x": 0.5}}', '{"a": 0.1, "b": {"clicks": 1, "impressions": 2}}',
-         'body mixes plain CTRs (e.g. image "a") with click and impression counts (e.g. image "b"): use one layout for every image'),
+        (
+            "[]",
+            None,
+            'body must be a JSON object {"<image>": {"<feature>": <confidence in [0, 1]>, ...}, ...}, got a list of 0 items',
+        ),
+        (
+            '{"a": {"x": 0.5}}',
+            '{"a": 0.1, "b": {"clicks": 1, "impressions": 2}}',
+            'body mixes plain CTRs (e.g. image "a") with click and impression counts (e.g. image "b"): use one layout for every image',
+        ),
         ('{"a": {"x": 0.5}}', "not json", "body is not valid JSON: Expecting value at line 1 column 1"),
     ],
 )
@@ -138,9 +157,13 @@ def test_cli_json_bad_input_writes_neither_file(run, store, tmp_path, features, 
     assert store.snapshot() == before
 
 
-@pytest.mark.parametrize("business, source, expected", [("", "S", "--business must not be empty"), ("B", " ", "--source must not be empty")])
+@pytest.mark.parametrize(
+    "business, source, expected", [("", "S", "--business must not be empty"), ("B", " ", "--source must not be empty")]
+)
 def test_cli_blank_business_or_source_is_refused(run, store, tmp_path, business, source, expected):
-    status, _, err = run("json", str(write(tmp_path, "f.json", '{"a": {"x": 0.5}}')), "--business", business, "--source", source)
+    status, _, err = run(
+        "json", str(write(tmp_path, "f.json", '{"a": {"x": 0.5}}')), "--business", business, "--source", source
+    )
     assert status == 1 and expected in err
     assert store.is_empty()
 
@@ -153,7 +176,9 @@ def test_cli_missing_file_is_reported(run, tmp_path):
 
 def test_cli_keeps_header_like_values_as_data(run, store, tmp_path):
     business, source = "Robert'); DROP TABLE builds;--", 'Café ☕ "quoted"'
-    status, _, _ = run("json", str(write(tmp_path, "f.json", '{"a": {"x": 0.5}}')), "--business", business, "--source", source)
+    status, _, _ = run(
+        "json", str(write(tmp_path, "f.json", '{"a": {"x": 0.5}}')), "--business", business, "--source", source
+    )
     assert status == 0
     assert store.datasets()[["business", "source"]].values.tolist() == [[business, source]]
 

@@ -24,7 +24,12 @@ def _synthetic(n_images: int = 40, n_features: int = 6, seed: int = 42) -> Datas
     conf = np.array([[rng.random() if rng.random() < 0.5 else 0.0 for _ in range(n_features)] for _ in range(n_images)])
     conf[:, -1] = 0.0
     ctr = np.array([0.005 + rng.random() * 0.01 for _ in range(n_images)])
-    return Dataset.from_matrix([f"img_{i}" for i in range(n_images)], [f"f{j}" for j in range(n_features)], conf, pd.Series(ctr, index=[f"img_{i}" for i in range(n_images)]))
+    return Dataset.from_matrix(
+        [f"img_{i}" for i in range(n_images)],
+        [f"f{j}" for j in range(n_features)],
+        conf,
+        pd.Series(ctr, index=[f"img_{i}" for i in range(n_images)]),
+    )
 
 
 def _ticks(fig) -> list[str]:
@@ -130,7 +135,9 @@ def test_bar_charts_share_rows(reference_dataset):
         figures.impact_figure(summary, feature_labels=False, title=""),
         figures.bar_figure(summary, value="avg_ctr_without", feature_labels=False, title=""),
     ]
-    assert len({(tuple(f.layout.yaxis.range), f.layout.height, f.layout.margin.t, f.layout.margin.b) for f in charts}) == 1
+    assert (
+        len({(tuple(f.layout.yaxis.range), f.layout.height, f.layout.margin.t, f.layout.margin.b) for f in charts}) == 1
+    )
 
 
 def test_bar_figure_grows_with_the_feature_count():
@@ -170,7 +177,9 @@ def test_impact_figure_draws_error_bars_from_the_interval_columns(reference_data
 
 
 def test_impact_figure_without_interval_columns_has_no_error_bars(reference_dataset):
-    summary = feature_summary(reference_dataset, 0.0)[["feature", "n_with", "n_without", "avg_ctr_with", "avg_ctr_without", "impact"]]
+    summary = feature_summary(reference_dataset, 0.0)[
+        ["feature", "n_with", "n_without", "avg_ctr_with", "avg_ctr_without", "impact"]
+    ]
     fig = figures.impact_figure(summary)
     assert fig.data[0].error_x.array is None
     assert len(fig.data) == 1 and fig.data[0].text is not None
@@ -221,8 +230,18 @@ def test_impact_figure_hover_escapes_feature_names():
 
 @pytest.mark.parametrize(
     "value, text",
-    [(0.5, "0.5"), (1.0, "1"), (0.0344, "0.034"), (0.00123, "0.0012"), (0.001, "0.001"),
-     (0.000054163, "5.4 × 10⁻⁵"), (9.3e-39, "9.3 × 10⁻³⁹"), (0.0, "< 10⁻³⁰⁰"), (float("nan"), "–"), (None, "–")],
+    [
+        (0.5, "0.5"),
+        (1.0, "1"),
+        (0.0344, "0.034"),
+        (0.00123, "0.0012"),
+        (0.001, "0.001"),
+        (0.000054163, "5.4 × 10⁻⁵"),
+        (9.3e-39, "9.3 × 10⁻³⁹"),
+        (0.0, "< 10⁻³⁰⁰"),
+        (float("nan"), "–"),
+        (None, "–"),
+    ],
 )
 def test_format_p_keeps_two_significant_digits(value, text):
     assert figures.format_p(value) == text
@@ -278,7 +297,9 @@ def _all_figures(dataset):
     summary = feature_summary(dataset, 0.0)
     points = scatter_points(dataset, 0.0, features=summary["feature"])
     return [
-        figures.scatter_figure(points, feature_order=summary["feature"], means=summary.set_index("feature")["avg_ctr_with"]),
+        figures.scatter_figure(
+            points, feature_order=summary["feature"], means=summary.set_index("feature")["avg_ctr_with"]
+        ),
         figures.scatter_figure(points, webgl=True, width=2000),
         figures.bar_figure(summary, label_px=120),
         figures.bar_figure(summary, value="avg_ctr_without", feature_labels=False, title=""),

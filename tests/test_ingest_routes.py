@@ -29,10 +29,7 @@ def put(client, path, body, headers=HEADERS, **kwargs):
 def features_doc(rng: random.Random, images: int, features: int) -> dict:
     """A deterministic sparse features body: about half the values are absent or 0."""
     names = [f"label_{j}" for j in range(features)]
-    return {
-        f"img_{i}": {name: round(rng.random(), 6) for name in names if rng.random() < 0.5}
-        for i in range(images)
-    }
+    return {f"img_{i}": {name: round(rng.random(), 6) for name in names if rng.random() < 0.5} for i in range(images)}
 
 
 def dense(doc: dict, images, features) -> np.ndarray:
@@ -103,7 +100,11 @@ def test_put_features_stores_a_build_and_answers_201(client, store):
     assert response.status_code == 201
     body = response.get_json()
     assert {k: body[k] for k in ("business", "source", "images", "features", "values")} == {
-        "business": "Acme", "source": "vision", "images": 3, "features": 3, "values": 3,
+        "business": "Acme",
+        "source": "vision",
+        "images": 3,
+        "features": 3,
+        "values": 3,
     }
     assert body["build_id"] == store.resolve_build("Acme", "vision")
     assert body["received_at"]
@@ -122,7 +123,9 @@ def test_put_features_each_put_is_a_new_current_build(client, store):
 
 
 def test_put_features_accepts_x_prefixed_headers(client, store):
-    response = put(client, "/api/features", {"a": {"x": 0.5}}, headers={"X-Business": "Acme", "X-Image-Source": "vision"})
+    response = put(
+        client, "/api/features", {"a": {"x": 0.5}}, headers={"X-Business": "Acme", "X-Image-Source": "vision"}
+    )
     assert response.status_code == 201
     assert store.builds("Acme", "vision")["images"].tolist() == [1]
 
@@ -151,7 +154,10 @@ def test_put_ctr_plain_rates_replace_the_set(client, store):
     assert response.status_code == 200
     body = response.get_json()
     assert {k: body[k] for k in ("business", "source", "images", "has_counts")} == {
-        "business": "Acme", "source": "vision", "images": 1, "has_counts": False,
+        "business": "Acme",
+        "source": "vision",
+        "images": 1,
+        "has_counts": False,
     }
     assert store.ctr("Acme", "vision")["image"].tolist() == ["c"]
 
@@ -167,7 +173,10 @@ def test_put_ctr_counts_keep_clicks_and_impressions(client, store):
 
 @pytest.mark.parametrize("ctr_first", [True, False])
 def test_put_ctr_before_or_after_features_aligns_to_the_build(client, store, ctr_first):
-    steps = [("/api/ctr", {"a": 0.1, "c": 0.3, "unknown": 0.9}), ("/api/features", {"a": {"x": 1}, "b": {}, "c": {"x": 0.5}})]
+    steps = [
+        ("/api/ctr", {"a": 0.1, "c": 0.3, "unknown": 0.9}),
+        ("/api/features", {"a": {"x": 1}, "b": {}, "c": {"x": 0.5}}),
+    ]
     for path, doc in steps if ctr_first else steps[::-1]:
         assert put(client, path, doc).status_code in (200, 201)
     dataset = store.dataset("Acme", "vision")
@@ -175,7 +184,9 @@ def test_put_ctr_before_or_after_features_aligns_to_the_build(client, store, ctr
     assert client.get("/api/datasets").get_json()["datasets"][0]["images_with_ctr"] == 2
 
 
-@pytest.mark.parametrize("business, source", [("Robert'); DROP TABLE builds;--", 'Café ☕ "quoted"'), ("  padded  ", "a/b?c=d&e")])
+@pytest.mark.parametrize(
+    "business, source", [("Robert'); DROP TABLE builds;--", 'Café ☕ "quoted"'), ("  padded  ", "a/b?c=d&e")]
+)
 def test_put_features_stores_header_values_as_given(client, store, business, source):
     headers = {"Business": business, "Image-Source": source}
     assert put(client, "/api/features", {"a": {"x": 0.5}}, headers=headers).status_code == 201
@@ -196,7 +207,9 @@ def test_put_features_decodes_utf8_header_bytes_from_a_real_socket(live_server, 
 
 def test_put_features_rejects_header_bytes_that_are_not_utf8(live_server, store):
     before = store.snapshot()
-    status, body = raw_put(live_server, "/api/features", b'{"a": {"x": 0.5}}', {"Business": b"Caf\xe9", "Image-Source": b"v"})
+    status, body = raw_put(
+        live_server, "/api/features", b'{"a": {"x": 0.5}}', {"Business": b"Caf\xe9", "Image-Source": b"v"}
+    )
     assert status == 400 and body["error"] == "invalid headers"
     assert store.snapshot() == before
 
@@ -205,52 +218,146 @@ def test_put_features_rejects_header_bytes_that_are_not_utf8(live_server, store)
 
 BIG = json.dumps({f"img_{i}": {"x": 0.5} for i in range(3000)})
 COMMON_BAD = [
-    ("invalid-utf8", b'{"a": {"x": 0.5}}\xff', HEADERS, 400, "invalid body", "body is not valid UTF-8: byte 0xff at offset 17"),
+    (
+        "invalid-utf8",
+        b'{"a": {"x": 0.5}}\xff',
+        HEADERS,
+        400,
+        "invalid body",
+        "body is not valid UTF-8: byte 0xff at offset 17",
+    ),
     ("invalid-json", b'{"a": ', HEADERS, 400, "invalid body", None),
     ("empty-body", b"", HEADERS, 400, "invalid body", "body is empty: expected a JSON object"),
     ("list-body", b"[1, 2]", HEADERS, 400, None, None),
     ("empty-object", b"{}", HEADERS, 400, None, None),
-    ("missing-business", b'{"a": {"x": 0.5}}', {"Image-Source": "v"}, 400, "missing or empty headers", "Business header is missing"),
-    ("missing-source", b'{"a": 0.5}', {"Business": "b"}, 400, "missing or empty headers", "Image-Source header is missing"),
-    ("empty-business", b'{"a": 0.5}', {"Business": "", "Image-Source": "v"}, 400, "missing or empty headers", "Business header must not be empty"),
-    ("blank-source", b'{"a": 0.5}', {"Business": "b", "Image-Source": "  "}, 400, "missing or empty headers", "Image-Source header must not be empty"),
-    ("too-large", BIG.encode(), HEADERS, 413, "request body too large", f"the body may be at most {50 * 1024} bytes (MAX_BODY_MB)"),
+    (
+        "missing-business",
+        b'{"a": {"x": 0.5}}',
+        {"Image-Source": "v"},
+        400,
+        "missing or empty headers",
+        "Business header is missing",
+    ),
+    (
+        "missing-source",
+        b'{"a": 0.5}',
+        {"Business": "b"},
+        400,
+        "missing or empty headers",
+        "Image-Source header is missing",
+    ),
+    (
+        "empty-business",
+        b'{"a": 0.5}',
+        {"Business": "", "Image-Source": "v"},
+        400,
+        "missing or empty headers",
+        "Business header must not be empty",
+    ),
+    (
+        "blank-source",
+        b'{"a": 0.5}',
+        {"Business": "b", "Image-Source": "  "},
+        400,
+        "missing or empty headers",
+        "Image-Source header must not be empty",
+    ),
+    (
+        "too-large",
+        BIG.encode(),
+        HEADERS,
+        413,
+        "request body too large",
+        f"the body may be at most {50 * 1024} bytes (MAX_BODY_MB)",
+    ),
 ]
 FEATURES_BAD = [
-    ("image-not-object", b'{"a": 0.5}', "image \"a\": must be an object of feature -> confidence, got 0.5"),
+    ("image-not-object", b'{"a": 0.5}', 'image "a": must be an object of feature -> confidence, got 0.5'),
     ("text-value", b'{"a": {"x": "high"}}', 'image "a" feature "x": value must be a number in [0, 1], got "high"'),
     ("bool-value", b'{"a": {"x": true}}', 'image "a" feature "x": value must be a number in [0, 1], got true'),
     ("null-value", b'{"a": {"x": null}}', 'image "a" feature "x": value must be a number in [0, 1], got null'),
     ("nan-value", b'{"a": {"x": NaN}}', 'image "a" feature "x": value must be a number in [0, 1], got NaN'),
-    ("infinity-value", b'{"a": {"x": Infinity}}', 'image "a" feature "x": value must be a number in [0, 1], got Infinity'),
+    (
+        "infinity-value",
+        b'{"a": {"x": Infinity}}',
+        'image "a" feature "x": value must be a number in [0, 1], got Infinity',
+    ),
     ("negative-value", b'{"a": {"x": -0.5}}', 'image "a" feature "x": value must be a number in [0, 1], got -0.5'),
     ("above-one", b'{"a": {"x": 1.5}}', 'image "a" feature "x": value must be a number in [0, 1], got 1.5'),
     ("empty-image", b'{"": {"x": 0.5}}', 'image "": name must not be empty'),
     ("blank-image", b'{" ": {"x": 0.5}}', 'image " ": name must not be empty'),
     ("empty-feature", b'{"a": {"": 0.5}}', 'image "a" feature "": name must not be empty'),
-    ("one-bad-among-many", json.dumps({**{f"i{k}": {"x": 0.5} for k in range(500)}, "i9": {"x": 2}}).encode(),
-     'image "i9" feature "x": value must be a number in [0, 1], got 2'),
+    (
+        "one-bad-among-many",
+        json.dumps({**{f"i{k}": {"x": 0.5} for k in range(500)}, "i9": {"x": 2}}).encode(),
+        'image "i9" feature "x": value must be a number in [0, 1], got 2',
+    ),
 ]
 CTR_BAD = [
-    ("mixed-layouts", b'{"a": 0.1, "b": {"clicks": 1, "impressions": 2}}',
-     'body mixes plain CTRs (e.g. image "a") with click and impression counts (e.g. image "b"): use one layout for every image'),
-    ("text-ctr", b'{"a": "0.1"}', 'image "a": expected a CTR in [0, 1] or {"clicks": <int>, "impressions": <int>}, got "0.1"'),
-    ("bool-ctr", b'{"a": false}', 'image "a": expected a CTR in [0, 1] or {"clicks": <int>, "impressions": <int>}, got false'),
-    ("null-ctr", b'{"a": null}', 'image "a": expected a CTR in [0, 1] or {"clicks": <int>, "impressions": <int>}, got null'),
-    ("nan-ctr", b'{"a": NaN}', 'image "a": expected a CTR in [0, 1] or {"clicks": <int>, "impressions": <int>}, got NaN'),
+    (
+        "mixed-layouts",
+        b'{"a": 0.1, "b": {"clicks": 1, "impressions": 2}}',
+        'body mixes plain CTRs (e.g. image "a") with click and impression counts (e.g. image "b"): use one layout for every image',
+    ),
+    (
+        "text-ctr",
+        b'{"a": "0.1"}',
+        'image "a": expected a CTR in [0, 1] or {"clicks": <int>, "impressions": <int>}, got "0.1"',
+    ),
+    (
+        "bool-ctr",
+        b'{"a": false}',
+        'image "a": expected a CTR in [0, 1] or {"clicks": <int>, "impressions": <int>}, got false',
+    ),
+    (
+        "null-ctr",
+        b'{"a": null}',
+        'image "a": expected a CTR in [0, 1] or {"clicks": <int>, "impressions": <int>}, got null',
+    ),
+    (
+        "nan-ctr",
+        b'{"a": NaN}',
+        'image "a": expected a CTR in [0, 1] or {"clicks": <int>, "impressions": <int>}, got NaN',
+    ),
     ("negative-ctr", b'{"a": -0.1}', 'image "a": CTR must be a number in [0, 1], got -0.1'),
     ("ctr-above-one", b'{"a": 1.1}', 'image "a": CTR must be a number in [0, 1], got 1.1'),
     ("empty-image", b'{"": 0.1}', 'image "": name must not be empty'),
-    ("clicks-over-impressions", b'{"a": {"clicks": 3, "impressions": 2}}', 'image "a": clicks (3) must not exceed impressions (2)'),
-    ("zero-impressions", b'{"a": {"clicks": 0, "impressions": 0}}', 'image "a" "impressions": must be a whole number >= 1, got 0'),
-    ("negative-clicks", b'{"a": {"clicks": -1, "impressions": 2}}', 'image "a" "clicks": must be a whole number >= 0, got -1'),
-    ("fractional-clicks", b'{"a": {"clicks": 1.5, "impressions": 2}}', 'image "a" "clicks": must be a whole number >= 0, got 1.5'),
+    (
+        "clicks-over-impressions",
+        b'{"a": {"clicks": 3, "impressions": 2}}',
+        'image "a": clicks (3) must not exceed impressions (2)',
+    ),
+    (
+        "zero-impressions",
+        b'{"a": {"clicks": 0, "impressions": 0}}',
+        'image "a" "impressions": must be a whole number >= 1, got 0',
+    ),
+    (
+        "negative-clicks",
+        b'{"a": {"clicks": -1, "impressions": 2}}',
+        'image "a" "clicks": must be a whole number >= 0, got -1',
+    ),
+    (
+        "fractional-clicks",
+        b'{"a": {"clicks": 1.5, "impressions": 2}}',
+        'image "a" "clicks": must be a whole number >= 0, got 1.5',
+    ),
     ("missing-impressions", b'{"a": {"clicks": 1}}', 'image "a": "impressions" is missing'),
 ]
 BAD_REQUESTS = (
-    [pytest.param(path, *case[1:], id=f"{name}-{case[0]}") for path, name in (("/api/features", "features"), ("/api/ctr", "ctr")) for case in COMMON_BAD]
-    + [pytest.param("/api/features", body, HEADERS, 400, "invalid features", detail, id=f"features-{name}") for name, body, detail in FEATURES_BAD]
-    + [pytest.param("/api/ctr", body, HEADERS, 400, "invalid CTR", detail, id=f"ctr-{name}") for name, body, detail in CTR_BAD]
+    [
+        pytest.param(path, *case[1:], id=f"{name}-{case[0]}")
+        for path, name in (("/api/features", "features"), ("/api/ctr", "ctr"))
+        for case in COMMON_BAD
+    ]
+    + [
+        pytest.param("/api/features", body, HEADERS, 400, "invalid features", detail, id=f"features-{name}")
+        for name, body, detail in FEATURES_BAD
+    ]
+    + [
+        pytest.param("/api/ctr", body, HEADERS, 400, "invalid CTR", detail, id=f"ctr-{name}")
+        for name, body, detail in CTR_BAD
+    ]
 )
 
 
@@ -320,7 +427,9 @@ def test_put_with_token_set_refuses_missing_or_wrong_token(token_client, seeded,
 def test_put_with_token_set_accepts_it_from_any_address(token_client, store):
     headers = dict(HEADERS, Authorization=f"Bearer {TOKEN}")
     remote = {"REMOTE_ADDR": "203.0.113.7"}
-    assert put(token_client, "/api/features", {"a": {"x": 0.5}}, headers=headers, environ_base=remote).status_code == 201
+    assert (
+        put(token_client, "/api/features", {"a": {"x": 0.5}}, headers=headers, environ_base=remote).status_code == 201
+    )
     assert put(token_client, "/api/ctr", {"a": 0.5}, headers=headers, environ_base=remote).status_code == 200
     assert store.dataset("Acme", "vision").ctr.tolist() == [0.5]
 
@@ -369,9 +478,20 @@ def test_put_without_token_accepts_a_local_proxy_forwarding_a_local_client(clien
 @pytest.mark.parametrize(
     "address, expected",
     [
-        ("127.0.0.1", True), ("127.255.255.254", True), ("::1", True), ("[::1]", True), ("[::1]:8080", True),
-        ("127.0.0.1:5000", True), ("::ffff:127.0.0.1", True), ("10.0.0.1", False), ("0.0.0.0", False),
-        ("::", False), ("128.0.0.1", False), ("localhost", False), ("", False), ("unknown", False),
+        ("127.0.0.1", True),
+        ("127.255.255.254", True),
+        ("::1", True),
+        ("[::1]", True),
+        ("[::1]:8080", True),
+        ("127.0.0.1:5000", True),
+        ("::ffff:127.0.0.1", True),
+        ("10.0.0.1", False),
+        ("0.0.0.0", False),
+        ("::", False),
+        ("128.0.0.1", False),
+        ("localhost", False),
+        ("", False),
+        ("unknown", False),
     ],
 )
 def test_is_loopback_recognises_loopback_addresses(address, expected):
@@ -385,12 +505,19 @@ def test_is_loopback_recognises_loopback_addresses(address, expected):
 def test_unknown_api_path_answers_404_in_the_error_shape(client, method):
     response = getattr(client, method)("/api/nothing/here")
     assert response.status_code == 404
-    assert response.get_json() == {"error": "not found", "details": [f"no API route {method.upper()} /api/nothing/here"]}
+    assert response.get_json() == {
+        "error": "not found",
+        "details": [f"no API route {method.upper()} /api/nothing/here"],
+    }
 
 
 @pytest.mark.parametrize(
     "method, path, allowed",
-    [("get", "/api/features", "OPTIONS, PUT"), ("post", "/api/ctr", "OPTIONS, PUT"), ("put", "/api/datasets", "GET, HEAD, OPTIONS")],
+    [
+        ("get", "/api/features", "OPTIONS, PUT"),
+        ("post", "/api/ctr", "OPTIONS, PUT"),
+        ("put", "/api/datasets", "GET, HEAD, OPTIONS"),
+    ],
 )
 def test_wrong_method_answers_405_in_the_error_shape(client, method, path, allowed):
     response = getattr(client, method)(path)

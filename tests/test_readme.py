@@ -39,15 +39,19 @@ def test_readme_notebook_imports_pull_in_no_dash_or_flask():
 
 def test_readme_test_command_is_what_ci_runs():
     ci = (ROOT / ".ci" / "run").read_text(encoding="utf-8")
-    assert "python3 -m venv .venv && .venv/bin/pip install -r requirements-dev.txt && .venv/bin/python -m pytest" in README
+    assert (
+        "python3 -m venv .venv && .venv/bin/pip install -r requirements-dev.txt && .venv/bin/python -m pytest" in README
+    )
     assert "pip install -q --disable-pip-version-check -r requirements-dev.txt" in ci
     assert ci.rstrip().endswith(".venv/bin/python -m pytest")
 
 
 def test_readme_cli_loads_the_sample_csv(tmp_path):
-    (line,) = [l for l in README.splitlines() if "python -m ingest csv" in l]
+    (line,) = [text for text in README.splitlines() if "python -m ingest csv" in text]
     args = line.split("python -m ingest ", 1)[1]
     env = {**os.environ, "DATABASE_URL": f"sqlite:///{tmp_path / 'cli.db'}"}
-    out = subprocess.run(f"{sys.executable} -m ingest {args}", shell=True, cwd=ROOT, env=env, capture_output=True, text=True)
+    out = subprocess.run(
+        f"{sys.executable} -m ingest {args}", shell=True, cwd=ROOT, env=env, capture_output=True, text=True
+    )
     assert out.returncode == 0, out.stderr
     assert "287" in out.stdout

@@ -71,14 +71,26 @@ def test_settings_from_env_reads_os_environ_by_default(monkeypatch):
 
 @pytest.mark.parametrize(
     "raw, expected",
-    [("1", True), ("true", True), ("YES", True), (" on ", True), ("0", False), ("false", False), ("No", False), ("off", False), ("", False)],
+    [
+        ("1", True),
+        ("true", True),
+        ("YES", True),
+        (" on ", True),
+        ("0", False),
+        ("false", False),
+        ("No", False),
+        ("off", False),
+        ("", False),
+    ],
 )
 def test_settings_demo_data_accepts_common_booleans(raw, expected):
     """DEMO_DATA takes the usual spellings of true and false."""
     assert Settings.from_env({"DEMO_DATA": raw}).demo_data is expected
 
 
-@pytest.mark.parametrize("name, field", [("INGEST_TOKEN", "ingest_token"), ("IMAGE_URL_TEMPLATE", "image_url_template")])
+@pytest.mark.parametrize(
+    "name, field", [("INGEST_TOKEN", "ingest_token"), ("IMAGE_URL_TEMPLATE", "image_url_template")]
+)
 def test_settings_empty_optional_string_means_unset(name, field):
     """An empty token or URL template counts as not set, not as an empty value."""
     assert getattr(Settings.from_env({name: ""}), field) is None

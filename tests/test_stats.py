@@ -60,7 +60,9 @@ def test_feature_summary_min_n_withholds_statistics_but_keeps_averages(reference
     assert row["n_with"] == 2
     assert row["avg_ctr_with"] == reference_frame.loc[mask, "ctr"].mean()
     assert row["low_n"]
-    assert np.isnan(row["ci_low"]) and np.isnan(row["ci_high"]) and np.isnan(row["p_value"]) and np.isnan(row["q_value"])
+    assert (
+        np.isnan(row["ci_low"]) and np.isnan(row["ci_high"]) and np.isnan(row["p_value"]) and np.isnan(row["q_value"])
+    )
     assert not row["significant"]
     loose = feature_summary(reference_dataset, 0.5, min_n=2).set_index("feature")
     assert not loose.loc["black_x", "low_n"] and not np.isnan(loose.loc["black_x", "p_value"])
@@ -116,8 +118,12 @@ def test_feature_summary_impressions_weighting_is_total_clicks_over_impressions(
     summary = feature_summary(dataset, 0.0, weighting="impressions", min_n=2)
     for row in summary.itertuples():
         mask = dataset.confidences[:, list(dataset.features).index(row.feature)] > 0
-        assert row.avg_ctr_with == pytest.approx(dataset.clicks[mask].sum() / dataset.impressions[mask].sum(), rel=1e-12)
-        assert row.avg_ctr_without == pytest.approx(dataset.clicks[~mask].sum() / dataset.impressions[~mask].sum(), rel=1e-12)
+        assert row.avg_ctr_with == pytest.approx(
+            dataset.clicks[mask].sum() / dataset.impressions[mask].sum(), rel=1e-12
+        )
+        assert row.avg_ctr_without == pytest.approx(
+            dataset.clicks[~mask].sum() / dataset.impressions[~mask].sum(), rel=1e-12
+        )
 
 
 def test_ratio_variance_matches_residual_definition_and_bootstrap():
@@ -125,7 +131,12 @@ def test_ratio_variance_matches_residual_definition_and_bootstrap():
     impressions = rng.integers(1_000, 50_000, 300).astype(float)
     clicks = rng.binomial(impressions.astype(int), rng.uniform(0.005, 0.02, 300)).astype(float)
     var = stats.ratio_variance(
-        len(clicks), clicks.sum(), impressions.sum(), (clicks**2).sum(), (clicks * impressions).sum(), (impressions**2).sum()
+        len(clicks),
+        clicks.sum(),
+        impressions.sum(),
+        (clicks**2).sum(),
+        (clicks * impressions).sum(),
+        (impressions**2).sum(),
     )
     ratio = clicks.sum() / impressions.sum()
     residual = (clicks - ratio * impressions) / impressions.sum()
@@ -146,7 +157,9 @@ def test_feature_summary_unknown_weighting_raises(reference_dataset):
 
 
 def test_welch_undefined_for_tiny_or_flat_groups():
-    low, high, p = stats.welch([0.1, 0.1, 0.1], [0.01, 0.0, 0.01], [1, 5, 5], [0.2, 0.2, 0.2], [0.01, 0.0, 0.0], [5, 5, 5])
+    low, high, p = stats.welch(
+        [0.1, 0.1, 0.1], [0.01, 0.0, 0.01], [1, 5, 5], [0.2, 0.2, 0.2], [0.01, 0.0, 0.0], [5, 5, 5]
+    )
     assert np.isnan([low[0], high[0], p[0]]).all()  # one image on a side
     assert np.isnan([low[1], high[1], p[1]]).all()  # no spread on either side
     assert not np.isnan([low[2], high[2], p[2]]).any()  # spread on one side is enough

@@ -18,12 +18,7 @@ def make_batch(seed: int, n_images: int = 12, n_features: int = 5, prefix: str =
     rnd = random.Random(seed)
     images = [f"{prefix}_{i}" for i in range(n_images)]
     features = [f"feature_{j}" for j in range(n_features)]
-    values = [
-        (i, j, rnd.random())
-        for i in range(n_images)
-        for j in range(n_features)
-        if rnd.random() < 0.6
-    ]
+    values = [(i, j, rnd.random()) for i in range(n_images) for j in range(n_features) if rnd.random() < 0.6]
     return FeatureBatch(images, features, values)
 
 
@@ -196,7 +191,16 @@ def test_store_datasets_fields_and_most_recently_updated_first(store):
     store.replace_ctr("Acme", "vision", make_ctr(acme.images[:5] + ["gone"], seed=4))
     listed = store.datasets()
     assert list(zip(listed["business"], listed["source"])) == [("Acme", "vision"), ("Other", "labels")]
-    assert {"build_id", "received_at", "images", "features", "ctr_received_at", "has_counts", "images_with_ctr", "updated_at"} <= set(listed.columns)
+    assert {
+        "build_id",
+        "received_at",
+        "images",
+        "features",
+        "ctr_received_at",
+        "has_counts",
+        "images_with_ctr",
+        "updated_at",
+    } <= set(listed.columns)
     first, second = listed.iloc[0], listed.iloc[1]
     assert (first["build_id"], first["images"], first["features"]) == (store.resolve_build("Acme", "vision"), 6, 5)
     assert (first["images_with_ctr"], first["has_counts"]) == (5, True)
@@ -236,7 +240,7 @@ def test_store_restart_keeps_data(db_url, store):
 
 
 HOSTILE_NAMES = [
-    "O'Brien \"Outdoor\" Co.",
+    'O\'Brien "Outdoor" Co.',
     "x'); DROP TABLE builds; --",
     "Łódź Ünïcödé 東京 🧢",
     "  padded  ",

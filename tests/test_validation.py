@@ -199,7 +199,9 @@ def test_validate_ctr_reads_plain_rates():
 
 
 def test_validate_ctr_reads_counts_and_divides():
-    frame, problems = validate_ctr(parsed('{"a": {"clicks": 3, "impressions": 7}, "b": {"impressions": 5, "clicks": 0}}'))
+    frame, problems = validate_ctr(
+        parsed('{"a": {"clicks": 3, "impressions": 7}, "b": {"impressions": 5, "clicks": 0}}')
+    )
     assert problems == []
     assert frame["image"].tolist() == ["a", "b"]
     assert frame["ctr"].tolist() == [3 / 7, 0.0]
@@ -235,7 +237,10 @@ BAD_CTR = [
     ('{"a": {"clicks": true, "impressions": 5}}', 'image "a" "clicks": must be a whole number >= 0, got true'),
     ('{"a": {"clicks": 1, "impressions": "5"}}', 'image "a" "impressions": must be a whole number >= 1, got "5"'),
     ('{"a": {"clicks": 1}}', 'image "a": "impressions" is missing'),
-    ('{"a": {"clicks": 1, "impressions": 5, "ctr": 0.2}}', 'image "a": unexpected key "ctr", expected only "clicks" and "impressions"'),
+    (
+        '{"a": {"clicks": 1, "impressions": 5, "ctr": 0.2}}',
+        'image "a": unexpected key "ctr", expected only "clicks" and "impressions"',
+    ),
     ('{"a": 0.1, "a": 0.2}', 'image "a": appears more than once'),
 ]
 

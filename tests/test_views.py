@@ -58,8 +58,7 @@ def test_view_query_round_trips_through_parse_qs_lists():
 def test_view_query_writes_every_value_and_the_build_only_when_pinned():
     query = view_query(ViewState("Northwind Outfitters", "vision"))
     assert query == (
-        "?business=Northwind%20Outfitters&source=vision&confidence=0.50&min_pct=2&max_pct=100"
-        "&weighting=mean&shown=25"
+        "?business=Northwind%20Outfitters&source=vision&confidence=0.50&min_pct=2&max_pct=100&weighting=mean&shown=25"
     )
     assert "build_id=3" in view_query(ViewState("a", "b", build=3))
     assert "shown=all" in view_query(ViewState("a", "b", shown=0))
@@ -168,8 +167,9 @@ def test_download_filename_names_dataset_build_and_filters():
 def _synthetic(n_images=80, n_features=12, seed=42, counts=True) -> Dataset:
     rng = random.Random(seed)
     images = [f"img_{i}" for i in range(n_images)]
-    conf = np.array([[round(rng.random(), 4) if rng.random() < 0.4 else 0.0 for _ in range(n_features)]
-                     for _ in range(n_images)])
+    conf = np.array(
+        [[round(rng.random(), 4) if rng.random() < 0.4 else 0.0 for _ in range(n_features)] for _ in range(n_images)]
+    )
     impressions = [rng.randint(200, 5000) for _ in images]
     # feat_1 doubles the CTR, so that some rows are significant.
     clicks = [int(n * (0.005 + rng.random() * 0.01) * (2 if conf[i, 1] > 0 else 1)) for i, n in enumerate(impressions)]
