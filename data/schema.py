@@ -1,6 +1,7 @@
 """SQLAlchemy Core tables of the feature store (long format, one row per non-zero value)."""
 
 from sqlalchemy import (
+    BigInteger,
     Column,
     Float,
     ForeignKey,
@@ -79,7 +80,8 @@ ctr_values = Table(
     Column("ctr_set_id", Integer, ForeignKey("ctr_sets.id", ondelete="CASCADE"), nullable=False),
     Column("image", Text, nullable=False),
     Column("ctr", Float, nullable=False),
-    Column("clicks", Integer, nullable=True),
-    Column("impressions", Integer, nullable=True),
+    # 64-bit on every backend (PostgreSQL's INTEGER is 32-bit): counts go up to 2**53 - 1.
+    Column("clicks", BigInteger, nullable=True),
+    Column("impressions", BigInteger, nullable=True),
     Index("ix_ctr_values_set", "ctr_set_id"),
 )

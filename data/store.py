@@ -360,8 +360,10 @@ class FeatureStore:
             if found is None:
                 raise UnknownDataset(f"no build for business {business!r} and source {source!r}")
             return int(found)
-        found = conn.execute(select(builds.c.id).where(pair, builds.c.id == int(build_id))).scalar()
-        if found is None:
+        # An id past the 64-bit range of the id column is no stored build (SQLite would overflow).
+        in_range = 0 < int(build_id) < 2**63
+        found = in_range and conn.execute(select(builds.c.id).where(pair, builds.c.id == int(build_id))).scalar()
+        if not found:
             if conn.execute(select(builds.c.id).where(pair).limit(1)).first() is None:
                 raise UnknownDataset(f"no build for business {business!r} and source {source!r}")
             raise UnknownBuild(f"build {build_id} is not a stored build of {business!r} / {source!r}")

@@ -7,11 +7,10 @@ import ipaddress
 
 from flask import Blueprint, jsonify, request
 
-from ingest.http import ApiError, too_large_detail
-from ingest.validation import parse_json_body, validate_ctr, validate_features, validate_target
+from ingest.framing import check_header_sizes, read_json_body, read_target
+from ingest.http import API_PREFIX, ApiError
+from ingest.validation import validate_ctr, validate_features
 
-BUSINESS_HEADERS = ("Business", "X-Business")
-SOURCE_HEADERS = ("Image-Source", "X-Image-Source")
 # A proxy in front of the app makes every request look local; these name the real client.
 _FORWARDING_HEADERS = ("Forwarded", "X-Forwarded-For", "X-Real-IP")
 
@@ -19,6 +18,11 @@ _FORWARDING_HEADERS = ("Forwarded", "X-Forwarded-For", "X-Real-IP")
 def create_ingest_blueprint(store, settings) -> Blueprint:
     """The blueprint with PUT /api/features and PUT /api/ctr."""
     bp = Blueprint("ingest", __name__)
+
+    @bp.before_app_request
+    def _header_sizes():
+        if request.path.startswith(API_PREFIX):
+            check_header_sizes()
 
     @bp.before_request
     def _authorise():
@@ -60,6 +64,18 @@ def check_write_access(token: str | None) -> None:
             "writes are accepted only from this machine",
             ["INGEST_TOKEN is not set, so only loopback clients may write; set INGEST_TOKEN to accept remote writes"],
         )
+    # A web page can make a browser on this machine send requests to 127.0.0.1 under its own
+    # host name (DNS rebinding); such a request names that host, never a loopback one.
+    hosts = [request.host] + [h for h in request.headers.get("X-Forwarded-Host", "").split(",") if h.strip()]
+    if not all(map(is_loopback_host, hosts)):
+        raise ApiError(
+            403,
+            "writes are accepted only from this machine",
+            [
+                f"INGEST_TOKEN is not set, so writes must name a loopback host (localhost, 127.0.0.1, [::1]), "
+                f"got Host {request.host!r}; set INGEST_TOKEN to accept writes under other names"
+            ],
+        )
 
 
 def _is_loopback_request() -> bool:
@@ -69,6 +85,14 @@ def _is_loopback_request() -> bool:
         if value is not None:
             addresses += _forwarded_addresses(header, value)
     return all(map(is_loopback, addresses))
+
+
+def is_loopback_host(host: str) -> bool:
+    """True for a Host header naming this machine: localhost, a .localhost name or a loopback address."""
+    text = host.strip().lower()
+    name = text.rpartition(":")[0] if text.count(":") == 1 else text
+    name = name.rstrip(".")
+    return name == "localhost" or name.endswith(".localhost") or is_loopback(text)
 
 
 def _forwarded_addresses(header: str, value: str) -> list[str]:
@@ -96,45 +120,3 @@ def is_loopback(address: str) -> bool:
     if parsed.version == 6 and parsed.ipv4_mapped is not None:
         parsed = parsed.ipv4_mapped
     return parsed.is_loopback
-
-
-def _header_text(value: str) -> str:
-    """A header value as the client typed it: WSGI hands over its bytes as latin-1."""
-    try:
-        return value.encode("latin-1").decode("utf-8")
-    except UnicodeEncodeError:
-        return value  # already decoded (not from a real socket)
-    except UnicodeDecodeError:
-        raise ApiError(400, "invalid headers", [f"header value {value!r} is not valid UTF-8"]) from None
-
-
-def _first_header(names) -> str | None:
-    for name in names:
-        value = request.headers.get(name)
-        if value is not None:
-            return _header_text(value)
-    return None
-
-
-def read_target() -> tuple[str, str]:
-    """The (business, source) of a write from its headers; raises 400 when one is missing or blank."""
-    business, source = _first_header(BUSINESS_HEADERS), _first_header(SOURCE_HEADERS)
-    problems = validate_target(business, source)
-    if problems:
-        raise ApiError(400, "missing or empty headers", problems)
-    return business, source
-
-
-def read_json_body(limit: int):
-    """The body parsed as JSON whatever its Content-Type; raises 413 above ``limit`` bytes, 400 if unparsable."""
-    if request.content_length is not None and request.content_length > limit:
-        raise ApiError(413, "request body too large", [too_large_detail(limit)])
-    raw = request.get_data(cache=False)
-    # Without Content-Length (chunked), Werkzeug stops reading at the limit and returns what it
-    # read; a body that fills the limit exactly is therefore taken as a longer one cut short.
-    if request.content_length is None and len(raw) >= limit:
-        raise ApiError(413, "request body too large", [too_large_detail(limit)])
-    doc, problems = parse_json_body(raw)
-    if problems:
-        raise ApiError(400, "invalid body", problems)
-    return doc

@@ -21,6 +21,9 @@ MAX_PROBLEMS = 50
 FEATURES_LAYOUT = '{"<image>": {"<feature>": <confidence in [0, 1]>, ...}, ...}'
 CTR_LAYOUT = '{"<image>": <ctr in [0, 1]>, ...} or {"<image>": {"clicks": <int >= 0>, "impressions": <int > 0>}, ...}'
 _COUNT_KEYS = ("clicks", "impressions")
+# The largest count every JSON client reads exactly (a double's integer range); it also fits the
+# store's 64-bit integer columns on SQLite and PostgreSQL and pandas' Int64.
+MAX_COUNT = 2**53 - 1
 _NUMBER_TYPES = frozenset((int, float))
 _at_most_one = (1.0).__ge__
 _at_least_zero = (0.0).__le__
@@ -128,11 +131,22 @@ def _quoted(name) -> str:
     return json.dumps(name, ensure_ascii=False) if isinstance(name, str) else show(name)
 
 
+def is_unicode_text(text: str) -> bool:
+    """False when ``text`` holds a lone surrogate (a JSON ``\\ud800`` escape), which no encoding can store."""
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
 def _name_problem(name) -> str | None:
     if not isinstance(name, str):
         return f"name must be a string, got {show(name)}"
     if not name.strip():
         return "name must not be empty"
+    if not is_unicode_text(name):
+        return "name must be Unicode text, got a lone surrogate (an unpaired \\ud800-\\udfff escape)"
     return None
 
 
@@ -190,7 +204,7 @@ def _features_fast(doc: dict) -> FeatureBatch | None:
     feature_index = features.__getitem__
     only_numbers = _NUMBER_TYPES.issuperset
     for i, (image, row) in enumerate(doc.items()):
-        if type(row) is not dict or type(image) is not str or not image.strip():
+        if type(row) is not dict or type(image) is not str or not image.strip() or not is_unicode_text(image):
             return None
         if not row:
             continue
@@ -206,7 +220,7 @@ def _features_fast(doc: dict) -> FeatureBatch | None:
         if not features.keys() >= names:
             for name in names:
                 if name not in features:
-                    if type(name) is not str or not name.strip():
+                    if type(name) is not str or not name.strip() or not is_unicode_text(name):
                         return None
                     features[name] = len(features)
         extend(zip(repeat(i), map(feature_index, compress(names, confidences)), compress(confidences, confidences)))
@@ -285,6 +299,10 @@ def _counts(value: dict, place: str, problems: Problems) -> tuple[int, int] | No
             problems.add(f'{place}: "{key}" is missing')
         elif type(value[key]) is not int or value[key] < lowest:
             problems.add(f'{place} "{key}": must be a whole number >= {lowest}, got {show(value[key])}')
+        elif value[key] > MAX_COUNT:
+            problems.add(
+                f'{place} "{key}": out of range, must be at most {MAX_COUNT} (2**53 - 1), got {show(value[key])}'
+            )
     if problems.count > before:
         return None
     clicks, impressions = value["clicks"], value["impressions"]

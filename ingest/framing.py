@@ -1,0 +1,148 @@
+"""What a write request carries besides its JSON: the dataset headers and the body as sent.
+
+Everything here guards against requests whose framing is ambiguous: a header sent twice, a
+body cut short, a compressed body, a header too large to be a real one. Each is answered in
+the API's error shape before validation sees the payload.
+"""
+
+from __future__ import annotations
+
+import zlib
+
+from flask import request
+from werkzeug.exceptions import ClientDisconnected
+
+from ingest.http import ApiError, too_large_detail
+from ingest.validation import parse_json_body, validate_target
+
+BUSINESS_HEADERS = ("Business", "X-Business")
+SOURCE_HEADERS = ("Image-Source", "X-Image-Source")
+# Gunicorn's default limit_request_field_size: the same answer whichever server runs the app.
+MAX_HEADER_BYTES = 8190
+# Content-Encoding values a write body may use; anything else is refused with 415.
+IDENTITY_ENCODINGS = ("", "identity")
+GZIP_ENCODINGS = ("gzip", "x-gzip")
+_GZIP_CHUNK = 64 * 1024
+
+
+def check_header_sizes() -> None:
+    """Raise 431 when one header is longer than a server in front would accept (MAX_HEADER_BYTES)."""
+    for name, value in request.headers.items():
+        if len(name) + len(value) > MAX_HEADER_BYTES:
+            raise ApiError(
+                431,
+                "request header fields too large",
+                [f"header {name!r} is {len(value)} bytes long; a header may be at most {MAX_HEADER_BYTES} bytes"],
+            )
+
+
+def _header_text(value: str) -> str:
+    """A header value as the client typed it: WSGI hands over its bytes as latin-1."""
+    try:
+        return value.encode("latin-1").decode("utf-8")
+    except UnicodeEncodeError:
+        return value  # already decoded (not from a real socket)
+    except UnicodeDecodeError:
+        raise ApiError(400, "invalid headers", [f"header value {value!r} is not valid UTF-8"]) from None
+
+
+def _one_header(names, problems: list[str]) -> str | None:
+    """The value of a header that may come under either name, or None; records ambiguity.
+
+    Servers join a repeated header with commas before the app sees it, so a comma is how a
+    second ``Business`` header shows: refuse it rather than store ``"acme,evil"``.
+    """
+    found = {name: _header_text(request.headers[name]) for name in names if name in request.headers}
+    values = set(found.values())
+    if len(values) > 1:
+        problems.append(f"headers {' and '.join(found)} disagree: send one of them, or the same value in both")
+        return None
+    value = next(iter(values), None)
+    if value is not None and "," in value:
+        label = " or ".join(found)
+        problems.append(f"{label} header is sent more than once or holds a comma: send one value without commas")
+        return None
+    return value
+
+
+def read_target() -> tuple[str, str]:
+    """The (business, source) of a write from its headers; raises 400 when one is missing, blank or ambiguous."""
+    ambiguous: list[str] = []
+    business, source = _one_header(BUSINESS_HEADERS, ambiguous), _one_header(SOURCE_HEADERS, ambiguous)
+    if ambiguous:
+        raise ApiError(400, "ambiguous headers", ambiguous)
+    problems = validate_target(business, source)
+    if problems:
+        raise ApiError(400, "missing or empty headers", problems)
+    return business, source
+
+
+def _too_large(limit: int) -> ApiError:
+    return ApiError(413, "request body too large", [too_large_detail(limit)])
+
+
+def read_raw_body(limit: int) -> bytes:
+    """The body's bytes as sent, checked against Content-Length; raises 413 above ``limit``, 400 if cut short."""
+    declared = request.content_length
+    if declared is not None and declared > limit:
+        raise _too_large(limit)
+    try:
+        raw = request.get_data(cache=False)
+    except ClientDisconnected:
+        raw = None
+    # Gunicorn hands over what arrived before the client closed; Werkzeug raises. Either way a
+    # body shorter than its Content-Length is a broken upload, not a smaller payload.
+    if raw is None or (declared is not None and len(raw) != declared):
+        got = "fewer" if raw is None else len(raw)
+        raise ApiError(
+            400, "incomplete body", [f"Content-Length announced {declared} bytes, but {got} arrived before the end"]
+        )
+    # Without Content-Length (chunked), Werkzeug stops reading at the limit and returns what it
+    # read; a body that fills the limit exactly is therefore taken as a longer one cut short.
+    if declared is None and len(raw) >= limit:
+        raise _too_large(limit)
+    return raw
+
+
+def gunzip(data: bytes, limit: int) -> bytes:
+    """Decompress a gzip body (one or more members) in chunks; raises 413 past ``limit`` output bytes.
+
+    Streaming with a cap means a small "gzip bomb" costs at most ``limit`` bytes of memory.
+    """
+    out = bytearray()
+    while data:
+        member = zlib.decompressobj(wbits=16 + zlib.MAX_WBITS)
+        pending = data
+        try:
+            while pending and not member.eof:
+                out += member.decompress(pending, _GZIP_CHUNK)
+                pending = member.unconsumed_tail
+                if len(out) > limit:
+                    raise _too_large(limit)
+            out += member.flush()
+        except zlib.error as exc:
+            raise ApiError(400, "invalid body", [f"body is not valid gzip: {exc}"]) from None
+        if not member.eof:
+            raise ApiError(400, "invalid body", ["body is not valid gzip: it ends inside the compressed data"])
+        if len(out) > limit:
+            raise _too_large(limit)
+        data = member.unused_data
+    return bytes(out)
+
+
+def read_json_body(limit: int):
+    """The body (gzip or plain) parsed as JSON whatever its Content-Type; raises 413, 415 or 400."""
+    encoding = request.headers.get("Content-Encoding", "").strip().lower()
+    if encoding not in IDENTITY_ENCODINGS + GZIP_ENCODINGS:
+        raise ApiError(
+            415,
+            "unsupported content encoding",
+            [f"Content-Encoding {encoding!r} is not supported: send the body as is, or with Content-Encoding: gzip"],
+        )
+    raw = read_raw_body(limit)
+    if encoding in GZIP_ENCODINGS:
+        raw = gunzip(raw, limit)
+    doc, problems = parse_json_body(raw)
+    if problems:
+        raise ApiError(400, "invalid body", problems)
+    return doc
