@@ -25,7 +25,7 @@ import plotly.io as pio
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from dashboard.callbacks import compute_view  # noqa: E402
+from dashboard.compute import compute_view  # noqa: E402
 from dashboard.views import DEFAULT_SHOWN  # noqa: E402
 from data.analysis import feature_summary  # noqa: E402
 from data.batches import FeatureBatch, ctr_frame  # noqa: E402
@@ -159,15 +159,15 @@ def measure(store, business, source, thresholds, shown, weighting="mean") -> dic
         t1 = time.perf_counter()
         view = compute_view(store, business, source, "current", float(c), [0, 100], shown=shown, weighting=weighting)
         t2 = time.perf_counter()
-        payload = {k: pio.to_json(view[k], validate=False) for k in FIGURES}
-        payload["lookup"] = pio.json.to_json_plotly(view["lookup"])
-        payload["table"] = pio.json.to_json_plotly(view["table"])
+        payload = {k: pio.to_json(getattr(view, k), validate=False) for k in FIGURES}
+        payload["lookup"] = pio.json.to_json_plotly(view.lookup)
+        payload["table"] = pio.json.to_json_plotly(view.table)
         t3 = time.perf_counter()
         baseline.append(t1 - t0)
         compute.append(t2 - t1)
         serialise.append(t3 - t2)
         sizes.append({k: len(v) for k, v in payload.items()})
-        points.append(view["scatter"].layout.meta["points"])
+        points.append(view.scatter.layout.meta["points"])
     mid = len(thresholds) // 2
     return {
         "baseline": statistics.median(baseline),

@@ -86,11 +86,15 @@ def chrome_driver(download_dir: str | Path | None = None):
 
 
 def wait_for_download(folder: str | Path, timeout: float = 20.0) -> Path:
-    """The one finished file in ``folder`` (Chromium writes *.crdownload until it is done)."""
+    """The one finished file in ``folder``.
+
+    Chromium writes *.crdownload, and briefly a hidden .org.chromium.Chromium.* file, until it is done.
+    """
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
-        files = [p for p in Path(folder).iterdir() if not p.name.endswith((".crdownload", ".tmp"))]
-        partial = [p for p in Path(folder).iterdir() if p.name.endswith(".crdownload")]
+        names = list(Path(folder).iterdir())
+        partial = [p for p in names if p.name.endswith((".crdownload", ".tmp")) or p.name.startswith(".")]
+        files = [p for p in names if p not in partial]
         if files and not partial:
             if len(files) > 1:
                 raise AssertionError(f"expected one download, got {sorted(p.name for p in files)}")

@@ -205,7 +205,7 @@ def _move_mouse(driver, x, y):
 
 def _isolated_point(dataset, confidence, low, high, shown=25):
     """A scatter point whose image has 2+ charted features and no other point within reach."""
-    from dashboard.callbacks import select_shown
+    from dashboard.compute import select_shown
 
     summary = select_shown(feature_summary(dataset, confidence, low, high), shown)
     points = scatter_points(dataset, confidence, features=summary["feature"])
@@ -228,8 +228,7 @@ def _isolated_point(dataset, confidence, low, high, shown=25):
 def test_page_draws_four_charts_from_the_data(driver, live):
     url, store = live
     _open(driver, url)
-    from dashboard.layout import DEFAULT_SPARSITY
-    from dashboard.views import DEFAULT_CONFIDENCE
+    from dashboard.views import DEFAULT_CONFIDENCE, DEFAULT_SPARSITY
 
     assert _charts_match(driver, store, REFERENCE, DEFAULT_CONFIDENCE, *DEFAULT_SPARSITY)
     assert _chart(driver, ids.SCATTER)["type"] == "scatter"  # few points: SVG
@@ -274,8 +273,7 @@ def test_filters_that_leave_no_feature_explain_themselves(driver, live):
 
 
 def _hover_links_one_image(driver, store, dataset_key, expect_type):
-    from dashboard.layout import DEFAULT_SPARSITY
-    from dashboard.views import DEFAULT_CONFIDENCE
+    from dashboard.views import DEFAULT_CONFIDENCE, DEFAULT_SPARSITY
 
     index, image, expected_codes, ctr_pct = _isolated_point(
         store.dataset(*dataset_key), DEFAULT_CONFIDENCE, *DEFAULT_SPARSITY
@@ -335,8 +333,7 @@ def test_new_data_shows_up_without_a_reload(driver, tmp_path, reference_frame):
     settings = Settings.from_env({}, database_url=store.url, demo_data=False, poll_seconds=0.5)
     with serve(create_app(settings, store)) as url:
         _open(driver, url)
-        from dashboard.layout import DEFAULT_SPARSITY
-        from dashboard.views import DEFAULT_CONFIDENCE
+        from dashboard.views import DEFAULT_CONFIDENCE, DEFAULT_SPARSITY
 
         assert _charts_match(driver, store, REFERENCE, DEFAULT_CONFIDENCE, *DEFAULT_SPARSITY)
         doubled = reference_frame.assign(ctr=reference_frame["ctr"] * np.linspace(0.5, 2.0, len(reference_frame)))
@@ -442,7 +439,7 @@ def _view_url(url, state):
 
 def _view_matches(driver, store, state, min_n):
     """Whether the charts and the table show feature_summary's numbers for ``state``."""
-    from dashboard.callbacks import select_shown
+    from dashboard.compute import select_shown
 
     dataset = store.dataset(state.business, state.source)
     summary = feature_summary(
@@ -507,7 +504,7 @@ def test_impact_chart_draws_intervals_and_marks_significant_features(driver, liv
     state = ViewState(*NORTHWIND)
     _wait_for(lambda: _view_matches(driver, store, state, settings.min_group_size), message="the demo view")
     summary = feature_summary(store.dataset(*NORTHWIND), state.confidence, state.min_pct, state.max_pct)
-    from dashboard.callbacks import select_shown
+    from dashboard.compute import select_shown
 
     charted = select_shown(summary, state.shown).reset_index(drop=True)
     bars = driver.execute_script(
@@ -688,7 +685,7 @@ def test_a_shared_url_reopens_the_same_view_in_a_fresh_browser(driver, live_demo
     ],
 )
 def test_a_url_with_invalid_values_falls_back_to_defaults(driver, live_demo, query):
-    from dashboard.layout import resolve_view
+    from dashboard.selection import resolve_view
     from dashboard.views import parse_view, query_from_url
 
     url, store, settings = live_demo

@@ -7,30 +7,26 @@ import random
 
 import numpy as np
 import pandas as pd
+import plotly
 import pytest
 from dash import no_update
 
 from dashboard import figures, ids, views
-from dashboard.callbacks import (
-    compute_view,
-    dataset_has_counts,
-    download_csv,
-    image_urls,
-    parse_build,
-    poll_version,
-    select_shown,
-    table_hint,
-    upload_command,
-)
+from dashboard.components import status_component
+from dashboard.compute import compute_view, download_csv, select_shown, upload_command
 from dashboard.factory import create_app
-from dashboard.layout import (
-    CURRENT_BUILD,
-    DEFAULT_SPARSITY,
+from dashboard.hover import image_urls
+from dashboard.selection import (
     build_options,
     choose,
+    dataset_has_counts,
+    format_time,
+    parse_build,
+    poll_version,
     source_options,
 )
-from dashboard.views import DEFAULT_CONFIDENCE
+from dashboard.table import table_hint
+from dashboard.views import CURRENT_BUILD, DEFAULT_CONFIDENCE, DEFAULT_SPARSITY
 from data.analysis import feature_summary, scatter_points
 from data.batches import FeatureBatch, ctr_frame
 
@@ -84,19 +80,19 @@ def test_compute_view_numbers_equal_feature_summary(loaded, reference_dataset, c
     view = compute_view(loaded, BUSINESS, SOURCE, CURRENT_BUILD, confidence, list(sparsity), shown=0)
     summary = feature_summary(reference_dataset, confidence, *sparsity)
     features = list(summary["feature"])
-    assert list(view["avg_with"].data[0].y) == features
-    assert np.array_equal(view["avg_with"].data[0].x, summary["avg_ctr_with"] * 100.0)
-    assert np.array_equal(view["avg_without"].data[0].x, summary["avg_ctr_without"] * 100.0, equal_nan=True)
-    assert np.array_equal(view["impact"].data[0].x, summary["impact"] * 100.0, equal_nan=True)
-    assert list(view["scatter"].layout.xaxis.ticktext) == features
-    pd.testing.assert_frame_equal(view["summary"].reset_index(drop=True), summary)
+    assert list(view.avg_with.data[0].y) == features
+    assert np.array_equal(view.avg_with.data[0].x, summary["avg_ctr_with"] * 100.0)
+    assert np.array_equal(view.avg_without.data[0].x, summary["avg_ctr_without"] * 100.0, equal_nan=True)
+    assert np.array_equal(view.impact.data[0].x, summary["impact"] * 100.0, equal_nan=True)
+    assert list(view.scatter.layout.xaxis.ticktext) == features
+    pd.testing.assert_frame_equal(view.summary.reset_index(drop=True), summary)
 
 
 def test_compute_view_scatter_has_one_point_per_image_and_feature_present(loaded, reference_dataset):
     view = compute_view(loaded, BUSINESS, SOURCE, None, 0.3, [0, 100], shown=0)
     summary = feature_summary(reference_dataset, 0.3)
     points = scatter_points(reference_dataset, 0.3, features=summary["feature"])
-    scatter = view["scatter"].data[0]
+    scatter = view.scatter.data[0]
     assert len(scatter.x) == len(points)
     assert list(scatter.text) == list(points["image"])
     assert np.array_equal(scatter.y, points["ctr"] * 100.0)
@@ -104,11 +100,11 @@ def test_compute_view_scatter_has_one_point_per_image_and_feature_present(loaded
 
 def test_compute_view_hover_lookup_links_each_point_to_its_image(loaded, reference_dataset):
     view = compute_view(loaded, BUSINESS, SOURCE, None, 0.3, [0, 100], shown=0)
-    lookup = json.loads(json.dumps(view["lookup"]))  # as the browser gets it
-    scatter = view["scatter"].data[0]
+    lookup = json.loads(json.dumps(view.lookup))  # as the browser gets it
+    scatter = view.scatter.data[0]
     x, y, text = np.asarray(scatter.x), np.asarray(scatter.y), list(scatter.text)
     assert len(lookup["point_image"]) == len(x)
-    assert lookup["features"] == list(view["scatter"].layout.xaxis.ticktext)
+    assert lookup["features"] == list(view.scatter.layout.xaxis.ticktext)
     for i in range(0, len(x), 7):
         image = lookup["point_image"][i]
         assert lookup["images"][image] == text[i]
@@ -128,7 +124,7 @@ def test_compute_view_hover_lookup_links_each_point_to_its_image(loaded, referen
 
 def test_compute_view_lookup_codes_are_bar_rows(loaded):
     view = compute_view(loaded, BUSINESS, SOURCE, None, 0.3, [0, 100])
-    assert view["lookup"]["features"] == list(view["impact"].data[0].y) == list(view["avg_without"].data[0].y)
+    assert view.lookup["features"] == list(view.impact.data[0].y) == list(view.avg_without.data[0].y)
 
 
 def test_compute_view_shows_top_and_bottom_features_of_a_large_build(store):
@@ -137,16 +133,16 @@ def test_compute_view_shows_top_and_bottom_features_of_a_large_build(store):
     summary = feature_summary(store.dataset(BUSINESS, SOURCE), 0.1)
     finite = summary[summary["impact"].notna()]
     expected = list(finite["feature"].iloc[:5]) + list(finite["feature"].iloc[-5:])
-    assert list(view["impact"].data[0].y) == expected
-    assert list(view["scatter"].layout.xaxis.ticktext) == expected
-    assert "top 5 and bottom 5 of 40" in view["shown_text"]
+    assert list(view.impact.data[0].y) == expected
+    assert list(view.scatter.layout.xaxis.ticktext) == expected
+    assert "top 5 and bottom 5 of 40" in view.shown_text
 
 
 def test_compute_view_widens_the_scatter_when_features_do_not_fit(store):
     _load(store, _synthetic_frame(n_images=50, n_features=120))
     view = compute_view(store, BUSINESS, SOURCE, None, 0.0, [0, 100], shown=0)
-    assert view["scatter_width"] and view["scatter"].layout.width == view["scatter_width"]
-    assert compute_view(store, BUSINESS, SOURCE, None, 0.0, [0, 100], shown=25)["scatter_width"] is None
+    assert view.scatter_width and view.scatter.layout.width == view.scatter_width
+    assert compute_view(store, BUSINESS, SOURCE, None, 0.0, [0, 100], shown=25).scatter_width is None
 
 
 def test_compute_view_uses_an_earlier_build_when_asked(store, reference_frame):
@@ -156,50 +152,62 @@ def test_compute_view_uses_an_earlier_build_when_asked(store, reference_frame):
     _load(store, changed, ctr=False)
     current = compute_view(store, BUSINESS, SOURCE, CURRENT_BUILD, 0.3, [0, 100])
     earlier = compute_view(store, BUSINESS, SOURCE, first, 0.3, [0, 100])
-    assert "text" in earlier["lookup"]["features"]
-    assert "text" not in current["lookup"]["features"]
+    assert "text" in earlier.lookup["features"]
+    assert "text" not in current.lookup["features"]
+    assert (earlier.build_id, current.build_id) == (first, store.resolve_build(BUSINESS, SOURCE))
 
 
 def test_compute_view_falls_back_to_the_current_build_when_one_is_gone(loaded):
     view = compute_view(loaded, BUSINESS, SOURCE, 999, 0.3, [0, 100])
-    assert view["notice"]["title"].startswith("Build #999")
-    assert not figures.is_empty_figure(view["scatter"])
+    assert view.notice["title"].startswith("Build #999")
+    assert not figures.is_empty_figure(view.scatter)
+    assert view.build_id == loaded.resolve_build(BUSINESS, SOURCE)
+
+
+def test_status_component_renders_the_view_without_the_store(loaded):
+    builds = loaded.builds(BUSINESS, SOURCE)
+    view = compute_view(loaded, BUSINESS, SOURCE, 999, 0.3, [0, 100])
+    assert view.received_at == builds["received_at"].iloc[0]
+    text = json.dumps(status_component(view), cls=plotly.utils.PlotlyJSONEncoder, ensure_ascii=False)
+    assert f"Build #{builds['build_id'].iloc[0]} · {format_time(builds['received_at'].iloc[0])}" in text
+    assert "287 images · 287 with CTR" in text and "acme / vision" in text
+    assert status_component(compute_view(loaded, None, None)) is None
 
 
 def test_compute_view_with_no_data_explains_how_to_send_some(store):
     view = compute_view(store, None, None)
     for key in FIGURE_KEYS:
-        assert figures.is_empty_figure(view[key])
-    assert "No data yet" in view["scatter"].layout.annotations[0].text
-    assert view["notice"]["command"] == (
+        assert figures.is_empty_figure(getattr(view, key))
+    assert "No data yet" in view.scatter.layout.annotations[0].text
+    assert view.notice["command"] == (
         'curl -X PUT -H "Business: acme" -H "Image-Source: vision" -H "Authorization: Bearer $INGEST_TOKEN" '
         "--data-binary @features.json http://HOST:PORT/api/features"
     )
-    assert view["lookup"] is None
+    assert view.lookup is None
 
 
 def test_compute_view_with_no_ctr_says_so(store, reference_frame):
     _load(store, reference_frame, ctr=False)
     view = compute_view(store, BUSINESS, SOURCE, None, 0.3, [0, 100], api_base="http://dash.example:8050/")
     for key in FIGURE_KEYS:
-        assert figures.is_empty_figure(view[key])
-    assert "No CTR yet for acme / vision" in view["scatter"].layout.annotations[0].text
-    assert view["notice"]["command"].endswith("--data-binary @ctr.json http://dash.example:8050/api/ctr")
-    assert "287 images" in view["status"]
+        assert figures.is_empty_figure(getattr(view, key))
+    assert "No CTR yet for acme / vision" in view.scatter.layout.annotations[0].text
+    assert view.notice["command"].endswith("--data-binary @ctr.json http://dash.example:8050/api/ctr")
+    assert "287 images" in view.status
 
 
 def test_compute_view_with_filters_that_leave_no_feature_says_so(loaded):
     view = compute_view(loaded, BUSINESS, SOURCE, None, 0.99, [0, 100])
     for key in FIGURE_KEYS:
-        assert figures.is_empty_figure(view[key])
-    assert "No feature is present" in view["scatter"].layout.annotations[0].text
-    assert view["notice"]["title"] == "No feature left"
+        assert figures.is_empty_figure(getattr(view, key))
+    assert "No feature is present" in view.scatter.layout.annotations[0].text
+    assert view.notice["title"] == "No feature left"
 
 
 def test_compute_view_for_an_unknown_dataset_explains_it(loaded):
     view = compute_view(loaded, "nobody", SOURCE, None)
-    assert figures.is_empty_figure(view["scatter"])
-    assert "nobody / vision" in view["notice"]["title"]
+    assert figures.is_empty_figure(view.scatter)
+    assert "nobody / vision" in view.notice["title"]
 
 
 def test_compute_view_ships_image_urls_and_counts(store, reference_frame):
@@ -217,7 +225,7 @@ def test_compute_view_ships_image_urls_and_counts(store, reference_frame):
         [0, 100],
         image_url_template="https://img.example/{business}/{source}/{image}.jpg",
     )
-    lookup = view["lookup"]
+    lookup = view.lookup
     assert lookup["urls"][0] == f"https://img.example/acme/web%20ads/{lookup['images'][0]}.jpg"
     row = list(frame["image_name"]).index(lookup["images"][0])
     assert (lookup["clicks"][0], lookup["impressions"][0]) == (clicks[row], impressions[row])
@@ -277,7 +285,7 @@ def test_layout_sliders_have_explicit_steps_and_defaults(store, settings):
     page = build_layout(store, settings)()
     confidence, sparsity = _find(page, ids.CONFIDENCE), _find(page, ids.SPARSITY)
     assert (confidence.min, confidence.max, confidence.step, confidence.value) == (0, 1, 0.01, DEFAULT_CONFIDENCE)
-    assert (sparsity.min, sparsity.max, sparsity.step, sparsity.value) == (0, 100, 1, DEFAULT_SPARSITY)
+    assert (sparsity.min, sparsity.max, sparsity.step, sparsity.value) == (0, 100, 1, list(DEFAULT_SPARSITY))
     for chart in ids.CHARTS:
         assert _find(page, chart) is not None
 
@@ -414,27 +422,27 @@ def test_compute_view_passes_the_weighting_through(demo):
     dataset = demo.dataset(*NORTHWIND)
     view = compute_view(demo, *NORTHWIND, CURRENT_BUILD, 0.5, [2, 100], shown=0, weighting="impressions")
     summary = feature_summary(dataset, 0.5, 2, 100, weighting="impressions")
-    assert view["weighting"] == "impressions"
-    assert list(view["impact"].data[0].y) == list(summary["feature"])
-    assert np.array_equal(view["impact"].data[0].x, summary["impact"].to_numpy() * 100.0)
+    assert view.weighting == "impressions"
+    assert list(view.impact.data[0].y) == list(summary["feature"])
+    assert np.array_equal(view.impact.data[0].x, summary["impact"].to_numpy() * 100.0)
     mean = feature_summary(dataset, 0.5, 2, 100)
-    assert not np.allclose(view["avg_with"].data[0].x, mean["avg_ctr_with"].to_numpy() * 100.0)
-    assert "impression-weighted" in view["shown_text"]
+    assert not np.allclose(view.avg_with.data[0].x, mean["avg_ctr_with"].to_numpy() * 100.0)
+    assert "impression-weighted" in view.shown_text
 
 
 def test_compute_view_falls_back_to_the_mean_without_counts(demo):
     view = compute_view(demo, *REFERENCE, CURRENT_BUILD, 0.3, [0, 100], weighting="impressions")
     summary = feature_summary(demo.dataset(*REFERENCE), 0.3)
-    assert view["weighting"] == "mean"
-    assert list(view["impact"].data[0].x) == list(summary["impact"] * 100.0)
-    assert "not available" in view["notice"]["title"]
+    assert view.weighting == "mean"
+    assert list(view.impact.data[0].x) == list(summary["impact"] * 100.0)
+    assert "not available" in view.notice["title"]
 
 
 def test_compute_view_table_lists_every_feature_passing_the_filters(demo):
     view = compute_view(demo, *NORTHWIND, CURRENT_BUILD, 0.5, [2, 100], shown=10)
     summary = feature_summary(demo.dataset(*NORTHWIND), 0.5, 2, 100)
-    assert len(view["summary"]) == 20 < len(summary)
-    assert view["table"] == views.table_rows(summary)
+    assert len(view.summary) == 20 < len(summary)
+    assert view.table == views.table_rows(summary)
     assert table_hint(view).startswith(f"All {len(summary)} features passing the filters (20 of them charted)")
 
 
@@ -547,7 +555,7 @@ def test_dataset_has_counts(demo):
     ],
 )
 def test_resolve_view_falls_back_where_the_url_names_nothing_stored(demo, state, expected):
-    from dashboard.layout import resolve_view
+    from dashboard.selection import resolve_view
 
     resolved, datasets, build_opts, has_counts = resolve_view(state, demo)
     assert resolved == expected
@@ -556,7 +564,7 @@ def test_resolve_view_falls_back_where_the_url_names_nothing_stored(demo, state,
 
 
 def test_resolve_view_keeps_a_pinned_earlier_build(store, reference_frame):
-    from dashboard.layout import resolve_view
+    from dashboard.selection import resolve_view
 
     _load(store, reference_frame)
     first = store.resolve_build(BUSINESS, SOURCE)
@@ -566,7 +574,7 @@ def test_resolve_view_keeps_a_pinned_earlier_build(store, reference_frame):
 
 
 def test_resolve_view_of_an_empty_store(store):
-    from dashboard.layout import resolve_view
+    from dashboard.selection import resolve_view
 
     resolved, datasets, build_opts, has_counts = resolve_view(views.ViewState("a", "b", build=3), store)
     assert (resolved.business, resolved.source, resolved.build, build_opts, has_counts) == (
@@ -620,7 +628,7 @@ def test_layout_reads_its_own_query_and_ignores_junk(demo, settings):
         ids.SOURCE: NORTHWIND[1],
         ids.BUILD: CURRENT_BUILD,
         ids.CONFIDENCE: DEFAULT_CONFIDENCE,
-        ids.SPARSITY: DEFAULT_SPARSITY,
+        ids.SPARSITY: list(DEFAULT_SPARSITY),
         ids.WEIGHTING: "mean",
         ids.SHOWN: "25",
     }

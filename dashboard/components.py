@@ -1,0 +1,203 @@
+"""The page's components around the charts: chart cards, the impact key, the top bar and its texts.
+
+Components render a ``View`` (``dashboard.compute``) and never query the store.
+"""
+
+from __future__ import annotations
+
+import dash_bootstrap_components as dbc
+from dash import dcc, html
+
+from dashboard import ids
+from dashboard.compute import View
+from dashboard.hover import HOVER_HINT
+from dashboard.selection import format_time
+from data.analysis import SIGNIFICANCE_LEVEL
+
+GRAPH_CONFIG = {
+    "displaylogo": False,
+    "modeBarButtonsToRemove": ["select2d", "lasso2d", "autoScale2d"],
+    "toImageButtonOptions": {"format": "png", "scale": 2},
+}
+BAR_CONFIG = {"displayModeBar": False}
+
+
+def hover_hint() -> html.P:
+    """The hovered-image panel before anything is hovered."""
+    return html.P(HOVER_HINT, className="text-muted small mb-0")
+
+
+def _graph(graph_id: str, config: dict, **kwargs) -> dcc.Loading:
+    return dcc.Loading(
+        dcc.Graph(id=graph_id, config=config, **kwargs),
+        type="circle",
+        color="#2f6bcf",
+        delay_show=300,
+        overlay_style={"visibility": "visible", "opacity": 0.6},
+    )
+
+
+def scatter_card() -> dbc.Card:
+    """The scatter of every image's features at its CTR, beside the hovered-image panel."""
+    return dbc.Card(
+        [
+            dbc.CardHeader(
+                [
+                    html.H2("Feature CTR per image", className="card-title-text"),
+                    html.Span(
+                        "Each dot is an image that has the feature, at the image's CTR; a black dash marks "
+                        "their average. Hover a dot to join the same image's other features.",
+                        className="card-hint",
+                    ),
+                ]
+            ),
+            dbc.CardBody(
+                dbc.Row(
+                    [
+                        dbc.Col(
+                            html.Div(
+                                _graph(ids.SCATTER, GRAPH_CONFIG, clear_on_unhover=True),
+                                id=ids.SCATTER_FRAME,
+                                className="scatter-frame",
+                            ),
+                            lg=9,
+                        ),
+                        dbc.Col(
+                            html.Div(
+                                hover_hint(),
+                                id=ids.HOVER_PANEL,
+                                className="hover-panel",
+                            ),
+                            lg=3,
+                        ),
+                    ],
+                    className="g-3",
+                )
+            ),
+        ],
+        className="shadow-sm mb-3",
+    )
+
+
+def impact_key(min_n: int) -> html.Div:
+    """What the impact bars' colours and whiskers mean, as a key above the chart."""
+
+    def item(swatches, text):
+        return html.Span(
+            [*(html.Span(className=f"swatch {s}") for s in swatches), html.Span(text)], className="key-item"
+        )
+
+    return html.Div(
+        [
+            item(["sig-pos", "sig-neg"], f"significant (q < {SIGNIFICANCE_LEVEL:g}, BH-corrected)"),
+            item(["ns-pos", "ns-neg"], "not significant"),
+            item(["low-n"], f"too few images (n < {min_n} on a side)"),
+            item(["whisker"], "95% interval"),
+        ],
+        id=ids.IMPACT_KEY,
+        className="impact-key",
+    )
+
+
+def bars_card(min_n: int) -> dbc.Card:
+    """The three bar charts (CTR with, impact, CTR without) sharing their rows."""
+    heads = [
+        ("Average CTR with the feature", "Images in which the feature is present."),
+        ("Impact", impact_key(min_n)),
+        ("Average CTR without the feature", "Images in which the feature is absent."),
+    ]
+    return dbc.Card(
+        [
+            dbc.CardHeader(
+                [
+                    html.H2("Average CTR by feature", className="card-title-text"),
+                    html.Span(
+                        "Features sorted by impact (CTR with minus without, in percentage points), highest first; "
+                        "the three charts share rows. Hover a bar for its numbers.",
+                        className="card-hint",
+                    ),
+                ]
+            ),
+            dbc.CardBody(
+                html.Div(
+                    [
+                        html.Div(
+                            [
+                                html.Div(
+                                    [html.Div(t, className="bar-head-title"), html.Div(h, className="bar-head-hint")],
+                                    className="bar-head",
+                                )
+                                for t, h in heads
+                            ],
+                            className="bar-grid bar-heads",
+                        ),
+                        html.Div(
+                            [
+                                _graph(ids.AVG_WITH, BAR_CONFIG),
+                                _graph(ids.IMPACT, BAR_CONFIG),
+                                _graph(ids.AVG_WITHOUT, BAR_CONFIG),
+                            ],
+                            className="bar-grid",
+                        ),
+                    ],
+                    id=ids.BAR_PANEL,
+                    className="bar-scroll",
+                ),
+                className="pt-0",
+            ),
+        ],
+        id=ids.BAR_CARD,
+        className="shadow-sm mb-3",
+    )
+
+
+def navbar() -> html.Header:
+    """The top bar: the title and the status of the view."""
+    return html.Header(
+        dbc.Container(
+            [
+                html.Div(
+                    [
+                        html.H1("Creative analytics", className="brand"),
+                        html.Span(
+                            "Which visual features of ad images go with a higher click-through rate",
+                            className="brand-sub",
+                        ),
+                    ]
+                ),
+                html.Div(id=ids.STATUS, className="status"),
+            ],
+            fluid=True,
+            className="d-flex justify-content-between align-items-center flex-wrap gap-2",
+        ),
+        className="topbar",
+    )
+
+
+def notice_component(notice: dict | None):
+    """An alert explaining an empty or unusual state (None when all is well)."""
+    if not notice:
+        return None
+    body = [
+        html.H4(notice["title"], className="alert-heading h6 fw-semibold mb-1"),
+        html.P(notice.get("text", ""), className="mb-1"),
+    ]
+    if notice.get("command"):
+        body.append(html.Pre(html.Code(notice["command"]), className="command mb-0"))
+    if notice.get("after"):
+        body.append(html.P(notice["after"], className="small mt-2 mb-0"))
+    return dbc.Alert(body, color="info" if notice.get("command") else "warning", className="mb-3")
+
+
+def status_component(view: View):
+    """The build and counts line of the top bar."""
+    if not view.status:
+        return None
+    parts = [html.Span(f"{view.business} / {view.source}", className="status-dataset")]
+    if view.build_id is not None:
+        parts.append(html.Span(f"Build #{view.build_id} · {format_time(view.received_at)}"))
+    parts.append(html.Span(view.status))
+    lines = [html.Div(parts, className="status-line")]
+    if view.shown_text:
+        lines.append(html.Div(view.shown_text, className="status-line status-shown"))
+    return lines

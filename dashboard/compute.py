@@ -1,0 +1,267 @@
+"""The page's view of one selection, computed: figures, hover lookup, table rows and the text around them.
+
+``compute_view`` is the one function behind the charts and the table; tests call it directly.
+It reads the store once per view, so that the components that render a ``View`` never do.
+"""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass, field
+
+import numpy as np
+import pandas as pd
+import plotly.graph_objects as go
+
+from dashboard import figures, views
+from dashboard.hover import hover_lookup, image_urls
+from dashboard.selection import selected_dataset
+from dashboard.views import DEFAULT_CONFIDENCE, DEFAULT_SHOWN, DEFAULT_SPARSITY
+from data.analysis import DEFAULT_MIN_GROUP_SIZE, feature_summary, scatter_points
+from data.store import UnknownDataset
+
+PLACEHOLDER_API = "http://HOST:PORT"
+# Wider than this many features, the scatter scrolls sideways so that every label stays legible.
+SCATTER_MAX_FIT = 90
+SCATTER_PX_PER_FEATURE = 14
+
+
+@dataclass(frozen=True)
+class View:
+    """Everything the page shows for one selection; rendering it needs no store."""
+
+    scatter: go.Figure
+    avg_with: go.Figure
+    impact: go.Figure
+    avg_without: go.Figure
+    lookup: dict | None = None  # for the browser's hover linking; None without points
+    summary: pd.DataFrame | None = None  # the rows charted
+    table_summary: pd.DataFrame | None = None  # every feature passing the filters
+    table: list[dict] = field(default_factory=list)  # table_summary as the table's rows
+    weighting: str | None = None  # the one used: impressions fall back to the mean without counts
+    notice: dict | None = None  # explains an empty or unusual state
+    status: str = ""  # image, CTR and feature counts of the build
+    shown_text: str = ""  # which features are charted, at which filters
+    scatter_width: int | None = None  # px when the scatter scrolls sideways
+    label_px: int | None = None  # width of the bar charts' feature labels
+    business: str | None = None
+    source: str | None = None
+    build_id: int | None = None  # the build shown (the current one when the picked one is gone)
+    received_at: str | None = None  # when that build arrived (ISO)
+
+
+def upload_command(business: str, source: str, *, kind: str = "features", api_base: str = PLACEHOLDER_API) -> str:
+    """The curl command with which Jenkins sends a build of features (or a CTR set)."""
+    return (
+        f'curl -X PUT -H "Business: {business}" -H "Image-Source: {source}" '
+        f'-H "Authorization: Bearer $INGEST_TOKEN" --data-binary @{kind}.json '
+        f"{api_base.rstrip('/')}/api/{kind}"
+    )
+
+
+def select_shown(summary: pd.DataFrame, n: int | None) -> pd.DataFrame:
+    """The ``n`` highest- and ``n`` lowest-impact rows of a summary, in its order (all when n is 0)."""
+    if not n or len(summary) <= 2 * n:
+        return summary
+    finite = summary[summary["impact"].notna()]
+    if len(finite) <= 2 * n:
+        return finite
+    return pd.concat([finite.iloc[:n], finite.iloc[-n:]])
+
+
+def _empty_view(message: str, *, notice: dict | None, **fields) -> View:
+    return View(
+        scatter=figures.empty_figure(message, title=""),
+        avg_with=figures.empty_figure(message, title="", height=260),
+        impact=figures.empty_figure("", title="", height=260),
+        avg_without=figures.empty_figure("", title="", height=260),
+        notice=notice,
+        **fields,
+    )
+
+
+def _received_at(store, business: str, source: str, build_id: int) -> str | None:
+    try:
+        builds = store.builds(business, source)
+    except UnknownDataset:  # deleted meanwhile
+        return None
+    times = builds.loc[builds["build_id"] == build_id, "received_at"]
+    return str(times.iloc[0]) if len(times) else None
+
+
+def compute_view(
+    store,
+    business: str | None,
+    source: str | None,
+    build=None,
+    confidence: float = DEFAULT_CONFIDENCE,
+    sparsity=DEFAULT_SPARSITY,
+    *,
+    shown: int | None = DEFAULT_SHOWN,
+    min_n: int = DEFAULT_MIN_GROUP_SIZE,
+    weighting: str = "mean",
+    image_url_template: str | None = None,
+    api_base: str = PLACEHOLDER_API,
+) -> View:
+    """The page's view of one selection: the four figures, the hover lookup, the table and text.
+
+    The numbers come from ``feature_summary`` and ``scatter_points``, the same functions as
+    ``/api/summary``.
+    """
+    if not business or not source:
+        return _empty_view(
+            "No data yet.\nSend a build of image features to PUT /api/features.",
+            notice={
+                "title": "No data yet",
+                "text": "The dashboard fills in as soon as a build of image features arrives. "
+                "Jenkins sends one like this:",
+                "command": upload_command("acme", "vision", api_base=api_base),
+                "after": "Business and Image-Source name the dataset. Then send each image's CTR the same "
+                "way to /api/ctr; the page picks both up without a reload.",
+            },
+        )
+    try:
+        dataset, build_id, gone = selected_dataset(store, business, source, build)
+    except UnknownDataset:
+        return _empty_view(
+            f"No build for {business} / {source}.",
+            notice={
+                "title": f"No build for {business} / {source} yet",
+                "text": "Send one like this:",
+                "command": upload_command(business, source, api_base=api_base),
+            },
+        )
+    notice = (
+        None if gone is None else {"title": f"Build #{gone} is no longer stored", "text": "Showing the current build."}
+    )
+    n_images, n_features = len(dataset.images), len(dataset.features)
+    build_fields = {
+        "business": business,
+        "source": source,
+        "build_id": build_id,
+        "received_at": _received_at(store, business, source, build_id),
+        "status": f"{n_images:,} images · {dataset.images_with_ctr:,} with CTR · {n_features:,} features",
+    }
+    if dataset.images_with_ctr == 0:
+        return _empty_view(
+            f"No CTR yet for {business} / {source}.\nThe charts need each image's click-through rate.",
+            notice={
+                "title": f"No CTR yet for {business} / {source}",
+                "text": f"This build has {n_images:,} images and {n_features:,} features, but no image has a "
+                "click-through rate yet. Send the CTRs like this:",
+                "command": upload_command(business, source, kind="ctr", api_base=api_base),
+            },
+            **build_fields,
+        )
+
+    if weighting == "impressions" and not dataset.has_counts:
+        weighting = "mean"
+        notice = notice or {
+            "title": "Impression weighting is not available here",
+            "text": "This dataset's CTRs came without clicks and impressions; showing the mean of the images' CTRs.",
+        }
+    low, high = (float(v) for v in (sparsity or (0, 100)))
+    summary = feature_summary(dataset, float(confidence), low, high, min_n=min_n, weighting=weighting)
+    if summary.empty:
+        message = (
+            f"No feature is present in {low:g}–{high:g}% of the images at confidence above {confidence:g}.\n"
+            "Lower the confidence threshold or widen the prevalence range."
+        )
+        return _empty_view(
+            message,
+            notice={"title": "No feature left", "text": message.replace("\n", " ")},
+            table_summary=summary,
+            weighting=weighting,
+            **build_fields,
+        )
+    charted = select_shown(summary, shown)
+    points = scatter_points(dataset, float(confidence), features=charted["feature"])
+
+    k = len(charted)
+    width = None if k <= SCATTER_MAX_FIT else 160 + SCATTER_PX_PER_FEATURE * k
+    scatter = figures.scatter_figure(
+        points,
+        feature_order=charted["feature"],
+        means=charted.set_index("feature")["avg_ctr_with"],
+        title="",
+        width=width,
+    )
+    label_px = figures.label_width(charted["feature"])
+    with_without = (
+        np.concatenate(
+            [charted["avg_ctr_with"].to_numpy(dtype=np.float64), charted["avg_ctr_without"].to_numpy(dtype=np.float64)]
+        )
+        * 100.0
+    )
+    finite = with_without[np.isfinite(with_without)]
+    shared_range = [0, float(finite.max()) * 1.2 if len(finite) and finite.max() > 0 else 1.0]
+
+    counts = None
+    if dataset.has_counts:
+        counts = {
+            str(img): (int(c), int(i))
+            for img, c, i in zip(dataset.images, dataset.clicks, dataset.impressions)
+            if np.isfinite(i)
+        }
+    # A fresh token per view: the browser forgets its last hovered image when figures are replaced.
+    token = uuid.uuid4().hex
+    lookup = hover_lookup(
+        points,
+        charted,
+        token=token,
+        urls_for=(lambda imgs: image_urls(image_url_template, business, source, imgs)) if image_url_template else None,
+        counts=counts,
+    )
+    shown_text = (
+        f"Showing all {k:,} features"
+        if k == len(summary)
+        else f"Showing the top {k // 2:,} and bottom {k - k // 2:,} of {len(summary):,} features"
+    )
+    return View(
+        scatter=scatter,
+        avg_with=figures.bar_figure(charted, value="avg_ctr_with", title="", x_range=shared_range, label_px=label_px),
+        impact=figures.impact_figure(charted, title="", feature_labels=False),
+        avg_without=figures.bar_figure(
+            charted, value="avg_ctr_without", title="", x_range=shared_range, feature_labels=False
+        ),
+        lookup=lookup,
+        summary=charted,
+        table_summary=summary,
+        table=views.table_rows(summary),
+        weighting=weighting,
+        notice=notice,
+        shown_text=f"{shown_text} present in {low:g}–{high:g}% of images at confidence above {confidence:g}"
+        f" · CTR: {views.WEIGHTING_LABELS[weighting].lower()}.",
+        scatter_width=width,
+        label_px=label_px,
+        **build_fields,
+    )
+
+
+def download_csv(store, state: views.ViewState, kind: str, *, min_n: int = DEFAULT_MIN_GROUP_SIZE) -> dict | None:
+    """The ``summary`` or ``points`` CSV of the view the controls show, as dcc.Download takes it.
+
+    The rows are every feature passing the filters (not only those charted), computed by the
+    same function as the page; the file name names the dataset, build and filters. None when
+    there is nothing to download (no dataset, no CTR).
+    """
+    if not state.business or not state.source:
+        return None
+    try:
+        dataset, build_id, _ = selected_dataset(store, state.business, state.source, state.build)
+    except UnknownDataset:
+        return None
+    if dataset.images_with_ctr == 0:
+        return None
+    state = views.with_weighting_available(state, dataset.has_counts)
+    summary = feature_summary(
+        dataset, state.confidence, state.min_pct, state.max_pct, min_n=min_n, weighting=state.weighting
+    )
+    if kind == "summary":
+        content = views.summary_csv(summary)
+    else:
+        content = views.points_csv(scatter_points(dataset, state.confidence, features=summary["feature"]))
+    filename = views.download_filename(
+        state.business, state.source, build_id, state.confidence, state.min_pct, state.max_pct, state.weighting, kind
+    )
+    return {"content": content, "filename": filename, "type": "text/csv"}

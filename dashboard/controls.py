@@ -1,0 +1,138 @@
+"""The control panel: dataset and build pickers, the sliders, the weighting toggle and how many features to chart."""
+
+from __future__ import annotations
+
+import dash_bootstrap_components as dbc
+import pandas as pd
+from dash import dcc, html
+
+from dashboard import ids, views
+from dashboard.selection import business_options, source_options
+from dashboard.views import ViewState
+
+# An HTML select holds strings: with numbers, the browser would show no choice for 0.
+SHOWN_OPTIONS = [
+    {"label": "Top & bottom 10", "value": "10"},
+    {"label": "Top & bottom 25", "value": "25"},
+    {"label": "Top & bottom 50", "value": "50"},
+    {"label": "All features", "value": "0"},
+]
+
+
+def _control(label: str, control, *, help_text=None, help_id: str | None = None, label_for=None) -> html.Div:
+    return html.Div(
+        [
+            dbc.Label(label, html_for=label_for or getattr(control, "id", None), className="control-label"),
+            control,
+            html.Div(help_text, className="control-help", **({"id": help_id} if help_id else {}))
+            if (help_text or help_id)
+            else None,
+        ],
+        className="control",
+    )
+
+
+def _weighting_control(state: ViewState, has_counts: bool | None) -> html.Div:
+    toggle = dbc.RadioItems(
+        id=ids.WEIGHTING,
+        options=views.weighting_options(has_counts),
+        value=state.weighting,
+        className="weighting",
+        input_class_name="weighting-input",
+        label_class_name="weighting-label",
+    )
+    # The tooltip hangs on the impression option's label: a disabled input shows no tooltip.
+    tip = dbc.Tooltip(
+        views.weighting_tip(has_counts),
+        id=ids.WEIGHTING_TIP,
+        target=ids.WEIGHTING_IMPRESSIONS_LABEL,
+        placement="bottom",
+    )
+    return _control(
+        "CTR weighting",
+        html.Div([toggle, tip]),
+        help_text=views.weighting_help(has_counts),
+        help_id=ids.WEIGHTING_HELP,
+        label_for=ids.WEIGHTING,
+    )
+
+
+def controls_card(datasets: pd.DataFrame, state: ViewState, build_opts, has_counts: bool | None) -> dbc.Card:
+    """The controls, opened at ``state``."""
+    confidence = dcc.Slider(
+        id=ids.CONFIDENCE,
+        min=0,
+        max=1,
+        step=0.01,
+        value=state.confidence,
+        marks={v: f"{v:g}" for v in (0, 0.25, 0.5, 0.75, 1)},
+        tooltip={"placement": "bottom", "always_visible": False},
+        updatemode="mouseup",
+    )
+    sparsity = dcc.RangeSlider(
+        id=ids.SPARSITY,
+        min=0,
+        max=100,
+        step=1,
+        value=state.sparsity,
+        marks={v: f"{v}%" for v in (0, 25, 50, 75, 100)},
+        allowCross=False,
+        tooltip={"placement": "bottom", "always_visible": False},
+        updatemode="mouseup",
+    )
+    return dbc.Card(
+        dbc.CardBody(
+            html.Div(
+                [
+                    _control(
+                        "Business",
+                        dcc.Dropdown(
+                            id=ids.BUSINESS,
+                            options=business_options(datasets),
+                            value=state.business,
+                            clearable=False,
+                            placeholder="No data yet",
+                        ),
+                    ),
+                    _control(
+                        "Image source",
+                        dcc.Dropdown(
+                            id=ids.SOURCE,
+                            options=source_options(datasets, state.business),
+                            value=state.source,
+                            clearable=False,
+                            placeholder="No data yet",
+                        ),
+                    ),
+                    _control(
+                        "Build",
+                        dcc.Dropdown(
+                            id=ids.BUILD,
+                            options=build_opts,
+                            value=state.build if build_opts else None,
+                            clearable=False,
+                            placeholder="No build yet",
+                        ),
+                    ),
+                    _control(
+                        "Confidence threshold",
+                        confidence,
+                        help_text="A feature is present when its confidence is above this.",
+                    ),
+                    _control(
+                        "Feature prevalence",
+                        sparsity,
+                        help_text="Keep features present in this share of the images.",
+                    ),
+                    _weighting_control(state, has_counts),
+                    _control(
+                        "Features charted",
+                        dbc.Select(id=ids.SHOWN, options=SHOWN_OPTIONS, value=str(state.shown)),
+                        help_text="Ranked by impact. The table below lists them all.",
+                    ),
+                ],
+                className="control-grid",
+            )
+        ),
+        className="controls shadow-sm",
+    )
