@@ -28,6 +28,7 @@ def create_app(settings: Settings | None = None, store: FeatureStore | None = No
     """Build the whole app: Flask server, ingest and read API, Dash layout and callbacks."""
     from dashboard.api import create_api_blueprint
     from dashboard.callbacks import register_callbacks
+    from dashboard.drift_api import create_drift_blueprint
     from dashboard.layout import build_layout
     from data.demo import load_demo
     from ingest.http import register_error_handlers
@@ -50,6 +51,7 @@ def create_app(settings: Settings | None = None, store: FeatureStore | None = No
     register_error_handlers(server)
     server.register_blueprint(create_ingest_blueprint(store, settings))
     server.register_blueprint(create_api_blueprint(store, settings))
+    server.register_blueprint(create_drift_blueprint(store, settings))
 
     @server.get("/healthz")
     def healthz():

@@ -40,6 +40,10 @@ class UnknownBuild(StoreError, LookupError):
     """That build id does not exist for that (business, source)."""
 
 
+class CtrFormConflict(StoreError, ValueError):
+    """A CTR upsert in the other form (rates or counts) than the stored set."""
+
+
 class InvalidBatch(StoreError, ValueError):
     """A batch that repeats a name or whose values point outside its own images or features."""
 
@@ -180,41 +184,67 @@ class FeatureStore:
 
     def replace_ctr(self, business: str, source: str, ctr: pd.DataFrame) -> dict:
         """Replace the CTR set of a (business, source) with ``ctr`` (columns image, ctr, clicks, impressions)."""
-        frame = ctr.reindex(columns=CTR_COLUMNS)
-        has_counts = bool(len(frame) and frame["impressions"].notna().all() and frame["clicks"].notna().all())
+        with self._write() as conn, conn.begin():
+            return self._store_ctr_set(conn, business, source, ctr.reindex(columns=CTR_COLUMNS))
+
+    def merge_ctr(self, business: str, source: str, ctr: pd.DataFrame) -> dict:
+        """Upsert the given images' CTRs into the pair's set, keeping every other image's.
+
+        The result is stored as a new set (a new id, so caches and version() see it) in one
+        transaction. A set is all rates or all counts: raises CtrFormConflict, writing nothing,
+        when ``ctr`` is in the other form than a non-empty stored set.
+        """
+        given = ctr.reindex(columns=CTR_COLUMNS)
+        given_counts = _has_counts(given)
+        with self._write() as conn, conn.begin():
+            # Read inside the write transaction: a concurrent PUT or PATCH either lands wholly
+            # before this read or waits for this transaction to end.
+            stored = self._ctr_frame(conn, self._ctr_set_id(conn, business, source))
+            if len(stored) and _has_counts(stored) != given_counts:
+                have, sent = ("counts", "rates") if given_counts is False else ("rates", "counts")
+                raise CtrFormConflict(
+                    f"the stored CTR set of {business!r} / {source!r} holds {have}, this body holds {sent}; "
+                    f"send {have}, or PUT the whole set to replace it"
+                )
+            kept = stored[~stored["image"].isin(given["image"])]
+            merged = given if kept.empty else pd.concat([kept, given], ignore_index=True)
+            return self._store_ctr_set(conn, business, source, merged)
+
+    def _store_ctr_set(self, conn, business: str, source: str, frame: pd.DataFrame) -> dict:
+        """Write ``frame`` as the pair's only CTR set, inside the caller's transaction."""
+        has_counts = _has_counts(frame)
         rows = [
             (image, float(rate), _int_or_none(clicks), _int_or_none(impressions))
             for image, rate, clicks, impressions in frame.itertuples(index=False, name=None)
         ]
         received_at = _now()
-        with self._write() as conn, conn.begin():
-            # Taken before the delete: SQLite hands the largest id out again once its row is
-            # gone, and the id must be new because it keys the dataset cache and version().
-            set_id = (conn.execute(select(func.max(ctr_sets.c.id))).scalar() or 0) + 1
-            conn.execute(
-                delete(ctr_values).where(
-                    ctr_values.c.ctr_set_id.in_(
-                        select(ctr_sets.c.id).where(ctr_sets.c.business == business, ctr_sets.c.source == source)
-                    )
+        # Taken before the delete: SQLite hands the largest id out again once its row is
+        # gone, and the id must be new because it keys the dataset cache and version().
+        set_id = (conn.execute(select(func.max(ctr_sets.c.id))).scalar() or 0) + 1
+        conn.execute(
+            delete(ctr_values).where(
+                ctr_values.c.ctr_set_id.in_(
+                    select(ctr_sets.c.id).where(ctr_sets.c.business == business, ctr_sets.c.source == source)
                 )
             )
-            conn.execute(delete(ctr_sets).where(ctr_sets.c.business == business, ctr_sets.c.source == source))
-            conn.execute(
-                ctr_sets.insert().values(
-                    id=set_id,
-                    business=business,
-                    source=source,
-                    received_at=received_at,
-                    n_images=len(rows),
-                    has_counts=int(has_counts),
-                )
+        )
+        conn.execute(delete(ctr_sets).where(ctr_sets.c.business == business, ctr_sets.c.source == source))
+        conn.execute(
+            ctr_sets.insert().values(
+                id=set_id,
+                business=business,
+                source=source,
+                received_at=received_at,
+                n_images=len(rows),
+                has_counts=int(has_counts),
             )
-            self._executemany(
-                conn,
-                ctr_values,
-                ("ctr_set_id", "image", "ctr", "clicks", "impressions"),
-                ((set_id,) + row for row in rows),
-            )
+        )
+        self._executemany(
+            conn,
+            ctr_values,
+            ("ctr_set_id", "image", "ctr", "clicks", "impressions"),
+            ((set_id,) + row for row in rows),
+        )
         return {
             "business": business,
             "source": source,
@@ -369,6 +399,14 @@ class FeatureStore:
             raise UnknownBuild(f"build {build_id} is not a stored build of {business!r} / {source!r}")
         return int(found)
 
+    def build_pair(self, build_id: int) -> tuple[str, str]:
+        """The (business, source) a build belongs to; raises UnknownBuild."""
+        with self.engine.connect() as conn:
+            row = conn.execute(select(builds.c.business, builds.c.source).where(builds.c.id == int(build_id))).first()
+        if row is None:
+            raise UnknownBuild(f"build {build_id} is not a stored build")
+        return row.business, row.source
+
     def dataset(self, business: str, source: str, build_id: int | None = None) -> Dataset:
         """The build (current by default) as a dense Dataset with the pair's CTRs aligned to it.
 
@@ -459,6 +497,10 @@ def _check_batch(batch: FeatureBatch) -> None:
                 f"value at image position {i}, feature position {j} is outside the batch's "
                 f"{n_images} images and {n_features} features"
             )
+
+
+def _has_counts(frame: pd.DataFrame) -> bool:
+    return bool(len(frame) and frame["impressions"].notna().all() and frame["clicks"].notna().all())
 
 
 def _int_or_none(value):

@@ -1,4 +1,4 @@
-"""Flask routes of the write path: PUT /api/features and PUT /api/ctr."""
+"""Flask routes of the write path: PUT /api/features, PUT and PATCH /api/ctr."""
 
 from __future__ import annotations
 
@@ -7,6 +7,7 @@ import ipaddress
 
 from flask import Blueprint, jsonify, request
 
+from data.store import CtrFormConflict
 from ingest.framing import check_header_sizes, read_json_body, read_target
 from ingest.http import API_PREFIX, ApiError
 from ingest.validation import validate_ctr, validate_features
@@ -16,7 +17,7 @@ _FORWARDING_HEADERS = ("Forwarded", "X-Forwarded-For", "X-Real-IP")
 
 
 def create_ingest_blueprint(store, settings) -> Blueprint:
-    """The blueprint with PUT /api/features and PUT /api/ctr."""
+    """The blueprint with PUT /api/features, PUT /api/ctr (replace) and PATCH /api/ctr (upsert)."""
     bp = Blueprint("ingest", __name__)
 
     @bp.before_app_request
@@ -42,6 +43,13 @@ def create_ingest_blueprint(store, settings) -> Blueprint:
     @bp.put("/api/ctr")
     def put_ctr():
         return accept(validate_ctr, "CTR", store.replace_ctr, 200)
+
+    @bp.patch("/api/ctr")
+    def patch_ctr():
+        try:
+            return accept(validate_ctr, "CTR", store.merge_ctr, 200)
+        except CtrFormConflict as exc:
+            raise ApiError(409, "CTR form differs from the stored set", [str(exc)]) from None
 
     return bp
 

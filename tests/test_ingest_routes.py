@@ -515,7 +515,7 @@ def test_unknown_api_path_answers_404_in_the_error_shape(client, method):
     "method, path, allowed",
     [
         ("get", "/api/features", "OPTIONS, PUT"),
-        ("post", "/api/ctr", "OPTIONS, PUT"),
+        ("post", "/api/ctr", "OPTIONS, PATCH, PUT"),
         ("put", "/api/datasets", "GET, HEAD, OPTIONS"),
     ],
 )

@@ -1,0 +1,128 @@
+"""GET /api/drift: how each feature's impact changed between two builds of one dataset."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import asdict, dataclass
+
+from flask import Blueprint, jsonify, request
+
+from dashboard.api import QueryError, SummaryQuery, _not_found, _Params, records
+from data.analysis import DEFAULT_MIN_GROUP_SIZE, WeightingUnavailable
+from data.drift import DRIFT_COLUMNS, feature_drift, image_overlap
+from data.store import UnknownBuild
+from ingest.http import ApiError
+
+
+@dataclass(frozen=True)
+class DriftQuery:
+    """The parameters of GET /api/drift: two builds of a pair and the summary's filters."""
+
+    business: str
+    source: str
+    from_build: int
+    to_build: int
+    confidence: float = 0.0
+    min_pct: float = 0.0
+    max_pct: float = 100.0
+    min_n: int = DEFAULT_MIN_GROUP_SIZE
+    weighting: str = "mean"
+
+    @classmethod
+    def from_args(cls, args: Mapping[str, str], *, min_n: int = DEFAULT_MIN_GROUP_SIZE) -> DriftQuery:
+        """Parse a query string mapping; raises QueryError naming every problem."""
+        params = _Params(args)
+        builds = {}
+        for name in ("from_build", "to_build"):
+            if not (args.get(name) or "").strip():
+                params.problems.append(f"{name} is required")
+            builds[name] = params.integer(name)
+        try:
+            # The summary's parser checks the shared parameters with the same rules and defaults.
+            shared = SummaryQuery.from_args({k: v for k, v in args.items() if k != "build_id"}, min_n=min_n)
+        except QueryError as exc:
+            params.problems += exc.problems
+            shared = None
+        params.done()
+        return cls(
+            business=shared.business,
+            source=shared.source,
+            from_build=builds["from_build"],
+            to_build=builds["to_build"],
+            confidence=shared.confidence,
+            min_pct=shared.min_pct,
+            max_pct=shared.max_pct,
+            min_n=shared.min_n,
+            weighting=shared.weighting,
+        )
+
+    def analysis_args(self) -> dict:
+        """The keyword arguments of data.drift.feature_drift."""
+        return {k: getattr(self, k) for k in ("confidence", "min_pct", "max_pct", "min_n", "weighting")}
+
+
+def drift_payload(before, after, query: DriftQuery) -> dict:
+    """The JSON body of GET /api/drift for two loaded builds."""
+    try:
+        drift = feature_drift(before, after, **query.analysis_args())
+    except WeightingUnavailable as exc:
+        raise ApiError(
+            400,
+            "impression weighting is not available for this dataset",
+            [f'{exc}; upload CTRs as {{"clicks": ..., "impressions": ...}} or use weighting=mean'],
+        ) from None
+    shared, shared_with_ctr = image_overlap(before, after)
+    fields = asdict(query)
+    return {
+        **{k: fields[k] for k in ("business", "source", "from_build", "to_build")},
+        "shared_images": shared,
+        **{k: fields[k] for k in ("confidence", "min_pct", "max_pct", "min_n", "weighting")},
+        "shared_images_with_ctr": shared_with_ctr,
+        "images_with_ctr_from": before.images_with_ctr,
+        "images_with_ctr_to": after.images_with_ctr,
+        "features": records(drift, DRIFT_COLUMNS),
+    }
+
+
+def check_same_pair(store, query: DriftQuery) -> None:
+    """404 for a build that does not exist, 400 for one of another (business, source)."""
+    strangers = []
+    for name in ("from_build", "to_build"):
+        build_id = getattr(query, name)
+        try:
+            pair = store.build_pair(build_id)
+        except UnknownBuild:
+            raise ApiError(404, "unknown build", [f"{name}: build {build_id} is not a stored build"]) from None
+        if pair != (query.business, query.source):
+            strangers.append(
+                f"{name}: build {build_id} belongs to {pair[0]!r} / {pair[1]!r}, "
+                f"not {query.business!r} / {query.source!r}"
+            )
+    if strangers:
+        raise ApiError(400, "builds of different datasets cannot be compared", strangers)
+
+
+def create_drift_blueprint(store, settings) -> Blueprint:
+    """The blueprint with GET /api/drift."""
+    bp = Blueprint("drift_api", __name__)
+
+    @bp.after_request
+    def _no_store(response):
+        response.headers["Cache-Control"] = "no-store"
+        return response
+
+    @bp.get("/api/drift")
+    def drift():
+        try:
+            query = DriftQuery.from_args(request.args, min_n=settings.min_group_size)
+        except QueryError as exc:
+            raise ApiError(400, "invalid query parameters", exc.problems) from None
+        with _not_found():
+            store.builds(query.business, query.source)  # an unknown dataset is a 404 first
+        check_same_pair(store, query)
+        with _not_found():
+            before = store.dataset(query.business, query.source, query.from_build)
+            after = store.dataset(query.business, query.source, query.to_build)
+        return jsonify(drift_payload(before, after, query))
+
+    return bp
