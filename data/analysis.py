@@ -12,8 +12,9 @@ from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
+import scipy.sparse as sp
 
-from data import stats
+from data import matrix, stats
 
 SUMMARY_COLUMNS = [
     "feature",
@@ -42,7 +43,7 @@ class Dataset:
 
     images: np.ndarray  # (n,) image names
     features: np.ndarray  # (m,) feature names
-    confidences: np.ndarray  # (n, m) float64, 0 where the featurizer gave nothing
+    confidences: object  # (n, m) float64 ndarray or scipy.sparse CSC array; 0 where nothing was given
     ctr: np.ndarray  # (n,) float64, NaN where the image has no CTR
     clicks: np.ndarray | None = None  # (n,) float64, NaN where unknown; None without counts
     impressions: np.ndarray | None = None
@@ -53,6 +54,17 @@ class Dataset:
             raise ValueError(f"confidences must be {n} x {m}, got {self.confidences.shape}")
         if self.ctr.shape != (n,):
             raise ValueError(f"ctr must have {n} values, got {self.ctr.shape}")
+
+    def dense(self) -> np.ndarray:
+        """The confidences as a dense ndarray (materialises a sparse matrix: small builds only)."""
+        return matrix.dense(self.confidences)
+
+    @property
+    def nbytes(self) -> int:
+        """Approximate bytes held: the confidences, the per-image arrays and the names."""
+        arrays = [a for a in (self.ctr, self.clicks, self.impressions) if a is not None]
+        names = matrix.names_nbytes(self.images) + matrix.names_nbytes(self.features)
+        return matrix.nbytes(self.confidences) + sum(a.nbytes for a in arrays) + names
 
     @property
     def has_ctr(self) -> np.ndarray:
@@ -105,15 +117,17 @@ class Dataset:
         """
         images = pd.Index(pd.unique(values["image"]), dtype=object)
         features = pd.Index(pd.unique(values["feature"]), dtype=object)
-        conf = np.zeros((len(images), len(features)))
-        conf[images.get_indexer(values["image"]), features.get_indexer(values["feature"])] = values[
-            "confidence"
-        ].to_numpy(dtype=np.float64)
+        conf = matrix.from_triples(
+            images.get_indexer(values["image"]),
+            features.get_indexer(values["feature"]),
+            values["confidence"].to_numpy(dtype=np.float64),
+            (len(images), len(features)),
+        )
         return cls.from_matrix(images, features, conf, ctr)
 
     @classmethod
     def from_matrix(cls, images, features, confidences, ctr=None) -> Dataset:
-        """Build from names, a dense matrix and CTRs (Series by image or DataFrame as in from_long)."""
+        """Build from names, a dense or scipy.sparse matrix and CTRs (Series by image or DataFrame as in from_long)."""
         images = np.asarray(images, dtype=object)
         n = len(images)
         rate = np.full(n, np.nan)
@@ -129,7 +143,9 @@ class Dataset:
         return cls(
             images=images,
             features=np.asarray(features, dtype=object),
-            confidences=np.asarray(confidences, dtype=np.float64),
+            confidences=matrix.to_csc(confidences)
+            if matrix.is_sparse(confidences)
+            else np.asarray(confidences, dtype=np.float64),
             ctr=rate,
             clicks=clicks,
             impressions=impressions,
@@ -146,9 +162,9 @@ def _optional_column(frame: pd.DataFrame, column: str | None) -> np.ndarray | No
     return frame[column].to_numpy(dtype=np.float64, na_value=np.nan)
 
 
-def presence(confidences: np.ndarray, confidence: float) -> np.ndarray:
-    """Boolean matrix: True where a feature's confidence is strictly above the threshold."""
-    return confidences > confidence
+def presence(confidences, confidence: float):
+    """Boolean image x feature matrix (scipy.sparse CSC): True where the confidence is strictly above the threshold."""
+    return matrix.presence(confidences, confidence)
 
 
 def prevalence_pct(present: np.ndarray) -> np.ndarray:
@@ -158,7 +174,8 @@ def prevalence_pct(present: np.ndarray) -> np.ndarray:
         return np.zeros(present.shape[1])
     # 100 * count / n, in that order: multiplying by a rounded 100 / n is off in the last bit
     # for many counts, so a bound set at a feature's exact prevalence could exclude it.
-    return present.sum(axis=0) * 100.0 / n
+    counts = matrix.column_counts(present) if matrix.is_sparse(present) else present.sum(axis=0)
+    return counts * 100.0 / n
 
 
 def feature_summary(
@@ -186,10 +203,10 @@ def feature_summary(
     present = presence(dataset.confidences, confidence)
     prevalence = prevalence_pct(present)
     known = dataset.has_ctr
-    present_known = present[known]
+    present_known = matrix.keep_rows(present, known)
     n_known = int(known.sum())
 
-    n_with = present_known.sum(axis=0)
+    n_with = matrix.column_counts(present_known)
     n_without = n_known - n_with
     prevalent = (prevalence >= min_pct) & (prevalence <= max_pct) & (n_with > 0)
     idx = np.flatnonzero(prevalent)
@@ -274,14 +291,18 @@ def _group_means(ctr: np.ndarray, present: np.ndarray, columns: np.ndarray):
     arithmetic of ``frame.loc[mask, "ctr"].mean()``, so the numbers agree with a plain pandas
     computation to the last bit; a matrix product would differ in the last digits.
     """
+    present = sp.csc_array(present) if not matrix.is_sparse(present) else present
     m = present.shape[1]
     avg_with = np.full(m, np.nan)
     avg_without = np.full(m, np.nan)
-    by_feature = np.asfortranarray(present)
+    # One reusable mask: the images without a feature are all but its (few) rows, in order.
+    others = np.ones(len(ctr), dtype=bool)
     for j in columns:
-        mask = by_feature[:, j]
-        with_ctr = ctr[mask]
-        without_ctr = ctr[~mask]
+        rows = matrix.column_rows(present, j)
+        with_ctr = ctr[rows]
+        others[rows] = False
+        without_ctr = ctr[others]
+        others[rows] = True
         if len(with_ctr):
             avg_with[j] = with_ctr.sum() / len(with_ctr)
         if len(without_ctr):
@@ -304,16 +325,14 @@ def scatter_points(dataset: Dataset, confidence: float = 0.0, features=None) -> 
             missing = [f for f, i in zip(features, order) if i < 0]
             raise KeyError(f"unknown features: {missing[:5]}")
     known = np.flatnonzero(dataset.has_ctr)
-    sub = dataset.confidences[np.ix_(known, order)]
     # Feature-major so that each feature's points are contiguous, in the requested order.
-    feat_pos, img_pos = np.nonzero(presence(sub, confidence).T)
-    image_rows = known[img_pos]
+    feat_pos, image_rows, values = matrix.present_values(dataset.confidences, confidence, known, order)
     categories = pd.Index(dataset.features[order], dtype=object)
     return pd.DataFrame(
         {
             "image": pd.Series(dataset.images[image_rows], dtype=object),
             "feature": pd.Categorical.from_codes(feat_pos, categories=categories),
-            "confidence": sub[img_pos, feat_pos],
+            "confidence": values,
             "ctr": dataset.ctr[image_rows],
         },
         columns=POINT_COLUMNS,
@@ -325,7 +344,7 @@ def image_features(dataset: Dataset, image: str, confidence: float = 0.0) -> pd.
     rows = np.flatnonzero(dataset.images == image)
     if not len(rows):
         raise KeyError(f"unknown image: {image!r}")
-    conf = dataset.confidences[rows[0]]
-    idx = np.flatnonzero(presence(conf, confidence))
+    conf = matrix.row_values(dataset.confidences, rows[0])
+    idx = np.flatnonzero(conf > confidence)
     idx = idx[np.argsort(-conf[idx], kind="stable")]
     return pd.DataFrame({"feature": dataset.features[idx], "confidence": conf[idx]})

@@ -167,7 +167,7 @@ def test_image_features_rejects_unknown_image(reference_dataset):
 def _assert_same_dataset(left: Dataset, right: Dataset) -> None:
     assert left.images.tolist() == right.images.tolist()
     assert left.features.tolist() == right.features.tolist()
-    assert np.array_equal(left.confidences, right.confidences)
+    assert np.array_equal(left.dense(), right.dense())
     assert np.array_equal(left.ctr, right.ctr, equal_nan=True)
 
 
@@ -191,7 +191,7 @@ def test_dataset_from_long_of_non_zero_values_matches_wide(reference_frame, refe
     rows = pd.Index(reference_dataset.images).get_indexer(sparse.images)
     cols = pd.Index(reference_dataset.features).get_indexer(sparse.features)
     assert (rows >= 0).all() and (cols >= 0).all()
-    assert np.array_equal(sparse.confidences, reference_dataset.confidences[np.ix_(rows, cols)])
+    assert np.array_equal(sparse.dense(), reference_dataset.confidences[np.ix_(rows, cols)])
     assert np.array_equal(sparse.ctr, reference_dataset.ctr[rows])
     # The images it does not name are those with no non-zero value at all.
     unnamed = np.setdiff1d(np.arange(len(reference_dataset.images)), rows)

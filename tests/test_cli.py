@@ -49,7 +49,7 @@ def test_cli_csv_loads_the_original_layout(run, store, reference_frame):
     expected = Dataset.from_wide(reference_frame)
     assert loaded.images.tolist() == expected.images.tolist()
     assert loaded.features.tolist() == expected.features.tolist()
-    assert np.array_equal(loaded.confidences, expected.confidences)
+    assert np.array_equal(loaded.dense(), expected.dense())
     assert np.array_equal(loaded.ctr, expected.ctr)
 
 
@@ -58,7 +58,7 @@ def test_cli_csv_skips_empty_ctr_and_treats_empty_cells_as_zero(run, store, tmp_
     status, out, _ = run("csv", str(path), "--business", "B", "--source", "S")
     assert status == 0 and "CTR for 2 images" in out
     dataset = store.dataset("B", "S")
-    assert dataset.confidences.tolist() == [[0.5, 0], [0, 1], [0, 0.75]]
+    assert dataset.dense().tolist() == [[0.5, 0], [0, 1], [0, 0.75]]
     assert np.array_equal(dataset.ctr, [0.25, np.nan, 0.5], equal_nan=True)
 
 
@@ -115,7 +115,7 @@ def test_cli_json_loads_features_and_ctr(run, store, tmp_path):
         == "stored build 1 of 'B' / 'S': 3 images, 2 features, 2 non-zero values; CTR for 2 images with clicks and impressions\n"
     )
     dataset = store.dataset("B", "S")
-    assert dataset.confidences.tolist() == [[0.5, 0], [0, 0], [0, 1]]
+    assert dataset.dense().tolist() == [[0.5, 0], [0, 0], [0, 1]]
     assert np.array_equal(dataset.ctr, [0.1, np.nan, 0.0], equal_nan=True)
 
 

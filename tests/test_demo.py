@@ -194,7 +194,7 @@ def test_load_demo_populates_an_empty_store(store):
     stored = store.dataset(DEMO_BUSINESS, DEMO_SOURCE)
     assert stored.images.tolist() == batch.images
     assert stored.features.tolist() == batch.features
-    assert np.array_equal(stored.confidences, _dense(batch))
+    assert np.array_equal(stored.dense(), _dense(batch))
     assert stored.has_counts
     expected_ctr = ctr.set_index("image")["ctr"].reindex(batch.images).to_numpy()
     assert np.array_equal(stored.ctr, expected_ctr, equal_nan=True)
@@ -207,6 +207,6 @@ def test_load_demo_stores_the_reference_csv_ctr_only(store):
     stored = store.dataset(REFERENCE_BUSINESS, REFERENCE_SOURCE)
     assert stored.images.tolist() == frame["image_name"].tolist()
     assert stored.features.tolist() == list(frame.columns[2:])
-    assert np.array_equal(stored.confidences, frame.iloc[:, 2:].to_numpy())
+    assert np.array_equal(stored.dense(), frame.iloc[:, 2:].to_numpy())
     assert np.array_equal(stored.ctr, frame["ctr"].to_numpy())
     assert not stored.has_counts

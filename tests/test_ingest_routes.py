@@ -111,7 +111,7 @@ def test_put_features_stores_a_build_and_answers_201(client, store):
     dataset = store.dataset("Acme", "vision")
     assert list(dataset.images) == ["a", "b", "c"]
     assert list(dataset.features) == ["x", "y", "z"]
-    assert dataset.confidences.tolist() == [[0.5, 0, 0], [0, 0, 0], [0.25, 0, 1]]
+    assert dataset.dense().tolist() == [[0.5, 0, 0], [0, 0, 0], [0.25, 0, 1]]
 
 
 def test_put_features_each_put_is_a_new_current_build(client, store):
@@ -137,7 +137,7 @@ def test_put_features_accepts_x_prefixed_headers(client, store):
 def test_put_features_parses_json_whatever_the_content_type(client, store, content_type):
     response = put(client, "/api/features", {"a": {"x": 0.5}}, content_type=content_type)
     assert response.status_code == 201
-    assert store.dataset("Acme", "vision").confidences.tolist() == [[0.5]]
+    assert store.dataset("Acme", "vision").dense().tolist() == [[0.5]]
 
 
 def test_put_features_dense_body_round_trips_exactly(client, store):
@@ -145,7 +145,7 @@ def test_put_features_dense_body_round_trips_exactly(client, store):
     doc = {f"img_{i}": {f"f_{j}": rng.random() for j in range(60)} for i in range(80)}
     assert put(client, "/api/features", doc).get_json()["values"] == 80 * 60
     dataset = store.dataset("Acme", "vision")
-    assert np.array_equal(dataset.confidences, dense(doc, dataset.images, dataset.features))
+    assert np.array_equal(dataset.dense(), dense(doc, dataset.images, dataset.features))
 
 
 def test_put_ctr_plain_rates_replace_the_set(client, store):
@@ -596,6 +596,6 @@ def test_put_concurrent_builds_are_each_complete(settings, db_url):
             doc, answer = sent[build_id]
             assert rows[build_id] == values == answer["values"]
             dataset = store.dataset("Acme", "vision", build_id)
-            assert np.array_equal(dataset.confidences, dense(doc, dataset.images, dataset.features))
+            assert np.array_equal(dataset.dense(), dense(doc, dataset.images, dataset.features))
     finally:
         store.close()

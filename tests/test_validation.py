@@ -287,7 +287,7 @@ def test_validate_features_result_feeds_the_store(store):
     dataset = store.dataset("B", "S")
     assert list(dataset.images) == ["a", "b", "c"]
     assert list(dataset.features) == ["x", "y"]
-    assert dataset.confidences.tolist() == [[0.5, 0.0], [0.0, 0.0], [0.25, 1.0]]
+    assert dataset.dense().tolist() == [[0.5, 0.0], [0.0, 0.0], [0.25, 1.0]]
 
 
 def test_validate_ctr_result_feeds_the_store(store):
