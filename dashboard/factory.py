@@ -21,7 +21,7 @@ def open_store(settings: Settings) -> FeatureStore:
     url = make_url(settings.database_url)
     if url.get_backend_name() == "sqlite" and url.database not in (None, "", ":memory:"):
         Path(url.database).expanduser().resolve().parent.mkdir(parents=True, exist_ok=True)
-    return FeatureStore(settings.database_url, keep_builds=settings.keep_builds)
+    return FeatureStore(settings.database_url, keep_builds=settings.keep_builds, cache_mb=settings.cache_mb)
 
 
 def create_app(settings: Settings | None = None, store: FeatureStore | None = None) -> dash.Dash:

@@ -37,6 +37,7 @@ class Settings:
     image_url_template: str | None = field(default=None, metadata={"env": "IMAGE_URL_TEMPLATE", "parse": str})
     poll_seconds: float = field(default=10.0, metadata={"env": "POLL_SECONDS", "parse": float})
     min_group_size: int = field(default=5, metadata={"env": "MIN_GROUP_SIZE", "parse": int})
+    cache_mb: float = field(default=1024.0, metadata={"env": "CACHE_MB", "parse": float})
 
     def __post_init__(self):
         if self.max_body_mb <= 0:
@@ -47,6 +48,8 @@ class Settings:
             raise SettingsError("POLL_SECONDS must be positive")
         if self.min_group_size < 2:
             raise SettingsError("MIN_GROUP_SIZE must be at least 2")
+        if self.cache_mb < 0:
+            raise SettingsError("CACHE_MB must not be negative")
 
     @classmethod
     def env_names(cls) -> list[str]:

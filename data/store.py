@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import threading
-from collections import OrderedDict
 from datetime import UTC, datetime
 from itertools import chain, repeat
 
@@ -12,8 +10,10 @@ import pandas as pd
 from sqlalchemy import create_engine, delete, event, func, select, text
 from sqlalchemy.engine import Engine, make_url
 
+from data import matrix
 from data.analysis import Dataset
 from data.batches import CTR_COLUMNS, FeatureBatch
+from data.cache import ByteLRU
 from data.schema import (
     build_features,
     build_images,
@@ -25,7 +25,9 @@ from data.schema import (
 )
 
 DEFAULT_KEEP_BUILDS = 20
-_MATRIX_CACHE_SIZE = 8
+DEFAULT_CACHE_MB = 1024
+# Rows fetched from the database at a time while a build is read: bounds the Python objects alive.
+_FETCH_ROWS = 65536
 
 
 class StoreError(Exception):
@@ -79,9 +81,11 @@ def _sqlite_setup(engine: Engine) -> None:
 class FeatureStore:
     """Builds of image features and CTR sets per (business, image source), in long format."""
 
-    def __init__(self, url: str, *, keep_builds: int = DEFAULT_KEEP_BUILDS):
+    def __init__(self, url: str, *, keep_builds: int = DEFAULT_KEEP_BUILDS, cache_mb: float = DEFAULT_CACHE_MB):
         if keep_builds < 1:
             raise ValueError("keep_builds must be at least 1")
+        if cache_mb < 0:
+            raise ValueError("cache_mb must not be negative")
         self.url = url
         self.keep_builds = keep_builds
         parsed = make_url(url)
@@ -90,9 +94,8 @@ class FeatureStore:
         if self._is_sqlite:
             _sqlite_setup(self.engine)
         metadata.create_all(self.engine)
-        self._lock = threading.Lock()
-        self._matrices: OrderedDict[int, tuple] = OrderedDict()
-        self._datasets: OrderedDict[tuple, Dataset] = OrderedDict()
+        # Datasets by (build id, CTR set id), bounded by their bytes rather than their number.
+        self._cache = ByteLRU(int(cache_mb * 1024 * 1024))
 
     def __repr__(self) -> str:
         return f"FeatureStore({self.engine.url.render_as_string(hide_password=True)!r})"
@@ -408,34 +411,34 @@ class FeatureStore:
         return row.business, row.source
 
     def dataset(self, business: str, source: str, build_id: int | None = None) -> Dataset:
-        """The build (current by default) as a dense Dataset with the pair's CTRs aligned to it.
+        """The build (current by default) as a Dataset with the pair's CTRs aligned to it.
 
-        Cached per (build, CTR set): builds never change, and a new CTR upload gets a new id,
-        so a cache hit costs two indexed lookups.
+        Confidences are a scipy.sparse CSC array where that is smaller than a dense matrix.
+        Cached per (build, CTR set) within ``cache_mb``: builds never change, and a new CTR
+        upload gets a new id, so a cache hit costs two indexed lookups; after a CTR upload the
+        build's matrix is reused rather than read again.
         """
         with self.engine.connect() as conn:
             bid = self._resolve_build(conn, business, source, build_id)
             set_id = self._ctr_set_id(conn, business, source)
             key = (bid, set_id)
-            with self._lock:
-                cached = self._datasets.get(key)
-                if cached is not None:
-                    self._datasets.move_to_end(key)
-                    return cached
-            images, features, matrix = self._matrix(conn, bid)
+            cached = self._cache.get(key)
+            if cached is not None:
+                return cached
+            same_build = self._cache.find(lambda k: k[0] == bid)
+            if same_build is not None:
+                images, features, confidences = same_build.images, same_build.features, same_build.confidences
+            else:
+                images, features, confidences = self._matrix(conn, bid)
             ctr = self._ctr_frame(conn, set_id)
-        dataset = Dataset.from_matrix(images, features, matrix, ctr)
-        with self._lock:
-            self._datasets[key] = dataset
-            while len(self._datasets) > _MATRIX_CACHE_SIZE:
-                self._datasets.popitem(last=False)
+        dataset = Dataset.from_matrix(images, features, confidences, ctr)
+        # A replaced CTR set never comes back: its entry would only hold the build twice.
+        self._cache.discard(lambda k: k[0] == bid and k != key)
+        self._cache.put(key, dataset, dataset.nbytes)
         return dataset
 
     def _matrix(self, conn, build_id: int):
-        with self._lock:
-            if build_id in self._matrices:
-                self._matrices.move_to_end(build_id)
-                return self._matrices[build_id]
+        """A build's image names, feature names and confidences (compact: sparse where smaller)."""
         images = (
             conn.execute(
                 select(build_images.c.name).where(build_images.c.build_id == build_id).order_by(build_images.c.idx)
@@ -452,28 +455,31 @@ class FeatureStore:
             .scalars()
             .all()
         )
+        images = np.array(images, dtype=object)
+        features = np.array(features, dtype=object)
         # Plain DBAPI tuples, flattened by fromiter: np.array over SQLAlchemy Rows probes each
         # Row for the array protocols and every failed probe raises inside SQLAlchemy, which
-        # took 20 s for a 10k x 1k build; wrapping the rows in Rows at all doubles the read.
+        # took 20 s for a 10k x 1k build. Fetched in chunks so that only one chunk of Python
+        # tuples is alive at a time (a million rows as tuples take ~150 MB).
         cursor = conn.connection.driver_connection.cursor()
+        chunks = []
         try:
             cursor.execute(
                 "SELECT image_idx, feature_idx, confidence FROM feature_values WHERE build_id = "
                 + ("?" if conn.dialect.paramstyle == "qmark" else "%s"),
                 (build_id,),
             )
-            fetched = cursor.fetchall()
+            while fetched := cursor.fetchmany(_FETCH_ROWS):
+                flat = np.fromiter(chain.from_iterable(fetched), dtype=np.float64, count=3 * len(fetched))
+                chunks.append(flat.reshape(-1, 3))
         finally:
             cursor.close()
-        rows = np.fromiter(chain.from_iterable(fetched), dtype=np.float64, count=3 * len(fetched)).reshape(-1, 3)
-        matrix = np.zeros((len(images), len(features)), dtype=np.float64)
-        matrix[rows[:, 0].astype(np.intp), rows[:, 1].astype(np.intp)] = rows[:, 2]
-        result = (np.array(images, dtype=object), np.array(features, dtype=object), matrix)
-        with self._lock:
-            self._matrices[build_id] = result
-            while len(self._matrices) > _MATRIX_CACHE_SIZE:
-                self._matrices.popitem(last=False)
-        return result
+        rows = np.concatenate(chunks) if chunks else np.zeros((0, 3))
+        del chunks
+        confidences = matrix.from_triples(
+            rows[:, 0].astype(np.int32), rows[:, 1].astype(np.int32), rows[:, 2], (len(images), len(features))
+        )
+        return images, features, confidences
 
     def snapshot(self) -> dict:
         """Every stored row, for tests that prove a rejected write changed nothing."""

@@ -23,6 +23,7 @@ FULL_ENV = {
     "IMAGE_URL_TEMPLATE": "https://cdn.example.com/{image}.jpg",
     "POLL_SECONDS": "2.5",
     "MIN_GROUP_SIZE": "8",
+    "CACHE_MB": "256",
 }
 
 
@@ -40,6 +41,7 @@ def test_settings_defaults():
     assert settings.image_url_template is None
     assert settings.poll_seconds == 10.0
     assert settings.min_group_size == 5
+    assert settings.cache_mb == 1024.0
 
 
 def test_settings_from_env_parses_every_variable():
@@ -56,6 +58,7 @@ def test_settings_from_env_parses_every_variable():
         image_url_template="https://cdn.example.com/{image}.jpg",
         poll_seconds=2.5,
         min_group_size=8,
+        cache_mb=256.0,
     )
     assert settings.max_body_bytes == int(12.5 * 1024 * 1024)
     assert set(FULL_ENV) == set(Settings.env_names())
@@ -124,6 +127,8 @@ def test_settings_override_makes_a_bad_env_value_irrelevant():
         ("POLL_SECONDS", "soon"),
         ("MIN_GROUP_SIZE", "1"),
         ("MIN_GROUP_SIZE", "2.5"),
+        ("CACHE_MB", "-1"),
+        ("CACHE_MB", "big"),
     ],
 )
 def test_settings_bad_value_raises_naming_the_variable(name, raw):
@@ -147,7 +152,7 @@ def test_settings_env_names_in_declaration_order():
     """env_names lists one variable per field, in the dataclass's order."""
     names = Settings.env_names()
     assert names == [f.metadata["env"] for f in dataclasses.fields(Settings)]
-    assert len(names) == len(set(names)) == 10
+    assert len(names) == len(set(names)) == 11
 
 
 def test_settings_every_variable_is_in_readme_configuration_table():

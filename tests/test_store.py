@@ -9,6 +9,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from data import matrix
 from data.batches import FeatureBatch, ctr_frame
 from data.store import FeatureStore, InvalidBatch, UnknownBuild, UnknownDataset
 
@@ -49,7 +50,7 @@ def test_store_add_build_round_trips_exact_values(store):
     dataset = store.dataset("Acme", "vision")
     assert dataset.images.tolist() == batch.images
     assert dataset.features.tolist() == batch.features
-    assert np.array_equal(dataset.confidences, dense(batch))
+    assert np.array_equal(dataset.dense(), dense(batch))
     assert np.isnan(dataset.ctr).all()
 
 
@@ -60,7 +61,7 @@ def test_store_keeps_images_and_features_without_values(store):
     dataset = store.dataset("Acme", "vision")
     assert dataset.images.tolist() == ["a", "blank", "c"]
     assert dataset.features.tolist() == ["f", "unused"]
-    assert dataset.confidences.tolist() == [[0.5, 0.0], [0.0, 0.0], [0.25, 0.0]]
+    assert dataset.dense().tolist() == [[0.5, 0.0], [0.0, 0.0], [0.25, 0.0]]
 
 
 @pytest.mark.parametrize("ctr_first", [True, False])
@@ -115,7 +116,7 @@ def test_store_builds_lists_history_newest_first(store):
     assert store.resolve_build("Acme", "vision") == ids[-1]
     assert len(store.dataset("Acme", "vision").images) == 5
     older = store.dataset("Acme", "vision", build_id=ids[0])
-    assert np.array_equal(older.confidences, dense(make_batch(0, n_images=3)))
+    assert np.array_equal(older.dense(), dense(make_batch(0, n_images=3)))
 
 
 def test_store_keep_builds_prunes_oldest_and_all_their_rows(tmp_path):
@@ -131,7 +132,7 @@ def test_store_keep_builds_prunes_oldest_and_all_their_rows(tmp_path):
         assert {row[0] for row in snapshot[table]} == kept, table
     with pytest.raises(UnknownBuild):
         store.dataset("Acme", "vision", build_id=ids[0])
-    assert np.array_equal(store.dataset("Acme", "vision", build_id=ids[2]).confidences, dense(make_batch(2)))
+    assert np.array_equal(store.dataset("Acme", "vision", build_id=ids[2]).dense(), dense(make_batch(2)))
     store.close()
 
 
@@ -232,7 +233,7 @@ def test_store_restart_keeps_data(db_url, store):
     try:
         assert reopened.snapshot() == before
         dataset = reopened.dataset("Acme", "vision")
-        assert np.array_equal(dataset.confidences, dense(batch))
+        assert np.array_equal(dataset.dense(), dense(batch))
         assert dataset.ctr.tolist() == ctr["ctr"].tolist()
         assert not reopened.is_empty()
     finally:
@@ -276,7 +277,7 @@ def test_store_dataset_cache_sees_new_ctr_and_new_build(store):
     assert store.dataset("Acme", "vision").ctr.tolist() == second_ctr["ctr"].tolist()
     newer = make_batch(6)
     store.add_build("Acme", "vision", newer)
-    assert np.array_equal(store.dataset("Acme", "vision").confidences, dense(newer))
+    assert np.array_equal(store.dataset("Acme", "vision").dense(), dense(newer))
 
 
 def test_store_out_of_range_position_changes_nothing(store):
@@ -322,3 +323,56 @@ def test_store_write_failing_mid_way_changes_nothing(store):
     assert store.version() == version
     store.add_build("Acme", "vision", make_batch(2))
     assert store.builds("Acme", "vision").shape[0] == 2
+
+
+def test_store_cache_is_bounded_in_bytes(db_url):
+    """With room for one build, reading a second drops the first; both still read correctly."""
+    store = FeatureStore(db_url)
+    for name in ("one", "two"):
+        store.add_build(name, "vision", make_batch(3, n_images=200, n_features=20, prefix=name))
+    size = store.dataset("one", "vision").nbytes
+    store.close()
+    store = FeatureStore(db_url, cache_mb=1.5 * size / 2**20)
+    one = store.dataset("one", "vision")
+    assert store.dataset("one", "vision") is one
+    two = store.dataset("two", "vision")
+    assert store.dataset("two", "vision") is two
+    again = store.dataset("one", "vision")
+    assert again is not one and np.array_equal(again.dense(), one.dense())
+    assert store.dataset("two", "vision") is not two
+    store.close()
+
+
+def test_store_cache_of_zero_bytes_keeps_nothing(db_url):
+    """CACHE_MB=0 reads the build on every call, with the same values."""
+    store = FeatureStore(db_url, cache_mb=0)
+    batch = make_batch(4)
+    store.add_build("Acme", "vision", batch)
+    first = store.dataset("Acme", "vision")
+    second = store.dataset("Acme", "vision")
+    assert first is not second and np.array_equal(second.dense(), dense(batch))
+    store.close()
+
+
+def test_store_new_ctr_reuses_the_cached_matrix(store):
+    """A CTR upload realigns the CTRs but keeps the build's confidences instead of reading them again."""
+    batch = make_batch(5)
+    store.add_build("Acme", "vision", batch)
+    store.replace_ctr("Acme", "vision", make_ctr(batch.images, seed=1))
+    first = store.dataset("Acme", "vision")
+    store.replace_ctr("Acme", "vision", make_ctr(batch.images, seed=2))
+    second = store.dataset("Acme", "vision")
+    assert second.confidences is first.confidences
+    assert second.ctr.tolist() == make_ctr(batch.images, seed=2)["ctr"].tolist()
+
+
+def test_store_reads_a_wide_sparse_build_as_sparse(store):
+    """A 5,000 x 5,000 diagonal is read as its 5,000 values, not a 200 MB dense matrix."""
+    n = 5_000
+    names = [f"n{i}" for i in range(n)]
+    store.add_build("Wide", "vision", FeatureBatch(names, names, [(i, i, 0.5 + i / (4 * n)) for i in range(n)]))
+    dataset = store.dataset("Wide", "vision")
+    assert matrix.is_sparse(dataset.confidences)
+    assert dataset.nbytes < 2_000_000
+    assert dataset.confidences[1234, 1234] == 0.5 + 1234 / (4 * n)
+    assert dataset.confidences.nnz == n
