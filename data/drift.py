@@ -23,7 +23,7 @@ import numpy as np
 import pandas as pd
 from scipy import stats as sps
 
-from data import stats
+from data import matrix, stats
 from data.analysis import (
     DEFAULT_MIN_GROUP_SIZE,
     SIGNIFICANCE_LEVEL,
@@ -142,7 +142,7 @@ def _selected_features(before, after, confidence, min_pct, max_pct) -> np.ndarra
     for ds in (before, after):
         present = presence(ds.confidences, confidence)
         prevalence = prevalence_pct(present)
-        n_with = present[ds.has_ctr].sum(axis=0)
+        n_with = matrix.column_counts(matrix.keep_rows(present, ds.has_ctr))
         keep = (prevalence >= min_pct) & (prevalence <= max_pct) & (n_with > 0)
         chosen.update(dict.fromkeys(ds.features[keep].tolist()))
     return np.array(list(chosen), dtype=object)
@@ -176,7 +176,9 @@ class _Side:
         cols = self.cols[block]
         out = np.zeros((len(self.in_build), len(cols)), dtype=bool)
         found = cols >= 0
-        out[np.ix_(self.rows, np.flatnonzero(found))] = presence(self.ds.confidences[:, cols[found]], self.confidence)
+        out[np.ix_(self.rows, np.flatnonzero(found))] = presence(
+            self.ds.confidences[:, cols[found]], self.confidence
+        ).toarray()  # presence is sparse; a block of features is small enough to hold dense
         return out
 
 
