@@ -1,7 +1,7 @@
 """Entry point: ``python app.py`` for development, ``gunicorn app:server`` in production."""
 
 from dashboard.factory import create_app
-from dashboard.settings import Settings
+from data.settings import Settings
 
 settings = Settings.from_env()
 app = create_app(settings)

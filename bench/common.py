@@ -14,8 +14,8 @@ if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
 from dashboard.factory import create_app  # noqa: E402
-from dashboard.settings import Settings  # noqa: E402
 from data.batches import FeatureBatch  # noqa: E402
+from data.settings import Settings  # noqa: E402
 from data.store import FeatureStore  # noqa: E402
 
 BUSINESS = "Bench Outfitters"

@@ -7,21 +7,12 @@ from pathlib import Path
 
 import dash
 from flask import Flask, jsonify
-from sqlalchemy.engine import make_url
 
-from dashboard.settings import Settings
+from data.settings import Settings, open_store
 from data.store import FeatureStore
 
 log = logging.getLogger(__name__)
 ASSETS = Path(__file__).resolve().parent / "assets"
-
-
-def open_store(settings: Settings) -> FeatureStore:
-    """The store for ``settings.database_url``, creating an SQLite file's folder if needed."""
-    url = make_url(settings.database_url)
-    if url.get_backend_name() == "sqlite" and url.database not in (None, "", ":memory:"):
-        Path(url.database).expanduser().resolve().parent.mkdir(parents=True, exist_ok=True)
-    return FeatureStore(settings.database_url, keep_builds=settings.keep_builds, cache_mb=settings.cache_mb)
 
 
 def create_app(settings: Settings | None = None, store: FeatureStore | None = None) -> dash.Dash:
@@ -29,9 +20,9 @@ def create_app(settings: Settings | None = None, store: FeatureStore | None = No
     from dashboard.api import create_api_blueprint
     from dashboard.callbacks import register_callbacks
     from dashboard.drift_api import create_drift_blueprint
+    from dashboard.errors import register_error_handlers
     from dashboard.layout import build_layout
     from data.demo import load_demo
-    from ingest.http import register_error_handlers
     from ingest.routes import create_ingest_blueprint
 
     settings = settings or Settings.from_env()

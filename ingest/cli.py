@@ -12,8 +12,7 @@ import io
 import sys
 from pathlib import Path
 
-from dashboard.factory import open_store
-from dashboard.settings import Settings, SettingsError
+from data.settings import Settings, SettingsError, open_store
 from ingest.validation import Problems, parse_json_body, validate_ctr, validate_features, validate_target
 
 IMAGE_COLUMN = "image_name"

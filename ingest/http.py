@@ -1,14 +1,12 @@
-"""The one error shape of the HTTP API: ``{"error": "...", "details": [...]}`` for every 4xx/5xx."""
+"""What the API's routes raise: ``ApiError``, answered in the error shape by ``dashboard.errors``.
+
+It lives here, the lowest layer that speaks HTTP, so that the write routes (here) and the read
+API (``dashboard.api``) raise the same exception without ``ingest`` importing the page.
+"""
 
 from __future__ import annotations
 
-import logging
-
-from flask import Flask, current_app, jsonify, request
-from werkzeug.exceptions import HTTPException, InternalServerError, MethodNotAllowed, NotFound, RequestEntityTooLarge
-from werkzeug.routing import Map, Rule
-
-log = logging.getLogger(__name__)
+from flask import current_app
 
 API_PREFIX = "/api/"
 
@@ -24,81 +22,7 @@ class ApiError(Exception):
         self.headers = dict(headers or {})
 
 
-def error_response(status: int, error: str, details=None, headers=None):
-    """A JSON error answer in the API's shape."""
-    response = jsonify({"error": error, "details": list(details or [])})
-    response.status_code = status
-    response.headers.update(headers or {})
-    return response
-
-
 def too_large_detail(limit: int | None = None) -> str:
     """The 413 detail naming the configured limit (the app's MAX_CONTENT_LENGTH by default)."""
     limit = current_app.config.get("MAX_CONTENT_LENGTH") if limit is None else limit
     return f"the body may be at most {limit} bytes (MAX_BODY_MB)" if limit else "the body is too large"
-
-
-def _is_api_request() -> bool:
-    return request.path.startswith(API_PREFIX) or request.path == "/healthz"
-
-
-def _route_api_path(server: Flask) -> None:
-    """Raise 404 or 405 for an /api/ request that no API route serves.
-
-    Dash's catch-all ``/<path:path>`` would otherwise answer an unknown /api/ path with the
-    page (200), and a known path with the wrong method as a 405 of the page's route. Matching
-    against the API's own rules alone gives the answer an API client expects.
-    """
-    rule = request.url_rule
-    if not request.path.startswith(API_PREFIX):
-        return
-    if request.routing_exception is None and rule is not None and rule.rule.startswith(API_PREFIX):
-        return
-    api_rules = Map(
-        [
-            Rule(r.rule, endpoint=r.endpoint, methods=r.methods)
-            for r in server.url_map.iter_rules()
-            if r.rule.startswith(API_PREFIX)
-        ]
-    )
-    api_rules.bind("localhost").match(request.path, method=request.method)
-    raise request.routing_exception or InternalServerError()
-
-
-def register_error_handlers(server: Flask) -> None:
-    """Answer every error under /api/ in the error shape; leave the page's errors to Flask."""
-
-    @server.before_request
-    def _api_routing():
-        _route_api_path(server)
-
-    @server.errorhandler(ApiError)
-    def _api_error(exc: ApiError):
-        return error_response(exc.status, exc.error, exc.details, exc.headers)
-
-    @server.errorhandler(HTTPException)
-    def _http_error(exc: HTTPException):
-        if not _is_api_request():
-            return exc
-        code = exc.code or 500
-        headers = {}
-        details = [exc.description] if exc.description else []
-        # Werkzeug's stock wording speaks of the URL and the server; say what the API client needs.
-        if exc.description == RequestEntityTooLarge.description:
-            details = [too_large_detail()]
-        if exc.description == NotFound.description:
-            details = [f"no API route {request.method} {request.path}"]
-        if isinstance(exc, MethodNotAllowed) and exc.valid_methods:
-            headers["Allow"] = ", ".join(sorted(exc.valid_methods))
-            details = [f"{request.path} accepts {headers['Allow']}"]
-        summary = {413: "request body too large"}.get(code, exc.name.lower())
-        return error_response(code, summary, details, headers)
-
-    @server.errorhandler(Exception)
-    def _unexpected(exc: Exception):
-        if isinstance(exc, HTTPException):
-            return _http_error(exc)
-        log.exception("unhandled error on %s %s", request.method, request.path)
-        if not _is_api_request():
-            return InternalServerError()
-        return error_response(500, "internal server error", [type(exc).__name__])

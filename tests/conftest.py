@@ -8,8 +8,8 @@ import pandas as pd
 import pytest
 
 from dashboard.factory import create_app
-from dashboard.settings import Settings
 from data.analysis import Dataset
+from data.settings import Settings
 from data.store import FeatureStore
 
 REFERENCE_CSV = Path(__file__).resolve().parent.parent / "data" / "samples" / "seed_images_287.csv"

@@ -367,7 +367,7 @@ def test_summary_min_n_parameter_withholds_statistics(reference_client):
 
 def test_summary_min_n_default_comes_from_settings(tmp_path, reference_frame):
     from dashboard.factory import create_app
-    from dashboard.settings import Settings
+    from data.settings import Settings
 
     app = create_app(
         Settings.from_env({}, database_url=f"sqlite:///{tmp_path / 'm.db'}", demo_data=False, min_group_size=3)

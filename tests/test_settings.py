@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from dashboard.settings import DEFAULT_DATABASE_URL, Settings, SettingsError
+from data.settings import DEFAULT_DATABASE_URL, Settings, SettingsError, open_store, sqlite_file
 
 README = Path(__file__).resolve().parent.parent / "README.md"
 
@@ -149,10 +149,21 @@ def test_settings_are_frozen_and_copied_with_overrides():
 
 
 def test_settings_env_names_in_declaration_order():
-    """env_names lists one variable per field, in the dataclass's order."""
-    names = Settings.env_names()
-    assert names == [f.metadata["env"] for f in dataclasses.fields(Settings)]
-    assert len(names) == len(set(names)) == 11
+    """env_names lists one variable per field, in the dataclass's order (the README's table order)."""
+    assert Settings.env_names() == [
+        "DATABASE_URL",
+        "INGEST_TOKEN",
+        "MAX_BODY_MB",
+        "DEMO_DATA",
+        "HOST",
+        "PORT",
+        "KEEP_BUILDS",
+        "IMAGE_URL_TEMPLATE",
+        "POLL_SECONDS",
+        "MIN_GROUP_SIZE",
+        "CACHE_MB",
+    ]
+    assert len(Settings.env_names()) == len(dataclasses.fields(Settings))
 
 
 def test_settings_every_variable_is_in_readme_configuration_table():
@@ -165,3 +176,35 @@ def test_settings_every_variable_is_in_readme_configuration_table():
         first_cells.add(re.sub(r"[`*]", "", cells[0]))
     missing = [name for name in Settings.env_names() if name not in first_cells]
     assert not missing, f"README.md's configuration table lacks: {', '.join(missing)}"
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        "sqlite:////var/lib/creatives/features.db",
+        "sqlite:///relative/dir/features.db",
+        "sqlite:///a%20b/features.db",
+        "sqlite+pysqlite:///rel/p.db?mode=ro",
+        "sqlite:///file:foo/bar.db?uri=true",
+        "sqlite://",
+        "sqlite:///:memory:",
+        "postgresql://postgres@127.0.0.1:5432/test",
+    ],
+)
+def test_sqlite_file_reads_the_url_as_sqlalchemy_does(url):
+    from sqlalchemy.engine import make_url
+
+    parsed = make_url(url)
+    expected = None
+    if parsed.get_backend_name() == "sqlite" and parsed.database not in (None, "", ":memory:"):
+        expected = Path(parsed.database.removeprefix("file:"))
+    assert sqlite_file(url) == expected
+
+
+def test_open_store_creates_the_sqlite_files_folder(tmp_path):
+    path = tmp_path / "not" / "yet" / "features.db"
+    store = open_store(Settings.from_env({}, database_url=f"sqlite:///{path}", keep_builds=3))
+    try:
+        assert store.is_empty() and path.parent.is_dir()
+    finally:
+        store.close()

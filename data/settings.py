@@ -1,10 +1,17 @@
-"""Configuration, read in one place: explicit argument > environment > default."""
+"""Configuration, read in one place: explicit argument > environment > default; and the store it names.
+
+It lives in ``data`` because both edges need it: the page and the API (``dashboard``) and the
+CLI loader (``ingest``), which must not import the page to open a store.
+"""
 
 from __future__ import annotations
 
 import os
 from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
+from urllib.parse import unquote
+
+from data.store import FeatureStore
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_DATABASE_URL = f"sqlite:///{PROJECT_ROOT / 'instance' / 'features.db'}"
@@ -82,3 +89,25 @@ class Settings:
     def max_body_bytes(self) -> int:
         """MAX_BODY_MB in bytes."""
         return int(self.max_body_mb * 1024 * 1024)
+
+
+def sqlite_file(url: str) -> Path | None:
+    """The file an SQLite URL names (None for other databases and for in-memory SQLite).
+
+    Read from the text of the URL, as SQLAlchemy reads it, so that only the store imports SQLAlchemy.
+    """
+    scheme, _, rest = url.partition(":")
+    if scheme.partition("+")[0] != "sqlite" or not rest.startswith("///"):
+        return None
+    database = unquote(rest[3:].partition("?")[0])
+    if database in ("", ":memory:"):
+        return None
+    return Path(database.removeprefix("file:"))
+
+
+def open_store(settings: Settings) -> FeatureStore:
+    """The store for ``settings.database_url``, creating an SQLite file's folder if needed."""
+    path = sqlite_file(settings.database_url)
+    if path is not None:
+        path.expanduser().resolve().parent.mkdir(parents=True, exist_ok=True)
+    return FeatureStore(settings.database_url, keep_builds=settings.keep_builds, cache_mb=settings.cache_mb)
