@@ -1,0 +1,240 @@
+"""Adjusted impact: statsmodels' HC3 OLS on the reference data, singular designs, null and planted simulations."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+import statsmodels.api as sm
+
+from data.adjusted import (
+    ADJUSTED_COLUMNS,
+    PERMUTATION_GATE,
+    PHI_THRESHOLD,
+    adjusted_summary,
+    cooccurring,
+    fit_adjusted,
+)
+from data.analysis import Dataset, feature_summary, presence
+from data.demo import demo_build
+
+THRESHOLDS = [0.0, 0.1, 0.3, 0.5]
+
+
+def _expected_controls(dataset: Dataset, j: int, confidence: float, min_n: int = 5) -> set[int]:
+    """The co-occurrence rule, computed independently with numpy's corrcoef."""
+    present = presence(dataset.confidences[dataset.has_ctr], confidence)
+    count = present.sum(axis=0)
+    ok = (count >= min_n) & (len(present) - count >= min_n)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        phi = np.corrcoef(present.T.astype(float))
+    return {int(k) for k in np.flatnonzero(ok) if k != j and abs(phi[j, k]) >= PHI_THRESHOLD}
+
+
+@pytest.mark.parametrize("threshold", THRESHOLDS)
+def test_fit_adjusted_matches_statsmodels_hc3_on_reference(reference_dataset, threshold):
+    fit = fit_adjusted(reference_dataset, threshold)
+    present = presence(reference_dataset.confidences, threshold).astype(float)
+    fitted = np.flatnonzero(~np.isnan(fit.estimate))
+    assert len(fitted) >= 5
+    for j in fitted:
+        assert set(fit.controls[j].tolist()) == _expected_controls(reference_dataset, j, threshold)
+        x = np.column_stack([np.ones(len(present)), present[:, j], present[:, fit.controls[j]]])
+        ref = sm.OLS(reference_dataset.ctr, x).fit(cov_type="HC3", use_t=True)
+        low, high = ref.conf_int()[1]
+        assert fit.estimate[j] == pytest.approx(ref.params[1], rel=1e-9)
+        assert fit.se[j] == pytest.approx(ref.bse[1], rel=1e-9)
+        assert fit.t_p_value[j] == pytest.approx(ref.pvalues[1], rel=1e-9)
+        assert fit.t_ci_low[j] == pytest.approx(low, rel=1e-9)
+        assert fit.t_ci_high[j] == pytest.approx(high, rel=1e-9)
+        assert fit.df[j] == ref.df_resid
+
+
+@pytest.mark.parametrize("threshold", THRESHOLDS)
+def test_fit_adjusted_p_is_the_t_tests_above_the_gate_and_a_permutation_p_below(reference_dataset, threshold):
+    fit = fit_adjusted(reference_dataset, threshold)
+    tested = ~np.isnan(fit.p_value)
+    above = tested & (fit.t_p_value >= PERMUTATION_GATE)
+    np.testing.assert_array_equal(fit.p_value[above], fit.t_p_value[above])
+    np.testing.assert_array_equal(fit.ci_low[above], fit.t_ci_low[above])
+    below = tested & (fit.t_p_value < PERMUTATION_GATE)
+    assert below.any()
+    # A permutation p is a count over resamples: (1 + k) / (B + 1), never 0.
+    assert (fit.p_value[below] >= 1 / 10_000).all()
+    assert ((fit.ci_low[below] < fit.estimate[below]) & (fit.estimate[below] < fit.ci_high[below])).all()
+    # The interval excludes 0 exactly when p <= 0.05 (up to the resolution of the quantile).
+    excludes = (fit.ci_low[below] > 0) | (fit.ci_high[below] < 0)
+    clear = np.abs(fit.p_value[below] - 0.05) > 0.01
+    np.testing.assert_array_equal(excludes[clear], fit.p_value[below][clear] < 0.05)
+
+
+def test_adjusted_impact_separates_text_from_skyblue_on_reference(reference_dataset):
+    """skyblue travels with text: its marginal effect mostly goes once text is a control."""
+    summary = adjusted_summary(reference_dataset, 0.0).set_index("feature")
+    assert "text" in summary.loc["skyblue", "adjusted_controls"]
+    assert summary.loc["skyblue", "p_value"] < 0.05
+    assert summary.loc["skyblue", "adjusted_p_value"] > 0.3
+    assert abs(summary.loc["skyblue", "adjusted_impact"]) < abs(summary.loc["skyblue", "impact"]) / 2
+    assert summary.loc["text", "adjusted_q_value"] < 0.05
+
+
+def test_adjusted_summary_q_is_bh_over_the_returned_rows(reference_dataset):
+    every = adjusted_summary(reference_dataset, 0.0).set_index("feature")
+    some = adjusted_summary(reference_dataset, 0.0, min_pct=20).set_index("feature")
+    assert len(some) < len(every)
+    # Same fits (controls may lie outside the filter), fewer tests: q is recomputed over the rows.
+    np.testing.assert_array_equal(some["adjusted_p_value"], every.loc[some.index, "adjusted_p_value"])
+    p = some["adjusted_p_value"].to_numpy()
+    order = np.argsort(p)
+    q = np.minimum.accumulate((p[order] * len(p) / np.arange(1, len(p) + 1))[::-1])[::-1]
+    np.testing.assert_allclose(some["adjusted_q_value"].to_numpy()[order], np.minimum(q, 1), rtol=1e-12)
+    assert list(some.columns[-len(ADJUSTED_COLUMNS) :]) == ADJUSTED_COLUMNS
+
+
+def test_fit_adjusted_is_cached_per_dataset_and_threshold(reference_dataset, reference_frame):
+    first = fit_adjusted(reference_dataset, 0.5)
+    assert fit_adjusted(reference_dataset, 0.5) is first
+    assert fit_adjusted(reference_dataset, 0.3) is not first
+    # A new dataset (a new build or CTR set in the store) is a new entry, with the same numbers.
+    again = fit_adjusted(Dataset.from_wide(reference_frame), 0.5)
+    assert again is not first
+    np.testing.assert_array_equal(again.p_value, first.p_value)
+
+
+def test_adjusted_summary_is_empty_under_impression_weighting():
+    ds = _dataset_with_counts()
+    summary = adjusted_summary(ds, 0.0, min_n=2, weighting="impressions")
+    assert len(summary)
+    assert summary["adjusted_impact"].isna().all()
+    assert summary["adjusted_controls"].isna().all()
+
+
+def _dataset_with_counts() -> Dataset:
+    rng = np.random.default_rng(3)
+    conf = (rng.random((40, 3)) < 0.5).astype(float)
+    impressions = rng.integers(1000, 5000, 40).astype(float)
+    clicks = np.floor(impressions * 0.01)
+    ctr = pd.DataFrame({"image": [f"i{k}" for k in range(40)], "ctr": clicks / impressions})
+    ctr["clicks"], ctr["impressions"] = clicks, impressions
+    return Dataset.from_matrix(ctr["image"], ["a", "b", "c"], conf, ctr)
+
+
+# -- singular designs ------------------------------------------------------------------------
+
+
+def _with_columns(reference_frame: pd.DataFrame, **columns) -> Dataset:
+    frame = reference_frame.copy()
+    for name, values in columns.items():
+        frame[name] = values
+    return Dataset.from_wide(frame)
+
+
+def test_a_control_identical_to_the_feature_is_dropped_and_named(reference_frame):
+    text = reference_frame["text"]
+    ds = _with_columns(reference_frame, text_copy=text, no_text=np.where(text > 0.5, 0.0, 1.0))
+    fit = fit_adjusted(ds, 0.5)
+    names = list(ds.features)
+    j = names.index("text")
+    assert np.isfinite([fit.estimate[j], fit.se[j], fit.p_value[j], fit.ci_low[j]]).all()
+    reasons = {names[c]: reason for c, reason, _ in fit.dropped[j]}
+    assert reasons == {"text_copy": "same images as the feature", "no_text": "exactly the images without the feature"}
+    summary = adjusted_summary(ds, 0.5).set_index("feature")
+    assert "text_copy (dropped: same images as the feature)" in summary.loc["text", "adjusted_controls"]
+    # The duplicate's own model drops text in turn; both get the same, finite estimate.
+    assert fit.estimate[names.index("text_copy")] == pytest.approx(fit.estimate[j], rel=1e-12)
+    # The remaining model is the one statsmodels fits without the duplicates.
+    present = presence(ds.confidences, 0.5).astype(float)
+    x = np.column_stack([np.ones(len(present)), present[:, j], present[:, fit.controls[j]]])
+    ref = sm.OLS(ds.ctr, x).fit(cov_type="HC3", use_t=True)
+    assert fit.se[j] == pytest.approx(ref.bse[1], rel=1e-9)
+
+
+def test_collinear_controls_drop_the_weaker_one(reference_frame):
+    # Three features that partition the images: any two determine the third with the intercept.
+    rng = np.random.default_rng(5)
+    part = rng.integers(0, 3, len(reference_frame))
+    ds = _with_columns(reference_frame, **{f"part{k}": (part == k).astype(float) for k in range(3)})
+    fit = fit_adjusted(ds, 0.5)
+    names = list(ds.features)
+    for k in range(3):
+        j = names.index(f"part{k}")
+        assert np.isfinite([fit.estimate[j], fit.se[j], fit.p_value[j]]).all()
+        assert [reason for _, reason, _ in fit.dropped[j]] == ["collinear with the other controls"]
+    table = cooccurring(ds, "part0", 0.5)
+    assert table["dropped"].notna().sum() == 1
+    assert set(table["feature"]) >= {"part1", "part2"}
+
+
+def test_cooccurring_lists_controls_with_their_phi(reference_dataset):
+    table = cooccurring(reference_dataset, "skyblue", 0.0)
+    row = table.set_index("feature").loc["text"]
+    phi = np.corrcoef(presence(reference_dataset.confidences, 0.0)[:, [1, 6]].T.astype(float))[0, 1]
+    assert row["phi"] == pytest.approx(phi, rel=1e-12)
+    assert (table["phi"].abs() >= PHI_THRESHOLD).all()
+    with pytest.raises(KeyError):
+        cooccurring(reference_dataset, "nope", 0.0)
+
+
+# -- simulations -----------------------------------------------------------------------------
+
+
+def test_adjusted_p_is_calibrated_on_shuffled_reference_ctrs(reference_dataset):
+    """Shuffled CTRs have no effect: p < 0.05 about 5 %, including the 9-image headwear at 0.5."""
+    rng = np.random.default_rng(11)
+    hits, small_hits, total, small_total = 0, 0, 0, 0
+    headwear = list(reference_dataset.features).index("headwear")
+    for _ in range(150):
+        ds = Dataset(
+            reference_dataset.images,
+            reference_dataset.features,
+            reference_dataset.confidences,
+            rng.permutation(reference_dataset.ctr),
+        )
+        for threshold in (0.0, 0.5):
+            p = fit_adjusted(ds, threshold).p_value
+            hits += int((p[~np.isnan(p)] < 0.05).sum())
+            total += int((~np.isnan(p)).sum())
+            if threshold == 0.5:
+                small_hits += int(p[headwear] < 0.05)
+                small_total += 1
+    assert 0.03 <= hits / total <= 0.07
+    # The t distribution alone gave this feature p < 0.05 on 20 % of shuffles.
+    assert small_hits / small_total <= 0.09
+
+
+def _planted_build(seed: int, effect: float = 1.35):
+    """A demo-like build with a planted effect on A (``girl``) and B (``fun``) copying A in 70 % of images."""
+    batch, _ = demo_build(seed, n_features=120)
+    conf = np.zeros((len(batch.images), len(batch.features)))
+    rows, cols, values = zip(*batch.values)
+    conf[rows, cols] = values
+    rng = np.random.default_rng(seed)
+    a, b = batch.features.index("girl"), batch.features.index("fun")
+    has_a = conf[:, a] > 0
+    copy = rng.random(len(has_a)) < 0.7
+    has_b = np.where(copy, has_a, rng.random(len(has_a)) < has_a.mean())
+    conf[:, b] = np.where(has_b, 0.9, 0.0)
+    ctr = 0.0098 * np.exp(rng.normal(0.0, 0.3, len(has_a))) * np.where(has_a, effect, 1.0)
+    planted = 0.0098 * np.exp(0.3**2 / 2) * (effect - 1.0)
+    return Dataset.from_matrix(batch.images, batch.features, conf, pd.Series(ctr, index=batch.images)), planted
+
+
+def test_adjusted_impact_finds_a_and_clears_its_copy_where_marginal_impact_does_not():
+    builds = 24
+    a_found = b_flagged = marginal_b_flagged = 0
+    estimates, planted = [], 0.0
+    for seed in range(builds):
+        ds, planted = _planted_build(100 + seed)
+        summary = adjusted_summary(ds, 0.0).set_index("feature")
+        a_found += int(summary.loc["girl", "adjusted_q_value"] < 0.05)
+        b_flagged += int(summary.loc["fun", "adjusted_q_value"] < 0.05)
+        marginal_b_flagged += int(summary.loc["fun", "q_value"] < 0.05)
+        estimates.append(summary.loc["girl", "adjusted_impact"])
+        assert "girl" in summary.loc["fun", "adjusted_controls"]
+    assert b_flagged <= builds / 8
+    assert a_found >= 0.8 * builds
+    assert abs(np.mean(estimates) - planted) <= 0.2 * planted
+    # The marginal method credits B with A's effect.
+    assert marginal_b_flagged > builds / 8
+    marginal = feature_summary(ds, 0.0).set_index("feature")
+    assert marginal.loc["fun", "impact"] > 0.4 * planted
