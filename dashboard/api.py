@@ -10,6 +10,7 @@ from dataclasses import asdict, dataclass
 import pandas as pd
 from flask import Blueprint, jsonify, request
 
+from data.adjusted import ADJUSTED_UNAVAILABLE, adjusted_columns
 from data.analysis import DEFAULT_MIN_GROUP_SIZE, WEIGHTINGS, WeightingUnavailable, feature_summary
 from data.store import UnknownBuild, UnknownDataset
 from ingest.http import ApiError
@@ -105,6 +106,7 @@ class SummaryQuery:
     build_id: int | None = None
     min_n: int = DEFAULT_MIN_GROUP_SIZE
     weighting: str = "mean"
+    adjusted: bool = False
 
     @classmethod
     def from_args(cls, args: Mapping[str, str], *, min_n: int = DEFAULT_MIN_GROUP_SIZE) -> SummaryQuery:
@@ -119,6 +121,7 @@ class SummaryQuery:
             build_id=params.integer("build_id"),
             min_n=params.integer("min_n", low=2) or min_n,
             weighting=params.choice("weighting", cls.weighting, WEIGHTINGS),
+            adjusted=params.choice("adjusted", "0", ("0", "1")) == "1",
         )
         if query.min_pct > query.max_pct:
             params.problems.append(f"min_pct ({query.min_pct:g}) must not exceed max_pct ({query.max_pct:g})")
@@ -160,12 +163,24 @@ def summary_payload(dataset, query: SummaryQuery, build_id: int) -> dict:
             "impression weighting is not available for this dataset",
             [f'{exc}; upload CTRs as {{"clicks": ..., "impressions": ...}} or use weighting=mean'],
         ) from None
+    head = asdict(query)
+    extra = {}
+    if query.adjusted:
+        summary = adjusted_columns(
+            summary, dataset, query.confidence, min_n=query.min_n, available=query.weighting == "mean"
+        )
+        if query.weighting != "mean":
+            extra["adjusted_unavailable"] = ADJUSTED_UNAVAILABLE
+    else:
+        # Without adjusted=1 the answer stays exactly what it was before the option existed.
+        del head["adjusted"]
     return {
-        **asdict(query),
+        **head,
         "build_id": build_id,
         "images": len(dataset.images),
         "images_with_ctr": dataset.images_with_ctr,
         "has_counts": dataset.has_counts,
+        **extra,
         "features": records(summary, list(summary.columns)),
     }
 
