@@ -29,6 +29,10 @@ def test_readme_notebook_session_runs_without_a_server(monkeypatch):
     figures, scatter_points, ds = namespace["figures"], namespace["scatter_points"], namespace["ds"]
     assert isinstance(figures.impact_figure(summary), go.Figure)
     assert isinstance(figures.scatter_figure(scatter_points(ds, 0.5, summary["feature"])), go.Figure)
+    adjusted = namespace["adjusted"]
+    assert list(adjusted["feature"]) == list(summary["feature"])
+    assert adjusted["adjusted_p_value"].notna().any()
+    assert len(namespace["cooccurring"](ds, "girl", confidence=0.5))
 
 
 def test_readme_notebook_imports_pull_in_no_dash_or_flask():
