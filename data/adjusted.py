@@ -27,6 +27,7 @@ import numpy as np
 import pandas as pd
 from scipy import stats
 
+from data import matrix
 from data import stats as marginal
 from data.analysis import DEFAULT_MIN_GROUP_SIZE, Dataset, feature_summary, presence
 from data.regression import batched_hc3, hc3, independent_columns
@@ -85,7 +86,7 @@ class AdjustedFit:
 
 
 def phi_matrix(present: np.ndarray) -> np.ndarray:
-    """Pearson correlation of every pair of boolean presence columns; NaN for a constant column."""
+    """Pearson correlation of every pair of columns of a dense boolean matrix; NaN for a constant column."""
     n = present.shape[0]
     # float32 products of 0/1 are exact integers below 2**24 images and twice as fast.
     exact = n < 2**24
@@ -125,9 +126,9 @@ _THRESHOLDS_KEPT = 16
 def _fit(dataset: Dataset, confidence: float, min_n: int, phi_threshold: float) -> AdjustedFit:
     known = dataset.has_ctr
     y = dataset.ctr[known]
-    present = presence(dataset.confidences[known], confidence)
+    present = matrix.keep_rows(presence(dataset.confidences, confidence), known)
     n, m = present.shape
-    count = present.sum(axis=0)
+    count = matrix.column_counts(present)
     testable = np.flatnonzero((count >= min_n) & (n - count >= min_n))
 
     estimate, se, df, p, critical = (np.full(m, np.nan) for _ in range(5))
@@ -135,10 +136,12 @@ def _fit(dataset: Dataset, confidence: float, min_n: int, phi_threshold: float) 
     phis: list[np.ndarray] = [np.empty(0)] * m
     dropped: list[list[tuple[int, str, float]]] = [[] for _ in range(m)]
     if len(testable) and n > 2:
-        phi = phi_matrix(present[:, testable])
+        # The regression needs the tested columns dense: n x tested floats, not the whole build.
+        tested = present[:, testable].toarray()
+        phi = phi_matrix(tested)
         np.fill_diagonal(phi, 0.0)
         # Column 0 is the intercept, column t + 1 the t-th testable feature.
-        design = np.hstack([np.ones((n, 1)), present[:, testable].astype(np.float64)])
+        design = np.hstack([np.ones((n, 1)), tested.astype(np.float64)])
         models = []
         for pos in range(len(testable)):
             # Strongest co-occurrence first, so that of two collinear controls the weaker goes.

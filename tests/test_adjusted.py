@@ -15,10 +15,16 @@ from data.adjusted import (
     cooccurring,
     fit_adjusted,
 )
-from data.analysis import Dataset, feature_summary, presence
+from data.analysis import Dataset, feature_summary
+from data.analysis import presence as sparse_presence
 from data.demo import demo_build
 
 THRESHOLDS = [0.0, 0.1, 0.3, 0.5]
+
+
+def presence(confidences, threshold: float) -> np.ndarray:
+    """Dense boolean presence, for building designs by hand."""
+    return sparse_presence(confidences, threshold).toarray()
 
 
 def _expected_controls(dataset: Dataset, j: int, confidence: float, min_n: int = 5) -> set[int]:
