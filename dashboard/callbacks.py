@@ -12,6 +12,7 @@ from dash import ClientsideFunction, Input, Output, State, no_update
 from dashboard import ids, views
 from dashboard.components import hover_hint, notice_component, status_component
 from dashboard.compute import PLACEHOLDER_API, compute_view, download_csv
+from dashboard.drift_page import compute_drift, drift_outputs, register_drift_callbacks
 from dashboard.selection import (
     build_options,
     business_options,
@@ -113,6 +114,11 @@ def register_callbacks(app, store, settings) -> None:
         Output(ids.TABLE, "rowData"),
         Output(ids.TABLE, "style"),
         Output(ids.TABLE_HINT, "children"),
+        Output(ids.DRIFT, "figure"),
+        Output(ids.DRIFT_CARD, "style"),
+        Output(ids.DRIFT_FRAME, "style"),
+        Output(ids.DRIFT_NOTE, "children"),
+        Output(ids.TABLE, "columnDefs"),
         Input(ids.BUSINESS, "value"),
         Input(ids.SOURCE, "value"),
         Input(ids.BUILD, "value"),
@@ -120,9 +126,10 @@ def register_callbacks(app, store, settings) -> None:
         Input(ids.SPARSITY, "value"),
         Input(ids.SHOWN, "value"),
         Input(ids.WEIGHTING, "value"),
+        Input(ids.COMPARE, "value"),
         Input(ids.VERSION, "data"),
     )
-    def _redraw(business, source, build, confidence, sparsity, shown, weighting, _version):
+    def _redraw(business, source, build, confidence, sparsity, shown, weighting, compare, _version):
         from flask import request
 
         # The same reading of the controls as the URL and the downloads, so all three agree.
@@ -141,6 +148,19 @@ def register_callbacks(app, store, settings) -> None:
             api_base=request.host_url if request else PLACEHOLDER_API,
         )
         width = view.scatter_width
+        drift = compute_drift(
+            store,
+            view.business,
+            view.source,
+            view.build_id,
+            compare,
+            state.confidence,
+            state.sparsity,
+            weighting=state.weighting,
+            min_n=settings.min_group_size,
+            shown=state.shown,
+        )
+        drift_figure, drift_style, drift_frame, drift_note, rows, columns = drift_outputs(drift, view.table)
         return (
             view.scatter,
             view.avg_with,
@@ -152,9 +172,14 @@ def register_callbacks(app, store, settings) -> None:
             status_component(view),
             {"width": f"{width}px"} if width else {},
             {"--label-width": f"{view.label_px or 0}px"},
-            view.table,
+            rows,
             views.table_style(len(view.table)),
             table_hint(view),
+            drift_figure,
+            drift_style,
+            drift_frame,
+            drift_note,
+            columns,
         )
 
     @app.callback(
@@ -163,16 +188,16 @@ def register_callbacks(app, store, settings) -> None:
         State(ids.URL, "search"),
         prevent_initial_call=True,
     )
-    def _write_url(business, source, build, confidence, sparsity, weighting, shown, search):
+    def _write_url(business, source, build, confidence, sparsity, weighting, shown, compare, search):
         # One way only, controls -> URL: the URL is read once, when the layout is built, so
         # writing it here never feeds back into the controls.
         query = views.view_query(
-            views.state_from_controls(business, source, build, confidence, sparsity, weighting, shown)
+            views.state_from_controls(business, source, build, confidence, sparsity, weighting, shown, compare)
         )
         return no_update if query == search else query
 
     def _download(kind):
-        def send(_clicks, business, source, build, confidence, sparsity, weighting, shown):
+        def send(_clicks, business, source, build, confidence, sparsity, weighting, shown, _compare):
             state = views.state_from_controls(business, source, build, confidence, sparsity, weighting, shown)
             return download_csv(store, state, kind, min_n=settings.min_group_size) or no_update
 
@@ -188,6 +213,8 @@ def register_callbacks(app, store, settings) -> None:
             *(State(c, "value") for c in ids.CONTROLS),
             prevent_initial_call=True,
         )(_download(kind))
+
+    register_drift_callbacks(app, store)
 
     app.clientside_callback(
         ClientsideFunction(namespace="creative", function_name="linkHover"),

@@ -7,6 +7,7 @@ import pandas as pd
 from dash import dcc, html
 
 from dashboard import ids, views
+from dashboard.drift_page import compare_control
 from dashboard.selection import business_options, source_options
 from dashboard.views import ViewState
 
@@ -114,6 +115,7 @@ def controls_card(datasets: pd.DataFrame, state: ViewState, build_opts, has_coun
                             placeholder="No build yet",
                         ),
                     ),
+                    compare_control(state.compare),
                     _control(
                         "Confidence threshold",
                         confidence,

@@ -11,7 +11,8 @@ WEIGHTING = "weighting"
 WEIGHTING_HELP = "weighting-help"
 WEIGHTING_TIP = "weighting-tip"
 WEIGHTING_IMPRESSIONS_LABEL = "weighting-impressions-label"  # the tooltip's target
-CONTROLS = (BUSINESS, SOURCE, BUILD, CONFIDENCE, SPARSITY, WEIGHTING, SHOWN)
+COMPARE = "compare-build"  # a build to compare the shown one with (dashboard/drift_page.py)
+CONTROLS = (BUSINESS, SOURCE, BUILD, CONFIDENCE, SPARSITY, WEIGHTING, SHOWN, COMPARE)
 
 # The page's address: its query string holds the view (see dashboard/views.py)
 URL = "url"
@@ -32,6 +33,12 @@ SCATTER_FRAME = "scatter-frame"
 BAR_PANEL = "bar-panel"  # its --label-width lines the three bar charts up
 BAR_CARD = "bar-card"
 IMPACT_KEY = "impact-key"  # what the impact bars' colours mean
+
+# The build comparison
+DRIFT = "drift-chart"
+DRIFT_CARD = "drift-card"
+DRIFT_FRAME = "drift-frame"
+DRIFT_NOTE = "drift-note"
 
 # The summary table and the downloads
 TABLE = "summary-table"

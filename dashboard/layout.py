@@ -14,6 +14,7 @@ from dash import dcc, html
 from dashboard import ids, views
 from dashboard.components import bars_card, navbar, scatter_card
 from dashboard.controls import controls_card
+from dashboard.drift_page import drift_card
 from dashboard.selection import request_query, resolve_view
 from dashboard.table import table_card
 from dashboard.views import ViewState
@@ -48,6 +49,7 @@ def page(
                 [
                     controls_card(datasets, state, build_opts, has_counts),
                     html.Div(id=ids.NOTICE, className="notice"),
+                    drift_card(),
                     scatter_card(),
                     bars_card(min_n),
                     table_card(),

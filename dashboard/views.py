@@ -74,6 +74,7 @@ class ViewState:
     max_pct: int = DEFAULT_SPARSITY[1]
     weighting: str = DEFAULT_WEIGHTING
     shown: int = DEFAULT_SHOWN
+    compare: int | None = None  # a build id to compare the shown build with; None: off
 
     @property
     def sparsity(self) -> list[int]:
@@ -133,7 +134,10 @@ def parse_view(args: Mapping) -> ViewState:
     shown = 0 if raw_shown == ALL_SHOWN else (int(raw_shown) if raw_shown.isascii() and raw_shown.isdigit() else None)
     shown = shown if shown in SHOWN_CHOICES else DEFAULT_SHOWN
 
-    return ViewState(business, source, build, confidence, low, high, weighting, shown)
+    raw_compare = (_first(args, "compare_build") or "").strip()
+    compare = int(raw_compare) if raw_compare.isascii() and raw_compare.isdigit() and int(raw_compare) > 0 else None
+
+    return ViewState(business, source, build, confidence, low, high, weighting, shown, compare)
 
 
 def query_from_url(url: str | None) -> dict[str, str]:
@@ -166,11 +170,13 @@ def view_query(state: ViewState) -> str:
         ("weighting", state.weighting),
         ("shown", ALL_SHOWN if state.shown == 0 else str(state.shown)),
     ]
+    if state.compare is not None:
+        params.append(("compare_build", str(state.compare)))
     # quote, not quote_plus: a space stays %20 and a literal '+' survives as %2B.
     return "?" + urlencode(params, quote_via=quote, safe="")
 
 
-def state_from_controls(business, source, build, confidence, sparsity, weighting, shown) -> ViewState:
+def state_from_controls(business, source, build, confidence, sparsity, weighting, shown, compare=None) -> ViewState:
     """The ViewState the controls' current values stand for (values as the browser sends them)."""
     return parse_view(
         {
@@ -182,6 +188,7 @@ def state_from_controls(business, source, build, confidence, sparsity, weighting
             "max_pct": str((sparsity or DEFAULT_SPARSITY)[1]),
             "weighting": weighting or "",
             "shown": "" if shown is None else (ALL_SHOWN if str(shown) == "0" else str(shown)),
+            "compare_build": "" if compare is None else str(compare),
         }
     )
 

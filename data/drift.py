@@ -80,9 +80,9 @@ def feature_drift(
     Features are those passing the prevalence filters (as in ``feature_summary``) in either
     build; a feature missing from a build is never present there. ``n_flipped`` counts images in
     both builds whose presence differs. Statistics are NaN (``low_n``) when a (presence, build)
-    cell has fewer than ``min_n`` images with a CTR. A change that is exactly zero with no
-    spread at all (identical builds) gets p = 1 rather than 0 / 0. ``q_value`` is
-    Benjamini-Hochberg over the returned features. Rows are ordered by change, highest first
+    cell has fewer than ``min_n`` images with a CTR. A feature that did not move at all (the same
+    images with the same labels in both builds) gets change 0, interval [0, 0] and no p or q
+    rather than 0 / 0. ``q_value`` is Benjamini-Hochberg over the returned features with a p. Rows are ordered by change, highest first
     (undefined last), then by name.
     """
     if weighting not in WEIGHTINGS:
@@ -221,7 +221,7 @@ def _fit_block(sides, block: slice, out: dict, counts: dict) -> None:
 
 
 def _t_test(change: np.ndarray, se: np.ndarray, dof: int):
-    """Interval and two-sided p of ``change`` on ``dof`` degrees of freedom; p = 1 for an exact, spreadless 0."""
+    """Interval and two-sided p of ``change`` on ``dof`` degrees of freedom; [0, 0] and no p for an exact, spreadless 0."""
     defined = np.isfinite(se) & (se > 0) & np.isfinite(change) & (dof >= 1)
     dof = max(dof, 1)
     with np.errstate(invalid="ignore", divide="ignore"):
@@ -229,7 +229,9 @@ def _t_test(change: np.ndarray, se: np.ndarray, dof: int):
     p = np.where(defined, 2.0 * sps.t.sf(np.abs(t_stat), dof), np.nan)
     half = sps.t.ppf(0.975, dof) * np.where(defined, se, np.nan)
     ci_low, ci_high = change - half, change + half
+    # Nothing moved at all (every image's rows cancel): the interval is the point 0 and there is
+    # nothing to test. p stays NaN so that BH does not count such features; excluding them is
+    # valid because whether they moved depends on the labels alone, never on the CTRs.
     unchanged = (change == 0) & (se == 0)
-    p[unchanged] = 1.0
     ci_low[unchanged] = ci_high[unchanged] = 0.0
     return ci_low, ci_high, p

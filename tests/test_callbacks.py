@@ -371,6 +371,11 @@ REDRAW_OUTPUTS = [(c, "figure") for c in ids.CHARTS] + [
     (ids.TABLE, "rowData"),
     (ids.TABLE, "style"),
     (ids.TABLE_HINT, "children"),
+    (ids.DRIFT, "figure"),
+    (ids.DRIFT_CARD, "style"),
+    (ids.DRIFT_FRAME, "style"),
+    (ids.DRIFT_NOTE, "children"),
+    (ids.TABLE, "columnDefs"),
 ]
 
 
@@ -382,9 +387,10 @@ def _controls(
     sparsity=(0, 100),
     weighting="mean",
     shown="25",
+    compare=None,
 ):
     """The controls' values as the browser sends them, in ids.CONTROLS order."""
-    values = dict(zip(ids.CONTROLS, (business, source, build, confidence, list(sparsity), weighting, shown)))
+    values = dict(zip(ids.CONTROLS, (business, source, build, confidence, list(sparsity), weighting, shown, compare)))
     return [(c, "value", values[c]) for c in ids.CONTROLS]
 
 
@@ -392,7 +398,16 @@ def test_redraw_callback_returns_the_four_figures_and_the_table(client, loaded):
     controls = dict((c, v) for c, _, v in _controls())
     inputs = [
         (c, "value", controls[c])
-        for c in (ids.BUSINESS, ids.SOURCE, ids.BUILD, ids.CONFIDENCE, ids.SPARSITY, ids.SHOWN, ids.WEIGHTING)
+        for c in (
+            ids.BUSINESS,
+            ids.SOURCE,
+            ids.BUILD,
+            ids.CONFIDENCE,
+            ids.SPARSITY,
+            ids.SHOWN,
+            ids.WEIGHTING,
+            ids.COMPARE,
+        )
     ]
     response = _dash_post(client, REDRAW_OUTPUTS, inputs + [(ids.VERSION, "data", loaded.version())])
     assert response.status_code == 200
@@ -610,6 +625,7 @@ def test_layout_opens_at_the_view_in_the_pages_url(demo, settings):
         ids.SPARSITY: [5, 60],
         ids.WEIGHTING: "mean",
         ids.SHOWN: "0",
+        ids.COMPARE: None,
     }
     options = {o["value"]: o for o in _find(page, ids.WEIGHTING).options}
     assert options["impressions"]["disabled"]  # Reference 2018 has no clicks and impressions
@@ -631,6 +647,7 @@ def test_layout_reads_its_own_query_and_ignores_junk(demo, settings):
         ids.SPARSITY: list(DEFAULT_SPARSITY),
         ids.WEIGHTING: "mean",
         ids.SHOWN: "25",
+        ids.COMPARE: None,
     }
 
 

@@ -135,8 +135,8 @@ def test_feature_drift_identical_builds_show_no_change(weighting):
         assert len(drift) == len(FEATURES)
         assert (drift["change"] == 0).all()
         assert (drift["n_flipped"] == 0).all()
-        assert (drift["p_value"] == 1).all()
-        assert (drift["q_value"] == 1).all()
+        assert drift["p_value"].isna().all() and drift["q_value"].isna().all()
+        assert not drift["low_n"].any()
         assert (drift["ci_low"] == 0).all() and (drift["ci_high"] == 0).all()
         assert not drift["significant"].any()
         np.testing.assert_array_equal(drift["impact_from"], drift["impact_to"])
@@ -279,3 +279,18 @@ def test_drift_simulation_null_rate_is_near_five_percent(scenario, weighting):
     rate = np.mean(np.array(p_values) < 0.05)
     assert 0.025 <= rate <= 0.06, rate
     assert q_hits / runs <= 0.08
+
+
+def test_feature_drift_q_counts_only_features_that_moved():
+    """Re-featurized builds where one label changed: untouched labels get no p and do not dilute q."""
+    before, _ = _pair("refeaturized")
+    conf = before.confidences.copy()
+    conf[::3, 0] = 0.0  # the new featurizer misses a third of f0's labels
+    ctr = pd.DataFrame({"image": before.images, "ctr": before.ctr}).dropna()
+    after = Dataset.from_matrix(before.images, FEATURES, conf, ctr)
+    drift = feature_drift(before, after, 0.5).set_index("feature")
+    moved = drift.loc["f0"]
+    assert moved["n_flipped"] > 0 and np.isfinite(moved["p_value"])
+    assert moved["q_value"] == moved["p_value"]  # the only feature tested
+    rest = drift.drop(index="f0")
+    assert (rest["change"] == 0).all() and (rest["n_flipped"] == 0).all() and rest["p_value"].isna().all()
