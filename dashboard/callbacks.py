@@ -218,7 +218,6 @@ def register_callbacks(app, store, settings) -> None:
 
     app.clientside_callback(
         ClientsideFunction(namespace="creative", function_name="linkHover"),
-        Output(ids.SCATTER, "figure", allow_duplicate=True),
         Output(ids.AVG_WITH, "figure", allow_duplicate=True),
         Output(ids.IMPACT, "figure", allow_duplicate=True),
         Output(ids.AVG_WITHOUT, "figure", allow_duplicate=True),

@@ -168,9 +168,9 @@ def scatter_figure(
     ``feature_order`` (e.g. a summary's ``feature`` column) orders the x axis; points of other
     features are dropped, and so are features without points. Points keep the frame's row
     order, so point *i* of trace 0 is row *i* of the (filtered) frame. Trace 1 is an empty
-    dotted red line that a hover handler fills with the points of one image. ``means`` (a
-    Series of CTR fractions by feature, e.g. a summary's ``avg_ctr_with``) adds trace 2: a
-    dash at each feature's average.
+    dotted red line, the look of the link that a hover handler draws between one image's
+    points. ``means`` (a Series of CTR fractions by feature, e.g. a summary's ``avg_ctr_with``)
+    adds trace 2: a dash at each feature's average.
     """
     if points is None or len(points) == 0:
         return empty_figure("No image has a feature present at these settings.", title=title, height=height)

@@ -7,11 +7,15 @@ screenshot once the four charts have drawn.
 from __future__ import annotations
 
 import shutil
+import struct
 import sys
 import threading
 import time
+import zlib
 from contextlib import contextmanager
 from pathlib import Path
+
+import numpy as np
 
 CHROMEDRIVER = "/usr/bin/chromedriver"
 CHROMIUM_NAMES = ("chromium", "chromium-browser", "google-chrome")
@@ -153,6 +157,53 @@ def screenshot(url: str, path: str, *, full_page: bool = True) -> None:
             print(entry["level"], entry["message"], file=sys.stderr)
     finally:
         driver.quit()
+
+
+def _unfilter(kind: int, line: np.ndarray, prev: np.ndarray, bpp: int) -> np.ndarray:
+    """One PNG scanline with its filter undone (PNG spec, section 9)."""
+    if kind == 0:
+        return line
+    if kind == 1:  # Sub: a running sum along each channel, modulo 256
+        return line.reshape(-1, bpp).cumsum(axis=0, dtype=np.uint8).reshape(-1)
+    if kind == 2:  # Up
+        return line + prev
+    out, up = bytearray(line.tobytes()), prev.tobytes()
+    for i in range(len(out)):
+        a = out[i - bpp] if i >= bpp else 0
+        b = up[i]
+        if kind == 3:  # Average
+            out[i] = (out[i] + ((a + b) >> 1)) & 0xFF
+            continue
+        c = up[i - bpp] if i >= bpp else 0  # Paeth
+        p = a + b - c
+        pa, pb, pc = abs(p - a), abs(p - b), abs(p - c)
+        out[i] = (out[i] + (a if pa <= pb and pa <= pc else b if pb <= pc else c)) & 0xFF
+    return np.frombuffer(bytes(out), dtype=np.uint8)
+
+
+def decode_png(data: bytes) -> np.ndarray:
+    """The pixels of an 8-bit RGB or RGBA PNG (as Chromium's screenshots are) as a (height, width, channels) array."""
+    if data[:8] != b"\x89PNG\r\n\x1a\n":
+        raise ValueError("not a PNG")
+    pos, chunks, header = 8, [], None
+    while pos < len(data):
+        length, kind = struct.unpack(">I4s", data[pos : pos + 8])
+        body = data[pos + 8 : pos + 8 + length]
+        if kind == b"IHDR":
+            header = struct.unpack(">IIBBBBB", body)
+        elif kind == b"IDAT":
+            chunks.append(body)
+        pos += 12 + length
+    width, height, depth, color, _, _, interlace = header
+    if depth != 8 or color not in (2, 6) or interlace:
+        raise ValueError(f"unsupported PNG: depth {depth}, colour type {color}, interlace {interlace}")
+    bpp = 3 if color == 2 else 4
+    raw = np.frombuffer(zlib.decompress(b"".join(chunks)), dtype=np.uint8).reshape(height, 1 + width * bpp)
+    pixels = np.zeros((height, width * bpp), dtype=np.uint8)
+    prev = pixels[0]
+    for row in range(height):
+        pixels[row] = prev = _unfilter(int(raw[row, 0]), raw[row, 1:], prev, bpp)
+    return pixels.reshape(height, width, bpp)
 
 
 if __name__ == "__main__":

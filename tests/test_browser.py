@@ -25,6 +25,8 @@ from tests.browser import chrome_driver, missing_browser, serve, wait_for_charts
 
 REFERENCE = ("acme", "vision")
 LARGE = ("globex", "vision")
+NORTHWIND = ("Northwind Outfitters", "vision")
+REFERENCE_2018 = ("Reference 2018", "vision")
 
 # Counts every request the page makes to Dash's callback endpoint, installed before the page loads.
 REQUEST_COUNTER_JS = """
@@ -63,6 +65,30 @@ const gd = document.querySelector('#scatter-chart .js-plotly-plot');
 const fl = gd._fullLayout, t = gd._fullData[0], i = arguments[0];
 const box = gd.querySelector('.nsewdrag').getBoundingClientRect();
 return {x: box.left + fl.xaxis.l2p(t.x[i]), y: box.top + fl.yaxis.l2p(t.y[i]), type: t.type};
+"""
+
+# Where things are in a screenshot of the scatter element: the plot area, and the pixel of
+# (feature code, CTR %) for every code on the x axis at the given CTR.
+SCATTER_GEOMETRY_JS = """
+const gd = document.querySelector('#scatter-chart .js-plotly-plot');
+const fl = gd._fullLayout;
+const chart = document.getElementById('scatter-chart').getBoundingClientRect();
+const box = gd.querySelector('.nsewdrag').getBoundingClientRect();
+const ctr = arguments[0];
+const codes = Array.from(fl.xaxis.tickvals || []);
+return {area: [box.left - chart.left, box.top - chart.top, box.width, box.height],
+        size: [chart.width, chart.height],
+        rings: ctr === null ? [] : codes.map(c => [c, box.left - chart.left + fl.xaxis.l2p(c),
+                                                  box.top - chart.top + fl.yaxis.l2p(ctr)])};
+"""
+# The hover label covers points by design; hidden while counting so that it cannot mask or fake a loss.
+HIDE_HOVER_LABEL_JS = """
+if (!document.getElementById('test-hide-hover-label')) {
+  const style = document.createElement('style');
+  style.id = 'test-hide-hover-label';
+  style.textContent = '#scatter-chart .hoverlayer { visibility: hidden; }';
+  document.head.appendChild(style);
+}
 """
 
 
@@ -205,8 +231,12 @@ def _move_mouse(driver, x, y):
     actions.perform()
 
 
-def _isolated_point(dataset, confidence, low, high, shown=25):
-    """A scatter point whose image has 2+ charted features and no other point within reach."""
+def _isolated_points(dataset, confidence, low, high, shown=25, count=1):
+    """Scatter points of ``count`` distinct images with 2+ charted features and no other point within reach.
+
+    Each is ``(point index, image, its feature codes, its CTR in %)``; the highest CTRs first,
+    then spread over the range so that the images differ.
+    """
     from dashboard.compute import select_shown
 
     summary = select_shown(feature_summary(dataset, confidence, low, high), shown)
@@ -215,13 +245,95 @@ def _isolated_point(dataset, confidence, low, high, shown=25):
     y = points["ctr"].to_numpy()
     per_image = points.groupby("image", sort=False)["feature"].transform("size").to_numpy()
     spread = np.ptp(y)
+    found, images = [], set()
     for i in np.argsort(-y):
+        image = points["image"].iloc[i]
         same_column = (codes == codes[i]) & (np.arange(len(y)) != i)
-        if per_image[i] >= 2 and not (np.abs(y[same_column] - y[i]) < spread * 0.02).any():
-            image = points["image"].iloc[i]
-            expected = sorted(codes[(points["image"] == image).to_numpy()].tolist())
-            return int(i), image, expected, float(y[i] * 100)
-    raise AssertionError("no isolated point with a multi-feature image")
+        if image in images or per_image[i] < 2 or (np.abs(y[same_column] - y[i]) < spread * 0.02).any():
+            continue
+        if found and abs(y[i] - found[-1][3] / 100) < spread * 0.1:
+            continue  # keep the links of successive images apart
+        expected = sorted(codes[(points["image"] == image).to_numpy()].tolist())
+        found.append((int(i), image, expected, float(y[i] * 100)))
+        images.add(image)
+        if len(found) == count:
+            return found
+    raise AssertionError(f"fewer than {count} isolated points with multi-feature images")
+
+
+def _isolated_point(dataset, confidence, low, high, shown=25):
+    """A scatter point whose image has 2+ charted features and no other point within reach."""
+    return _isolated_points(dataset, confidence, low, high, shown)[0]
+
+
+def _scatter_pixels(driver, ctr=None):
+    """What the scatter's plot area shows, counted in a screenshot of the chart element.
+
+    ``points``: blue marker pixels; ``dashes``: near-black pixels (the average dashes); ``red``:
+    pixels of the hover link; ``rings``: the feature codes with a red ring at ``ctr`` (%).
+    """
+    from tests.browser import decode_png
+
+    shot = decode_png(driver.find_element("id", ids.SCATTER).screenshot_as_png)[..., :3].astype(np.int16)
+    geometry = driver.execute_script(SCATTER_GEOMETRY_JS, ctr)
+    assert shot.shape[1] == round(geometry["size"][0]), "screenshot and chart differ in scale"
+    x, y, w, h = (int(round(v)) for v in geometry["area"])
+    area = shot[y : y + h, x : x + w]
+    r, g, b = area[..., 0], area[..., 1], area[..., 2]
+    red = (r - b > 80) & (r > 150)
+    rings = set()
+    for code, cx, cy in geometry["rings"]:
+        cx, cy = int(round(cx)) - x, int(round(cy)) - y
+        # The ring's top and bottom: 5 px above and below its centre, clear of the dotted line.
+        if all(red[max(yy - 1, 0) : yy + 2, max(cx - 1, 0) : cx + 2].any() for yy in (cy - 5, cy + 5)):
+            rings.add(int(code))
+    return {
+        "points": int(((b - r) > 50).sum()),
+        "dashes": int(((r < 100) & (g < 100) & (b < 110) & ((b - r) < 50)).sum()),
+        "red": int(red.sum()),
+        "rings": rings,
+    }
+
+
+def _still_painted(now, before, share=0.8):
+    return now["points"] >= share * before["points"] and now["dashes"] >= share * before["dashes"]
+
+
+def _png(pixels: np.ndarray, filters) -> bytes:
+    """An RGB PNG of ``pixels`` with the given filter type on each row (for the decoder's test)."""
+    import struct
+    import zlib
+
+    def chunk(kind, body):
+        return struct.pack(">I", len(body)) + kind + body + struct.pack(">I", zlib.crc32(kind + body))
+
+    height, width, _ = pixels.shape
+    flat = pixels.reshape(height, width * 3).astype(np.int64)
+    rows = []
+    for r, kind in enumerate(filters):
+        line, up = flat[r], flat[r - 1] if r else np.zeros_like(flat[r])
+        left = np.concatenate([np.zeros(3, dtype=np.int64), line[:-3]])
+        upleft = np.concatenate([np.zeros(3, dtype=np.int64), up[:-3]])
+        p = left + up - upleft
+        pa, pb, pc = np.abs(p - left), np.abs(p - up), np.abs(p - upleft)
+        paeth = np.where((pa <= pb) & (pa <= pc), left, np.where(pb <= pc, up, upleft))
+        predictor = [0, left, up, (left + up) // 2, paeth][kind]
+        rows.append(bytes([kind]) + ((line - predictor) % 256).astype(np.uint8).tobytes())
+    header = struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0)
+    return (
+        b"\x89PNG\r\n\x1a\n"
+        + chunk(b"IHDR", header)
+        + chunk(b"IDAT", zlib.compress(b"".join(rows)))
+        + chunk(b"IEND", b"")
+    )
+
+
+def test_decode_png_undoes_every_row_filter():
+    from tests.browser import decode_png
+
+    pixels = np.random.default_rng(42).integers(0, 256, size=(10, 7, 3), dtype=np.uint8)
+    filters = [0, 1, 2, 3, 4, 4, 3, 2, 1, 0]
+    assert np.array_equal(decode_png(_png(pixels, filters)), pixels)
 
 
 # -- tests ---------------------------------------------------------------------------------------
@@ -274,58 +386,96 @@ def test_filters_that_leave_no_feature_explain_themselves(driver, live):
     assert _severe(driver) == []
 
 
-def _hover_links_one_image(driver, store, dataset_key, expect_type):
-    from dashboard.views import DEFAULT_CONFIDENCE, DEFAULT_SPARSITY
-
-    index, image, expected_codes, ctr_pct = _isolated_point(
-        store.dataset(*dataset_key), DEFAULT_CONFIDENCE, *DEFAULT_SPARSITY
-    )
-    header = driver.find_element("css selector", "header")
-    _move_mouse(driver, header.rect["x"] + 20, header.rect["y"] + 10)
-    time.sleep(0.3)
-    before = driver.execute_script("return window.__dashRequests.length")
-    driver.get_log("performance")
-
-    pixel = driver.execute_script(POINT_PIXEL_JS, index)
-    assert pixel["type"] == expect_type
-    _move_mouse(driver, pixel["x"] - 12, pixel["y"] - 12)
-    _move_mouse(driver, pixel["x"], pixel["y"])
-    link = _wait_for(
-        lambda: (lambda t: t if t and t["x"] and len(t["x"]) >= 2 else None)(_chart(driver, ids.SCATTER, 1)),
-        timeout=10,
-        message="link trace",
-    )
-    assert link["dash"] == "dot" and link["color"].lower() in ("#e0162b", "red")
-    assert sorted(int(v) for v in link["x"]) == expected_codes
-    assert np.allclose(link["y"], ctr_pct)
-    assert image in driver.find_element("id", ids.HOVER_PANEL).text
-    impact = _chart(driver, ids.IMPACT)
-    assert [i for i, o in enumerate(impact["opacity"]) if o == 1] == expected_codes
-
-    _move_mouse(driver, header.rect["x"] + 20, header.rect["y"] + 10)  # leave the point
-    _wait_for(lambda: not _chart(driver, ids.SCATTER, 1)["x"], timeout=10, message="link trace removed")
-    time.sleep(0.5)
-
-    assert driver.execute_script("return window.__dashRequests.length") == before
-    requests = [
+def _dash_requests(driver):
+    """Requests to Dash's callback endpoint since the last call (window counter and network log)."""
+    network = [
         json.loads(e["message"])["message"]["params"]["request"]["url"]
         for e in driver.get_log("performance")
         if '"Network.requestWillBeSent"' in e["message"]
     ]
-    assert not [u for u in requests if "_dash-update-component" in u]
+    return driver.execute_script("return window.__dashRequests.length"), [
+        u for u in network if "_dash-update-component" in u
+    ]
 
 
-def test_hover_links_an_images_points_in_the_browser(driver, live):
-    url, store = live
+def _hover_keeps_the_scatter_painted(driver, store, dataset_key, state, expect_type):
+    """Hover points of three images in turn, then leave: the link shows each image, nothing else goes.
+
+    Returns the pixel counts before, during each hover and after leaving.
+    """
+    targets = _isolated_points(
+        store.dataset(*dataset_key), state.confidence, state.min_pct, state.max_pct, state.shown, count=3
+    )
+    header = driver.find_element("css selector", "header")
+    _move_mouse(driver, header.rect["x"] + 20, header.rect["y"] + 10)
+    driver.execute_script(HIDE_HOVER_LABEL_JS)
+    time.sleep(0.5)
+    requests_before, _ = _dash_requests(driver)
+    before = _scatter_pixels(driver)
+    assert before["points"] > 1000 and before["dashes"] > 100 and before["red"] == 0, before
+    counts = {"before": before}
+
+    for n, (index, image, expected_codes, ctr_pct) in enumerate(targets):
+        pixel = driver.execute_script(POINT_PIXEL_JS, index)
+        assert pixel["type"] == expect_type
+        _move_mouse(driver, pixel["x"] - 12, pixel["y"] - 12)
+        _move_mouse(driver, pixel["x"], pixel["y"])
+        _wait_for(
+            lambda image=image: image in driver.find_element("id", ids.HOVER_PANEL).text,
+            timeout=10,
+            message="the panel",
+        )
+        # The link's rings are exactly at the hovered image's features, at its CTR.
+        key = f"hover {n + 1}"
+
+        def linked(key=key, ctr_pct=ctr_pct, expected_codes=expected_codes):
+            counts[key] = _scatter_pixels(driver, ctr_pct)
+            return counts[key] if counts[key]["rings"] == set(expected_codes) else None
+
+        during = _wait_for(linked, timeout=10, message=f"the link of {image} at {expected_codes}: {counts}")
+        assert _still_painted(during, before), f"points or dashes lost while hovering: {counts}"
+        impact = _chart(driver, ids.IMPACT)
+        assert [i for i, o in enumerate(impact["opacity"]) if o == 1] == expected_codes
+
+    _move_mouse(driver, header.rect["x"] + 20, header.rect["y"] + 10)  # leave the chart
+
+    def cleared():
+        counts["after"] = _scatter_pixels(driver)
+        return counts["after"] if counts["after"]["red"] == 0 else None
+
+    after = _wait_for(cleared, timeout=10, message=f"the link cleared: {counts}")
+    assert _still_painted(after, before), f"points or dashes lost after leaving: {counts}"
+    assert _chart(driver, ids.IMPACT)["opacity"] == 1
+    time.sleep(0.5)
+    requests_after, network = _dash_requests(driver)
+    assert requests_after == requests_before and network == []  # hovering stays in the browser
+    return counts
+
+
+@pytest.mark.parametrize(
+    ("fixture", "dataset_key", "expect_type"),
+    [("live_demo", NORTHWIND, "scatter"), ("live_large", LARGE, "scattergl")],
+    ids=["svg", "webgl"],
+)
+def test_hover_links_an_image_and_never_blanks_the_scatter(driver, request, fixture, dataset_key, expect_type):
+    # Tried as a user would: the points and the average dashes are counted in screenshots, since
+    # the figure's data can hold every point while nothing is painted.
+    from selenium.webdriver.support.ui import Select
+
+    from dashboard.views import ViewState
+
+    url, store = request.getfixturevalue(fixture)[:2]
     _open(driver, url)
-    _hover_links_one_image(driver, store, REFERENCE, "scatter")
-    assert _severe(driver) == []
+    state = ViewState(*dataset_key)
+    _hover_keeps_the_scatter_painted(driver, store, dataset_key, state, expect_type)
 
-
-def test_hover_links_an_images_points_on_webgl(driver, live_large):
-    url, store = live_large
-    _open(driver, url)
-    _hover_links_one_image(driver, store, LARGE, "scattergl")
+    # Again once a control has redrawn the chart with other data.
+    fewer = ViewState(*dataset_key, shown=10)
+    Select(driver.find_element("id", ids.SHOWN)).select_by_value("10")
+    _wait_for(lambda: _chart(driver, ids.IMPACT)["y"] and len(_chart(driver, ids.IMPACT)["y"]) <= 20, message="redraw")
+    wait_for_charts(driver)
+    driver.get_log("performance")
+    _hover_keeps_the_scatter_painted(driver, store, dataset_key, fewer, _chart(driver, ids.SCATTER)["type"])
     assert _severe(driver) == []
 
 
@@ -382,8 +532,6 @@ def test_empty_store_shows_how_to_send_data(driver, tmp_path):
 
 # -- trustworthy impact, weighting, the table, downloads and shareable views ----------------------
 
-NORTHWIND = ("Northwind Outfitters", "vision")
-REFERENCE_2018 = ("Reference 2018", "vision")
 PLANTED = ("text", "poster", "smile", "headwear")
 
 CONTROLS_JS = """

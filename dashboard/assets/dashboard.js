@@ -5,8 +5,8 @@
  * The server ships a lookup with each view (see dashboard/callbacks.py hover_lookup):
  * point_image[i] is the image of scatter point i, and each image lists the codes of its
  * features (scatter x and bar row) with their confidences. hoverData may lack customdata, so
- * only pointIndex is trusted. Figures are changed with Patch: the scatter's trace 1 gets the
- * hovered image's points, the bar charts get per-bar opacity and outline arrays.
+ * only pointIndex is trusted. The hovered image's points are joined in an overlay over the
+ * scatter (see drawLink); the bar charts get per-bar opacity and outline arrays by Patch.
  */
 (function () {
   "use strict";
@@ -47,7 +47,7 @@
       return -1;
     }
     var index = point.pointIndex !== undefined ? point.pointIndex : point.pointNumber;
-    var image = lookup.point_image[index];
+    var image = numbers(lookup.point_image)[index];
     return image === undefined ? -1 : image;
   }
 
@@ -57,8 +57,8 @@
   }
 
   function panel(lookup, image) {
-    var codes = lookup.image_codes[image];
-    var conf = lookup.image_conf[image];
+    var codes = Array.from(numbers(lookup.image_codes[image]));
+    var conf = numbers(lookup.image_conf[image]);
     var rows = codes.map(function (code, i) {
       return {feature: lookup.features[code], confidence: conf[i], impact: lookup.impact[code]};
     });
@@ -69,7 +69,7 @@
       children.push(html("Img", {src: url, alt: lookup.images[image], className: "hover-image"}));
     }
     children.push(html("Div", {className: "hover-name", title: lookup.images[image]}, lookup.images[image]));
-    var facts = [html("Span", {className: "hover-ctr"}, "CTR " + pct(lookup.ctr[image], 2))];
+    var facts = [html("Span", {className: "hover-ctr"}, "CTR " + pct(numbers(lookup.ctr)[image], 2))];
     if (lookup.clicks && lookup.impressions && lookup.impressions[image] !== null) {
       facts.push(html("Span", {className: "text-muted"},
         " · " + lookup.clicks[image].toLocaleString() + " clicks / " +
@@ -122,30 +122,153 @@
     return node ? node.querySelector(".js-plotly-plot") : null;
   }
 
-  // Draws the link on the live graph; false when that is not possible (then a Patch is used).
-  function drawLink(componentId, x, y) {
-    var gd = graphDiv(componentId);
-    if (!gd || !window.Plotly || !gd.data || gd.data.length <= LINK_TRACE) {
-      return false;
+  // Numeric arrays may arrive as {dtype, bdata} (base64 typed arrays, as Plotly 7 and Dash send
+  // numpy arrays) or as plain lists; both read the same through this.
+  var TYPED = {f8: Float64Array, f4: Float32Array, i4: Int32Array, u4: Uint32Array, i2: Int16Array,
+    u2: Uint16Array, i1: Int8Array, u1: Uint8Array};
+
+  var decoded = new WeakMap();
+
+  function numbers(value) {
+    if (!value || typeof value.bdata !== "string") {
+      return value;
     }
-    window.Plotly.animate(
-      gd,
-      {data: [{x: x, y: y}], traces: [LINK_TRACE]},
-      {transition: {duration: 0}, frame: {duration: 0, redraw: false}, mode: "immediate"}
-    );
-    return true;
+    if (decoded.has(value)) {
+      return decoded.get(value);
+    }
+    var Type = TYPED[String(value.dtype).replace(/^[<>|=]/, "")] || Float64Array;
+    var raw = window.atob(value.bdata);
+    var bytes = new Uint8Array(raw.length);
+    for (var i = 0; i < raw.length; i++) {
+      bytes[i] = raw.charCodeAt(i);
+    }
+    var array = new Type(bytes.buffer);
+    decoded.set(value, array);
+    return array;
   }
 
-  function linkPatch(x, y) {
-    var patch = new window.dash_clientside.Patch();
-    patch.assign(["data", LINK_TRACE, "x"], x);
-    patch.assign(["data", LINK_TRACE, "y"], y);
-    return patch.build();
+  // The link is drawn in an SVG of our own laid over the plot, not through Plotly: any Plotly
+  // call that changes a trace or a shape replots every trace (and a relayout makes dcc.Graph
+  // write the figure back and replot it again), 100 ms to seconds a hover, growing with the
+  // points; Plotly.animate of the link trace alone is fast but leaves the other traces
+  // unpainted. The overlay costs the same at any size and never touches the points.
+  var SVG_NS = "http://www.w3.org/2000/svg";
+  var links = new WeakMap();  // graph div -> {data, codes, ctr}: the link drawn on it
+  var watched = new WeakSet();  // graph divs whose redraws repaint the link
+
+  function svg(tag, attrs) {
+    var node = document.createElementNS(SVG_NS, tag);
+    Object.keys(attrs).forEach(function (name) { node.setAttribute(name, attrs[name]); });
+    return node;
+  }
+
+  // The link's look comes from the figure's (empty) link trace, so figures.py stays its one source.
+  function linkStyle(gd) {
+    var trace = gd._fullData[LINK_TRACE] || {};
+    var line = trace.line || {};
+    var ring = (trace.marker || {}).line || {};
+    var width = line.width || 2;
+    var dot = Math.max(width, 3);
+    return {
+      color: line.color || "#e0162b",
+      width: width,
+      dash: line.dash === "solid" ? null : dot + "," + dot,
+      radius: ((trace.marker || {}).size || 10) / 2,
+      ringColor: ring.color || line.color || "#e0162b",
+      ringWidth: ring.width || width
+    };
+  }
+
+  // Above the points (SVG or WebGL) and below the hover label; mouse events pass through it.
+  function overlay(gd) {
+    var container = gd.querySelector(".svg-container");
+    if (!container) {
+      return null;
+    }
+    var node = container.querySelector(":scope > svg.hover-link");
+    if (!node) {
+      node = svg("svg", {"class": "hover-link"});
+      node.style.cssText = "position: absolute; top: 0; left: 0; pointer-events: none; overflow: hidden;";
+      var hover = container.querySelector(":scope > svg .hoverlayer");
+      container.insertBefore(node, hover ? hover.ownerSVGElement : null);
+    }
+    return node;
+  }
+
+  function paintLink(gd) {
+    var node = overlay(gd);
+    if (!node) {
+      return;
+    }
+    while (node.firstChild) {
+      node.removeChild(node.firstChild);
+    }
+    var link = links.get(gd);
+    var layout = gd._fullLayout;
+    if (!link || !layout || !layout.xaxis || !layout.yaxis || !gd._fullData || gd._fullData.length <= LINK_TRACE) {
+      node.style.display = "none";
+      return;
+    }
+    var xa = layout.xaxis;
+    var ya = layout.yaxis;
+    node.style.display = "";
+    node.setAttribute("width", layout.width);
+    node.setAttribute("height", layout.height);
+    // A nested SVG at the plot area clips the link to it when the user zooms in.
+    var area = svg("svg", {x: xa._offset, y: ya._offset, width: xa._length, height: ya._length, overflow: "hidden"});
+    var style = linkStyle(gd);
+    var y = ya.l2p(link.ctr);
+    var xs = Array.prototype.map.call(link.codes, function (code) { return xa.l2p(code); });
+    if (xs.length > 1) {
+      var attrs = {points: xs.map(function (x) { return x + "," + y; }).join(" "), fill: "none",
+        stroke: style.color, "stroke-width": style.width};
+      if (style.dash) {
+        attrs["stroke-dasharray"] = style.dash;
+      }
+      area.appendChild(svg("polyline", attrs));
+    }
+    xs.forEach(function (x) {
+      area.appendChild(svg("circle", {cx: x, cy: y, r: style.radius, fill: "none",
+        stroke: style.ringColor, "stroke-width": style.ringWidth}));
+    });
+    node.appendChild(area);
+  }
+
+  // Zoom, pan and resize move the points: the link follows. New data (a new figure) ends it.
+  function watch(gd) {
+    if (watched.has(gd) || typeof gd.on !== "function") {
+      return;
+    }
+    watched.add(gd);
+    var repaint = function () {
+      var link = links.get(gd);
+      if (link && link.data !== gd.data) {
+        links.delete(gd);
+      }
+      paintLink(gd);
+    };
+    gd.on("plotly_afterplot", repaint);
+    gd.on("plotly_relayout", repaint);
+  }
+
+  // Draws (codes, ctr) as the link on the graph, or clears it when codes is null.
+  function drawLink(componentId, codes, ctr) {
+    var gd = graphDiv(componentId);
+    if (!gd) {
+      return;
+    }
+    if (codes === null) {
+      links.delete(gd);
+    } else {
+      links.set(gd, {data: gd.data, codes: codes, ctr: ctr});
+      watch(gd);
+    }
+    paintLink(gd);
   }
 
   function linkHover(hoverData, lookup) {
     var dc = window.dash_clientside;
-    var none = [dc.no_update, dc.no_update, dc.no_update, dc.no_update, dc.no_update];
+    var none = [dc.no_update, dc.no_update, dc.no_update, dc.no_update];
     if (!lookup) {
       return none;
     }
@@ -162,16 +285,14 @@
     var scatterId = context && context.triggered && context.triggered.length
       ? context.triggered[0].prop_id.split(".")[0]
       : null;
-    var codes = image < 0 ? [] : lookup.image_codes[image];
-    var ctr = image < 0 ? null : lookup.ctr[image];
-    var x = codes.slice();
-    var y = codes.map(function () { return ctr; });
-    var scatter = scatterId && drawLink(scatterId, x, y) ? dc.no_update : linkPatch(x, y);
     if (image < 0) {
+      drawLink(scatterId, null);
       var kept = selectedCodes(lookup);
-      return [scatter, barPatch(n, kept), barPatch(n, kept), barPatch(n, kept), hint()];
+      return [barPatch(n, kept), barPatch(n, kept), barPatch(n, kept), hint()];
     }
-    return [scatter, barPatch(n, codes), barPatch(n, codes), barPatch(n, codes), panel(lookup, image)];
+    var codes = numbers(lookup.image_codes[image]);
+    drawLink(scatterId, codes, numbers(lookup.ctr)[image]);
+    return [barPatch(n, codes), barPatch(n, codes), barPatch(n, codes), panel(lookup, image)];
   }
 
   function selectedCodes(lookup) {
