@@ -724,7 +724,10 @@ def test_selecting_a_table_row_highlights_the_feature_in_the_charts(driver, live
     _click(driver, driver.find_element("css selector", "#summary-table .ag-row[row-id='smile'] .ag-cell"))
     code = _chart(driver, ids.IMPACT)["y"].index("smile")
     _wait_for(
-        lambda: [i for i, o in enumerate(_chart(driver, ids.IMPACT)["opacity"] or []) if o == 1] == [code],
+        # A single opacity (not a list) means no bar is highlighted yet.
+        lambda: (lambda o: isinstance(o, list) and [i for i, v in enumerate(o) if v == 1] == [code])(
+            _chart(driver, ids.IMPACT)["opacity"]
+        ),
         message="the highlighted bar",
     )
     shapes = driver.execute_script("return document.querySelector('#scatter-chart .js-plotly-plot').layout.shapes")
