@@ -105,7 +105,7 @@ def empty_figure(message: str, *, title: str | None = None, height: int | None =
         yaxis={"visible": False},
         annotations=[
             {
-                "text": message.replace("\n", "<br>"),
+                "text": escape_label(message).replace("\n", "<br>"),
                 "xref": "paper",
                 "yref": "paper",
                 "x": 0.5,
@@ -190,7 +190,7 @@ def scatter_figure(
         x=codes,
         y=frame["ctr"].to_numpy(dtype=np.float64) * 100.0,
         customdata=frame["confidence"].to_numpy(dtype=np.float64),
-        text=frame["image"].astype(str).to_numpy(dtype=object),
+        text=np.array([escape_label(i) for i in frame["image"].astype(str)], dtype=object),
         mode="markers",
         marker={
             "color": COLORS["point"],
@@ -238,7 +238,7 @@ def scatter_figure(
             "title": {"text": "Feature (highest impact first)", "standoff": 8},
             "tickmode": "array",
             "tickvals": list(range(k)),
-            "ticktext": [str(f) for f in order],
+            "ticktext": [escape_label(str(f)) for f in order],
             "tickangle": 0 if k <= 8 else (-45 if k <= 40 else -90),
             "range": [-0.6, k - 0.4],
             "showgrid": False,
@@ -294,6 +294,12 @@ def _bar_layout(title, features, *, height, x_title, x_range, feature_labels, x_
             "range": [n - 0.5, -0.5],
             "autorange": False,
             "showticklabels": feature_labels,
+            # Category names are drawn as Plotly's pseudo-HTML: label the rows with escaped text.
+            **(
+                {"tickmode": "array", "tickvals": features, "ticktext": list(map(escape_label, features))}
+                if feature_labels
+                else {}
+            ),
             "automargin": feature_labels and not label_px,
             "ticks": "",
         },
@@ -350,8 +356,9 @@ def bar_figure(
         cliponaxis=False,
         textfont={"size": 11, "color": COLORS["muted"]},
         customdata=counts.to_numpy(dtype=np.float64),
+        hovertext=list(map(escape_label, features)),
         hovertemplate=(
-            f"<b>%{{y}}</b><br>Average CTR {group} the feature: %{{x:.3f}}%"
+            f"<b>%{{hovertext}}</b><br>Average CTR {group} the feature: %{{x:.3f}}%"
             f"<br>Images {group} it: %{{customdata:,.0f}}<extra></extra>"
         ),
         name=value,
@@ -432,7 +439,7 @@ def _impact_hover(summary: pd.DataFrame, feature_col: str, classes) -> list[str]
         )
         counts = [f"{int(n):,} images" if math.isfinite(n) else "" for n in (c["n_with"], c["n_without"])]
         texts.append(
-            f"<b>{_escape(feature)}</b>{' · ' + classes[i] if classes is not None else ''}"
+            f"<b>{escape_label(feature)}</b>{' · ' + classes[i] if classes is not None else ''}"
             f"<br>Impact: {format_pp(c['impact'])}{interval}"
             f"<br>CTR with: {format_ctr(c['avg_ctr_with'])} ({counts[0]})"
             f"<br>CTR without: {format_ctr(c['avg_ctr_without'])} ({counts[1]})"
@@ -441,8 +448,9 @@ def _impact_hover(summary: pd.DataFrame, feature_col: str, classes) -> list[str]
     return texts
 
 
-def _escape(text: str) -> str:
-    # Hover text is Plotly's pseudo-HTML: a feature named "<b>" must not restyle the label.
+def escape_label(text: str) -> str:
+    """``text`` shown as itself in a Plotly label, tick or hover, which render a subset of HTML."""
+    # A feature named '<a href="...">' must not become a live link, nor "<b>" restyle the label.
     return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
 
 

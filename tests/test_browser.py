@@ -848,3 +848,51 @@ def test_a_url_with_invalid_values_falls_back_to_defaults(driver, live_demo, que
     _wait_for(lambda: _controls_show(driver, expected), message="the controls at their fallbacks")
     _wait_for(lambda: _view_matches(driver, store, expected, settings.min_group_size), message="the fallback view")
     assert _severe(driver) == []
+
+
+# -- names are shown as text -------------------------------------------------------------------
+
+LINK_NAME = '<a href="https://evil.example/">x</a>'
+MARKUP = ("<b>markup</b> & co", "vision")
+
+SVG_LINKS_JS = """
+const found = {};
+for (const id of arguments[0]) {
+  const root = document.getElementById(id);
+  found[id] = {
+    anchors: root.querySelectorAll('svg a').length,
+    ticks: Array.from(root.querySelectorAll('.xtick text, .ytick text')).map(t => t.textContent),
+  };
+}
+found.evil = document.querySelectorAll('[href*="evil.example"], [*|href*="evil.example"]').length;
+return found;
+"""
+
+
+@pytest.fixture(scope="module")
+def live_markup(tmp_path_factory):
+    """An app whose dataset names its features and images like HTML."""
+    path = tmp_path_factory.mktemp("markup") / "features.db"
+    store = FeatureStore(f"sqlite:///{path}")
+    rng = np.random.default_rng(42)
+    names = [LINK_NAME, "<b>bold</b>", "a&amp;b", "plain"]
+    frame = pd.DataFrame(np.where(rng.random((40, 4)) < 0.5, 0.9, 0.0), columns=names)
+    frame.insert(0, "ctr", 0.01 + rng.random(40) * 0.01)
+    frame.insert(0, "image_name", [f"<b>img</b>_{i}" for i in range(40)])
+    _load(store, frame, *MARKUP)
+    settings = Settings.from_env({}, database_url=f"sqlite:///{path}", demo_data=False, poll_seconds=3600)
+    with serve(create_app(settings, store)) as url:
+        yield url
+    store.close()
+
+
+def test_feature_named_like_a_link_shows_its_text_and_no_link(driver, live_markup):
+    _open(driver, live_markup + "?" + urlencode({"business": MARKUP[0], "source": MARKUP[1], "min_pct": 0}))
+    found = driver.execute_script(SVG_LINKS_JS, list(ids.CHARTS))
+    assert found["evil"] == 0
+    for chart in ids.CHARTS:
+        assert found[chart]["anchors"] == 0, chart
+    for chart in (ids.SCATTER, ids.AVG_WITH):
+        assert LINK_NAME in found[chart]["ticks"], (chart, found[chart]["ticks"])
+        assert {"<b>bold</b>", "a&amp;b"} <= set(found[chart]["ticks"])
+    assert _severe(driver) == []

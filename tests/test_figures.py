@@ -337,3 +337,69 @@ def test_figures_work_in_a_notebook_without_a_server(reference_dataset):
         fig.update_layout(no_such_property=1)
     for built in _all_figures(reference_dataset):
         assert "Plotly.newPlot" in built.to_html(include_plotlyjs=False)  # what fig.show() renders
+
+
+# -- names are text, never markup ----------------------------------------------------------
+
+LINK = '<a href="https://evil.example/">x</a>'
+BOLD_IMAGE = "<b>big</b> & <i>bold</i>.png"
+
+
+def _markup_dataset() -> Dataset:
+    images = [BOLD_IMAGE if i == 0 else f"img_{i}" for i in range(12)]
+    conf = np.array([[0.9 if (i + j) % 2 else 0.1 for j in range(3)] for i in range(12)])
+    ctr = pd.Series(np.linspace(0.01, 0.03, 12), index=images)
+    return Dataset.from_matrix(images, [LINK, "plain", "a&b<c"], conf, ctr)
+
+
+# Data, not labels: Plotly never renders these as markup (the categories' labels are ticktext).
+_DATA_KEYS = {"x", "y", "categoryarray", "tickvals", "customdata", "meta"}
+
+
+def _strings(obj):
+    """Every string inside a figure's JSON that Plotly may draw as a label."""
+    if isinstance(obj, str):
+        yield obj
+    elif isinstance(obj, dict):
+        for key, value in obj.items():
+            if key not in _DATA_KEYS:
+                yield from _strings(value)
+    elif isinstance(obj, list):
+        for value in obj:
+            yield from _strings(value)
+
+
+def test_escape_label_leaves_no_markup():
+    assert figures.escape_label(LINK) == '&lt;a href="https://evil.example/"&gt;x&lt;/a&gt;'
+    assert figures.escape_label("a&amp;b") == "a&amp;amp;b"
+
+
+def test_figures_show_names_as_escaped_text_in_labels_ticks_and_hovers():
+    dataset = _markup_dataset()
+    summary = feature_summary(dataset, 0.5, min_n=2)
+    points = scatter_points(dataset, 0.5, features=summary["feature"])
+    scatter = figures.scatter_figure(
+        points, feature_order=summary["feature"], means=summary.set_index("feature")["avg_ctr_with"]
+    )
+    bars = [
+        figures.bar_figure(summary),
+        figures.impact_figure(summary),
+        figures.bar_figure(summary, value="avg_ctr_without"),
+    ]
+    assert figures.escape_label(LINK) in _ticks(scatter) and "a&amp;b&lt;c" in _ticks(scatter)
+    assert figures.escape_label(BOLD_IMAGE) in list(scatter.data[0].text)
+    for fig in bars:
+        assert list(fig.layout.yaxis.tickvals) == list(summary["feature"])  # the data keep the real names
+        assert list(fig.layout.yaxis.ticktext) == [figures.escape_label(f) for f in summary["feature"]]
+        assert "%{y}" not in fig.data[0].hovertemplate
+        assert all(LINK not in h and "<c" not in h for h in fig.data[0].hovertext)
+    for fig in [scatter, *bars]:
+        data = json.loads(fig.to_json())
+        rendered = [s for s in _strings({"layout": data["layout"], "data": data["data"]})]
+        # Only the builders' own tags remain: no name-borne <a>, <i> or stray <c.
+        assert not any("<a " in s or "<i>" in s or "<c" in s for s in rendered)
+
+
+def test_empty_figure_message_is_text():
+    fig = figures.empty_figure(f"No build for {LINK} / x.\nSend one.")
+    assert fig.layout.annotations[0].text == f"No build for {figures.escape_label(LINK)} / x.<br>Send one."
