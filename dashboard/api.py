@@ -1,15 +1,17 @@
-"""The read API: GET /api/datasets, /api/builds, /api/summary and /api/version as JSON."""
+"""The read API: GET /api/datasets, /api/builds, /api/summary (also as CSV), /api/version and /api/openapi.json."""
 
 from __future__ import annotations
 
+import io
 import math
 from collections.abc import Mapping
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass
 
 import pandas as pd
-from flask import Blueprint, jsonify, request
+from flask import Blueprint, jsonify, request, send_file
 
+from dashboard import views
 from data.adjusted import ADJUSTED_UNAVAILABLE, adjusted_columns
 from data.analysis import DEFAULT_MIN_GROUP_SIZE, WEIGHTINGS, WeightingUnavailable, feature_summary
 from data.store import UnknownBuild, UnknownDataset
@@ -153,16 +155,23 @@ def _plain(value):
     return value.item() if hasattr(value, "item") else value
 
 
-def summary_payload(dataset, query: SummaryQuery, build_id: int) -> dict:
-    """The JSON body of GET /api/summary for one dataset."""
+@contextmanager
+def _weighting_available():
+    """Turn the analysis' refusal to weight by impressions into a 400 saying what to do."""
     try:
-        summary = feature_summary(dataset, **query.analysis_args())
+        yield
     except WeightingUnavailable as exc:
         raise ApiError(
             400,
             "impression weighting is not available for this dataset",
             [f'{exc}; upload CTRs as {{"clicks": ..., "impressions": ...}} or use weighting=mean'],
         ) from None
+
+
+def summary_payload(dataset, query: SummaryQuery, build_id: int) -> dict:
+    """The JSON body of GET /api/summary for one dataset."""
+    with _weighting_available():
+        summary = feature_summary(dataset, **query.analysis_args())
     head = asdict(query)
     extra = {}
     if query.adjusted:
@@ -214,9 +223,41 @@ def create_api_blueprint(store, settings) -> Blueprint:
             dataset = store.dataset(query.business, query.source, build_id)
         return jsonify(summary_payload(dataset, query, build_id))
 
+    def summary_csv_file(kind: str):
+        query = _parse(SummaryQuery, request.args, min_n=settings.min_group_size)
+        with _not_found():
+            build_id = store.resolve_build(query.business, query.source, query.build_id)
+            dataset = store.dataset(query.business, query.source, build_id)
+        with _weighting_available():
+            # The page's files: the summary's own columns, so ``adjusted`` is not read here.
+            name, content = views.csv_download(
+                dataset,
+                business=query.business,
+                source=query.source,
+                build_id=build_id,
+                kind=kind,
+                **query.analysis_args(),
+            )
+        data = io.BytesIO(content.encode("utf-8"))
+        return send_file(data, mimetype="text/csv", as_attachment=True, download_name=name, max_age=0)
+
+    @bp.get("/api/summary.csv")
+    def summary_csv():
+        return summary_csv_file("summary")
+
+    @bp.get("/api/points.csv")
+    def points_csv():
+        return summary_csv_file("points")
+
     @bp.get("/api/version")
     def version():
         return jsonify({"version": store.version()})
+
+    @bp.get("/api/openapi.json")
+    def openapi():
+        from dashboard.openapi import openapi_document  # it reads this module's constants
+
+        return jsonify(openapi_document(settings.min_group_size))
 
     return bp
 

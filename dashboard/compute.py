@@ -254,14 +254,16 @@ def download_csv(store, state: views.ViewState, kind: str, *, min_n: int = DEFAU
     if dataset.images_with_ctr == 0:
         return None
     state = views.with_weighting_available(state, dataset.has_counts)
-    summary = feature_summary(
-        dataset, state.confidence, state.min_pct, state.max_pct, min_n=min_n, weighting=state.weighting
-    )
-    if kind == "summary":
-        content = views.summary_csv(summary)
-    else:
-        content = views.points_csv(scatter_points(dataset, state.confidence, features=summary["feature"]))
-    filename = views.download_filename(
-        state.business, state.source, build_id, state.confidence, state.min_pct, state.max_pct, state.weighting, kind
+    filename, content = views.csv_download(
+        dataset,
+        business=state.business,
+        source=state.source,
+        build_id=build_id,
+        confidence=state.confidence,
+        min_pct=state.min_pct,
+        max_pct=state.max_pct,
+        weighting=state.weighting,
+        min_n=min_n,
+        kind=kind,
     )
     return {"content": content, "filename": filename, "type": "text/csv"}

@@ -19,7 +19,7 @@ import numpy as np
 import pandas as pd
 
 from dashboard import figures, ids
-from data.analysis import POINT_COLUMNS, SUMMARY_COLUMNS, WEIGHTINGS
+from data.analysis import POINT_COLUMNS, SUMMARY_COLUMNS, WEIGHTINGS, feature_summary, scatter_points
 
 CURRENT_BUILD = "current"
 DEFAULT_CONFIDENCE = 0.5
@@ -303,11 +303,72 @@ def download_filename(
     return "_".join(parts) + ".csv"
 
 
+# A spreadsheet runs a cell starting with one of these as a formula (OWASP "CSV injection").
+FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
+_PLAIN_NUMBER = re.compile(r"[+-]?(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?")
+
+
+def csv_safe_cell(text: str) -> str:
+    """``text`` as a spreadsheet shows it rather than runs it: ``'`` before a formula start unless a plain number."""
+    if text.startswith(FORMULA_STARTS) and not _PLAIN_NUMBER.fullmatch(text):
+        return "'" + text
+    return text
+
+
+def _to_csv(frame: pd.DataFrame) -> str:
+    """``frame`` as CSV with names neutralised: floats exact, NaN empty, CRLF rows.
+
+    CRLF (RFC 4180) rather than LF: Python's csv writer quotes a cell holding any character of
+    the line terminator, so a name with a bare CR is quoted instead of splitting its row.
+    """
+    frame = frame.copy()
+    for column in frame.columns:
+        dtype = frame[column].dtype
+        if (
+            pd.api.types.is_object_dtype(dtype)
+            or isinstance(dtype, pd.CategoricalDtype)
+            or pd.api.types.is_string_dtype(dtype)
+        ):
+            cells = [csv_safe_cell(v) if isinstance(v, str) else v for v in frame[column]]
+            frame[column] = pd.Series(cells, index=frame.index, dtype=object)
+    return frame.to_csv(index=False, lineterminator="\r\n")
+
+
 def summary_csv(summary: pd.DataFrame) -> str:
     """The summary's columns as CSV, floats written exactly (shortest round-trip repr), NaN empty."""
-    return summary[SUMMARY_COLUMNS].to_csv(index=False, lineterminator="\n")
+    return _to_csv(summary[SUMMARY_COLUMNS])
 
 
 def points_csv(points: pd.DataFrame) -> str:
     """The scatter points (image, feature, confidence, ctr) as CSV, floats written exactly."""
-    return points[POINT_COLUMNS].to_csv(index=False, lineterminator="\n")
+    return _to_csv(points[POINT_COLUMNS])
+
+
+CSV_KINDS = ("summary", "points")
+
+
+def csv_download(
+    dataset,
+    *,
+    business: str,
+    source: str,
+    build_id: int,
+    confidence: float,
+    min_pct: float,
+    max_pct: float,
+    weighting: str,
+    min_n: int,
+    kind: str,
+) -> tuple[str, str]:
+    """``(file name, CSV text)`` of a dataset's summary or scatter points under the filters.
+
+    The page's download buttons and GET /api/summary.csv and /api/points.csv all call this, so
+    a file has the same name and rows whichever way it was fetched. Raises WeightingUnavailable.
+    """
+    summary = feature_summary(dataset, confidence, min_pct, max_pct, min_n=min_n, weighting=weighting)
+    if kind == "summary":
+        content = summary_csv(summary)
+    else:
+        content = points_csv(scatter_points(dataset, confidence, features=summary["feature"]))
+    name = download_filename(business, source, build_id, confidence, min_pct, max_pct, weighting, kind)
+    return name, content

@@ -409,3 +409,41 @@ def test_summary_fields_come_in_documented_order(reference_client):
     body = json.loads(text)
     assert list(body)[:2] == ["business", "source"]
     assert list(body["features"][0])[:7] == ["feature", *CORE]
+
+
+# -- /api/summary.csv and /api/points.csv --------------------------------------------------
+
+
+@pytest.mark.parametrize("kind", ["summary", "points"])
+@pytest.mark.parametrize("weighting", ["mean", "impressions"])
+def test_csv_endpoints_send_the_pages_download(client, store, kind, weighting):
+    from dashboard import views
+    from dashboard.compute import download_csv
+
+    headers = {"Business": "Acme Inc", "Image-Source": "vision"}
+    features = {f"img_{i}": {"=cmd|' /C calc'!A0": (i % 2) * 0.9, "-x": 0.6, "plain": (i % 3) / 2} for i in range(10)}
+    assert put(client, "/api/features", features, headers=headers).status_code == 201
+    ctr = {f"img_{i}": {"clicks": i, "impressions": 50} for i in range(10)}
+    assert put(client, "/api/ctr", ctr, headers=headers).status_code == 200
+    query = {"business": "Acme Inc", "source": "vision", "confidence": "0.5", "min_pct": "0", "max_pct": "100"}
+    response = client.get(f"/api/{kind}.csv", query_string={**query, "weighting": weighting})
+    assert response.status_code == 200 and response.mimetype == "text/csv"
+    state = views.ViewState("Acme Inc", "vision", confidence=0.5, min_pct=0, max_pct=100, weighting=weighting)
+    page = download_csv(store, state, kind)
+    assert response.headers["Content-Disposition"] == f"attachment; filename={page['filename']}"
+    assert response.get_data(as_text=True) == page["content"]
+    assert "'=cmd|' /C calc'!A0" in page["content"] and "\n=" not in page["content"]
+
+
+@pytest.mark.parametrize("kind", ["summary", "points"])
+def test_csv_endpoints_refuse_like_the_summary(reference_client, kind):
+    cases = [
+        ({"business": "Reference 2018"}, 400, "invalid query parameters"),
+        ({**PAIR, "build_id": "99999999999999999999"}, 404, "unknown build"),
+        ({"business": "nobody", "source": "vision"}, 404, "unknown dataset"),
+        ({**PAIR, "weighting": "impressions"}, 400, "impression weighting is not available for this dataset"),
+    ]
+    for query, status, error in cases:
+        response = reference_client.get(f"/api/{kind}.csv", query_string=query)
+        assert response.status_code == status
+        assert response.get_json()["error"] == error

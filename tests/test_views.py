@@ -220,3 +220,79 @@ def test_table_rows_equal_the_summary():
 def test_table_style_grows_with_rows_up_to_a_limit():
     heights = [int(views.table_style(n)["height"].rstrip("px")) for n in (0, 6, 20, 500)]
     assert heights[0] == heights[1] - 3 * views.TABLE_ROW_PX < heights[2] == views.TABLE_MAX_PX == heights[3]
+
+
+# -- CSV injection -----------------------------------------------------------------------------
+
+HOSTILE_NAMES = [
+    '=HYPERLINK("https://evil.example/","x")',
+    "+cmd|' /C calc'!A0",
+    "@SUM(1)",
+    "-1+1",
+    "\tleading tab",
+    "\rleading CR",
+    "bare\rCR inside",
+    "line\nbreak",
+    "-",
+    "=",
+]
+PLAIN = ["-1", "+2.5", "-0.25e-3", "plain", "1e5", "a=b"]
+
+
+def _hostile_dataset() -> Dataset:
+    names = HOSTILE_NAMES + PLAIN
+    images = [f"{name} img" if i % 2 else name for i, name in enumerate(names)]
+    conf = np.eye(len(names))[:, : len(names)] * 0.9 + 0.05
+    ctr = pd.DataFrame({"image": images, "ctr": np.linspace(0.01, 0.05, len(names))})
+    return Dataset.from_matrix(images, names, conf, ctr)
+
+
+def _cells(text: str) -> list[list[str]]:
+    import csv
+
+    return list(csv.reader(io.StringIO(text, newline="")))
+
+
+def _starts_a_formula(cell: str) -> bool:
+    return cell.startswith(views.FORMULA_STARTS) and not views._PLAIN_NUMBER.fullmatch(cell)
+
+
+@pytest.mark.parametrize("kind", ["summary", "points"])
+def test_csv_downloads_start_no_formula_and_keep_every_row(kind):
+    dataset = _hostile_dataset()
+    summary = feature_summary(dataset, 0.1, 0, 100, min_n=2)
+    if kind == "summary":
+        text, names = views.summary_csv(summary), list(summary["feature"])
+    else:
+        points = scatter_points(dataset, 0.1, features=summary["feature"])
+        text, names = views.points_csv(points), list(points["image"]) + list(points["feature"])
+    rows = _cells(text)
+    width = len(rows[0])
+    assert all(len(row) == width for row in rows)  # a CR or LF in a name splits no row
+    assert len(rows) == 1 + (len(summary) if kind == "summary" else len(points))
+    cells = [cell for row in rows for cell in row]
+    assert not [cell for cell in cells if _starts_a_formula(cell)]
+    for name in HOSTILE_NAMES:
+        # kept and readable; neutralised when it starts like a formula
+        assert ("'" + name if name[0] in "=+-@\t\r" else name) in cells
+    for number in ("-1", "+2.5", "-0.25e-3"):
+        assert number in cells  # plain numbers are left as they are
+    assert {n for n in names if not _starts_a_formula(n)} <= set(cells)
+
+
+def test_csv_quotes_cells_holding_cr_or_lf():
+    text = views.points_csv(
+        pd.DataFrame(
+            {"image": ["a\rb", "c\nd", "e"], "feature": ["x", "y", "z"], "confidence": [1.0] * 3, "ctr": [0.1] * 3}
+        )
+    )
+    assert '"a\rb"' in text and '"c\nd"' in text and text.endswith("\r\n")
+    assert [row[0] for row in _cells(text)] == ["image", "a\rb", "c\nd", "e"]
+
+
+@pytest.mark.parametrize(
+    "cell, expected",
+    [("=1+1", "'=1+1"), ("-1", "-1"), ("-1.5e3", "-1.5e3"), ("-x", "'-x"), ("+", "'+"), ("@", "'@"), ("a-b", "a-b")],
+)
+def test_csv_safe_cell_prefixes_formula_starts_except_plain_numbers(cell, expected):
+    assert views.csv_safe_cell(cell) == expected

@@ -1,0 +1,251 @@
+"""The OpenAPI 3.1 document of the HTTP API, served at GET /api/openapi.json.
+
+Built from the same constants as the routes (field lists, parameter defaults, limits), and
+checked against the Flask rules and real answers by tests/test_openapi.py, so it cannot drift
+from the code unnoticed.
+"""
+
+from __future__ import annotations
+
+from dashboard.api import BUILD_FIELDS, DATASET_FIELDS, SummaryQuery
+from data.analysis import POINT_COLUMNS, SUMMARY_COLUMNS, WEIGHTINGS
+from ingest.framing import GZIP_ENCODINGS, MAX_HEADER_BYTES
+from ingest.validation import MAX_COUNT
+
+REF = "#/components/schemas/"
+_INT = {"type": "integer"}
+_NULLABLE_NUMBER = {"type": ["number", "null"]}
+_NULLABLE_INT = {"type": ["integer", "null"]}
+_TEXT = {"type": "string"}
+
+
+def _ref(name: str) -> dict:
+    return {"$ref": REF + name}
+
+
+def _object(properties: dict, required=None) -> dict:
+    return {"type": "object", "properties": properties, "required": list(required or properties)}
+
+
+def _json(schema: dict, description: str) -> dict:
+    return {"description": description, "content": {"application/json": {"schema": schema}}}
+
+
+def _errors(*statuses: int) -> dict:
+    """Responses in the error shape for the given statuses, plus any other error (404, 405, 431)."""
+    meanings = {
+        400: "malformed request: every problem is listed in details",
+        401: "INGEST_TOKEN is set and the bearer token is missing or wrong",
+        403: "no INGEST_TOKEN, and the client or the Host header is not loopback",
+        404: "unknown dataset or build",
+        413: "body, or its decompressed content, larger than MAX_BODY_MB",
+        415: "a Content-Encoding other than gzip",
+    }
+    answers = {str(s): _json(_ref("Error"), meanings[s]) for s in statuses}
+    answers["default"] = _json(
+        _ref("Error"), f"any other error (404, 405, 431 for a header over {MAX_HEADER_BYTES} bytes)"
+    )
+    return answers
+
+
+def _query(name: str, schema: dict, description: str, *, required: bool = False) -> dict:
+    return {"name": name, "in": "query", "required": required, "schema": schema, "description": description}
+
+
+def _header(name: str, description: str, *, schema=None) -> dict:
+    return {"name": name, "in": "header", "required": False, "schema": schema or _TEXT, "description": description}
+
+
+def summary_parameters(min_n: int) -> list[dict]:
+    """The query parameters of /api/summary and its CSV twins (``min_n`` is the server's default)."""
+    d = SummaryQuery  # defaults come from the parser itself
+    return [
+        _query("business", {"type": "string", "minLength": 1}, "dataset's business", required=True),
+        _query("source", {"type": "string", "minLength": 1}, "dataset's image source", required=True),
+        _query("confidence", {"type": "number", "minimum": 0, "maximum": 1, "default": d.confidence}, "presence threshold (strictly above)"),
+        _query("min_pct", {"type": "number", "minimum": 0, "maximum": 100, "default": d.min_pct}, "lowest prevalence kept, %"),
+        _query("max_pct", {"type": "number", "minimum": 0, "maximum": 100, "default": d.max_pct}, "highest prevalence kept, %"),
+        _query("build_id", {"type": "integer", "minimum": 1}, "a stored build (default: the current one)"),
+        _query("min_n", {"type": "integer", "minimum": 2, "default": min_n}, "images needed on each side for statistics"),
+        _query("weighting", {"type": "string", "enum": list(WEIGHTINGS), "default": d.weighting}, "mean of images or impression-weighted"),
+        _query("adjusted", {"type": "string", "enum": ["0", "1"], "default": "0"}, "1: add each feature's impact adjusted for its co-occurring features"),
+    ]  # fmt: skip
+
+
+def _pair_parameters() -> list[dict]:
+    return summary_parameters(0)[:2]
+
+
+def _schemas() -> dict:
+    count = {"type": "integer", "minimum": 0, "maximum": MAX_COUNT}
+    feature_types = {c: _NULLABLE_NUMBER for c in SUMMARY_COLUMNS}
+    feature_types.update(feature=_TEXT, n_with=_INT, n_without=_INT, low_n={"type": "boolean"})
+    feature_types["significant"] = {"type": "boolean"}
+    dataset_types = dict.fromkeys(DATASET_FIELDS, _INT) | {"business": _TEXT, "source": _TEXT, "received_at": _TEXT}
+    summary_types = dict.fromkeys(SummaryQuery.__dataclass_fields__, _TEXT)
+    summary_types.update(
+        confidence={"type": "number"},
+        min_pct={"type": "number"},
+        max_pct={"type": "number"},
+        build_id=_INT,
+        min_n=_INT,
+        images=_INT,
+        images_with_ctr=_INT,
+        has_counts={"type": "boolean"},
+        features={"type": "array", "items": _ref("SummaryFeature")},
+    )
+    return {
+        "Error": _object(
+            {
+                "error": {"type": "string", "description": "one-line summary"},
+                "details": {"type": "array", "items": _TEXT},
+            }
+        ),
+        "FeaturesBody": {
+            "type": "object",
+            "minProperties": 1,
+            "description": "image name -> feature name -> confidence; a missing feature means 0",
+            "additionalProperties": {
+                "type": "object",
+                "additionalProperties": {"type": "number", "minimum": 0, "maximum": 1},
+            },
+        },
+        "CtrBody": {
+            "type": "object",
+            "minProperties": 1,
+            "description": "image name -> CTR, or image name -> clicks and impressions (one layout per body)",
+            "additionalProperties": {
+                "oneOf": [
+                    {"type": "number", "minimum": 0, "maximum": 1},
+                    {
+                        **_object({"clicks": count, "impressions": count | {"minimum": 1}}),
+                        "additionalProperties": False,
+                    },
+                ]
+            },
+        },
+        "BuildStored": _object(
+            dict.fromkeys(("build_id", "images", "features", "values"), _INT)
+            | {"business": _TEXT, "source": _TEXT, "received_at": _TEXT}
+        ),
+        "CtrStored": _object(
+            {
+                "business": _TEXT,
+                "source": _TEXT,
+                "received_at": _TEXT,
+                "images": _INT,
+                "has_counts": {"type": "boolean"},
+            }
+        ),
+        "Dataset": _object(dataset_types),
+        "Build": _object(dict.fromkeys(BUILD_FIELDS, _INT) | {"received_at": _TEXT}),
+        "SummaryFeature": _object(feature_types),
+        "Summary": _object(summary_types),
+    }
+
+
+def _write(summary: str, body: str, answer: dict) -> dict:
+    alternatives = {"Business": "X-Business", "Image-Source": "X-Image-Source"}
+    headers = [
+        _header(name, f"the dataset's {name.lower()} (required, or {alt}; once, without commas)")
+        for name, alt in alternatives.items()
+    ]
+    headers += [_header(alt, f"same as {name}") for name, alt in alternatives.items()]
+    headers.append(
+        _header(
+            "Content-Encoding", "gzip to send a compressed body", schema={"enum": list(GZIP_ENCODINGS) + ["identity"]}
+        )
+    )
+    return {
+        "summary": summary,
+        "parameters": headers,
+        "security": [{}, {"bearer": []}],
+        "requestBody": {"required": True, "content": {"application/json": {"schema": _ref(body)}}},
+        "responses": answer | _errors(400, 401, 403, 413, 415),
+    }  # fmt: skip
+
+
+def _csv(kind: str, columns: list[str], min_n: int) -> dict:
+    return {
+        "summary": f"the {kind} of /api/summary as a CSV download (columns: {', '.join(columns)})",
+        # The page's files, which hold the summary's own columns: no adjusted impact.
+        "parameters": [p for p in summary_parameters(min_n) if p["name"] != "adjusted"],
+        "responses": {
+            "200": {
+                "description": "CSV (CRLF rows; cells that a spreadsheet would run as formulas are prefixed with ')",
+                "headers": {
+                    "Content-Disposition": {"schema": _TEXT, "description": "attachment; the page's file name"}
+                },
+                "content": {"text/csv": {"schema": _TEXT}},
+            }
+        }
+        | _errors(400, 404),
+    }
+
+
+def openapi_document(min_n: int) -> dict:
+    """The whole OpenAPI 3.1 document (``min_n`` is the server's default group size)."""
+    get = _json
+    paths = {
+        "/api/features": {
+            "put": _write("store a new build of image features", "FeaturesBody", {"201": get(_ref("BuildStored"), "build stored")})
+        },
+        "/api/ctr": {"put": _write("replace the dataset's CTR set", "CtrBody", {"200": get(_ref("CtrStored"), "CTR set stored")})},
+        "/api/datasets": {
+            "get": {
+                "summary": "the current build of each dataset, most recently updated first",
+                "responses": {"200": get(_object({"datasets": {"type": "array", "items": _ref("Dataset")}}), "datasets")} | _errors(),
+            }
+        },
+        "/api/builds": {
+            "get": {
+                "summary": "a dataset's stored builds, newest first",
+                "parameters": _pair_parameters(),
+                "responses": {
+                    "200": get(_object({"business": _TEXT, "source": _TEXT, "builds": {"type": "array", "items": _ref("Build")}}), "builds")
+                }
+                | _errors(400, 404),
+            }
+        },
+        "/api/summary": {
+            "get": {
+                "summary": "per-feature CTR with and without, impact, interval, p and q",
+                "parameters": summary_parameters(min_n),
+                "responses": {"200": get(_ref("Summary"), "the summary, ordered by impact")} | _errors(400, 404),
+            }
+        },
+        "/api/summary.csv": {"get": _csv("summary", SUMMARY_COLUMNS, min_n)},
+        "/api/points.csv": {"get": _csv("scatter points", POINT_COLUMNS, min_n)},
+        "/api/version": {
+            "get": {
+                "summary": "a token that changes whenever anything is written",
+                "responses": {"200": get(_object({"version": _TEXT}), "the version token")} | _errors(),
+            }
+        },
+        "/api/openapi.json": {
+            "get": {"summary": "this document", "responses": {"200": get({"type": "object"}, "OpenAPI 3.1")} | _errors()}
+        },
+        "/healthz": {
+            "get": {
+                "summary": "whether the app and its database are usable",
+                "responses": {
+                    "200": get(_object({"status": {"const": "ok"}}), "usable"),
+                    "503": get(_object({"status": {"const": "error"}, "error": _TEXT}), "database unusable"),
+                },
+            }
+        },
+    }  # fmt: skip
+    return {
+        "openapi": "3.1.0",
+        "info": {
+            "title": "Creative analytics API",
+            "version": "1",
+            "description": "Every 4xx/5xx answer under /api/ is JSON in the Error shape. Writes need a bearer "
+            "token when INGEST_TOKEN is set; without one, only loopback clients under a loopback Host may write.",
+        },
+        "paths": paths,
+        "components": {
+            "schemas": _schemas(),
+            "securitySchemes": {"bearer": {"type": "http", "scheme": "bearer", "description": "INGEST_TOKEN"}},
+        },
+    }
