@@ -599,6 +599,8 @@ def _view_matches(driver, store, state, min_n):
     with_bar, impact, without = (_chart(driver, c) for c in ids.BAR_CHARTS)
     if not all((with_bar, impact, without)) or impact["y"] != list(charted["feature"]):
         return False
+    if not len(with_bar["x"]) == len(without["x"]) == len(charted):  # the charts redraw one by one
+        return False
     rows = driver.execute_script(GRID_ROWS_JS)
     return (
         np.allclose(with_bar["x"], charted["avg_ctr_with"] * 100, rtol=1e-12)
