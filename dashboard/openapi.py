@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from dashboard.api import BUILD_FIELDS, DATASET_FIELDS, SummaryQuery
 from data.analysis import POINT_COLUMNS, SUMMARY_COLUMNS, WEIGHTINGS
+from data.drift import DRIFT_COLUMNS
 from ingest.framing import GZIP_ENCODINGS, MAX_HEADER_BYTES
 from ingest.validation import MAX_COUNT
 
@@ -38,6 +39,7 @@ def _errors(*statuses: int) -> dict:
         401: "INGEST_TOKEN is set and the bearer token is missing or wrong",
         403: "no INGEST_TOKEN, and the client or the Host header is not loopback",
         404: "unknown dataset or build",
+        409: "PATCH in the other CTR form (rates or counts) than the stored set",
         413: "body, or its decompressed content, larger than MAX_BODY_MB",
         415: "a Content-Encoding other than gzip",
     }
@@ -76,6 +78,16 @@ def _pair_parameters() -> list[dict]:
     return summary_parameters(0)[:2]
 
 
+def drift_parameters(min_n: int) -> list[dict]:
+    """The query parameters of /api/drift: the summary's, with two builds instead of one."""
+    builds = [
+        _query(name, {"type": "integer", "minimum": 1}, f"the {side} build of the pair", required=True)
+        for name, side in (("from_build", "earlier"), ("to_build", "later"))
+    ]
+    shared = summary_parameters(min_n)
+    return shared[:2] + builds + [p for p in shared[2:] if p["name"] != "build_id"]
+
+
 def _schemas() -> dict:
     count = {"type": "integer", "minimum": 0, "maximum": MAX_COUNT}
     feature_types = {c: _NULLABLE_NUMBER for c in SUMMARY_COLUMNS}
@@ -94,7 +106,16 @@ def _schemas() -> dict:
         has_counts={"type": "boolean"},
         features={"type": "array", "items": _ref("SummaryFeature")},
     )
+    drift_types = {c: _NULLABLE_NUMBER for c in DRIFT_COLUMNS}
+    drift_types.update(feature=_TEXT, n_with_from=_INT, n_with_to=_INT, n_flipped=_INT)
+    drift_types.update(low_n={"type": "boolean"}, significant={"type": "boolean"})
+    drift_head = ["business", "source", "from_build", "to_build", "shared_images", "confidence", "min_pct"]
+    drift_head += ["max_pct", "min_n", "weighting", "shared_images_with_ctr", "images_with_ctr_from"]
+    drift_fields = {k: summary_types.get(k, _INT) for k in drift_head + ["images_with_ctr_to"]}
+    drift_fields["features"] = {"type": "array", "items": _ref("DriftFeature")}
     return {
+        "DriftFeature": _object(drift_types),
+        "Drift": _object(drift_fields),
         "Error": _object(
             {
                 "error": {"type": "string", "description": "one-line summary"},
@@ -144,7 +165,7 @@ def _schemas() -> dict:
     }
 
 
-def _write(summary: str, body: str, answer: dict) -> dict:
+def _write(summary: str, body: str, answer: dict, *errors: int) -> dict:
     alternatives = {"Business": "X-Business", "Image-Source": "X-Image-Source"}
     headers = [
         _header(name, f"the dataset's {name.lower()} (required, or {alt}; once, without commas)")
@@ -161,7 +182,7 @@ def _write(summary: str, body: str, answer: dict) -> dict:
         "parameters": headers,
         "security": [{}, {"bearer": []}],
         "requestBody": {"required": True, "content": {"application/json": {"schema": _ref(body)}}},
-        "responses": answer | _errors(400, 401, 403, 413, 415),
+        "responses": answer | _errors(400, 401, 403, *errors, 413, 415),
     }  # fmt: skip
 
 
@@ -190,7 +211,15 @@ def openapi_document(min_n: int) -> dict:
         "/api/features": {
             "put": _write("store a new build of image features", "FeaturesBody", {"201": get(_ref("BuildStored"), "build stored")})
         },
-        "/api/ctr": {"put": _write("replace the dataset's CTR set", "CtrBody", {"200": get(_ref("CtrStored"), "CTR set stored")})},
+        "/api/ctr": {
+            "put": _write("replace the dataset's CTR set", "CtrBody", {"200": get(_ref("CtrStored"), "CTR set stored")}),
+            "patch": _write(
+                "insert or overwrite the given images' CTRs, keeping the others",
+                "CtrBody",
+                {"200": get(_ref("CtrStored"), "merged set stored; images counts the whole set")},
+                409,
+            ),
+        },
         "/api/datasets": {
             "get": {
                 "summary": "the current build of each dataset, most recently updated first",
@@ -212,6 +241,13 @@ def openapi_document(min_n: int) -> dict:
                 "summary": "per-feature CTR with and without, impact, interval, p and q",
                 "parameters": summary_parameters(min_n),
                 "responses": {"200": get(_ref("Summary"), "the summary, ordered by impact")} | _errors(400, 404),
+            }
+        },
+        "/api/drift": {
+            "get": {
+                "summary": "how each feature's impact changed between two builds of the pair",
+                "parameters": drift_parameters(min_n),
+                "responses": {"200": get(_ref("Drift"), "the change per feature, ordered by change")} | _errors(400, 404),
             }
         },
         "/api/summary.csv": {"get": _csv("summary", SUMMARY_COLUMNS, min_n)},

@@ -17,6 +17,7 @@ from hypothesis import strategies as st
 from jsonschema import Draft202012Validator
 
 from dashboard.api import PairQuery, SummaryQuery
+from dashboard.drift_api import DriftQuery
 from data.analysis import DEFAULT_MIN_GROUP_SIZE, SUMMARY_COLUMNS
 
 HEADERS = {"Business": "Acme", "Image-Source": "vision"}
@@ -106,6 +107,9 @@ def test_openapi_parameters_match_the_query_parsers(doc, settings):
             elif field.default is not dataclasses.MISSING and field.default is not None:
                 assert defaults[field.name] == field.default, field.name
         assert {p["name"] for p in parameters if p["required"]} == {"business", "source"}
+    drift = operation_of(doc, "/api/drift", "get")["parameters"]
+    assert [p["name"] for p in drift] == [f.name for f in dataclasses.fields(DriftQuery)]
+    assert {p["name"] for p in drift if p["required"]} == {"business", "source", "from_build", "to_build"}
     pair = [p["name"] for p in operation_of(doc, "/api/builds", "get")["parameters"]]
     assert pair == [f.name for f in dataclasses.fields(PairQuery)]
 
@@ -128,6 +132,9 @@ def test_openapi_summary_fields_are_the_answer_fields(doc, filled):
         ("GET", "/api/summary", {"business": "Acme", "source": "vision", "build_id": "1", "min_n": "2"}),
         ("GET", "/api/summary", {"business": "Acme", "source": "vision", "confidence": "2"}),
         ("GET", "/api/summary", {"business": "Acme", "source": "vision", "build_id": "99999999999999999999"}),
+        ("GET", "/api/drift", {"business": "Acme", "source": "vision", "from_build": "1", "to_build": "2"}),
+        ("GET", "/api/drift", {"business": "Acme", "source": "vision", "from_build": "1", "to_build": "9"}),
+        ("GET", "/api/drift", {"business": "Acme", "source": "vision", "from_build": "1"}),
         ("GET", "/api/summary.csv", {"business": "Acme", "source": "vision"}),
         ("GET", "/api/points.csv", {"business": "Acme", "source": "vision", "confidence": "0.4"}),
         ("GET", "/api/points.csv", {"business": "Acme", "source": "nothing"}),
@@ -152,6 +159,10 @@ def test_openapi_describes_write_answers(doc, client, store):
     ]
     for path, body, headers in cases:
         assert_documented(doc, path, "PUT", client.put(path, data=body, headers=headers))
+    for body, status in ((b'{"c": 0.5}', 200), (b'{"b": {"clicks": 2, "impressions": 3}}', 409)):
+        response = client.patch("/api/ctr", data=body, headers=HEADERS)
+        assert response.status_code == status
+        assert_documented(doc, "/api/ctr", "PATCH", response)
 
 
 # -- property-based: requests drawn from the document -------------------------------------
@@ -219,7 +230,7 @@ _HEADER_VALUE = st.one_of(st.sampled_from(["Acme", "vision", "a,b", "", " "]), s
 def test_property_no_write_answers_500_or_changes_data_when_refused(doc, filled, store):
     @PROPERTY_RUNS
     @given(
-        path=st.sampled_from(["/api/features", "/api/ctr"]),
+        method_path=st.sampled_from([("PUT", "/api/features"), ("PUT", "/api/ctr"), ("PATCH", "/api/ctr")]),
         body=st.one_of(_FEATURES, _CTR, _JSON),
         headers=st.dictionaries(
             st.sampled_from(["Business", "Image-Source", "X-Business", "X-Image-Source", "Content-Encoding"]),
@@ -227,13 +238,14 @@ def test_property_no_write_answers_500_or_changes_data_when_refused(doc, filled,
         ),
         compress=st.booleans(),
     )
-    def run(path, body, headers, compress):
+    def run(method_path, body, headers, compress):
+        method, path = method_path
         data = json.dumps(body).encode()
         if compress:
             data, headers = gzip.compress(data), {**headers, "Content-Encoding": "gzip"}
         version = store.version()
-        response = filled.put(path, data=data, headers=headers)
-        assert_documented(doc, path, "PUT", response)
+        response = filled.open(path, method=method, data=data, headers=headers)
+        assert_documented(doc, path, method, response)
         if response.status_code >= 400:
             assert store.version() == version
 
