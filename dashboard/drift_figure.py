@@ -15,9 +15,9 @@ from dashboard.figures import (
     COLORS,
     SIGNIFICANCE_LEVEL,
     _bar_layout,
-    _escape,
     _figure,
     empty_figure,
+    escape_label,
     format_p,
     format_pp,
 )
@@ -63,10 +63,10 @@ def _hover(drift: pd.DataFrame, classes, from_label: str, to_label: str) -> list
             else ""
         )
         texts.append(
-            f"<b>{_escape(feature)}</b> · {classes[i]}"
+            f"<b>{escape_label(feature)}</b> · {classes[i]}"
             f"<br>Change of impact: {format_pp(c['change'])}{interval}"
-            f"<br>Impact in {_escape(from_label)}: {format_pp(c['impact_from'])}"
-            f"<br>Impact in {_escape(to_label)}: {format_pp(c['impact_to'])}"
+            f"<br>Impact in {escape_label(from_label)}: {format_pp(c['impact_from'])}"
+            f"<br>Impact in {escape_label(to_label)}: {format_pp(c['impact_to'])}"
             f"<br>Images flipped: {int(c['n_flipped']):,}"
             f"<br>p = {format_p(c['p_value'])} · q = {format_p(c['q_value'])}"
         )

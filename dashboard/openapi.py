@@ -8,6 +8,7 @@ from the code unnoticed.
 from __future__ import annotations
 
 from dashboard.api import BUILD_FIELDS, DATASET_FIELDS, SummaryQuery
+from data.adjusted import ADJUSTED_COLUMNS
 from data.analysis import POINT_COLUMNS, SUMMARY_COLUMNS, WEIGHTINGS
 from data.drift import DRIFT_COLUMNS
 from ingest.framing import GZIP_ENCODINGS, MAX_HEADER_BYTES
@@ -85,7 +86,7 @@ def drift_parameters(min_n: int) -> list[dict]:
         for name, side in (("from_build", "earlier"), ("to_build", "later"))
     ]
     shared = summary_parameters(min_n)
-    return shared[:2] + builds + [p for p in shared[2:] if p["name"] != "build_id"]
+    return shared[:2] + builds + [p for p in shared[2:] if p["name"] not in ("build_id", "adjusted")]
 
 
 def _schemas() -> dict:
@@ -93,6 +94,8 @@ def _schemas() -> dict:
     feature_types = {c: _NULLABLE_NUMBER for c in SUMMARY_COLUMNS}
     feature_types.update(feature=_TEXT, n_with=_INT, n_without=_INT, low_n={"type": "boolean"})
     feature_types["significant"] = {"type": "boolean"}
+    adjusted_types = dict.fromkeys(ADJUSTED_COLUMNS, _NULLABLE_NUMBER)
+    adjusted_types["adjusted_controls"] = {"type": ["array", "null"], "items": _TEXT}
     dataset_types = dict.fromkeys(DATASET_FIELDS, _INT) | {"business": _TEXT, "source": _TEXT, "received_at": _TEXT}
     summary_types = dict.fromkeys(SummaryQuery.__dataclass_fields__, _TEXT)
     summary_types.update(
@@ -106,6 +109,8 @@ def _schemas() -> dict:
         has_counts={"type": "boolean"},
         features={"type": "array", "items": _ref("SummaryFeature")},
     )
+    summary_types["adjusted"] = {"const": True}  # present with adjusted=1 only
+    summary_types["adjusted_unavailable"] = _TEXT  # adjusted=1 under impression weighting
     drift_types = {c: _NULLABLE_NUMBER for c in DRIFT_COLUMNS}
     drift_types.update(feature=_TEXT, n_with_from=_INT, n_with_to=_INT, n_flipped=_INT)
     drift_types.update(low_n={"type": "boolean"}, significant={"type": "boolean"})
@@ -160,8 +165,9 @@ def _schemas() -> dict:
         ),
         "Dataset": _object(dataset_types),
         "Build": _object(dict.fromkeys(BUILD_FIELDS, _INT) | {"received_at": _TEXT}),
-        "SummaryFeature": _object(feature_types),
-        "Summary": _object(summary_types),
+        # adjusted=1 adds the adjusted_* fields to each feature.
+        "SummaryFeature": _object(feature_types | adjusted_types, required=feature_types),
+        "Summary": _object(summary_types, required=[k for k in summary_types if not k.startswith("adjusted")]),
     }
 
 

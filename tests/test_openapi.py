@@ -99,11 +99,15 @@ def test_openapi_parameters_match_the_query_parsers(doc, settings):
     fields = [f.name for f in dataclasses.fields(SummaryQuery)]
     for path in ("/api/summary", "/api/summary.csv", "/api/points.csv"):
         parameters = operation_of(doc, path, "get")["parameters"]
-        assert sorted(p["name"] for p in parameters) == sorted(fields)
+        # The CSVs are the page's downloads: the summary's own columns, without adjusted impact.
+        expected = fields if path == "/api/summary" else [f for f in fields if f != "adjusted"]
+        assert [p["name"] for p in parameters] == expected
         defaults = {p["name"]: p["schema"].get("default") for p in parameters}
         for field in dataclasses.fields(SummaryQuery):
             if field.name == "min_n":
                 assert defaults["min_n"] == settings.min_group_size == DEFAULT_MIN_GROUP_SIZE
+            elif field.name == "adjusted":
+                assert defaults.get("adjusted", "0") == "0" and field.default is False
             elif field.default is not dataclasses.MISSING and field.default is not None:
                 assert defaults[field.name] == field.default, field.name
         assert {p["name"] for p in parameters if p["required"]} == {"business", "source"}
@@ -117,8 +121,12 @@ def test_openapi_parameters_match_the_query_parsers(doc, settings):
 def test_openapi_summary_fields_are_the_answer_fields(doc, filled):
     answer = filled.get("/api/summary", query_string={"business": "Acme", "source": "vision"}).get_json()
     schemas = doc["components"]["schemas"]
-    assert list(schemas["Summary"]["properties"]) == list(answer)
-    assert list(schemas["SummaryFeature"]["properties"]) == SUMMARY_COLUMNS == list(answer["features"][0])
+    assert schemas["Summary"]["required"] == list(answer)
+    assert schemas["SummaryFeature"]["required"] == SUMMARY_COLUMNS == list(answer["features"][0])
+    query = {"business": "Acme", "source": "vision", "adjusted": "1"}
+    adjusted = filled.get("/api/summary", query_string=query).get_json()
+    assert set(schemas["Summary"]["properties"]) == set(adjusted) | {"adjusted_unavailable"}
+    assert list(schemas["SummaryFeature"]["properties"]) == list(adjusted["features"][0])
 
 
 @pytest.mark.parametrize(
@@ -129,6 +137,8 @@ def test_openapi_summary_fields_are_the_answer_fields(doc, filled):
         ("GET", "/api/builds", {"business": "Acme"}),
         ("GET", "/api/builds", {"business": "Nobody", "source": "vision"}),
         ("GET", "/api/summary", {"business": "Acme", "source": "vision", "weighting": "impressions"}),
+        ("GET", "/api/summary", {"business": "Acme", "source": "vision", "adjusted": "1"}),
+        ("GET", "/api/summary", {"business": "Acme", "source": "vision", "adjusted": "1", "weighting": "impressions"}),
         ("GET", "/api/summary", {"business": "Acme", "source": "vision", "build_id": "1", "min_n": "2"}),
         ("GET", "/api/summary", {"business": "Acme", "source": "vision", "confidence": "2"}),
         ("GET", "/api/summary", {"business": "Acme", "source": "vision", "build_id": "99999999999999999999"}),
