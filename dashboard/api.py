@@ -12,68 +12,41 @@ import pandas as pd
 from flask import Blueprint, jsonify, request, send_file
 
 from dashboard import views
+from dashboard.params import MISSING, PARAMS, Param, ParamError, QueryError, first_value, parse_strict
 from data.adjusted import ADJUSTED_UNAVAILABLE, adjusted_columns
-from data.analysis import DEFAULT_MIN_GROUP_SIZE, WEIGHTINGS, WeightingUnavailable, feature_summary
+from data.analysis import DEFAULT_MIN_GROUP_SIZE, WeightingUnavailable, feature_summary
 from data.store import UnknownBuild, UnknownDataset
 from ingest.http import ApiError
 
 DATASET_FIELDS = ["business", "source", "build_id", "received_at", "images", "features", "images_with_ctr"]
 BUILD_FIELDS = ["build_id", "received_at", "images", "features", "values"]
-
-
-class QueryError(ValueError):
-    """Query parameters that cannot be used; ``problems`` names each one."""
-
-    def __init__(self, problems: list[str]):
-        super().__init__("; ".join(problems))
-        self.problems = problems
+SUMMARY_PARAMS = (
+    "business",
+    "source",
+    "confidence",
+    "min_pct",
+    "max_pct",
+    "build_id",
+    "min_n",
+    "weighting",
+    "adjusted",
+)
 
 
 class _Params:
-    """Reads query parameters from a mapping, collecting a problem per bad one."""
+    """Reads parameters outside the shared spec (such as another route's build ids), collecting problems."""
 
     def __init__(self, args: Mapping[str, str]):
         self.args = args
         self.problems: list[str] = []
 
-    def text(self, name: str) -> str:
-        value = self.args.get(name)
-        if value is None or not value.strip():
-            self.problems.append(f"{name} is required")
-        return value or ""
-
-    def number(self, name: str, default: float, low: float, high: float) -> float:
-        raw = self.args.get(name)
-        if raw is None or raw == "":
-            return default
-        try:
-            value = float(raw)
-        except ValueError:
-            value = math.nan
-        # NaN fails the comparison, so "nan" is refused along with text and out-of-range values.
-        if not low <= value <= high:
-            self.problems.append(f"{name} must be a number in [{low:g}, {high:g}], got {raw!r}")
-            return default
-        return value
-
     def integer(self, name: str, low: int = 1) -> int | None:
-        raw = self.args.get(name)
-        if raw is None or raw == "":
+        try:
+            value = Param(name, "integer", low=low).parse(first_value(self.args, name))
+        except ParamError as exc:
+            self.problems.append(str(exc))
             return None
-        text = raw.strip()
-        if not (text.isascii() and text.isdigit()) or int(text) < low:
-            self.problems.append(f"{name} must be a whole number >= {low}, got {raw!r}")
-            return None
-        return int(text)
-
-    def choice(self, name: str, default: str, allowed) -> str:
-        raw = self.args.get(name)
-        if raw is None or raw == "":
-            return default
-        if raw not in allowed:
-            self.problems.append(f"{name} must be one of {', '.join(allowed)}, got {raw!r}")
-            return default
-        return raw
+        return None if value is MISSING else value
 
     def done(self) -> None:
         if self.problems:
@@ -90,10 +63,7 @@ class PairQuery:
     @classmethod
     def from_args(cls, args: Mapping[str, str]) -> PairQuery:
         """Parse ``business`` and ``source``; raises QueryError naming every problem."""
-        params = _Params(args)
-        query = cls(params.text("business"), params.text("source"))
-        params.done()
-        return query
+        return cls(**parse_strict(args, ("business", "source")))
 
 
 @dataclass(frozen=True)
@@ -102,33 +72,19 @@ class SummaryQuery:
 
     business: str
     source: str
-    confidence: float = 0.0
-    min_pct: float = 0.0
-    max_pct: float = 100.0
+    confidence: float = PARAMS["confidence"].default
+    min_pct: float = PARAMS["min_pct"].default
+    max_pct: float = PARAMS["max_pct"].default
     build_id: int | None = None
     min_n: int = DEFAULT_MIN_GROUP_SIZE
-    weighting: str = "mean"
+    weighting: str = PARAMS["weighting"].default
     adjusted: bool = False
 
     @classmethod
     def from_args(cls, args: Mapping[str, str], *, min_n: int = DEFAULT_MIN_GROUP_SIZE) -> SummaryQuery:
         """Parse a query string mapping (``min_n`` is the default group size); raises QueryError."""
-        params = _Params(args)
-        query = cls(
-            business=params.text("business"),
-            source=params.text("source"),
-            confidence=params.number("confidence", cls.confidence, 0.0, 1.0),
-            min_pct=params.number("min_pct", cls.min_pct, 0.0, 100.0),
-            max_pct=params.number("max_pct", cls.max_pct, 0.0, 100.0),
-            build_id=params.integer("build_id"),
-            min_n=params.integer("min_n", low=2) or min_n,
-            weighting=params.choice("weighting", cls.weighting, WEIGHTINGS),
-            adjusted=params.choice("adjusted", "0", ("0", "1")) == "1",
-        )
-        if query.min_pct > query.max_pct:
-            params.problems.append(f"min_pct ({query.min_pct:g}) must not exceed max_pct ({query.max_pct:g})")
-        params.done()
-        return query
+        values = parse_strict(args, SUMMARY_PARAMS, defaults={"min_n": min_n})
+        return cls(**{**values, "adjusted": values["adjusted"] == "1"})
 
     def analysis_args(self) -> dict:
         """The keyword arguments of data.analysis.feature_summary."""

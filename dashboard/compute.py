@@ -154,8 +154,8 @@ def compute_view(
             **build_fields,
         )
 
-    if weighting == "impressions" and not dataset.has_counts:
-        weighting = "mean"
+    wanted, weighting = weighting, views.available_weighting(weighting, dataset.has_counts)
+    if weighting != wanted:
         notice = notice or {
             "title": "Impression weighting is not available here",
             "text": "This dataset's CTRs came without clicks and impressions; showing the mean of the images' CTRs.",

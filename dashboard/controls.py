@@ -11,12 +11,9 @@ from dashboard.drift_page import compare_control
 from dashboard.selection import business_options, source_options
 from dashboard.views import ViewState
 
-# An HTML select holds strings: with numbers, the browser would show no choice for 0.
+# An HTML select holds strings: with numbers, the browser would show no choice for 0 (all).
 SHOWN_OPTIONS = [
-    {"label": "Top & bottom 10", "value": "10"},
-    {"label": "Top & bottom 25", "value": "25"},
-    {"label": "Top & bottom 50", "value": "50"},
-    {"label": "All features", "value": "0"},
+    {"label": "All features" if n == 0 else f"Top & bottom {n}", "value": str(n)} for n in views.SHOWN_CHOICES
 ]
 
 

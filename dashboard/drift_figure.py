@@ -13,7 +13,6 @@ import plotly.graph_objects as go
 
 from dashboard.figures import (
     COLORS,
-    SIGNIFICANCE_LEVEL,
     _bar_layout,
     _figure,
     empty_figure,
@@ -21,6 +20,7 @@ from dashboard.figures import (
     format_p,
     format_pp,
 )
+from data.analysis import SIGNIFICANCE_LEVEL
 
 # Colour by q: the stronger the evidence of a change, the darker the point.
 Q_CLASSES = (
@@ -34,10 +34,12 @@ Q_CLASSES = (
 def q_classes(drift: pd.DataFrame) -> np.ndarray:
     """Per row the label of its colour class in ``Q_CLASSES`` (NaN q without ``low_n``: not significant)."""
     q = drift["q_value"].to_numpy(dtype=np.float64)
+    # Whether a change is significant is the analysis's call (its significant column).
+    significant = drift["significant"].fillna(False).to_numpy(dtype=bool)
     low_n = drift["low_n"].to_numpy(dtype=bool) if "low_n" in drift else np.zeros(len(drift), dtype=bool)
     labels = [label for label, _ in Q_CLASSES]
     return np.where(
-        low_n, labels[3], np.where(q < 0.01, labels[0], np.where(q < SIGNIFICANCE_LEVEL, labels[1], labels[2]))
+        low_n, labels[3], np.where(significant & (q < 0.01), labels[0], np.where(significant, labels[1], labels[2]))
     )
 
 

@@ -39,7 +39,8 @@ WEBGL_THRESHOLD = 3000
 BAR_ROW_PX = 22
 BAR_MARGIN = {"t": 64, "b": 28, "r": 64, "pad": 4}
 BAR_MIN_PLOT_PX = 150
-SIGNIFICANCE_LEVEL = 0.05
+# The analysis decides significance (the summary's ``significant`` and ``low_n`` columns); these
+# only name its three outcomes.
 SIGNIFICANCE_CLASSES = ("significant", "not significant", "too few images")
 
 LINK_TRACE_NAME = "hovered image"
@@ -404,13 +405,19 @@ def format_pp(fraction: float, digits: int = 3) -> str:
     return "–" if fraction is None or not math.isfinite(fraction) else f"{fraction * 100:+.{digits}f} pp"
 
 
-def significance_classes(summary: pd.DataFrame, significance_level: float = SIGNIFICANCE_LEVEL) -> np.ndarray:
-    """Per row 'significant', 'not significant' or 'too few images' (NaN q without ``low_n`` is 'not')."""
+def significance_classes(summary: pd.DataFrame) -> np.ndarray:
+    """Per row 'significant', 'not significant' or 'too few images', from the summary's own columns.
+
+    ``significant`` and ``low_n`` are decided by the analysis (``data.analysis.feature_summary``);
+    a missing column counts as False.
+    """
     n = len(summary)
-    q = summary["q_value"].to_numpy(dtype=np.float64) if "q_value" in summary else np.full(n, np.nan)
-    low_n = summary["low_n"].to_numpy(dtype=bool) if "low_n" in summary else np.zeros(n, dtype=bool)
+    flags = {
+        c: summary[c].fillna(False).to_numpy(dtype=bool) if c in summary else np.zeros(n, dtype=bool)
+        for c in ("significant", "low_n")
+    }
     significant, not_significant, too_few = SIGNIFICANCE_CLASSES
-    return np.where(low_n, too_few, np.where(q < significance_level, significant, not_significant))
+    return np.where(flags["low_n"], too_few, np.where(flags["significant"], significant, not_significant))
 
 
 def _impact_hover(summary: pd.DataFrame, feature_col: str, classes) -> list[str]:
@@ -463,14 +470,13 @@ def impact_figure(
     feature_labels: bool = True,
     label_px: int | None = None,
     height: int | None = None,
-    significance_level: float = SIGNIFICANCE_LEVEL,
 ) -> go.Figure:
     """Diverging bars of impact (CTR with minus without) in percentage points, in the frame's order.
 
     Positive and negative bars get their own colours. When the summary has ``ci_low`` and
-    ``ci_high`` the bars get error bars (the 95% interval); with ``q_value`` the features that
-    are not significant at ``significance_level`` are drawn pale, and those with too few images
-    for a test (``low_n``) grey and hatched. Hovering a bar shows the impact with its interval,
+    ``ci_high`` the bars get error bars (the 95% interval); with the analysis's ``significant``
+    column the features it did not mark are drawn pale, and those with too few images for a
+    test (``low_n``) grey and hatched. Hovering a bar shows the impact with its interval,
     both CTRs with their image counts, p and q.
     """
     title = TITLES["impact"] if title is None else title
@@ -484,8 +490,8 @@ def impact_figure(
     classes = None
     colors = [COLORS["positive"] if pos else COLORS["negative"] for pos in positive]
     pattern = None
-    if "q_value" in summary:
-        classes = significance_classes(summary, significance_level)
+    if "significant" in summary:
+        classes = significance_classes(summary)
         alpha = np.where(classes == SIGNIFICANCE_CLASSES[0], 1.0, 0.38)
         colors = [
             COLORS["low_n"] if cls == SIGNIFICANCE_CLASSES[2] else _rgba(color, a)
@@ -498,7 +504,7 @@ def impact_figure(
                 "size": 6,
                 "solidity": 0.3,
             }
-        notes.append(f"solid: significant (q < {significance_level:g}), pale: not, grey: too few images")
+        notes.append("solid: significant (BH-corrected), pale: not, grey: too few images")
     error_x = None
     if "ci_low" in summary and "ci_high" in summary:
         low = summary["ci_low"].to_numpy(dtype=np.float64) * 100.0

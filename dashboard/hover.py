@@ -7,6 +7,7 @@ from urllib.parse import quote
 import numpy as np
 import pandas as pd
 
+# Shown in the hovered-image panel until a point is hovered; the browser gets it with the lookup.
 HOVER_HINT = "Hover a point in the chart to see its image, its CTR and its features."
 
 
@@ -46,6 +47,7 @@ def hover_lookup(points: pd.DataFrame, shown: pd.DataFrame, *, token: str, urls_
         "image_codes": [c.tolist() for c in np.split(codes[order], bounds)],
         "image_conf": [c.tolist() for c in np.split(conf[order], bounds)],
         "urls": urls_for(list(images)) if urls_for else None,
+        "hint": HOVER_HINT,  # the panel's text once the pointer leaves the points
     }
     if counts is not None:
         lookup["clicks"] = [counts.get(i, (None, None))[0] for i in images]

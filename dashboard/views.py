@@ -19,18 +19,29 @@ import numpy as np
 import pandas as pd
 
 from dashboard import figures, ids
-from data.analysis import POINT_COLUMNS, SUMMARY_COLUMNS, WEIGHTINGS, feature_summary, scatter_points
+from dashboard.params import PARAMS, parse_lenient
+from data.analysis import POINT_COLUMNS, SUMMARY_COLUMNS, feature_summary, scatter_points
 
 CURRENT_BUILD = "current"
-DEFAULT_CONFIDENCE = 0.5
-# Features in a handful of images top and tail any impact ranking by chance alone, so the page
-# starts without those present in under 2% of the images; the slider goes down to 0.
-DEFAULT_SPARSITY = (2, 100)
-DEFAULT_WEIGHTING = "mean"
-DEFAULT_SHOWN = 25
-SHOWN_CHOICES = (10, 25, 50, 0)  # 0: all features
+# The page's defaults and choices come from the one spec of the query parameters.
+DEFAULT_CONFIDENCE = PARAMS["confidence"].page_default
+DEFAULT_SPARSITY = (int(PARAMS["min_pct"].page_default), int(PARAMS["max_pct"].page_default))
+DEFAULT_WEIGHTING = PARAMS["weighting"].page_default
 ALL_SHOWN = "all"
+DEFAULT_SHOWN = int(PARAMS["shown"].page_default)
+SHOWN_CHOICES = tuple(0 if c == ALL_SHOWN else int(c) for c in PARAMS["shown"].choices)  # 0: all features
 CONFIDENCE_STEP = 0.01
+VIEW_PARAMS = (
+    "business",
+    "source",
+    "build_id",
+    "confidence",
+    "min_pct",
+    "max_pct",
+    "weighting",
+    "shown",
+    "compare_build",
+)
 
 WEIGHTING_LABELS = {"mean": "Mean of images", "impressions": "Impression-weighted"}
 WEIGHTING_HELP = "Mean: each image counts once. Weighted: clicks ÷ impressions."
@@ -85,59 +96,27 @@ class ViewState:
 # -- the URL ---------------------------------------------------------------------------------
 
 
-def _first(args: Mapping, name: str) -> str | None:
-    value = args.get(name)
-    if isinstance(value, (list, tuple)):
-        value = value[0] if value else None
-    return value if isinstance(value, str) else None
-
-
-def _number(raw: str | None, low: float, high: float) -> float | None:
-    try:
-        value = float(raw)
-    except (TypeError, ValueError):
-        return None
-    return value if low <= value <= high else None  # NaN fails both comparisons
-
-
 def parse_view(args: Mapping) -> ViewState:
     """The view a URL query asks for; each missing, malformed or out-of-range value takes its default.
 
-    ``args`` maps names to strings (Flask's ``request.args``, a dict, or ``parse_qs`` lists).
-    Whether the dataset, build and weighting exist is checked later, against the store
-    (``layout.resolve_view``); this only reads the text.
+    ``args`` maps names to strings (Flask's ``request.args``, a dict, or ``parse_qs`` lists),
+    read by the same rules as /api/summary's (``dashboard.params``). Whether the dataset, build
+    and weighting exist is checked later, against the store (``selection.resolve_view``).
     """
-    business = _first(args, "business") or None
-    source = _first(args, "source") or None
-
-    build: int | str = CURRENT_BUILD
-    raw_build = (_first(args, "build_id") or "").strip()
-    if raw_build.isascii() and raw_build.isdigit() and int(raw_build) > 0:
-        build = int(raw_build)
-
-    confidence = _number(_first(args, "confidence"), 0.0, 1.0)
+    values = parse_lenient(args, VIEW_PARAMS)
     # The slider moves in steps of 0.01; a value between steps would sit between its marks.
-    confidence = DEFAULT_CONFIDENCE if confidence is None else round(confidence / CONFIDENCE_STEP) * CONFIDENCE_STEP
-    confidence = round(confidence, 2)
-
-    low = _number(_first(args, "min_pct"), 0, 100)
-    high = _number(_first(args, "max_pct"), 0, 100)
-    low = DEFAULT_SPARSITY[0] if low is None else int(round(low))
-    high = DEFAULT_SPARSITY[1] if high is None else int(round(high))
-    if low > high:
-        low, high = DEFAULT_SPARSITY
-
-    weighting = _first(args, "weighting")
-    weighting = weighting if weighting in WEIGHTINGS else DEFAULT_WEIGHTING
-
-    raw_shown = (_first(args, "shown") or "").strip().lower()
-    shown = 0 if raw_shown == ALL_SHOWN else (int(raw_shown) if raw_shown.isascii() and raw_shown.isdigit() else None)
-    shown = shown if shown in SHOWN_CHOICES else DEFAULT_SHOWN
-
-    raw_compare = (_first(args, "compare_build") or "").strip()
-    compare = int(raw_compare) if raw_compare.isascii() and raw_compare.isdigit() and int(raw_compare) > 0 else None
-
-    return ViewState(business, source, build, confidence, low, high, weighting, shown, compare)
+    confidence = round(round(values["confidence"] / CONFIDENCE_STEP) * CONFIDENCE_STEP, 2)
+    return ViewState(
+        business=values["business"],
+        source=values["source"],
+        build=CURRENT_BUILD if values["build_id"] is None else values["build_id"],
+        confidence=confidence,
+        min_pct=int(round(values["min_pct"])),
+        max_pct=int(round(values["max_pct"])),
+        weighting=values["weighting"],
+        shown=0 if values["shown"] == ALL_SHOWN else int(values["shown"]),
+        compare=values["compare_build"],
+    )
 
 
 def query_from_url(url: str | None) -> dict[str, str]:
@@ -193,11 +172,14 @@ def state_from_controls(business, source, build, confidence, sparsity, weighting
     )
 
 
-def with_weighting_available(state: ViewState, has_counts: bool) -> ViewState:
+def available_weighting(weighting: str, has_counts: bool | None) -> str:
+    """``weighting``, or the mean when it is impression weighting and the dataset has no counts."""
+    return "mean" if weighting == "impressions" and not has_counts else weighting
+
+
+def with_weighting_available(state: ViewState, has_counts: bool | None) -> ViewState:
     """``state``, with impression weighting dropped to the mean when the dataset has no counts."""
-    if state.weighting == "impressions" and not has_counts:
-        return replace(state, weighting="mean")
-    return state
+    return replace(state, weighting=available_weighting(state.weighting, has_counts))
 
 
 def weighting_options(has_counts: bool) -> list[dict]:
@@ -234,7 +216,7 @@ def weighting_tip(has_counts: bool | None) -> str:
 
 
 def result_labels(summary: pd.DataFrame) -> np.ndarray:
-    """Per row: significant (q < 0.05), not significant, or too few images for a test (low_n).
+    """Per row: significant, not significant, or too few images for a test, as the analysis marked it.
 
     The same classes as the impact chart's colours (``figures.significance_classes``).
     """

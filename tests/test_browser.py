@@ -17,6 +17,7 @@ import pytest
 
 from dashboard import ids
 from dashboard.factory import create_app
+from dashboard.hover import HOVER_HINT
 from data.analysis import feature_summary, scatter_points
 from data.batches import FeatureBatch, ctr_frame
 from data.settings import Settings
@@ -446,6 +447,7 @@ def _hover_keeps_the_scatter_painted(driver, store, dataset_key, state, expect_t
     after = _wait_for(cleared, timeout=10, message=f"the link cleared: {counts}")
     assert _still_painted(after, before), f"points or dashes lost after leaving: {counts}"
     assert _chart(driver, ids.IMPACT)["opacity"] == 1
+    _wait_for(lambda: driver.find_element("id", ids.HOVER_PANEL).text == HOVER_HINT, timeout=10, message="hover hint")
     time.sleep(0.5)
     requests_after, network = _dash_requests(driver)
     assert requests_after == requests_before and network == []  # hovering stays in the browser

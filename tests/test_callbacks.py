@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import random
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -12,10 +13,10 @@ import pytest
 from dash import no_update
 
 from dashboard import figures, ids, views
-from dashboard.components import status_component
+from dashboard.components import hover_hint, status_component
 from dashboard.compute import compute_view, download_csv, select_shown, upload_command
 from dashboard.factory import create_app
-from dashboard.hover import image_urls
+from dashboard.hover import HOVER_HINT, image_urls
 from dashboard.selection import (
     build_options,
     choose,
@@ -120,6 +121,13 @@ def test_compute_view_hover_lookup_links_each_point_to_its_image(loaded, referen
         ]
         assert lookup["image_codes"][image] == [c for c, _ in expected]
         assert lookup["image_conf"][image] == pytest.approx([v for _, v in expected], abs=1e-4)
+
+
+def test_hover_hint_is_written_once_and_shipped_to_the_browser(loaded):
+    view = compute_view(loaded, BUSINESS, SOURCE, None, 0.3, [0, 100])
+    assert view.lookup["hint"] == HOVER_HINT == hover_hint().children
+    script = (Path(__file__).resolve().parent.parent / "dashboard" / "assets" / "dashboard.js").read_text()
+    assert "lookup.hint" in script and "Hover a point" not in script
 
 
 def test_compute_view_lookup_codes_are_bar_rows(loaded):

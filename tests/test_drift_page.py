@@ -21,11 +21,11 @@ from dashboard.drift_page import (
     table_rows_with_drift,
 )
 from dashboard.factory import create_app
-from data.settings import Settings
 from dashboard.table import TABLE_COLUMN_DEFS
 from dashboard.views import ViewState, parse_view, query_from_url, view_query
 from data.batches import FeatureBatch, ctr_frame
 from data.drift import feature_drift
+from data.settings import Settings
 from data.store import FeatureStore
 from tests.browser import chrome_driver, missing_browser, serve, wait_for_charts
 
@@ -132,6 +132,7 @@ def test_drift_figure_colours_by_q_and_escapes_names():
             "q_value": [0.003, 0.4, np.nan],
             "n_flipped": [12, 3, 1],
             "low_n": [False, False, True],
+            "significant": [True, False, False],
         }
     )
     assert q_classes(drift).tolist() == ["q < 0.01", "q ≥ 0.05", "too few images"]

@@ -12,7 +12,7 @@ import pandas as pd
 import plotly.graph_objects as go
 import pytest
 
-from dashboard import figures
+from dashboard import figures, views
 from data.analysis import Dataset, feature_summary, scatter_points
 
 FIGURES_PY = Path(figures.__file__)
@@ -191,6 +191,18 @@ def test_impact_figure_fades_features_that_are_not_significant(reference_dataset
     fig = figures.impact_figure(summary)
     for significant, color in zip(summary["significant"], fig.data[0].marker.color):
         assert color.endswith(",1)") == bool(significant)
+
+
+def test_impact_figure_and_table_follow_the_analysis_significant_column(reference_dataset):
+    """Significance is decided once, by the analysis: the chart and the table read its columns."""
+    summary = feature_summary(reference_dataset, 0.0)
+    flipped = summary.assign(significant=~summary["significant"])  # disagrees with q < 0.05 on every row
+    fig = figures.impact_figure(flipped)
+    for significant, color in zip(flipped["significant"], fig.data[0].marker.color):
+        assert color.endswith(",1)") == bool(significant)
+    labels = [row["result"] for row in views.table_rows(flipped)]
+    assert labels == ["significant" if s else "not significant" for s in flipped["significant"]]
+    assert not hasattr(figures, "SIGNIFICANCE_LEVEL")
 
 
 def test_impact_figure_tells_too_few_images_from_not_significant(reference_dataset):

@@ -94,6 +94,56 @@ def test_parse_view_falls_back_to_defaults_value_by_value(args, expected):
     assert parse_view(args) == ViewState(**expected)
 
 
+RAW_VALUES = ["", " ", "0", "1", "2", "0.5", "0.333", " 0.25 ", "1.5", "-1", "nan", "inf", "1e-1", "abc", "12", " 12 "]
+RAW_VALUES += ["١٢", "99.6", "100", "250", "mean", "impressions", "median", "Mean"]
+
+
+@pytest.mark.parametrize(
+    "name, fixed",
+    [
+        ("build_id", {}),
+        ("confidence", {}),
+        ("min_pct", {"max_pct": "100"}),
+        ("max_pct", {"min_pct": "0"}),
+        ("weighting", {}),
+    ],
+)
+def test_the_page_accepts_exactly_the_values_the_api_accepts(name, fixed):
+    """The lenient page parser and the strict API parser come from one spec: same types and ranges."""
+    from dashboard.api import QueryError, SummaryQuery
+
+    for raw in RAW_VALUES:
+        args = {"business": "b", "source": "s", **fixed, name: raw}
+        try:
+            api = getattr(SummaryQuery.from_args(args), name)
+        except QueryError:
+            api = None
+        page = parse_view(args)
+        field = {"build_id": "build"}.get(name, name)
+        if api is None or not raw.strip():
+            assert getattr(page, field) == getattr(ViewState(), field), (name, raw)
+        elif name == "confidence":
+            assert page.confidence == round(api, 2), raw
+        elif name in ("min_pct", "max_pct"):
+            assert getattr(page, field) == int(round(api)), raw
+        else:
+            assert getattr(page, field) == api, raw
+
+
+def test_the_shown_picker_offers_the_choices_the_url_accepts():
+    from dashboard.controls import SHOWN_OPTIONS
+
+    for option in SHOWN_OPTIONS:
+        query = "all" if option["value"] == "0" else option["value"]
+        assert str(parse_view({"shown": query}).shown) == option["value"]
+    assert [o["label"] for o in SHOWN_OPTIONS] == [
+        "Top & bottom 10",
+        "Top & bottom 25",
+        "Top & bottom 50",
+        "All features",
+    ]
+
+
 def test_query_from_url_takes_the_first_of_repeated_values():
     assert query_from_url("http://x/?a=1&a=2&b=%20c") == {"a": "1", "b": " c"}
     assert query_from_url("http://x/") == {}

@@ -51,9 +51,9 @@
     return image === undefined ? -1 : image;
   }
 
-  function hint() {
-    return html("P", {className: "text-muted small mb-0"},
-      "Hover a point in the chart to see its image, its CTR and its features.");
+  // The text comes with the lookup (dashboard/hover.py), the same as the panel's first render.
+  function hint(lookup) {
+    return html("P", {className: "text-muted small mb-0"}, lookup.hint);
   }
 
   function panel(lookup, image) {
@@ -288,7 +288,7 @@
     if (image < 0) {
       drawLink(scatterId, null);
       var kept = selectedCodes(lookup);
-      return [barPatch(n, kept), barPatch(n, kept), barPatch(n, kept), hint()];
+      return [barPatch(n, kept), barPatch(n, kept), barPatch(n, kept), hint(lookup)];
     }
     var codes = numbers(lookup.image_codes[image]);
     drawLink(scatterId, codes, numbers(lookup.ctr)[image]);
