@@ -7,9 +7,10 @@ from the code unnoticed.
 
 from __future__ import annotations
 
-from dashboard.api import BUILD_FIELDS, DATASET_FIELDS, SummaryQuery
+from dashboard.api import BUILD_FIELDS, DATASET_FIELDS, SUMMARY_PARAMS, SummaryQuery
+from dashboard.params import PARAMS, Param
 from data.adjusted import ADJUSTED_COLUMNS
-from data.analysis import POINT_COLUMNS, SUMMARY_COLUMNS, WEIGHTINGS
+from data.analysis import POINT_COLUMNS, SUMMARY_COLUMNS
 from data.drift import DRIFT_COLUMNS
 from ingest.framing import GZIP_ENCODINGS, MAX_HEADER_BYTES
 from ingest.validation import MAX_COUNT
@@ -59,20 +60,44 @@ def _header(name: str, description: str, *, schema=None) -> dict:
     return {"name": name, "in": "header", "required": False, "schema": schema or _TEXT, "description": description}
 
 
+_DESCRIPTIONS = {
+    "business": "dataset's business",
+    "source": "dataset's image source",
+    "confidence": "presence threshold (strictly above)",
+    "min_pct": "lowest prevalence kept, %",
+    "max_pct": "highest prevalence kept, %",
+    "build_id": "a stored build (default: the current one)",
+    "min_n": "images needed on each side for statistics (default: MIN_GROUP_SIZE)",
+    "weighting": "mean of images or impression-weighted",
+    "adjusted": "1: add each feature's impact adjusted for its co-occurring features",
+}
+
+
+def param_schema(param: Param, default=None) -> dict:
+    """The JSON Schema of one query parameter, from the spec the parsers read."""
+    if param.kind == "text":
+        schema = {"type": "string", "minLength": 1 if param.required else 0}
+    elif param.kind == "choice":
+        schema = {"type": "string", "enum": list(param.choices)}
+    else:
+        schema = {"type": param.kind, "minimum": param.low}
+        if param.high is not None:
+            schema["maximum"] = param.high
+    default = param.default if default is None else default
+    return schema | ({"default": default} if default is not None else {})
+
+
 def summary_parameters(min_n: int) -> list[dict]:
     """The query parameters of /api/summary and its CSV twins (``min_n`` is the server's default)."""
-    d = SummaryQuery  # defaults come from the parser itself
     return [
-        _query("business", {"type": "string", "minLength": 1}, "dataset's business", required=True),
-        _query("source", {"type": "string", "minLength": 1}, "dataset's image source", required=True),
-        _query("confidence", {"type": "number", "minimum": 0, "maximum": 1, "default": d.confidence}, "presence threshold (strictly above)"),
-        _query("min_pct", {"type": "number", "minimum": 0, "maximum": 100, "default": d.min_pct}, "lowest prevalence kept, %"),
-        _query("max_pct", {"type": "number", "minimum": 0, "maximum": 100, "default": d.max_pct}, "highest prevalence kept, %"),
-        _query("build_id", {"type": "integer", "minimum": 1}, "a stored build (default: the current one)"),
-        _query("min_n", {"type": "integer", "minimum": 2, "default": min_n}, "images needed on each side for statistics"),
-        _query("weighting", {"type": "string", "enum": list(WEIGHTINGS), "default": d.weighting}, "mean of images or impression-weighted"),
-        _query("adjusted", {"type": "string", "enum": ["0", "1"], "default": "0"}, "1: add each feature's impact adjusted for its co-occurring features"),
-    ]  # fmt: skip
+        _query(
+            name,
+            param_schema(PARAMS[name], min_n if name == "min_n" else None),
+            _DESCRIPTIONS[name],
+            required=PARAMS[name].required,
+        )
+        for name in SUMMARY_PARAMS
+    ]
 
 
 def _pair_parameters() -> list[dict]:

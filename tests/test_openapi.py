@@ -118,6 +118,31 @@ def test_openapi_parameters_match_the_query_parsers(doc, settings):
     assert pair == [f.name for f in dataclasses.fields(PairQuery)]
 
 
+def test_openapi_parameter_bounds_are_the_parsers_bounds(doc, filled):
+    """Each documented bound and choice is where /api/summary starts or stops refusing."""
+    base = {"business": "Acme", "source": "vision"}
+    for parameter in operation_of(doc, "/api/summary", "get")["parameters"]:
+        name, schema = parameter["name"], parameter["schema"]
+        accepted, refused = [], ["not-a-value"] if name not in ("business", "source") else []
+        if "enum" in schema:
+            accepted += schema["enum"]
+        step = 1 if schema.get("type") == "integer" else 1e-9
+        if "minimum" in schema:
+            accepted.append(str(schema["minimum"]))
+            refused.append(str(schema["minimum"] - step))
+        if "maximum" in schema:
+            accepted.append(str(schema["maximum"]))
+            refused.append(str(schema["maximum"] + step))
+        for value in accepted:
+            query = {**base, name: value} | ({"min_pct": "0"} if name == "max_pct" else {})
+            response = filled.get("/api/summary", query_string=query)
+            assert response.status_code in (200, 404), (name, value, response.get_json())
+        for value in refused:
+            response = filled.get("/api/summary", query_string={**base, name: value})
+            assert response.status_code == 400, (name, value)
+            assert any(d.startswith(name) for d in response.get_json()["details"]), (name, value)
+
+
 def test_openapi_summary_fields_are_the_answer_fields(doc, filled):
     answer = filled.get("/api/summary", query_string={"business": "Acme", "source": "vision"}).get_json()
     schemas = doc["components"]["schemas"]
