@@ -3,8 +3,10 @@
 For each size, the demo generator's build (seed 42) and its CTRs are stored in a fresh SQLite
 file behind an app from the factory. The server's first request (Dash sets itself up) and the
 first summary (which loads the build into the cache) are reported on their own, then the median
-over requests whose threshold moves each time, as a slider does. The pure ``feature_summary``
-time on the same data is printed for reference.
+over requests whose threshold moves each time, as a slider does, for each weighting. The first
+summary of a weighting also draws the permutation null of the build's CTRs (``data.permutation``);
+its cost and the memory of its table are printed on their own, as is the pure ``feature_summary``
+time on the same data.
 
     .venv/bin/python bench/bench_summary.py [--requests 40]
 """
@@ -15,8 +17,10 @@ import argparse
 import tempfile
 from pathlib import Path
 
+import numpy as np
 from common import BUSINESS, SOURCE, fresh_app, latency_line, median, timed
 
+from data import permutation
 from data.analysis import feature_summary
 from data.demo import demo_build
 
@@ -31,15 +35,22 @@ def thresholds(n: int) -> list[float]:
     return [sweep[k % len(sweep)] for k in range(n)]
 
 
-def get_summary(client, confidence: float) -> dict:
+def get_summary(client, confidence: float, weighting: str = "mean") -> dict:
     """GET /api/summary at one threshold, failing loudly on anything but 200."""
     response = client.get(
         "/api/summary",
-        query_string={"business": BUSINESS, "source": SOURCE, "confidence": confidence},
+        query_string={"business": BUSINESS, "source": SOURCE, "confidence": confidence, "weighting": weighting},
     )
     if response.status_code != 200:
         raise SystemExit(f"GET /api/summary answered {response.status_code}: {response.get_data(as_text=True)[:500]}")
     return response.get_json()
+
+
+def null_table(dataset, weighting: str) -> permutation.NullTable:
+    """The cached permutation null of a dataset's CTRs (or counts) for a weighting."""
+    known = dataset.has_ctr
+    units = dataset.ctr[known] if weighting == "mean" else np.column_stack([dataset.clicks, dataset.impressions])[known]
+    return permutation.StudentizedTest(weighting, units, n_tests=len(dataset.features)).table(1)
 
 
 def bench_size(folder: Path, n_images: int, n_features: int, target_ms: float, requests: int) -> None:
@@ -53,20 +64,29 @@ def bench_size(folder: Path, n_images: int, n_features: int, target_ms: float, r
 
     # Dash sets itself up (and serves the layout) on the server's first request of any kind.
     setup = timed(lambda: client.get("/healthz"))
-    first = timed(lambda: get_summary(client, 0.0))
-    print(
-        f"{label}: server's first request {setup * 1000:.1f} ms; first summary (loads the build) {first * 1000:.1f} ms"
-    )
+    print(f"{label}: server's first request {setup * 1000:.1f} ms")
+    for weighting in ("mean", "impressions"):
+        permutation.clear_cache()
+        first = timed(lambda w=weighting: get_summary(client, 0.0, w))
+        table = null_table(store.dataset(BUSINESS, SOURCE), weighting)
+        print(
+            f"{label} {weighting}: first summary (draws the null; the first one also loads the build) "
+            f"{first * 1000:.1f} ms; null table of {table.resamples:,} permutations, "
+            f"group sizes up to {table.k_max}, {table.nbytes / 2**20:.1f} MiB"
+        )
+        answers = []
+        times = [
+            timed(lambda c=c, w=weighting, a=answers: a.append(get_summary(client, c, w))) for c in thresholds(requests)
+        ]
+        if not any(answer["features"] for answer in answers):
+            raise SystemExit("every summary was empty: the bench measured nothing")
+        print(latency_line(f"{label} {weighting} GET /api/summary, threshold moving", median(times), target_ms))
 
-    answers = []
-    times = [timed(lambda c=c: answers.append(get_summary(client, c))) for c in thresholds(requests)]
-    if not any(answer["features"] for answer in answers):
-        raise SystemExit("every summary was empty: the bench measured nothing")
-    print(latency_line(f"{label} GET /api/summary, threshold moving", median(times), target_ms))
-
-    dataset = store.dataset(BUSINESS, SOURCE)
-    pure = [timed(lambda c=c: feature_summary(dataset, c)) for c in thresholds(requests)]
-    print(latency_line(f"{label} feature_summary alone", median(pure)))
+        dataset = store.dataset(BUSINESS, SOURCE)
+        pure = [
+            timed(lambda c=c, w=weighting, d=dataset: feature_summary(d, c, weighting=w)) for c in thresholds(requests)
+        ]
+        print(latency_line(f"{label} {weighting} feature_summary alone", median(pure)))
     store.close()
 
 

@@ -71,7 +71,7 @@ TABLE_COLUMN_DEFS = [
         "p",
         "formatP",
         width=90,
-        tooltip="Two-sided p-value of the impact (Welch's t, or z for impression weighting)",
+        tooltip="Two-sided permutation p-value of the impact (share of image shufflings as extreme)",
     ),
     _number_column(
         "q_value",

@@ -53,7 +53,7 @@ NO_COUNTS_TIP = (
 )
 COUNTS_TIP = (
     "Impression-weighted: each group's CTR is its total clicks divided by its total impressions, "
-    "with a delta-method 95% interval."
+    "with a permutation-calibrated 95% interval."
 )
 
 TABLE_COLUMNS = [

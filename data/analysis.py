@@ -14,7 +14,7 @@ import numpy as np
 import pandas as pd
 import scipy.sparse as sp
 
-from data import matrix, stats
+from data import matrix, permutation, stats
 
 SUMMARY_COLUMNS = [
     "feature",
@@ -54,6 +54,11 @@ class Dataset:
             raise ValueError(f"confidences must be {n} x {m}, got {self.confidences.shape}")
         if self.ctr.shape != (n,):
             raise ValueError(f"ctr must have {n} values, got {self.ctr.shape}")
+        known = ~np.isnan(self.ctr)
+        if ((self.ctr[known] < 0) | (self.ctr[known] > 1)).any():
+            raise ValueError("ctr must be in [0, 1] (NaN where unknown)")
+        if self.clicks is not None and self.impressions is not None:
+            _check_counts(self.images, self.clicks, self.impressions)
 
     def dense(self) -> np.ndarray:
         """The confidences as a dense ndarray (materialises a sparse matrix: small builds only)."""
@@ -156,6 +161,36 @@ class WeightingUnavailable(ValueError):
     """Impression weighting was asked for a dataset without clicks and impressions."""
 
 
+def _check_counts(images: np.ndarray, clicks: np.ndarray, impressions: np.ndarray) -> None:
+    """Refuse counts the HTTP and CLI paths refuse: each image needs whole clicks >= 0, impressions > 0, clicks <= impressions."""
+    n = len(images)
+    if clicks.shape != (n,) or impressions.shape != (n,):
+        raise ValueError(f"clicks and impressions must have {n} values, got {clicks.shape} and {impressions.shape}")
+    known = ~np.isnan(impressions)
+    with np.errstate(invalid="ignore"):
+        bad = (
+            (np.isnan(clicks) != ~known)
+            | (known & ~(impressions > 0))
+            | (known & ~(clicks >= 0))
+            | (known & ~(clicks <= impressions))
+            | (known & ((np.mod(clicks, 1) != 0) | (np.mod(impressions, 1) != 0)))
+            | np.isinf(impressions)
+        )
+    if bad.any():
+        shown = ", ".join(
+            f"image {images[i]!r}: {_show_count(clicks[i])} clicks of {_show_count(impressions[i])} impressions"
+            for i in np.flatnonzero(bad)[:5]
+        )
+        raise ValueError(
+            "counts must be whole numbers with clicks >= 0, impressions > 0 and clicks <= impressions "
+            f"(both unknown, NaN, for an image without counts); {int(bad.sum())} invalid: {shown}"
+        )
+
+
+def _show_count(value: float) -> str:
+    return str(int(value)) if np.isfinite(value) and value == int(value) else str(value)
+
+
 def _optional_column(frame: pd.DataFrame, column: str | None) -> np.ndarray | None:
     if not column:
         return None
@@ -190,10 +225,11 @@ def feature_summary(
     """Per feature: n with/without, prevalence, CTR with and without, impact and its uncertainty.
 
     Features outside [min_pct, max_pct] prevalence, or present in no image with a CTR, are
-    dropped. ``weighting="mean"`` averages per-image CTRs and tests impact with Welch's t;
-    ``"impressions"`` divides total clicks by total impressions per group with a delta-method
-    interval. Features with fewer than ``min_n`` images on either side keep their averages but
-    get NaN statistics and ``low_n``. ``q_value`` is Benjamini-Hochberg over the returned
+    dropped. ``weighting="mean"`` averages per-image CTRs, ``"impressions"`` divides total
+    clicks by total impressions per group; either way impact is tested by a studentized
+    permutation test (Welch's t or the delta-method z, see ``data.permutation``). Features
+    with fewer than ``min_n`` images on either side keep their averages but get NaN
+    statistics and ``low_n``. ``q_value`` is Benjamini-Hochberg over the returned
     features. Rows are ordered by impact, highest first (undefined impact last), then by name.
     """
     if weighting not in WEIGHTINGS:
@@ -213,7 +249,9 @@ def feature_summary(
     if weighting == "mean":
         groups = _mean_groups(dataset.ctr[known], present_known, idx)
     else:
-        groups = _impression_groups(dataset.clicks[known], dataset.impressions[known], present_known[:, idx])
+        groups = _impression_groups(
+            dataset.clicks[known], dataset.impressions[known], present_known[:, idx], present.shape[1]
+        )
     avg_with, avg_without, ci_low, ci_high, p_value = groups
 
     low_n = (n_with[idx] < min_n) | (n_without[idx] < min_n)
@@ -246,41 +284,25 @@ def feature_summary(
 
 
 def _mean_groups(ctr: np.ndarray, present: np.ndarray, columns: np.ndarray):
-    """Mean CTR with and without each selected feature, with Welch's interval and p-value."""
+    """Mean CTR with and without each selected feature, with the permutation interval and p-value."""
     avg_with, avg_without = _group_means(ctr, present, columns)
-    # Sums of squares by a matrix product over values shifted by their mean, which keeps
-    # the one-pass variance formula accurate; the means themselves come from the exact loop.
-    shifted = ctr - (ctr.mean() if len(ctr) else 0.0)
-    selected = present[:, columns].astype(np.float64)
-    n1 = selected.sum(axis=0)
-    n2 = len(ctr) - n1
-    s1 = shifted @ selected
-    q1 = (shifted**2) @ selected
-    s2 = shifted.sum() - s1
-    q2 = (shifted**2).sum() - q1
-    with np.errstate(divide="ignore", invalid="ignore"):
-        var1 = np.maximum(q1 - s1**2 / n1, 0.0) / (n1 - 1)
-        var2 = np.maximum(q2 - s2**2 / n2, 0.0) / (n2 - 1)
+    test = permutation.StudentizedTest("mean", ctr[:, None], n_tests=present.shape[1])
+    selected = present[:, columns]
+    k = matrix.column_counts(selected)
     m1, m2 = avg_with[columns], avg_without[columns]
-    ci_low, ci_high, p = stats.welch(m1, var1, n1, m2, var2, n2)
+    ci_low, ci_high, p = test.run(k, test.group_sums(selected), m1 - m2)
     return m1, m2, ci_low, ci_high, p
 
 
-def _impression_groups(clicks: np.ndarray, impressions: np.ndarray, selected: np.ndarray):
-    """Clicks / impressions with and without each feature, with a delta-method interval."""
-    # Scaling by the mean impression count keeps the expanded sums of squares well conditioned.
-    scale = impressions.mean() if len(impressions) else 1.0
-    c, n = clicks / scale, impressions / scale
-    sel = selected.astype(np.float64)
-    sums = np.stack([np.ones_like(c), c, n, c * c, c * n, n * n]) @ sel
-    totals = np.array([len(c), c.sum(), n.sum(), (c * c).sum(), (c * n).sum(), (n * n).sum()])[:, None]
-    rest = totals - sums
+def _impression_groups(clicks: np.ndarray, impressions: np.ndarray, selected: np.ndarray, n_tests: int):
+    """Clicks / impressions with and without each feature, with the permutation interval and p-value."""
+    test = permutation.StudentizedTest("impressions", np.column_stack([clicks, impressions]), n_tests=n_tests)
+    sums = test.group_sums(selected)
+    rest = test.totals[:, None] - sums
     with np.errstate(divide="ignore", invalid="ignore"):
-        ratio_with = sums[1] / sums[2]
-        ratio_without = rest[1] / rest[2]
-    var_with = stats.ratio_variance(*sums)
-    var_without = stats.ratio_variance(*rest)
-    ci_low, ci_high, p = stats.ratio_difference(sums[1], sums[2], var_with, rest[1], rest[2], var_without)
+        ratio_with = sums[0] / sums[1]
+        ratio_without = rest[0] / rest[1]
+    ci_low, ci_high, p = test.run(matrix.column_counts(selected), sums, ratio_with - ratio_without)
     return ratio_with, ratio_without, ci_low, ci_high, p
 
 

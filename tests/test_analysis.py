@@ -215,3 +215,26 @@ def test_dataset_rejects_mismatched_shapes():
         Dataset(np.array(["a"], dtype=object), np.array(["f", "g"], dtype=object), np.zeros((1, 3)), np.zeros(1))
     with pytest.raises(ValueError, match="ctr"):
         Dataset(np.array(["a"], dtype=object), np.array(["f"], dtype=object), np.zeros((1, 1)), np.zeros(2))
+
+
+@pytest.mark.parametrize(
+    ("clicks", "impressions", "problem"),
+    [
+        ([1, 2], [100, 0], "'b': 2 clicks of 0 impressions"),
+        ([1, -2], [100, 50], "'b': -2 clicks of 50 impressions"),
+        ([1, 60], [100, 50], "'b': 60 clicks of 50 impressions"),
+        ([1, 2.5], [100, 50], "'b': 2.5 clicks of 50 impressions"),
+        ([1, np.nan], [100, 50], "'b': nan clicks of 50 impressions"),
+    ],
+)
+def test_dataset_refuses_counts_the_http_path_refuses(clicks, impressions, problem):
+    """Impressions of 0, negative or fractional counts, more clicks than impressions: refused, as over HTTP."""
+    ctr = pd.DataFrame({"image": ["a", "b"], "ctr": [0.01, 0.02], "clicks": clicks, "impressions": impressions})
+    with pytest.raises(ValueError, match=problem.replace(".", r"\.")):
+        Dataset.from_matrix(["a", "b"], ["f"], np.ones((2, 1)), ctr)
+
+
+def test_dataset_refuses_ctr_outside_unit_interval():
+    """A CTR above 1 (a percentage, say) is refused, as over HTTP."""
+    with pytest.raises(ValueError, match=r"ctr must be in \[0, 1\]"):
+        Dataset.from_wide(pd.DataFrame({"image_name": ["a", "b"], "ctr": [0.5, 1.5], "f": [0.1, 0.2]}))

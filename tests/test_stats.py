@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import random
 
 import numpy as np
@@ -9,29 +10,123 @@ import pandas as pd
 import pytest
 from scipy import stats as sps
 
-from data import stats
+from data import permutation, stats
 from data.analysis import Dataset, WeightingUnavailable, feature_summary
 
 THRESHOLDS = [0.0, 0.1, 0.5]
 
 
-def _welch_reference(frame: pd.DataFrame, feature: str, threshold: float):
-    mask = frame[feature] > threshold
-    result = sps.ttest_ind(frame.loc[mask, "ctr"], frame.loc[~mask, "ctr"], equal_var=False)
-    interval = result.confidence_interval(0.95)
-    return interval.low, interval.high, result.pvalue
-
-
 @pytest.mark.parametrize("threshold", THRESHOLDS)
-def test_feature_summary_welch_matches_scipy_on_reference(reference_frame, reference_dataset, threshold):
-    summary = feature_summary(reference_dataset, threshold, min_n=2)
-    assert len(summary)
-    for row in summary.itertuples():
-        low, high, p = _welch_reference(reference_frame, row.feature, threshold)
-        assert row.ci_low == pytest.approx(low, rel=1e-9, abs=1e-15)
-        assert row.ci_high == pytest.approx(high, rel=1e-9, abs=1e-15)
-        assert row.p_value == pytest.approx(p, rel=1e-9, abs=1e-300)
-        assert row.ci_low < row.impact < row.ci_high
+def test_studentized_statistic_is_scipy_welch_t_on_reference(reference_frame, reference_dataset, threshold):
+    """The mean weighting's statistic is Welch's t, exactly as scipy computes it."""
+    known = reference_dataset.has_ctr
+    test = permutation.StudentizedTest("mean", reference_dataset.ctr[known][:, None], n_tests=7)
+    present = reference_dataset.confidences[known] > threshold
+    k = present.sum(axis=0)
+    diff, se = test.standard_error(k, test.group_sums(present))
+    checked = 0
+    for j, feature in enumerate(reference_dataset.features):
+        mask = reference_frame[feature] > threshold
+        if 2 <= mask.sum() <= len(mask) - 2:
+            expected = sps.ttest_ind(
+                reference_frame.loc[mask, "ctr"], reference_frame.loc[~mask, "ctr"], equal_var=False
+            )
+            assert diff[j] / se[j] == pytest.approx(expected.statistic, rel=1e-9)
+            checked += 1
+    assert checked >= 5
+
+
+def _abs_welch(x, y, axis=-1):
+    return np.abs(sps.ttest_ind(x, y, equal_var=False, axis=axis).statistic)
+
+
+def test_permutation_p_matches_scipy_exact_enumeration_mean():
+    """With C(n, k) <= B splits, every split is enumerated: the p-value is scipy's exact one."""
+    rng = np.random.default_rng(7)
+    ctr = rng.lognormal(np.log(0.01), 0.8, 14)
+    for members in ([0, 3, 5, 9], [1, 2, 4, 6, 8, 10, 12, 13], [2, 11]):
+        present = np.zeros((14, 1), dtype=bool)
+        present[members] = True
+        test = permutation.StudentizedTest("mean", ctr[:, None], n_tests=1)
+        impact = ctr[present[:, 0]].mean() - ctr[~present[:, 0]].mean()
+        _, _, p = test.run(present.sum(axis=0), test.group_sums(present), [impact])
+        reference = sps.permutation_test(
+            (ctr[present[:, 0]], ctr[~present[:, 0]]),
+            _abs_welch,
+            permutation_type="independent",
+            alternative="greater",
+            n_resamples=np.inf,
+        )
+        assert p[0] == pytest.approx(reference.pvalue, rel=1e-9)
+
+
+def test_permutation_p_matches_scipy_exact_enumeration_impressions():
+    """The same for the ratio's delta-method z, permuting whole images (clicks with their impressions)."""
+    rng = np.random.default_rng(8)
+    impressions = rng.integers(200, 6000, 13).astype(float)
+    clicks = rng.binomial(impressions.astype(int), rng.uniform(0.004, 0.02, 13)).astype(float)
+    columns = stats.ratio_columns(clicks, impressions)
+
+    def abs_z(x, y):
+        sums = columns[np.asarray(x, dtype=int)].sum(axis=0)
+        diff, se = stats.ratio_difference(len(x), sums, columns.sum(axis=0), len(columns))
+        return np.abs(diff / se)
+
+    for members in ([0, 3, 5, 9], [1, 2, 4, 6, 8, 10]):
+        mask = np.zeros(13, dtype=bool)
+        mask[members] = True
+        test = permutation.StudentizedTest("impressions", np.column_stack([clicks, impressions]), n_tests=1)
+        sums = test.group_sums(mask[:, None])
+        impact = clicks[mask].sum() / impressions[mask].sum() - clicks[~mask].sum() / impressions[~mask].sum()
+        _, _, p = test.run([mask.sum()], sums, [impact])
+        reference = sps.permutation_test(
+            (np.flatnonzero(mask), np.flatnonzero(~mask)),
+            abs_z,
+            permutation_type="independent",
+            alternative="greater",
+            n_resamples=np.inf,
+            vectorized=False,
+        )
+        assert p[0] == pytest.approx(reference.pvalue, rel=1e-9)
+
+
+def test_permutation_p_monte_carlo_agrees_with_exact_enumeration():
+    """Beyond B splits, B random permutations estimate the exact p within their sampling error."""
+    rng = np.random.default_rng(9)
+    ctr = rng.lognormal(np.log(0.01), 1.0, 22)
+    columns = stats.mean_columns(ctr)
+    n, k = 22, 6  # C(22, 6) = 74,613 splits > 9,999 permutations
+    exact = permutation._enumerate(columns, stats.mean_difference, n, k)
+    test = permutation.StudentizedTest("mean", ctr[:, None], n_tests=1)
+    for quantile in (0.002, 0.01, 0.05, 0.3):
+        observed = np.quantile(exact, 1 - quantile)
+        p, _ = permutation.lookup(test.table(k), np.array([k]), np.array([observed]), 0.05)
+        expected = (exact >= observed * (1 - 1e-9)).mean()
+        tolerance = 4 * np.sqrt(expected * (1 - expected) / 1_000) if expected > 0.1 else 4 * np.sqrt(expected / 10_000)
+        assert abs(p[0] - expected) <= tolerance + 1e-4
+
+
+@pytest.mark.parametrize("weighting", ["mean", "impressions"])
+def test_feature_summary_interval_excludes_zero_exactly_when_p_at_most_005(weighting):
+    """Test and interval come from the same statistic and null, so they never disagree."""
+    dataset, _ = _planted(n_null=60)
+    summary = feature_summary(dataset, 0.0, weighting=weighting, min_n=2)
+    tested = summary["p_value"].notna()
+    assert tested.sum() > 50
+    excludes = (summary["ci_low"] > 0) | (summary["ci_high"] < 0)
+    assert (excludes[tested] == (summary.loc[tested, "p_value"] <= 0.05)).all()
+    assert ((summary["ci_low"] <= summary["impact"]) & (summary["impact"] <= summary["ci_high"]))[tested].all()
+
+
+def test_feature_summary_same_numbers_for_same_data_in_any_image_order(reference_frame):
+    """Seeded from the data, not the clock: the same data give the same p-values, whatever the row order."""
+    first = feature_summary(Dataset.from_wide(reference_frame), 0.5)
+    permutation.clear_cache()
+    again = feature_summary(Dataset.from_wide(reference_frame), 0.5)
+    shuffled = feature_summary(Dataset.from_wide(reference_frame.sample(frac=1.0, random_state=3)), 0.5)
+    pd.testing.assert_frame_equal(first, again)
+    for column in ("p_value", "q_value", "ci_low", "ci_high"):
+        np.testing.assert_allclose(shuffled[column], first[column], rtol=1e-9)
 
 
 @pytest.mark.parametrize("threshold", THRESHOLDS)
@@ -156,13 +251,18 @@ def test_feature_summary_unknown_weighting_raises(reference_dataset):
         feature_summary(reference_dataset, 0.5, weighting="median")
 
 
-def test_welch_undefined_for_tiny_or_flat_groups():
-    low, high, p = stats.welch(
-        [0.1, 0.1, 0.1], [0.01, 0.0, 0.01], [1, 5, 5], [0.2, 0.2, 0.2], [0.01, 0.0, 0.0], [5, 5, 5]
-    )
-    assert np.isnan([low[0], high[0], p[0]]).all()  # one image on a side
-    assert np.isnan([low[1], high[1], p[1]]).all()  # no spread on either side
-    assert not np.isnan([low[2], high[2], p[2]]).any()  # spread on one side is enough
+def test_mean_difference_undefined_for_tiny_or_flat_groups():
+    """One image on a side, or no spread on either side: no statistic; spread on one side is enough."""
+    ctr = np.array([0.1, 0.1, 0.1, 0.2, 0.2, 0.2, 0.3])
+    columns = stats.mean_columns(ctr)
+    groups = np.array([[1, 0, 0, 0, 0, 0, 0], [1, 1, 1, 0, 0, 0, 0], [1, 1, 1, 1, 0, 0, 1]], dtype=float).T
+    ctr6, columns6 = ctr[:6], stats.mean_columns(ctr[:6])
+    _, se = stats.mean_difference(groups.sum(axis=0), columns.T @ groups, columns.sum(axis=0)[:, None], 7)
+    assert np.isnan(se[0])  # one image with the feature
+    assert se[1] > 0 and se[2] > 0  # no spread with it, some without (and vice versa)
+    flat = np.array([[1, 1, 1, 0, 0, 0]], dtype=float).T
+    _, se = stats.mean_difference([3], columns6.T @ flat, columns6.sum(axis=0)[:, None], len(ctr6))
+    assert np.isnan(se[0])  # constant on both sides
 
 
 def test_benjamini_hochberg_keeps_nan_and_is_monotone():
@@ -173,3 +273,58 @@ def test_benjamini_hochberg_keeps_nan_and_is_monotone():
     np.testing.assert_allclose(q[defined], sps.false_discovery_control(p[defined]), rtol=1e-12)
     order = np.argsort(p[defined])
     assert np.all(np.diff(q[defined][order]) >= 0)
+
+
+def _one_feature(ctr, present, clicks=None, impressions=None):
+    names = [f"img_{i}" for i in range(len(ctr))]
+    frame = pd.DataFrame({"image": names, "ctr": ctr})
+    if clicks is not None:
+        frame["clicks"], frame["impressions"] = clicks, impressions
+    conf = np.asarray(present, dtype=float)[:, None]
+    return Dataset.from_matrix(names, ["f"], conf, frame)
+
+
+@pytest.mark.parametrize("weighting", ["mean", "impressions"])
+def test_feature_summary_constant_groups_have_no_statistic(weighting):
+    """Two groups of constant CTRs: rounding leaves a variance of ~1e-21, which must not become p = 1e-286."""
+    n = 40
+    present = np.arange(n) < 20
+    ctr = np.where(present, 0.0123, 0.0456)
+    impressions = np.full(n, 1000.0)
+    dataset = _one_feature(ctr, present, np.round(ctr * 1000), impressions)
+    row = feature_summary(dataset, 0.5, weighting=weighting).iloc[0]
+    assert row["n_with"] == 20 and row["impact"] != 0
+    assert np.isnan(row["p_value"]) and np.isnan(row["ci_low"]) and np.isnan(row["q_value"])
+    assert not row["significant"]
+
+
+def test_feature_summary_two_zero_ctrs_against_38_never_below_one_in_c_40_2():
+    """No test valid under exchangeable images can go below 1 / C(40, 2) = 0.0013 (Welch said 5e-21)."""
+    rng = np.random.default_rng(5)
+    ctr = np.concatenate([[0.0, 0.0], rng.lognormal(np.log(0.01), 0.3, 38)])
+    present = np.arange(40) < 2
+    row = feature_summary(_one_feature(ctr, present), 0.5, min_n=2).iloc[0]
+    assert row["p_value"] >= 1 / math.comb(40, 2)
+    assert row["p_value"] == pytest.approx(1 / math.comb(40, 2), rel=1e-9)  # the most extreme of 780 splits
+    assert row["ci_low"] < row["impact"] < row["ci_high"] < 0
+
+
+def test_feature_summary_five_zero_click_images_are_not_a_discovery():
+    """0 clicks in 5 x 50 impressions, others at 1 %: chance ~8 % (Fisher p 0.19); the delta method said p = 0."""
+    rng = np.random.default_rng(11)
+    n = 120
+    impressions = np.full(n, 50.0)
+    clicks = np.concatenate([np.zeros(5), rng.binomial(50, 0.01, n - 5)]).astype(float)
+    present = np.arange(n) < 5
+    dataset = _one_feature(clicks / impressions, present, clicks, impressions)
+    row = feature_summary(dataset, 0.5, weighting="impressions").iloc[0]
+    fisher = sps.fisher_exact(
+        [[0, 250], [clicks[5:].sum(), impressions[5:].sum() - clicks[5:].sum()]], alternative="two-sided"
+    ).pvalue
+    assert 0.1 < fisher < 0.5
+    # Any 5 of the images without clicks give the same split statistic: p is the chance of that.
+    zero = int((clicks == 0).sum())
+    chance = math.comb(zero, 5) / math.comb(n, 5)
+    assert row["p_value"] > 0.02
+    assert row["p_value"] == pytest.approx(chance, abs=4 * math.sqrt(chance / 10_000) + 2e-4)
+    assert row["ci_low"] < 0 <= row["ci_high"] + 1e-15  # the tied splits sit on its edge
