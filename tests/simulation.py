@@ -95,8 +95,10 @@ class Rates:
         return self.runs_with_discovery / self.runs
 
 
-def null_rates(scenario: str, weighting: str, draws: int, runs_per_draw: int, n_features: int, seed: int) -> Rates:
-    """Error rates of ``feature_summary`` on null builds of one scenario."""
+def null_rates(
+    scenario: str, weighting: str, draws: int, runs_per_draw: int, n_features: int, seed: int, summarise=feature_summary
+) -> Rates:
+    """Error rates on null builds of one scenario of ``summarise(dataset, confidence, weighting=)`` (a summary frame)."""
     rng = np.random.default_rng(seed)
     rates = Rates()
     for _ in range(draws):
@@ -113,7 +115,7 @@ def null_rates(scenario: str, weighting: str, draws: int, runs_per_draw: int, n_
             data = (
                 dataset(present, ctr) if counts is None else dataset(present, clicks=counts[0], impressions=counts[1])
             )
-            rates.add(feature_summary(data, 0.5, weighting=weighting))
+            rates.add(summarise(data, 0.5, weighting=weighting))
     return rates
 
 
@@ -136,7 +138,9 @@ class Power:
         return self.covered / self.planted
 
 
-def planted_power(weighting: str, builds: int, n_null: int, seed: int, sigma: float = 0.15) -> Power:
+def planted_power(
+    weighting: str, builds: int, n_null: int, seed: int, sigma: float = 0.15, summarise=feature_summary
+) -> Power:
     """Builds of 659 images with the effects of ``PLANTED`` and ``n_null`` features without effect.
 
     Each image's click rate is 1 % times its planted effects times lognormal noise (``sigma``);
@@ -160,7 +164,7 @@ def planted_power(weighting: str, builds: int, n_null: int, seed: int, sigma: fl
         else:
             clicks, impressions = overdispersed_counts(rng, rate, 3_000, 100_000)
             data = dataset(present, clicks=clicks, impressions=impressions)
-        summary = feature_summary(data, 0.5, weighting=weighting).set_index("feature")
+        summary = summarise(data, 0.5, weighting=weighting).set_index("feature")
         rows = summary.loc[[f"f{j}" for j in range(len(effects))]]
         power.planted += len(effects)
         power.found += int((rows["q_value"] < 0.05).sum())
