@@ -22,6 +22,7 @@ import numpy as np
 import pandas as pd
 from common import BUSINESS, SOURCE, fresh_app, median, timed
 
+from dashboard.compute import compute_view
 from data.adjusted import fit_adjusted
 from data.analysis import Dataset, feature_summary
 from data.demo import REFERENCE_CSV, demo_build
@@ -55,6 +56,13 @@ def bench_size(folder: Path, n_images: int, n_features: int, target_ms, rounds: 
     print(
         f"{label}: cold fit_adjusted median {wall * 1000:.0f} ms wall, {cpu * 1000:.0f} ms CPU{target}{verdict}; "
         f"feature_summary {base * 1000:.1f} ms; ratio {wall / base:.0f}"
+    )
+    # The page's redraw (charts in dcc.Loading) at a threshold not fitted yet, against marginal.
+    page = timed(lambda: compute_view(store, BUSINESS, SOURCE, confidence=0.33, adjusted=True))
+    page_marginal = timed(lambda: compute_view(store, BUSINESS, SOURCE, confidence=0.34))
+    print(
+        f"{label}: page redraw, adjusted at a new threshold {page * 1000:.0f} ms; "
+        f"marginal {page_marginal * 1000:.0f} ms; ratio {page / page_marginal:.1f}"
     )
     client = app.server.test_client()
     client.get("/healthz")

@@ -10,6 +10,7 @@ from __future__ import annotations
 from dash import ClientsideFunction, Input, Output, State, no_update
 
 from dashboard import ids, views
+from dashboard.adjusted_view import register_adjusted_callbacks, table_column_defs
 from dashboard.components import hover_hint, notice_component, status_component
 from dashboard.compute import PLACEHOLDER_API, compute_view, download_csv
 from dashboard.drift_page import compute_drift, drift_outputs, register_drift_callbacks
@@ -28,6 +29,7 @@ from data.store import UnknownDataset
 
 def register_callbacks(app, store, settings) -> None:
     """Wire the controls to the charts, the poll to the pickers, and hover linking in the browser."""
+    register_adjusted_callbacks(app, store, settings)
 
     @app.callback(
         Output(ids.VERSION, "data"),
@@ -128,12 +130,15 @@ def register_callbacks(app, store, settings) -> None:
         Input(ids.WEIGHTING, "value"),
         Input(ids.COMPARE, "value"),
         Input(ids.VERSION, "data"),
+        Input(ids.IMPACT_MODE, "value"),
     )
-    def _redraw(business, source, build, confidence, sparsity, shown, weighting, compare, _version):
+    def _redraw(business, source, build, confidence, sparsity, shown, weighting, compare, _version, impact_mode=None):
         from flask import request
 
         # The same reading of the controls as the URL and the downloads, so all three agree.
-        state = views.state_from_controls(business, source, build, confidence, sparsity, weighting, shown)
+        state = views.state_from_controls(
+            business, source, build, confidence, sparsity, weighting, shown, compare, impact_mode
+        )
         view = compute_view(
             store,
             business,
@@ -144,6 +149,7 @@ def register_callbacks(app, store, settings) -> None:
             shown=state.shown,
             min_n=settings.min_group_size,
             weighting=state.weighting,
+            adjusted=state.adjusted,
             image_url_template=settings.image_url_template,
             api_base=request.host_url if request else PLACEHOLDER_API,
         )
@@ -161,6 +167,7 @@ def register_callbacks(app, store, settings) -> None:
             shown=state.shown,
         )
         drift_figure, drift_style, drift_frame, drift_note, rows, columns = drift_outputs(drift, view.table)
+        columns = table_column_defs(columns, state.adjusted and view.weighting == "mean")
         return (
             view.scatter,
             view.avg_with,
@@ -185,14 +192,17 @@ def register_callbacks(app, store, settings) -> None:
     @app.callback(
         Output(ids.URL, "search"),
         *(Input(c, "value") for c in ids.CONTROLS),
+        Input(ids.IMPACT_MODE, "value"),
         State(ids.URL, "search"),
         prevent_initial_call=True,
     )
-    def _write_url(business, source, build, confidence, sparsity, weighting, shown, compare, search):
+    def _write_url(business, source, build, confidence, sparsity, weighting, shown, compare, impact_mode, search):
         # One way only, controls -> URL: the URL is read once, when the layout is built, so
         # writing it here never feeds back into the controls.
         query = views.view_query(
-            views.state_from_controls(business, source, build, confidence, sparsity, weighting, shown, compare)
+            views.state_from_controls(
+                business, source, build, confidence, sparsity, weighting, shown, compare, impact_mode
+            )
         )
         return no_update if query == search else query
 

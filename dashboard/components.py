@@ -124,7 +124,14 @@ def bars_card(min_n: int) -> dbc.Card:
                         html.Div(
                             [
                                 html.Div(
-                                    [html.Div(t, className="bar-head-title"), html.Div(h, className="bar-head-hint")],
+                                    [
+                                        html.Div(
+                                            t,
+                                            className="bar-head-title",
+                                            **({"id": ids.IMPACT_TITLE} if t == "Impact" else {}),
+                                        ),
+                                        html.Div(h, className="bar-head-hint"),
+                                    ],
                                     className="bar-head",
                                 )
                                 for t, h in heads

@@ -14,6 +14,7 @@ import pandas as pd
 import plotly.graph_objects as go
 
 from dashboard import figures, views
+from dashboard.adjusted_view import as_adjusted
 from dashboard.hover import hover_lookup, image_urls
 from dashboard.selection import selected_dataset
 from dashboard.views import DEFAULT_CONFIDENCE, DEFAULT_SHOWN, DEFAULT_SPARSITY
@@ -100,6 +101,7 @@ def compute_view(
     shown: int | None = DEFAULT_SHOWN,
     min_n: int = DEFAULT_MIN_GROUP_SIZE,
     weighting: str = "mean",
+    adjusted: bool = False,
     image_url_template: str | None = None,
     api_base: str = PLACEHOLDER_API,
 ) -> View:
@@ -162,6 +164,13 @@ def compute_view(
         }
     low, high = (float(v) for v in (sparsity or (0, 100)))
     summary = feature_summary(dataset, float(confidence), low, high, min_n=min_n, weighting=weighting)
+    if adjusted and weighting != "mean":
+        notice = notice or {
+            "title": "Adjusted impact is computed for the mean of images only",
+            "text": "Showing the marginal impact: switch CTR weighting to the mean of images to adjust it.",
+        }
+    elif adjusted and not summary.empty:
+        summary = as_adjusted(summary, dataset, float(confidence), min_n)
     if summary.empty:
         message = (
             f"No feature is present in {low:g}–{high:g}% of the images at confidence above {confidence:g}.\n"
@@ -231,7 +240,8 @@ def compute_view(
         weighting=weighting,
         notice=notice,
         shown_text=f"{shown_text} present in {low:g}–{high:g}% of images at confidence above {confidence:g}"
-        f" · CTR: {views.WEIGHTING_LABELS[weighting].lower()}.",
+        f" · CTR: {views.WEIGHTING_LABELS[weighting].lower()}"
+        f"{' · impact adjusted for co-occurring features' if adjusted and weighting == 'mean' else ''}.",
         scatter_width=width,
         label_px=label_px,
         **build_fields,

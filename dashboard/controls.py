@@ -7,6 +7,7 @@ import pandas as pd
 from dash import dcc, html
 
 from dashboard import ids, views
+from dashboard.adjusted_view import IMPACT_MODE_HELP, impact_mode_control
 from dashboard.drift_page import compare_control
 from dashboard.selection import business_options, source_options
 from dashboard.views import ViewState
@@ -124,6 +125,12 @@ def controls_card(datasets: pd.DataFrame, state: ViewState, build_opts, has_coun
                         help_text="Keep features present in this share of the images.",
                     ),
                     _weighting_control(state, has_counts),
+                    _control(
+                        "Impact",
+                        impact_mode_control(state.adjusted),
+                        help_text=IMPACT_MODE_HELP,
+                        label_for=ids.IMPACT_MODE,
+                    ),
                     _control(
                         "Features charted",
                         dbc.Select(id=ids.SHOWN, options=SHOWN_OPTIONS, value=str(state.shown)),

@@ -13,6 +13,7 @@ WEIGHTING_TIP = "weighting-tip"
 WEIGHTING_IMPRESSIONS_LABEL = "weighting-impressions-label"  # the tooltip's target
 COMPARE = "compare-build"  # a build to compare the shown one with (dashboard/drift_page.py)
 CONTROLS = (BUSINESS, SOURCE, BUILD, CONFIDENCE, SPARSITY, WEIGHTING, SHOWN, COMPARE)
+IMPACT_MODE = "impact-mode"  # marginal / adjusted impact in the impact chart and the table
 
 # The page's address: its query string holds the view (see dashboard/views.py)
 URL = "url"
@@ -33,6 +34,8 @@ SCATTER_FRAME = "scatter-frame"
 BAR_PANEL = "bar-panel"  # its --label-width lines the three bar charts up
 BAR_CARD = "bar-card"
 IMPACT_KEY = "impact-key"  # what the impact bars' colours mean
+IMPACT_TITLE = "impact-title"  # "Impact" or "Adjusted impact"
+COOCCURRENCE = "cooccurrence-panel"  # the features the selected or hovered one travels with
 
 # The build comparison
 DRIFT = "drift-chart"

@@ -12,6 +12,7 @@ import pandas as pd
 from dash import dcc, html
 
 from dashboard import ids, views
+from dashboard.adjusted_view import cooccurrence_card
 from dashboard.components import bars_card, navbar, scatter_card
 from dashboard.controls import controls_card
 from dashboard.drift_page import drift_card
@@ -52,6 +53,7 @@ def page(
                     drift_card(),
                     scatter_card(),
                     bars_card(min_n),
+                    cooccurrence_card(),
                     table_card(),
                 ],
                 fluid=True,

@@ -85,7 +85,7 @@ PARAMS = {
         Param("max_pct", "number", default=100.0, page_default=100.0, low=0.0, high=100.0),
         Param("min_n", "integer", low=2),  # default: the MIN_GROUP_SIZE setting
         Param("weighting", "choice", default="mean", page_default="mean", choices=WEIGHTINGS),
-        Param("adjusted", "choice", default="0", choices=("0", "1")),
+        Param("adjusted", "choice", default="0", page_default="0", choices=("0", "1")),
         Param("compare_build", "integer", low=1),  # the page's build comparison; none: off
         Param("shown", "choice", page_default="25", choices=("10", "25", "50", "all"), fold_case=True),
     )

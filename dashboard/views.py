@@ -41,6 +41,7 @@ VIEW_PARAMS = (
     "weighting",
     "shown",
     "compare_build",
+    "adjusted",
 )
 
 WEIGHTING_LABELS = {"mean": "Mean of images", "impressions": "Impression-weighted"}
@@ -86,6 +87,7 @@ class ViewState:
     weighting: str = DEFAULT_WEIGHTING
     shown: int = DEFAULT_SHOWN
     compare: int | None = None  # a build id to compare the shown build with; None: off
+    adjusted: bool = False  # impact adjusted for co-occurring features (data/adjusted.py)
 
     @property
     def sparsity(self) -> list[int]:
@@ -116,6 +118,7 @@ def parse_view(args: Mapping) -> ViewState:
         weighting=values["weighting"],
         shown=0 if values["shown"] == ALL_SHOWN else int(values["shown"]),
         compare=values["compare_build"],
+        adjusted=values["adjusted"] == "1",
     )
 
 
@@ -148,6 +151,7 @@ def view_query(state: ViewState) -> str:
         ("max_pct", str(state.max_pct)),
         ("weighting", state.weighting),
         ("shown", ALL_SHOWN if state.shown == 0 else str(state.shown)),
+        ("adjusted", "1" if state.adjusted else "0"),
     ]
     if state.compare is not None:
         params.append(("compare_build", str(state.compare)))
@@ -155,7 +159,9 @@ def view_query(state: ViewState) -> str:
     return "?" + urlencode(params, quote_via=quote, safe="")
 
 
-def state_from_controls(business, source, build, confidence, sparsity, weighting, shown, compare=None) -> ViewState:
+def state_from_controls(
+    business, source, build, confidence, sparsity, weighting, shown, compare=None, impact_mode=None
+) -> ViewState:
     """The ViewState the controls' current values stand for (values as the browser sends them)."""
     return parse_view(
         {
@@ -168,6 +174,7 @@ def state_from_controls(business, source, build, confidence, sparsity, weighting
             "weighting": weighting or "",
             "shown": "" if shown is None else (ALL_SHOWN if str(shown) == "0" else str(shown)),
             "compare_build": "" if compare is None else str(compare),
+            "adjusted": "1" if impact_mode == "adjusted" else "0",
         }
     )
 

@@ -417,7 +417,8 @@ def test_redraw_callback_returns_the_four_figures_and_the_table(client, loaded):
             ids.COMPARE,
         )
     ]
-    response = _dash_post(client, REDRAW_OUTPUTS, inputs + [(ids.VERSION, "data", loaded.version())])
+    inputs += [(ids.VERSION, "data", loaded.version()), (ids.IMPACT_MODE, "value", "marginal")]
+    response = _dash_post(client, REDRAW_OUTPUTS, inputs)
     assert response.status_code == 200
     answer = response.get_json()["response"]
     bars = answer[ids.IMPACT]["figure"]["data"][0]
@@ -519,9 +520,12 @@ def test_download_callback_sends_the_csv(demo, settings):
 
 def test_url_callback_writes_the_controls_into_the_query(client, loaded):
     controls = _controls(confidence=0.37000000000000005, sparsity=(5, 60), shown="0")
+    controls += [(ids.IMPACT_MODE, "value", "marginal")]
     response = _dash_post(client, [(ids.URL, "search")], controls, [(ids.URL, "search", "")])
     written = response.get_json()["response"][ids.URL]["search"]
-    assert written == "?business=acme&source=vision&confidence=0.37&min_pct=5&max_pct=60&weighting=mean&shown=all"
+    assert written == (
+        "?business=acme&source=vision&confidence=0.37&min_pct=5&max_pct=60&weighting=mean&shown=all&adjusted=0"
+    )
     assert views.parse_view(views.query_from_url(written)) == views.ViewState(
         BUSINESS, SOURCE, CURRENT_BUILD, 0.37, 5, 60, "mean", 0
     )

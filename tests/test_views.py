@@ -59,7 +59,9 @@ def test_view_query_writes_every_value_and_the_build_only_when_pinned():
     query = view_query(ViewState("Northwind Outfitters", "vision"))
     assert query == (
         "?business=Northwind%20Outfitters&source=vision&confidence=0.50&min_pct=2&max_pct=100&weighting=mean&shown=25"
+        "&adjusted=0"
     )
+    assert view_query(ViewState("a", "b", adjusted=True)).endswith("&adjusted=1")
     assert "build_id=3" in view_query(ViewState("a", "b", build=3))
     assert "shown=all" in view_query(ViewState("a", "b", shown=0))
 

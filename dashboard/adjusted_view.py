@@ -1,0 +1,249 @@
+"""The page's marginal / adjusted impact switch and the co-occurrence panel.
+
+In adjusted mode the impact chart and the table show each feature's impact adjusted for the
+features it travels with (``data.adjusted``): the summary's impact, interval, p and q columns
+are swapped for the adjusted ones, so the charts rank and colour by them with no other change.
+The co-occurrence panel lists, for the feature selected in the table or hovered in the bars,
+its controls with their phi and both impacts side by side.
+"""
+
+from __future__ import annotations
+
+import math
+
+import dash_bootstrap_components as dbc
+import numpy as np
+import pandas as pd
+from dash import Input, Output, State, html, no_update
+
+from dashboard import ids, views
+from dashboard.selection import selected_dataset
+from data.adjusted import adjusted_columns, adjusted_summary, cooccurring
+from data.analysis import SIGNIFICANCE_LEVEL
+from data.store import UnknownDataset
+
+MARGINAL, ADJUSTED = "marginal", "adjusted"
+IMPACT_MODE_LABELS = {MARGINAL: "Marginal", ADJUSTED: "Adjusted"}
+IMPACT_MODE_HELP = "Adjusted: with the features it travels with held fixed."
+PANEL_ROWS = 12  # controls listed, strongest co-occurrence first
+PANEL_HINT = "Select a row in the table or hover a bar to see the features that feature travels with."
+_SWAPPED = {
+    "impact": "adjusted_impact",
+    "ci_low": "adjusted_ci_low",
+    "ci_high": "adjusted_ci_high",
+    "p_value": "adjusted_p_value",
+    "q_value": "adjusted_q_value",
+}
+
+
+def impact_mode_control(adjusted: bool):
+    """The "Impact: marginal / adjusted" radio, opened at the URL's mode."""
+    return dbc.RadioItems(
+        id=ids.IMPACT_MODE,
+        options=[{"label": label, "value": value} for value, label in IMPACT_MODE_LABELS.items()],
+        value=ADJUSTED if adjusted else MARGINAL,
+        className="weighting",
+        input_class_name="weighting-input",
+        label_class_name="weighting-label",
+    )
+
+
+def as_adjusted(summary: pd.DataFrame, dataset, confidence: float, min_n: int) -> pd.DataFrame:
+    """``summary`` with impact, interval, p and q replaced by the adjusted ones, ordered by them.
+
+    The marginal impact stays in ``marginal_impact``; significance follows the adjusted q.
+    """
+    full = adjusted_columns(summary, dataset, confidence, min_n=min_n)
+    out = full.copy()
+    out["marginal_impact"] = full["impact"]
+    for column, adjusted in _SWAPPED.items():
+        out[column] = full[adjusted]
+    out["significant"] = out["q_value"] < SIGNIFICANCE_LEVEL
+    impact = out["impact"].to_numpy(dtype=np.float64)
+    names = out["feature"].astype(str).to_numpy()
+    order = np.lexsort((names, np.where(np.isnan(impact), np.inf, -impact)))
+    return out.iloc[order].reset_index(drop=True)
+
+
+def table_column_defs(base: list[dict], adjusted: bool) -> list[dict]:
+    """The table's columns ``base``, with the impact columns headed and explained for the mode shown."""
+    if not adjusted:
+        return base
+    renamed = {
+        "impact": ("Adjusted impact", "Coefficient of the feature with its co-occurring features held fixed, in pp"),
+        "interval": ("95% interval (adjusted)", "95% interval of the adjusted impact, in percentage points"),
+        "p_value": ("p (adjusted)", "HC3 t test, or a permutation test for a feature with few images on a side"),
+        "q_value": ("q (adjusted)", "Benjamini-Hochberg adjusted p-value over the features in the table"),
+    }
+    columns = []
+    for column in base:
+        key = column.get("colId", column["field"])
+        if key in renamed:
+            header, tip = renamed[key]
+            column = {**column, "headerName": header, "headerTooltip": tip}
+        columns.append(column)
+    return columns
+
+
+def impact_title(adjusted: bool) -> str:
+    """The impact chart's heading."""
+    return "Adjusted impact" if adjusted else "Impact"
+
+
+def _pp(value) -> str:
+    return "–" if value is None or (isinstance(value, float) and math.isnan(value)) else f"{value * 100:+.3f} pp"
+
+
+def _q(value) -> str:
+    return "" if value is None or (isinstance(value, float) and math.isnan(value)) else f" (q {value:.2g})"
+
+
+def cooccurrence_rows(store, state: views.ViewState, feature: str, min_n: int) -> dict | None:
+    """The panel's numbers for ``feature`` in the view ``state``: its impacts and its controls'.
+
+    Every feature of the build at the view's threshold, whatever the prevalence filter, since a
+    control may lie outside it. None when there is no such feature or no data.
+    """
+    if not feature or not state.business or not state.source:
+        return None
+    try:
+        dataset, _, _ = selected_dataset(store, state.business, state.source, state.build)
+    except UnknownDataset:
+        return None
+    if dataset.images_with_ctr == 0 or feature not in set(dataset.features):
+        return None
+    every = adjusted_summary(dataset, state.confidence, min_n=min_n).set_index("feature")
+    if feature not in every.index:
+        return None
+    controls = cooccurring(dataset, feature, state.confidence, min_n=min_n)
+    controls = controls.reindex(controls["phi"].abs().sort_values(ascending=False).index)
+    rows = []
+    for name, phi, dropped in controls.itertuples(index=False):
+        known = name in every.index
+        rows.append(
+            {
+                "feature": str(name),
+                "phi": float(phi),
+                "impact": float(every.at[name, "impact"]) if known else math.nan,
+                "adjusted_impact": float(every.at[name, "adjusted_impact"]) if known else math.nan,
+                "dropped": dropped,
+            }
+        )
+    own = every.loc[feature]
+    return {
+        "feature": feature,
+        "impact": float(own["impact"]),
+        "q_value": float(own["q_value"]),
+        "adjusted_impact": float(own["adjusted_impact"]),
+        "adjusted_q_value": float(own["adjusted_q_value"]),
+        "controls": rows,
+    }
+
+
+def cooccurrence_panel(numbers: dict | None):
+    """The panel: the feature's two impacts, then the features it travels with (phi, both impacts)."""
+    if numbers is None:
+        return html.Div(PANEL_HINT, className="cooc-hint")
+    head = html.Div(
+        [
+            html.Strong(numbers["feature"]),
+            html.Span(f" marginal {_pp(numbers['impact'])}{_q(numbers['q_value'])}"),
+            html.Span(f" · adjusted {_pp(numbers['adjusted_impact'])}{_q(numbers['adjusted_q_value'])}"),
+        ],
+        className="cooc-head",
+    )
+    controls = numbers["controls"]
+    if not controls:
+        return html.Div(
+            [head, html.Div("It travels with no other feature (no |phi| of 0.05 or more).", className="cooc-hint")]
+        )
+    shown = controls[:PANEL_ROWS]
+    body = [
+        html.Tr(
+            [
+                html.Td(row["feature"] + (" (dropped: collinear)" if row["dropped"] else "")),
+                html.Td(f"{row['phi']:+.2f}", className="num"),
+                html.Td(_pp(row["impact"]), className="num"),
+                html.Td(_pp(row["adjusted_impact"]), className="num"),
+            ]
+        )
+        for row in shown
+    ]
+    more = len(controls) - len(shown)
+    table = html.Table(
+        [
+            html.Thead(
+                html.Tr(
+                    [
+                        html.Th("Travels with"),
+                        html.Th("phi", className="num"),
+                        html.Th("Marginal impact", className="num"),
+                        html.Th("Adjusted impact", className="num"),
+                    ]
+                )
+            ),
+            html.Tbody(body),
+        ],
+        className="cooc-table",
+    )
+    note = f"and {more:,} more with weaker co-occurrence" if more > 0 else ""
+    return html.Div([head, table, html.Div(note, className="cooc-hint") if note else None])
+
+
+def cooccurrence_card() -> dbc.Card:
+    """The card holding the co-occurrence panel."""
+    return dbc.Card(
+        [
+            dbc.CardHeader(
+                [
+                    html.H2("Travels with", className="card-title-text"),
+                    html.Span(
+                        "Features that co-occur with the selected one (|phi| >= 0.05): the controls of its "
+                        "adjusted impact, strongest first.",
+                        className="card-hint",
+                    ),
+                ]
+            ),
+            dbc.CardBody(html.Div(cooccurrence_panel(None), id=ids.COOCCURRENCE)),
+        ],
+        className="shadow-sm mb-3",
+    )
+
+
+def hovered_feature(hover_data) -> str | None:
+    """The feature of a hovered bar (its y category), or None."""
+    try:
+        return str(hover_data["points"][0]["y"])
+    except (TypeError, KeyError, IndexError):
+        return None
+
+
+def register_adjusted_callbacks(app, store, settings) -> None:
+    """The switch's headings and the co-occurrence panel."""
+
+    @app.callback(Output(ids.IMPACT_TITLE, "children"), Input(ids.IMPACT_MODE, "value"))
+    def _heading(mode):
+        return impact_title(mode == ADJUSTED)
+
+    @app.callback(
+        Output(ids.COOCCURRENCE, "children"),
+        Input(ids.TABLE, "selectedRows"),
+        Input(ids.AVG_WITH, "hoverData"),
+        Input(ids.IMPACT, "hoverData"),
+        Input(ids.AVG_WITHOUT, "hoverData"),
+        *(State(c, "value") for c in ids.CONTROLS),
+        prevent_initial_call=True,
+    )
+    def _panel(selected, hover_with, hover_impact, hover_without, *controls):
+        from dash import ctx
+
+        trigger = ctx.triggered_id
+        if trigger == ids.TABLE:
+            feature = selected[0]["feature"] if selected else None
+        else:
+            hovered = {ids.AVG_WITH: hover_with, ids.IMPACT: hover_impact, ids.AVG_WITHOUT: hover_without}
+            feature = hovered_feature(hovered.get(trigger))
+            if feature is None:
+                return no_update
+        state = views.state_from_controls(*controls)
+        return cooccurrence_panel(cooccurrence_rows(store, state, feature, settings.min_group_size))

@@ -1,0 +1,173 @@
+"""The page's marginal / adjusted switch and co-occurrence panel: URL state, computed views, callbacks."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from dashboard import ids, views
+from dashboard.adjusted_view import (
+    PANEL_HINT,
+    cooccurrence_panel,
+    cooccurrence_rows,
+    hovered_feature,
+    table_column_defs,
+)
+from dashboard.compute import compute_view
+from dashboard.factory import create_app
+from dashboard.table import TABLE_COLUMN_DEFS
+from data.adjusted import adjusted_summary
+from data.batches import FeatureBatch, ctr_frame
+from data.demo import DEMO_BUSINESS, DEMO_SOURCE, demo_build
+
+PAIR = ("Reference 2018", "vision")
+
+
+@pytest.fixture
+def reference_store(store, reference_frame):
+    store.add_build(*PAIR, FeatureBatch.from_wide(reference_frame))
+    store.replace_ctr(*PAIR, ctr_frame(reference_frame["image_name"], reference_frame["ctr"]))
+    return store
+
+
+@pytest.fixture
+def demo_store(store):
+    batch, ctr = demo_build()
+    store.add_build(DEMO_BUSINESS, DEMO_SOURCE, batch)
+    store.replace_ctr(DEMO_BUSINESS, DEMO_SOURCE, ctr)
+    return store
+
+
+@pytest.mark.parametrize(
+    "raw, adjusted", [("1", True), ("0", False), ("", False), ("yes", False), (None, False), ("2", False)]
+)
+def test_parse_view_reads_adjusted(raw, adjusted):
+    args = {} if raw is None else {"adjusted": raw}
+    assert views.parse_view(args).adjusted is adjusted
+
+
+def test_adjusted_round_trips_through_the_url_and_the_controls():
+    state = views.ViewState("a", "b", adjusted=True)
+    assert views.parse_view(views.query_from_url("http://x/" + views.view_query(state))) == state
+    controls = views.state_from_controls("a", "b", "current", 0.5, [2, 100], "mean", "25", None, "adjusted")
+    assert controls.adjusted is True
+    marginal = views.state_from_controls("a", "b", "current", 0.5, [2, 100], "mean", "25", None, "marginal")
+    assert marginal.adjusted is False
+
+
+def test_compute_view_adjusted_charts_and_tables_the_adjusted_impact(reference_store, reference_dataset):
+    view = compute_view(reference_store, *PAIR, confidence=0.0, sparsity=(0, 100), adjusted=True)
+    expected = adjusted_summary(reference_dataset, 0.0).set_index("feature")
+    bars = view.impact.data[0]
+    features = list(bars.y)
+    np.testing.assert_allclose(np.asarray(bars.x, dtype=float), expected.loc[features, "adjusted_impact"] * 100)
+    # Ranked by the adjusted impact, highest first.
+    assert features == list(expected["adjusted_impact"].sort_values(ascending=False).index)
+    rows = {row["feature"]: row for row in view.table}
+    assert rows["skyblue"]["impact"] == expected.loc["skyblue", "adjusted_impact"]
+    assert rows["skyblue"]["q_value"] == expected.loc["skyblue", "adjusted_q_value"]
+    assert rows["text"]["result"] == "significant"
+    assert "impact adjusted for co-occurring features" in view.shown_text
+    marginal = compute_view(reference_store, *PAIR, confidence=0.0, sparsity=(0, 100))
+    assert {row["feature"]: row["impact"] for row in marginal.table}["skyblue"] == expected.loc["skyblue", "impact"]
+
+
+def test_compute_view_adjusted_under_impression_weighting_shows_marginal_with_a_notice(store):
+    batch, ctr = demo_build(n_images=120, n_features=40)
+    store.add_build("acme", "vision", batch)
+    store.replace_ctr("acme", "vision", ctr)
+    view = compute_view(
+        store, "acme", "vision", confidence=0.0, sparsity=(0, 100), weighting="impressions", adjusted=True
+    )
+    assert view.notice["title"] == "Adjusted impact is computed for the mean of images only"
+    assert "adjusted" not in view.shown_text
+
+
+def test_cooccurrence_rows_show_font_travelling_with_text(demo_store):
+    state = views.ViewState(DEMO_BUSINESS, DEMO_SOURCE, confidence=0.5)
+    numbers = cooccurrence_rows(demo_store, state, "font", min_n=5)
+    first = numbers["controls"][0]
+    assert first["feature"] == "text" and first["phi"] > 0.6
+    # Both impacts of text, as the summary of every feature gives them.
+    dataset = demo_store.dataset(DEMO_BUSINESS, DEMO_SOURCE)
+    every = adjusted_summary(dataset, 0.5).set_index("feature")
+    assert first["impact"] == every.at["text", "impact"]
+    assert first["adjusted_impact"] == every.at["text", "adjusted_impact"]
+    # font's own marginal impact is text's, mostly; adjusted, it is not significant.
+    assert numbers["q_value"] < 0.05 < numbers["adjusted_q_value"]
+    phis = [abs(row["phi"]) for row in numbers["controls"]]
+    assert phis == sorted(phis, reverse=True)
+
+
+def test_cooccurrence_rows_none_without_a_feature_or_data(demo_store, store):
+    state = views.ViewState(DEMO_BUSINESS, DEMO_SOURCE, confidence=0.5)
+    assert cooccurrence_rows(demo_store, state, "no such feature", 5) is None
+    assert cooccurrence_rows(demo_store, state, None, 5) is None
+    assert cooccurrence_rows(demo_store, views.ViewState("x", "y"), "font", 5) is None
+
+
+def test_cooccurrence_panel_lists_at_most_the_strongest_controls():
+    controls = [
+        {"feature": f"f{k}", "phi": 0.5 - k / 100, "impact": 0.001, "adjusted_impact": np.nan, "dropped": None}
+        for k in range(20)
+    ]
+    numbers = {"feature": "a<b", "impact": 0.002, "q_value": 0.01, "adjusted_impact": 0.001, "adjusted_q_value": 0.2}
+    text = str(cooccurrence_panel({**numbers, "controls": controls}))
+    assert "f11" in text and "f12" not in text and "and 8 more" in text
+    assert "+0.200 pp" in text and "+0.100 pp" in text
+    assert PANEL_HINT in str(cooccurrence_panel(None))
+
+
+def test_table_column_defs_name_the_adjusted_columns():
+    assert table_column_defs(TABLE_COLUMN_DEFS, False) is TABLE_COLUMN_DEFS
+    adjusted = table_column_defs(TABLE_COLUMN_DEFS, True)
+    headers = [c["headerName"] for c in adjusted]
+    assert "Adjusted impact" in headers and "q (adjusted)" in headers
+    assert [c["field"] for c in adjusted] == [c["field"] for c in TABLE_COLUMN_DEFS]
+
+
+def test_hovered_feature_reads_the_bar_category():
+    assert hovered_feature({"points": [{"y": "text", "x": 0.1}]}) == "text"
+    assert hovered_feature(None) is None
+    assert hovered_feature({"points": []}) is None
+
+
+def _post(client, outputs, inputs, state=()):
+    multi = len(outputs) > 1
+    body = {
+        "output": (
+            "..{}..".format("...".join(f"{i}.{p}" for i, p in outputs)) if multi else "{}.{}".format(*outputs[0])
+        ),
+        "outputs": [{"id": i, "property": p} for i, p in outputs]
+        if multi
+        else {"id": outputs[0][0], "property": outputs[0][1]},
+        "inputs": [{"id": i, "property": p, "value": v} for i, p, v in inputs],
+        "changedPropIds": [f"{inputs[0][0]}.{inputs[0][1]}"],
+        "state": [{"id": i, "property": p, "value": v} for i, p, v in state],
+    }
+    return client.post("/_dash-update-component", json=body)
+
+
+def test_panel_callback_follows_the_table_selection(settings, demo_store):
+    client = create_app(settings, demo_store).server.test_client()
+    controls = [DEMO_BUSINESS, DEMO_SOURCE, "current", 0.5, [2, 100], "mean", "25", None]
+    response = _post(
+        client,
+        [(ids.COOCCURRENCE, "children")],
+        [
+            (ids.TABLE, "selectedRows", [{"feature": "font"}]),
+            (ids.AVG_WITH, "hoverData", None),
+            (ids.IMPACT, "hoverData", None),
+            (ids.AVG_WITHOUT, "hoverData", None),
+        ],
+        [(c, "value", v) for c, v in zip(ids.CONTROLS, controls)],
+    )
+    assert response.status_code == 200
+    text = response.get_data(as_text=True)
+    assert '"font"' in text and '"text"' in text and "Travels with" in text
+
+
+def test_heading_callback_switches_the_impact_chart_title(settings, demo_store):
+    client = create_app(settings, demo_store).server.test_client()
+    response = _post(client, [(ids.IMPACT_TITLE, "children")], [(ids.IMPACT_MODE, "value", "adjusted")])
+    assert response.get_json()["response"][ids.IMPACT_TITLE]["children"] == "Adjusted impact"

@@ -1,0 +1,119 @@
+"""The marginal / adjusted switch and the co-occurrence panel in headless Chromium, on the reference data."""
+
+from __future__ import annotations
+
+import os
+import time
+
+import numpy as np
+import pytest
+
+from dashboard import ids
+from dashboard.factory import create_app
+from data.adjusted import adjusted_summary
+from data.batches import FeatureBatch, ctr_frame
+from data.settings import Settings
+from data.store import FeatureStore
+from tests.browser import chrome_driver, missing_browser, serve, wait_for_charts
+
+PAIR = ("Reference 2018", "vision")
+IMPACT_X_JS = """
+const gd = document.querySelector('#impact-chart .js-plotly-plot');
+const t = gd && gd._fullData && gd._fullData[0];
+return t ? {x: Array.from(t.x), y: Array.from(t.y)} : null;
+"""
+BAR_PIXEL_JS = """
+const gd = document.querySelector('#impact-chart .js-plotly-plot');
+const fl = gd._fullLayout, t = gd._fullData[0], i = t.y.indexOf(arguments[0]);
+const box = gd.querySelector('.nsewdrag').getBoundingClientRect();
+return {x: box.left + fl.xaxis.l2p(t.x[i] / 2), y: box.top + fl.yaxis.l2p(i)};
+"""
+
+
+@pytest.fixture(scope="module")
+def driver():
+    reason = missing_browser()
+    if reason:
+        if os.environ.get("CI"):
+            pytest.fail(f"browser tests must run under CI, but {reason}")
+        pytest.skip(reason)
+    browser = chrome_driver()
+    yield browser
+    browser.quit()
+
+
+@pytest.fixture(scope="module")
+def live(tmp_path_factory, reference_frame):
+    path = tmp_path_factory.mktemp("adjusted") / "features.db"
+    store = FeatureStore(f"sqlite:///{path}")
+    store.add_build(*PAIR, FeatureBatch.from_wide(reference_frame))
+    store.replace_ctr(*PAIR, ctr_frame(reference_frame["image_name"], reference_frame["ctr"]))
+    settings = Settings.from_env({}, database_url=f"sqlite:///{path}", demo_data=False, poll_seconds=3600)
+    with serve(create_app(settings, store)) as url:
+        yield url, store
+    store.close()
+
+
+def _wait_for(predicate, timeout=30.0, message="condition"):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = predicate()
+        if value:
+            return value
+        time.sleep(0.1)
+    raise AssertionError(f"timed out waiting for {message}")
+
+
+def _click(driver, element):
+    driver.execute_script("arguments[0].scrollIntoView({block: 'center', behavior: 'instant'})", element)
+    element.click()
+
+
+def test_switch_charts_the_adjusted_impact_and_the_panel_shows_what_a_feature_travels_with(driver, live, tmp_path):
+    url, store = live
+    driver.get(f"{url.rstrip('/')}/?business=Reference%202018&source=vision&confidence=0&min_pct=0&max_pct=100")
+    wait_for_charts(driver)
+    expected = adjusted_summary(store.dataset(*PAIR), 0.0).set_index("feature")
+    marginal = driver.execute_script(IMPACT_X_JS)
+    np.testing.assert_allclose(marginal["x"], expected.loc[marginal["y"], "impact"] * 100, rtol=1e-9)
+
+    _click(driver, driver.find_element("xpath", f"//*[@id='{ids.IMPACT_MODE}']//label[normalize-space()='Adjusted']"))
+    adjusted = _wait_for(
+        lambda: (d := driver.execute_script(IMPACT_X_JS)) and d["x"] != marginal["x"] and d,
+        message="the adjusted bars",
+    )
+    np.testing.assert_allclose(adjusted["x"], expected.loc[adjusted["y"], "adjusted_impact"] * 100, rtol=1e-9)
+    assert driver.find_element("id", ids.IMPACT_TITLE).text == "Adjusted impact"
+    _wait_for(lambda: "adjusted=1" in driver.current_url, message="adjusted=1 in the URL")
+    header = driver.find_element("css selector", "#summary-table .ag-header-cell[col-id='impact']").text
+    assert "Adjusted impact" in header
+
+    # Selecting skyblue in the table: it travels with text.
+    _click(driver, driver.find_element("css selector", "#summary-table .ag-row[row-id='skyblue'] .ag-cell"))
+    panel = _wait_for(
+        lambda: "skyblue" in (t := driver.find_element("id", ids.COOCCURRENCE).text) and "text" in t and t,
+        message="the panel for skyblue",
+    )
+    assert "marginal" in panel and "adjusted" in panel and "+0.46" in panel
+    driver.save_screenshot(os.environ.get("ADJUSTED_SCREENSHOT", str(tmp_path / "adjusted.png")))
+
+    # Hovering girl's bar in the impact chart switches the panel to girl, which travels with fun.
+    from selenium.webdriver.common.actions.action_builder import ActionBuilder
+
+    bars = driver.find_element("id", ids.IMPACT)
+    driver.execute_script("arguments[0].scrollIntoView({block: 'center', behavior: 'instant'})", bars)
+    point = driver.execute_script(BAR_PIXEL_JS, "girl")
+    actions = ActionBuilder(driver)
+    actions.pointer_action.move_to_location(int(point["x"]), int(point["y"]))
+    actions.perform()
+    _wait_for(lambda: driver.find_element("id", ids.COOCCURRENCE).text.startswith("girl"), message="the panel for girl")
+    assert "fun" in driver.find_element("id", ids.COOCCURRENCE).text
+
+    # The URL reopens the adjusted view in a fresh page.
+    driver.get(driver.current_url)
+    wait_for_charts(driver)
+    _wait_for(lambda: driver.find_element("id", ids.IMPACT_TITLE).text == "Adjusted impact", message="reopened title")
+    again = driver.execute_script(IMPACT_X_JS)
+    np.testing.assert_allclose(again["x"], adjusted["x"], rtol=1e-12)
+    severe = [e for e in driver.get_log("browser") if e["level"] == "SEVERE"]
+    assert not severe
