@@ -14,6 +14,7 @@ decides significance and for the HC3 t test alone.
 from __future__ import annotations
 
 import argparse
+import os
 import tempfile
 import time
 from pathlib import Path
@@ -122,6 +123,8 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=3, help="cold fits per size (distinct thresholds, at most 5)")
     parser.add_argument("--null-runs", type=int, default=40, help="shuffles x5 of the reference; demo builds / 4")
     args = parser.parse_args()
+    # Wall time follows what else the cores run; CPU time is this process's own work.
+    print(f"load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores")
     with tempfile.TemporaryDirectory() as tmp:
         for n_images, n_features, target_ms in SIZES:
             bench_size(Path(tmp), n_images, n_features, target_ms, args.rounds)
