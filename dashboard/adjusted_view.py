@@ -221,9 +221,15 @@ def hovered_feature(hover_data) -> str | None:
 def register_adjusted_callbacks(app, store, settings) -> None:
     """The switch's headings and the co-occurrence panel."""
 
-    @app.callback(Output(ids.IMPACT_TITLE, "children"), Input(ids.IMPACT_MODE, "value"))
+    @app.callback(
+        Output(ids.IMPACT_TITLE, "children"),
+        Output(ids.BAR_HINT, "children"),
+        Input(ids.IMPACT_MODE, "value"),
+    )
     def _heading(mode):
-        return impact_title(mode == ADJUSTED)
+        from dashboard.components import bars_hint  # components imports compute, which imports this module
+
+        return impact_title(mode == ADJUSTED), bars_hint(mode == ADJUSTED)
 
     @app.callback(
         Output(ids.COOCCURRENCE, "children"),

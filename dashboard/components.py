@@ -99,6 +99,16 @@ def impact_key(min_n: int) -> html.Div:
     )
 
 
+def bars_hint(adjusted: bool) -> str:
+    """The line under the bar charts' title: what they are sorted by."""
+    by = (
+        "adjusted impact (with the features each travels with held fixed)"
+        if adjusted
+        else "impact (CTR with minus without, in percentage points)"
+    )
+    return f"Features sorted by {by}, highest first; the three charts share rows. Hover a bar for its numbers."
+
+
 def bars_card(min_n: int) -> dbc.Card:
     """The three bar charts (CTR with, impact, CTR without) sharing their rows."""
     heads = [
@@ -111,11 +121,7 @@ def bars_card(min_n: int) -> dbc.Card:
             dbc.CardHeader(
                 [
                     html.H2("Average CTR by feature", className="card-title-text"),
-                    html.Span(
-                        "Features sorted by impact (CTR with minus without, in percentage points), highest first; "
-                        "the three charts share rows. Hover a bar for its numbers.",
-                        className="card-hint",
-                    ),
+                    html.Span(bars_hint(False), id=ids.BAR_HINT, className="card-hint"),
                 ]
             ),
             dbc.CardBody(

@@ -35,6 +35,7 @@ BAR_PANEL = "bar-panel"  # its --label-width lines the three bar charts up
 BAR_CARD = "bar-card"
 IMPACT_KEY = "impact-key"  # what the impact bars' colours mean
 IMPACT_TITLE = "impact-title"  # "Impact" or "Adjusted impact"
+BAR_HINT = "bar-hint"  # what the bar charts are sorted by
 COOCCURRENCE = "cooccurrence-panel"  # the features the selected or hovered one travels with
 
 # The build comparison

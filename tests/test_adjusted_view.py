@@ -169,5 +169,7 @@ def test_panel_callback_follows_the_table_selection(settings, demo_store):
 
 def test_heading_callback_switches_the_impact_chart_title(settings, demo_store):
     client = create_app(settings, demo_store).server.test_client()
-    response = _post(client, [(ids.IMPACT_TITLE, "children")], [(ids.IMPACT_MODE, "value", "adjusted")])
-    assert response.get_json()["response"][ids.IMPACT_TITLE]["children"] == "Adjusted impact"
+    outputs = [(ids.IMPACT_TITLE, "children"), (ids.BAR_HINT, "children")]
+    answer = _post(client, outputs, [(ids.IMPACT_MODE, "value", "adjusted")]).get_json()["response"]
+    assert answer[ids.IMPACT_TITLE]["children"] == "Adjusted impact"
+    assert "sorted by adjusted impact" in answer[ids.BAR_HINT]["children"]
