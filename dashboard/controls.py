@@ -103,17 +103,23 @@ def controls_card(datasets: pd.DataFrame, state: ViewState, build_opts, has_coun
                             placeholder="No data yet",
                         ),
                     ),
-                    _control(
-                        "Build",
-                        dcc.Dropdown(
-                            id=ids.BUILD,
-                            options=build_opts,
-                            value=state.build if build_opts else None,
-                            clearable=False,
-                            placeholder="No build yet",
-                        ),
+                    # The comparison sits under the build it compares with, in one column.
+                    html.Div(
+                        [
+                            _control(
+                                "Build",
+                                dcc.Dropdown(
+                                    id=ids.BUILD,
+                                    options=build_opts,
+                                    value=state.build if build_opts else None,
+                                    clearable=False,
+                                    placeholder="No build yet",
+                                ),
+                            ),
+                            compare_control(state.compare),
+                        ],
+                        className="control-stack",
                     ),
-                    compare_control(state.compare),
                     _control(
                         "Confidence threshold",
                         confidence,

@@ -59,9 +59,9 @@ class DriftView:
 
 
 def _short_time(iso) -> str:
-    """'26 Nov 02:21' (the picker is narrow; the build picker's label has the year)."""
+    """'26 Nov' (the picker is narrow; the build picker's label has the full time)."""
     try:
-        return datetime.fromisoformat(str(iso)).strftime("%d %b %H:%M")
+        return datetime.fromisoformat(str(iso)).strftime("%d %b")
     except ValueError:
         return format_time(iso)
 
@@ -81,7 +81,7 @@ def compare_control(value: int | None) -> html.Div:
         [
             dbc.Label("Compare with build", html_for=ids.COMPARE, className="control-label"),
             dcc.Dropdown(id=ids.COMPARE, options=[], value=value, clearable=True, placeholder="Off"),
-            html.Div("Change of each feature's impact since that build.", className="control-help"),
+            html.Div("Shows how each feature's impact changed since then.", className="control-help"),
         ],
         className="control",
     )

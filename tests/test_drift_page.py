@@ -116,7 +116,7 @@ def test_compare_options_list_every_other_build():
     builds = pd.DataFrame({"build_id": [9, 7, 4], "received_at": ["2026-11-26T02:21:49+00:00"] * 3})
     options = compare_options(builds, 7)
     assert [o["value"] for o in options] == [9, 4]
-    assert options[0]["label"] == "#9 · 26 Nov 02:21"
+    assert options[0]["label"] == "#9 · 26 Nov"
 
 
 def test_drift_figure_colours_by_q_and_escapes_names():
