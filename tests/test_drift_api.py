@@ -24,12 +24,12 @@ def _features(rng, images, features=("text", "smile", "sky", "logo")):
 
 @pytest.fixture
 def two_builds(client):
-    """Acme/vision with build 1 (img 0-79) and build 2 (img 20-99 re-featurized or new), counts for all."""
+    """Acme/vision with build 1 (img 0-199) and build 2 (img 50-249 re-featurized or new), counts for all."""
     rng = np.random.default_rng(11)
-    first = put(client, "/api/features", _features(rng, [f"img{i}" for i in range(80)])).get_json()["build_id"]
-    second = put(client, "/api/features", _features(rng, [f"img{i}" for i in range(20, 100)])).get_json()["build_id"]
+    first = put(client, "/api/features", _features(rng, [f"img{i}" for i in range(200)])).get_json()["build_id"]
+    second = put(client, "/api/features", _features(rng, [f"img{i}" for i in range(50, 250)])).get_json()["build_id"]
     counts = {}
-    for i in range(100):
+    for i in range(250):
         impressions = int(rng.integers(500, 5000))
         counts[f"img{i}"] = {"clicks": int(rng.binomial(impressions, 0.02)), "impressions": impressions}
     assert put(client, "/api/ctr", counts).status_code == 200
@@ -48,13 +48,14 @@ def test_drift_answers_the_analysis_of_both_stored_builds(client, store, two_bui
     body = response.get_json()
     assert list(body)[:5] == ["business", "source", "from_build", "to_build", "shared_images"]
     assert body["from_build"] == first and body["to_build"] == second
-    assert body["shared_images"] == 60 and body["shared_images_with_ctr"] == 60
+    assert body["shared_images"] == 150 and body["shared_images_with_ctr"] == 150
     expected = feature_drift(
         store.dataset("Acme", "vision", first), store.dataset("Acme", "vision", second), 0.5, weighting=weighting
     )
     assert [f["feature"] for f in body["features"]] == expected["feature"].tolist()
     for row, (_, want) in zip(body["features"], expected.iterrows()):
         assert list(row) == DRIFT_COLUMNS
+        assert not want["low_n"]
         for column in ("impact_from", "impact_to", "change", "ci_low", "ci_high", "p_value", "q_value"):
             assert row[column] == want[column]  # exact floats through JSON
         assert row["n_flipped"] == want["n_flipped"]
@@ -64,7 +65,7 @@ def test_drift_answers_the_analysis_of_both_stored_builds(client, store, two_bui
 def test_drift_from_equal_to_is_all_zero(client, two_builds):
     first, _ = two_builds
     body = drift(client, from_build=first, to_build=first, confidence=0.5).get_json()
-    assert body["shared_images"] == 80
+    assert body["shared_images"] == 200
     assert body["features"]
     for row in body["features"]:
         assert row["change"] == 0 and row["n_flipped"] == 0
@@ -112,7 +113,7 @@ def test_drift_rejects_malformed_parameters_with_400(client, two_builds, params,
 
 def test_drift_impressions_without_counts_is_400(client, two_builds):
     first, second = two_builds
-    assert put(client, "/api/ctr", {f"img{i}": 0.01 for i in range(100)}).status_code == 200
+    assert put(client, "/api/ctr", {f"img{i}": 0.01 for i in range(250)}).status_code == 200
     response = drift(client, from_build=first, to_build=second, weighting="impressions")
     assert response.status_code == 400
     assert response.get_json()["error"] == "impression weighting is not available for this dataset"
