@@ -12,7 +12,7 @@ import pandas as pd
 from flask import Blueprint, jsonify, request, send_file
 
 from dashboard import views
-from dashboard.params import MISSING, PARAMS, Param, ParamError, QueryError, first_value, parse_strict
+from dashboard.params import PARAMS, QueryError, parse_strict
 from data.adjusted import ADJUSTED_UNAVAILABLE, adjusted_columns
 from data.analysis import DEFAULT_MIN_GROUP_SIZE, WeightingUnavailable, feature_summary
 from data.store import UnknownBuild, UnknownDataset
@@ -31,26 +31,6 @@ SUMMARY_PARAMS = (
     "weighting",
     "adjusted",
 )
-
-
-class _Params:
-    """Reads parameters outside the shared spec (such as another route's build ids), collecting problems."""
-
-    def __init__(self, args: Mapping[str, str]):
-        self.args = args
-        self.problems: list[str] = []
-
-    def integer(self, name: str, low: int = 1) -> int | None:
-        try:
-            value = Param(name, "integer", low=low).parse(first_value(self.args, name))
-        except ParamError as exc:
-            self.problems.append(str(exc))
-            return None
-        return None if value is MISSING else value
-
-    def done(self) -> None:
-        if self.problems:
-            raise QueryError(self.problems)
 
 
 @dataclass(frozen=True)

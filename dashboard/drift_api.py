@@ -7,11 +7,24 @@ from dataclasses import asdict, dataclass
 
 from flask import Blueprint, jsonify, request
 
-from dashboard.api import QueryError, SummaryQuery, _not_found, _Params, records
+from dashboard.api import _not_found, records
+from dashboard.params import PARAMS, QueryError, parse_strict
 from data.analysis import DEFAULT_MIN_GROUP_SIZE, WeightingUnavailable
 from data.drift import DRIFT_COLUMNS, feature_drift, image_overlap
 from data.store import UnknownBuild
 from ingest.http import ApiError
+
+DRIFT_PARAMS = (
+    "business",
+    "source",
+    "from_build",
+    "to_build",
+    "confidence",
+    "min_pct",
+    "max_pct",
+    "min_n",
+    "weighting",
+)
 
 
 @dataclass(frozen=True)
@@ -22,39 +35,16 @@ class DriftQuery:
     source: str
     from_build: int
     to_build: int
-    confidence: float = 0.0
-    min_pct: float = 0.0
-    max_pct: float = 100.0
+    confidence: float = PARAMS["confidence"].default
+    min_pct: float = PARAMS["min_pct"].default
+    max_pct: float = PARAMS["max_pct"].default
     min_n: int = DEFAULT_MIN_GROUP_SIZE
-    weighting: str = "mean"
+    weighting: str = PARAMS["weighting"].default
 
     @classmethod
     def from_args(cls, args: Mapping[str, str], *, min_n: int = DEFAULT_MIN_GROUP_SIZE) -> DriftQuery:
-        """Parse a query string mapping; raises QueryError naming every problem."""
-        params = _Params(args)
-        builds = {}
-        for name in ("from_build", "to_build"):
-            if not (args.get(name) or "").strip():
-                params.problems.append(f"{name} is required")
-            builds[name] = params.integer(name)
-        try:
-            # The summary's parser checks the shared parameters with the same rules and defaults.
-            shared = SummaryQuery.from_args({k: v for k, v in args.items() if k != "build_id"}, min_n=min_n)
-        except QueryError as exc:
-            params.problems += exc.problems
-            shared = None
-        params.done()
-        return cls(
-            business=shared.business,
-            source=shared.source,
-            from_build=builds["from_build"],
-            to_build=builds["to_build"],
-            confidence=shared.confidence,
-            min_pct=shared.min_pct,
-            max_pct=shared.max_pct,
-            min_n=shared.min_n,
-            weighting=shared.weighting,
-        )
+        """Parse a query string mapping (``min_n`` is the default group size); raises QueryError naming every problem."""
+        return cls(**parse_strict(args, DRIFT_PARAMS, defaults={"min_n": min_n}))
 
     def analysis_args(self) -> dict:
         """The keyword arguments of data.drift.feature_drift."""

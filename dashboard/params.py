@@ -78,6 +78,8 @@ PARAMS = {
         Param("business", "text", required=True),
         Param("source", "text", required=True),
         Param("build_id", "integer", low=1),  # none: the current build
+        Param("from_build", "integer", low=1, required=True),  # /api/drift's two builds
+        Param("to_build", "integer", low=1, required=True),
         Param("confidence", "number", default=0.0, page_default=0.5, low=0.0, high=1.0),
         # Features in a handful of images top and tail any impact ranking by chance alone, so the
         # page starts without those present in under 2% of the images; the API keeps them all.
