@@ -23,8 +23,6 @@ from data.store import UnknownDataset
 
 PLACEHOLDER_API = "http://HOST:PORT"
 # Wider than this many features, the scatter scrolls sideways so that every label stays legible.
-SCATTER_MAX_FIT = 90
-SCATTER_PX_PER_FEATURE = 14
 
 
 @dataclass(frozen=True)
@@ -187,7 +185,8 @@ def compute_view(
     points = scatter_points(dataset, float(confidence), features=charted["feature"])
 
     k = len(charted)
-    width = None if k <= SCATTER_MAX_FIT else 160 + SCATTER_PX_PER_FEATURE * k
+    # The scatter fits its card: beyond figures.SCATTER_WINDOW features it pages rather than widens.
+    width = None
     scatter = figures.scatter_figure(
         points,
         feature_order=charted["feature"],

@@ -35,6 +35,9 @@ FONT_FAMILY = 'system-ui, -apple-system, "Segoe UI", Roboto, "Helvetica Neue", A
 
 # Above this many points the scatter uses WebGL: SVG hover takes seconds at 100k points.
 WEBGL_THRESHOLD = 3000
+# A scatter of more features shows this many at a time, with a control to page along the rest:
+# laying out 1,000 category tick labels takes seconds, while labels outside the range cost nothing.
+SCATTER_WINDOW = 50
 # Bar charts grow with the feature count so that every label stays readable.
 BAR_ROW_PX = 22
 BAR_MARGIN = {"t": 64, "b": 28, "r": 64, "pad": 4}
@@ -163,6 +166,7 @@ def scatter_figure(
     title: str | None = TITLES["scatter"],
     height: int = 460,
     width: int | None = None,
+    window: int = SCATTER_WINDOW,
 ) -> go.Figure:
     """One point per (image, feature present) at the image's CTR; x lists features with points.
 
@@ -172,6 +176,12 @@ def scatter_figure(
     dotted red line, the look of the link that a hover handler draws between one image's
     points. ``means`` (a Series of CTR fractions by feature, e.g. a summary's ``avg_ctr_with``)
     adds trace 2: a dash at each feature's average.
+
+    Per-point arrays are compact numpy types (int16 codes, float32 CTR and confidence), which
+    Plotly sends as base64 typed arrays; the image is not repeated per point (a hover handler
+    can show it from the point index). With more than ``window`` features the x axis shows
+    ``window`` of them at a time: drag to pan, or page with the slider above the plot. Every
+    point is drawn.
     """
     if points is None or len(points) == 0:
         return empty_figure("No image has a feature present at these settings.", title=title, height=height)
@@ -186,12 +196,12 @@ def scatter_figure(
         frame, codes = frame[keep], codes[keep]
     n = len(frame)
     use_gl = n > WEBGL_THRESHOLD if webgl is None else webgl
+    k = len(order)
     points_trace = dict(
         type="scattergl" if use_gl else "scatter",
-        x=codes,
-        y=frame["ctr"].to_numpy(dtype=np.float64) * 100.0,
-        customdata=frame["confidence"].to_numpy(dtype=np.float64),
-        text=np.array([escape_label(i) for i in frame["image"].astype(str)], dtype=object),
+        x=codes.astype(np.int16 if k <= np.iinfo(np.int16).max else np.int32),
+        y=(frame["ctr"].to_numpy(dtype=np.float64) * 100.0).astype(np.float32),
+        customdata=frame["confidence"].to_numpy(dtype=np.float32),
         mode="markers",
         marker={
             "color": COLORS["point"],
@@ -200,9 +210,7 @@ def scatter_figure(
             "line": {"width": 0},
         },
         # %{x} shows the tick text of the feature code under the pointer.
-        hovertemplate=(
-            "<b>%{text}</b><br>CTR: %{y:.2f}%<br>Feature: %{x}<br>Confidence: %{customdata:.2f}<extra></extra>"
-        ),
+        hovertemplate="CTR: %{y:.2f}%<br>Feature: %{x}<br>Confidence: %{customdata:.2f}<extra></extra>",
         name="images",
     )
     link_trace = dict(
@@ -229,8 +237,8 @@ def scatter_figure(
                 name="average",
             )
         )
-    k = len(order)
     longest = max((len(str(f)) for f in order), default=0)
+    windowed = k > window
     layout = _layout(
         title,
         height=height,
@@ -241,7 +249,7 @@ def scatter_figure(
             "tickvals": list(range(k)),
             "ticktext": [escape_label(str(f)) for f in order],
             "tickangle": 0 if k <= 8 else (-45 if k <= 40 else -90),
-            "range": [-0.6, k - 0.4],
+            "range": [-0.6, (window if windowed else k) - 0.4],
             "showgrid": False,
             "zeroline": False,
             "automargin": True,
@@ -252,12 +260,46 @@ def scatter_figure(
             "rangemode": "tozero",
             "gridcolor": COLORS["grid"],
             "zeroline": False,
+            "fixedrange": windowed,  # dragging then only pans along the features
         },
         hovermode="closest",
-        meta={"features": k, "points": n, "webgl": use_gl},
+        meta={"features": k, "points": n, "webgl": use_gl, "window": window if windowed else None},
     )
+    if windowed:
+        layout["dragmode"] = "pan"
+        layout["sliders"] = [_page_slider(k, window)]
     layout["margin"]["b"] = 40 + min(longest, 28) * 5 if k > 8 else 56
     return _figure(data, layout)
+
+
+def _page_slider(k: int, window: int) -> dict:
+    """A slider above the plot whose steps set the x range to each page of ``window`` features."""
+    steps = []
+    for start in range(0, k, window):
+        stop = min(start + window, k)
+        # The last page ends at the last feature and is filled from before it.
+        first = max(0, stop - window)
+        steps.append(
+            {
+                "label": f"{start + 1}–{stop}",
+                "method": "relayout",
+                "args": [{"xaxis.range": [first - 0.6, first + window - 0.4]}],
+            }
+        )
+    return {
+        "active": 0,
+        "steps": steps,
+        "x": 0,
+        "y": 1.0,
+        "xanchor": "left",
+        "yanchor": "bottom",
+        "len": 1.0,
+        "pad": {"t": 0, "b": 8},
+        "currentvalue": {"prefix": "Features ", "suffix": f" of {k:,} (drag the chart to pan)", "font": {"size": 12}},
+        "font": {"size": 10},
+        "ticklen": 3,
+        "minorticklen": 0,
+    }
 
 
 def _format_pct(values: np.ndarray, *, signed: bool = False, suffix: str = "%") -> list[str]:

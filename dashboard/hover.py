@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 from urllib.parse import quote
 
 import numpy as np
@@ -22,12 +23,31 @@ def image_urls(template: str | None, business: str, source: str, images) -> list
         return None
 
 
+def typed_array(values, dtype) -> dict:
+    """A numeric array in Plotly's base64 typed-array form, ``{"dtype": "i4", "bdata": "..."}``."""
+    array = np.ascontiguousarray(values, dtype=np.dtype(dtype).newbyteorder("<"))
+    return {"dtype": array.dtype.str[1:], "bdata": base64.b64encode(array.tobytes()).decode("ascii")}
+
+
+def from_typed_array(value) -> np.ndarray:
+    """The numpy array of a ``typed_array`` (or of a plain list, as older lookups sent)."""
+    if isinstance(value, dict) and "bdata" in value:
+        return np.frombuffer(base64.b64decode(value["bdata"]), dtype=np.dtype(value["dtype"]).newbyteorder("<"))
+    return np.asarray(value)
+
+
+def _index_dtype(largest: int):
+    return np.int16 if largest <= np.iinfo(np.int16).max else np.int32
+
+
 def hover_lookup(points: pd.DataFrame, shown: pd.DataFrame, *, token: str, urls_for=None, counts=None) -> dict:
     """What the browser needs to link a hovered point to its image without asking the server.
 
-    ``point_image[i]`` is the image of scatter point *i*; each image lists the codes (bar rows
-    and scatter x) of its features with their confidences. ``urls_for(images)`` gives picture
-    URLs; ``counts`` maps image to (clicks, impressions).
+    ``point_image[i]`` is the image of scatter point *i*. Image *j*'s features (codes of the bar
+    rows and scatter x) and their confidences are ``image_codes`` and ``image_conf`` from
+    ``image_start[j]`` to ``image_start[j + 1]``. Every per-point array is a base64 typed array
+    (see ``typed_array``); names are sent once per image and feature. ``urls_for(images)``
+    gives picture URLs; ``counts`` maps image to (clicks, impressions).
     """
     codes = points["feature"].cat.codes.to_numpy(dtype=np.int64)
     image_of_point, images = pd.factorize(points["image"], sort=False)
@@ -35,17 +55,18 @@ def hover_lookup(points: pd.DataFrame, shown: pd.DataFrame, *, token: str, urls_
     first = np.zeros(len(images), dtype=np.int64)
     first[image_of_point[::-1]] = np.arange(len(points))[::-1]
     order = np.lexsort((codes, image_of_point))
-    bounds = np.cumsum(np.bincount(image_of_point, minlength=len(images)))[:-1]
-    conf = np.round(points["confidence"].to_numpy(dtype=np.float64), 4)
+    start = np.zeros(len(images) + 1, dtype=np.int64)
+    np.cumsum(np.bincount(image_of_point, minlength=len(images)), out=start[1:])
     lookup = {
         "token": token,
         "features": shown["feature"].astype(str).tolist(),
         "impact": [None if not np.isfinite(v) else v * 100.0 for v in shown["impact"].to_numpy(dtype=np.float64)],
         "images": [str(i) for i in images],
-        "ctr": (ctr[first] * 100.0).tolist(),
-        "point_image": image_of_point.tolist(),
-        "image_codes": [c.tolist() for c in np.split(codes[order], bounds)],
-        "image_conf": [c.tolist() for c in np.split(conf[order], bounds)],
+        "ctr": typed_array(ctr[first] * 100.0, np.float32),
+        "point_image": typed_array(image_of_point, _index_dtype(len(images))),
+        "image_start": typed_array(start, np.int32),
+        "image_codes": typed_array(codes[order], _index_dtype(len(shown))),
+        "image_conf": typed_array(points["confidence"].to_numpy(dtype=np.float64)[order], np.float32),
         "urls": urls_for(list(images)) if urls_for else None,
         "hint": HOVER_HINT,  # the panel's text once the pointer leaves the points
     }

@@ -16,7 +16,7 @@ from dashboard import figures, ids, views
 from dashboard.components import hover_hint, status_component
 from dashboard.compute import compute_view, download_csv, select_shown, upload_command
 from dashboard.factory import create_app
-from dashboard.hover import HOVER_HINT, image_urls
+from dashboard.hover import HOVER_HINT, from_typed_array, image_urls
 from dashboard.selection import (
     build_options,
     choose,
@@ -95,22 +95,30 @@ def test_compute_view_scatter_has_one_point_per_image_and_feature_present(loaded
     points = scatter_points(reference_dataset, 0.3, features=summary["feature"])
     scatter = view.scatter.data[0]
     assert len(scatter.x) == len(points)
-    assert list(scatter.text) == list(points["image"])
-    assert np.array_equal(scatter.y, points["ctr"] * 100.0)
+    assert np.array_equal(scatter.y, (points["ctr"] * 100.0).astype(np.float32))
+    lookup = view.lookup
+    images = np.array(lookup["images"], dtype=object)[from_typed_array(lookup["point_image"])]
+    assert list(images) == list(points["image"])
 
 
 def test_compute_view_hover_lookup_links_each_point_to_its_image(loaded, reference_dataset):
     view = compute_view(loaded, BUSINESS, SOURCE, None, 0.3, [0, 100], shown=0)
     lookup = json.loads(json.dumps(view.lookup))  # as the browser gets it
+    point_image = from_typed_array(lookup["point_image"])
+    start = from_typed_array(lookup["image_start"])
+    ctr = from_typed_array(lookup["ctr"])
+    all_codes, all_conf = from_typed_array(lookup["image_codes"]), from_typed_array(lookup["image_conf"])
+    assert (point_image.dtype, all_codes.dtype, all_conf.dtype, ctr.dtype) == ("<i2", "<i2", "<f4", "<f4")
     scatter = view.scatter.data[0]
-    x, y, text = np.asarray(scatter.x), np.asarray(scatter.y), list(scatter.text)
-    assert len(lookup["point_image"]) == len(x)
+    x, y = np.asarray(scatter.x), np.asarray(scatter.y)
+    points = scatter_points(reference_dataset, 0.3, features=lookup["features"])
+    assert len(point_image) == len(x)
     assert lookup["features"] == list(view.scatter.layout.xaxis.ticktext)
     for i in range(0, len(x), 7):
-        image = lookup["point_image"][i]
-        assert lookup["images"][image] == text[i]
-        assert lookup["ctr"][image] == y[i]
-        assert x[i] in lookup["image_codes"][image]
+        image = point_image[i]
+        assert lookup["images"][image] == points["image"].iloc[i]
+        assert ctr[image] == y[i]
+        assert x[i] in all_codes[start[image] : start[image + 1]]
     # Each image lists exactly the charted features it has, with their confidences.
     for image, name in enumerate(lookup["images"]):
         row = list(reference_dataset.images).index(name)
@@ -119,8 +127,9 @@ def test_compute_view_hover_lookup_links_each_point_to_its_image(loaded, referen
             for code, f in enumerate(lookup["features"])
             if reference_dataset.confidences[row, list(reference_dataset.features).index(f)] > 0.3
         ]
-        assert lookup["image_codes"][image] == [c for c, _ in expected]
-        assert lookup["image_conf"][image] == pytest.approx([v for _, v in expected], abs=1e-4)
+        assert all_codes[start[image] : start[image + 1]].tolist() == [c for c, _ in expected]
+        conf = all_conf[start[image] : start[image + 1]]
+        assert conf.tolist() == [np.float32(v) for _, v in expected]
 
 
 def test_hover_hint_is_written_once_and_shipped_to_the_browser(loaded):
@@ -146,11 +155,14 @@ def test_compute_view_shows_top_and_bottom_features_of_a_large_build(store):
     assert "top 5 and bottom 5 of 40" in view.shown_text
 
 
-def test_compute_view_widens_the_scatter_when_features_do_not_fit(store):
+def test_compute_view_pages_the_scatter_when_features_do_not_fit(store):
     _load(store, _synthetic_frame(n_images=50, n_features=120))
     view = compute_view(store, BUSINESS, SOURCE, None, 0.0, [0, 100], shown=0)
-    assert view.scatter_width and view.scatter.layout.width == view.scatter_width
-    assert compute_view(store, BUSINESS, SOURCE, None, 0.0, [0, 100], shown=25).scatter_width is None
+    assert view.scatter_width is None and view.scatter.layout.width is None
+    assert list(view.scatter.layout.xaxis.range) == [-0.6, figures.SCATTER_WINDOW - 0.4]
+    assert len(view.scatter.layout.xaxis.ticktext) == len(view.lookup["features"]) > figures.SCATTER_WINDOW
+    assert view.scatter.layout.sliders[0].steps[0].label == "1–50"
+    assert compute_view(store, BUSINESS, SOURCE, None, 0.0, [0, 100], shown=25).scatter.layout.sliders == ()
 
 
 def test_compute_view_uses_an_earlier_build_when_asked(store, reference_frame):

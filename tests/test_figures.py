@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import ast
+import base64
 import json
 import random
 from pathlib import Path
@@ -50,9 +51,9 @@ def test_scatter_figure_has_one_point_per_image_and_feature_present(reference_da
     assert len(fig.data[0].x) == int(present[:, columns].sum()) == len(points)
     names = np.array(_ticks(fig), dtype=object)[np.asarray(fig.data[0].x)]
     assert list(names) == list(points["feature"].astype(str))
-    assert np.array_equal(fig.data[0].y, points["ctr"].to_numpy() * 100.0)
-    assert np.array_equal(fig.data[0].customdata, points["confidence"].to_numpy())
-    assert list(fig.data[0].text) == list(points["image"])
+    assert np.array_equal(fig.data[0].y, (points["ctr"].to_numpy() * 100.0).astype(np.float32))
+    assert np.array_equal(fig.data[0].customdata, points["confidence"].to_numpy().astype(np.float32))
+    assert fig.data[0].text is None  # no string per point: the hover panel names the image
 
 
 def test_scatter_figure_x_lists_only_features_with_points_in_the_given_order():
@@ -399,7 +400,7 @@ def test_figures_show_names_as_escaped_text_in_labels_ticks_and_hovers():
         figures.bar_figure(summary, value="avg_ctr_without"),
     ]
     assert figures.escape_label(LINK) in _ticks(scatter) and "a&amp;b&lt;c" in _ticks(scatter)
-    assert figures.escape_label(BOLD_IMAGE) in list(scatter.data[0].text)
+    assert scatter.data[0].text is None  # image names reach the page only as the hover panel's text
     for fig in bars:
         assert list(fig.layout.yaxis.tickvals) == list(summary["feature"])  # the data keep the real names
         assert list(fig.layout.yaxis.ticktext) == [figures.escape_label(f) for f in summary["feature"]]
@@ -415,3 +416,49 @@ def test_figures_show_names_as_escaped_text_in_labels_ticks_and_hovers():
 def test_empty_figure_message_is_text():
     fig = figures.empty_figure(f"No build for {LINK} / x.\nSend one.")
     assert fig.layout.annotations[0].text == f"No build for {figures.escape_label(LINK)} / x.<br>Send one."
+
+
+def _wide_points(n_features: int, n_images: int = 30) -> pd.DataFrame:
+    rng = np.random.default_rng(42)
+    conf = rng.random((n_images, n_features))
+    dataset = Dataset.from_matrix(
+        [f"img_{i}" for i in range(n_images)],
+        [f"f{j}" for j in range(n_features)],
+        conf,
+        pd.Series(rng.random(n_images) / 50, index=[f"img_{i}" for i in range(n_images)]),
+    )
+    return scatter_points(dataset, 0.5)
+
+
+def test_scatter_figure_sends_compact_typed_arrays_without_strings_per_point():
+    """x as int16 codes, CTR and confidence as float32, base64-encoded; no per-point strings."""
+    points = _wide_points(120)
+    fig = figures.scatter_figure(points)
+    trace = json.loads(fig.to_json())["data"][0]
+    for key, dtype in (("x", "i2"), ("y", "f4"), ("customdata", "f4")):
+        assert trace[key]["dtype"] == dtype
+    decoded = {
+        key: np.frombuffer(base64.b64decode(trace[key]["bdata"]), dtype="<" + trace[key]["dtype"])
+        for key in ("x", "y", "customdata")
+    }
+    assert np.array_equal(decoded["x"], points["feature"].cat.codes.to_numpy())
+    assert np.array_equal(decoded["y"], (points["ctr"].to_numpy() * 100).astype(np.float32))
+    assert np.array_equal(decoded["customdata"], points["confidence"].to_numpy().astype(np.float32))
+    assert "text" not in trace and "hovertext" not in trace
+    assert len(fig.to_json()) < 16 * len(points) + 20_000
+
+
+def test_scatter_figure_shows_a_window_of_many_features_with_paging():
+    """Beyond the window the x range shows that many features; slider steps page along all of them."""
+    points = _wide_points(120)
+    fig = figures.scatter_figure(points, window=50)
+    assert list(fig.layout.xaxis.range) == [-0.6, 49.6]
+    assert len(fig.layout.xaxis.ticktext) == 120  # labels exist for every feature, drawn only in range
+    assert fig.layout.dragmode == "pan" and fig.layout.yaxis.fixedrange is True
+    steps = fig.layout.sliders[0].steps
+    assert [s.label for s in steps] == ["1–50", "51–100", "101–120"]
+    assert steps[1].args[0]["xaxis.range"] == [49.4, 99.6]
+    assert steps[2].args[0]["xaxis.range"] == [69.4, 119.6]  # the last page is full, ending at the last
+    assert len(fig.data[0].x) == len(points)  # every point is drawn, not only the window's
+    narrow = figures.scatter_figure(points, window=200)
+    assert list(narrow.layout.xaxis.range) == [-0.6, 119.6] and not narrow.layout.sliders
