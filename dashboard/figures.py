@@ -177,9 +177,9 @@ def scatter_figure(
     points. ``means`` (a Series of CTR fractions by feature, e.g. a summary's ``avg_ctr_with``)
     adds trace 2: a dash at each feature's average.
 
-    Per-point arrays are compact numpy types (int16 codes, float32 CTR and confidence), which
-    Plotly sends as base64 typed arrays; the image is not repeated per point (a hover handler
-    can show it from the point index). With more than ``window`` features the x axis shows
+    Per-point arrays are compact numpy types (int16 codes, float32 CTR), which Plotly sends as
+    base64 typed arrays, about 10 bytes a point; the image and the confidence are not repeated
+    per point (a hover handler can show them from the point index). With more than ``window`` features the x axis shows
     ``window`` of them at a time: drag to pan, or page with the slider above the plot. Every
     point is drawn.
     """
@@ -201,7 +201,6 @@ def scatter_figure(
         type="scattergl" if use_gl else "scatter",
         x=codes.astype(np.int16 if k <= np.iinfo(np.int16).max else np.int32),
         y=(frame["ctr"].to_numpy(dtype=np.float64) * 100.0).astype(np.float32),
-        customdata=frame["confidence"].to_numpy(dtype=np.float32),
         mode="markers",
         marker={
             "color": COLORS["point"],
@@ -209,8 +208,9 @@ def scatter_figure(
             "opacity": 0.55 if n < 5000 else 0.35,
             "line": {"width": 0},
         },
-        # %{x} shows the tick text of the feature code under the pointer.
-        hovertemplate="CTR: %{y:.2f}%<br>Feature: %{x}<br>Confidence: %{customdata:.2f}<extra></extra>",
+        # %{x} shows the tick text of the feature code under the pointer. The image and its
+        # confidences are in the side panel: per-point copies here would double what is sent.
+        hovertemplate="CTR: %{y:.2f}%<br>Feature: %{x}<extra></extra>",
         name="images",
     )
     link_trace = dict(

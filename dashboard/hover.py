@@ -44,8 +44,8 @@ def hover_lookup(points: pd.DataFrame, shown: pd.DataFrame, *, token: str, urls_
     """What the browser needs to link a hovered point to its image without asking the server.
 
     ``point_image[i]`` is the image of scatter point *i*. Image *j*'s features (codes of the bar
-    rows and scatter x) and their confidences are ``image_codes`` and ``image_conf`` from
-    ``image_start[j]`` to ``image_start[j + 1]``. Every per-point array is a base64 typed array
+    rows and scatter x) and their confidences in hundredths are ``image_codes`` and
+    ``image_conf_pct`` from ``image_start[j]`` to ``image_start[j + 1]``. Every per-point array is a base64 typed array
     (see ``typed_array``); names are sent once per image and feature. ``urls_for(images)``
     gives picture URLs; ``counts`` maps image to (clicks, impressions).
     """
@@ -66,7 +66,8 @@ def hover_lookup(points: pd.DataFrame, shown: pd.DataFrame, *, token: str, urls_
         "point_image": typed_array(image_of_point, _index_dtype(len(images))),
         "image_start": typed_array(start, np.int32),
         "image_codes": typed_array(codes[order], _index_dtype(len(shown))),
-        "image_conf": typed_array(points["confidence"].to_numpy(dtype=np.float64)[order], np.float32),
+        # Hundredths fit a byte and are what the panel shows (two decimals).
+        "image_conf_pct": typed_array(np.round(points["confidence"].to_numpy(dtype=np.float64)[order] * 100), np.uint8),
         "urls": urls_for(list(images)) if urls_for else None,
         "hint": HOVER_HINT,  # the panel's text once the pointer leaves the points
     }

@@ -107,8 +107,8 @@ def test_compute_view_hover_lookup_links_each_point_to_its_image(loaded, referen
     point_image = from_typed_array(lookup["point_image"])
     start = from_typed_array(lookup["image_start"])
     ctr = from_typed_array(lookup["ctr"])
-    all_codes, all_conf = from_typed_array(lookup["image_codes"]), from_typed_array(lookup["image_conf"])
-    assert (point_image.dtype, all_codes.dtype, all_conf.dtype, ctr.dtype) == ("<i2", "<i2", "<f4", "<f4")
+    all_codes, all_conf = from_typed_array(lookup["image_codes"]), from_typed_array(lookup["image_conf_pct"])
+    assert (point_image.dtype, all_codes.dtype, all_conf.dtype, ctr.dtype) == ("<i2", "<i2", "u1", "<f4")
     scatter = view.scatter.data[0]
     x, y = np.asarray(scatter.x), np.asarray(scatter.y)
     points = scatter_points(reference_dataset, 0.3, features=lookup["features"])
@@ -129,7 +129,7 @@ def test_compute_view_hover_lookup_links_each_point_to_its_image(loaded, referen
         ]
         assert all_codes[start[image] : start[image + 1]].tolist() == [c for c, _ in expected]
         conf = all_conf[start[image] : start[image + 1]]
-        assert conf.tolist() == [np.float32(v) for _, v in expected]
+        assert conf.tolist() == [round(v * 100) for _, v in expected]
 
 
 def test_hover_hint_is_written_once_and_shipped_to_the_browser(loaded):

@@ -52,8 +52,7 @@ def test_scatter_figure_has_one_point_per_image_and_feature_present(reference_da
     names = np.array(_ticks(fig), dtype=object)[np.asarray(fig.data[0].x)]
     assert list(names) == list(points["feature"].astype(str))
     assert np.array_equal(fig.data[0].y, (points["ctr"].to_numpy() * 100.0).astype(np.float32))
-    assert np.array_equal(fig.data[0].customdata, points["confidence"].to_numpy().astype(np.float32))
-    assert fig.data[0].text is None  # no string per point: the hover panel names the image
+    assert fig.data[0].text is None and fig.data[0].customdata is None  # the hover panel has them
 
 
 def test_scatter_figure_x_lists_only_features_with_points_in_the_given_order():
@@ -431,21 +430,19 @@ def _wide_points(n_features: int, n_images: int = 30) -> pd.DataFrame:
 
 
 def test_scatter_figure_sends_compact_typed_arrays_without_strings_per_point():
-    """x as int16 codes, CTR and confidence as float32, base64-encoded; no per-point strings."""
+    """x as int16 codes and CTR as float32, base64-encoded; no per-point strings."""
     points = _wide_points(120)
     fig = figures.scatter_figure(points)
     trace = json.loads(fig.to_json())["data"][0]
-    for key, dtype in (("x", "i2"), ("y", "f4"), ("customdata", "f4")):
+    for key, dtype in (("x", "i2"), ("y", "f4")):
         assert trace[key]["dtype"] == dtype
     decoded = {
-        key: np.frombuffer(base64.b64decode(trace[key]["bdata"]), dtype="<" + trace[key]["dtype"])
-        for key in ("x", "y", "customdata")
+        key: np.frombuffer(base64.b64decode(trace[key]["bdata"]), dtype="<" + trace[key]["dtype"]) for key in ("x", "y")
     }
     assert np.array_equal(decoded["x"], points["feature"].cat.codes.to_numpy())
     assert np.array_equal(decoded["y"], (points["ctr"].to_numpy() * 100).astype(np.float32))
-    assert np.array_equal(decoded["customdata"], points["confidence"].to_numpy().astype(np.float32))
-    assert "text" not in trace and "hovertext" not in trace
-    assert len(fig.to_json()) < 16 * len(points) + 20_000
+    assert not {"text", "hovertext", "customdata"} & set(trace)
+    assert len(fig.to_json()) < 12 * len(points) + 20_000
 
 
 def test_scatter_figure_shows_a_window_of_many_features_with_paging():

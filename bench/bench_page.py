@@ -1,0 +1,151 @@
+"""The page in headless Chromium (software GL) at 10,000 images x 1,000 features, all features charted.
+
+A demo build of that size (seed 42) is stored in a fresh SQLite file and served by an app from
+the factory in a thread. For each round the browser opens the page's URL with ``shown=all`` and
+the time until all four charts have drawn every point is taken (navigation start to the first
+poll that sees them done); then a real mouse move onto a scatter point (CDP input events, as
+Plotly's own hover on WebGL needs) is timed until the side panel names that point's image. The
+baseline is the same page with the top and bottom 10 features, measured in the same run.
+
+    .venv/bin/python bench/bench_page.py [--rounds 3] [--images 10000 --features 1000]
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import tempfile
+import time
+from pathlib import Path
+from urllib.parse import urlencode
+
+from common import BUSINESS, SOURCE, fresh_app
+
+from data.demo import demo_build
+from tests.browser import chrome_driver, missing_browser, serve
+
+TARGET_DRAW_S = 3.0
+TARGET_HOVER_MS = 150.0
+
+# True once the four charts are drawn, the scatter holds as many points as its layout says,
+# and no callback is pending.
+DRAWN_JS = """
+const ids = ['scatter-chart', 'avg-with-chart', 'impact-chart', 'avg-without-chart'];
+if (document.querySelector('[data-dash-is-loading="true"]')) return false;
+const ok = ids.every(id => {
+  const gd = document.querySelector('#' + id + ' .js-plotly-plot');
+  return gd && gd._fullLayout && gd._fullData && gd._fullData.length;
+});
+if (!ok) return false;
+const gd = document.querySelector('#scatter-chart .js-plotly-plot');
+const meta = gd.layout.meta || {};
+const trace = gd._fullData[0];
+return Boolean(meta.points) && trace.x && trace.x.length === meta.points && (gd._fullLayout._plots ? true : false);
+"""
+
+# Page coordinates of scatter point ``i`` and the image it belongs to.
+POINT_JS = """
+const i = arguments[0];
+const gd = document.querySelector('#scatter-chart .js-plotly-plot');
+const L = gd._fullLayout, t = gd._fullData[0];
+const box = gd.getBoundingClientRect();
+return {x: box.left + L.xaxis._offset + L.xaxis.l2p(t.x[i]), y: box.top + L.yaxis._offset + L.yaxis.l2p(t.y[i])};
+"""
+
+PANEL_JS = "const p = document.getElementById('hover-panel'); return p ? p.innerText : '';"
+
+
+def page_url(base: str, shown: str) -> str:
+    """The page at the default thresholds with ``shown`` features charted."""
+    return base + "?" + urlencode({"business": BUSINESS, "source": SOURCE, "shown": shown})
+
+
+def time_navigation(driver, url: str, timeout: float = 120.0) -> float:
+    """Seconds from navigation start until the charts have drawn every point."""
+    driver.get("about:blank")
+    start = time.perf_counter()
+    driver.get(url)
+    deadline = start + timeout
+    while time.perf_counter() < deadline:
+        if driver.execute_script(DRAWN_JS):
+            return time.perf_counter() - start
+        time.sleep(0.02)
+    raise TimeoutError(f"charts not drawn within {timeout:g} s")
+
+
+def move_mouse(driver, x: float, y: float) -> None:
+    """A real mouse move at page coordinates (CDP), which WebGL hover listens to."""
+    driver.execute_cdp_cmd("Input.dispatchMouseEvent", {"type": "mouseMoved", "x": x, "y": y})
+
+
+def time_hover(driver, point: int, timeout: float = 30.0) -> float:
+    """Seconds from a mouse move onto scatter point ``point`` until the side panel changes to its image."""
+    where = driver.execute_script(POINT_JS, point)
+    move_mouse(driver, 5, 5)  # away from the chart first, so the next move is a new hover
+    time.sleep(0.3)
+    before = driver.execute_script(PANEL_JS)
+    start = time.perf_counter()
+    move_mouse(driver, where["x"], where["y"])
+    deadline = start + timeout
+    while time.perf_counter() < deadline:
+        text = driver.execute_script(PANEL_JS)
+        if text and text != before and "Hover a point" not in text:
+            return time.perf_counter() - start
+        time.sleep(0.005)
+    raise TimeoutError("the hover panel did not change")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--images", type=int, default=10_000)
+    parser.add_argument("--features", type=int, default=1_000)
+    args = parser.parse_args()
+    reason = missing_browser()
+    if reason:
+        raise SystemExit(f"cannot run: {reason}")
+    with tempfile.TemporaryDirectory() as tmp:
+        app, store = fresh_app(Path(tmp))
+        batch, ctr = demo_build(n_images=args.images, n_features=args.features)
+        store.add_build(BUSINESS, SOURCE, batch)
+        store.replace_ctr(BUSINESS, SOURCE, ctr)
+        store.dataset(BUSINESS, SOURCE)  # loaded once, as a running server would have it
+        print(f"build: data.demo.demo_build, {args.images:,} images x {args.features:,} features")
+        with serve(app) as base:
+            driver = chrome_driver()
+            try:
+                driver.set_window_size(1600, 1400)
+                results = {}
+                for shown in ("10", "all"):
+                    url = page_url(base, shown)
+                    time_navigation(driver, url)  # warm: Dash and Plotly bundles cached
+                    draws, hovers = [], []
+                    for _ in range(args.rounds):
+                        draws.append(time_navigation(driver, url))
+                        points = driver.execute_script(
+                            "return document.querySelector('#scatter-chart .js-plotly-plot').layout.meta.points"
+                        )
+                        hovers.extend(time_hover(driver, p) for p in (0, points // 97, 3))
+                    results[shown] = (statistics.median(draws), statistics.median(hovers), points)
+            finally:
+                driver.quit()
+        store.close()
+    base_draw, base_hover, base_points = results["10"]
+    draw, hover, points = results["all"]
+    print(
+        f"baseline, top and bottom 10 ({base_points:,} points): drawn {base_draw:.2f} s, hover {base_hover * 1000:.0f} ms"
+    )
+    verdict = "ok" if draw <= TARGET_DRAW_S else "MISSED"
+    print(
+        f"all features ({points:,} points): drawn {draw:.2f} s after navigation "
+        f"(ratio {draw / base_draw:.2f}; target <= {TARGET_DRAW_S:g} s) {verdict}"
+    )
+    verdict = "ok" if hover * 1000 <= TARGET_HOVER_MS else "MISSED"
+    print(
+        f"all features: hover link {hover * 1000:.0f} ms "
+        f"(ratio {hover / base_hover:.2f}; target <= {TARGET_HOVER_MS:g} ms) {verdict}"
+    )
+
+
+if __name__ == "__main__":
+    main()
