@@ -3,8 +3,9 @@
  * clicks never reach the server; cell formats of the summary table; back/forward navigation.
  *
  * The server ships a lookup with each view (see dashboard/callbacks.py hover_lookup):
- * point_image[i] is the image of scatter point i, and each image lists the codes of its
- * features (scatter x and bar row) with their confidences. hoverData may lack customdata, so
+ * point_image[i] is the image of scatter point i; image j's features (codes of the scatter x
+ * and bar rows) and their confidences in hundredths are image_codes and image_conf_pct from
+ * image_start[j] to image_start[j + 1]. All are base64 typed arrays. hoverData may lack customdata, so
  * only pointIndex is trusted. The hovered image's points are joined in an overlay over the
  * scatter (see drawLink); the bar charts get per-bar opacity and outline arrays by Patch.
  */
@@ -57,10 +58,10 @@
   }
 
   function panel(lookup, image) {
-    var codes = Array.from(numbers(lookup.image_codes[image]));
-    var conf = numbers(lookup.image_conf[image]);
+    var codes = Array.from(imageSlice(lookup, "image_codes", image));
+    var conf = imageSlice(lookup, "image_conf_pct", image);
     var rows = codes.map(function (code, i) {
-      return {feature: lookup.features[code], confidence: conf[i], impact: lookup.impact[code]};
+      return {feature: lookup.features[code], confidence: conf[i] / 100, impact: lookup.impact[code]};
     });
     rows.sort(function (a, b) { return b.confidence - a.confidence; });
     var children = [];
@@ -117,6 +118,40 @@
     return patch.build();
   }
 
+  var BAR_CHARTS = ["avg-with-chart", "impact-chart", "avg-without-chart"];
+
+  // Hover highlights bars by classes on their SVG elements (dashboard.css): the chart's class
+  // dims every bar, a class on the hovered image's bars keeps them solid and outlined. Only the
+  // hovered bars are touched; Plotly.restyle or a figure Patch restyles and relabels all bars
+  // of all three charts, seconds with 1,000 bars. False when a chart is not drawn yet.
+  var hoveredBars = new WeakMap();  // graph div -> the bar elements marked
+
+  function markBars(codes) {
+    var gds = BAR_CHARTS.map(graphDiv);
+    if (gds.some(function (gd) { return !gd || !gd.querySelector(".barlayer .trace"); })) {
+      return false;
+    }
+    gds.forEach(function (gd) {
+      (hoveredBars.get(gd) || []).forEach(function (node) { node.classList.remove("bar-hit"); });
+      if (codes === null) {
+        gd.classList.remove("bars-dimmed");
+        hoveredBars.delete(gd);
+        return;
+      }
+      var points = gd.querySelector(".barlayer .trace").querySelectorAll(".point");
+      var marked = [];
+      Array.prototype.forEach.call(codes, function (code) {
+        if (points[code]) {
+          points[code].classList.add("bar-hit");
+          marked.push(points[code]);
+        }
+      });
+      hoveredBars.set(gd, marked);
+      gd.classList.add("bars-dimmed");
+    });
+    return true;
+  }
+
   function graphDiv(componentId) {
     var node = document.getElementById(componentId);
     return node ? node.querySelector(".js-plotly-plot") : null;
@@ -145,6 +180,19 @@
     var array = new Type(bytes.buffer);
     decoded.set(value, array);
     return array;
+  }
+
+  // Image j's part of one of the lookup's per-(image, feature) arrays.
+  function imageSlice(lookup, name, image) {
+    var start = numbers(lookup.image_start);
+    return numbers(lookup[name]).subarray(start[image], start[image + 1]);
+  }
+
+  // Decoded once when a view arrives, so that the first hover does not pay for it.
+  function decodeLookup(lookup) {
+    ["point_image", "image_start", "image_codes", "image_conf_pct", "ctr"].forEach(function (name) {
+      numbers(lookup[name]);
+    });
   }
 
   // The link is drawn in an SVG of our own laid over the plot, not through Plotly: any Plotly
@@ -287,11 +335,18 @@
       : null;
     if (image < 0) {
       drawLink(scatterId, null);
+      // Leaving a point: the bars show the figure's own state again (a selected row's highlight).
+      if (markBars(null)) {
+        return [dc.no_update, dc.no_update, dc.no_update, hint()];
+      }
       var kept = selectedCodes(lookup);
       return [barPatch(n, kept), barPatch(n, kept), barPatch(n, kept), hint(lookup)];
     }
-    var codes = numbers(lookup.image_codes[image]);
+    var codes = imageSlice(lookup, "image_codes", image);
     drawLink(scatterId, codes, numbers(lookup.ctr)[image]);
+    if (markBars(codes)) {
+      return [dc.no_update, dc.no_update, dc.no_update, panel(lookup, image)];
+    }
     return [barPatch(n, codes), barPatch(n, codes), barPatch(n, codes), panel(lookup, image)];
   }
 
@@ -305,6 +360,16 @@
       type: "rect", xref: "x", yref: "paper", x0: code - 0.5, x1: code + 0.5, y0: 0, y1: 1,
       fillcolor: BAND, line: {width: 0}, layer: "below"
     }]);
+    // A scatter that shows a window of its features moves the window to the highlighted one.
+    var gd = graphDiv("scatter-chart");
+    var axis = gd && gd._fullLayout && gd._fullLayout.xaxis;
+    if (code >= 0 && axis && gd.layout.meta && gd.layout.meta.window) {
+      var lo = axis.range[0], hi = axis.range[1];
+      if (code < lo || code > hi) {
+        var half = (hi - lo) / 2;
+        patch.assign(["layout", "xaxis", "range"], [code - half, code + half]);
+      }
+    }
     return patch.build();
   }
 
@@ -351,6 +416,9 @@
     var context = dc.callback_context;
     var byNewView = context && context.triggered && context.triggered.length &&
       context.triggered[0].prop_id.indexOf("hover-lookup") === 0;
+    if (byNewView && lookup) {
+      decodeLookup(lookup);
+    }
     if (feature === null && (byNewView || selection.feature === null)) {
       selection = {feature: null, token: lookup ? lookup.token : null, code: -1};
       return [none, none, none, none, null];  // nothing highlighted, nothing to undo
