@@ -337,7 +337,7 @@
       drawLink(scatterId, null);
       // Leaving a point: the bars show the figure's own state again (a selected row's highlight).
       if (markBars(null)) {
-        return [dc.no_update, dc.no_update, dc.no_update, hint()];
+        return [dc.no_update, dc.no_update, dc.no_update, hint(lookup)];
       }
       var kept = selectedCodes(lookup);
       return [barPatch(n, kept), barPatch(n, kept), barPatch(n, kept), hint(lookup)];

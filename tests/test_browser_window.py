@@ -1,0 +1,145 @@
+"""A scatter of many features in headless Chromium: a window of them at a time, and moving along."""
+
+from __future__ import annotations
+
+import os
+import time
+from urllib.parse import urlencode
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from dashboard import figures, ids
+from dashboard.factory import create_app
+from data.batches import FeatureBatch, ctr_frame
+from data.settings import Settings
+from data.store import FeatureStore
+from tests.browser import chrome_driver, decode_png, missing_browser, serve, wait_for_charts
+
+N_FEATURES = 130
+
+# The x axis's range, the tick labels Plotly laid out, and the page box of the plot area and
+# of the page slider's rail.
+AXIS_JS = """
+const gd = document.querySelector('#scatter-chart .js-plotly-plot');
+const box = gd.querySelector('.nsewdrag').getBoundingClientRect();
+const chart = document.getElementById('scatter-chart').getBoundingClientRect();
+const rail = gd.querySelector('.slider-rail-touch-rect');
+const r = rail ? rail.getBoundingClientRect() : null;
+return {range: Array.from(gd._fullLayout.xaxis.range),
+        ticks: Array.from(gd.querySelectorAll('.xtick text')).map(t => t.textContent),
+        area: [box.left, box.top, box.width, box.height],
+        offset: [box.left - chart.left, box.top - chart.top],
+        rail: r && [r.left, r.top, r.width, r.height],
+        points: gd.layout.meta.points, drawn: gd._fullData[0].x.length, k: gd.layout.xaxis.tickvals.length};
+"""
+
+
+@pytest.fixture(scope="module")
+def driver():
+    """One headless Chromium for the module (skipped, or failed under CI, without a browser)."""
+    reason = missing_browser()
+    if reason:
+        if os.environ.get("CI"):
+            pytest.fail(f"browser tests must run under CI, but {reason}")
+        pytest.skip(reason)
+    browser = chrome_driver()
+    yield browser
+    browser.quit()
+
+
+@pytest.fixture(scope="module")
+def wide(tmp_path_factory):
+    """An app whose dataset has 130 features, each in about a third of 400 images."""
+    rng = np.random.default_rng(42)
+    n_images = 400
+    conf = np.where(rng.random((n_images, N_FEATURES)) < 0.35, rng.random((n_images, N_FEATURES)).round(3), 0.0)
+    frame = pd.DataFrame(conf, columns=[f"feat_{j:03d}" for j in range(N_FEATURES)])
+    frame.insert(0, "ctr", 0.01 * np.exp(rng.normal(0, 0.4, n_images)))
+    frame.insert(0, "image_name", [f"creative_{i:04d}.jpg" for i in range(n_images)])
+    path = tmp_path_factory.mktemp("wide") / "features.db"
+    store = FeatureStore(f"sqlite:///{path}")
+    store.add_build("wide", "vision", FeatureBatch.from_wide(frame))
+    store.replace_ctr("wide", "vision", ctr_frame(frame["image_name"], frame["ctr"]))
+    settings = Settings.from_env({}, database_url=f"sqlite:///{path}", demo_data=False, poll_seconds=3600)
+    with serve(create_app(settings, store)) as url:
+        yield url
+    store.close()
+
+
+def _mouse(driver, kind, x, y, buttons=0):
+    event = {"type": kind, "x": x, "y": y, "button": "left" if kind != "mouseMoved" else "none", "buttons": buttons}
+    if kind != "mouseMoved":
+        event["clickCount"] = 1
+    driver.execute_cdp_cmd("Input.dispatchMouseEvent", event)
+
+
+def _drag(driver, x0, y0, x1, y1, steps=8):
+    _mouse(driver, "mouseMoved", x0, y0)
+    _mouse(driver, "mousePressed", x0, y0, 1)
+    for k in range(1, steps + 1):
+        _mouse(driver, "mouseMoved", x0 + (x1 - x0) * k / steps, y0 + (y1 - y0) * k / steps, 1)
+        time.sleep(0.03)
+    _mouse(driver, "mouseReleased", x1, y1)
+
+
+def _wait_for_range(driver, changed_from, timeout=20.0):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        axis = driver.execute_script(AXIS_JS)
+        if abs(axis["range"][0] - changed_from[0]) > 1:
+            time.sleep(0.5)  # let the WebGL points repaint at the new range
+            return driver.execute_script(AXIS_JS)
+        time.sleep(0.1)
+    raise AssertionError(f"the x range stayed at {changed_from}")
+
+
+def _blue_pixels(driver, axis) -> int:
+    """Marker-blue pixels inside the scatter's plot area, counted in a screenshot of the chart."""
+    shot = decode_png(driver.find_element("id", ids.SCATTER).screenshot_as_png)[..., :3].astype(np.int16)
+    x, y = (int(round(v)) for v in axis["offset"])
+    w, h = (int(round(v)) for v in axis["area"][2:])
+    area = shot[y : y + h, x : x + w]
+    return int(((area[..., 2] - area[..., 0]) > 50).sum())
+
+
+def _visible_features(axis) -> set[int]:
+    return {int(t.split("_")[1]) for t in axis["ticks"] if t.startswith("feat_")}
+
+
+def test_wide_scatter_shows_a_window_and_moving_it_shows_other_features_painted(driver, wide):
+    """50 of 130 features are labelled; a pan and the page slider bring others, points painted."""
+    driver.set_window_size(1600, 1400)
+    driver.get(wide + "?" + urlencode({"business": "wide", "source": "vision", "shown": "all"}))
+    wait_for_charts(driver, timeout=60)
+    time.sleep(1.0)
+    axis = driver.execute_script(AXIS_JS)
+    assert axis["drawn"] == axis["points"] > 5_000  # every point is drawn, not only the window's
+    assert axis["range"] == pytest.approx([-0.6, figures.SCATTER_WINDOW - 0.4])
+    first = _visible_features(axis)
+    assert 40 <= len(axis["ticks"]) <= figures.SCATTER_WINDOW + 2  # labels laid out only in the window
+    painted = _blue_pixels(driver, axis)
+    assert painted > 5_000
+
+    # Drag the plot to the left: the window moves on to later features.
+    left, top, width, height = axis["area"]
+    _drag(driver, left + width * 0.8, top + height * 0.5, left + width * 0.2, top + height * 0.5)
+    panned = _wait_for_range(driver, axis["range"])
+    assert panned["range"][0] > axis["range"][0] + 10
+    assert _visible_features(panned) - first, "the pan showed no other feature"
+    assert _blue_pixels(driver, panned) > 0.5 * painted
+
+    # The page slider's last step: the last 50 features, which the first window did not show.
+    rl, rt, rw, rh = panned["rail"]
+    _mouse(driver, "mouseMoved", rl + rw - 2, rt + rh / 2)
+    _mouse(driver, "mousePressed", rl + rw - 2, rt + rh / 2, 1)
+    _mouse(driver, "mouseReleased", rl + rw - 2, rt + rh / 2)
+    last = _wait_for_range(driver, panned["range"])
+    shown = _visible_features(last)
+    k = last["k"]
+    assert last["range"] == pytest.approx([k - figures.SCATTER_WINDOW - 0.6, k - 0.4])
+    assert max(shown) >= 100 and not shown & first
+    assert _blue_pixels(driver, last) > 0.5 * painted
+    severe = [e for e in driver.get_log("browser") if e["level"] == "SEVERE"]
+    assert not severe, [e["message"][:300] for e in severe]
