@@ -328,3 +328,42 @@ def test_feature_summary_five_zero_click_images_are_not_a_discovery():
     assert row["p_value"] > 0.02
     assert row["p_value"] == pytest.approx(chance, abs=4 * math.sqrt(chance / 10_000) + 2e-4)
     assert row["ci_low"] < 0 <= row["ci_high"] + 1e-15  # the tied splits sit on its edge
+
+
+def test_null_table_values_do_not_depend_on_how_far_it_reaches():
+    """A table grown for larger groups keeps the same values for the smaller ones: no history effect."""
+    rng = np.random.default_rng(12)
+    columns = stats.mean_columns(rng.lognormal(0.0, 1.0, 120))
+    short = permutation.compute_table(columns, stats.mean_difference, 20, 2_000, seed=3)
+    long = permutation.compute_table(columns, stats.mean_difference, 60, 2_000, seed=3)
+    np.testing.assert_array_equal(short.tail[2:21], long.tail[2:21])
+    np.testing.assert_array_equal(short.body[2:21], long.body[2:21])
+
+
+@pytest.mark.parametrize("weighting", ["mean", "impressions"])
+def test_feature_summary_test_and_interval_agree_on_demo_default_view(weighting):
+    """On the demo build at the page's default view, 0 is outside the interval exactly when p <= 0.05."""
+    from data.demo import demo_build
+
+    batch, ctr = demo_build()
+    rows, cols, values = zip(*batch.values)
+    dense = np.zeros((len(batch.images), len(batch.features)))
+    dense[list(rows), list(cols)] = values
+    dataset = Dataset.from_matrix(batch.images, batch.features, dense, ctr)
+    summary = feature_summary(dataset, 0.5, weighting=weighting)
+    tested = summary[summary["p_value"].notna()]
+    excludes = (tested["ci_low"] > 0) | (tested["ci_high"] < 0)
+    assert len(tested) > 200 and excludes.any()
+    assert (excludes == (tested["p_value"] <= 0.05)).all()
+    planted = tested.set_index("feature").loc[["text", "poster", "smile"]]
+    assert planted["significant"].all()
+
+
+@pytest.mark.parametrize("threshold", THRESHOLDS)
+def test_feature_summary_test_and_interval_agree_on_reference(reference_dataset, threshold):
+    """The same on the reference data: the interval and p never tell different stories."""
+    summary = feature_summary(reference_dataset, threshold)
+    tested = summary[summary["p_value"].notna()]
+    assert len(tested)
+    excludes = (tested["ci_low"] > 0) | (tested["ci_high"] < 0)
+    assert (excludes == (tested["p_value"] <= 0.05)).all()
