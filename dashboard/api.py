@@ -155,8 +155,7 @@ def create_api_blueprint(store, settings) -> Blueprint:
     def summary():
         query = _parse(SummaryQuery, request.args, min_n=settings.min_group_size)
         with _not_found():
-            build_id = store.resolve_build(query.business, query.source, query.build_id)
-            dataset = store.dataset(query.business, query.source, build_id)
+            dataset, build_id, _ = store.load_build(query.business, query.source, query.build_id)
         return jsonify(summary_payload(dataset, query, build_id))
 
     def summary_csv_file(kind: str):

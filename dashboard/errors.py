@@ -13,6 +13,7 @@ from flask import Flask, jsonify, request
 from werkzeug.exceptions import HTTPException, InternalServerError, MethodNotAllowed, NotFound, RequestEntityTooLarge
 from werkzeug.routing import Map, Rule
 
+from data.errors import StorageUnavailable
 from ingest.http import API_PREFIX, ApiError, too_large_detail
 
 log = logging.getLogger(__name__)
@@ -63,6 +64,13 @@ def register_error_handlers(server: Flask) -> None:
     @server.errorhandler(ApiError)
     def _api_error(exc: ApiError):
         return error_response(exc.status, exc.error, exc.details, exc.headers)
+
+    @server.errorhandler(StorageUnavailable)
+    def _storage_unavailable(exc: StorageUnavailable):
+        # Also for the page's callbacks: the fault is the server's, and it passes by itself.
+        log.warning("storage unavailable on %s %s: %s", request.method, request.path, exc)
+        details = [exc.detail] if exc.detail else []
+        return error_response(503, exc.cause, details, {"Retry-After": "10"})
 
     @server.errorhandler(HTTPException)
     def _http_error(exc: HTTPException):

@@ -9,7 +9,7 @@ import dash
 from flask import Flask, jsonify
 
 from data.settings import Settings, open_store
-from data.store import FeatureStore
+from data.store import FeatureStore, StorageUnavailable
 
 log = logging.getLogger(__name__)
 ASSETS = Path(__file__).resolve().parent / "assets"
@@ -27,9 +27,11 @@ def create_app(settings: Settings | None = None, store: FeatureStore | None = No
 
     settings = settings or Settings.from_env()
     store = store or open_store(settings)
-    if settings.demo_data and store.is_empty():
-        loaded = load_demo(store)
-        log.info("empty database: loaded the demo data (%s)", loaded)
+    if settings.demo_data:
+        # Once for all workers and hosts: under the store's start-up lock, in one transaction.
+        loaded = store.initialise(seed=load_demo)
+        if loaded:
+            log.info("empty database: loaded the demo data (%s)", loaded)
     if not settings.ingest_token:
         log.warning("INGEST_TOKEN is not set: writes are accepted only from loopback addresses")
 
@@ -48,7 +50,10 @@ def create_app(settings: Settings | None = None, store: FeatureStore | None = No
     def healthz():
         try:
             store.ping()
-        except Exception as exc:  # any database failure means "not usable"
+        except StorageUnavailable as exc:
+            log.warning("health check failed: %s", exc)
+            return jsonify({"status": "error", "error": exc.cause, "details": [exc.detail]}), 503
+        except Exception as exc:  # any other database failure also means "not usable"
             log.exception("health check failed")
             return jsonify({"status": "error", "error": str(exc)}), 503
         return jsonify({"status": "ok"})

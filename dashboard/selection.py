@@ -87,12 +87,8 @@ def selected_dataset(store, business, source, build):
     Returns ``(dataset, build_id, gone)``: ``gone`` is the picked build id that fell back, else
     None. Raises UnknownDataset when the pair has no build at all.
     """
-    wanted = parse_build(build)
-    try:
-        build_id, gone = store.resolve_build(business, source, wanted), None
-    except UnknownBuild:
-        build_id, gone = store.resolve_build(business, source), wanted
-    return store.dataset(business, source, build_id), build_id, gone
+    # One snapshot: a build pruned by a concurrent write cannot vanish between resolving and reading it.
+    return store.load_build(business, source, parse_build(build), fall_back=True)
 
 
 def dataset_has_counts(store, business, source, build) -> bool | None:

@@ -26,7 +26,11 @@ builds = Table(
     Column("n_images", Integer, nullable=False),
     Column("n_features", Integer, nullable=False),
     Column("n_values", Integer, nullable=False),
+    # The client's name for the build (Jenkins' $BUILD_TAG): a retried PUT with the same tag
+    # finds the stored build instead of storing a duplicate. NULLs never collide.
+    Column("tag", Text, nullable=True),
     Index("ix_builds_pair", "business", "source", "id"),
+    Index("ux_builds_tag", "business", "source", "tag", unique=True),
 )
 
 # Names are stored once per build and referred to by position, which keeps the long table small.
@@ -84,4 +88,14 @@ ctr_values = Table(
     Column("clicks", BigInteger, nullable=True),
     Column("impressions", BigInteger, nullable=True),
     Index("ix_ctr_values_set", "ctr_set_id"),
+)
+
+# One row, bumped by every write in its own transaction: the version token the page polls.
+# Build and CTR set ids cannot serve: on PostgreSQL writers of different datasets run at once
+# and may commit a smaller id after a larger one, which a reader of max(id) would never notice.
+store_version = Table(
+    "store_version",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=False),
+    Column("version", Integer, nullable=False),
 )

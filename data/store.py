@@ -2,18 +2,20 @@
 
 from __future__ import annotations
 
+import functools
+from contextlib import contextmanager
 from datetime import UTC, datetime
 from itertools import chain, repeat
 
 import numpy as np
 import pandas as pd
-from sqlalchemy import create_engine, delete, event, func, select, text
-from sqlalchemy.engine import Engine, make_url
+from sqlalchemy import delete, func, inspect, select, text, update
 
-from data import matrix
+from data import database, matrix
 from data.analysis import Dataset
 from data.batches import CTR_COLUMNS, FeatureBatch
 from data.cache import ByteLRU
+from data.errors import CtrFormConflict, InvalidBatch, StorageUnavailable, StoreError, UnknownBuild, UnknownDataset
 from data.schema import (
     build_features,
     build_images,
@@ -22,7 +24,18 @@ from data.schema import (
     ctr_values,
     feature_values,
     metadata,
+    store_version,
 )
+
+__all__ = [
+    "CtrFormConflict",
+    "FeatureStore",
+    "InvalidBatch",
+    "StorageUnavailable",
+    "StoreError",
+    "UnknownBuild",
+    "UnknownDataset",
+]
 
 DEFAULT_KEEP_BUILDS = 20
 DEFAULT_CACHE_MB = 1024
@@ -30,52 +43,36 @@ DEFAULT_CACHE_MB = 1024
 _FETCH_ROWS = 65536
 
 
-class StoreError(Exception):
-    """Base class of the store's errors."""
-
-
-class UnknownDataset(StoreError, LookupError):
-    """No build has been stored for that (business, source)."""
-
-
-class UnknownBuild(StoreError, LookupError):
-    """That build id does not exist for that (business, source)."""
-
-
-class CtrFormConflict(StoreError, ValueError):
-    """A CTR upsert in the other form (rates or counts) than the stored set."""
-
-
-class InvalidBatch(StoreError, ValueError):
-    """A batch that repeats a name or whose values point outside its own images or features."""
-
-
 def _now() -> str:
     return datetime.now(UTC).isoformat(timespec="microseconds")
 
 
-def _sqlite_setup(engine: Engine) -> None:
-    """WAL, a busy timeout, and explicit BEGIN so writers take the lock up front.
+def _guarded(method):
+    """Turn a storage fault inside ``method`` into StorageUnavailable (see database.storage_faults)."""
 
-    pysqlite's own transaction handling defers BEGIN and cannot upgrade a read lock under
-    contention without failing at once; BEGIN IMMEDIATE on writes waits on the busy timeout
-    instead, so concurrent PUTs queue rather than error.
-    """
+    @functools.wraps(method)
+    def wrapper(self, *args, **kwargs):
+        with database.storage_faults(self.engine):
+            return method(self, *args, **kwargs)
 
-    @event.listens_for(engine, "connect")
-    def _on_connect(dbapi_conn, _record):
-        dbapi_conn.isolation_level = None
-        cur = dbapi_conn.cursor()
-        cur.execute("PRAGMA busy_timeout = 30000")
-        cur.execute("PRAGMA journal_mode = WAL")
-        cur.execute("PRAGMA synchronous = NORMAL")
-        cur.execute("PRAGMA foreign_keys = ON")
-        cur.close()
+    return wrapper
 
-    @event.listens_for(engine, "begin")
-    def _on_begin(conn):
-        immediate = conn.get_execution_options().get("sqlite_write", False)
-        conn.exec_driver_sql("BEGIN IMMEDIATE" if immediate else "BEGIN")
+
+class _Writer:
+    """The store's writes inside one open transaction (see FeatureStore.transaction)."""
+
+    def __init__(self, store: FeatureStore, conn):
+        self._store = store
+        self._conn = conn
+
+    def add_build(self, business: str, source: str, batch: FeatureBatch, *, tag: str | None = None) -> dict:
+        """As FeatureStore.add_build, in the enclosing transaction."""
+        _check_batch(batch)
+        return self._store._add_build(self._conn, business, source, batch, tag)
+
+    def replace_ctr(self, business: str, source: str, ctr: pd.DataFrame) -> dict:
+        """As FeatureStore.replace_ctr, in the enclosing transaction."""
+        return self._store._replace_ctr(self._conn, business, source, ctr)
 
 
 class FeatureStore:
@@ -88,14 +85,13 @@ class FeatureStore:
             raise ValueError("cache_mb must not be negative")
         self.url = url
         self.keep_builds = keep_builds
-        parsed = make_url(url)
-        self._is_sqlite = parsed.get_backend_name() == "sqlite"
-        self.engine = create_engine(url)
-        if self._is_sqlite:
-            _sqlite_setup(self.engine)
-        metadata.create_all(self.engine)
+        self._is_sqlite = database.is_sqlite(url)
+        self.engine = database.open_engine(url)
         # Datasets by (build id, CTR set id), bounded by their bytes rather than their number.
         self._cache = ByteLRU(int(cache_mb * 1024 * 1024))
+        # The storage fault that made the last write fail, until a write succeeds again.
+        self.write_fault: StorageUnavailable | None = None
+        self.initialise()
 
     def __repr__(self) -> str:
         return f"FeatureStore({self.engine.url.render_as_string(hide_password=True)!r})"
@@ -104,63 +100,125 @@ class FeatureStore:
         """Release the database connections."""
         self.engine.dispose()
 
+    # -- start-up --------------------------------------------------------------------------
+
+    @_guarded
+    def initialise(self, seed=None):
+        """Create what is missing of the schema and, when ``seed`` is given and no build is stored,
+        run ``seed(writer)`` (writer has add_build and replace_ctr); returns its result or None.
+
+        All in one transaction under a database-wide lock (an advisory lock on PostgreSQL, BEGIN
+        IMMEDIATE on SQLite), so workers and hosts starting at once do it exactly once: the others
+        wait, then find it done. A seed that fails leaves the database as it was.
+        """
+        with database.write_connection(self.engine) as conn, conn.begin():
+            database.lock_startup(conn)
+            metadata.create_all(conn)
+            _upgrade(conn)
+            if conn.execute(select(store_version.c.id)).first() is None:
+                conn.execute(store_version.insert().values(id=1, version=0))
+            if seed is None or conn.execute(select(builds.c.id).limit(1)).first() is not None:
+                return None
+            return seed(_Writer(self, conn))
+
     # -- writing ---------------------------------------------------------------------------
 
-    def _write(self):
-        conn = self.engine.connect()
-        if self._is_sqlite:
-            conn = conn.execution_options(sqlite_write=True)
-        return conn
+    @contextmanager
+    def transaction(self):
+        """Several writes stored as one: ``with store.transaction() as w: w.add_build(...); w.replace_ctr(...)``."""
+        with self._writing() as conn:
+            yield _Writer(self, conn)
 
-    def _executemany(self, conn, table, columns: tuple[str, ...], rows) -> None:
-        """Bulk insert through the DBAPI cursor: several times faster than Core executemany."""
-        marks = ", ".join(["?" if conn.dialect.paramstyle == "qmark" else "%s"] * len(columns))
-        sql = f"INSERT INTO {table.name} ({', '.join(columns)}) VALUES ({marks})"
-        cursor = conn.connection.driver_connection.cursor()
+    @contextmanager
+    def _writing(self, *, probe: bool = False):
         try:
-            cursor.executemany(sql, rows)
-        finally:
-            cursor.close()
+            with database.storage_faults(self.engine):
+                with database.write_connection(self.engine) as conn, conn.begin() as tx:
+                    yield conn
+                    if probe:
+                        tx.rollback()
+        except StorageUnavailable as exc:
+            self.write_fault = exc
+            raise
+        self.write_fault = None
 
-    def add_build(self, business: str, source: str, batch: FeatureBatch) -> dict:
+    def _write(self, write, *, probe: bool = False):
+        """``write(conn)`` in a write transaction; after a storage fault, once more on a new connection.
+
+        A connection opened during a fault can keep it (SQLite opens a file it cannot write
+        read-only for good), and reads may have left such connections in the pool: the fault
+        dropped them all, so the second try tells whether the fault itself is still there.
+        """
+        try:
+            with self._writing(probe=probe) as conn:
+                return write(conn)
+        except StorageUnavailable as exc:
+            if exc.cause == "database busy":
+                raise  # it already waited its full timeout
+        with self._writing(probe=probe) as conn:
+            return write(conn)
+
+    @contextmanager
+    def _reading(self):
+        with database.storage_faults(self.engine):
+            with database.read_connection(self.engine) as conn, conn.begin():
+                yield conn
+
+    @staticmethod
+    def _changed(conn) -> None:
+        # Last in each write: on PostgreSQL the row lock it takes is held only until commit.
+        conn.execute(update(store_version).where(store_version.c.id == 1).values(version=store_version.c.version + 1))
+
+    def add_build(self, business: str, source: str, batch: FeatureBatch, *, tag: str | None = None) -> dict:
         """Store a new build, which becomes the current one of its (business, source).
 
         All or nothing in one transaction; builds beyond the newest ``keep_builds`` of the pair
         are removed in the same transaction. Raises InvalidBatch before writing anything when a
-        name repeats or a value's position is outside the batch's images or features.
+        name repeats or a value's position is outside the batch's images or features. With a
+        ``tag`` that a stored build of the pair already has, stores nothing and returns that
+        build with ``created`` False.
         """
         _check_batch(batch)
+        return self._write(lambda conn: self._add_build(conn, business, source, batch, tag))
+
+    def _add_build(self, conn, business: str, source: str, batch: FeatureBatch, tag: str | None) -> dict:
+        database.lock_dataset(conn, business, source)
+        if tag is not None:
+            found = self._tagged_build(conn, business, source, tag)
+            if found is not None:
+                return found
         received_at = _now()
-        with self._write() as conn, conn.begin():
-            build_id = conn.execute(
-                builds.insert().values(
-                    business=business,
-                    source=source,
-                    received_at=received_at,
-                    n_images=len(batch.images),
-                    n_features=len(batch.features),
-                    n_values=len(batch.values),
-                )
-            ).inserted_primary_key[0]
-            self._executemany(
-                conn,
-                build_images,
-                ("build_id", "idx", "name"),
-                zip(repeat(build_id), range(len(batch.images)), batch.images),
+        build_id = conn.execute(
+            builds.insert().values(
+                business=business,
+                source=source,
+                received_at=received_at,
+                n_images=len(batch.images),
+                n_features=len(batch.features),
+                n_values=len(batch.values),
+                tag=tag,
             )
-            self._executemany(
-                conn,
-                build_features,
-                ("build_id", "idx", "name"),
-                zip(repeat(build_id), range(len(batch.features)), batch.features),
-            )
-            self._executemany(
-                conn,
-                feature_values,
-                ("build_id", "image_idx", "feature_idx", "confidence"),
-                ((build_id, i, j, c) for i, j, c in batch.values),
-            )
-            self._prune(conn, business, source)
+        ).inserted_primary_key[0]
+        database.bulk_insert(
+            conn,
+            build_images,
+            ("build_id", "idx", "name"),
+            zip(repeat(build_id), range(len(batch.images)), batch.images),
+        )
+        database.bulk_insert(
+            conn,
+            build_features,
+            ("build_id", "idx", "name"),
+            zip(repeat(build_id), range(len(batch.features)), batch.features),
+        )
+        database.bulk_insert(
+            conn,
+            feature_values,
+            ("build_id", "image_idx", "feature_idx", "confidence"),
+            ((build_id, i, j, c) for i, j, c in batch.values),
+        )
+        self._prune(conn, business, source)
+        self._changed(conn)
         return {
             "build_id": build_id,
             "business": business,
@@ -169,6 +227,27 @@ class FeatureStore:
             "images": len(batch.images),
             "features": len(batch.features),
             "values": len(batch.values),
+            "build_tag": tag,
+            "created": True,
+        }
+
+    @staticmethod
+    def _tagged_build(conn, business: str, source: str, tag: str) -> dict | None:
+        row = conn.execute(
+            select(builds).where(builds.c.business == business, builds.c.source == source, builds.c.tag == tag)
+        ).first()
+        if row is None:
+            return None
+        return {
+            "build_id": row.id,
+            "business": row.business,
+            "source": row.source,
+            "received_at": row.received_at,
+            "images": row.n_images,
+            "features": row.n_features,
+            "values": row.n_values,
+            "build_tag": row.tag,
+            "created": False,
         }
 
     def _prune(self, conn, business: str, source: str) -> None:
@@ -187,8 +266,11 @@ class FeatureStore:
 
     def replace_ctr(self, business: str, source: str, ctr: pd.DataFrame) -> dict:
         """Replace the CTR set of a (business, source) with ``ctr`` (columns image, ctr, clicks, impressions)."""
-        with self._write() as conn, conn.begin():
-            return self._store_ctr_set(conn, business, source, ctr.reindex(columns=CTR_COLUMNS))
+        return self._write(lambda conn: self._replace_ctr(conn, business, source, ctr))
+
+    def _replace_ctr(self, conn, business: str, source: str, ctr: pd.DataFrame) -> dict:
+        database.lock_dataset(conn, business, source)
+        return self._store_ctr_set(conn, business, source, ctr.reindex(columns=CTR_COLUMNS))
 
     def merge_ctr(self, business: str, source: str, ctr: pd.DataFrame) -> dict:
         """Upsert the given images' CTRs into the pair's set, keeping every other image's.
@@ -198,20 +280,23 @@ class FeatureStore:
         when ``ctr`` is in the other form than a non-empty stored set.
         """
         given = ctr.reindex(columns=CTR_COLUMNS)
+        return self._write(lambda conn: self._merge_ctr(conn, business, source, given))
+
+    def _merge_ctr(self, conn, business: str, source: str, given: pd.DataFrame) -> dict:
         given_counts = _has_counts(given)
-        with self._write() as conn, conn.begin():
-            # Read inside the write transaction: a concurrent PUT or PATCH either lands wholly
-            # before this read or waits for this transaction to end.
-            stored = self._ctr_frame(conn, self._ctr_set_id(conn, business, source))
-            if len(stored) and _has_counts(stored) != given_counts:
-                have, sent = ("counts", "rates") if given_counts is False else ("rates", "counts")
-                raise CtrFormConflict(
-                    f"the stored CTR set of {business!r} / {source!r} holds {have}, this body holds {sent}; "
-                    f"send {have}, or PUT the whole set to replace it"
-                )
-            kept = stored[~stored["image"].isin(given["image"])]
-            merged = given if kept.empty else pd.concat([kept, given], ignore_index=True)
-            return self._store_ctr_set(conn, business, source, merged)
+        # Read inside the write transaction, after the pair's lock: a concurrent PUT or PATCH
+        # either lands wholly before this read or waits for this transaction to end.
+        database.lock_dataset(conn, business, source)
+        stored = self._ctr_frame(conn, self._ctr_set_id(conn, business, source))
+        if len(stored) and _has_counts(stored) != given_counts:
+            have, sent = ("counts", "rates") if given_counts is False else ("rates", "counts")
+            raise CtrFormConflict(
+                f"the stored CTR set of {business!r} / {source!r} holds {have}, this body holds {sent}; "
+                f"send {have}, or PUT the whole set to replace it"
+            )
+        kept = stored[~stored["image"].isin(given["image"])]
+        merged = given if kept.empty else pd.concat([kept, given], ignore_index=True)
+        return self._store_ctr_set(conn, business, source, merged)
 
     def _store_ctr_set(self, conn, business: str, source: str, frame: pd.DataFrame) -> dict:
         """Write ``frame`` as the pair's only CTR set, inside the caller's transaction."""
@@ -221,33 +306,29 @@ class FeatureStore:
             for image, rate, clicks, impressions in frame.itertuples(index=False, name=None)
         ]
         received_at = _now()
-        # Taken before the delete: SQLite hands the largest id out again once its row is
-        # gone, and the id must be new because it keys the dataset cache and version().
-        set_id = (conn.execute(select(func.max(ctr_sets.c.id))).scalar() or 0) + 1
-        conn.execute(
-            delete(ctr_values).where(
-                ctr_values.c.ctr_set_id.in_(
-                    select(ctr_sets.c.id).where(ctr_sets.c.business == business, ctr_sets.c.source == source)
-                )
-            )
-        )
-        conn.execute(delete(ctr_sets).where(ctr_sets.c.business == business, ctr_sets.c.source == source))
-        conn.execute(
-            ctr_sets.insert().values(
-                id=set_id,
-                business=business,
-                source=source,
-                received_at=received_at,
-                n_images=len(rows),
-                has_counts=int(has_counts),
-            )
-        )
-        self._executemany(
+        pair = (ctr_sets.c.business == business) & (ctr_sets.c.source == source)
+        new_set = {
+            "business": business,
+            "source": source,
+            "received_at": received_at,
+            "n_images": len(rows),
+            "has_counts": int(has_counts),
+        }
+        if self._is_sqlite:
+            # Taken before the delete: SQLite hands the largest id out again once its row is
+            # gone, and the id must be new because it keys the dataset cache. PostgreSQL's
+            # sequence never repeats an id, and a max() there would race with other pairs' writers.
+            new_set["id"] = (conn.execute(select(func.max(ctr_sets.c.id))).scalar() or 0) + 1
+        conn.execute(delete(ctr_values).where(ctr_values.c.ctr_set_id.in_(select(ctr_sets.c.id).where(pair))))
+        conn.execute(delete(ctr_sets).where(pair))
+        set_id = conn.execute(ctr_sets.insert().values(**new_set)).inserted_primary_key[0]
+        database.bulk_insert(
             conn,
             ctr_values,
             ("ctr_set_id", "image", "ctr", "clicks", "impressions"),
             ((set_id,) + row for row in rows),
         )
+        self._changed(conn)
         return {
             "business": business,
             "source": source,
@@ -259,21 +340,23 @@ class FeatureStore:
     # -- reading ---------------------------------------------------------------------------
 
     def ping(self) -> bool:
-        """True when the database answers a query (raises otherwise)."""
-        with self.engine.connect() as conn:
+        """True when the database answers a query and, if the last write failed on a storage
+        fault, takes a write again (rolled back); raises StorageUnavailable otherwise."""
+        with self._reading() as conn:
             conn.execute(text("SELECT 1")).scalar_one()
+        if self.write_fault is not None:
+            # Only then: a probe write waits behind any PUT in progress.
+            self._write(self._changed, probe=True)
         return True
 
     def version(self) -> str:
         """A token that changes whenever any build or CTR set is written."""
-        with self.engine.connect() as conn:
-            build_max = conn.execute(select(func.max(builds.c.id))).scalar()
-            ctr_max = conn.execute(select(func.max(ctr_sets.c.id))).scalar()
-        return f"{build_max or 0}.{ctr_max or 0}"
+        with self._reading() as conn:
+            return str(conn.execute(select(store_version.c.version)).scalar() or 0)
 
     def is_empty(self) -> bool:
         """True when no build has been stored yet."""
-        with self.engine.connect() as conn:
+        with self._reading() as conn:
             return conn.execute(select(builds.c.id).limit(1)).first() is None
 
     def datasets(self) -> pd.DataFrame:
@@ -294,7 +377,7 @@ class FeatureStore:
             .join(current, current.c.id == builds.c.id)
             .outerjoin(ctr_sets, (ctr_sets.c.business == builds.c.business) & (ctr_sets.c.source == builds.c.source))
         )
-        with self.engine.connect() as conn:
+        with self._reading() as conn:
             frame = pd.DataFrame(
                 conn.execute(query).mappings().all(),
                 columns=[
@@ -344,7 +427,7 @@ class FeatureStore:
             .where(builds.c.business == business, builds.c.source == source)
             .order_by(builds.c.id.desc())
         )
-        with self.engine.connect() as conn:
+        with self._reading() as conn:
             rows = conn.execute(query).mappings().all()
         if not rows:
             raise UnknownDataset(f"no build for business {business!r} and source {source!r}")
@@ -352,7 +435,7 @@ class FeatureStore:
 
     def ctr(self, business: str, source: str) -> pd.DataFrame:
         """The current CTR set of a (business, source) (empty when none was uploaded)."""
-        with self.engine.connect() as conn:
+        with self._reading() as conn:
             set_id = self._ctr_set_id(conn, business, source)
             return self._ctr_frame(conn, set_id)
 
@@ -382,7 +465,7 @@ class FeatureStore:
 
     def resolve_build(self, business: str, source: str, build_id: int | None = None) -> int:
         """The given build id checked against the pair, or the pair's current build."""
-        with self.engine.connect() as conn:
+        with self._reading() as conn:
             return self._resolve_build(conn, business, source, build_id)
 
     @staticmethod
@@ -404,27 +487,42 @@ class FeatureStore:
 
     def build_pair(self, build_id: int) -> tuple[str, str]:
         """The (business, source) a build belongs to; raises UnknownBuild."""
-        with self.engine.connect() as conn:
+        with self._reading() as conn:
             row = conn.execute(select(builds.c.business, builds.c.source).where(builds.c.id == int(build_id))).first()
         if row is None:
             raise UnknownBuild(f"build {build_id} is not a stored build")
         return row.business, row.source
 
     def dataset(self, business: str, source: str, build_id: int | None = None) -> Dataset:
-        """The build (current by default) as a Dataset with the pair's CTRs aligned to it.
+        """The build (current by default) as a Dataset with the pair's CTRs aligned to it."""
+        return self.load_build(business, source, build_id)[0]
 
-        Confidences are a scipy.sparse CSC array where that is smaller than a dense matrix.
-        Cached per (build, CTR set) within ``cache_mb``: builds never change, and a new CTR
-        upload gets a new id, so a cache hit costs two indexed lookups; after a CTR upload the
-        build's matrix is reused rather than read again.
+    def load_build(
+        self, business: str, source: str, build_id: int | None = None, *, fall_back: bool = False
+    ) -> tuple[Dataset, int, int | None]:
+        """``(dataset, build id, gone)`` of a build (current by default), resolved and read in one
+        snapshot, so a build pruned by a concurrent write cannot vanish between the two.
+
+        With ``fall_back``, a build id that is no longer stored gives the current build and
+        ``gone`` names the id that fell back (else None). Confidences are a scipy.sparse CSC
+        array where that is smaller than a dense matrix. Cached per (build, CTR set) within
+        ``cache_mb``: builds never change, and a new CTR upload gets a new id, so a cache hit
+        costs two indexed lookups; after a CTR upload the build's matrix is reused rather than
+        read again.
         """
-        with self.engine.connect() as conn:
-            bid = self._resolve_build(conn, business, source, build_id)
+        gone = None
+        with self._reading() as conn:
+            try:
+                bid = self._resolve_build(conn, business, source, build_id)
+            except UnknownBuild:
+                if not fall_back:
+                    raise
+                bid, gone = self._resolve_build(conn, business, source, None), build_id
             set_id = self._ctr_set_id(conn, business, source)
             key = (bid, set_id)
             cached = self._cache.get(key)
             if cached is not None:
-                return cached
+                return cached, bid, gone
             same_build = self._cache.find(lambda k: k[0] == bid)
             if same_build is not None:
                 images, features, confidences = same_build.images, same_build.features, same_build.confidences
@@ -435,7 +533,7 @@ class FeatureStore:
         # A replaced CTR set never comes back: its entry would only hold the build twice.
         self._cache.discard(lambda k: k[0] == bid and k != key)
         self._cache.put(key, dataset, dataset.nbytes)
-        return dataset
+        return dataset, bid, gone
 
     def _matrix(self, conn, build_id: int):
         """A build's image names, feature names and confidences (compact: sparse where smaller)."""
@@ -466,7 +564,7 @@ class FeatureStore:
         try:
             cursor.execute(
                 "SELECT image_idx, feature_idx, confidence FROM feature_values WHERE build_id = "
-                + ("?" if conn.dialect.paramstyle == "qmark" else "%s"),
+                + database.placeholder(conn),
                 (build_id,),
             )
             while fetched := cursor.fetchmany(_FETCH_ROWS):
@@ -480,14 +578,6 @@ class FeatureStore:
             rows[:, 0].astype(np.int32), rows[:, 1].astype(np.int32), rows[:, 2], (len(images), len(features))
         )
         return images, features, confidences
-
-    def snapshot(self) -> dict:
-        """Every stored row, for tests that prove a rejected write changed nothing."""
-        with self.engine.connect() as conn:
-            return {
-                table.name: sorted(map(tuple, conn.execute(select(table)).all()), key=repr)
-                for table in metadata.sorted_tables
-            }
 
 
 def _check_batch(batch: FeatureBatch) -> None:
@@ -511,3 +601,10 @@ def _has_counts(frame: pd.DataFrame) -> bool:
 
 def _int_or_none(value):
     return None if value is None or pd.isna(value) else int(value)
+
+
+def _upgrade(conn) -> None:
+    """Bring a database made by an earlier version up to the schema (inside the start-up lock)."""
+    if "tag" not in {c["name"] for c in inspect(conn).get_columns("builds")}:
+        conn.execute(text("ALTER TABLE builds ADD COLUMN tag TEXT"))
+    next(i for i in builds.indexes if i.name == "ux_builds_tag").create(conn, checkfirst=True)

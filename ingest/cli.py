@@ -146,7 +146,8 @@ def load_demo_data(store) -> str:
     """Load the demo datasets."""
     from data.demo import load_demo
 
-    loaded = load_demo(store)
+    with store.transaction() as writer:  # both datasets, or neither
+        loaded = load_demo(writer)
     builds = [
         f"build {b['build_id']} of {b['business']!r} / {b['source']!r} ({b['images']} images, {b['features']} features)"
         for b in loaded.values()

@@ -17,6 +17,8 @@ from ingest.validation import parse_json_body, validate_target
 
 BUSINESS_HEADERS = ("Business", "X-Business")
 SOURCE_HEADERS = ("Image-Source", "X-Image-Source")
+BUILD_TAG_HEADERS = ("Build-Tag", "X-Build-Tag")
+MAX_BUILD_TAG_LENGTH = 255
 # Gunicorn's default limit_request_field_size: the same answer whichever server runs the app.
 MAX_HEADER_BYTES = 8190
 # Content-Encoding values a write body may use; anything else is refused with 415.
@@ -75,6 +77,19 @@ def read_target() -> tuple[str, str]:
     if problems:
         raise ApiError(400, "missing or empty headers", problems)
     return business, source
+
+
+def read_build_tag() -> str | None:
+    """The optional Build-Tag header (e.g. Jenkins' $BUILD_TAG); raises 400 when it is blank, long or ambiguous."""
+    problems: list[str] = []
+    tag = _one_header(BUILD_TAG_HEADERS, problems)
+    if tag is not None and not tag.strip():
+        problems.append("header Build-Tag must not be empty when it is sent")
+    elif tag is not None and len(tag) > MAX_BUILD_TAG_LENGTH:
+        problems.append(f"header Build-Tag may have at most {MAX_BUILD_TAG_LENGTH} characters, got {len(tag)}")
+    if problems:
+        raise ApiError(400, "invalid headers", problems)
+    return tag
 
 
 def _too_large(limit: int) -> ApiError:

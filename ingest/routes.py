@@ -8,7 +8,7 @@ import ipaddress
 from flask import Blueprint, jsonify, request
 
 from data.store import CtrFormConflict
-from ingest.framing import check_header_sizes, read_json_body, read_target
+from ingest.framing import check_header_sizes, read_build_tag, read_json_body, read_target
 from ingest.http import API_PREFIX, ApiError
 from ingest.validation import validate_ctr, validate_features
 
@@ -38,7 +38,15 @@ def create_ingest_blueprint(store, settings) -> Blueprint:
 
     @bp.put("/api/features")
     def put_features():
-        return accept(validate_features, "features", store.add_build, 201)
+        tag = read_build_tag()
+        business, source = read_target()
+        batch, problems = validate_features(read_json_body(settings.max_body_bytes))
+        if problems:
+            raise ApiError(400, "invalid features", problems)
+        build = store.add_build(business, source, batch, tag=tag)
+        # A retry of a stored build (same Build-Tag) gets that build back, and nothing is stored.
+        status = 201 if build.pop("created") else 200
+        return jsonify(build), status
 
     @bp.put("/api/ctr")
     def put_ctr():

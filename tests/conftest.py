@@ -1,4 +1,8 @@
-"""Shared fixtures: real SQLite files per test, the reference dataset, apps from the factory."""
+"""Shared fixtures: a fresh database per test, the reference dataset, apps from the factory.
+
+Tests of a module marked ``pytestmark = pytest.mark.both_engines`` run once on an SQLite file
+and once on a PostgreSQL schema of their own (see tests/databases.py); the others on SQLite.
+"""
 
 from __future__ import annotations
 
@@ -11,6 +15,7 @@ from dashboard.factory import create_app
 from data.analysis import Dataset
 from data.settings import Settings
 from data.store import FeatureStore
+from tests.databases import ENGINES, fresh_database
 
 REFERENCE_CSV = Path(__file__).resolve().parent.parent / "data" / "samples" / "seed_images_287.csv"
 
@@ -27,10 +32,26 @@ def reference_dataset(reference_frame) -> Dataset:
     return Dataset.from_wide(reference_frame)
 
 
+def pytest_configure(config):
+    config.addinivalue_line("markers", "both_engines: run the test on SQLite and on PostgreSQL")
+
+
+def pytest_generate_tests(metafunc):
+    if "engine_name" in metafunc.fixturenames and metafunc.definition.get_closest_marker("both_engines"):
+        metafunc.parametrize("engine_name", ENGINES)
+
+
 @pytest.fixture
-def db_url(tmp_path) -> str:
-    """A fresh SQLite file for this test."""
-    return f"sqlite:///{tmp_path / 'features.db'}"
+def engine_name() -> str:
+    """The database engine of the test: SQLite unless the test is marked both_engines."""
+    return "sqlite"
+
+
+@pytest.fixture
+def db_url(engine_name, tmp_path):
+    """A fresh, empty database for this test (an SQLite file, or a PostgreSQL schema)."""
+    with fresh_database(engine_name, tmp_path) as url:
+        yield url
 
 
 @pytest.fixture

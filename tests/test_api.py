@@ -11,6 +11,9 @@ import pytest
 from dashboard.api import QueryError, SummaryQuery
 from data.analysis import feature_summary
 from data.batches import FeatureBatch, ctr_frame
+from tests.tables import snapshot
+
+pytestmark = pytest.mark.both_engines
 
 HEADERS = {"Business": "Reference 2018", "Image-Source": "vision"}
 PAIR = {"business": "Reference 2018", "source": "vision"}
@@ -381,13 +384,13 @@ def test_summary_min_n_default_comes_from_settings(tmp_path, reference_frame):
 
 
 def test_summary_impressions_weighting_without_counts_is_400(reference_client, store):
-    before = store.snapshot()
+    before = snapshot(store)
     response = reference_client.get("/api/summary", query_string=dict(PAIR, weighting="impressions"))
     assert response.status_code == 400
     body = response.get_json()
     assert body["error"] == "impression weighting is not available for this dataset"
     assert "clicks" in body["details"][0] and "weighting=mean" in body["details"][0]
-    assert store.snapshot() == before
+    assert snapshot(store) == before
 
 
 def test_summary_impressions_weighting_uses_total_clicks_over_impressions(client):

@@ -15,6 +15,7 @@ from data.analysis import Dataset
 from data.batches import FeatureBatch
 from data.store import FeatureStore
 from ingest.cli import main
+from tests.tables import snapshot
 
 ROOT = Path(__file__).resolve().parent.parent
 REFERENCE_CSV = ROOT / "data" / "samples" / "seed_images_287.csv"
@@ -95,12 +96,12 @@ def test_cli_csv_uses_clicks_and_impressions_when_present(run, store, tmp_path):
 )
 def test_cli_csv_bad_input_exits_nonzero_and_writes_nothing(run, store, tmp_path, content, expected):
     store.add_build("B", "S", FeatureBatch(["keep"], ["f"], [(0, 0, 0.5)]))
-    before = store.snapshot()
+    before = snapshot(store)
     status, out, err = run("csv", str(write(tmp_path, "bad.csv", content)), "--business", "B", "--source", "S")
     assert status == 1 and out == ""
     assert err.startswith("error: ")
     assert [line.strip() for line in err.splitlines()[1:]] == expected
-    assert store.snapshot() == before
+    assert snapshot(store) == before
 
 
 def test_cli_json_loads_features_and_ctr(run, store, tmp_path):
@@ -147,14 +148,14 @@ def test_cli_json_without_ctr_stores_only_the_build(run, store, tmp_path):
     ],
 )
 def test_cli_json_bad_input_writes_neither_file(run, store, tmp_path, features, ctr, expected):
-    before = store.snapshot()
+    before = snapshot(store)
     argv = ["json", str(write(tmp_path, "f.json", features)), "--business", "B", "--source", "S"]
     if ctr is not None:
         argv += ["--ctr", str(write(tmp_path, "c.json", ctr))]
     status, out, err = run(*argv)
     assert status == 1 and out == ""
     assert err.splitlines()[1].strip() == expected
-    assert store.snapshot() == before
+    assert snapshot(store) == before
 
 
 @pytest.mark.parametrize(

@@ -13,6 +13,7 @@ from werkzeug.serving import make_server
 from dashboard.factory import create_app
 from data.batches import ctr_frame
 from data.store import CtrFormConflict, FeatureStore
+from tests.tables import snapshot
 
 HEADERS = {"Business": "Acme", "Image-Source": "vision"}
 TOKEN = "s3cret-token"
@@ -86,13 +87,13 @@ def test_patch_ctr_on_a_pair_without_a_set_creates_it(client, store):
 )
 def test_patch_ctr_in_the_other_form_is_409_and_changes_nothing(client, store, first, patch, detail):
     send(client, "PUT", first)
-    before, version = store.snapshot(), store.version()
+    before, version = snapshot(store), store.version()
     response = send(client, "PATCH", patch)
     assert response.status_code == 409
     body = response.get_json()
     assert body["error"] == "CTR form differs from the stored set"
     assert detail in body["details"][0] and "PUT the whole set" in body["details"][0]
-    assert store.snapshot() == before and store.version() == version
+    assert snapshot(store) == before and store.version() == version
 
 
 @pytest.mark.parametrize(
@@ -109,20 +110,20 @@ def test_patch_ctr_in_the_other_form_is_409_and_changes_nothing(client, store, f
 )
 def test_patch_ctr_rejected_request_changes_nothing(client, store, body, headers, status):
     send(client, "PUT", {"a": 0.1, "b": 0.2})
-    before, version = store.snapshot(), store.version()
+    before, version = snapshot(store), store.version()
     response = send(client, "PATCH", body, headers=headers)
     assert response.status_code == status
     assert set(response.get_json()) == {"error", "details"}
-    assert store.snapshot() == before and store.version() == version
+    assert snapshot(store) == before and store.version() == version
 
 
 def test_patch_ctr_needs_the_same_authorisation_as_put(settings, store, client):
     send(client, "PUT", {"a": 0.1})
-    before = store.snapshot()
+    before = snapshot(store)
     token_client = create_app(settings.with_overrides(ingest_token=TOKEN), store).server.test_client()
     assert send(token_client, "PATCH", {"a": 0.9}).status_code == 401
     assert send(client, "PATCH", {"a": 0.9}, environ_base={"REMOTE_ADDR": "10.1.2.3"}).status_code == 403
-    assert store.snapshot() == before
+    assert snapshot(store) == before
     authorised = {**HEADERS, "Authorization": f"Bearer {TOKEN}"}
     assert send(token_client, "PATCH", {"a": 0.9}, headers=authorised).status_code == 200
     assert rates(store) == {"a": 0.9}
@@ -130,10 +131,10 @@ def test_patch_ctr_needs_the_same_authorisation_as_put(settings, store, client):
 
 def test_store_merge_ctr_refuses_the_other_form_before_writing(store):
     store.replace_ctr("Acme", "vision", ctr_frame(["a"], [0.5], [1], [2]))
-    before = store.snapshot()
+    before = snapshot(store)
     with pytest.raises(CtrFormConflict):
         store.merge_ctr("Acme", "vision", ctr_frame(["b"], [0.1]))
-    assert store.snapshot() == before
+    assert snapshot(store) == before
 
 
 def _request(port, method, body):

@@ -23,6 +23,7 @@ from ingest.framing import MAX_HEADER_BYTES, gunzip
 from ingest.http import ApiError
 from ingest.routes import is_loopback_host
 from ingest.validation import MAX_COUNT
+from tests.tables import snapshot
 
 ROOT = Path(__file__).resolve().parent.parent
 HEADERS = [("Business", "Acme"), ("Image-Source", "vision")]
@@ -219,11 +220,11 @@ def assert_error_shape(answer: dict, error: str, detail: str | None) -> None:
 def test_hostile_write_is_refused_and_changes_nothing(
     small_client, seeded, path, body, extra, environ, status, error, detail
 ):
-    before, version = seeded.snapshot(), seeded.version()
+    before, version = snapshot(seeded), seeded.version()
     response = small_client.put(path, data=body, headers=HEADERS + extra, environ_overrides=environ)
     assert response.status_code == status
     assert_error_shape(response.get_json(), error, detail)
-    assert seeded.snapshot() == before
+    assert snapshot(seeded) == before
     assert seeded.version() == version
 
 
@@ -250,10 +251,10 @@ def test_gzip_bomb_is_refused_under_the_limit_of_the_app(settings, store):
     from dashboard.factory import create_app
 
     small = create_app(settings.with_overrides(max_body_mb=1), store).server.test_client()
-    before = store.snapshot()
+    before = snapshot(store)
     response = small.put("/api/features", data=BOMB, headers=HEADERS + [("Content-Encoding", "gzip")])
     assert response.status_code == 413 and "1048576 bytes" in response.get_json()["details"][0]
-    assert store.snapshot() == before
+    assert snapshot(store) == before
 
 
 def test_counts_at_the_bound_are_stored_exactly(client, store):
@@ -432,13 +433,13 @@ def test_gunicorn_refuses_hostile_framing_and_stores_nothing(gunicorn_server, he
     assert raw_exchange(port, raw_put("/api/features", HEADERS, FEATURES))[0] == 201
     store = FeatureStore(db_url)
     try:
-        before, version = store.snapshot(), store.version()
+        before, version = snapshot(store), store.version()
         answer_status, answer = raw_exchange(
             port, raw_put("/api/features", headers, body, length=length), close_after_send=True
         )
         assert answer_status == status
         assert_error_shape(answer, error, None)
-        assert store.snapshot() == before
+        assert snapshot(store) == before
         assert store.version() == version
     finally:
         store.close()

@@ -15,6 +15,9 @@ from werkzeug.serving import make_server
 from dashboard.factory import create_app
 from data.store import FeatureStore
 from ingest.routes import is_loopback
+from tests.tables import snapshot
+
+pytestmark = pytest.mark.both_engines
 
 HEADERS = {"Business": "Acme", "Image-Source": "vision"}
 TOKEN = "s3cret-token"
@@ -195,7 +198,7 @@ def test_put_features_stores_header_values_as_given(client, store, business, sou
     assert [(d["business"], d["source"], d["images_with_ctr"]) for d in listed] == [(business, source, 1)]
     summary = client.get("/api/summary", query_string={"business": business, "source": source})
     assert summary.status_code == 200 and summary.get_json()["business"] == business
-    assert store.snapshot()["builds"][0][1:3] == (business, source)
+    assert snapshot(store)["builds"][0][1:3] == (business, source)
 
 
 def test_put_features_decodes_utf8_header_bytes_from_a_real_socket(live_server, store):
@@ -206,12 +209,12 @@ def test_put_features_decodes_utf8_header_bytes_from_a_real_socket(live_server, 
 
 
 def test_put_features_rejects_header_bytes_that_are_not_utf8(live_server, store):
-    before = store.snapshot()
+    before = snapshot(store)
     status, body = raw_put(
         live_server, "/api/features", b'{"a": {"x": 0.5}}', {"Business": b"Caf\xe9", "Image-Source": b"v"}
     )
     assert status == 400 and body["error"] == "invalid headers"
-    assert store.snapshot() == before
+    assert snapshot(store) == before
 
 
 # -- rejected requests change nothing ------------------------------------------------------
@@ -363,7 +366,7 @@ BAD_REQUESTS = (
 
 @pytest.mark.parametrize("path, body, headers, status, error, detail", BAD_REQUESTS)
 def test_put_rejected_request_changes_nothing(small_client, seeded, path, body, headers, status, error, detail):
-    before = seeded.snapshot()
+    before = snapshot(seeded)
     version = seeded.version()
     response = put(small_client, path, body, headers=headers)
     assert response.status_code == status
@@ -373,7 +376,7 @@ def test_put_rejected_request_changes_nothing(small_client, seeded, path, body, 
         assert answer["error"] == error
     if detail:
         assert detail in answer["details"]
-    assert seeded.snapshot() == before
+    assert snapshot(seeded) == before
     assert seeded.version() == version
 
 
@@ -386,10 +389,10 @@ def test_put_chunked_body_over_the_limit_is_refused_by_a_real_server(settings, s
         address = ("127.0.0.1", server.port)
         small = b'{"a": {"x": 0.5}}'
         assert raw_put(address, "/api/features", small, HEADERS, chunked=True)[0] == 201
-        before = store.snapshot()
+        before = snapshot(store)
         status, body = raw_put(address, "/api/features", BIG.encode(), HEADERS, chunked=True)
         assert status == 413 and body["error"] == "request body too large"
-        assert store.snapshot() == before
+        assert snapshot(store) == before
         just_under = b'{"a": {"x": 0.5}}'.ljust(50 * 1024 - 1)
         assert raw_put(address, "/api/features", just_under, HEADERS, chunked=True)[0] == 201
     finally:
@@ -398,12 +401,12 @@ def test_put_chunked_body_over_the_limit_is_refused_by_a_real_server(settings, s
 
 
 def test_put_problems_are_all_reported_with_a_cap(client, seeded):
-    before = seeded.snapshot()
+    before = snapshot(seeded)
     doc = {f"img_{i}": {"x": "bad", "y": -1} for i in range(40)}
     answer = put(client, "/api/features", doc).get_json()
     assert answer["error"] == "invalid features"
     assert len(answer["details"]) == 51 and answer["details"][-1] == "... and 30 more problems"
-    assert seeded.snapshot() == before
+    assert snapshot(seeded) == before
 
 
 # -- authentication ------------------------------------------------------------------------
@@ -415,13 +418,13 @@ def test_put_problems_are_all_reported_with_a_cap(client, seeded):
 )
 @pytest.mark.parametrize("path", ["/api/features", "/api/ctr"])
 def test_put_with_token_set_refuses_missing_or_wrong_token(token_client, seeded, path, authorization):
-    before = seeded.snapshot()
+    before = snapshot(seeded)
     headers = dict(HEADERS, **({"Authorization": authorization} if authorization is not None else {}))
     response = put(token_client, path, {"a": {"x": 0.5}} if path.endswith("features") else {"a": 0.5}, headers=headers)
     assert response.status_code == 401
     assert response.headers["WWW-Authenticate"] == "Bearer"
     assert response.get_json()["error"] == "missing or wrong token"
-    assert seeded.snapshot() == before
+    assert snapshot(seeded) == before
 
 
 def test_put_with_token_set_accepts_it_from_any_address(token_client, store):
@@ -460,14 +463,14 @@ def test_put_without_token_accepts_loopback_clients(client, store, remote):
 )
 @pytest.mark.parametrize("path", ["/api/features", "/api/ctr"])
 def test_put_without_token_refuses_other_clients(client, seeded, path, remote, extra):
-    before = seeded.snapshot()
+    before = snapshot(seeded)
     body = {"a": {"x": 0.5}} if path.endswith("features") else {"a": 0.5}
     response = put(client, path, body, headers={**HEADERS, **extra}, environ_base={"REMOTE_ADDR": remote})
     assert response.status_code == 403
     answer = response.get_json()
     assert answer["error"] == "writes are accepted only from this machine"
     assert "set INGEST_TOKEN" in answer["details"][0]
-    assert seeded.snapshot() == before
+    assert snapshot(seeded) == before
 
 
 def test_put_without_token_accepts_a_local_proxy_forwarding_a_local_client(client, store):
@@ -591,7 +594,7 @@ def test_put_concurrent_builds_are_each_complete(settings, db_url):
         history = store.builds("Acme", "vision")
         assert set(history["build_id"]) == set(sent)
         assert store.resolve_build("Acme", "vision") in sent
-        rows = Counter(row[0] for row in store.snapshot()["feature_values"])
+        rows = Counter(row[0] for row in snapshot(store)["feature_values"])
         for build_id, values in zip(history["build_id"], history["values"]):
             doc, answer = sent[build_id]
             assert rows[build_id] == values == answer["values"]
@@ -599,3 +602,31 @@ def test_put_concurrent_builds_are_each_complete(settings, db_url):
             assert np.array_equal(dataset.dense(), dense(doc, dataset.images, dataset.features))
     finally:
         store.close()
+
+
+def test_put_features_with_a_stored_build_tag_answers_200_and_stores_nothing(client, store):
+    """A retried PUT (same Build-Tag, as after a lost 201) gets the stored build back, unchanged."""
+    tagged = {**HEADERS, "Build-Tag": "jenkins-acme-features-41"}
+    first = put(client, "/api/features", {"a": {"x": 0.5}}, headers=tagged)
+    assert first.status_code == 201
+    assert first.get_json()["build_tag"] == "jenkins-acme-features-41"
+    before = snapshot(store)
+    retry = put(client, "/api/features", {"a": {"x": 0.5}}, headers=tagged)
+    assert retry.status_code == 200
+    assert retry.get_json() == first.get_json()
+    assert snapshot(store) == before
+    # A new tag, or none, is a new build.
+    assert put(client, "/api/features", {"a": {"x": 0.5}}, headers={**HEADERS, "Build-Tag": "42"}).status_code == 201
+    untagged = put(client, "/api/features", {"a": {"x": 0.5}})
+    assert untagged.status_code == 201 and untagged.get_json()["build_tag"] is None
+    assert len(store.builds("Acme", "vision")) == 3
+
+
+@pytest.mark.parametrize("tag", ["", "   ", "x" * 256], ids=["empty", "blank", "too long"])
+def test_put_features_refuses_a_bad_build_tag_and_changes_nothing(seeded, client, tag):
+    """A Build-Tag that is sent must name something: 400, nothing stored."""
+    before = snapshot(seeded)
+    response = put(client, "/api/features", {"a": {"x": 0.5}}, headers={**HEADERS, "Build-Tag": tag})
+    assert response.status_code == 400
+    assert "Build-Tag" in response.get_json()["details"][0]
+    assert snapshot(seeded) == before

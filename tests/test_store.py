@@ -1,9 +1,8 @@
-"""FeatureStore on real SQLite files: round trips, CTR sets, history, pruning, errors and caching."""
+"""FeatureStore on real SQLite files and PostgreSQL: round trips, CTR sets, history, pruning, errors and caching."""
 
 from __future__ import annotations
 
 import random
-import sqlite3
 
 import numpy as np
 import pandas as pd
@@ -12,6 +11,9 @@ import pytest
 from data import matrix
 from data.batches import FeatureBatch, ctr_frame
 from data.store import FeatureStore, InvalidBatch, UnknownBuild, UnknownDataset
+from tests.tables import snapshot
+
+pytestmark = pytest.mark.both_engines
 
 
 def make_batch(seed: int, n_images: int = 12, n_features: int = 5, prefix: str = "img") -> FeatureBatch:
@@ -95,8 +97,8 @@ def test_store_replace_ctr_replaces_the_whole_set(store):
     assert np.isnan(dataset.ctr[:3]).all() and np.isnan(dataset.ctr[6:]).all()
     assert dataset.ctr[3:6].tolist() == second["ctr"].tolist()
     assert not dataset.has_counts
-    assert len(store.snapshot()["ctr_sets"]) == 1
-    assert len(store.snapshot()["ctr_values"]) == 3
+    assert len(snapshot(store)["ctr_sets"]) == 1
+    assert len(snapshot(store)["ctr_values"]) == 3
 
 
 def test_store_ctr_of_a_pair_without_upload_is_empty(store):
@@ -119,27 +121,27 @@ def test_store_builds_lists_history_newest_first(store):
     assert np.array_equal(older.dense(), dense(make_batch(0, n_images=3)))
 
 
-def test_store_keep_builds_prunes_oldest_and_all_their_rows(tmp_path):
+def test_store_keep_builds_prunes_oldest_and_all_their_rows(db_url):
     """Only the newest keep_builds builds of a pair remain, with every row of the others gone."""
-    store = FeatureStore(f"sqlite:///{tmp_path / 'prune.db'}", keep_builds=2)
+    store = FeatureStore(db_url, keep_builds=2)
     other = store.add_build("Other", "vision", make_batch(20))["build_id"]
     ids = [store.add_build("Acme", "vision", make_batch(seed))["build_id"] for seed in range(4)]
     assert store.builds("Acme", "vision")["build_id"].tolist() == [ids[3], ids[2]]
-    snapshot = store.snapshot()
+    rows = snapshot(store)
     kept = {other, ids[2], ids[3]}
-    assert {row[0] for row in snapshot["builds"]} == kept
+    assert {row[0] for row in rows["builds"]} == kept
     for table in ("build_images", "build_features", "feature_values"):
-        assert {row[0] for row in snapshot[table]} == kept, table
+        assert {row[0] for row in rows[table]} == kept, table
     with pytest.raises(UnknownBuild):
         store.dataset("Acme", "vision", build_id=ids[0])
     assert np.array_equal(store.dataset("Acme", "vision", build_id=ids[2]).dense(), dense(make_batch(2)))
     store.close()
 
 
-def test_store_keep_builds_must_be_positive(tmp_path):
+def test_store_keep_builds_must_be_positive(db_url):
     """keep_builds below 1 is refused."""
     with pytest.raises(ValueError, match="keep_builds"):
-        FeatureStore(f"sqlite:///{tmp_path / 'x.db'}", keep_builds=0)
+        FeatureStore(db_url, keep_builds=0)
 
 
 def test_store_unknown_dataset_and_build(store):
@@ -217,7 +219,7 @@ def test_store_datasets_of_empty_store(store):
     """An empty store lists no datasets and says it is empty."""
     assert store.is_empty()
     assert store.datasets().empty
-    assert store.version() == "0.0"
+    assert store.version() == "0"
     assert store.ping()
 
 
@@ -227,11 +229,11 @@ def test_store_restart_keeps_data(db_url, store):
     ctr = make_ctr(batch.images, seed=8)
     store.add_build("Acme", "vision", batch)
     store.replace_ctr("Acme", "vision", ctr)
-    before = store.snapshot()
+    before = snapshot(store)
     store.close()
     reopened = FeatureStore(db_url)
     try:
-        assert reopened.snapshot() == before
+        assert snapshot(reopened) == before
         dataset = reopened.dataset("Acme", "vision")
         assert np.array_equal(dataset.dense(), dense(batch))
         assert dataset.ctr.tolist() == ctr["ctr"].tolist()
@@ -262,7 +264,7 @@ def test_store_stores_header_like_values_as_given(store, name):
     assert dataset.features.tolist() == [name, "f"]
     assert dataset.ctr[0] == 0.02
     assert store.ctr(name, name)["image"].tolist() == [name]
-    assert [row[1:3] for row in store.snapshot()["builds"]] == [(name, name)]
+    assert [row[1:3] for row in snapshot(store)["builds"]] == [(name, name)]
 
 
 def test_store_dataset_cache_sees_new_ctr_and_new_build(store):
@@ -283,11 +285,11 @@ def test_store_dataset_cache_sees_new_ctr_and_new_build(store):
 def test_store_out_of_range_position_changes_nothing(store):
     """A batch pointing past its images or features is refused before anything is written."""
     store.add_build("Acme", "vision", make_batch(1))
-    before = store.snapshot()
+    before = snapshot(store)
     for values in ([(0, 0, 0.5), (2, 0, 0.5)], [(0, 2, 0.5)], [(-1, 0, 0.5)]):
         with pytest.raises(InvalidBatch):
             store.add_build("Acme", "vision", FeatureBatch(["a", "b"], ["f", "g"], values))
-    assert store.snapshot() == before
+    assert snapshot(store) == before
     assert store.dataset("Acme", "vision").confidences.shape == (12, 5)
 
 
@@ -299,27 +301,28 @@ def test_store_out_of_range_position_changes_nothing(store):
 def test_store_repeated_names_change_nothing(store, images, features):
     """Two columns or rows under one name would make lookups by name ambiguous: refused whole."""
     store.add_build("Acme", "vision", make_batch(1))
-    before = store.snapshot()
+    before = snapshot(store)
     with pytest.raises(InvalidBatch, match="names repeat"):
         store.add_build("Acme", "vision", FeatureBatch(images, features, [(0, 0, 0.5), (1, 1, 0.25)]))
-    assert store.snapshot() == before
+    assert snapshot(store) == before
 
 
 def test_store_write_failing_mid_way_changes_nothing(store):
     """A build that fails after thousands of rows leaves no trace, and the store works after."""
     store.add_build("Acme", "vision", make_batch(1))
     store.replace_ctr("Acme", "vision", make_ctr(make_batch(1).images, seed=1))
-    before = store.snapshot()
+    before = snapshot(store)
     version = store.version()
     images = [f"i{k}" for k in range(100)]
     # The NOT NULL confidence column rejects the last row, after all the others were sent.
     values = [(i, j, 0.5) for i in range(100) for j in range(30)] + [(99, 29, None)]
-    with pytest.raises(sqlite3.IntegrityError):
+    integrity_error = store.engine.dialect.dbapi.IntegrityError  # sqlite3's or psycopg's
+    with pytest.raises(integrity_error):
         store.add_build("Acme", "vision", FeatureBatch(images, [f"f{j}" for j in range(30)], values))
-    with pytest.raises(sqlite3.IntegrityError):
-        # Likewise the missing CTR, after the old set was already deleted in the transaction.
-        store.replace_ctr("Acme", "vision", ctr_frame(["a", "b"], [0.1, None]))
-    assert store.snapshot() == before
+    with pytest.raises(integrity_error):
+        # Likewise the missing image name, after the old set was already deleted in the transaction.
+        store.replace_ctr("Acme", "vision", ctr_frame(["a", None], [0.1, 0.2]))
+    assert snapshot(store) == before
     assert store.version() == version
     store.add_build("Acme", "vision", make_batch(2))
     assert store.builds("Acme", "vision").shape[0] == 2

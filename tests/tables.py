@@ -1,0 +1,16 @@
+"""Every stored row of a store, read straight from its tables: tests prove "nothing changed" with it."""
+
+from __future__ import annotations
+
+from sqlalchemy import select
+
+from data.schema import metadata
+
+
+def snapshot(store) -> dict:
+    """Every stored row of every table, each table's rows sorted, keyed by table name."""
+    with store.engine.connect() as conn:
+        return {
+            table.name: sorted(map(tuple, conn.execute(select(table)).all()), key=repr)
+            for table in metadata.sorted_tables
+        }
