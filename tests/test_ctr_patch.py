@@ -15,6 +15,8 @@ from data.batches import ctr_frame
 from data.store import CtrFormConflict, FeatureStore
 from tests.tables import snapshot
 
+pytestmark = pytest.mark.both_engines
+
 HEADERS = {"Business": "Acme", "Image-Source": "vision"}
 TOKEN = "s3cret-token"
 

@@ -8,9 +8,9 @@ import pytest
 from sqlalchemy import text
 
 from dashboard.factory import create_app
-from dashboard.settings import Settings
 from data.batches import ctr_frame
 from data.demo import DEMO_BUSINESS, REFERENCE_BUSINESS, load_demo
+from data.settings import Settings
 from data.store import FeatureStore
 from tests.tables import snapshot
 from tests.test_store import make_batch
