@@ -1,14 +1,14 @@
 """Latency of GET /api/summary as the confidence threshold moves, at demo scale and at 10k x 1k.
 
-For each size, the demo generator's build (seed 42) and its CTRs are stored in a fresh SQLite
-file behind an app from the factory. The server's first request (Dash sets itself up) and the
+For each size and engine (SQLite, PostgreSQL), the demo generator's build (seed 42) and its
+CTRs are stored in a fresh database behind an app from the factory. The server's first request (Dash sets itself up) and the
 first summary (which loads the build into the cache) are reported on their own, then the median
 over requests whose threshold moves each time, as a slider does, for each weighting. The first
 summary of a weighting also draws the permutation null of the build's CTRs (``data.permutation``);
 its cost and the memory of its table are printed on their own, as is the pure ``feature_summary``
 time on the same data.
 
-    .venv/bin/python bench/bench_summary.py [--requests 40]
+    .venv/bin/python bench/bench_summary.py [--requests 40] [--engines sqlite,postgresql]
 """
 
 from __future__ import annotations
@@ -18,7 +18,7 @@ import tempfile
 from pathlib import Path
 
 import numpy as np
-from common import BUSINESS, SOURCE, fresh_app, latency_line, median, timed
+from common import BUSINESS, ENGINES, SOURCE, fresh_app, fresh_database, latency_line, median, timed
 
 from data import permutation
 from data.analysis import feature_summary
@@ -53,14 +53,14 @@ def null_table(dataset, weighting: str) -> permutation.NullTable:
     return permutation.StudentizedTest(weighting, units, n_tests=len(dataset.features)).table(1)
 
 
-def bench_size(folder: Path, n_images: int, n_features: int, target_ms: float, requests: int) -> None:
+def bench_size(engine: str, url: str, n_images: int, n_features: int, target_ms: float, requests: int) -> None:
     """Store one build of that size and print its first-request, median and pure-analysis times."""
     batch, ctr = demo_build(n_images=n_images, n_features=n_features)
-    app, store = fresh_app(folder, f"summary_{n_images}x{n_features}.db")
+    app, store = fresh_app(url=url)
     store.add_build(BUSINESS, SOURCE, batch)
     store.replace_ctr(BUSINESS, SOURCE, ctr)
     client = app.server.test_client()
-    label = f"summary {n_images}x{n_features}"
+    label = f"{engine:<10} summary {n_images}x{n_features}"
 
     # Dash sets itself up (and serves the layout) on the server's first request of any kind.
     setup = timed(lambda: client.get("/healthz"))
@@ -93,10 +93,14 @@ def bench_size(folder: Path, n_images: int, n_features: int, target_ms: float, r
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--requests", type=int, default=40, help="timed requests per size")
+    parser.add_argument("--engines", default=",".join(ENGINES), help="comma-separated: sqlite, postgresql")
     args = parser.parse_args()
+    engines = [e.strip() for e in args.engines.split(",") if e.strip()]
     with tempfile.TemporaryDirectory() as tmp:
         for n_images, n_features, target_ms in SIZES:
-            bench_size(Path(tmp), n_images, n_features, target_ms, args.requests)
+            for engine in engines:
+                with fresh_database(engine, Path(tmp), f"summary_{n_images}x{n_features}.db") as url:
+                    bench_size(engine, url, n_images, n_features, target_ms, args.requests)
 
 
 if __name__ == "__main__":

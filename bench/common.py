@@ -1,11 +1,15 @@
-"""What the HTTP benchmarks share: an app on a fresh SQLite file, dense PUT bodies, timing and report lines."""
+"""What the HTTP benchmarks share: an app on a fresh database (SQLite or PostgreSQL), dense PUT bodies,
+timing and report lines."""
 
 from __future__ import annotations
 
 import json
+import os
 import statistics
 import sys
 import time
+import uuid
+from contextlib import contextmanager
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -18,6 +22,14 @@ from data.batches import FeatureBatch  # noqa: E402
 from data.settings import Settings  # noqa: E402
 from data.store import FeatureStore  # noqa: E402
 
+# The PostgreSQL server the benchmarks use: BENCH_DATABASE_URL, else the tests' server.
+POSTGRES_URL = (
+    os.environ.get("BENCH_DATABASE_URL")
+    or os.environ.get("TEST_DATABASE_URL")
+    or "postgresql+psycopg://postgres@127.0.0.1:5432/test"
+)
+ENGINES = ("sqlite", "postgresql")
+
 BUSINESS = "Bench Outfitters"
 SOURCE = "vision"
 TOKEN = "bench-token"
@@ -25,9 +37,33 @@ TOKEN = "bench-token"
 HEADERS = {"Business": BUSINESS, "Image-Source": SOURCE, "Authorization": f"Bearer {TOKEN}"}
 
 
-def fresh_app(folder: Path, name: str = "features.db"):
-    """An app from the factory on a new SQLite file in ``folder``, without demo data: (app, store)."""
-    url = f"sqlite:///{folder / name}"
+@contextmanager
+def fresh_database(engine: str, folder: Path, name: str = "features.db"):
+    """Yield the URL of an empty database: an SQLite file in ``folder``, or a PostgreSQL schema
+    of its own on POSTGRES_URL's server, dropped afterwards."""
+    if engine == "sqlite":
+        yield f"sqlite:///{folder / name}"
+        return
+    from sqlalchemy import create_engine, text
+    from sqlalchemy.engine import make_url
+    from sqlalchemy.pool import NullPool
+
+    schema = f"bench_{uuid.uuid4().hex[:12]}"
+    admin = create_engine(POSTGRES_URL, poolclass=NullPool)
+    with admin.begin() as conn:
+        conn.execute(text(f'CREATE SCHEMA "{schema}"'))
+    try:
+        url = make_url(POSTGRES_URL).update_query_dict({"options": f"-csearch_path={schema}"})
+        yield url.render_as_string(hide_password=False)
+    finally:
+        with admin.begin() as conn:
+            conn.execute(text(f'DROP SCHEMA "{schema}" CASCADE'))
+        admin.dispose()
+
+
+def fresh_app(folder: Path | None = None, name: str = "features.db", *, url: str | None = None):
+    """An app from the factory, without demo data, on ``url`` or a new SQLite file in ``folder``: (app, store)."""
+    url = url or f"sqlite:///{folder / name}"
     settings = Settings.from_env({}, database_url=url, demo_data=False, ingest_token=TOKEN)
     store = FeatureStore(url, keep_builds=settings.keep_builds)
     return create_app(settings, store), store
