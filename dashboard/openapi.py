@@ -44,6 +44,8 @@ def _errors(*statuses: int) -> dict:
         409: "PATCH in the other CTR form (rates or counts) than the stored set",
         413: "body, or its decompressed content, larger than MAX_BODY_MB",
         415: "a Content-Encoding other than gzip",
+        503: "the storage failed (error: database is read-only, disk full, database unreachable or database busy); "
+        "nothing was stored: retry after Retry-After seconds",
     }
     answers = {str(s): _json(_ref("Error"), meanings[s]) for s in statuses}
     answers["default"] = _json(
@@ -177,7 +179,7 @@ def _schemas() -> dict:
         },
         "BuildStored": _object(
             dict.fromkeys(("build_id", "images", "features", "values"), _INT)
-            | {"business": _TEXT, "source": _TEXT, "received_at": _TEXT}
+            | {"business": _TEXT, "source": _TEXT, "received_at": _TEXT, "build_tag": {"type": ["string", "null"]}}
         ),
         "CtrStored": _object(
             {
@@ -196,7 +198,7 @@ def _schemas() -> dict:
     }
 
 
-def _write(summary: str, body: str, answer: dict, *errors: int) -> dict:
+def _write(summary: str, body: str, answer: dict, *errors: int, extra_headers=()) -> dict:
     alternatives = {"Business": "X-Business", "Image-Source": "X-Image-Source"}
     headers = [
         _header(name, f"the dataset's {name.lower()} (required, or {alt}; once, without commas)")
@@ -208,12 +210,13 @@ def _write(summary: str, body: str, answer: dict, *errors: int) -> dict:
             "Content-Encoding", "gzip to send a compressed body", schema={"enum": list(GZIP_ENCODINGS) + ["identity"]}
         )
     )
+    headers += list(extra_headers)
     return {
         "summary": summary,
         "parameters": headers,
         "security": [{}, {"bearer": []}],
         "requestBody": {"required": True, "content": {"application/json": {"schema": _ref(body)}}},
-        "responses": answer | _errors(400, 401, 403, *errors, 413, 415),
+        "responses": answer | _errors(400, 401, 403, *errors, 413, 415, 503),
     }  # fmt: skip
 
 
@@ -240,7 +243,21 @@ def openapi_document(min_n: int) -> dict:
     get = _json
     paths = {
         "/api/features": {
-            "put": _write("store a new build of image features", "FeaturesBody", {"201": get(_ref("BuildStored"), "build stored")})
+            "put": _write(
+                "store a new build of image features",
+                "FeaturesBody",
+                {
+                    "201": get(_ref("BuildStored"), "build stored"),
+                    "200": get(_ref("BuildStored"), "a build with this Build-Tag was already stored: that build, nothing stored"),
+                },
+                extra_headers=[
+                    _header(
+                        "Build-Tag",
+                        "the client's name for the build (e.g. Jenkins' $BUILD_TAG, up to 255 characters): "
+                        "a PUT whose tag a stored build of the dataset has stores nothing",
+                    )
+                ],
+            )
         },
         "/api/ctr": {
             "put": _write("replace the dataset's CTR set", "CtrBody", {"200": get(_ref("CtrStored"), "CTR set stored")}),
@@ -297,7 +314,10 @@ def openapi_document(min_n: int) -> dict:
                 "summary": "whether the app and its database are usable",
                 "responses": {
                     "200": get(_object({"status": {"const": "ok"}}), "usable"),
-                    "503": get(_object({"status": {"const": "error"}, "error": _TEXT}), "database unusable"),
+                    "503": get(
+                        _object({"status": {"const": "error"}, "error": _TEXT}),
+                        "database unusable: error names the cause (database is read-only, disk full, ...)",
+                    ),
                 },
             }
         },
