@@ -132,7 +132,10 @@ def _quoted(name) -> str:
 
 
 def is_unicode_text(text: str) -> bool:
-    """False when ``text`` holds a lone surrogate (a JSON ``\\ud800`` escape), which no encoding can store."""
+    """False when ``text`` holds a lone surrogate (a JSON ``\\ud800`` escape), which no encoding can store,
+    or a NUL, which PostgreSQL's text cannot (refused on every engine, so a body means the same on each)."""
+    if "\x00" in text:
+        return False
     try:
         text.encode("utf-8")
     except UnicodeEncodeError:
@@ -145,6 +148,8 @@ def _name_problem(name) -> str | None:
         return f"name must be a string, got {show(name)}"
     if not name.strip():
         return "name must not be empty"
+    if "\x00" in name:
+        return "name must not contain the NUL character (\\u0000)"
     if not is_unicode_text(name):
         return "name must be Unicode text, got a lone surrogate (an unpaired \\ud800-\\udfff escape)"
     return None

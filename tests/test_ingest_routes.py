@@ -630,3 +630,21 @@ def test_put_features_refuses_a_bad_build_tag_and_changes_nothing(seeded, client
     assert response.status_code == 400
     assert "Build-Tag" in response.get_json()["details"][0]
     assert snapshot(seeded) == before
+
+
+@pytest.mark.parametrize(
+    "path, body",
+    [
+        ("/api/features", {"a\u0000b": {"x": 0.5}}),
+        ("/api/features", {"a": {"x\u0000": 0.5}}),
+        ("/api/ctr", {"a\u0000": 0.1}),
+    ],
+    ids=["image", "feature", "ctr image"],
+)
+def test_put_refuses_names_with_nul_and_changes_nothing(seeded, client, path, body):
+    """A NUL character in a name (which PostgreSQL's text cannot hold) is a 400 on every engine."""
+    before = snapshot(seeded)
+    response = put(client, path, body)
+    assert response.status_code == 400
+    assert any("NUL" in detail for detail in response.get_json()["details"])
+    assert snapshot(seeded) == before
