@@ -31,7 +31,9 @@ def create_ingest_blueprint(store, settings) -> Blueprint:
 
     def accept(validate, what: str, write, status: int):
         business, source = read_target()
-        result, problems = validate(read_json_body(settings.max_body_bytes))
+        # One limit, the app's MAX_CONTENT_LENGTH (from MAX_BODY_MB): Werkzeug stops reading a
+        # chunked body there, and the same number decides 413 here and caps a gzip body's output.
+        result, problems = validate(read_json_body(request.max_content_length))
         if problems:
             raise ApiError(400, f"invalid {what}", problems)
         return jsonify(write(business, source, result)), status

@@ -108,18 +108,25 @@ def wait_for_download(folder: str | Path, timeout: float = 20.0) -> Path:
 
 
 @contextmanager
-def serve(app, host: str = "127.0.0.1"):
-    """Serve a Dash app's Flask server on a free loopback port in a background thread; yield its URL."""
+def serve_address(app, host: str = "127.0.0.1"):
+    """Serve a Dash app's Flask server on a free loopback port in a background thread; yield (host, port)."""
     from werkzeug.serving import make_server
 
     server = make_server(host, 0, app.server, threaded=True)
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()
     try:
-        yield f"http://{host}:{server.server_port}/"
+        yield host, server.server_port
     finally:
         server.shutdown()
         thread.join(timeout=10)
+
+
+@contextmanager
+def serve(app, host: str = "127.0.0.1"):
+    """Serve a Dash app as ``serve_address`` does; yield its base URL."""
+    with serve_address(app, host) as (bound, port):
+        yield f"http://{bound}:{port}/"
 
 
 CHARTS_DRAWN_JS = """

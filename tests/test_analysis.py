@@ -10,44 +10,12 @@ import pytest
 
 from data.analysis import Dataset, feature_summary, image_features, scatter_points
 from data.batches import FeatureBatch
+from tests.helpers import CORE_COLUMNS, pandas_summary
 
-CORE_COLUMNS = ["feature", "n_with", "n_without", "prevalence_pct", "avg_ctr_with", "avg_ctr_without", "impact"]
 # 0.7106531262397766 is a stored confidence (poster of the first image): presence is strictly above.
 THRESHOLDS = [0.0, 0.1, 0.5, 0.7106531262397766, 0.9, 1.0]
 # Bounds that fall exactly on a prevalence (62 and 63 of 287 images) test that both ends are inclusive.
 PREVALENCE_RANGES = [(0.0, 100.0), (20.0, 30.0), (0.0, 100 * 62 / 287), (100 * 63 / 287, 100.0), (50.0, 60.0)]
-
-
-def expected_summary(frame: pd.DataFrame, threshold: float, min_pct: float = 0.0, max_pct: float = 100.0):
-    """The original dashboard's numbers, feature by feature, in plain pandas."""
-    known = frame["ctr"].notna()
-    rows = []
-    for feature in frame.columns.drop(["image_name", "ctr"]):
-        present = frame[feature] > threshold
-        prevalence = 100 * int(present.sum()) / len(frame)
-        with_ctr = frame.loc[present & known, "ctr"]
-        without_ctr = frame.loc[~present & known, "ctr"]
-        if not (min_pct <= prevalence <= max_pct) or len(with_ctr) == 0:
-            continue
-        rows.append(
-            {
-                "feature": feature,
-                "n_with": len(with_ctr),
-                "n_without": len(without_ctr),
-                "prevalence_pct": prevalence,
-                "avg_ctr_with": with_ctr.mean(),
-                "avg_ctr_without": without_ctr.mean(),
-                "impact": with_ctr.mean() - without_ctr.mean(),
-            }
-        )
-    expected = pd.DataFrame(rows, columns=CORE_COLUMNS)
-    expected = expected.astype(
-        {"feature": object, "n_with": "int64", "n_without": "int64"} | {c: "float64" for c in CORE_COLUMNS[3:]}
-    )
-    # Highest impact first, undefined impact last, ties by name.
-    expected["_undefined"] = expected["impact"].isna()
-    expected = expected.sort_values(["_undefined", "impact", "feature"], ascending=[True, False, True])
-    return expected.drop(columns="_undefined").reset_index(drop=True)
 
 
 @pytest.fixture
@@ -68,7 +36,7 @@ def test_feature_summary_reproduces_pandas_on_reference(
 ):
     """Every number, and the order, equals the plain pandas computation to the last bit."""
     actual = feature_summary(reference_dataset, threshold, min_pct, max_pct)[CORE_COLUMNS]
-    expected = expected_summary(reference_frame, threshold, min_pct, max_pct)
+    expected = pandas_summary(reference_frame, threshold, min_pct, max_pct)
     pd.testing.assert_frame_equal(actual, expected, check_exact=True)
 
 
@@ -77,7 +45,7 @@ def test_feature_summary_leaves_images_without_ctr_out_of_ctr_stats(partial_fram
     """Images without a CTR count in prevalence only; a feature seen only in them is dropped."""
     dataset = Dataset.from_wide(partial_frame)
     actual = feature_summary(dataset, threshold)[CORE_COLUMNS]
-    expected = expected_summary(partial_frame, threshold)
+    expected = pandas_summary(partial_frame, threshold)
     pd.testing.assert_frame_equal(actual, expected, check_exact=True)
     assert "only_unmeasured" not in set(actual["feature"])
     assert (actual["n_with"] + actual["n_without"] == 247).all()

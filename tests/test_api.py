@@ -11,6 +11,7 @@ import pytest
 from dashboard.api import QueryError, SummaryQuery
 from data.analysis import feature_summary
 from data.batches import FeatureBatch, ctr_frame
+from tests.helpers import pandas_summary
 from tests.tables import snapshot
 
 pytestmark = pytest.mark.both_engines
@@ -36,25 +37,12 @@ def reference_client(client, reference_frame):
 
 
 def expected_summary(frame, confidence, min_pct, max_pct) -> dict:
-    """The summary computed independently with pandas, one feature at a time."""
-    rows = {}
-    for feature in frame.columns.drop(["image_name", "ctr"]):
-        present = frame[feature] > confidence
-        count = int(present.sum())
-        prevalence = 100 * count / len(frame)
-        if not min_pct <= prevalence <= max_pct or count == 0:
-            continue
-        with_ctr = frame.loc[present, "ctr"].mean()
-        without_ctr = frame.loc[~present, "ctr"].mean()
-        rows[feature] = {
-            "n_with": count,
-            "n_without": len(frame) - count,
-            "prevalence_pct": prevalence,
-            "avg_ctr_with": with_ctr,
-            "avg_ctr_without": None if math.isnan(without_ctr) else without_ctr,
-            "impact": None if math.isnan(without_ctr) else with_ctr - without_ctr,
-        }
-    return rows
+    """The pandas reference summary as the API's rows: feature -> core fields, NaN as None."""
+    reference = pandas_summary(frame, confidence, min_pct, max_pct)
+    return {
+        row["feature"]: {c: (None if isinstance(row[c], float) and math.isnan(row[c]) else row[c]) for c in CORE}
+        for row in reference.to_dict("records")
+    }
 
 
 # -- /api/summary --------------------------------------------------------------------------

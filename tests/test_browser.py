@@ -23,6 +23,7 @@ from data.batches import FeatureBatch, ctr_frame
 from data.settings import Settings
 from data.store import FeatureStore
 from tests.browser import chrome_driver, missing_browser, serve, wait_for_charts, wait_for_download
+from tests.helpers import load_frame
 
 REFERENCE = ("acme", "vision")
 LARGE = ("globex", "vision")
@@ -124,18 +125,13 @@ def _large_frame(n_images=700, n_features=30, seed=42) -> pd.DataFrame:
     return frame
 
 
-def _load(store, frame, business, source):
-    store.add_build(business, source, FeatureBatch.from_wide(frame))
-    store.replace_ctr(business, source, ctr_frame(frame["image_name"], frame["ctr"]))
-
-
 @pytest.fixture(scope="module")
 def live(tmp_path_factory, reference_frame):
     """The app from the factory on a loopback port; the reference data is the default dataset."""
     path = tmp_path_factory.mktemp("live") / "features.db"
     store = FeatureStore(f"sqlite:///{path}")
-    _load(store, _large_frame(), *LARGE)
-    _load(store, reference_frame, *REFERENCE)  # most recently updated: shown first
+    load_frame(store, _large_frame(), *LARGE)
+    load_frame(store, reference_frame, *REFERENCE)  # most recently updated: shown first
     settings = Settings.from_env({}, database_url=f"sqlite:///{path}", demo_data=False, poll_seconds=3600)
     with serve(create_app(settings, store)) as url:
         yield url, store
@@ -147,7 +143,7 @@ def live_large(tmp_path_factory):
     """An app whose only dataset has a few thousand scatter points (WebGL)."""
     path = tmp_path_factory.mktemp("large") / "features.db"
     store = FeatureStore(f"sqlite:///{path}")
-    _load(store, _large_frame(), *LARGE)
+    load_frame(store, _large_frame(), *LARGE)
     settings = Settings.from_env({}, database_url=f"sqlite:///{path}", demo_data=False, poll_seconds=3600)
     with serve(create_app(settings, store)) as url:
         yield url, store
@@ -181,17 +177,12 @@ def _wait_for(predicate, timeout=20.0, message="condition"):
 
 
 def _api_summary(url, business, source, confidence, low, high):
-    """/api/summary's features for these settings, or None while that route is not there."""
+    """/api/summary's features for these settings (any error answer fails the test)."""
     query = urlencode(
         {"business": business, "source": source, "confidence": confidence, "min_pct": low, "max_pct": high}
     )
-    try:
-        with urllib.request.urlopen(f"{url}api/summary?{query}", timeout=10) as response:
-            return json.load(response)["features"]
-    except urllib.error.HTTPError as exc:
-        if exc.code == 404 and "unknown" not in exc.read().decode(errors="replace"):
-            return None
-        raise
+    with urllib.request.urlopen(f"{url}api/summary?{query}", timeout=10) as response:
+        return json.load(response)["features"]
 
 
 def _charts_match(driver, store, dataset_key, confidence, low, high):
@@ -374,10 +365,9 @@ def test_sliders_redraw_the_charts_with_matching_numbers(driver, live):
     _wait_for(lambda: _charts_match(driver, store, REFERENCE, confidence, low, high), message="sparsity redraw")
 
     api = _api_summary(url, *REFERENCE, confidence, low, high)
-    if api is not None:
-        impact = _chart(driver, ids.IMPACT)
-        assert impact["y"] == [row["feature"] for row in api]
-        assert np.allclose(impact["x"], [row["impact"] * 100 for row in api], rtol=1e-12)
+    impact = _chart(driver, ids.IMPACT)
+    assert impact["y"] == [row["feature"] for row in api]
+    assert np.allclose(impact["x"], [row["impact"] * 100 for row in api], rtol=1e-12)
     assert _severe(driver) == []
 
 
@@ -391,6 +381,25 @@ def test_filters_that_leave_no_feature_explain_themselves(driver, live):
     )
     assert "No feature left" in driver.find_element("id", ids.NOTICE).text
     assert _severe(driver) == []
+
+
+def _dash_request_bodies(driver) -> list[str]:
+    """The bodies of every request the page made to Dash's callback endpoint so far."""
+    return driver.execute_script("return window.__dashRequests.filter(b => typeof b === 'string')")
+
+
+def _redraw_requested(driver, version: str) -> bool:
+    """Whether the page asked for a redraw of the charts and status with this data version."""
+    for body in _dash_request_bodies(driver):
+        try:
+            request = json.loads(body)
+        except ValueError:
+            continue
+        inputs = [i for i in request.get("inputs", []) if isinstance(i, dict)]
+        seen = any(i.get("id") == ids.VERSION and i.get("value") == version for i in inputs)
+        if seen and ids.STATUS in request.get("output", ""):
+            return True
+    return False
 
 
 def _dash_requests(driver):
@@ -489,7 +498,7 @@ def test_hover_links_an_image_and_never_blanks_the_scatter(driver, request, fixt
 
 def test_new_data_shows_up_without_a_reload(driver, tmp_path, reference_frame):
     store = FeatureStore(f"sqlite:///{tmp_path / 'features.db'}")
-    _load(store, reference_frame, *REFERENCE)
+    load_frame(store, reference_frame, *REFERENCE)
     settings = Settings.from_env({}, database_url=store.url, demo_data=False, poll_seconds=0.5)
     with serve(create_app(settings, store)) as url:
         _open(driver, url)
@@ -514,8 +523,14 @@ def test_new_data_shows_up_without_a_reload(driver, tmp_path, reference_frame):
             message="redraw after a new build",
         )
 
-        _load(store, reference_frame.head(100), "initech", "vision")
-        time.sleep(1.5)  # a few polls
+        load_frame(store, reference_frame.head(100), "initech", "vision")
+        version = store.version()
+        # The poll has seen the new data once the redraw asked for it with the new version.
+        _wait_for(
+            lambda: _redraw_requested(driver, version),
+            message="a redraw for the new data version",
+        )
+        wait_for_charts(driver)
         assert "acme / vision" in driver.find_element("id", ids.STATUS).text  # the choice stays
         driver.find_element("id", ids.BUSINESS).click()
         _wait_for(lambda: "initech" in driver.find_element("tag name", "body").text, message="the new business offered")
@@ -889,7 +904,7 @@ def live_markup(tmp_path_factory):
     frame = pd.DataFrame(np.where(rng.random((40, 4)) < 0.5, 0.9, 0.0), columns=names)
     frame.insert(0, "ctr", 0.01 + rng.random(40) * 0.01)
     frame.insert(0, "image_name", [f"<b>img</b>_{i}" for i in range(40)])
-    _load(store, frame, *MARKUP)
+    load_frame(store, frame, *MARKUP)
     settings = Settings.from_env({}, database_url=f"sqlite:///{path}", demo_data=False, poll_seconds=3600)
     with serve(create_app(settings, store)) as url:
         yield url

@@ -30,15 +30,14 @@ from dashboard.table import table_hint
 from dashboard.views import CURRENT_BUILD, DEFAULT_CONFIDENCE, DEFAULT_SPARSITY
 from data.analysis import feature_summary, scatter_points
 from data.batches import FeatureBatch, ctr_frame
+from tests.helpers import load_frame
 
 BUSINESS, SOURCE = "acme", "vision"
 FIGURE_KEYS = ("scatter", "avg_with", "impact", "avg_without")
 
 
 def _load(store, frame, business=BUSINESS, source=SOURCE, *, ctr=True):
-    store.add_build(business, source, FeatureBatch.from_wide(frame))
-    if ctr:
-        store.replace_ctr(business, source, ctr_frame(frame["image_name"], frame["ctr"]))
+    load_frame(store, frame, business, source, ctr=ctr)
 
 
 @pytest.fixture

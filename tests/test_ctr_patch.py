@@ -8,11 +8,11 @@ import random
 import threading
 
 import pytest
-from werkzeug.serving import make_server
 
 from dashboard.factory import create_app
 from data.batches import ctr_frame
 from data.store import CtrFormConflict, FeatureStore
+from tests.browser import serve_address
 from tests.tables import snapshot
 
 pytestmark = pytest.mark.both_engines
@@ -153,12 +153,9 @@ def test_concurrent_patch_and_put_stay_consistent(settings, db_url):
     """Every answer and the final set agree with applying the writes one at a time in commit order."""
     store = FeatureStore(db_url)
     app = create_app(settings, store)
-    server = make_server("127.0.0.1", 0, app.server, threaded=True)
-    serving = threading.Thread(target=server.serve_forever, daemon=True)
-    serving.start()
     done, failures, lock = [], [], threading.Lock()
 
-    def writer(t: int):
+    def writer(port: int, t: int):
         rng = random.Random(t)
         for k in range(6):
             if t == 0 and k % 2 == 0:
@@ -166,19 +163,16 @@ def test_concurrent_patch_and_put_stay_consistent(settings, db_url):
             else:
                 images = rng.sample([f"img{i}" for i in range(8)] + ["base0", "base1"], 3)
                 method, body = "PATCH", {image: round(rng.random(), 6) for image in images}
-            status, answer = _request(server.port, method, body)
+            status, answer = _request(port, method, body)
             with lock:
                 (done if status == 200 else failures).append((answer.get("received_at"), method, body, answer))
 
-    try:
-        workers = [threading.Thread(target=writer, args=(t,)) for t in range(5)]
+    with serve_address(app) as (_host, port):
+        workers = [threading.Thread(target=writer, args=(port, t)) for t in range(5)]
         for w in workers:
             w.start()
         for w in workers:
             w.join()
-    finally:
-        server.shutdown()
-        serving.join()
     try:
         assert failures == []
         assert len(done) == 30

@@ -21,6 +21,7 @@ from data.demo import (
     feature_names,
     load_demo,
 )
+from tests.helpers import dense_batch
 
 NAME_PATTERN = re.compile(r"imgcontent\.[a-z]+-[a-z]+_imgtemp\.[a-z0-9-]+")
 
@@ -35,14 +36,7 @@ def demo():
 def demo_dataset(demo) -> Dataset:
     """The default demo build as a Dataset."""
     batch, ctr = demo
-    return Dataset.from_matrix(batch.images, batch.features, _dense(batch), ctr)
-
-
-def _dense(batch) -> np.ndarray:
-    matrix = np.zeros((len(batch.images), len(batch.features)))
-    for i, j, c in batch.values:
-        matrix[i, j] = c
-    return matrix
+    return Dataset.from_matrix(batch.images, batch.features, dense_batch(batch), ctr)
 
 
 def _colour_columns(features) -> np.ndarray:
@@ -111,7 +105,7 @@ def test_feature_names_rejects_too_few_features():
 def test_demo_build_colour_fractions_are_pixel_shares(demo):
     """Per image, colour fractions sum to at most 1, with a few dominant colours and most near 0."""
     batch, _ = demo
-    matrix = _dense(batch)
+    matrix = dense_batch(batch)
     colours = matrix[:, _colour_columns(batch.features)]
     assert (colours >= 0).all() and (colours.sum(axis=1) <= 1.0).all()
     assert colours.sum(axis=1).min() > 0.5
@@ -123,7 +117,7 @@ def test_demo_build_colour_fractions_are_pixel_shares(demo):
 def test_demo_build_label_confidences_are_sparse_detections(demo):
     """Labels are 0 or a confidence in [0.5, 0.99], each present in roughly 1-30 % of images."""
     batch, _ = demo
-    matrix = _dense(batch)
+    matrix = dense_batch(batch)
     labels = matrix[:, ~_colour_columns(batch.features)]
     detected = labels[labels > 0]
     assert detected.min() >= 0.5 and detected.max() <= 0.99
@@ -194,7 +188,7 @@ def test_load_demo_populates_an_empty_store(store):
     stored = store.dataset(DEMO_BUSINESS, DEMO_SOURCE)
     assert stored.images.tolist() == batch.images
     assert stored.features.tolist() == batch.features
-    assert np.array_equal(stored.dense(), _dense(batch))
+    assert np.array_equal(stored.dense(), dense_batch(batch))
     assert stored.has_counts
     expected_ctr = ctr.set_index("image")["ctr"].reindex(batch.images).to_numpy()
     assert np.array_equal(stored.ctr, expected_ctr, equal_nan=True)

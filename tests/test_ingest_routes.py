@@ -10,11 +10,12 @@ from collections import Counter
 
 import numpy as np
 import pytest
-from werkzeug.serving import make_server
 
 from dashboard.factory import create_app
 from data.store import FeatureStore
 from ingest.routes import is_loopback
+from tests.browser import serve_address
+from tests.helpers import dense_doc
 from tests.tables import snapshot
 
 pytestmark = pytest.mark.both_engines
@@ -33,11 +34,6 @@ def features_doc(rng: random.Random, images: int, features: int) -> dict:
     """A deterministic sparse features body: about half the values are absent or 0."""
     names = [f"label_{j}" for j in range(features)]
     return {f"img_{i}": {name: round(rng.random(), 6) for name in names if rng.random() < 0.5} for i in range(images)}
-
-
-def dense(doc: dict, images, features) -> np.ndarray:
-    """The confidences of a body as an image x feature matrix in the given order."""
-    return np.array([[doc[i].get(f, 0.0) for f in features] for i in images], dtype=np.float64)
 
 
 @pytest.fixture
@@ -63,12 +59,8 @@ def token_client(settings, store):
 @pytest.fixture
 def live_server(app):
     """The app served by a threaded WSGI server on a loopback port; yields (host, port)."""
-    server = make_server("127.0.0.1", 0, app.server, threaded=True)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    yield "127.0.0.1", server.port
-    server.shutdown()
-    thread.join()
+    with serve_address(app) as address:
+        yield address
 
 
 def raw_put(address, path, body, headers, *, chunked=False):
@@ -148,7 +140,7 @@ def test_put_features_dense_body_round_trips_exactly(client, store):
     doc = {f"img_{i}": {f"f_{j}": rng.random() for j in range(60)} for i in range(80)}
     assert put(client, "/api/features", doc).get_json()["values"] == 80 * 60
     dataset = store.dataset("Acme", "vision")
-    assert np.array_equal(dataset.dense(), dense(doc, dataset.images, dataset.features))
+    assert np.array_equal(dataset.dense(), dense_doc(doc, dataset.images, dataset.features))
 
 
 def test_put_ctr_plain_rates_replace_the_set(client, store):
@@ -382,11 +374,7 @@ def test_put_rejected_request_changes_nothing(small_client, seeded, path, body, 
 
 def test_put_chunked_body_over_the_limit_is_refused_by_a_real_server(settings, store):
     app = create_app(settings.with_overrides(max_body_mb=50 / 1024), store)
-    server = make_server("127.0.0.1", 0, app.server, threaded=True)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    try:
-        address = ("127.0.0.1", server.port)
+    with serve_address(app) as address:
         small = b'{"a": {"x": 0.5}}'
         assert raw_put(address, "/api/features", small, HEADERS, chunked=True)[0] == 201
         before = snapshot(store)
@@ -395,9 +383,6 @@ def test_put_chunked_body_over_the_limit_is_refused_by_a_real_server(settings, s
         assert snapshot(store) == before
         just_under = b'{"a": {"x": 0.5}}'.ljust(50 * 1024 - 1)
         assert raw_put(address, "/api/features", just_under, HEADERS, chunked=True)[0] == 201
-    finally:
-        server.shutdown()
-        thread.join()
 
 
 def test_put_problems_are_all_reported_with_a_cap(client, seeded):
@@ -556,37 +541,65 @@ def test_put_data_survives_a_restart(client, store, settings):
         reopened.close()
 
 
+def test_put_concurrent_ctr_sets_each_land_whole(settings, store):
+    """8 threads x 5 PUT /api/ctr on a real threaded server: every one is stored, none is mixed."""
+    threads, per_thread = 8, 5
+    sent, failures, lock = {}, [], threading.Lock()
+
+    def writer(address, t: int):
+        rng = random.Random(42 + t)
+        for k in range(per_thread):
+            images = [f"img_{i}" for i in range(40 + t)]
+            doc = {image: {"clicks": rng.randint(0, 50), "impressions": 1000 + 7 * t + k} for image in images}
+            status, body = raw_put(address, "/api/ctr", json.dumps(doc).encode(), HEADERS)
+            with lock:
+                if status == 200:
+                    sent[body["received_at"]] = doc
+                else:
+                    failures.append((status, body))
+
+    with serve_address(create_app(settings, store)) as address:
+        workers = [threading.Thread(target=writer, args=(address, t)) for t in range(threads)]
+        for w in workers:
+            w.start()
+        for w in workers:
+            w.join()
+
+    assert failures == []
+    assert len(sent) == threads * per_thread
+    # The set stored is the last one committed, whole: received_at is taken inside each write.
+    last = sent[max(sent)]
+    stored = store.ctr("Acme", "vision")
+    assert dict(zip(stored["image"], zip(stored["clicks"], stored["impressions"]))) == {
+        image: (v["clicks"], v["impressions"]) for image, v in last.items()
+    }
+
+
 def test_put_concurrent_builds_are_each_complete(settings, db_url):
     threads, per_thread = 8, 3
     store = FeatureStore(db_url, keep_builds=threads * per_thread)
     app = create_app(settings, store)
-    server = make_server("127.0.0.1", 0, app.server, threaded=True)
-    serving = threading.Thread(target=server.serve_forever, daemon=True)
-    serving.start()
     sent: dict[int, dict] = {}
     failures: list = []
     lock = threading.Lock()
 
-    def writer(t: int):
+    def writer(address, t: int):
         rng = random.Random(42 + t)
         for k in range(per_thread):
             doc = features_doc(rng, images=30 + t, features=20 + k)
-            status, body = raw_put(("127.0.0.1", server.port), "/api/features", json.dumps(doc).encode(), HEADERS)
+            status, body = raw_put(address, "/api/features", json.dumps(doc).encode(), HEADERS)
             with lock:
                 if status == 201:
                     sent[body["build_id"]] = (doc, body)
                 else:
                     failures.append((status, body))
 
-    try:
-        workers = [threading.Thread(target=writer, args=(t,)) for t in range(threads)]
+    with serve_address(app) as address:
+        workers = [threading.Thread(target=writer, args=(address, t)) for t in range(threads)]
         for w in workers:
             w.start()
         for w in workers:
             w.join()
-    finally:
-        server.shutdown()
-        serving.join()
 
     try:
         assert failures == []
@@ -599,7 +612,7 @@ def test_put_concurrent_builds_are_each_complete(settings, db_url):
             doc, answer = sent[build_id]
             assert rows[build_id] == values == answer["values"]
             dataset = store.dataset("Acme", "vision", build_id)
-            assert np.array_equal(dataset.dense(), dense(doc, dataset.images, dataset.features))
+            assert np.array_equal(dataset.dense(), dense_doc(doc, dataset.images, dataset.features))
     finally:
         store.close()
 

@@ -11,6 +11,7 @@ import pytest
 from data import matrix
 from data.batches import FeatureBatch, ctr_frame
 from data.store import FeatureStore, InvalidBatch, UnknownBuild, UnknownDataset
+from tests.helpers import dense_batch
 from tests.tables import snapshot
 
 pytestmark = pytest.mark.both_engines
@@ -23,14 +24,6 @@ def make_batch(seed: int, n_images: int = 12, n_features: int = 5, prefix: str =
     features = [f"feature_{j}" for j in range(n_features)]
     values = [(i, j, rnd.random()) for i in range(n_images) for j in range(n_features) if rnd.random() < 0.6]
     return FeatureBatch(images, features, values)
-
-
-def dense(batch: FeatureBatch) -> np.ndarray:
-    """The batch's values as a dense image x feature matrix."""
-    matrix = np.zeros((len(batch.images), len(batch.features)))
-    for i, j, c in batch.values:
-        matrix[i, j] = c
-    return matrix
 
 
 def make_ctr(images, seed: int, counts: bool = True) -> pd.DataFrame:
@@ -52,7 +45,7 @@ def test_store_add_build_round_trips_exact_values(store):
     dataset = store.dataset("Acme", "vision")
     assert dataset.images.tolist() == batch.images
     assert dataset.features.tolist() == batch.features
-    assert np.array_equal(dataset.dense(), dense(batch))
+    assert np.array_equal(dataset.dense(), dense_batch(batch))
     assert np.isnan(dataset.ctr).all()
 
 
@@ -118,7 +111,7 @@ def test_store_builds_lists_history_newest_first(store):
     assert store.resolve_build("Acme", "vision") == ids[-1]
     assert len(store.dataset("Acme", "vision").images) == 5
     older = store.dataset("Acme", "vision", build_id=ids[0])
-    assert np.array_equal(older.dense(), dense(make_batch(0, n_images=3)))
+    assert np.array_equal(older.dense(), dense_batch(make_batch(0, n_images=3)))
 
 
 def test_store_keep_builds_prunes_oldest_and_all_their_rows(db_url):
@@ -134,7 +127,7 @@ def test_store_keep_builds_prunes_oldest_and_all_their_rows(db_url):
         assert {row[0] for row in rows[table]} == kept, table
     with pytest.raises(UnknownBuild):
         store.dataset("Acme", "vision", build_id=ids[0])
-    assert np.array_equal(store.dataset("Acme", "vision", build_id=ids[2]).dense(), dense(make_batch(2)))
+    assert np.array_equal(store.dataset("Acme", "vision", build_id=ids[2]).dense(), dense_batch(make_batch(2)))
     store.close()
 
 
@@ -235,7 +228,7 @@ def test_store_restart_keeps_data(db_url, store):
     try:
         assert snapshot(reopened) == before
         dataset = reopened.dataset("Acme", "vision")
-        assert np.array_equal(dataset.dense(), dense(batch))
+        assert np.array_equal(dataset.dense(), dense_batch(batch))
         assert dataset.ctr.tolist() == ctr["ctr"].tolist()
         assert not reopened.is_empty()
     finally:
@@ -279,7 +272,7 @@ def test_store_dataset_cache_sees_new_ctr_and_new_build(store):
     assert store.dataset("Acme", "vision").ctr.tolist() == second_ctr["ctr"].tolist()
     newer = make_batch(6)
     store.add_build("Acme", "vision", newer)
-    assert np.array_equal(store.dataset("Acme", "vision").dense(), dense(newer))
+    assert np.array_equal(store.dataset("Acme", "vision").dense(), dense_batch(newer))
 
 
 def test_store_out_of_range_position_changes_nothing(store):
@@ -353,7 +346,7 @@ def test_store_cache_of_zero_bytes_keeps_nothing(db_url):
     store.add_build("Acme", "vision", batch)
     first = store.dataset("Acme", "vision")
     second = store.dataset("Acme", "vision")
-    assert first is not second and np.array_equal(second.dense(), dense(batch))
+    assert first is not second and np.array_equal(second.dense(), dense_batch(batch))
     store.close()
 
 

@@ -10,8 +10,9 @@ import pytest
 from data import matrix
 from data.batches import ctr_frame
 from data.store import FeatureStore, UnknownBuild
+from tests.helpers import dense_batch
 from tests.tables import snapshot
-from tests.test_store import dense, make_batch
+from tests.test_store import make_batch
 
 pytestmark = pytest.mark.both_engines
 
@@ -103,7 +104,7 @@ def test_store_reads_never_lose_a_build_to_a_concurrent_prune(db_url):
                 dataset, build_id, gone = store.load_build("Acme", "vision")
                 assert gone is None
                 seen.add(build_id)
-                assert any(np.array_equal(matrix.dense(dataset.confidences), dense(b)) for b in batches)
+                assert any(np.array_equal(matrix.dense(dataset.confidences), dense_batch(b)) for b in batches)
             except Exception as exc:  # every failed read is reported
                 failures.append(exc)
 
@@ -123,6 +124,6 @@ def test_store_load_build_falls_back_from_a_pruned_build(db_url):
             store.load_build("Acme", "vision", old)
         dataset, build_id, gone = store.load_build("Acme", "vision", old, fall_back=True)
         assert (build_id, gone) == (new, old)
-        assert np.array_equal(matrix.dense(dataset.confidences), dense(make_batch(2)))
+        assert np.array_equal(matrix.dense(dataset.confidences), dense_batch(make_batch(2)))
     finally:
         store.close()
