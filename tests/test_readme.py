@@ -44,9 +44,10 @@ def test_readme_notebook_imports_pull_in_no_dash_or_flask():
 def test_readme_test_command_is_what_ci_runs():
     ci = (ROOT / ".ci" / "run").read_text(encoding="utf-8")
     assert (
-        "python3 -m venv .venv && .venv/bin/pip install -r requirements-dev.txt && .venv/bin/python -m pytest" in README
+        "python3 -m venv .venv && .venv/bin/pip install -r requirements-dev.txt -c constraints.txt"
+        " && .venv/bin/python -m pytest" in README
     )
-    assert "pip install -q --disable-pip-version-check -r requirements-dev.txt" in ci
+    assert "pip install -q --disable-pip-version-check -r requirements-dev.txt -c constraints.txt" in ci
     assert ci.rstrip().endswith(".venv/bin/python -m pytest")
 
 
@@ -59,3 +60,23 @@ def test_readme_cli_loads_the_sample_csv(tmp_path):
     )
     assert out.returncode == 0, out.stderr
     assert "287" in out.stdout
+
+
+def _pins(path: Path) -> dict[str, str]:
+    """name -> version of each ``name==version`` line (names normalised as pip does)."""
+    pins = {}
+    for line in path.read_text(encoding="utf-8").splitlines():
+        line = line.split("#", 1)[0].strip()
+        if not line or line.startswith("-r"):
+            continue
+        name, sep, version = line.partition("==")
+        assert sep and version, f"{path.name}: {line!r} is not pinned with =="
+        pins[re.sub(r"[-_.]+", "-", name.split("[")[0]).lower()] = version
+    return pins
+
+
+def test_constraints_pin_every_requirement_at_its_version():
+    constraints = _pins(ROOT / "constraints.txt")
+    wanted = {**_pins(ROOT / "requirements.txt"), **_pins(ROOT / "requirements-dev.txt")}
+    assert {name: constraints.get(name) for name in wanted} == wanted
+    assert len(constraints) > len(wanted)  # the transitive dependencies too
