@@ -29,11 +29,14 @@ def create_ingest_blueprint(store, settings) -> Blueprint:
     def _authorise():
         check_write_access(settings.ingest_token)
 
-    def accept(validate, what: str, write, status: int):
-        business, source = read_target()
+    def read_body():
         # One limit, the app's MAX_CONTENT_LENGTH (from MAX_BODY_MB): Werkzeug stops reading a
         # chunked body there, and the same number decides 413 here and caps a gzip body's output.
-        result, problems = validate(read_json_body(request.max_content_length))
+        return read_json_body(request.max_content_length)
+
+    def accept(validate, what: str, write, status: int):
+        business, source = read_target()
+        result, problems = validate(read_body())
         if problems:
             raise ApiError(400, f"invalid {what}", problems)
         return jsonify(write(business, source, result)), status
@@ -42,7 +45,7 @@ def create_ingest_blueprint(store, settings) -> Blueprint:
     def put_features():
         tag = read_build_tag()
         business, source = read_target()
-        batch, problems = validate_features(read_json_body(settings.max_body_bytes))
+        batch, problems = validate_features(read_body())
         if problems:
             raise ApiError(400, "invalid features", problems)
         build = store.add_build(business, source, batch, tag=tag)
