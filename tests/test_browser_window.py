@@ -141,5 +141,22 @@ def test_wide_scatter_shows_a_window_and_moving_it_shows_other_features_painted(
     assert last["range"] == pytest.approx([k - figures.SCATTER_WINDOW - 0.6, k - 0.4])
     assert max(shown) >= 100 and not shown & first
     assert _blue_pixels(driver, last) > 0.5 * painted
+    # Selecting a table row of a feature outside the window moves the window to it.
+    name = driver.execute_script(
+        "return document.querySelector('#scatter-chart .js-plotly-plot').layout.xaxis.ticktext[0]"
+    )
+    grid = driver.find_element("id", ids.TABLE)
+    driver.execute_script("arguments[0].scrollIntoView({block: 'center'})", grid)
+    driver.find_element("css selector", "#summary-table .ag-floating-filter input").send_keys(name)
+    row = f"#summary-table .ag-row[row-id='{name}'] .ag-cell"
+    deadline = time.monotonic() + 20
+    while not driver.find_elements("css selector", row) and time.monotonic() < deadline:
+        time.sleep(0.2)
+    cell = driver.find_element("css selector", row)
+    driver.execute_script("arguments[0].scrollIntoView({block: 'center', behavior: 'instant'})", cell)
+    time.sleep(0.3)
+    cell.click()
+    moved = _wait_for_range(driver, last["range"])
+    assert moved["range"][0] < 0 < moved["range"][1] and name in moved["ticks"]
     severe = [e for e in driver.get_log("browser") if e["level"] == "SEVERE"]
     assert not severe, [e["message"][:300] for e in severe]
