@@ -54,11 +54,13 @@ build_features = Table(
 # row means 0, which is never "present" since presence is confidence > threshold >= 0.
 # Clustered on its key (WITHOUT ROWID on SQLite): a build's rows arrive in key order, so the
 # insert appends to one b-tree instead of a table plus a separate index, and reading or
-# pruning a build is a range scan of that same tree.
+# pruning a build is a range scan of that same tree. No foreign key to builds: the store inserts a
+# build's values in the transaction that inserts the build and deletes them before the build, and
+# on PostgreSQL the per-row check of a foreign key made a 316k-row COPY take 2.7 s instead of 0.8 s.
 feature_values = Table(
     "feature_values",
     metadata,
-    Column("build_id", Integer, ForeignKey("builds.id", ondelete="CASCADE"), primary_key=True, autoincrement=False),
+    Column("build_id", Integer, primary_key=True, autoincrement=False),
     Column("image_idx", Integer, primary_key=True, autoincrement=False),
     Column("feature_idx", Integer, primary_key=True, autoincrement=False),
     Column("confidence", Float, nullable=False),
