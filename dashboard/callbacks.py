@@ -7,7 +7,7 @@ never reach the server.
 
 from __future__ import annotations
 
-from dash import ClientsideFunction, Input, Output, State, no_update
+from dash import ClientsideFunction, Input, Output, State, callback_context, no_update
 
 from dashboard import ids, views
 from dashboard.adjusted_view import register_adjusted_callbacks, table_column_defs
@@ -190,13 +190,12 @@ def register_callbacks(app, store, settings) -> None:
         )
 
     @app.callback(
-        Output(ids.URL, "search"),
+        Output(ids.URL, "data"),
         *(Input(c, "value") for c in ids.CONTROLS),
         Input(ids.IMPACT_MODE, "value"),
-        State(ids.URL, "search"),
         prevent_initial_call=True,
     )
-    def _write_url(business, source, build, confidence, sparsity, weighting, shown, compare, impact_mode, search):
+    def _write_url(business, source, build, confidence, sparsity, weighting, shown, compare, impact_mode):
         # One way only, controls -> URL: the URL is read once, when the layout is built, so
         # writing it here never feeds back into the controls.
         query = views.view_query(
@@ -204,7 +203,7 @@ def register_callbacks(app, store, settings) -> None:
                 business, source, build, confidence, sparsity, weighting, shown, compare, impact_mode
             )
         )
-        return no_update if query == search else query
+        return views.history_entry(query, [t["prop_id"] for t in callback_context.triggered])
 
     def _download(kind):
         def send(_clicks, business, source, build, confidence, sparsity, weighting, shown, _compare):
@@ -247,6 +246,13 @@ def register_callbacks(app, store, settings) -> None:
         Output(ids.TABLE_SELECTION, "children"),
         Input(ids.TABLE, "selectedRows"),
         Input(ids.LOOKUP, "data"),
+        prevent_initial_call=True,
+    )
+
+    # The browser writes the URL: pushState or replaceState, which dcc.Location cannot choose.
+    app.clientside_callback(
+        ClientsideFunction(namespace="creative", function_name="writeUrl"),
+        Input(ids.URL, "data"),
         prevent_initial_call=True,
     )
 

@@ -14,8 +14,10 @@ WEIGHTING_IMPRESSIONS_LABEL = "weighting-impressions-label"  # the tooltip's tar
 COMPARE = "compare-build"  # a build to compare the shown one with (dashboard/drift_page.py)
 CONTROLS = (BUSINESS, SOURCE, BUILD, CONFIDENCE, SPARSITY, WEIGHTING, SHOWN, COMPARE)
 IMPACT_MODE = "impact-mode"  # marginal / adjusted impact in the impact chart and the table
+SLIDERS = (CONFIDENCE, SPARSITY)  # their moves replace the URL's history entry instead of adding one
 
-# The page's address: its query string holds the view (see dashboard/views.py)
+# The page's address: its query string holds the view (see dashboard/views.py); this store
+# holds the query the controls last wrote, which assets/dashboard.js puts in the address bar.
 URL = "url"
 
 # Charts

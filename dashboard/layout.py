@@ -40,8 +40,8 @@ def page(
         )
     return html.Div(
         [
-            # callback-nav: the controls write the query string without reloading the page.
-            dcc.Location(id=ids.URL, refresh="callback-nav"),
+            # The query string the controls last wrote; assets/dashboard.js puts it in the address bar.
+            dcc.Store(id=ids.URL),
             dcc.Store(id=ids.VERSION, data=version),
             dcc.Store(id=ids.LOOKUP),
             dcc.Interval(id=ids.POLL, interval=int(poll_seconds * 1000)),

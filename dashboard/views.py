@@ -132,6 +132,16 @@ def query_from_url(url: str | None) -> dict[str, str]:
     return params
 
 
+def history_entry(query: str, changed) -> dict:
+    """How the browser writes ``query`` (from a change of the ``changed`` prop ids) into its history.
+
+    A slider drag replaces the current entry, so that Back leaves the view the user came from
+    rather than replaying each step; any other change pushes a new entry.
+    """
+    moved = {str(prop).split(".")[0] for prop in changed}
+    return {"search": query, "replace": bool(moved) and moved <= set(ids.SLIDERS)}
+
+
 def view_query(state: ViewState) -> str:
     """The URL query (with its ``?``) that ``parse_view`` reads back as ``state``.
 

@@ -921,3 +921,40 @@ def test_feature_named_like_a_link_shows_its_text_and_no_link(driver, live_marku
         assert LINK_NAME in found[chart]["ticks"], (chart, found[chart]["ticks"])
         assert {"<b>bold</b>", "a&amp;b"} <= set(found[chart]["ticks"])
     assert _severe(driver) == []
+
+
+def test_a_slider_drag_replaces_the_history_entry_and_back_leaves_the_view(driver, live_demo):
+    from selenium.webdriver.support.ui import Select
+
+    from dashboard.views import parse_view, query_from_url
+
+    url, store, settings = live_demo
+    driver.get("data:text/html,<title>before</title><p>the page the user came from</p>")
+    _open(driver, url + "?shown=10")
+    time.sleep(1)  # the page writes no URL, and adds no entry, until a control changes
+    assert driver.current_url == url + "?shown=10"
+    length = driver.execute_script("return window.history.length")
+
+    _drag_thumb(driver, ids.CONFIDENCE, -60)
+    first = _wait_for(
+        lambda: (lambda u: u if "confidence=" in u and "confidence=0.50" not in u else None)(driver.current_url),
+        message="the URL after a drag",
+    )
+    _drag_thumb(driver, ids.SPARSITY, 30, thumb=1)
+    dragged = _wait_for(
+        lambda: (lambda u: u if "min_pct=2&" not in u and u != first else None)(driver.current_url),
+        message="the URL after a second drag",
+    )
+    assert driver.execute_script("return window.history.length") == length  # replaced, not added
+
+    Select(driver.find_element("id", ids.SHOWN)).select_by_value("25")  # not a slider: a new entry
+    _wait_for(lambda: "shown=25" in driver.current_url, message="the URL after a select")
+    assert driver.execute_script("return window.history.length") == length + 1
+
+    driver.back()  # to the dragged view, shown again at its URL
+    _wait_for(lambda: driver.current_url == dragged, message="the dragged view's URL")
+    wait_for_charts(driver)
+    _wait_for(lambda: _controls_show(driver, parse_view(query_from_url(dragged))), message="the dragged view")
+    driver.back()  # out of the page, not through each drag
+    _wait_for(lambda: driver.current_url.startswith("data:"), message="Back to leave the page")
+    assert driver.title == "before"

@@ -347,8 +347,11 @@ def test_poll_version_redraws_only_when_the_data_changed(store, reference_frame)
     assert after_ctr not in (no_update, after_build)
 
 
-def _dash_post(client, outputs, inputs, state=()):
-    """Call a registered callback through Dash's own endpoint, as the browser does."""
+def _dash_post(client, outputs, inputs, state=(), changed=None):
+    """Call a registered callback through Dash's own endpoint, as the browser does.
+
+    ``changed`` is the input that changed (its id), the first one by default.
+    """
     multi = len(outputs) > 1
     output = (
         "..{}..".format("...".join(f"{i}.{p}" for i, p in outputs)) if multi else f"{outputs[0][0]}.{outputs[0][1]}"
@@ -359,7 +362,7 @@ def _dash_post(client, outputs, inputs, state=()):
         if multi
         else {"id": outputs[0][0], "property": outputs[0][1]},
         "inputs": [{"id": i, "property": p, "value": v} for i, p, v in inputs],
-        "changedPropIds": [f"{inputs[0][0]}.{inputs[0][1]}"],
+        "changedPropIds": [f"{i}.{p}" for i, p, _ in inputs if i == (changed or inputs[0][0])],
         "state": [{"id": i, "property": p, "value": v} for i, p, v in state],
     }
     return client.post("/_dash-update-component", json=body)
@@ -529,19 +532,22 @@ def test_download_callback_sends_the_csv(demo, settings):
     )
 
 
-def test_url_callback_writes_the_controls_into_the_query(client, loaded):
+@pytest.mark.parametrize(
+    ("changed", "replace"),
+    [(ids.SHOWN, False), (ids.BUSINESS, False), (ids.CONFIDENCE, True), (ids.SPARSITY, True)],
+)
+def test_url_callback_writes_the_controls_into_the_query(client, loaded, changed, replace):
     controls = _controls(confidence=0.37000000000000005, sparsity=(5, 60), shown="0")
     controls += [(ids.IMPACT_MODE, "value", "marginal")]
-    response = _dash_post(client, [(ids.URL, "search")], controls, [(ids.URL, "search", "")])
-    written = response.get_json()["response"][ids.URL]["search"]
-    assert written == (
+    response = _dash_post(client, [(ids.URL, "data")], controls, changed=changed)
+    written = response.get_json()["response"][ids.URL]["data"]
+    assert written["search"] == (
         "?business=acme&source=vision&confidence=0.37&min_pct=5&max_pct=60&weighting=mean&shown=all&adjusted=0"
     )
-    assert views.parse_view(views.query_from_url(written)) == views.ViewState(
+    assert views.parse_view(views.query_from_url(written["search"])) == views.ViewState(
         BUSINESS, SOURCE, CURRENT_BUILD, 0.37, 5, 60, "mean", 0
     )
-    again = _dash_post(client, [(ids.URL, "search")], controls, [(ids.URL, "search", written)])
-    assert again.get_json()["response"] == {}  # unchanged: no new history entry
+    assert written["replace"] is replace  # a slider drag replaces the history entry
 
 
 @pytest.mark.parametrize("dataset, has_counts", [(NORTHWIND, True), (REFERENCE, False)])

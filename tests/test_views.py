@@ -11,7 +11,7 @@ import pandas as pd
 import pytest
 
 from dashboard import views
-from dashboard.views import CURRENT_BUILD, ViewState, parse_view, query_from_url, view_query
+from dashboard.views import CURRENT_BUILD, ViewState, history_entry, parse_view, query_from_url, view_query
 from data.analysis import POINT_COLUMNS, SUMMARY_COLUMNS, Dataset, feature_summary, scatter_points
 
 ODD_NAMES = [
@@ -348,3 +348,10 @@ def test_csv_quotes_cells_holding_cr_or_lf():
 )
 def test_csv_safe_cell_prefixes_formula_starts_except_plain_numbers(cell, expected):
     assert views.csv_safe_cell(cell) == expected
+
+
+def test_history_entry_replaces_only_for_sliders():
+    assert history_entry("?a", ["confidence.value"]) == {"search": "?a", "replace": True}
+    assert history_entry("?a", ["confidence.value", "sparsity.value"])["replace"] is True
+    assert history_entry("?a", ["confidence.value", "features-shown.value"])["replace"] is False
+    assert history_entry("?a", [])["replace"] is False

@@ -452,7 +452,8 @@
 
   window.dash_clientside = window.dash_clientside || {};
   window.dash_clientside.creative = {
-    linkHover: linkHover, highlightRow: highlightRow, showInCharts: showInCharts, clearSelection: clearSelection
+    linkHover: linkHover, highlightRow: highlightRow, showInCharts: showInCharts, clearSelection: clearSelection,
+    writeUrl: writeUrl
   };
 
   // Cell formats of the summary table (dash-ag-grid looks functions up here by name). They
@@ -488,12 +489,28 @@
   };
   grid.formatP = formatP;
 
-  // The controls write the view into the URL (pushState, no reload). Back and forward change
-  // the URL without telling the controls, so then the page reloads and opens at that URL's view.
+  // The controls write the view into the URL without a reload: a slider move replaces the
+  // history entry (Back then leaves the view instead of replaying each drag), any other change
+  // adds one. Back and forward change the URL without telling the controls, so then the page
+  // reloads and opens at that URL's view.
   var current = window.location.pathname + window.location.search;
-  window.addEventListener("_dashprivate_pushstate", function () {
-    current = window.location.pathname + window.location.search;
-  });
+
+  function writeUrl(entry) {
+    if (!entry || typeof entry.search !== "string") {
+      return;
+    }
+    var url = window.location.pathname + entry.search;
+    if (url === window.location.pathname + window.location.search) {
+      return;  // unchanged: no new history entry
+    }
+    if (entry.replace) {
+      window.history.replaceState(window.history.state, "", url);
+    } else {
+      window.history.pushState({}, "", url);
+    }
+    current = url;
+  }
+
   window.addEventListener("popstate", function () {
     var now = window.location.pathname + window.location.search;
     if (now !== current) {
