@@ -958,3 +958,34 @@ def test_a_slider_drag_replaces_the_history_entry_and_back_leaves_the_view(drive
     driver.back()  # out of the page, not through each drag
     _wait_for(lambda: driver.current_url.startswith("data:"), message="Back to leave the page")
     assert driver.title == "before"
+
+
+def test_the_header_names_the_build_shown_when_the_linked_one_is_gone(driver, tmp_path, reference_frame):
+    from dashboard.views import DEFAULT_CONFIDENCE, DEFAULT_SPARSITY
+
+    store = FeatureStore(f"sqlite:///{tmp_path / 'features.db'}", keep_builds=2)
+    for k in range(3):  # build 1 is pruned when build 3 lands
+        store.add_build(
+            *REFERENCE, FeatureBatch.from_wide(reference_frame.assign(text=reference_frame["text"] * k / 2))
+        )
+    store.replace_ctr(*REFERENCE, ctr_frame(reference_frame["image_name"], reference_frame["ctr"]))
+    builds = list(store.builds(*REFERENCE)["build_id"])
+    gone = min(builds) - 1
+    settings = Settings.from_env({}, database_url=store.url, demo_data=False, poll_seconds=0.5)
+    with serve(create_app(settings, store)) as url:
+        _open(driver, f"{url}?business=acme&source=vision&build_id={gone}")
+        _wait_for(lambda: f"Build #{builds[0]} ·" in driver.find_element("id", ids.STATUS).text, message="the header")
+        assert _charts_match(driver, store, REFERENCE, DEFAULT_CONFIDENCE, *DEFAULT_SPARSITY)
+
+        # The older kept build, pinned, then pruned by a new build while the page is open.
+        _open(driver, f"{url}?business=acme&source=vision&build_id={builds[1]}")
+        _wait_for(lambda: f"Build #{builds[1]} ·" in driver.find_element("id", ids.STATUS).text, message="pinned")
+        store.add_build(*REFERENCE, FeatureBatch.from_wide(reference_frame))
+        newest = store.resolve_build(*REFERENCE)
+        _wait_for(lambda: f"Build #{newest} ·" in driver.find_element("id", ids.STATUS).text, message="the new build")
+        _wait_for(
+            lambda: _charts_match(driver, store, REFERENCE, DEFAULT_CONFIDENCE, *DEFAULT_SPARSITY),
+            message="the current build's charts",
+        )
+        assert _severe(driver) == []
+    store.close()
