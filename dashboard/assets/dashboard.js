@@ -202,7 +202,7 @@
   // unpainted. The overlay costs the same at any size and never touches the points.
   var SVG_NS = "http://www.w3.org/2000/svg";
   var links = new WeakMap();  // graph div -> {data, codes, ctr}: the link drawn on it
-  var watched = new WeakSet();  // graph divs whose redraws repaint the link
+  var repainters = new WeakMap();  // graph div -> its handler of Plotly's redraw events
 
   function svg(tag, attrs) {
     var node = document.createElementNS(SVG_NS, tag);
@@ -227,7 +227,7 @@
     };
   }
 
-  // Above the points (SVG or WebGL) and below the hover label; mouse events pass through it.
+  // Above the points (SVG or WebGL), below the mode bar and the hover label; mouse events pass through it.
   function overlay(gd) {
     var container = gd.querySelector(".svg-container");
     if (!container) {
@@ -238,7 +238,8 @@
       node = svg("svg", {"class": "hover-link"});
       node.style.cssText = "position: absolute; top: 0; left: 0; pointer-events: none; overflow: hidden;";
       var hover = container.querySelector(":scope > svg .hoverlayer");
-      container.insertBefore(node, hover ? hover.ownerSVGElement : null);
+      var above = container.querySelector(":scope > .modebar-container") || (hover && hover.ownerSVGElement);
+      container.insertBefore(node, above || null);
     }
     return node;
   }
@@ -283,20 +284,26 @@
   }
 
   // Zoom, pan and resize move the points: the link follows. New data (a new figure) ends it.
+  // Registered again at each draw, since a new plot (Plotly.newPlot, purge) drops listeners.
   function watch(gd) {
-    if (watched.has(gd) || typeof gd.on !== "function") {
+    if (typeof gd.on !== "function" || typeof gd.removeListener !== "function") {
       return;
     }
-    watched.add(gd);
-    var repaint = function () {
-      var link = links.get(gd);
-      if (link && link.data !== gd.data) {
-        links.delete(gd);
-      }
-      paintLink(gd);
-    };
-    gd.on("plotly_afterplot", repaint);
-    gd.on("plotly_relayout", repaint);
+    var repaint = repainters.get(gd);
+    if (!repaint) {
+      repaint = function () {
+        var link = links.get(gd);
+        if (link && link.data !== gd.data) {
+          links.delete(gd);
+        }
+        paintLink(gd);
+      };
+      repainters.set(gd, repaint);
+    }
+    ["plotly_afterplot", "plotly_relayout"].forEach(function (name) {
+      gd.removeListener(name, repaint);
+      gd.on(name, repaint);
+    });
   }
 
   // Draws (codes, ctr) as the link on the graph, or clears it when codes is null.
