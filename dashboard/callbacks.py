@@ -193,9 +193,10 @@ def register_callbacks(app, store, settings) -> None:
         Output(ids.URL, "data"),
         *(Input(c, "value") for c in ids.CONTROLS),
         Input(ids.IMPACT_MODE, "value"),
+        State(ids.URL, "data"),
         prevent_initial_call=True,
     )
-    def _write_url(business, source, build, confidence, sparsity, weighting, shown, compare, impact_mode):
+    def _write_url(business, source, build, confidence, sparsity, weighting, shown, compare, impact_mode, written):
         # One way only, controls -> URL: the URL is read once, when the layout is built, so
         # writing it here never feeds back into the controls.
         query = views.view_query(
@@ -203,6 +204,8 @@ def register_callbacks(app, store, settings) -> None:
                 business, source, build, confidence, sparsity, weighting, shown, compare, impact_mode
             )
         )
+        if written and written.get("search") == query:
+            return no_update  # the view the URL already holds: no new history entry
         return views.history_entry(query, [t["prop_id"] for t in callback_context.triggered])
 
     def _download(kind):

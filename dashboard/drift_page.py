@@ -13,7 +13,7 @@ from datetime import datetime
 import dash_bootstrap_components as dbc
 import pandas as pd
 import plotly.graph_objects as go
-from dash import Input, Output, State, dcc, html, no_update
+from dash import Input, Output, State, dcc, html
 
 from dashboard import ids
 from dashboard.components import BAR_CONFIG, _graph
@@ -279,7 +279,4 @@ def register_drift_callbacks(app, store) -> None:
         if build == CURRENT_BUILD or shown is None:
             shown = int(builds["build_id"].iloc[0])
         options = compare_options(builds, shown)
-        kept = compare if compare in [o["value"] for o in options] else None
-        # An unchanged value is not sent back: it would count as a change of the picker and
-        # write the URL (a new history entry) on every page load and every poll.
-        return options, no_update if kept == compare else kept
+        return options, compare if compare in [o["value"] for o in options] else None

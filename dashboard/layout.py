@@ -40,8 +40,10 @@ def page(
         )
     return html.Div(
         [
-            # The query string the controls last wrote; assets/dashboard.js puts it in the address bar.
-            dcc.Store(id=ids.URL),
+            # The query the controls last wrote (assets/dashboard.js puts it in the address bar),
+            # starting at the view the page opens at: callbacks that set a control to the value
+            # it has while the page loads then write nothing, so no history entry is added.
+            dcc.Store(id=ids.URL, data={"search": views.view_query(state)}),
             dcc.Store(id=ids.VERSION, data=version),
             dcc.Store(id=ids.LOOKUP),
             dcc.Interval(id=ids.POLL, interval=int(poll_seconds * 1000)),

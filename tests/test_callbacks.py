@@ -539,7 +539,7 @@ def test_download_callback_sends_the_csv(demo, settings):
 def test_url_callback_writes_the_controls_into_the_query(client, loaded, changed, replace):
     controls = _controls(confidence=0.37000000000000005, sparsity=(5, 60), shown="0")
     controls += [(ids.IMPACT_MODE, "value", "marginal")]
-    response = _dash_post(client, [(ids.URL, "data")], controls, changed=changed)
+    response = _dash_post(client, [(ids.URL, "data")], controls, [(ids.URL, "data", None)], changed=changed)
     written = response.get_json()["response"][ids.URL]["data"]
     assert written["search"] == (
         "?business=acme&source=vision&confidence=0.37&min_pct=5&max_pct=60&weighting=mean&shown=all&adjusted=0"
@@ -548,6 +548,8 @@ def test_url_callback_writes_the_controls_into_the_query(client, loaded, changed
         BUSINESS, SOURCE, CURRENT_BUILD, 0.37, 5, 60, "mean", 0
     )
     assert written["replace"] is replace  # a slider drag replaces the history entry
+    again = _dash_post(client, [(ids.URL, "data")], controls, [(ids.URL, "data", written)], changed=changed)
+    assert again.get_json()["response"] == {}  # unchanged: no new history entry
 
 
 @pytest.mark.parametrize("dataset, has_counts", [(NORTHWIND, True), (REFERENCE, False)])
