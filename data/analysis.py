@@ -213,6 +213,27 @@ def prevalence_pct(present: np.ndarray) -> np.ndarray:
     return counts * 100.0 / n
 
 
+def check_weighting(weighting: str, *datasets: Dataset) -> None:
+    """Raise unless the weighting is known and every dataset holds the counts it needs."""
+    if weighting not in WEIGHTINGS:
+        raise ValueError(f"weighting must be one of {', '.join(WEIGHTINGS)}, got {weighting!r}")
+    if weighting == "impressions" and not all(ds.has_counts for ds in datasets):
+        raise WeightingUnavailable("impression weighting needs clicks and impressions for every image with a CTR")
+
+
+def prevalence_filter(present, known: np.ndarray, min_pct: float, max_pct: float):
+    """Prevalence %, presence over images with a CTR, its per-feature counts, and which features pass the filters.
+
+    A feature passes when its prevalence is within [min_pct, max_pct] and it is present in at
+    least one image with a CTR.
+    """
+    prevalence = prevalence_pct(present)
+    present_known = matrix.keep_rows(present, known)
+    n_with = matrix.column_counts(present_known)
+    keep = (prevalence >= min_pct) & (prevalence <= max_pct) & (n_with > 0)
+    return prevalence, present_known, n_with, keep
+
+
 def feature_summary(
     dataset: Dataset,
     confidence: float = 0.0,
@@ -232,19 +253,11 @@ def feature_summary(
     statistics and ``low_n``. ``q_value`` is Benjamini-Hochberg over the returned
     features. Rows are ordered by impact, highest first (undefined impact last), then by name.
     """
-    if weighting not in WEIGHTINGS:
-        raise ValueError(f"weighting must be one of {', '.join(WEIGHTINGS)}, got {weighting!r}")
-    if weighting == "impressions" and not dataset.has_counts:
-        raise WeightingUnavailable("impression weighting needs clicks and impressions for every image with a CTR")
+    check_weighting(weighting, dataset)
     present = presence(dataset.confidences, confidence)
-    prevalence = prevalence_pct(present)
     known = dataset.has_ctr
-    present_known = matrix.keep_rows(present, known)
-    n_known = int(known.sum())
-
-    n_with = matrix.column_counts(present_known)
-    n_without = n_known - n_with
-    prevalent = (prevalence >= min_pct) & (prevalence <= max_pct) & (n_with > 0)
+    prevalence, present_known, n_with, prevalent = prevalence_filter(present, known, min_pct, max_pct)
+    n_without = int(known.sum()) - n_with
     idx = np.flatnonzero(prevalent)
     if weighting == "mean":
         groups = _mean_groups(dataset.ctr[known], present_known, idx)

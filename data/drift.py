@@ -23,15 +23,14 @@ import numpy as np
 import pandas as pd
 from scipy import stats as sps
 
-from data import matrix, stats
+from data import stats
 from data.analysis import (
     DEFAULT_MIN_GROUP_SIZE,
     SIGNIFICANCE_LEVEL,
-    WEIGHTINGS,
     Dataset,
-    WeightingUnavailable,
+    check_weighting,
     presence,
-    prevalence_pct,
+    prevalence_filter,
 )
 
 DRIFT_COLUMNS = [
@@ -92,10 +91,7 @@ def feature_drift(
     ``q_value`` is Benjamini-Hochberg over the returned features with a p. Rows are ordered by
     change, highest first (undefined last), then by name.
     """
-    if weighting not in WEIGHTINGS:
-        raise ValueError(f"weighting must be one of {', '.join(WEIGHTINGS)}, got {weighting!r}")
-    if weighting == "impressions" and not (before.has_counts and after.has_counts):
-        raise WeightingUnavailable("impression weighting needs clicks and impressions for every image with a CTR")
+    check_weighting(weighting, before, after)
 
     names = _selected_features(before, after, confidence, min_pct, max_pct)
     # Both builds on one image axis sorted by name, so identical builds go through identical
@@ -148,10 +144,7 @@ def _selected_features(before, after, confidence, min_pct, max_pct) -> np.ndarra
     """Names passing the prevalence filters in either build, in first-seen order."""
     chosen: dict[str, None] = {}
     for ds in (before, after):
-        present = presence(ds.confidences, confidence)
-        prevalence = prevalence_pct(present)
-        n_with = matrix.column_counts(matrix.keep_rows(present, ds.has_ctr))
-        keep = (prevalence >= min_pct) & (prevalence <= max_pct) & (n_with > 0)
+        keep = prevalence_filter(presence(ds.confidences, confidence), ds.has_ctr, min_pct, max_pct)[3]
         chosen.update(dict.fromkeys(ds.features[keep].tolist()))
     return np.array(list(chosen), dtype=object)
 
