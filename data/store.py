@@ -5,24 +5,17 @@ from __future__ import annotations
 import functools
 from contextlib import contextmanager
 from datetime import UTC, datetime
-from itertools import chain, repeat
 
-import numpy as np
 import pandas as pd
-from sqlalchemy import delete, func, inspect, select, text, update
+from sqlalchemy import select, text, update
 
-from data import database, matrix
+from data import database, queries
 from data.analysis import Dataset
 from data.batches import CTR_COLUMNS, FeatureBatch
 from data.cache import ByteLRU
 from data.errors import CtrFormConflict, InvalidBatch, StorageUnavailable, StoreError, UnknownBuild, UnknownDataset
 from data.schema import (
-    build_features,
-    build_images,
     builds,
-    ctr_sets,
-    ctr_values,
-    feature_values,
     metadata,
     store_version,
 )
@@ -39,8 +32,6 @@ __all__ = [
 
 DEFAULT_KEEP_BUILDS = 20
 DEFAULT_CACHE_MB = 1024
-# Rows fetched from the database at a time while a build is read: bounds the Python objects alive.
-_FETCH_ROWS = 65536
 
 
 def _now() -> str:
@@ -67,7 +58,7 @@ class _Writer:
 
     def add_build(self, business: str, source: str, batch: FeatureBatch, *, tag: str | None = None) -> dict:
         """As FeatureStore.add_build, in the enclosing transaction."""
-        _check_batch(batch)
+        queries.check_batch(batch)
         return self._store._add_build(self._conn, business, source, batch, tag)
 
     def replace_ctr(self, business: str, source: str, ctr: pd.DataFrame) -> dict:
@@ -114,7 +105,7 @@ class FeatureStore:
         with database.write_connection(self.engine) as conn, conn.begin():
             database.lock_startup(conn)
             metadata.create_all(conn)
-            _upgrade(conn)
+            queries.upgrade(conn)
             if conn.execute(select(store_version.c.id)).first() is None:
                 conn.execute(store_version.insert().values(id=1, version=0))
             if seed is None or conn.execute(select(builds.c.id).limit(1)).first() is not None:
@@ -178,46 +169,18 @@ class FeatureStore:
         ``tag`` that a stored build of the pair already has, stores nothing and returns that
         build with ``created`` False.
         """
-        _check_batch(batch)
+        queries.check_batch(batch)
         return self._write(lambda conn: self._add_build(conn, business, source, batch, tag))
 
     def _add_build(self, conn, business: str, source: str, batch: FeatureBatch, tag: str | None) -> dict:
         database.lock_dataset(conn, business, source)
         if tag is not None:
-            found = self._tagged_build(conn, business, source, tag)
+            found = queries.tagged_build(conn, business, source, tag)
             if found is not None:
                 return found
         received_at = _now()
-        build_id = conn.execute(
-            builds.insert().values(
-                business=business,
-                source=source,
-                received_at=received_at,
-                n_images=len(batch.images),
-                n_features=len(batch.features),
-                n_values=len(batch.values),
-                tag=tag,
-            )
-        ).inserted_primary_key[0]
-        database.bulk_insert(
-            conn,
-            build_images,
-            ("build_id", "idx", "name"),
-            zip(repeat(build_id), range(len(batch.images)), batch.images),
-        )
-        database.bulk_insert(
-            conn,
-            build_features,
-            ("build_id", "idx", "name"),
-            zip(repeat(build_id), range(len(batch.features)), batch.features),
-        )
-        database.bulk_insert(
-            conn,
-            feature_values,
-            ("build_id", "image_idx", "feature_idx", "confidence"),
-            ((build_id, i, j, c) for i, j, c in batch.values),
-        )
-        self._prune(conn, business, source)
+        build_id = queries.insert_build(conn, business, source, batch, tag, received_at)
+        queries.prune_builds(conn, business, source, self.keep_builds)
         self._changed(conn)
         return {
             "build_id": build_id,
@@ -230,39 +193,6 @@ class FeatureStore:
             "build_tag": tag,
             "created": True,
         }
-
-    @staticmethod
-    def _tagged_build(conn, business: str, source: str, tag: str) -> dict | None:
-        row = conn.execute(
-            select(builds).where(builds.c.business == business, builds.c.source == source, builds.c.tag == tag)
-        ).first()
-        if row is None:
-            return None
-        return {
-            "build_id": row.id,
-            "business": row.business,
-            "source": row.source,
-            "received_at": row.received_at,
-            "images": row.n_images,
-            "features": row.n_features,
-            "values": row.n_values,
-            "build_tag": row.tag,
-            "created": False,
-        }
-
-    def _prune(self, conn, business: str, source: str) -> None:
-        old = (
-            select(builds.c.id)
-            .where(builds.c.business == business, builds.c.source == source)
-            .order_by(builds.c.id.desc())
-            .offset(self.keep_builds)
-        )
-        old_ids = list(conn.execute(old).scalars())
-        if not old_ids:
-            return
-        for table in (feature_values, build_images, build_features):
-            conn.execute(delete(table).where(table.c.build_id.in_(old_ids)))
-        conn.execute(delete(builds).where(builds.c.id.in_(old_ids)))
 
     def replace_ctr(self, business: str, source: str, ctr: pd.DataFrame) -> dict:
         """Replace the CTR set of a (business, source) with ``ctr`` (columns image, ctr, clicks, impressions)."""
@@ -283,12 +213,12 @@ class FeatureStore:
         return self._write(lambda conn: self._merge_ctr(conn, business, source, given))
 
     def _merge_ctr(self, conn, business: str, source: str, given: pd.DataFrame) -> dict:
-        given_counts = _has_counts(given)
+        given_counts = queries.has_counts(given)
         # Read inside the write transaction, after the pair's lock: a concurrent PUT or PATCH
         # either lands wholly before this read or waits for this transaction to end.
         database.lock_dataset(conn, business, source)
-        stored = self._ctr_frame(conn, self._ctr_set_id(conn, business, source))
-        if len(stored) and _has_counts(stored) != given_counts:
+        stored = queries.ctr_frame(conn, queries.ctr_set_id(conn, business, source))
+        if len(stored) and queries.has_counts(stored) != given_counts:
             have, sent = ("counts", "rates") if given_counts is False else ("rates", "counts")
             raise CtrFormConflict(
                 f"the stored CTR set of {business!r} / {source!r} holds {have}, this body holds {sent}; "
@@ -300,40 +230,16 @@ class FeatureStore:
 
     def _store_ctr_set(self, conn, business: str, source: str, frame: pd.DataFrame) -> dict:
         """Write ``frame`` as the pair's only CTR set, inside the caller's transaction."""
-        has_counts = _has_counts(frame)
-        rows = [
-            (image, float(rate), _int_or_none(clicks), _int_or_none(impressions))
-            for image, rate, clicks, impressions in frame.itertuples(index=False, name=None)
-        ]
         received_at = _now()
-        pair = (ctr_sets.c.business == business) & (ctr_sets.c.source == source)
-        new_set = {
-            "business": business,
-            "source": source,
-            "received_at": received_at,
-            "n_images": len(rows),
-            "has_counts": int(has_counts),
-        }
-        if self._is_sqlite:
-            # Taken before the delete: SQLite hands the largest id out again once its row is
-            # gone, and the id must be new because it keys the dataset cache. PostgreSQL's
-            # sequence never repeats an id, and a max() there would race with other pairs' writers.
-            new_set["id"] = (conn.execute(select(func.max(ctr_sets.c.id))).scalar() or 0) + 1
-        conn.execute(delete(ctr_values).where(ctr_values.c.ctr_set_id.in_(select(ctr_sets.c.id).where(pair))))
-        conn.execute(delete(ctr_sets).where(pair))
-        set_id = conn.execute(ctr_sets.insert().values(**new_set)).inserted_primary_key[0]
-        database.bulk_insert(
-            conn,
-            ctr_values,
-            ("ctr_set_id", "image", "ctr", "clicks", "impressions"),
-            ((set_id,) + row for row in rows),
+        has_counts, n_images = queries.write_ctr_set(
+            conn, business, source, frame, received_at, fresh_id=self._is_sqlite
         )
         self._changed(conn)
         return {
             "business": business,
             "source": source,
             "received_at": received_at,
-            "images": len(rows),
+            "images": n_images,
             "has_counts": has_counts,
         }
 
@@ -361,58 +267,12 @@ class FeatureStore:
 
     def datasets(self) -> pd.DataFrame:
         """The current build of each (business, source), most recently updated first."""
-        current = select(func.max(builds.c.id).label("id")).group_by(builds.c.business, builds.c.source).subquery()
-        query = (
-            select(
-                builds.c.business,
-                builds.c.source,
-                builds.c.id.label("build_id"),
-                builds.c.received_at,
-                builds.c.n_images.label("images"),
-                builds.c.n_features.label("features"),
-                ctr_sets.c.id.label("ctr_set_id"),
-                ctr_sets.c.received_at.label("ctr_received_at"),
-                ctr_sets.c.has_counts,
-            )
-            .join(current, current.c.id == builds.c.id)
-            .outerjoin(ctr_sets, (ctr_sets.c.business == builds.c.business) & (ctr_sets.c.source == builds.c.source))
-        )
         with self._reading() as conn:
-            frame = pd.DataFrame(
-                conn.execute(query).mappings().all(),
-                columns=[
-                    "business",
-                    "source",
-                    "build_id",
-                    "received_at",
-                    "images",
-                    "features",
-                    "ctr_set_id",
-                    "ctr_received_at",
-                    "has_counts",
-                ],
-            )
-            frame["images_with_ctr"] = [
-                self._images_with_ctr(conn, b, s) for b, s in zip(frame["build_id"], frame["ctr_set_id"])
-            ]
+            frame = queries.current_builds(conn)
         frame["has_counts"] = frame["has_counts"].fillna(0).astype(bool)
         updated = frame[["received_at", "ctr_received_at"]].fillna("").max(axis=1)
         frame = frame.assign(updated_at=updated).sort_values(["updated_at", "build_id"], ascending=False)
         return frame.drop(columns=["ctr_set_id"]).reset_index(drop=True)
-
-    @staticmethod
-    def _images_with_ctr(conn, build_id, ctr_set_id) -> int:
-        if ctr_set_id is None or pd.isna(ctr_set_id):
-            return 0
-        # IN (subquery), not a join: SQLite runs the join as one scan of the CTR set per image
-        # (10 s at 10,000 images), while the subquery becomes a single lookup list.
-        measured = select(ctr_values.c.image).where(ctr_values.c.ctr_set_id == int(ctr_set_id))
-        query = (
-            select(func.count())
-            .select_from(build_images)
-            .where(build_images.c.build_id == int(build_id), build_images.c.name.in_(measured))
-        )
-        return int(conn.execute(query).scalar_one())
 
     def builds(self, business: str, source: str) -> pd.DataFrame:
         """The stored builds of a (business, source), newest first; raises UnknownDataset."""
@@ -436,54 +296,13 @@ class FeatureStore:
     def ctr(self, business: str, source: str) -> pd.DataFrame:
         """The current CTR set of a (business, source) (empty when none was uploaded)."""
         with self._reading() as conn:
-            set_id = self._ctr_set_id(conn, business, source)
-            return self._ctr_frame(conn, set_id)
-
-    @staticmethod
-    def _ctr_set_id(conn, business: str, source: str) -> int | None:
-        return conn.execute(
-            select(ctr_sets.c.id).where(ctr_sets.c.business == business, ctr_sets.c.source == source)
-        ).scalar()
-
-    @staticmethod
-    def _ctr_frame(conn, set_id: int | None) -> pd.DataFrame:
-        if set_id is None:
-            rows = []
-        else:
-            rows = conn.execute(
-                select(ctr_values.c.image, ctr_values.c.ctr, ctr_values.c.clicks, ctr_values.c.impressions).where(
-                    ctr_values.c.ctr_set_id == set_id
-                )
-            ).all()
-            rows = list(map(tuple, rows))  # pandas probes Row objects the slow way (see _matrix)
-        frame = pd.DataFrame(rows, columns=CTR_COLUMNS)
-        frame["image"] = frame["image"].astype(object)
-        frame["ctr"] = frame["ctr"].astype("float64")
-        for col in ("clicks", "impressions"):
-            frame[col] = frame[col].astype("Int64")
-        return frame
+            set_id = queries.ctr_set_id(conn, business, source)
+            return queries.ctr_frame(conn, set_id)
 
     def resolve_build(self, business: str, source: str, build_id: int | None = None) -> int:
         """The given build id checked against the pair, or the pair's current build."""
         with self._reading() as conn:
-            return self._resolve_build(conn, business, source, build_id)
-
-    @staticmethod
-    def _resolve_build(conn, business, source, build_id) -> int:
-        pair = (builds.c.business == business) & (builds.c.source == source)
-        if build_id is None:
-            found = conn.execute(select(func.max(builds.c.id)).where(pair)).scalar()
-            if found is None:
-                raise UnknownDataset(f"no build for business {business!r} and source {source!r}")
-            return int(found)
-        # An id past the 64-bit range of the id column is no stored build (SQLite would overflow).
-        in_range = 0 < int(build_id) < 2**63
-        found = in_range and conn.execute(select(builds.c.id).where(pair, builds.c.id == int(build_id))).scalar()
-        if not found:
-            if conn.execute(select(builds.c.id).where(pair).limit(1)).first() is None:
-                raise UnknownDataset(f"no build for business {business!r} and source {source!r}")
-            raise UnknownBuild(f"build {build_id} is not a stored build of {business!r} / {source!r}")
-        return int(found)
+            return queries.resolve_build(conn, business, source, build_id)
 
     def build_pair(self, build_id: int) -> tuple[str, str]:
         """The (business, source) a build belongs to; raises UnknownBuild."""
@@ -513,12 +332,12 @@ class FeatureStore:
         gone = None
         with self._reading() as conn:
             try:
-                bid = self._resolve_build(conn, business, source, build_id)
+                bid = queries.resolve_build(conn, business, source, build_id)
             except UnknownBuild:
                 if not fall_back:
                     raise
-                bid, gone = self._resolve_build(conn, business, source, None), build_id
-            set_id = self._ctr_set_id(conn, business, source)
+                bid, gone = queries.resolve_build(conn, business, source, None), build_id
+            set_id = queries.ctr_set_id(conn, business, source)
             key = (bid, set_id)
             cached = self._cache.get(key)
             if cached is not None:
@@ -527,84 +346,10 @@ class FeatureStore:
             if same_build is not None:
                 images, features, confidences = same_build.images, same_build.features, same_build.confidences
             else:
-                images, features, confidences = self._matrix(conn, bid)
-            ctr = self._ctr_frame(conn, set_id)
+                images, features, confidences = queries.read_matrix(conn, bid)
+            ctr = queries.ctr_frame(conn, set_id)
         dataset = Dataset.from_matrix(images, features, confidences, ctr)
         # A replaced CTR set never comes back: its entry would only hold the build twice.
         self._cache.discard(lambda k: k[0] == bid and k != key)
         self._cache.put(key, dataset, dataset.nbytes)
         return dataset, bid, gone
-
-    def _matrix(self, conn, build_id: int):
-        """A build's image names, feature names and confidences (compact: sparse where smaller)."""
-        images = (
-            conn.execute(
-                select(build_images.c.name).where(build_images.c.build_id == build_id).order_by(build_images.c.idx)
-            )
-            .scalars()
-            .all()
-        )
-        features = (
-            conn.execute(
-                select(build_features.c.name)
-                .where(build_features.c.build_id == build_id)
-                .order_by(build_features.c.idx)
-            )
-            .scalars()
-            .all()
-        )
-        images = np.array(images, dtype=object)
-        features = np.array(features, dtype=object)
-        # Plain DBAPI tuples, flattened by fromiter: np.array over SQLAlchemy Rows probes each
-        # Row for the array protocols and every failed probe raises inside SQLAlchemy, which
-        # took 20 s for a 10k x 1k build. Fetched in chunks so that only one chunk of Python
-        # tuples is alive at a time (a million rows as tuples take ~150 MB).
-        cursor = conn.connection.driver_connection.cursor()
-        chunks = []
-        try:
-            cursor.execute(
-                "SELECT image_idx, feature_idx, confidence FROM feature_values WHERE build_id = "
-                + database.placeholder(conn),
-                (build_id,),
-            )
-            while fetched := cursor.fetchmany(_FETCH_ROWS):
-                flat = np.fromiter(chain.from_iterable(fetched), dtype=np.float64, count=3 * len(fetched))
-                chunks.append(flat.reshape(-1, 3))
-        finally:
-            cursor.close()
-        rows = np.concatenate(chunks) if chunks else np.zeros((0, 3))
-        del chunks
-        confidences = matrix.from_triples(
-            rows[:, 0].astype(np.int32), rows[:, 1].astype(np.int32), rows[:, 2], (len(images), len(features))
-        )
-        return images, features, confidences
-
-
-def _check_batch(batch: FeatureBatch) -> None:
-    """Refuse what the schema cannot: stored, it would break or silently skew every later read."""
-    for kind, names in (("image", batch.images), ("feature", batch.features)):
-        if len(set(names)) != len(names):
-            repeated = sorted({n for n in names if names.count(n) > 1})[:5]
-            raise InvalidBatch(f"{kind} names repeat: {repeated}")
-    n_images, n_features = len(batch.images), len(batch.features)
-    for i, j, _ in batch.values:
-        if not (0 <= i < n_images and 0 <= j < n_features):
-            raise InvalidBatch(
-                f"value at image position {i}, feature position {j} is outside the batch's "
-                f"{n_images} images and {n_features} features"
-            )
-
-
-def _has_counts(frame: pd.DataFrame) -> bool:
-    return bool(len(frame) and frame["impressions"].notna().all() and frame["clicks"].notna().all())
-
-
-def _int_or_none(value):
-    return None if value is None or pd.isna(value) else int(value)
-
-
-def _upgrade(conn) -> None:
-    """Bring a database made by an earlier version up to the schema (inside the start-up lock)."""
-    if "tag" not in {c["name"] for c in inspect(conn).get_columns("builds")}:
-        conn.execute(text("ALTER TABLE builds ADD COLUMN tag TEXT"))
-    next(i for i in builds.indexes if i.name == "ux_builds_tag").create(conn, checkfirst=True)
