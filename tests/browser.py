@@ -6,6 +6,7 @@ screenshot once the four charts have drawn.
 
 from __future__ import annotations
 
+import os
 import shutil
 import struct
 import sys
@@ -16,6 +17,7 @@ from contextlib import contextmanager
 from pathlib import Path
 
 import numpy as np
+import pytest
 
 CHROMEDRIVER = "/usr/bin/chromedriver"
 CHROMIUM_NAMES = ("chromium", "chromium-browser", "google-chrome")
@@ -87,6 +89,16 @@ def chrome_driver(download_dir: str | Path | None = None):
     driver = webdriver.Chrome(service=Service(find_chromedriver()), options=options)
     driver.set_page_load_timeout(60)
     return driver
+
+
+def browser_or_skip(**kwargs):
+    """``chrome_driver(**kwargs)`` for a test; without a browser it skips, or fails when CI is set."""
+    reason = missing_browser()
+    if reason:
+        if os.environ.get("CI"):
+            pytest.fail(f"browser tests must run under CI, but {reason}")
+        pytest.skip(reason)
+    return chrome_driver(**kwargs)
 
 
 def wait_for_download(folder: str | Path, timeout: float = 20.0) -> Path:

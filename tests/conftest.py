@@ -15,6 +15,7 @@ from dashboard.factory import create_app
 from data.analysis import Dataset
 from data.settings import Settings
 from data.store import FeatureStore
+from tests.browser import browser_or_skip
 from tests.databases import ENGINES, fresh_database
 
 REFERENCE_CSV = Path(__file__).resolve().parent.parent / "data" / "samples" / "seed_images_287.csv"
@@ -78,3 +79,11 @@ def app(settings, store):
 def client(app):
     """Flask's test client on the app's server (requests come from 127.0.0.1)."""
     return app.server.test_client()
+
+
+@pytest.fixture(scope="module")
+def driver():
+    """One headless Chromium per test module (skipped, or failed under CI, without a browser)."""
+    browser = browser_or_skip()
+    yield browser
+    browser.quit()

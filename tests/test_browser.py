@@ -6,7 +6,6 @@ Skipped when Chromium or chromedriver is missing, unless CI is set: then they fa
 from __future__ import annotations
 
 import json
-import os
 import time
 import urllib.request
 from urllib.parse import urlencode
@@ -22,7 +21,7 @@ from data.analysis import feature_summary, scatter_points
 from data.batches import FeatureBatch, ctr_frame
 from data.settings import Settings
 from data.store import FeatureStore
-from tests.browser import chrome_driver, missing_browser, serve, wait_for_charts, wait_for_download
+from tests.browser import browser_or_skip, serve, wait_for_charts, wait_for_download
 from tests.helpers import load_frame
 
 REFERENCE = ("acme", "vision")
@@ -101,17 +100,10 @@ if (!document.getElementById('test-hide-hover-label')) {
 
 
 @pytest.fixture(scope="module")
-def driver():
-    """One headless Chromium for the module (skipped, or failed under CI, without a browser)."""
-    reason = missing_browser()
-    if reason:
-        if os.environ.get("CI"):
-            pytest.fail(f"browser tests must run under CI, but {reason}")
-        pytest.skip(reason)
-    browser = chrome_driver()
-    browser.execute_cdp_cmd("Page.addScriptToEvaluateOnNewDocument", {"source": REQUEST_COUNTER_JS})
-    yield browser
-    browser.quit()
+def driver(driver):
+    """The module's Chromium, counting the requests each page makes."""
+    driver.execute_cdp_cmd("Page.addScriptToEvaluateOnNewDocument", {"source": REQUEST_COUNTER_JS})
+    return driver
 
 
 def _large_frame(n_images=700, n_features=30, seed=42) -> pd.DataFrame:
@@ -780,7 +772,7 @@ def test_summary_and_points_download_as_the_page_filters_them(live_demo, tmp_pat
     state = ViewState(*NORTHWIND, "current", 0.3, 5, 60, "impressions", 10)
     folder = tmp_path / "downloads"
     folder.mkdir()
-    browser = _fresh_driver(download_dir=folder)
+    browser = browser_or_skip(download_dir=folder)
     try:
         _open(browser, _view_url(url, state))
         _wait_for(lambda: _view_matches(browser, store, state, settings.min_group_size), message="the view")
@@ -810,15 +802,6 @@ def test_summary_and_points_download_as_the_page_filters_them(live_demo, tmp_pat
         browser.quit()
 
 
-def _fresh_driver(**kwargs):
-    reason = missing_browser()
-    if reason:
-        if os.environ.get("CI"):
-            pytest.fail(f"browser tests must run under CI, but {reason}")
-        pytest.skip(reason)
-    return chrome_driver(**kwargs)
-
-
 def test_a_shared_url_reopens_the_same_view_in_a_fresh_browser(driver, live_demo):
     from selenium.webdriver.support.ui import Select
 
@@ -841,7 +824,7 @@ def test_a_shared_url_reopens_the_same_view_in_a_fresh_browser(driver, live_demo
     assert driver.execute_script("return window.__sameDocument === true")  # written without a reload
     shared = driver.current_url
 
-    other = _fresh_driver()
+    other = browser_or_skip()
     try:
         _open(other, shared)
         _wait_for(lambda: _controls_show(other, state), message="the controls at the shared view")

@@ -14,7 +14,7 @@ from data.adjusted import adjusted_summary
 from data.batches import FeatureBatch, ctr_frame
 from data.settings import Settings
 from data.store import FeatureStore
-from tests.browser import chrome_driver, missing_browser, serve, wait_for_charts
+from tests.browser import serve, wait_for_charts
 
 PAIR = ("Reference 2018", "vision")
 IMPACT_X_JS = """
@@ -28,18 +28,6 @@ const fl = gd._fullLayout, t = gd._fullData[0], i = t.y.indexOf(arguments[0]);
 const box = gd.querySelector('.nsewdrag').getBoundingClientRect();
 return {x: box.left + fl.xaxis.l2p(t.x[i] / 2), y: box.top + fl.yaxis.l2p(i)};
 """
-
-
-@pytest.fixture(scope="module")
-def driver():
-    reason = missing_browser()
-    if reason:
-        if os.environ.get("CI"):
-            pytest.fail(f"browser tests must run under CI, but {reason}")
-        pytest.skip(reason)
-    browser = chrome_driver()
-    yield browser
-    browser.quit()
 
 
 @pytest.fixture(scope="module")

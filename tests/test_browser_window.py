@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 import time
 from urllib.parse import urlencode
 
@@ -15,7 +14,7 @@ from dashboard.factory import create_app
 from data.batches import FeatureBatch, ctr_frame
 from data.settings import Settings
 from data.store import FeatureStore
-from tests.browser import chrome_driver, decode_png, missing_browser, serve, wait_for_charts
+from tests.browser import decode_png, serve, wait_for_charts
 
 N_FEATURES = 130
 
@@ -34,19 +33,6 @@ return {range: Array.from(gd._fullLayout.xaxis.range),
         rail: r && [r.left, r.top, r.width, r.height],
         points: gd.layout.meta.points, drawn: gd._fullData[0].x.length, k: gd.layout.xaxis.tickvals.length};
 """
-
-
-@pytest.fixture(scope="module")
-def driver():
-    """One headless Chromium for the module (skipped, or failed under CI, without a browser)."""
-    reason = missing_browser()
-    if reason:
-        if os.environ.get("CI"):
-            pytest.fail(f"browser tests must run under CI, but {reason}")
-        pytest.skip(reason)
-    browser = chrome_driver()
-    yield browser
-    browser.quit()
 
 
 @pytest.fixture(scope="module")

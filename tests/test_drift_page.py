@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 import time
 
 import numpy as np
@@ -27,7 +26,7 @@ from data.batches import FeatureBatch, ctr_frame
 from data.drift import feature_drift
 from data.settings import Settings
 from data.store import FeatureStore
-from tests.browser import chrome_driver, missing_browser, serve, wait_for_charts
+from tests.browser import serve, wait_for_charts
 
 PAIR = ("Acme", "vision")
 LABELS = [f"label_{j}" for j in range(8)]
@@ -158,18 +157,6 @@ const out = [];
 gd._fullData.forEach(t => (t.y || []).forEach((y, i) => out.push([y, t.x[i]])));
 return out;
 """
-
-
-@pytest.fixture(scope="module")
-def driver():
-    reason = missing_browser()
-    if reason:
-        if os.environ.get("CI"):
-            pytest.fail(f"browser tests must run under CI, but {reason}")
-        pytest.skip(reason)
-    browser = chrome_driver()
-    yield browser
-    browser.quit()
 
 
 @pytest.fixture(scope="module")
