@@ -92,7 +92,7 @@ def _plain(value):
 
 
 @contextmanager
-def _weighting_available():
+def weighting_available():
     """Turn the analysis' refusal to weight by impressions into a 400 saying what to do."""
     try:
         yield
@@ -106,7 +106,7 @@ def _weighting_available():
 
 def summary_payload(dataset, query: SummaryQuery, build_id: int) -> dict:
     """The JSON body of GET /api/summary for one dataset."""
-    with _weighting_available():
+    with weighting_available():
         summary = feature_summary(dataset, **query.analysis_args())
     head = asdict(query)
     extra = {}
@@ -132,13 +132,7 @@ def summary_payload(dataset, query: SummaryQuery, build_id: int) -> dict:
 
 def create_api_blueprint(store, settings) -> Blueprint:
     """The blueprint with the GET /api/... routes."""
-    bp = Blueprint("api", __name__)
-
-    @bp.after_request
-    def _no_store(response):
-        # The page polls these; a cached answer would hide new builds.
-        response.headers["Cache-Control"] = "no-store"
-        return response
+    bp = no_store(Blueprint("api", __name__))
 
     @bp.get("/api/datasets")
     def datasets():
@@ -146,24 +140,24 @@ def create_api_blueprint(store, settings) -> Blueprint:
 
     @bp.get("/api/builds")
     def build_history():
-        pair = _parse(PairQuery, request.args)
-        with _not_found():
+        pair = parse_query(PairQuery, request.args)
+        with not_found():
             history = store.builds(pair.business, pair.source)
         return jsonify({**asdict(pair), "builds": records(history, BUILD_FIELDS)})
 
     @bp.get("/api/summary")
     def summary():
-        query = _parse(SummaryQuery, request.args, min_n=settings.min_group_size)
-        with _not_found():
+        query = parse_query(SummaryQuery, request.args, min_n=settings.min_group_size)
+        with not_found():
             dataset, build_id, _ = store.load_build(query.business, query.source, query.build_id)
         return jsonify(summary_payload(dataset, query, build_id))
 
     def summary_csv_file(kind: str):
-        query = _parse(SummaryQuery, request.args, min_n=settings.min_group_size)
-        with _not_found():
+        query = parse_query(SummaryQuery, request.args, min_n=settings.min_group_size)
+        with not_found():
             build_id = store.resolve_build(query.business, query.source, query.build_id)
             dataset = store.dataset(query.business, query.source, build_id)
-        with _weighting_available():
+        with weighting_available():
             # The page's files: the summary's own columns, so ``adjusted`` is not read here.
             name, content = views.csv_download(
                 dataset,
@@ -197,7 +191,20 @@ def create_api_blueprint(store, settings) -> Blueprint:
     return bp
 
 
-def _parse(query_class, args, **defaults):
+def no_store(bp: Blueprint) -> Blueprint:
+    """The blueprint, its answers marked not to be cached."""
+
+    @bp.after_request
+    def _no_store(response):
+        # The page polls these; a cached answer would hide new builds.
+        response.headers["Cache-Control"] = "no-store"
+        return response
+
+    return bp
+
+
+def parse_query(query_class, args, **defaults):
+    """``query_class.from_args(args, **defaults)``, its QueryError as a 400 naming every problem."""
     try:
         return query_class.from_args(args, **defaults)
     except QueryError as exc:
@@ -205,7 +212,7 @@ def _parse(query_class, args, **defaults):
 
 
 @contextmanager
-def _not_found():
+def not_found():
     """Turn the store's lookup errors into a 404 in the API's error shape."""
     try:
         yield

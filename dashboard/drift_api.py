@@ -7,9 +7,9 @@ from dataclasses import asdict, dataclass
 
 from flask import Blueprint, jsonify, request
 
-from dashboard.api import _not_found, records
-from dashboard.params import PARAMS, QueryError, parse_strict
-from data.analysis import DEFAULT_MIN_GROUP_SIZE, WeightingUnavailable
+from dashboard.api import no_store, not_found, parse_query, records, weighting_available
+from dashboard.params import PARAMS, parse_strict
+from data.analysis import DEFAULT_MIN_GROUP_SIZE
 from data.drift import DRIFT_COLUMNS, feature_drift, image_overlap
 from data.store import UnknownBuild
 from ingest.http import ApiError
@@ -53,14 +53,8 @@ class DriftQuery:
 
 def drift_payload(before, after, query: DriftQuery) -> dict:
     """The JSON body of GET /api/drift for two loaded builds."""
-    try:
+    with weighting_available():
         drift = feature_drift(before, after, **query.analysis_args())
-    except WeightingUnavailable as exc:
-        raise ApiError(
-            400,
-            "impression weighting is not available for this dataset",
-            [f'{exc}; upload CTRs as {{"clicks": ..., "impressions": ...}} or use weighting=mean'],
-        ) from None
     shared, shared_with_ctr = image_overlap(before, after)
     fields = asdict(query)
     return {
@@ -94,23 +88,15 @@ def check_same_pair(store, query: DriftQuery) -> None:
 
 def create_drift_blueprint(store, settings) -> Blueprint:
     """The blueprint with GET /api/drift."""
-    bp = Blueprint("drift_api", __name__)
-
-    @bp.after_request
-    def _no_store(response):
-        response.headers["Cache-Control"] = "no-store"
-        return response
+    bp = no_store(Blueprint("drift_api", __name__))
 
     @bp.get("/api/drift")
     def drift():
-        try:
-            query = DriftQuery.from_args(request.args, min_n=settings.min_group_size)
-        except QueryError as exc:
-            raise ApiError(400, "invalid query parameters", exc.problems) from None
-        with _not_found():
+        query = parse_query(DriftQuery, request.args, min_n=settings.min_group_size)
+        with not_found():
             store.builds(query.business, query.source)  # an unknown dataset is a 404 first
         check_same_pair(store, query)
-        with _not_found():
+        with not_found():
             before = store.dataset(query.business, query.source, query.from_build)
             after = store.dataset(query.business, query.source, query.to_build)
         return jsonify(drift_payload(before, after, query))
