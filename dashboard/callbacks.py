@@ -21,6 +21,7 @@ from dashboard.selection import (
     dataset_has_counts,
     poll_version,
     source_options,
+    stale_build_shown,
 )
 from dashboard.table import table_hint
 from dashboard.views import CURRENT_BUILD
@@ -131,8 +132,11 @@ def register_callbacks(app, store, settings) -> None:
         Input(ids.COMPARE, "value"),
         Input(ids.VERSION, "data"),
         Input(ids.IMPACT_MODE, "value"),
+        State(ids.STALE_BUILD, "data"),
     )
-    def _redraw(business, source, build, confidence, sparsity, shown, weighting, compare, _version, impact_mode=None):
+    def _redraw(
+        business, source, build, confidence, sparsity, shown, weighting, compare, _version, impact_mode=None, stale=None
+    ):
         from flask import request
 
         # The same reading of the controls as the URL and the downloads, so all three agree.
@@ -152,6 +156,7 @@ def register_callbacks(app, store, settings) -> None:
             adjusted=state.adjusted,
             image_url_template=settings.image_url_template,
             api_base=request.host_url if request else PLACEHOLDER_API,
+            stale_build=stale_build_shown(stale, state),
         )
         width = view.scatter_width
         drift = compute_drift(
@@ -257,6 +262,11 @@ def register_callbacks(app, store, settings) -> None:
         ClientsideFunction(namespace="creative", function_name="writeUrl"),
         Input(ids.URL, "data"),
         prevent_initial_call=True,
+    )
+    # At load, a URL pinning a build no longer stored is replaced by the view shown.
+    app.clientside_callback(
+        ClientsideFunction(namespace="creative", function_name="writeUrl"),
+        Input(ids.STALE_BUILD, "data"),
     )
 
     app.clientside_callback(

@@ -102,11 +102,13 @@ def compute_view(
     adjusted: bool = False,
     image_url_template: str | None = None,
     api_base: str = PLACEHOLDER_API,
+    stale_build: int | None = None,
 ) -> View:
     """The page's view of one selection: the four figures, the hover lookup, the table and text.
 
     The numbers come from ``feature_summary`` and ``scatter_points``, the same functions as
-    ``/api/summary``.
+    ``/api/summary``. ``stale_build``: a build the page's URL pinned that is no longer stored
+    (the page opened at the current one instead); the notice says so.
     """
     if not business or not source:
         return _empty_view(
@@ -131,6 +133,7 @@ def compute_view(
                 "command": upload_command(business, source, api_base=api_base),
             },
         )
+    gone = gone if gone is not None else stale_build
     notice = (
         None if gone is None else {"title": f"Build #{gone} is no longer stored", "text": "Showing the current build."}
     )

@@ -19,6 +19,9 @@ SLIDERS = (CONFIDENCE, SPARSITY)  # their moves replace the URL's history entry 
 # The page's address: its query string holds the view (see dashboard/views.py); this store
 # holds the query the controls last wrote, which assets/dashboard.js puts in the address bar.
 URL = "url"
+# The build the page's URL pinned when it is no longer stored (the page opened at the current one),
+# with the query that replaces that URL in the address bar; None when the URL named nothing gone.
+STALE_BUILD = "stale-build"
 
 # Charts
 SCATTER = "scatter-chart"

@@ -16,7 +16,7 @@ from dashboard.adjusted_view import cooccurrence_card
 from dashboard.components import bars_card, navbar, scatter_card
 from dashboard.controls import controls_card
 from dashboard.drift_page import drift_card
-from dashboard.selection import request_query, resolve_view
+from dashboard.selection import request_query, resolve_view, stale_build
 from dashboard.table import table_card
 from dashboard.views import ViewState
 from data.analysis import DEFAULT_MIN_GROUP_SIZE
@@ -31,8 +31,12 @@ def page(
     *,
     has_counts: bool = True,
     min_n: int = DEFAULT_MIN_GROUP_SIZE,
+    stale: int | None = None,
 ) -> html.Div:
-    """The component tree for a store whose datasets are ``datasets`` (newest first), opened at ``state``."""
+    """The component tree for a store whose datasets are ``datasets`` (newest first), opened at ``state``.
+
+    ``stale``: the build the page's URL pinned that is no longer stored (``state`` shows the current one).
+    """
     if state is None:
         state = ViewState(
             business=datasets["business"].iloc[0] if len(datasets) else None,
@@ -44,6 +48,19 @@ def page(
             # starting at the view the page opens at: callbacks that set a control to the value
             # it has while the page loads then write nothing, so no history entry is added.
             dcc.Store(id=ids.URL, data={"search": views.view_query(state)}),
+            # Replaces the address bar's stale build_id once, at load (no history entry added).
+            dcc.Store(
+                id=ids.STALE_BUILD,
+                data=None
+                if stale is None
+                else {
+                    "build": stale,
+                    "business": state.business,
+                    "source": state.source,
+                    "search": views.view_query(state),
+                    "replace": True,
+                },
+            ),
             dcc.Store(id=ids.VERSION, data=version),
             dcc.Store(id=ids.LOOKUP),
             dcc.Interval(id=ids.POLL, interval=int(poll_seconds * 1000)),
@@ -71,7 +88,8 @@ def build_layout(store, settings):
     def serve_layout():
         # Version first: a build landing meanwhile then shows up at the next poll, never lost.
         version = store.version()
-        state, datasets, build_opts, has_counts = resolve_view(views.parse_view(request_query()), store)
+        requested = views.parse_view(request_query())
+        state, datasets, build_opts, has_counts = resolve_view(requested, store)
         return page(
             datasets,
             build_opts,
@@ -80,6 +98,7 @@ def build_layout(store, settings):
             state,
             has_counts=has_counts,
             min_n=settings.min_group_size,
+            stale=stale_build(requested, state),
         )
 
     return serve_layout

@@ -137,6 +137,27 @@ def resolve_view(state: ViewState, store) -> tuple[ViewState, pd.DataFrame, list
     return views.with_weighting_available(state, has_counts), datasets, build_opts, has_counts
 
 
+def stale_build(requested: ViewState, resolved: ViewState) -> int | None:
+    """The build ``requested`` pinned that ``resolve_view`` replaced by the current one, else None."""
+    if requested.build == CURRENT_BUILD or resolved.build != CURRENT_BUILD:
+        return None
+    if (requested.business, requested.source) != (resolved.business, resolved.source):
+        return None  # another dataset altogether: its build ids say nothing about this one
+    return requested.build
+
+
+def stale_build_shown(stale: dict | None, state: ViewState) -> int | None:
+    """The gone build to explain while the page still shows what it fell back to, else None.
+
+    ``stale`` is the page's STALE_BUILD store; once the build or dataset is picked, it no longer applies.
+    """
+    if not stale or state.build != CURRENT_BUILD:
+        return None
+    if (stale.get("business"), stale.get("source")) != (state.business, state.source):
+        return None
+    return stale.get("build")
+
+
 def request_query() -> dict[str, str]:
     """The query string of the page being loaded ({} outside a request).
 

@@ -965,6 +965,14 @@ def test_the_header_names_the_build_shown_when_the_linked_one_is_gone(driver, tm
         _open(driver, f"{url}?business=acme&source=vision&build_id={gone}")
         _wait_for(lambda: f"Build #{builds[0]} ·" in driver.find_element("id", ids.STATUS).text, message="the header")
         assert _charts_match(driver, store, REFERENCE, DEFAULT_CONFIDENCE, *DEFAULT_SPARSITY)
+        _wait_for(
+            lambda: f"Build #{gone} is no longer stored" in driver.find_element("id", ids.NOTICE).text,
+            message="the notice",
+        )
+        assert "Showing the current build." in driver.find_element("id", ids.NOTICE).text
+        # The address bar no longer pins the gone build.
+        _wait_for(lambda: "build_id" not in driver.current_url, message="the URL without build_id")
+        assert "business=acme" in driver.current_url and "source=vision" in driver.current_url
 
         # The older kept build, pinned, then pruned by a new build while the page is open.
         _open(driver, f"{url}?business=acme&source=vision&build_id={builds[1]}")

@@ -432,7 +432,7 @@ def test_redraw_callback_returns_the_four_figures_and_the_table(client, loaded):
         )
     ]
     inputs += [(ids.VERSION, "data", loaded.version()), (ids.IMPACT_MODE, "value", "marginal")]
-    response = _dash_post(client, REDRAW_OUTPUTS, inputs)
+    response = _dash_post(client, REDRAW_OUTPUTS, inputs, [(ids.STALE_BUILD, "data", None)])
     assert response.status_code == 200
     answer = response.get_json()["response"]
     bars = answer[ids.IMPACT]["figure"]["data"][0]
@@ -630,6 +630,52 @@ def test_resolve_view_of_an_empty_store(store):
         [],
         None,
     )
+
+
+def test_a_url_pinning_a_build_no_longer_stored_opens_at_the_current_one_and_says_so(demo, settings):
+    from dashboard.selection import stale_build_shown
+
+    app = create_app(settings, demo)
+    pinned = views.ViewState(*NORTHWIND, build=999, confidence=0.3)
+    with app.server.test_request_context("/" + views.view_query(pinned)):
+        page = app.layout()
+    assert _layout_values(page)[ids.BUILD] == CURRENT_BUILD
+    stale = _find(page, ids.STALE_BUILD).data
+    shown = views.ViewState(*NORTHWIND, confidence=0.3)
+    # The address bar is replaced by the view shown: no build_id, the other values kept.
+    assert stale == {
+        "build": 999,
+        "business": NORTHWIND[0],
+        "source": NORTHWIND[1],
+        "replace": True,
+        "search": views.view_query(shown),
+    }
+    assert "build_id" not in stale["search"] and "confidence=0.30" in stale["search"]
+    assert _find(page, ids.URL).data["search"] == stale["search"]
+
+    # The notice stays while the current build of that dataset is shown, and goes once another is picked.
+    assert stale_build_shown(stale, shown) == 999
+    view = compute_view(demo, *NORTHWIND, CURRENT_BUILD, 0.3, stale_build=stale_build_shown(stale, shown))
+    assert view.notice == {"title": "Build #999 is no longer stored", "text": "Showing the current build."}
+    assert not figures.is_empty_figure(view.scatter)
+    earlier = int(demo.builds(*NORTHWIND)["build_id"].iloc[-1])
+    assert stale_build_shown(stale, views.ViewState(*NORTHWIND, build=earlier)) is None
+    assert stale_build_shown(stale, views.ViewState(*REFERENCE)) is None
+    assert stale_build_shown(None, shown) is None
+    assert compute_view(demo, *NORTHWIND, CURRENT_BUILD, 0.3).notice is None
+
+
+def test_a_url_whose_build_is_stored_or_current_has_no_stale_build(demo, settings):
+    from dashboard.selection import stale_build
+
+    app = create_app(settings, demo)
+    for state in (views.ViewState(*NORTHWIND), views.ViewState("nobody", "vision", build=999)):
+        with app.server.test_request_context("/" + views.view_query(state)):
+            assert _find(app.layout(), ids.STALE_BUILD).data is None
+    current = views.ViewState(*NORTHWIND)
+    assert stale_build(views.ViewState(*NORTHWIND, build=7), current) == 7
+    assert stale_build(views.ViewState("nobody", "vision", build=7), current) is None
+    assert stale_build(views.ViewState(*NORTHWIND, build=7), views.ViewState(*NORTHWIND, build=7)) is None
 
 
 def _layout_values(page):
