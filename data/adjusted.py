@@ -12,14 +12,14 @@ S_j is chosen from the presence matrix alone, never from CTR, so the p-values st
 the selection: every other feature with at least ``min_n`` images on each side whose phi
 (Pearson correlation of the two presence columns over the images with a CTR) with j is at
 least ``PHI_THRESHOLD`` in absolute value. Features outside a summary's prevalence filters can
-be controls: the fit depends only on (dataset, threshold, min_n), and is cached on that key.
+be controls: the fit depends only on (dataset, threshold, min_n), and is cached on that key
+(bounded in bytes, least recently used dropped first).
 Pure numpy/scipy, no I/O.
 """
 
 from __future__ import annotations
 
 import functools
-import threading
 import weakref
 from dataclasses import dataclass
 
@@ -30,6 +30,7 @@ from scipy import stats
 from data import matrix
 from data import stats as marginal
 from data.analysis import DEFAULT_MIN_GROUP_SIZE, Dataset, feature_summary, presence
+from data.cache import ByteLRU
 from data.regression import batched_hc3, hc3, independent_columns
 from data.residual_permutation import FIRST_RESAMPLES, permutation_test, permutations, resamples_for
 
@@ -84,6 +85,18 @@ class AdjustedFit:
     t_ci_low: np.ndarray
     t_ci_high: np.ndarray
 
+    @property
+    def nbytes(self) -> int:
+        """Memory held by the fit, estimated from its arrays (a dropped control counted as 100 bytes)."""
+        arrays = (self.estimate, self.se, self.df, self.ci_low, self.ci_high, self.p_value)
+        arrays += (self.t_p_value, self.t_ci_low, self.t_ci_high)
+        return (
+            sum(a.nbytes for a in arrays)
+            + sum(c.nbytes + 100 for c in self.controls)  # plus each array's own overhead
+            + sum(f.nbytes + 100 for f in self.phi)
+            + sum(100 * (len(d) + 1) for d in self.dropped)
+        )
+
 
 def phi_matrix(present: np.ndarray) -> np.ndarray:
     """Pearson correlation of every pair of columns of a dense boolean matrix; NaN for a constant column."""
@@ -102,25 +115,26 @@ def fit_adjusted(
     dataset: Dataset, confidence: float = 0.0, *, min_n: int = DEFAULT_MIN_GROUP_SIZE, phi_threshold=PHI_THRESHOLD
 ) -> AdjustedFit:
     """Adjusted impact of every feature at one threshold (cached per dataset, threshold and min_n)."""
-    key = (float(confidence), int(min_n), float(phi_threshold))
-    with _cache_lock:
-        cached = _cache.get(dataset, {}).get(key)
+    # A weak reference: the cache keeps no dataset alive (the store caches those per build and CTR set).
+    key = (weakref.ref(dataset), float(confidence), int(min_n), float(phi_threshold))
+    cached = _cache.get(key)
     if cached is not None:
         return cached
     fit = _fit(dataset, confidence, min_n, phi_threshold)
-    with _cache_lock:
-        per_dataset = _cache.setdefault(dataset, {})
-        per_dataset[key] = fit
-        while len(per_dataset) > _THRESHOLDS_KEPT:
-            per_dataset.pop(next(iter(per_dataset)))
+    _cache.discard(lambda k: k[0]() is None)  # fits of datasets no longer used anywhere
+    _cache.put(key, fit, fit.nbytes)
     return fit
 
 
-# Keyed by the Dataset object, which the store caches per (build, CTR set): an entry lives as
-# long as its dataset does, and a new build or CTR upload gets a new Dataset and so a new entry.
-_cache: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
-_cache_lock = threading.Lock()
-_THRESHOLDS_KEPT = 16
+# Fits of every dataset and threshold, least recently used dropped first beyond CACHE_BYTES.
+# A 480-feature fit holds about a megabyte, most of it in its controls.
+CACHE_BYTES = 64 * 2**20
+_cache = ByteLRU(CACHE_BYTES)
+
+
+def clear_cache() -> None:
+    """Forget every fit (benchmarks and tests measure a first request with it)."""
+    _cache.discard(lambda key: True)
 
 
 def _fit(dataset: Dataset, confidence: float, min_n: int, phi_threshold: float) -> AdjustedFit:

@@ -107,6 +107,41 @@ def test_fit_adjusted_is_cached_per_dataset_and_threshold(reference_dataset, ref
     np.testing.assert_array_equal(again.p_value, first.p_value)
 
 
+def test_fit_cache_is_bounded_in_bytes_least_recently_used_first(reference_dataset, monkeypatch):
+    from data import adjusted
+    from data.cache import ByteLRU
+
+    sizes = {c: fit_adjusted(reference_dataset, c).nbytes for c in (0.2, 0.3, 0.4)}
+    assert min(sizes.values()) > reference_dataset.confidences.shape[1] * 8 * 9  # counts the arrays
+    cache = ByteLRU(sizes[0.2] + sizes[0.3] + sizes[0.4] // 2)  # room for two fits, not three
+    monkeypatch.setattr(adjusted, "_cache", cache)
+    first = fit_adjusted(reference_dataset, 0.2)
+    second = fit_adjusted(reference_dataset, 0.3)
+    assert fit_adjusted(reference_dataset, 0.2) is first  # now the most recently used
+    assert cache.nbytes == sizes[0.2] + sizes[0.3]
+    fit_adjusted(reference_dataset, 0.4)  # evicts 0.3, the least recently used
+    assert cache.nbytes <= cache.max_bytes and len(cache) == 2
+    assert fit_adjusted(reference_dataset, 0.2) is first
+    assert fit_adjusted(reference_dataset, 0.3) is not second  # recomputed
+
+
+def test_fit_cache_keeps_no_dataset_alive(reference_frame):
+    import gc
+    import weakref
+
+    from data import adjusted
+
+    dataset = Dataset.from_wide(reference_frame)
+    fit_adjusted(dataset, 0.5)
+    gone = weakref.ref(dataset)
+    del dataset
+    gc.collect()
+    assert gone() is None
+    live = Dataset.from_wide(reference_frame)
+    fit_adjusted(live, 0.5)  # the dead dataset's fit is dropped here
+    assert adjusted._cache.find(lambda key: key[0]() is None) is None
+
+
 def test_adjusted_summary_is_empty_under_impression_weighting():
     ds = _dataset_with_counts()
     summary = adjusted_summary(ds, 0.0, min_n=2, weighting="impressions")
