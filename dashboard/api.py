@@ -11,7 +11,7 @@ from dataclasses import asdict, dataclass
 import pandas as pd
 from flask import Blueprint, jsonify, request, send_file
 
-from dashboard import views
+from dashboard import downloads
 from dashboard.params import PARAMS, QueryError, parse_strict
 from data.adjusted import ADJUSTED_UNAVAILABLE, adjusted_columns
 from data.analysis import DEFAULT_MIN_GROUP_SIZE, WeightingUnavailable, feature_summary
@@ -159,7 +159,7 @@ def create_api_blueprint(store, settings) -> Blueprint:
             dataset = store.dataset(query.business, query.source, build_id)
         with weighting_available():
             # The page's files: the summary's own columns, so ``adjusted`` is not read here.
-            name, content = views.csv_download(
+            name, content = downloads.csv_download(
                 dataset,
                 business=query.business,
                 source=query.source,

@@ -13,7 +13,7 @@ import numpy as np
 import pandas as pd
 import plotly.graph_objects as go
 
-from dashboard import figures, views
+from dashboard import downloads, figures, views
 from dashboard.adjusted_view import as_adjusted
 from dashboard.hover import hover_lookup, image_urls
 from dashboard.selection import selected_dataset
@@ -266,7 +266,7 @@ def download_csv(store, state: views.ViewState, kind: str, *, min_n: int = DEFAU
     if dataset.images_with_ctr == 0:
         return None
     state = views.with_weighting_available(state, dataset.has_counts)
-    filename, content = views.csv_download(
+    filename, content = downloads.csv_download(
         dataset,
         business=state.business,
         source=state.source,

@@ -1,7 +1,7 @@
-"""A view of the page as plain data: its URL query, its table rows, its CSV downloads and their names.
+"""A view of the page as plain data: its URL query, its table rows and the controls' choices.
 
-Everything here is pure (no Dash, no Flask, no store), so the tests check URL round trips,
-file names and CSV contents directly. A view is what the controls select: dataset, build,
+Everything here is pure (no Dash, no Flask, no store), so the tests check URL round trips
+and table rows directly (the CSV downloads are in dashboard.downloads). A view is what the controls select: dataset, build,
 confidence threshold, prevalence range, weighting and how many features the charts show.
 The query uses /api/summary's parameter names, so a page URL reads like the API call behind it.
 """
@@ -9,8 +9,6 @@ The query uses /api/summary's parameter names, so a page URL reads like the API 
 from __future__ import annotations
 
 import math
-import re
-import unicodedata
 from collections.abc import Mapping
 from dataclasses import dataclass, replace
 from urllib.parse import parse_qsl, quote, urlencode, urlsplit
@@ -20,7 +18,6 @@ import pandas as pd
 
 from dashboard import figures, ids
 from dashboard.params import PARAMS, parse_lenient
-from data.analysis import POINT_COLUMNS, SUMMARY_COLUMNS, feature_summary, scatter_points
 
 CURRENT_BUILD = "current"
 # The page's defaults and choices come from the one spec of the query parameters.
@@ -261,113 +258,3 @@ def table_style(n_rows: int) -> dict:
     """The table's size: as tall as its rows up to TABLE_MAX_PX, then it scrolls."""
     height = min(TABLE_MAX_PX, TABLE_CHROME_PX + TABLE_ROW_PX * max(n_rows, 3))
     return {"height": f"{height}px", "width": "100%"}
-
-
-# -- downloads -------------------------------------------------------------------------------
-
-
-def slugify(text, *, max_length: int = 60, fallback: str = "dataset") -> str:
-    """A file-name-safe slug: accents folded, lower case, anything but letters and digits -> '-'.
-
-    Letters of other scripts are kept (a browser saves them fine); quotes, slashes, dots and
-    control characters never survive, so the result cannot leave the download folder.
-    """
-    text = unicodedata.normalize("NFKD", str(text))
-    text = "".join(ch for ch in text if not unicodedata.combining(ch)).casefold()
-    slug = re.sub(r"[\W_]+", "-", text).strip("-")
-    slug = slug[:max_length].rstrip("-")
-    return slug or fallback
-
-
-def download_filename(
-    business: str,
-    source: str,
-    build_id: int,
-    confidence: float,
-    min_pct: float,
-    max_pct: float,
-    weighting: str,
-    kind: str,
-) -> str:
-    """``northwind-outfitters_vision_build-2_conf-0.50_prev-2-100_mean_summary.csv``."""
-    parts = [
-        slugify(business),
-        slugify(source, fallback="source"),
-        f"build-{int(build_id)}",
-        f"conf-{confidence:.2f}",
-        f"prev-{min_pct:g}-{max_pct:g}",
-        weighting,
-        kind,
-    ]
-    return "_".join(parts) + ".csv"
-
-
-# A spreadsheet runs a cell starting with one of these as a formula (OWASP "CSV injection").
-FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
-_PLAIN_NUMBER = re.compile(r"[+-]?(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?")
-
-
-def csv_safe_cell(text: str) -> str:
-    """``text`` as a spreadsheet shows it rather than runs it: ``'`` before a formula start unless a plain number."""
-    if text.startswith(FORMULA_STARTS) and not _PLAIN_NUMBER.fullmatch(text):
-        return "'" + text
-    return text
-
-
-def _to_csv(frame: pd.DataFrame) -> str:
-    """``frame`` as CSV with names neutralised: floats exact, NaN empty, CRLF rows.
-
-    CRLF (RFC 4180) rather than LF: Python's csv writer quotes a cell holding any character of
-    the line terminator, so a name with a bare CR is quoted instead of splitting its row.
-    """
-    frame = frame.copy()
-    for column in frame.columns:
-        dtype = frame[column].dtype
-        if (
-            pd.api.types.is_object_dtype(dtype)
-            or isinstance(dtype, pd.CategoricalDtype)
-            or pd.api.types.is_string_dtype(dtype)
-        ):
-            cells = [csv_safe_cell(v) if isinstance(v, str) else v for v in frame[column]]
-            frame[column] = pd.Series(cells, index=frame.index, dtype=object)
-    return frame.to_csv(index=False, lineterminator="\r\n")
-
-
-def summary_csv(summary: pd.DataFrame) -> str:
-    """The summary's columns as CSV, floats written exactly (shortest round-trip repr), NaN empty."""
-    return _to_csv(summary[SUMMARY_COLUMNS])
-
-
-def points_csv(points: pd.DataFrame) -> str:
-    """The scatter points (image, feature, confidence, ctr) as CSV, floats written exactly."""
-    return _to_csv(points[POINT_COLUMNS])
-
-
-CSV_KINDS = ("summary", "points")
-
-
-def csv_download(
-    dataset,
-    *,
-    business: str,
-    source: str,
-    build_id: int,
-    confidence: float,
-    min_pct: float,
-    max_pct: float,
-    weighting: str,
-    min_n: int,
-    kind: str,
-) -> tuple[str, str]:
-    """``(file name, CSV text)`` of a dataset's summary or scatter points under the filters.
-
-    The page's download buttons and GET /api/summary.csv and /api/points.csv all call this, so
-    a file has the same name and rows whichever way it was fetched. Raises WeightingUnavailable.
-    """
-    summary = feature_summary(dataset, confidence, min_pct, max_pct, min_n=min_n, weighting=weighting)
-    if kind == "summary":
-        content = summary_csv(summary)
-    else:
-        content = points_csv(scatter_points(dataset, confidence, features=summary["feature"]))
-    name = download_filename(business, source, build_id, confidence, min_pct, max_pct, weighting, kind)
-    return name, content

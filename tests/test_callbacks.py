@@ -12,7 +12,7 @@ import plotly
 import pytest
 from dash import no_update
 
-from dashboard import figures, ids, views
+from dashboard import downloads, figures, ids, views
 from dashboard.components import hover_hint, status_component
 from dashboard.compute import compute_view, download_csv, select_shown, upload_command
 from dashboard.factory import create_app
@@ -527,7 +527,7 @@ def test_download_callback_sends_the_csv(demo, settings):
     )
     sent = response.get_json()["response"][ids.DOWNLOAD_SUMMARY]["data"]
     assert sent["filename"].endswith("_conf-0.50_prev-2-100_impressions_summary.csv")
-    assert sent["content"] == views.summary_csv(
+    assert sent["content"] == downloads.summary_csv(
         feature_summary(demo.dataset(*NORTHWIND), 0.5, 2, 100, weighting="impressions")
     )
 

@@ -10,7 +10,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from dashboard import views
+from dashboard import downloads, views
 from dashboard.views import CURRENT_BUILD, ViewState, history_entry, parse_view, query_from_url, view_query
 from data.analysis import POINT_COLUMNS, SUMMARY_COLUMNS, Dataset, feature_summary, scatter_points
 
@@ -203,13 +203,13 @@ def test_weighting_help_without_a_dataset_blames_no_dataset():
     ],
 )
 def test_slugify_keeps_letters_and_digits_only(text, slug):
-    assert views.slugify(text) == slug
+    assert downloads.slugify(text) == slug
 
 
 def test_download_filename_names_dataset_build_and_filters():
-    name = views.download_filename("Northwind Outfitters", "vision", 2, 0.5, 2, 100, "mean", "summary")
+    name = downloads.download_filename("Northwind Outfitters", "vision", 2, 0.5, 2, 100, "mean", "summary")
     assert name == "northwind-outfitters_vision_build-2_conf-0.50_prev-2-100_mean_summary.csv"
-    odd = views.download_filename('O\'Brien "&" Co', "web/ads", 14, 0.3, 0, 37.5, "impressions", "points")
+    odd = downloads.download_filename('O\'Brien "&" Co', "web/ads", 14, 0.3, 0, 37.5, "impressions", "points")
     assert odd == "o-brien-co_web-ads_build-14_conf-0.30_prev-0-37.5_impressions_points.csv"
 
 
@@ -236,7 +236,7 @@ def _synthetic(n_images=80, n_features=12, seed=42, counts=True) -> Dataset:
 @pytest.mark.parametrize("confidence, low, high", [(0.0, 0, 100), (0.3, 5, 60), (0.9, 0, 100)])
 def test_summary_csv_holds_feature_summary_exactly(weighting, confidence, low, high):
     summary = feature_summary(_synthetic(), confidence, low, high, weighting=weighting, min_n=5)
-    back = pd.read_csv(io.StringIO(views.summary_csv(summary)), dtype={"feature": object})
+    back = pd.read_csv(io.StringIO(downloads.summary_csv(summary)), dtype={"feature": object})
     assert list(back.columns) == SUMMARY_COLUMNS
     pd.testing.assert_frame_equal(back, summary.reset_index(drop=True), check_exact=True, check_dtype=False)
 
@@ -245,7 +245,7 @@ def test_points_csv_holds_scatter_points_exactly():
     dataset = _synthetic()
     summary = feature_summary(dataset, 0.3, 5, 60)
     points = scatter_points(dataset, 0.3, features=summary["feature"])
-    back = pd.read_csv(io.StringIO(views.points_csv(points)), dtype={"image": object, "feature": object})
+    back = pd.read_csv(io.StringIO(downloads.points_csv(points)), dtype={"image": object, "feature": object})
     assert list(back.columns) == POINT_COLUMNS
     expected = points.assign(feature=points["feature"].astype(object))
     pd.testing.assert_frame_equal(back, expected, check_exact=True, check_dtype=False)
@@ -306,7 +306,7 @@ def _cells(text: str) -> list[list[str]]:
 
 
 def _starts_a_formula(cell: str) -> bool:
-    return cell.startswith(views.FORMULA_STARTS) and not views._PLAIN_NUMBER.fullmatch(cell)
+    return cell.startswith(downloads.FORMULA_STARTS) and not downloads._PLAIN_NUMBER.fullmatch(cell)
 
 
 @pytest.mark.parametrize("kind", ["summary", "points"])
@@ -314,10 +314,10 @@ def test_csv_downloads_start_no_formula_and_keep_every_row(kind):
     dataset = _hostile_dataset()
     summary = feature_summary(dataset, 0.1, 0, 100, min_n=2)
     if kind == "summary":
-        text, names = views.summary_csv(summary), list(summary["feature"])
+        text, names = downloads.summary_csv(summary), list(summary["feature"])
     else:
         points = scatter_points(dataset, 0.1, features=summary["feature"])
-        text, names = views.points_csv(points), list(points["image"]) + list(points["feature"])
+        text, names = downloads.points_csv(points), list(points["image"]) + list(points["feature"])
     rows = _cells(text)
     width = len(rows[0])
     assert all(len(row) == width for row in rows)  # a CR or LF in a name splits no row
@@ -333,7 +333,7 @@ def test_csv_downloads_start_no_formula_and_keep_every_row(kind):
 
 
 def test_csv_quotes_cells_holding_cr_or_lf():
-    text = views.points_csv(
+    text = downloads.points_csv(
         pd.DataFrame(
             {"image": ["a\rb", "c\nd", "e"], "feature": ["x", "y", "z"], "confidence": [1.0] * 3, "ctr": [0.1] * 3}
         )
@@ -347,7 +347,7 @@ def test_csv_quotes_cells_holding_cr_or_lf():
     [("=1+1", "'=1+1"), ("-1", "-1"), ("-1.5e3", "-1.5e3"), ("-x", "'-x"), ("+", "'+"), ("@", "'@"), ("a-b", "a-b")],
 )
 def test_csv_safe_cell_prefixes_formula_starts_except_plain_numbers(cell, expected):
-    assert views.csv_safe_cell(cell) == expected
+    assert downloads.csv_safe_cell(cell) == expected
 
 
 def test_history_entry_replaces_only_for_sliders():
