@@ -22,11 +22,15 @@ def create_app(settings: Settings | None = None, store: FeatureStore | None = No
     from dashboard.drift_api import create_drift_blueprint
     from dashboard.errors import register_error_handlers
     from dashboard.layout import build_layout
+    from data import adjusted, permutation
     from data.demo import load_demo
     from ingest.routes import create_ingest_blueprint
 
     settings = settings or Settings.from_env()
     store = store or open_store(settings)
+    # The analysis caches are process-wide: the app sizes them from CACHE_MB, data/ reads no environment.
+    permutation.set_cache_budget(settings.null_table_cache_bytes)
+    adjusted.set_cache_budget(settings.adjusted_fit_cache_bytes)
     if settings.demo_data:
         # Once for all workers and hosts: under the store's start-up lock, in one transaction.
         loaded = store.initialise(seed=load_demo)

@@ -128,13 +128,18 @@ def fit_adjusted(
 
 # Fits of every dataset and threshold, least recently used dropped first beyond CACHE_BYTES.
 # A 480-feature fit holds about a megabyte, most of it in its controls.
-CACHE_BYTES = 64 * 2**20
+CACHE_BYTES = 64 * 2**20  # until the app sets its share of CACHE_MB (set_cache_budget)
 _cache = ByteLRU(CACHE_BYTES)
 
 
 def clear_cache() -> None:
     """Forget every fit (benchmarks and tests measure a first request with it)."""
     _cache.discard(lambda key: True)
+
+
+def set_cache_budget(nbytes: int) -> None:
+    """Bound the fits kept to ``nbytes`` (process-wide), dropping the least recently used."""
+    _cache.resize(int(nbytes))
 
 
 def _fit(dataset: Dataset, confidence: float, min_n: int, phi_threshold: float) -> AdjustedFit:

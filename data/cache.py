@@ -60,6 +60,15 @@ class ByteLRU:
             while self._bytes > self.max_bytes:
                 self._pop(next(iter(self._items)))
 
+    def resize(self, max_bytes: int) -> None:
+        """Change the budget, dropping the least recently used values until they fit."""
+        if max_bytes < 0:
+            raise ValueError("max_bytes must not be negative")
+        with self._lock:
+            self.max_bytes = max_bytes
+            while self._bytes > self.max_bytes:
+                self._pop(next(iter(self._items)))
+
     def discard(self, predicate) -> None:
         """Drop every value whose key satisfies ``predicate``."""
         with self._lock:

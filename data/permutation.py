@@ -33,7 +33,7 @@ TAIL_SHARE = 0.06  # p-values up to this (and the 95 % quantile) are counts over
 BODY_RESAMPLES = 1_000  # larger p-values are counted over the first resamples only
 TIE_RTOL = 1e-9  # a null statistic this close to the observed one counts as a tie (>=)
 CHUNK_CELLS = 1_000_000  # permutations x images drawn at a time
-CACHE_BYTES = 256 * 2**20
+CACHE_BYTES = 256 * 2**20  # until the app sets its share of CACHE_MB (set_cache_budget)
 
 KINDS = {
     "mean": (lambda units: stats.mean_columns(units[:, 0]), stats.mean_difference),
@@ -164,6 +164,11 @@ _cache = ByteLRU(CACHE_BYTES)
 def clear_cache() -> None:
     """Forget every null table (benchmarks and tests measure a first request with it)."""
     _cache.discard(lambda key: True)
+
+
+def set_cache_budget(nbytes: int) -> None:
+    """Bound the null tables kept to ``nbytes`` (process-wide), dropping the least recently used."""
+    _cache.resize(int(nbytes))
 
 
 def null_table(key, columns: np.ndarray, difference, k_max: int) -> NullTable:

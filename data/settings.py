@@ -58,6 +58,18 @@ class Settings:
         if self.cache_mb < 0:
             raise SettingsError("CACHE_MB must not be negative")
 
+    # CACHE_MB sizes the store's loaded builds; the analysis caches get shares of it on top,
+    # which at the default 1024 MiB are 256 MiB of permutation nulls and 64 MiB of adjusted fits.
+    @property
+    def null_table_cache_bytes(self) -> int:
+        """Budget of the permutation null tables (data/permutation.py): a quarter of CACHE_MB."""
+        return int(self.cache_mb * 2**20 / 4)
+
+    @property
+    def adjusted_fit_cache_bytes(self) -> int:
+        """Budget of the adjusted-impact fits (data/adjusted.py): a sixteenth of CACHE_MB."""
+        return int(self.cache_mb * 2**20 / 16)
+
     @classmethod
     def env_names(cls) -> list[str]:
         """The environment variable of every setting, in declaration order."""

@@ -60,3 +60,18 @@ def test_cache_refuses_a_negative_budget():
     """A negative budget is a mistake, not an empty cache."""
     with pytest.raises(ValueError):
         ByteLRU(-1)
+
+
+def test_resize_drops_the_least_recently_used_until_the_values_fit():
+    cache = ByteLRU(300)
+    for key in "abc":
+        cache.put(key, key.upper(), 100)
+    cache.get("a")  # b is now the least recently used
+    cache.resize(200)
+    assert "b" not in cache and "a" in cache and "c" in cache and cache.nbytes == 200
+    cache.resize(0)
+    assert len(cache) == 0 and cache.nbytes == 0
+    cache.put("d", "D", 1)
+    assert "d" not in cache  # nothing fits a zero budget
+    with pytest.raises(ValueError):
+        cache.resize(-1)

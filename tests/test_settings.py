@@ -208,3 +208,23 @@ def test_open_store_creates_the_sqlite_files_folder(tmp_path):
         assert store.is_empty() and path.parent.is_dir()
     finally:
         store.close()
+
+
+def test_cache_mb_sizes_the_statistics_caches_when_the_app_is_built(tmp_path):
+    from dashboard.factory import create_app
+    from data import adjusted, permutation
+
+    before = permutation._cache.max_bytes, adjusted._cache.max_bytes
+    environ = {"CACHE_MB": "8", "DEMO_DATA": "0", "DATABASE_URL": f"sqlite:///{tmp_path / 'features.db'}"}
+    settings = Settings.from_env(environ)
+    try:
+        app = create_app(settings)
+        assert permutation._cache.max_bytes == settings.null_table_cache_bytes == 2 * 2**20
+        assert adjusted._cache.max_bytes == settings.adjusted_fit_cache_bytes == 2**20 // 2
+        # The default split keeps the budgets the caches had before they were configurable.
+        assert Settings().null_table_cache_bytes == permutation.CACHE_BYTES
+        assert Settings().adjusted_fit_cache_bytes == adjusted.CACHE_BYTES
+        app.server.extensions["feature_store"].close()
+    finally:
+        permutation.set_cache_budget(before[0])
+        adjusted.set_cache_budget(before[1])
