@@ -1,0 +1,194 @@
+"""The scatter of one point per (image, feature present) at the image's CTR, paged when wide.
+
+Pure: imports numpy, pandas, plotly and the shared figure style only.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import plotly.graph_objects as go
+
+from dashboard.figure_style import COLORS, TITLES, _figure, _layout, empty_figure, escape_label
+
+# Above this many points the scatter uses WebGL: SVG hover takes seconds at 100k points.
+WEBGL_THRESHOLD = 3000
+
+
+# A scatter of more features shows this many at a time, with a control to page along the rest:
+# laying out 1,000 category tick labels takes seconds, while labels outside the range cost nothing.
+SCATTER_WINDOW = 50
+
+
+LINK_TRACE_NAME = "hovered image"
+
+
+def _feature_codes(points: pd.DataFrame, feature_order) -> tuple[np.ndarray, list]:
+    """Integer code per point and the category list, keeping only features that have points."""
+    feature = points["feature"]
+    if feature_order is None:
+        order = (
+            list(feature.cat.categories) if isinstance(feature.dtype, pd.CategoricalDtype) else list(pd.unique(feature))
+        )
+    else:
+        order = list(feature_order)
+    if isinstance(feature.dtype, pd.CategoricalDtype) and list(feature.cat.categories) == order:
+        codes = feature.cat.codes.to_numpy()
+    else:
+        codes = pd.Index(order, dtype=object).get_indexer(feature.astype(object))
+    used = np.zeros(len(order), dtype=bool)
+    used[codes[codes >= 0]] = True
+    if not used.all():
+        remap = np.cumsum(used) - 1
+        codes = np.where(codes >= 0, remap[np.maximum(codes, 0)], -1)
+        order = [f for f, keep in zip(order, used) if keep]
+    return codes.astype(np.int32), order
+
+
+def scatter_figure(
+    points: pd.DataFrame,
+    *,
+    feature_order=None,
+    image_col: str = "image",
+    feature_col: str = "feature",
+    confidence_col: str = "confidence",
+    ctr_col: str = "ctr",
+    means=None,
+    webgl: bool | None = None,
+    title: str | None = TITLES["scatter"],
+    height: int = 460,
+    width: int | None = None,
+    window: int = SCATTER_WINDOW,
+) -> go.Figure:
+    """One point per (image, feature present) at the image's CTR; x lists features with points.
+
+    ``feature_order`` (e.g. a summary's ``feature`` column) orders the x axis; points of other
+    features are dropped, and so are features without points. Points keep the frame's row
+    order, so point *i* of trace 0 is row *i* of the (filtered) frame. Trace 1 is an empty
+    dotted red line, the look of the link that a hover handler draws between one image's
+    points. ``means`` (a Series of CTR fractions by feature, e.g. a summary's ``avg_ctr_with``)
+    adds trace 2: a dash at each feature's average.
+
+    Per-point arrays are compact numpy types (int16 codes, float32 CTR), which Plotly sends as
+    base64 typed arrays, about 10 bytes a point; the image and the confidence are not repeated
+    per point (a hover handler can show them from the point index). With more than ``window`` features the x axis shows
+    ``window`` of them at a time: drag to pan, or page with the slider above the plot. Every
+    point is drawn.
+    """
+    if points is None or len(points) == 0:
+        return empty_figure("No image has a feature present at these settings.", title=title, height=height)
+    frame = points.rename(
+        columns={image_col: "image", feature_col: "feature", confidence_col: "confidence", ctr_col: "ctr"}
+    )
+    codes, order = _feature_codes(frame, feature_order)
+    keep = codes >= 0
+    if not keep.any():
+        return empty_figure("None of the chosen features has a point.", title=title, height=height)
+    if not keep.all():
+        frame, codes = frame[keep], codes[keep]
+    n = len(frame)
+    use_gl = n > WEBGL_THRESHOLD if webgl is None else webgl
+    k = len(order)
+    points_trace = dict(
+        type="scattergl" if use_gl else "scatter",
+        x=codes.astype(np.int16 if k <= np.iinfo(np.int16).max else np.int32),
+        y=(frame["ctr"].to_numpy(dtype=np.float64) * 100.0).astype(np.float32),
+        mode="markers",
+        marker={
+            "color": COLORS["point"],
+            "size": 7 if n < 20000 else 5,
+            "opacity": 0.55 if n < 5000 else 0.35,
+            "line": {"width": 0},
+        },
+        # %{x} shows the tick text of the feature code under the pointer. The image and its
+        # confidences are in the side panel: per-point copies here would double what is sent.
+        hovertemplate="CTR: %{y:.2f}%<br>Feature: %{x}<extra></extra>",
+        name="images",
+    )
+    link_trace = dict(
+        type="scatter",
+        x=[],
+        y=[],
+        mode="lines+markers",
+        line={"color": COLORS["link"], "width": 2, "dash": "dot"},
+        marker={"size": 10, "color": "rgba(0,0,0,0)", "line": {"color": COLORS["link"], "width": 2}},
+        hoverinfo="skip",
+        name=LINK_TRACE_NAME,
+    )
+    data = [points_trace, link_trace]
+    if means is not None:
+        mean_y = pd.Series(means).reindex(pd.Index(order, dtype=object)).to_numpy(dtype=np.float64) * 100.0
+        data.append(
+            dict(
+                type="scatter",
+                x=np.arange(len(order), dtype=np.int32),
+                y=mean_y,
+                mode="markers",
+                marker={"symbol": "line-ew", "size": 12, "line": {"width": 2.5, "color": COLORS["text"]}},
+                hovertemplate="Average CTR with %{x}: %{y:.2f}%<extra></extra>",
+                name="average",
+            )
+        )
+    longest = max((len(str(f)) for f in order), default=0)
+    windowed = k > window
+    layout = _layout(
+        title,
+        height=height,
+        width=width,
+        xaxis={
+            "title": {"text": "Feature (highest impact first)", "standoff": 8},
+            "tickmode": "array",
+            "tickvals": list(range(k)),
+            "ticktext": [escape_label(str(f)) for f in order],
+            "tickangle": 0 if k <= 8 else (-45 if k <= 40 else -90),
+            "range": [-0.6, (window if windowed else k) - 0.4],
+            "showgrid": False,
+            "zeroline": False,
+            "automargin": True,
+        },
+        yaxis={
+            "title": {"text": "CTR of the image (%)"},
+            "ticksuffix": "%",
+            "rangemode": "tozero",
+            "gridcolor": COLORS["grid"],
+            "zeroline": False,
+            "fixedrange": windowed,  # dragging then only pans along the features
+        },
+        hovermode="closest",
+        meta={"features": k, "points": n, "webgl": use_gl, "window": window if windowed else None},
+    )
+    if windowed:
+        layout["dragmode"] = "pan"
+        layout["sliders"] = [_page_slider(k, window)]
+    layout["margin"]["b"] = 40 + min(longest, 28) * 5 if k > 8 else 56
+    return _figure(data, layout)
+
+
+def _page_slider(k: int, window: int) -> dict:
+    """A slider above the plot whose steps set the x range to each page of ``window`` features."""
+    steps = []
+    for start in range(0, k, window):
+        stop = min(start + window, k)
+        # The last page ends at the last feature and is filled from before it.
+        first = max(0, stop - window)
+        steps.append(
+            {
+                "label": f"{start + 1}–{stop}",
+                "method": "relayout",
+                "args": [{"xaxis.range": [first - 0.6, first + window - 0.4]}],
+            }
+        )
+    return {
+        "active": 0,
+        "steps": steps,
+        "x": 0,
+        "y": 1.0,
+        "xanchor": "left",
+        "yanchor": "bottom",
+        "len": 1.0,
+        "pad": {"t": 0, "b": 8},
+        "currentvalue": {"prefix": "Features ", "suffix": f" of {k:,} (drag the chart to pan)", "font": {"size": 12}},
+        "font": {"size": 10},
+        "ticklen": 3,
+        "minorticklen": 0,
+    }
