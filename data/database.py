@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import hashlib
+import sqlite3
+import time
 from contextlib import contextmanager
 
 from sqlalchemy import create_engine, event, text
@@ -32,6 +34,27 @@ def open_engine(url: str) -> Engine:
     return create_engine(url, pool_pre_ping=True)
 
 
+SQLITE_BUSY_MS = 30_000
+
+
+def _enable_wal(cursor) -> None:
+    """Switch the file to WAL, waiting out a connection that is switching it at the same moment.
+
+    Changing the journal mode answers "database is locked" at once, without the busy timeout,
+    while another connection converts the file (seen when several workers open a new database
+    together), so it is retried for as long as the busy timeout would have waited.
+    """
+    deadline = time.monotonic() + SQLITE_BUSY_MS / 1000
+    while True:
+        try:
+            cursor.execute("PRAGMA journal_mode = WAL")
+            return
+        except sqlite3.OperationalError as exc:
+            if "locked" not in str(exc) or time.monotonic() > deadline:
+                raise
+            time.sleep(0.01)
+
+
 def _sqlite_setup(engine: Engine) -> None:
     """WAL, durable commits, a busy timeout, and explicit BEGIN so writers take the lock up front.
 
@@ -45,8 +68,8 @@ def _sqlite_setup(engine: Engine) -> None:
     def _on_connect(dbapi_conn, _record):
         dbapi_conn.isolation_level = None
         cur = dbapi_conn.cursor()
-        cur.execute("PRAGMA busy_timeout = 30000")
-        cur.execute("PRAGMA journal_mode = WAL")
+        cur.execute(f"PRAGMA busy_timeout = {SQLITE_BUSY_MS}")
+        _enable_wal(cur)
         cur.execute("PRAGMA synchronous = FULL")
         cur.execute("PRAGMA foreign_keys = ON")
         cur.close()
