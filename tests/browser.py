@@ -141,6 +141,17 @@ def serve(app, host: str = "127.0.0.1"):
         yield f"http://{bound}:{port}/"
 
 
+def wait_for(predicate, *, timeout: float = 30.0, message: str = "condition", interval: float = 0.2):
+    """Poll ``predicate`` until it returns something truthy, and return that; fail after ``timeout`` seconds."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = predicate()
+        if value:
+            return value
+        time.sleep(interval)
+    raise AssertionError(f"timed out waiting for {message}")
+
+
 CHARTS_DRAWN_JS = """
 const ids = arguments[0];
 return ids.every(id => {

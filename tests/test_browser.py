@@ -21,7 +21,7 @@ from data.analysis import feature_summary, scatter_points
 from data.batches import FeatureBatch, ctr_frame
 from data.settings import Settings
 from data.store import FeatureStore
-from tests.browser import browser_or_skip, serve, wait_for_charts, wait_for_download
+from tests.browser import browser_or_skip, serve, wait_for, wait_for_charts, wait_for_download
 from tests.helpers import load_frame
 
 REFERENCE = ("acme", "vision")
@@ -158,14 +158,7 @@ def _severe(driver):
 
 
 def _wait_for(predicate, timeout=20.0, message="condition"):
-    deadline = time.monotonic() + timeout
-    last = None
-    while time.monotonic() < deadline:
-        last = predicate()
-        if last:
-            return last
-        time.sleep(0.2)
-    raise AssertionError(f"timed out waiting for {message}")
+    return wait_for(predicate, timeout=timeout, message=message)
 
 
 def _api_summary(url, business, source, confidence, low, high):

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-import time
 
 import numpy as np
 import pytest
@@ -14,7 +13,7 @@ from data.adjusted import adjusted_summary
 from data.batches import FeatureBatch, ctr_frame
 from data.settings import Settings
 from data.store import FeatureStore
-from tests.browser import serve, wait_for_charts
+from tests.browser import serve, wait_for, wait_for_charts
 
 PAIR = ("Reference 2018", "vision")
 IMPACT_X_JS = """
@@ -43,13 +42,7 @@ def live(tmp_path_factory, reference_frame):
 
 
 def _wait_for(predicate, timeout=30.0, message="condition"):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = predicate()
-        if value:
-            return value
-        time.sleep(0.1)
-    raise AssertionError(f"timed out waiting for {message}")
+    return wait_for(predicate, timeout=timeout, message=message, interval=0.1)
 
 
 def _click(driver, element):

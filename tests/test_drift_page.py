@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import time
-
 import numpy as np
 import pandas as pd
 import pytest
@@ -26,7 +24,7 @@ from data.batches import FeatureBatch, ctr_frame
 from data.drift import feature_drift
 from data.settings import Settings
 from data.store import FeatureStore
-from tests.browser import serve, wait_for_charts
+from tests.browser import serve, wait_for, wait_for_charts
 
 PAIR = ("Acme", "vision")
 LABELS = [f"label_{j}" for j in range(8)]
@@ -174,13 +172,7 @@ def live_builds(tmp_path_factory):
 
 
 def _wait_for(predicate, timeout=30.0, message="condition"):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        result = predicate()
-        if result:
-            return result
-        time.sleep(0.2)
-    raise AssertionError(f"timed out waiting for {message}")
+    return wait_for(predicate, timeout=timeout, message=message)
 
 
 def _expected_points(store, a, b, confidence=0.5):
