@@ -100,7 +100,7 @@ def test_permutation_p_monte_carlo_agrees_with_exact_enumeration():
     test = permutation.StudentizedTest("mean", ctr[:, None], n_tests=1)
     for quantile in (0.002, 0.01, 0.05, 0.3):
         observed = np.quantile(exact, 1 - quantile)
-        p, _ = permutation.lookup(test.table(k), np.array([k]), np.array([observed]), 0.05)
+        p, _ = permutation.lookup(test.table(), np.array([k]), np.array([observed]), 0.05)
         expected = (exact >= observed * (1 - 1e-9)).mean()
         tolerance = 4 * np.sqrt(expected * (1 - expected) / 1_000) if expected > 0.1 else 4 * np.sqrt(expected / 10_000)
         assert abs(p[0] - expected) <= tolerance + 1e-4
@@ -330,14 +330,38 @@ def test_feature_summary_five_zero_click_images_are_not_a_discovery():
     assert row["ci_low"] < 0 <= row["ci_high"] + 1e-15  # the tied splits sit on its edge
 
 
-def test_null_table_values_do_not_depend_on_how_far_it_reaches():
-    """A table grown for larger groups keeps the same values for the smaller ones: no history effect."""
+def test_group_sizes_are_every_size_up_to_dense_then_at_most_two_percent_apart():
+    """Every group size a feature can have (folded, 2 .. n / 2) maps to a tabulated size at most 2 % below
+    it, up to MAX_SIZE; larger groups use the MAX_SIZE null."""
+    for n in (5, 40, 201, 659, 10_000, 25_001):
+        sizes = permutation.group_sizes(n)
+        top = min(n // 2, permutation.MAX_SIZE)
+        assert sizes[0] == 2 and sizes[-1] == top and (np.diff(sizes) > 0).all()
+        k = np.arange(2, n // 2 + 1)
+        below = sizes[np.searchsorted(sizes, k, side="right") - 1]
+        assert (below <= k).all()
+        assert (below[k <= permutation.DENSE_SIZES] == k[k <= permutation.DENSE_SIZES]).all()
+        assert (k / below <= permutation.GRID_STEP + 1e-12)[k <= top].all()
+        assert (below[k > top] == top).all()
+
+
+def test_a_size_between_tabulated_sizes_is_tested_against_the_size_below():
+    """Its p is the tabulated neighbour's (at most slightly larger than its own null would give)."""
     rng = np.random.default_rng(12)
-    columns = stats.mean_columns(rng.lognormal(0.0, 1.0, 120))
-    short = permutation.compute_table(columns, stats.mean_difference, 20, 2_000, seed=3)
-    long = permutation.compute_table(columns, stats.mean_difference, 60, 2_000, seed=3)
-    np.testing.assert_array_equal(short.tail[2:21], long.tail[2:21])
-    np.testing.assert_array_equal(short.body[2:21], long.body[2:21])
+    ctr = rng.lognormal(0.0, 1.0, 1_000)
+    test = permutation.StudentizedTest("mean", ctr[:, None], n_tests=1)
+    table = test.table()
+    sizes = table.sizes.tolist()
+    gap = next(i for i in range(len(sizes) - 1) if sizes[i + 1] - sizes[i] > 1)
+    lower, inside = sizes[gap], sizes[gap] + 1
+    observed = np.array([2.0, 3.0, 3.5])
+    p_inside, crit_inside = permutation.lookup(table, np.full(3, inside), observed, 0.05)
+    p_lower, crit_lower = permutation.lookup(table, np.full(3, lower), observed, 0.05)
+    np.testing.assert_array_equal(p_inside, p_lower)
+    np.testing.assert_array_equal(crit_inside, crit_lower)
+    # Neighbouring tabulated sizes have nearly the same null: the approximation costs little.
+    upper = table.rows(np.array([sizes[gap + 1]]))[0]
+    assert abs(table.tail[upper][-500] / table.tail[gap][-500] - 1) < 0.03
 
 
 @pytest.mark.parametrize("weighting", ["mean", "impressions"])
