@@ -1,12 +1,14 @@
 """Latency of GET /api/summary as the confidence threshold moves, at demo scale and at 10k x 1k.
 
-For each size and engine (SQLite, PostgreSQL), the demo generator's build (seed 42) and its
-CTRs are stored in a fresh database behind an app from the factory. The server's first request (Dash sets itself up) and the
-first summary (which loads the build into the cache) are reported on their own, then the median
-over requests whose threshold moves each time, as a slider does, for each weighting. The first
-summary of a weighting also draws the permutation null of the build's CTRs (``data.permutation``);
-its cost and the memory of its table are printed on their own, as is the pure ``feature_summary``
-time on the same data.
+For each size and engine (SQLite, PostgreSQL), the demo generator's build (seed 42) is stored
+in a fresh database behind an app from the factory, and its CTRs (clicks and impressions) land
+with PUT /api/ctr, as a CTR job sends them. Once that answer is sent, the app draws the
+permutation nulls of both weightings and stores them (``data/nulls.py``); that time is printed.
+Then the first summary after the landing is timed in the worker that took the write and in a
+fresh worker (a new app and store on the same database, empty caches: it reads the build and the
+stored nulls), against the same fresh worker drawing the nulls itself (nothing stored), which is
+what the first summary cost before. Then the median over requests whose threshold moves each
+time, as a slider does, for each weighting, and the pure ``feature_summary`` time on the same data.
 
     .venv/bin/python bench/bench_summary.py [--requests 40] [--engines sqlite,postgresql]
 """
@@ -14,18 +16,20 @@ time on the same data.
 from __future__ import annotations
 
 import argparse
+import json
 import tempfile
 from pathlib import Path
 
-import numpy as np
-from common import BUSINESS, ENGINES, SOURCE, fresh_app, fresh_database, latency_line, median, timed
+from common import BUSINESS, ENGINES, HEADERS, SOURCE, fresh_app, fresh_database, latency_line, median, timed
 
 from data import permutation
 from data.analysis import feature_summary
 from data.demo import demo_build
+from data.schema import null_tables
 
 # (images, features, median target in ms)
 SIZES = [(659, 480, 50.0), (10_000, 1_000, 500.0)]
+FIRST_TARGET_MS = 500.0  # the first summary after a build lands
 
 
 def thresholds(n: int) -> list[float]:
@@ -46,34 +50,57 @@ def get_summary(client, confidence: float, weighting: str = "mean") -> dict:
     return response.get_json()
 
 
-def null_table(dataset, weighting: str) -> permutation.NullTable:
-    """The cached permutation null of a dataset's CTRs (or counts) for a weighting."""
-    known = dataset.has_ctr
-    units = dataset.ctr[known] if weighting == "mean" else np.column_stack([dataset.clicks, dataset.impressions])[known]
-    return permutation.StudentizedTest(weighting, units, n_tests=len(dataset.features)).table(1)
+def ctr_body(ctr) -> bytes:
+    """The PUT /api/ctr body of a CTR set with clicks and impressions."""
+    doc = {row.image: {"clicks": int(row.clicks), "impressions": int(row.impressions)} for row in ctr.itertuples()}
+    return json.dumps(doc).encode()
+
+
+def first_summaries(url: str, weighting: str, *, stored: bool) -> float:
+    """The first summary of a fresh worker on ``url`` (new app, empty caches), with or without the stored nulls."""
+    app, store = fresh_app(url=url)
+    client = app.server.test_client()
+    client.get("/healthz")  # Dash sets itself up on a server's first request (and reads the build)
+    permutation.clear_cache()
+    store._cache.discard(lambda key: True)  # so the first summary reads the build too
+    if not stored:
+        with store.engine.begin() as conn:
+            conn.execute(null_tables.delete())
+    seconds = timed(lambda: get_summary(client, 0.0, weighting))
+    store.close()
+    return seconds
 
 
 def bench_size(engine: str, url: str, n_images: int, n_features: int, target_ms: float, requests: int) -> None:
-    """Store one build of that size and print its first-request, median and pure-analysis times."""
+    """Store one build of that size, land its CTRs, and print first-request, median and pure-analysis times."""
     batch, ctr = demo_build(n_images=n_images, n_features=n_features)
     app, store = fresh_app(url=url)
     store.add_build(BUSINESS, SOURCE, batch)
-    store.replace_ctr(BUSINESS, SOURCE, ctr)
     client = app.server.test_client()
     label = f"{engine:<10} summary {n_images}x{n_features}"
+    client.get("/healthz")  # Dash sets itself up on a server's first request
+    permutation.clear_cache()
 
-    # Dash sets itself up (and serves the layout) on the server's first request of any kind.
-    setup = timed(lambda: client.get("/healthz"))
-    print(f"{label}: server's first request {setup * 1000:.1f} ms")
+    body = ctr_body(ctr)
+    response = client.put("/api/ctr", data=body, headers=HEADERS)
+    if response.status_code != 200:
+        raise SystemExit(f"PUT /api/ctr answered {response.status_code}: {response.get_data(as_text=True)[:500]}")
+    prepared = timed(response.close)  # what the server runs once the answer is sent
+    stored = store.engine.connect().execute(null_tables.select()).all()
+    size = sum(len(row.table_data) for row in stored)
+    print(
+        f"{label}: nulls drawn and stored after the CTR answer was sent: {prepared:.2f} s "
+        f"({len(stored)} tables, {size / 2**20:.1f} MiB)"
+    )
     for weighting in ("mean", "impressions"):
-        permutation.clear_cache()
-        first = timed(lambda w=weighting: get_summary(client, 0.0, w))
-        table = null_table(store.dataset(BUSINESS, SOURCE), weighting)
-        print(
-            f"{label} {weighting}: first summary (draws the null; the first one also loads the build) "
-            f"{first * 1000:.1f} ms; null table of {table.resamples:,} permutations, "
-            f"group sizes up to {table.k_max}, {table.nbytes / 2**20:.1f} MiB"
-        )
+        same = timed(lambda w=weighting: get_summary(client, 0.0, w))
+        print(latency_line(f"{label} {weighting} first summary after landing, same worker", same, FIRST_TARGET_MS))
+        other = first_summaries(url, weighting, stored=True)
+        print(latency_line(f"{label} {weighting} first summary after landing, another worker", other, FIRST_TARGET_MS))
+        drawing = first_summaries(url, weighting, stored=False)
+        print(f"{label} {weighting} first summary of a worker drawing the nulls itself: {drawing * 1000:.1f} ms")
+        store.prepare_nulls(BUSINESS, SOURCE)  # put them back for the next weighting
+
         answers = []
         times = [
             timed(lambda c=c, w=weighting, a=answers: a.append(get_summary(client, c, w))) for c in thresholds(requests)

@@ -296,10 +296,33 @@ def feature_summary(
     )
 
 
+def permutation_tests(dataset: Dataset) -> list[permutation.StudentizedTest]:
+    """The permutation tests summaries of ``dataset`` run, one per weighting it supports (none without CTRs).
+
+    Their null tables depend only on the images' CTRs, so they can be drawn before any summary.
+    """
+    known = dataset.has_ctr
+    if not known.any():
+        return []
+    n_tests = len(dataset.features)
+    tests = [_mean_test(dataset.ctr[known], n_tests)]
+    if dataset.has_counts:
+        tests.append(_impressions_test(dataset.clicks[known], dataset.impressions[known], n_tests))
+    return tests
+
+
+def _mean_test(ctr: np.ndarray, n_tests: int) -> permutation.StudentizedTest:
+    return permutation.StudentizedTest("mean", ctr[:, None], n_tests=n_tests)
+
+
+def _impressions_test(clicks: np.ndarray, impressions: np.ndarray, n_tests: int) -> permutation.StudentizedTest:
+    return permutation.StudentizedTest("impressions", np.column_stack([clicks, impressions]), n_tests=n_tests)
+
+
 def _mean_groups(ctr: np.ndarray, present: np.ndarray, columns: np.ndarray):
     """Mean CTR with and without each selected feature, with the permutation interval and p-value."""
     avg_with, avg_without = _group_means(ctr, present, columns)
-    test = permutation.StudentizedTest("mean", ctr[:, None], n_tests=present.shape[1])
+    test = _mean_test(ctr, present.shape[1])
     selected = present[:, columns]
     k = matrix.column_counts(selected)
     m1, m2 = avg_with[columns], avg_without[columns]
@@ -309,7 +332,7 @@ def _mean_groups(ctr: np.ndarray, present: np.ndarray, columns: np.ndarray):
 
 def _impression_groups(clicks: np.ndarray, impressions: np.ndarray, selected: np.ndarray, n_tests: int):
     """Clicks / impressions with and without each feature, with the permutation interval and p-value."""
-    test = permutation.StudentizedTest("impressions", np.column_stack([clicks, impressions]), n_tests=n_tests)
+    test = _impressions_test(clicks, impressions, n_tests)
     sums = test.group_sums(selected)
     rest = test.totals[:, None] - sums
     with np.errstate(divide="ignore", invalid="ignore"):

@@ -15,7 +15,7 @@ from sqlalchemy import delete, func, inspect, select, text
 from data import database, matrix
 from data.batches import CTR_COLUMNS, FeatureBatch
 from data.errors import InvalidBatch, UnknownBuild, UnknownDataset
-from data.schema import build_features, build_images, builds, ctr_sets, ctr_values, feature_values
+from data.schema import build_features, build_images, builds, ctr_sets, ctr_values, feature_values, null_tables
 
 # Rows fetched from the database at a time while a build is read: bounds the Python objects alive.
 _FETCH_ROWS = 65536
@@ -275,3 +275,19 @@ def current_builds(conn) -> pd.DataFrame:
     frame = pd.DataFrame(conn.execute(query).mappings().all(), columns=columns)
     frame["images_with_ctr"] = [images_with_ctr(conn, b, s) for b, s in zip(frame["build_id"], frame["ctr_set_id"])]
     return frame
+
+
+def null_table_data(conn, key: str) -> bytes | None:
+    """The stored bytes of the null table ``key``, or None."""
+    return conn.execute(select(null_tables.c.table_data).where(null_tables.c.key == key)).scalar()
+
+
+def save_null_table(conn, key: str, data: bytes, stored_at: str, keep: int) -> None:
+    """Store a null table unless another writer already has (same key, same contents); keep the newest ``keep``."""
+    if conn.dialect.name == "postgresql":
+        from sqlalchemy.dialects.postgresql import insert
+    else:
+        from sqlalchemy.dialects.sqlite import insert
+    conn.execute(insert(null_tables).values(key=key, stored_at=stored_at, table_data=data).on_conflict_do_nothing())
+    old = select(null_tables.c.key).order_by(null_tables.c.stored_at.desc(), null_tables.c.key).offset(keep)
+    conn.execute(delete(null_tables).where(null_tables.c.key.in_(old.scalar_subquery())))

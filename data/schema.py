@@ -7,6 +7,7 @@ from sqlalchemy import (
     ForeignKey,
     Index,
     Integer,
+    LargeBinary,
     MetaData,
     String,
     Table,
@@ -100,4 +101,14 @@ store_version = Table(
     metadata,
     Column("id", Integer, primary_key=True, autoincrement=False),
     Column("version", Integer, nullable=False),
+)
+
+# Permutation null tables (data/nulls.py), drawn once when a build or CTR set lands and read by
+# every worker. Derived data keyed by content: deleting any row only means drawing it again.
+null_tables = Table(
+    "null_tables",
+    metadata,
+    Column("key", Text, primary_key=True),
+    Column("stored_at", String(32), nullable=False),
+    Column("table_data", LargeBinary, nullable=False),
 )

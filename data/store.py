@@ -3,14 +3,16 @@
 from __future__ import annotations
 
 import functools
+import threading
+import weakref
 from contextlib import contextmanager
 from datetime import UTC, datetime
 
 import pandas as pd
 from sqlalchemy import select, text, update
 
-from data import database, queries
-from data.analysis import Dataset
+from data import database, nulls, permutation, queries
+from data.analysis import Dataset, permutation_tests
 from data.batches import CTR_COLUMNS, FeatureBatch
 from data.cache import ByteLRU
 from data.errors import CtrFormConflict, InvalidBatch, StorageUnavailable, StoreError, UnknownBuild, UnknownDataset
@@ -32,6 +34,7 @@ __all__ = [
 
 DEFAULT_KEEP_BUILDS = 20
 DEFAULT_CACHE_MB = 1024
+KEEP_NULL_TABLES = 32  # the permutation null tables kept, newest first (a few MiB each at 10k images)
 
 
 def _now() -> str:
@@ -80,6 +83,9 @@ class FeatureStore:
         self.engine = database.open_engine(url)
         # Datasets by (build id, CTR set id), bounded by their bytes rather than their number.
         self._cache = ByteLRU(int(cache_mb * 1024 * 1024))
+        # Each cached dataset's permutation tests, whose null tables a read takes from the database.
+        self._tests = weakref.WeakKeyDictionary()
+        self._tests_lock = threading.Lock()
         # The storage fault that made the last write fail, until a write succeeds again.
         self.write_fault: StorageUnavailable | None = None
         self.initialise()
@@ -341,6 +347,7 @@ class FeatureStore:
             key = (bid, set_id)
             cached = self._cache.get(key)
             if cached is not None:
+                self._adopt_nulls(cached)
                 return cached, bid, gone
             same_build = self._cache.find(lambda k: k[0] == bid)
             if same_build is not None:
@@ -352,4 +359,41 @@ class FeatureStore:
         # A replaced CTR set never comes back: its entry would only hold the build twice.
         self._cache.discard(lambda k: k[0] == bid and k != key)
         self._cache.put(key, dataset, dataset.nbytes)
+        self._adopt_nulls(dataset)
         return dataset, bid, gone
+
+    # -- permutation nulls (derived data: no version bump, and losing one only costs a draw) --
+
+    def _null_tests(self, dataset: Dataset) -> list:
+        """The dataset's permutation tests (``analysis.permutation_tests``), made once per dataset."""
+        with self._tests_lock:
+            tests = self._tests.get(dataset)
+            if tests is None:
+                tests = self._tests[dataset] = permutation_tests(dataset)
+            return tests
+
+    def _adopt_nulls(self, dataset: Dataset) -> None:
+        """Read the dataset's stored null tables that this process does not hold (e.g. after a cache eviction)."""
+        tests = self._null_tests(dataset)
+        if not all(permutation.is_cached(test.key) for test in tests):
+            nulls.adopt_stored(self.null_table_data, tests)
+
+    def null_table_data(self, key: str) -> bytes | None:
+        """The stored bytes of a permutation null table (``data/nulls.py``), or None."""
+        with self._reading() as conn:
+            return queries.null_table_data(conn, key)
+
+    def save_null_table(self, key: str, data: bytes) -> None:
+        """Store a permutation null table's bytes, keeping the newest ``KEEP_NULL_TABLES``."""
+        self._write(lambda conn: queries.save_null_table(conn, key, data, _now(), KEEP_NULL_TABLES))
+
+    def prepare_nulls(self, business: str, source: str) -> int:
+        """Draw and store the null tables of the pair's current build and CTRs unless stored; returns how many were drawn.
+
+        A pair with CTRs but no build yet has none to draw.
+        """
+        try:
+            dataset = self.dataset(business, source)
+        except UnknownDataset:
+            return 0
+        return nulls.prepare(self.null_table_data, self.save_null_table, self._null_tests(dataset))

@@ -5,7 +5,7 @@ from __future__ import annotations
 import hmac
 import ipaddress
 
-from flask import Blueprint, jsonify, request
+from flask import Blueprint, current_app, jsonify, request
 
 from data.store import CtrFormConflict
 from ingest.framing import check_header_sizes, read_build_tag, read_json_body, read_target
@@ -39,7 +39,25 @@ def create_ingest_blueprint(store, settings) -> Blueprint:
         result, problems = validate(read_body())
         if problems:
             raise ApiError(400, f"invalid {what}", problems)
-        return jsonify(write(business, source, result)), status
+        return then_prepare_nulls(jsonify(write(business, source, result)), business, source), status
+
+    def then_prepare_nulls(response, business: str, source: str):
+        """Once the answer is sent, draw and store the pair's permutation nulls (data/nulls.py).
+
+        The writer does not wait for them, and the first summary after a build or CTR set lands
+        reads them instead of drawing them. They are derived data: a failure here is logged and
+        only means that a summary draws them itself.
+        """
+        logger = current_app.logger
+
+        def prepare():
+            try:
+                store.prepare_nulls(business, source)
+            except Exception:
+                logger.exception("permutation nulls of %r / %r were not prepared", business, source)
+
+        response.call_on_close(prepare)
+        return response
 
     @bp.put("/api/features")
     def put_features():
@@ -51,7 +69,7 @@ def create_ingest_blueprint(store, settings) -> Blueprint:
         build = store.add_build(business, source, batch, tag=tag)
         # A retry of a stored build (same Build-Tag) gets that build back, and nothing is stored.
         status = 201 if build.pop("created") else 200
-        return jsonify(build), status
+        return then_prepare_nulls(jsonify(build), business, source), status
 
     @bp.put("/api/ctr")
     def put_ctr():
