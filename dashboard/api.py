@@ -81,8 +81,17 @@ def records(frame: pd.DataFrame, columns: list[str]) -> list[dict]:
     """Rows as dicts of plain Python values (exact floats), NaN and missing values as None."""
     if frame.empty:
         return []
-    lists = [[_plain(v) for v in frame[c].tolist()] for c in columns]
+    lists = [_plain_column(frame[c]) for c in columns]
     return [dict(zip(columns, row)) for row in zip(*lists)]
+
+
+def _plain_column(column: pd.Series) -> list:
+    # tolist() of a numeric column already gives Python floats, ints and bools; only NaN needs a look.
+    if column.dtype.kind == "f":
+        return [None if v != v else v for v in column.tolist()]
+    if column.dtype.kind in "iub":
+        return column.tolist()
+    return [_plain(v) for v in column.tolist()]
 
 
 def _plain(value):
