@@ -122,6 +122,7 @@ def _store_pair(store, business: str, source: str, features_doc, ctr_doc) -> str
     if frame is not None:
         ctr = store.replace_ctr(business, source, frame)
         line += f"; CTR for {ctr['images']} images" + (" with clicks and impressions" if ctr["has_counts"] else "")
+    store.prepare_nulls(business, source)  # as the PUT routes do: the first summary then reads them
     return line
 
 

@@ -54,6 +54,13 @@ def test_cli_csv_loads_the_original_layout(run, store, reference_frame):
     assert np.array_equal(loaded.ctr, expected.ctr)
 
 
+def test_cli_load_stores_the_permutation_nulls_for_the_first_summary(run, store):
+    status, _, _ = run("csv", str(REFERENCE_CSV), "--business", "Ref", "--source", "vision")
+    assert status == 0
+    keys = [row[0] for row in snapshot(store)["null_tables"]]
+    assert len(keys) == 1 and keys[0].startswith("mean:")  # rates: the mean weighting only
+
+
 def test_cli_csv_skips_empty_ctr_and_treats_empty_cells_as_zero(run, store, tmp_path):
     path = write(tmp_path, "f.csv", "image_name,ctr,a,b\nx,0.25,0.5,\ny,,,1\nz,0.5,0,0.75\n")
     status, out, _ = run("csv", str(path), "--business", "B", "--source", "S")
