@@ -11,7 +11,7 @@ from dash import ClientsideFunction, Input, Output, State, callback_context, no_
 
 from dashboard import ids, views
 from dashboard.adjusted_view import register_adjusted_callbacks, table_column_defs
-from dashboard.components import hover_hint, notice_component, status_component
+from dashboard.components import hover_panel, notice_component, status_component
 from dashboard.compute import PLACEHOLDER_API, compute_view, download_csv
 from dashboard.drift_page import compute_drift, drift_outputs, register_drift_callbacks
 from dashboard.selection import (
@@ -179,7 +179,7 @@ def register_callbacks(app, store, settings) -> None:
             view.impact,
             view.avg_without,
             view.lookup,
-            hover_hint(),
+            hover_panel(),
             notice_component(view.notice),
             status_component(view),
             {"width": f"{width}px"} if width else {},
@@ -233,14 +233,12 @@ def register_callbacks(app, store, settings) -> None:
 
     register_drift_callbacks(app, store)
 
+    # Hover linking runs on the scatter's own hover events in the browser (assets/dashboard.js);
+    # each view hands it the view's lookup. No callback listens to hoverData: one would put a
+    # Dash update and a React render between each mouse move and the link.
     app.clientside_callback(
-        ClientsideFunction(namespace="creative", function_name="linkHover"),
-        Output(ids.AVG_WITH, "figure", allow_duplicate=True),
-        Output(ids.IMPACT, "figure", allow_duplicate=True),
-        Output(ids.AVG_WITHOUT, "figure", allow_duplicate=True),
-        Output(ids.HOVER_PANEL, "children", allow_duplicate=True),
-        Input(ids.SCATTER, "hoverData"),
-        State(ids.LOOKUP, "data"),
+        ClientsideFunction(namespace="creative", function_name="newView"),
+        Input(ids.LOOKUP, "data"),
         prevent_initial_call=True,
     )
 

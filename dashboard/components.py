@@ -27,6 +27,12 @@ def hover_hint() -> html.P:
     return html.P(HOVER_HINT, className="text-muted small mb-0")
 
 
+def hover_panel() -> list:
+    """The hovered-image panel's contents: the hint, and a slot that assets/dashboard.js fills
+    with the hovered image (and empties, showing the hint again, when the pointer leaves)."""
+    return [html.Div(hover_hint(), id=ids.HOVER_HINT), html.Div(id=ids.HOVER_CARD)]
+
+
 def _graph(graph_id: str, config: dict, **kwargs) -> dcc.Loading:
     return dcc.Loading(
         dcc.Graph(id=graph_id, config=config, **kwargs),
@@ -56,7 +62,7 @@ def scatter_card() -> dbc.Card:
                     [
                         dbc.Col(
                             html.Div(
-                                _graph(ids.SCATTER, GRAPH_CONFIG, clear_on_unhover=True),
+                                _graph(ids.SCATTER, GRAPH_CONFIG),
                                 id=ids.SCATTER_FRAME,
                                 className="scatter-frame",
                             ),
@@ -64,7 +70,7 @@ def scatter_card() -> dbc.Card:
                         ),
                         dbc.Col(
                             html.Div(
-                                hover_hint(),
+                                hover_panel(),
                                 id=ids.HOVER_PANEL,
                                 className="hover-panel",
                             ),

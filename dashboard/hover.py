@@ -8,7 +8,7 @@ from urllib.parse import quote
 import numpy as np
 import pandas as pd
 
-# Shown in the hovered-image panel until a point is hovered; the browser gets it with the lookup.
+# Shown in the hovered-image panel while no point is hovered (dashboard/components.py hover_panel).
 HOVER_HINT = "Hover a point in the chart to see its image, its CTR and its features."
 
 
@@ -80,7 +80,6 @@ def hover_lookup(points: pd.DataFrame, shown: pd.DataFrame, *, token: str, urls_
         # Hundredths fit a byte and are what the panel shows (two decimals).
         "image_conf_pct": typed_array(np.round(points["confidence"].to_numpy(dtype=np.float64)[order] * 100), np.uint8),
         "urls": urls_for(list(images)) if urls_for else None,
-        "hint": HOVER_HINT,  # the panel's text once the pointer leaves the points
     }
     if counts is not None:
         lookup["clicks"] = [counts.get(i, (None, None))[0] for i in images]

@@ -89,6 +89,15 @@ return {area: [box.left - chart.left, box.top - chart.top, box.width, box.height
                                                   box.top - chart.top + fl.yaxis.l2p(ctr)])};
 """
 # The hover label covers points by design; hidden while counting so that it cannot mask or fake a loss.
+# What the side panel shows of the hovered image: its name, and the features listed in its table.
+HOVER_CARD_JS = """
+const panel = document.getElementById('hover-panel');
+const name = panel.querySelector('.hover-name');
+return {name: name ? name.textContent : null,
+        features: Array.from(panel.querySelectorAll('.hover-table td.hover-feature')).map(td => td.textContent),
+        markup: panel.querySelectorAll('.hover-table b, .hover-table a, .hover-name b').length,
+        hint: panel.innerText.includes(arguments[0])};
+"""
 HIDE_HOVER_LABEL_JS = """
 if (!document.getElementById('test-hide-hover-label')) {
   const style = document.createElement('style');
@@ -410,9 +419,12 @@ def _hover_keeps_the_scatter_painted(driver, store, dataset_key, state, expect_t
 
     Returns the pixel counts before, during each hover and after leaving.
     """
-    targets = _isolated_points(
-        store.dataset(*dataset_key), state.confidence, state.min_pct, state.max_pct, state.shown, count=3
-    )
+    dataset = store.dataset(*dataset_key)
+    targets = _isolated_points(dataset, state.confidence, state.min_pct, state.max_pct, state.shown, count=3)
+    from dashboard.compute import select_shown
+
+    summary = feature_summary(dataset, state.confidence, state.min_pct, state.max_pct)
+    names = list(select_shown(summary, state.shown)["feature"])  # by feature code, as the x axis
     header = driver.find_element("css selector", "header")
     _move_mouse(driver, header.rect["x"] + 20, header.rect["y"] + 10)
     driver.execute_script(HIDE_HOVER_LABEL_JS)
@@ -441,8 +453,18 @@ def _hover_keeps_the_scatter_painted(driver, store, dataset_key, state, expect_t
 
         during = _wait_for(linked, timeout=10, message=f"the link of {image} at {expected_codes}: {counts}")
         assert _still_painted(during, before), f"points or dashes lost while hovering: {counts}"
-        shown = driver.execute_script(BAR_OPACITY_JS, ids.IMPACT)
-        assert [i for i, o in enumerate(shown) if o == 1] == expected_codes
+        # The panel names the image and lists exactly its charted features, and no hint.
+        card = driver.execute_script(HOVER_CARD_JS, HOVER_HINT)
+        assert card["name"] == image and not card["hint"], card
+        assert sorted(card["features"]) == sorted(names[c] for c in expected_codes)
+        # The bars follow once the browser is idle: only the image's features stay solid.
+        _wait_for(
+            lambda codes=expected_codes: (
+                [i for i, o in enumerate(driver.execute_script(BAR_OPACITY_JS, ids.IMPACT)) if o == 1] == codes
+            ),
+            timeout=10,
+            message=f"the bars of {image}",
+        )
 
     _move_mouse(driver, header.rect["x"] + 20, header.rect["y"] + 10)  # leave the chart
 
@@ -452,7 +474,7 @@ def _hover_keeps_the_scatter_painted(driver, store, dataset_key, state, expect_t
 
     after = _wait_for(cleared, timeout=10, message=f"the link cleared: {counts}")
     assert _still_painted(after, before), f"points or dashes lost after leaving: {counts}"
-    assert set(driver.execute_script(BAR_OPACITY_JS, ids.IMPACT)) == {1}
+    _wait_for(lambda: set(driver.execute_script(BAR_OPACITY_JS, ids.IMPACT)) == {1}, timeout=10, message="bars")
     _wait_for(lambda: driver.find_element("id", ids.HOVER_PANEL).text == HOVER_HINT, timeout=10, message="hover hint")
     time.sleep(0.5)
     requests_after, network = _dash_requests(driver)
@@ -902,6 +924,20 @@ def test_feature_named_like_a_link_shows_its_text_and_no_link(driver, live_marku
     for chart in (ids.SCATTER, ids.AVG_WITH):
         assert LINK_NAME in found[chart]["ticks"], (chart, found[chart]["ticks"])
         assert {"<b>bold</b>", "a&amp;b"} <= set(found[chart]["ticks"])
+    # The hovered image's panel shows its name and its features' names as text too.
+    cards = []
+    for index in range(0, 40, 4):
+        pixel = driver.execute_script(POINT_PIXEL_JS, index)
+        _move_mouse(driver, pixel["x"], pixel["y"])
+        card = _wait_for(lambda: (lambda c: c if c["name"] else None)(driver.execute_script(HOVER_CARD_JS, HOVER_HINT)))
+        cards.append(card)
+        if LINK_NAME in card["features"]:
+            break
+    assert LINK_NAME in cards[-1]["features"], cards
+    for card in cards:
+        assert card["name"].startswith("<b>img</b>_") and card["markup"] == 0, card
+        assert set(card["features"]) <= {LINK_NAME, "<b>bold</b>", "a&amp;b", "plain"}, card
+    assert driver.execute_script(SVG_LINKS_JS, list(ids.CHARTS))["evil"] == 0
     assert _severe(driver) == []
 
 

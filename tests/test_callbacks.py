@@ -13,7 +13,7 @@ import pytest
 from dash import no_update
 
 from dashboard import downloads, figures, ids, views
-from dashboard.components import hover_hint, status_component
+from dashboard.components import hover_hint, hover_panel, status_component
 from dashboard.compute import compute_view, download_csv, select_shown, upload_command
 from dashboard.factory import create_app
 from dashboard.hover import HOVER_HINT, from_typed_array, image_urls
@@ -131,11 +131,21 @@ def test_compute_view_hover_lookup_links_each_point_to_its_image(loaded, referen
         assert conf.tolist() == [round(v * 100) for _, v in expected]
 
 
-def test_hover_hint_is_written_once_and_shipped_to_the_browser(loaded):
+def test_hover_hint_is_written_once_and_only_shown_or_hidden_by_the_browser(loaded):
     view = compute_view(loaded, BUSINESS, SOURCE, None, 0.3, [0, 100])
-    assert view.lookup["hint"] == HOVER_HINT == hover_hint().children
+    assert "hint" not in view.lookup and HOVER_HINT == hover_hint().children
+    hint, card = hover_panel()
+    assert (hint.id, hint.children.children, card.id) == (ids.HOVER_HINT, HOVER_HINT, ids.HOVER_CARD)
     script = (Path(__file__).resolve().parent.parent / "dashboard" / "assets" / "dashboard.js").read_text()
-    assert "lookup.hint" in script and "Hover a point" not in script
+    assert f'"{ids.HOVER_HINT}"' in script and f'"{ids.HOVER_CARD}"' in script and "Hover a point" not in script
+
+
+def test_no_callback_listens_to_the_scatters_hover(settings, store):
+    """Hovering the scatter runs no Dash callback: the browser links on Plotly's own hover events."""
+    app = create_app(settings, store)
+    inputs = [f"{i['id']}.{i['property']}" for c in app.callback_map.values() for i in c["inputs"]]
+    assert f"{ids.LOOKUP}.data" in inputs
+    assert not [i for i in inputs if i.startswith(ids.SCATTER + ".hover")]
 
 
 def test_compute_view_lookup_codes_are_bar_rows(loaded):

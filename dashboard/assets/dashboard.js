@@ -2,22 +2,29 @@
  * Hover linking and table-row highlighting, run in the browser so that mouse moves and row
  * clicks never reach the server; cell formats of the summary table; back/forward navigation.
  *
- * The server ships a lookup with each view (see dashboard/callbacks.py hover_lookup):
+ * The server ships a lookup with each view (see dashboard/hover.py hover_lookup):
  * point_image[i] is the image of scatter point i; image j's features (codes of the scatter x
  * and bar rows) and their confidences in hundredths are image_codes and image_conf_pct from
- * image_start[j] to image_start[j + 1]. All are base64 typed arrays. hoverData may lack customdata, so
- * only pointIndex is trusted. The hovered image's points are joined in an overlay over the
- * scatter (see drawLink); the bar charts get per-bar opacity and outline arrays by Patch.
+ * image_start[j] to image_start[j + 1]. All are base64 typed arrays. Hover data may lack
+ * customdata, so only pointIndex is trusted. The scatter's own plotly_hover and plotly_unhover
+ * events (see bindScatter) join the hovered image's points in an overlay over the scatter (see
+ * drawLink) and fill the side panel in the event's own task, so that they show in the next
+ * frame: no Dash callback and no React render stands between the mouse and the link. The bar
+ * charts' highlight follows when the browser is idle (markBarsWhenIdle).
  */
 (function () {
   "use strict";
 
+  var SCATTER = "scatter-chart";
+  var HOVER_HINT = "hover-hint";  // the panel's hint (dashboard/components.py hover_panel)
+  var HOVER_CARD = "hover-card-slot";  // where the hovered image's card goes
   var LINK_TRACE = 1;
   var DIM = 0.25;
   var OUTLINE = "#111827";
   var BAND = "rgba(234, 179, 8, 0.16)";
   var last = {token: null, image: -1};
-  // The table row selected, so that leaving a hovered point restores its highlight.
+  var view = {lookup: null};  // the lookup of the view shown, kept by newView
+  // The table row selected (highlightRow), so that a new view knows whether there is one to undo.
   var selection = {feature: null, token: null, code: -1};
 
   function html(type, props, children) {
@@ -39,11 +46,12 @@
     return (value >= 0 ? "+" : "") + value.toFixed(2) + " pp";
   }
 
-  function hoveredImage(hoverData, lookup) {
-    if (!hoverData || !hoverData.points || !hoverData.points.length) {
+  // The image of the point a plotly_hover event is about, or -1 (no point, or another trace).
+  function hoveredImage(hover, lookup) {
+    if (!hover || !hover.points || !hover.points.length) {
       return -1;
     }
-    var point = hoverData.points[0];
+    var point = hover.points[0];
     if (point.curveNumber !== 0) {
       return -1;
     }
@@ -52,51 +60,83 @@
     return image === undefined ? -1 : image;
   }
 
-  // The text comes with the lookup (dashboard/hover.py), the same as the panel's first render.
-  function hint(lookup) {
-    return html("P", {className: "text-muted small mb-0"}, lookup.hint);
+  function element(tag, className, text) {
+    var node = document.createElement(tag);
+    if (className) {
+      node.className = className;
+    }
+    if (text !== undefined) {
+      node.textContent = text;  // names are data: text, never markup
+    }
+    return node;
   }
 
-  function panel(lookup, image) {
-    var codes = Array.from(imageSlice(lookup, "image_codes", image));
+  function append(parent, children) {
+    children.forEach(function (child) { parent.appendChild(child); });
+    return parent;
+  }
+
+  // The hovered image's card, built as DOM nodes: as Dash components (a few hundred for an image
+  // with 60 features) React and the Dash renderer took 350-500 ms to mount it at 632k points.
+  function card(lookup, image) {
+    var codes = imageSlice(lookup, "image_codes", image);
     var conf = imageSlice(lookup, "image_conf_pct", image);
-    var rows = codes.map(function (code, i) {
+    var rows = Array.prototype.map.call(codes, function (code, i) {
       return {feature: lookup.features[code], confidence: conf[i] / 100, impact: lookup.impact[code]};
     });
     rows.sort(function (a, b) { return b.confidence - a.confidence; });
-    var children = [];
+    var node = element("div", "hover-card");
     var url = lookup.urls ? lookup.urls[image] : null;
     if (url) {
-      children.push(html("Img", {src: url, alt: lookup.images[image], className: "hover-image"}));
+      var img = element("img", "hover-image");
+      img.src = url;
+      img.alt = lookup.images[image];
+      node.appendChild(img);
     }
-    children.push(html("Div", {className: "hover-name", title: lookup.images[image]}, lookup.images[image]));
-    var facts = [html("Span", {className: "hover-ctr"}, "CTR " + pct(numbers(lookup.ctr)[image], 2))];
+    var name = element("div", "hover-name", lookup.images[image]);
+    name.title = lookup.images[image];
+    node.appendChild(name);
+    var facts = element("div", "hover-facts");
+    facts.appendChild(element("span", "hover-ctr", "CTR " + pct(numbers(lookup.ctr)[image], 2)));
     if (lookup.clicks && lookup.impressions && lookup.impressions[image] !== null) {
-      facts.push(html("Span", {className: "text-muted"},
+      facts.appendChild(element("span", "text-muted",
         " · " + lookup.clicks[image].toLocaleString() + " clicks / " +
         lookup.impressions[image].toLocaleString() + " impressions"));
     }
-    children.push(html("Div", {className: "hover-facts"}, facts));
-    children.push(html("Div", {className: "hover-subhead"},
+    node.appendChild(facts);
+    node.appendChild(element("div", "hover-subhead",
       rows.length + (rows.length === 1 ? " feature" : " features") + " present (charted)"));
-    var body = rows.map(function (r) {
+    var body = element("tbody");
+    rows.forEach(function (r) {
       var sign = r.impact === null ? "" : (r.impact >= 0 ? "pos" : "neg");
-      return html("Tr", {}, [
-        html("Td", {className: "hover-feature"}, r.feature),
-        html("Td", {className: "num"}, [
-          html("Span", {className: "conf-bar", style: {width: Math.round(r.confidence * 40) + "px"}}),
-          r.confidence.toFixed(2)
-        ]),
-        html("Td", {className: "num impact-" + sign}, signedPp(r.impact))
-      ]);
+      var bar = element("span", "conf-bar");
+      bar.style.width = Math.round(r.confidence * 40) + "px";
+      var confidence = append(element("td", "num"), [bar, document.createTextNode(r.confidence.toFixed(2))]);
+      body.appendChild(append(element("tr"), [
+        element("td", "hover-feature", r.feature), confidence, element("td", "num impact-" + sign, signedPp(r.impact))
+      ]));
     });
-    children.push(html("Table", {className: "table table-sm hover-table mb-0"}, [
-      html("Thead", {}, html("Tr", {}, [
-        html("Th", {}, "Feature"), html("Th", {className: "num"}, "Confidence"), html("Th", {className: "num"}, "Impact")
-      ])),
-      html("Tbody", {}, body)
-    ]));
-    return html("Div", {className: "hover-card"}, children);
+    var head = append(element("tr"), [
+      element("th", "", "Feature"), element("th", "num", "Confidence"), element("th", "num", "Impact")
+    ]);
+    node.appendChild(append(element("table", "table table-sm hover-table mb-0"), [append(element("thead"), [head]), body]));
+    return node;
+  }
+
+  // Shows the image's card in the side panel, or the hint when image < 0.
+  function showCard(lookup, image) {
+    var slot = document.getElementById(HOVER_CARD);
+    var hintNode = document.getElementById(HOVER_HINT);
+    if (!slot) {
+      return;
+    }
+    slot.replaceChildren();
+    if (lookup && image >= 0) {
+      slot.appendChild(card(lookup, image));
+    }
+    if (hintNode) {
+      hintNode.hidden = Boolean(lookup && image >= 0);
+    }
   }
 
   function barPatch(n, codes) {
@@ -150,6 +190,27 @@
       gd.classList.add("bars-dimmed");
     });
     return true;
+  }
+
+  // Marks the bars once the browser is idle, after the frame that shows the link: dimming every
+  // bar of three 1,000-bar charts restyles and repaints them all (a 60 ms frame in software GL),
+  // which should neither delay the link nor hold up the next mouse move. Only the last request
+  // of a burst of hovers is carried out.
+  var barsWanted = {codes: null, scheduled: false};
+  var whenIdle = window.requestIdleCallback
+    ? function (f) { window.requestIdleCallback(f, {timeout: 250}); }
+    : function (f) { window.setTimeout(f, 50); };
+
+  function markBarsWhenIdle(codes) {
+    barsWanted.codes = codes;
+    if (barsWanted.scheduled) {
+      return;
+    }
+    barsWanted.scheduled = true;
+    whenIdle(function () {
+      barsWanted.scheduled = false;
+      markBars(barsWanted.codes);
+    });
   }
 
   function graphDiv(componentId) {
@@ -307,11 +368,7 @@
   }
 
   // Draws (codes, ctr) as the link on the graph, or clears it when codes is null.
-  function drawLink(componentId, codes, ctr) {
-    var gd = graphDiv(componentId);
-    if (!gd) {
-      return;
-    }
+  function drawLink(gd, codes, ctr) {
     if (codes === null) {
       links.delete(gd);
     } else {
@@ -321,44 +378,72 @@
     paintLink(gd);
   }
 
-  function linkHover(hoverData, lookup) {
-    var dc = window.dash_clientside;
-    var none = [dc.no_update, dc.no_update, dc.no_update, dc.no_update];
+  // Links the hovered point's image (or nothing, for image < 0): the overlay and the side panel
+  // before the browser paints again, the bars when it is idle after that.
+  function showImage(gd, image) {
+    var lookup = view.lookup;
     if (!lookup) {
-      return none;
+      return;
     }
-    var image = hoveredImage(hoverData, lookup);
     if (lookup.token !== last.token) {
       last = {token: lookup.token, image: -1};
     }
     if (image === last.image) {
-      return none;  // moving between points of the same image changes nothing
+      return;  // moving between points of the same image changes nothing
     }
     last.image = image;
-    var n = lookup.features.length;
-    var context = dc.callback_context;
-    var scatterId = context && context.triggered && context.triggered.length
-      ? context.triggered[0].prop_id.split(".")[0]
-      : null;
     if (image < 0) {
-      drawLink(scatterId, null);
-      // Leaving a point: the bars show the figure's own state again (a selected row's highlight).
-      if (markBars(null)) {
-        return [dc.no_update, dc.no_update, dc.no_update, hint(lookup)];
-      }
-      var kept = selectedCodes(lookup);
-      return [barPatch(n, kept), barPatch(n, kept), barPatch(n, kept), hint(lookup)];
+      drawLink(gd, null);
+      showCard(lookup, -1);
+      markBarsWhenIdle(null);  // the bars show the figure's own state again (a selected row's highlight)
+      return;
     }
     var codes = imageSlice(lookup, "image_codes", image);
-    drawLink(scatterId, codes, numbers(lookup.ctr)[image]);
-    if (markBars(codes)) {
-      return [dc.no_update, dc.no_update, dc.no_update, panel(lookup, image)];
-    }
-    return [barPatch(n, codes), barPatch(n, codes), barPatch(n, codes), panel(lookup, image)];
+    drawLink(gd, codes, numbers(lookup.ctr)[image]);
+    showCard(lookup, image);
+    markBarsWhenIdle(codes);
   }
 
-  function selectedCodes(lookup) {
-    return selection.token === lookup.token && selection.code >= 0 ? [selection.code] : null;
+  // The scatter's hover events drive the link directly. dcc.Graph still copies each hover into
+  // its hoverData, but no callback listens to it: a Dash callback here cost a store update and
+  // a React render of the page per hover, and the link waited for them.
+  var bound = new WeakMap();  // graph div -> the gd.on its handlers were registered with
+
+  function bindScatter() {
+    var gd = graphDiv(SCATTER);
+    // Plotly.purge (a new plot) drops the listeners and gives the graph a new gd.on.
+    if (!gd || typeof gd.on !== "function" || bound.get(gd) === gd.on) {
+      return;
+    }
+    gd.on("plotly_hover", function (event) {
+      showImage(gd, view.lookup ? hoveredImage(event, view.lookup) : -1);
+    });
+    gd.on("plotly_unhover", function () { showImage(gd, -1); });
+    bound.set(gd, gd.on);
+  }
+
+  // Before Plotly's own handlers see a move over the scatter, make sure ours are registered.
+  document.addEventListener("mousemove", function (event) {
+    var target = event.target;
+    if (target && target.closest && target.closest("#" + SCATTER)) {
+      bindScatter();
+    }
+  }, {capture: true, passive: true});
+
+  // A new view: keep its lookup, decoded, and clear what the last one linked.
+  function newView(lookup) {
+    view.lookup = lookup || null;
+    last = {token: lookup ? lookup.token : null, image: -1};
+    if (lookup) {
+      decodeLookup(lookup);
+    }
+    var gd = graphDiv(SCATTER);
+    if (gd) {
+      drawLink(gd, null);
+    }
+    barsWanted.codes = null;  // a mark still pending would mark the new view's bars
+    markBars(null);
+    showCard(null, -1);
   }
 
   function bandPatch(code) {
@@ -459,7 +544,7 @@
 
   window.dash_clientside = window.dash_clientside || {};
   window.dash_clientside.creative = {
-    linkHover: linkHover, highlightRow: highlightRow, showInCharts: showInCharts, clearSelection: clearSelection,
+    newView: newView, highlightRow: highlightRow, showInCharts: showInCharts, clearSelection: clearSelection,
     writeUrl: writeUrl
   };
 
