@@ -10,7 +10,9 @@ has one code path and per-feature sums see the same values in the same order as 
 
 from __future__ import annotations
 
+import io
 import sys
+from itertools import chain
 
 import numpy as np
 import scipy.sparse as sp
@@ -55,6 +57,23 @@ def from_triples(rows: np.ndarray, cols: np.ndarray, values: np.ndarray, shape: 
     """A compact matrix (see ``compact``) from (row, column, value) triples without duplicates."""
     coo = sp.coo_array((np.asarray(values, dtype=np.float64), (rows, cols)), shape=shape)
     return compact(coo.tocsc())
+
+
+def triples_to_bytes(triples, shape: tuple[int, int]) -> bytes:
+    """(row, column, value) triples without duplicates as an ``.npz`` archive of their CSC arrays."""
+    flat = np.fromiter(chain.from_iterable(triples), dtype=np.float64, count=3 * len(triples)).reshape(-1, 3)
+    csc = sp.coo_array((flat[:, 2], (flat[:, 0].astype(np.int32), flat[:, 1].astype(np.int32))), shape=shape).tocsc()
+    buffer = io.BytesIO()
+    np.savez(buffer, shape=np.asarray(shape, dtype=np.int64), data=csc.data, indices=csc.indices, indptr=csc.indptr)
+    return buffer.getvalue()
+
+
+def from_bytes(data: bytes):
+    """The compact matrix (see ``compact``) of an archive ``triples_to_bytes`` wrote."""
+    with np.load(io.BytesIO(data), allow_pickle=False) as archive:
+        shape = tuple(int(v) for v in archive["shape"])
+        csc = sp.csc_array((archive["data"], archive["indices"], archive["indptr"]), shape=shape)
+    return compact(csc)
 
 
 def dense(matrix) -> np.ndarray:

@@ -15,7 +15,16 @@ from sqlalchemy import delete, func, inspect, select, text
 from data import database, matrix
 from data.batches import CTR_COLUMNS, FeatureBatch
 from data.errors import InvalidBatch, UnknownBuild, UnknownDataset
-from data.schema import build_features, build_images, builds, ctr_sets, ctr_values, feature_values, null_tables
+from data.schema import (
+    build_features,
+    build_images,
+    build_matrices,
+    builds,
+    ctr_sets,
+    ctr_values,
+    feature_values,
+    null_tables,
+)
 
 # Rows fetched from the database at a time while a build is read: bounds the Python objects alive.
 _FETCH_ROWS = 65536
@@ -113,6 +122,10 @@ def read_matrix(conn, build_id: int):
     )
     images = np.array(images, dtype=object)
     features = np.array(features, dtype=object)
+    archive = conn.execute(select(build_matrices.c.matrix_data).where(build_matrices.c.build_id == build_id)).scalar()
+    if archive is not None:
+        return images, features, matrix.from_bytes(archive)
+    # A build stored without an archive (by an earlier version) is read from its values.
     # Plain DBAPI tuples, flattened by fromiter: np.array over SQLAlchemy Rows probes each
     # Row for the array protocols and every failed probe raises inside SQLAlchemy, which
     # took 20 s for a 10k x 1k build. Fetched in chunks so that only one chunk of Python
@@ -196,6 +209,10 @@ def insert_build(conn, business: str, source: str, batch: FeatureBatch, tag: str
         ("build_id", "image_idx", "feature_idx", "confidence"),
         ((build_id, i, j, c) for i, j, c in batch.values),
     )
+    shape = (len(batch.images), len(batch.features))
+    conn.execute(
+        build_matrices.insert().values(build_id=build_id, matrix_data=matrix.triples_to_bytes(batch.values, shape))
+    )
     return build_id
 
 
@@ -210,7 +227,7 @@ def prune_builds(conn, business: str, source: str, keep: int) -> None:
     old_ids = list(conn.execute(old).scalars())
     if not old_ids:
         return
-    for table in (feature_values, build_images, build_features):
+    for table in (feature_values, build_matrices, build_images, build_features):
         conn.execute(delete(table).where(table.c.build_id.in_(old_ids)))
     conn.execute(delete(builds).where(builds.c.id.in_(old_ids)))
 
