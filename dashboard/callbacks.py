@@ -255,6 +255,14 @@ def register_callbacks(app, store, settings) -> None:
         prevent_initial_call=True,
     )
 
+    # Panning or paging one chart's window of features moves the others' to the same features,
+    # in the browser (assets/window.js).
+    app.clientside_callback(
+        ClientsideFunction(namespace="creative_window", function_name="followWindow"),
+        *(Input(chart, "relayoutData") for chart in ids.CHARTS),
+        prevent_initial_call=True,
+    )
+
     # The browser writes the URL: pushState or replaceState, which dcc.Location cannot choose.
     app.clientside_callback(
         ClientsideFunction(namespace="creative", function_name="writeUrl"),

@@ -22,7 +22,6 @@ from data.analysis import DEFAULT_MIN_GROUP_SIZE, feature_summary, scatter_point
 from data.store import UnknownDataset
 
 PLACEHOLDER_API = "http://HOST:PORT"
-# Wider than this many features, the scatter scrolls sideways so that every label stays legible.
 
 
 @dataclass(frozen=True)
@@ -230,10 +229,12 @@ def compute_view(
     )
     return View(
         scatter=scatter,
+        # The three bar charts page together (assets/window.js keeps them on the scatter's
+        # window), so only the first one draws the page slider.
         avg_with=figures.bar_figure(charted, value="avg_ctr_with", title="", x_range=shared_range, label_px=label_px),
-        impact=figures.impact_figure(charted, title="", feature_labels=False),
+        impact=figures.impact_figure(charted, title="", feature_labels=False, pager=False),
         avg_without=figures.bar_figure(
-            charted, value="avg_ctr_without", title="", x_range=shared_range, feature_labels=False
+            charted, value="avg_ctr_without", title="", x_range=shared_range, feature_labels=False, pager=False
         ),
         lookup=lookup,
         summary=charted,

@@ -25,6 +25,12 @@ COLORS = {
 }
 
 
+# A chart of more features than this shows this many at a time, with a control to page along the
+# rest: laying out 1,000 category labels takes seconds, while labels outside the range cost nothing.
+# The scatter and the bar charts share it, so that their windows hold the same features.
+FEATURE_WINDOW = 50
+
+
 FONT_FAMILY = 'system-ui, -apple-system, "Segoe UI", Roboto, "Helvetica Neue", Arial, sans-serif'
 
 
@@ -115,6 +121,44 @@ def is_empty_figure(figure) -> bool:
     layout = figure["layout"] if isinstance(figure, dict) else figure.layout
     meta = layout.get("meta") if isinstance(layout, dict) else layout.meta
     return isinstance(meta, dict) and bool(meta.get("empty"))
+
+
+def page_slider(
+    k: int, window: int, *, page_range, hint: str, y: float = 1.0, step_labels: bool = True, compact: bool = False
+) -> dict:
+    """A slider above the plot whose steps relayout to each page of ``window`` of ``k`` features.
+
+    ``page_range(first)`` gives the relayout arguments that show features ``first`` to
+    ``first + window - 1``; the last page ends at the last feature and is filled from before it.
+    Without ``step_labels`` only the current page is named (for a chart too narrow for them all);
+    ``compact`` tightens its padding to fit a fixed band.
+    """
+    steps = []
+    for start in range(0, k, window):
+        stop = min(start + window, k)
+        steps.append(
+            {"label": f"{start + 1}–{stop}", "method": "relayout", "args": [page_range(max(0, stop - window))]}
+        )
+    font = {"size": 10} if step_labels else {"size": 1, "color": "rgba(0,0,0,0)"}
+    return {
+        "active": 0,
+        "steps": steps,
+        "x": 0,
+        "y": y,
+        "xanchor": "left",
+        "yanchor": "bottom",
+        "len": 1.0,
+        "pad": {"t": 0, "b": 0 if compact else 8},
+        "currentvalue": {
+            "offset": 4 if compact else 10,
+            "prefix": "Features ",
+            "suffix": f" of {k:,} ({hint})",
+            "font": {"size": 12, "color": COLORS["text"]},
+        },
+        "font": font,
+        "ticklen": 3 if step_labels else 0,
+        "minorticklen": 0,
+    }
 
 
 def _format_pct(values: np.ndarray, *, signed: bool = False, suffix: str = "%") -> list[str]:

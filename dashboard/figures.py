@@ -23,6 +23,7 @@ import plotly.graph_objects as go
 # builder here (``figures.scatter_figure``, ``figures.impact_figure``, ...).
 from dashboard.figure_style import (  # noqa: F401
     COLORS,
+    FEATURE_WINDOW,
     FONT_FAMILY,
     SIGNIFICANCE_CLASSES,
     TITLES,
@@ -37,18 +38,37 @@ from dashboard.figure_style import (  # noqa: F401
     format_pp,
     is_empty_figure,
     label_width,
+    page_slider,
     significance_classes,
 )
 from dashboard.scatter_figure import LINK_TRACE_NAME, SCATTER_WINDOW, WEBGL_THRESHOLD, scatter_figure  # noqa: F401
 
-# Bar charts grow with the feature count so that every label stays readable.
+# Bar charts grow with the feature count up to a window of FEATURE_WINDOW rows; beyond it they
+# keep that window's height and show the rest by panning or paging.
 BAR_ROW_PX = 22
+BAR_WINDOW_ROW_PX = 18  # a window's rows, a little tighter: 50 of them in 900 px
 BAR_MARGIN = {"t": 64, "b": 28, "r": 64, "pad": 4}
 BAR_MIN_PLOT_PX = 150
+BAR_PAGER_PX = 60  # the band above the x axis that holds the page slider of a windowed chart
 
 
-def _bar_layout(title, features, *, height, x_title, x_range, feature_labels, x_suffix, subtitle=None, label_px=None):
+def _bar_layout(
+    title,
+    features,
+    *,
+    height,
+    x_title,
+    x_range,
+    feature_labels,
+    x_suffix,
+    subtitle=None,
+    label_px=None,
+    window=None,
+    pager=True,
+):
     n = len(features)
+    windowed = bool(window) and n > window
+    rows = window if windowed else n
     layout = _layout(
         title,
         bargap=0.25,
@@ -68,7 +88,7 @@ def _bar_layout(title, features, *, height, x_title, x_range, feature_labels, x_
             "categoryarray": features,
             # Fixed rather than autorange: a text trace would pad the range and misalign rows
             # with the neighbouring charts. Reversed, so the highest impact is on top.
-            "range": [n - 0.5, -0.5],
+            "range": [rows - 0.5, -0.5],
             "autorange": False,
             "showticklabels": feature_labels,
             # Category names are drawn as Plotly's pseudo-HTML: label the rows with escaped text.
@@ -80,17 +100,38 @@ def _bar_layout(title, features, *, height, x_title, x_range, feature_labels, x_
             "automargin": feature_labels and not label_px,
             "ticks": "",
         },
-        meta={"features": n},
+        meta={"features": n, "window": window if windowed else None},
     )
     left = (label_px or 64) if feature_labels else 12
     top = BAR_MARGIN["t"] + (30 if title else 0)
     if subtitle and title:
         layout["title"]["subtitle"] = {"text": subtitle, "font": {"size": 11, "color": COLORS["muted"]}}
         top += 16
+    # Every windowed chart keeps the pager's band, drawn or not, so that charts side by side keep
+    # their rows level.
+    top += BAR_PAGER_PX if windowed else 0
     layout["margin"] = dict(BAR_MARGIN, l=left, t=top)
-    layout["height"] = height or top + BAR_MARGIN["b"] + max(n * BAR_ROW_PX, BAR_MIN_PLOT_PX)
+    plot_px = rows * BAR_WINDOW_ROW_PX if windowed else max(n * BAR_ROW_PX, BAR_MIN_PLOT_PX)
+    layout["height"] = height or top + BAR_MARGIN["b"] + plot_px
     if x_range is not None:
         layout["xaxis"]["range"] = list(x_range)
+    if windowed:
+        layout["dragmode"] = "pan"
+        layout["xaxis"]["fixedrange"] = True  # dragging then only pans along the features
+        if pager:
+            plot_px = max(layout["height"] - top - BAR_MARGIN["b"], 1)
+            layout["sliders"] = [
+                page_slider(
+                    n,
+                    window,
+                    page_range=lambda first: {"yaxis.range": [first + window - 0.5, first - 0.5]},
+                    hint="drag the bars up or down to pan",
+                    # Above the x axis and its title, which sit in the top margin.
+                    y=1 + BAR_MARGIN["t"] / plot_px,
+                    step_labels=False,
+                    compact=True,
+                )
+            ]
     return layout
 
 
@@ -105,10 +146,15 @@ def bar_figure(
     feature_labels: bool = True,
     label_px: int | None = None,
     height: int | None = None,
+    window: int | None = FEATURE_WINDOW,
+    pager: bool = True,
 ) -> go.Figure:
     """Horizontal bars of one CTR column (``avg_ctr_with`` or ``avg_ctr_without``), in the frame's order.
 
-    Rows keep the summary's order (highest impact at the top), so bar *i* is row *i*.
+    Rows keep the summary's order (highest impact at the top), so bar *i* is row *i*. With more
+    than ``window`` rows the chart shows ``window`` at a time (every bar is in the figure): drag
+    to pan, or page with the slider above the plot (``pager=False`` leaves the slider out, for a
+    chart paged together with its neighbours). ``window=None`` shows every row.
     """
     title = TITLES.get(value, value) if title is None else title
     if summary is None or len(summary) == 0:
@@ -128,7 +174,8 @@ def bar_figure(
         y=features,
         orientation="h",
         marker={"color": color, "line": {"width": 0, "color": COLORS["text"]}},
-        text=_format_pct(x),
+        # Formatted in the browser from x: no string per bar is sent.
+        texttemplate="%{x:.2f}%",
         textposition="outside",
         cliponaxis=False,
         textfont={"size": 11, "color": COLORS["muted"]},
@@ -152,6 +199,8 @@ def bar_figure(
         feature_labels=feature_labels,
         x_suffix="%",
         label_px=label_px,
+        window=window,
+        pager=pager,
     )
     return _figure([trace], layout)
 
@@ -200,6 +249,8 @@ def impact_figure(
     feature_labels: bool = True,
     label_px: int | None = None,
     height: int | None = None,
+    window: int | None = FEATURE_WINDOW,
+    pager: bool = True,
 ) -> go.Figure:
     """Diverging bars of impact (CTR with minus without) in percentage points, in the frame's order.
 
@@ -207,7 +258,7 @@ def impact_figure(
     ``ci_high`` the bars get error bars (the 95% interval); with the analysis's ``significant``
     column the features it did not mark are drawn pale, and those with too few images for a
     test (``low_n``) grey and hatched. Hovering a bar shows the impact with its interval,
-    both CTRs with their image counts, p and q.
+    both CTRs with their image counts, p and q. ``window`` and ``pager`` as in ``bar_figure``.
     """
     title = TITLES["impact"] if title is None else title
     if summary is None or len(summary) == 0:
@@ -250,7 +301,6 @@ def impact_figure(
                 "width": 3,
             }
             notes.append("whiskers: 95% interval")
-    labels = _format_pct(x, signed=True, suffix=" pp")
     trace = dict(
         type="bar",
         x=x,
@@ -259,7 +309,8 @@ def impact_figure(
         marker={"color": colors, "line": {"width": 0, "color": COLORS["text"]}, "pattern": pattern},
         error_x=error_x,
         # With whiskers, values go in a column of their own (trace 1) where no whisker crosses them.
-        text=None if error_x else labels,
+        # Formatted in the browser from x: no string per bar is sent.
+        texttemplate=None if error_x else "%{x:+.2f} pp",
         textposition="outside",
         cliponaxis=False,
         textfont={"size": 11, "color": COLORS["muted"]},
@@ -286,18 +337,23 @@ def impact_figure(
         x_suffix=" pp",
         subtitle="; ".join(notes) or None,
         label_px=label_px,
+        window=window,
+        pager=pager,
     )
     if error_x:
+        # One label per finite impact (an undefined one has no bar to label either).
+        finite = np.isfinite(x)
         data.append(
             dict(
                 type="scatter",
-                x=np.ones(len(x)),
-                y=features,
+                x=np.ones(int(finite.sum())),
+                y=[f for f, keep in zip(features, finite) if keep],
                 xaxis="x2",
                 mode="text",
-                text=labels,
+                customdata=x[finite],
+                texttemplate="%{customdata:+.2f} pp",
                 textposition="middle left",
-                textfont={"size": 11, "color": [_impact_text_color(v) for v in x]},
+                textfont={"size": 11, "color": [_impact_text_color(v) for v in x[finite]]},
                 hoverinfo="skip",
                 name="impact values",
             )

@@ -9,15 +9,23 @@ import numpy as np
 import pandas as pd
 import plotly.graph_objects as go
 
-from dashboard.figure_style import COLORS, TITLES, _figure, _layout, empty_figure, escape_label
+from dashboard.figure_style import (
+    COLORS,
+    FEATURE_WINDOW,
+    TITLES,
+    _figure,
+    _layout,
+    empty_figure,
+    escape_label,
+    page_slider,
+)
 
 # Above this many points the scatter uses WebGL: SVG hover takes seconds at 100k points.
 WEBGL_THRESHOLD = 3000
 
 
-# A scatter of more features shows this many at a time, with a control to page along the rest:
-# laying out 1,000 category tick labels takes seconds, while labels outside the range cost nothing.
-SCATTER_WINDOW = 50
+# The window of the scatter's x axis: the one the bar charts use (figure_style.FEATURE_WINDOW).
+SCATTER_WINDOW = FEATURE_WINDOW
 
 
 LINK_TRACE_NAME = "hovered image"
@@ -166,29 +174,9 @@ def scatter_figure(
 
 def _page_slider(k: int, window: int) -> dict:
     """A slider above the plot whose steps set the x range to each page of ``window`` features."""
-    steps = []
-    for start in range(0, k, window):
-        stop = min(start + window, k)
-        # The last page ends at the last feature and is filled from before it.
-        first = max(0, stop - window)
-        steps.append(
-            {
-                "label": f"{start + 1}–{stop}",
-                "method": "relayout",
-                "args": [{"xaxis.range": [first - 0.6, first + window - 0.4]}],
-            }
-        )
-    return {
-        "active": 0,
-        "steps": steps,
-        "x": 0,
-        "y": 1.0,
-        "xanchor": "left",
-        "yanchor": "bottom",
-        "len": 1.0,
-        "pad": {"t": 0, "b": 8},
-        "currentvalue": {"prefix": "Features ", "suffix": f" of {k:,} (drag the chart to pan)", "font": {"size": 12}},
-        "font": {"size": 10},
-        "ticklen": 3,
-        "minorticklen": 0,
-    }
+    return page_slider(
+        k,
+        window,
+        page_range=lambda first: {"xaxis.range": [first - 0.6, first + window - 0.4]},
+        hint="drag the chart to pan",
+    )

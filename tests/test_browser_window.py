@@ -146,3 +146,138 @@ def test_wide_scatter_shows_a_window_and_moving_it_shows_other_features_painted(
     assert moved["range"][0] < 0 < moved["range"][1] and name in moved["ticks"]
     severe = [e for e in driver.get_log("browser") if e["level"] == "SEVERE"]
     assert not severe, [e["message"][:300] for e in severe]
+
+
+# Per chart: the feature axis's range, the tick labels Plotly laid out on it, how many bars (or
+# points) the first trace holds, and the page box of the plot area and of the page slider's rail.
+WINDOWS_JS = """
+const out = {};
+for (const [id, axis] of [['scatter-chart', 'x'], ['avg-with-chart', 'y'], ['impact-chart', 'y'],
+                          ['avg-without-chart', 'y']]) {
+  const gd = document.querySelector('#' + id + ' .js-plotly-plot');
+  if (!gd || !gd._fullLayout) { return null; }
+  const box = gd.querySelector('.nsewdrag').getBoundingClientRect();
+  const rail = gd.querySelector('.slider-rail-touch-rect');
+  const r = rail ? rail.getBoundingClientRect() : null;
+  const range = Array.from(gd._fullLayout[axis + 'axis'].range);
+  out[id] = {range: range, centre: (range[0] + range[1]) / 2,
+             ticks: Array.from(gd.querySelectorAll('.' + axis + 'tick text')).map(t => t.textContent),
+             bars: gd.querySelectorAll('.barlayer .trace:first-child .point').length,
+             area: [box.left, box.top, box.width, box.height], rail: r && [r.left, r.top, r.width, r.height],
+             slider: gd._fullLayout.sliders && gd._fullLayout.sliders.length ? gd._fullLayout.sliders[0].active : null,
+             height: gd._fullLayout.height, top: box.top};
+}
+return out;
+"""
+
+
+def _windows(driver):
+    return driver.execute_script(WINDOWS_JS)
+
+
+def _wait_for_windows(driver, centre, timeout=20.0):
+    """The four charts' windows once all of them are centred on ``centre`` (and labelled)."""
+    deadline = time.monotonic() + timeout
+    windows = None
+    while time.monotonic() < deadline:
+        windows = _windows(driver)
+        if windows and all(abs(w["centre"] - centre) < 0.05 for w in windows.values()):
+            time.sleep(0.3)  # let the tick labels settle
+            return _windows(driver)
+        time.sleep(0.1)
+    raise AssertionError(
+        f"the windows did not all move to {centre}: {windows and {k: w['centre'] for k, w in windows.items()}}"
+    )
+
+
+def _shown(windows, chart) -> set[int]:
+    return {int(t.split("_")[1]) for t in windows[chart]["ticks"] if t.startswith("feat_")}
+
+
+def _scroll_to(driver, element_id):
+    """Scroll the element to the top of the window (mouse events reach only what is on screen)."""
+    driver.execute_script(
+        "document.getElementById(arguments[0]).scrollIntoView({block: 'start', behavior: 'instant'})", element_id
+    )
+    time.sleep(0.3)
+
+
+def _click_last_step(driver, rail):
+    left, top, width, height = rail
+    _mouse(driver, "mouseMoved", left + width - 2, top + height / 2)
+    _mouse(driver, "mousePressed", left + width - 2, top + height / 2, 1)
+    _mouse(driver, "mouseReleased", left + width - 2, top + height / 2)
+
+
+def test_wide_bar_charts_show_the_scatters_window_and_follow_it(driver, wide):
+    """The bars label one window of features, the scatter's; paging or panning any chart moves all four."""
+    driver.set_window_size(1600, 1400)
+    driver.get(wide + "?" + urlencode({"business": "wide", "source": "vision", "shown": "all"}))
+    wait_for_charts(driver, timeout=60)
+    time.sleep(1.0)
+    w = figures.FEATURE_WINDOW
+    first = _windows(driver)
+    bars = [ids.AVG_WITH, ids.IMPACT, ids.AVG_WITHOUT]
+    k = first[ids.AVG_WITH]["bars"]
+    assert k > 2 * w
+    for chart in bars:
+        assert first[chart]["bars"] == k  # every bar is drawn, not only the window's
+        assert first[chart]["range"] == pytest.approx([w - 0.5, -0.5])
+    # Only the first chart labels its rows: one window of labels, the scatter's features.
+    labelled = first[ids.AVG_WITH]["ticks"]
+    assert w - 2 <= len(labelled) <= w + 1
+    assert _shown(first, ids.AVG_WITH) == _shown(first, ids.SCATTER)
+    # Rows stay level across the three charts, and only the first draws a page slider.
+    assert len({(first[c]["top"], first[c]["area"][3], first[c]["height"]) for c in bars}) == 1
+    assert first[ids.AVG_WITH]["rail"] and not first[ids.IMPACT]["rail"] and not first[ids.AVG_WITHOUT]["rail"]
+
+    # Paging the scatter to its last page moves the bars to the same features.
+    _scroll_to(driver, ids.SCATTER)
+    first = _windows(driver)
+    _click_last_step(driver, first[ids.SCATTER]["rail"])
+    last = _wait_for_windows(driver, k - w / 2 - 0.5)
+    assert max(_shown(last, ids.AVG_WITH)) == k - 1 and _shown(last, ids.AVG_WITH) == _shown(last, ids.SCATTER)
+    assert last[ids.AVG_WITH]["slider"] == last[ids.SCATTER]["slider"] == len(range(0, k, w)) - 1
+
+    # Dragging the impact bars downwards pans back towards the first features; the others follow.
+    _scroll_to(driver, ids.BAR_CARD)
+    last = _windows(driver)
+    left, top, width, height = last[ids.IMPACT]["area"]
+    _drag(driver, left + width / 2, top + height * 0.2, left + width / 2, top + height * 0.8)
+    deadline = time.monotonic() + 20
+    while time.monotonic() < deadline and _windows(driver)[ids.IMPACT]["centre"] > last[ids.IMPACT]["centre"] - 5:
+        time.sleep(0.1)
+    panned = _wait_for_windows(driver, _windows(driver)[ids.IMPACT]["centre"])
+    assert panned[ids.IMPACT]["centre"] < last[ids.IMPACT]["centre"] - 5
+    assert _shown(panned, ids.AVG_WITH) == _shown(panned, ids.SCATTER)
+    assert _shown(panned, ids.AVG_WITH) - _shown(last, ids.AVG_WITH), "the pan showed no other feature"
+
+    # The bar chart's own slider pages all four charts: its first step shows the first window.
+    left, top, width, height = panned[ids.AVG_WITH]["rail"]
+    _mouse(driver, "mouseMoved", left + 2, top + height / 2)
+    _mouse(driver, "mousePressed", left + 2, top + height / 2, 1)
+    _mouse(driver, "mouseReleased", left + 2, top + height / 2)
+    back = _wait_for_windows(driver, w / 2 - 0.5)
+    assert _shown(back, ids.AVG_WITH) == _shown(first, ids.AVG_WITH) == _shown(back, ids.SCATTER)
+    assert back[ids.SCATTER]["range"] == pytest.approx([-0.6, w - 0.4])
+
+    # Selecting a table row of a feature outside the window moves all four windows to it.
+    name = driver.execute_script(
+        "return document.querySelector('#scatter-chart .js-plotly-plot').layout.xaxis.ticktext[arguments[0]]", k - 3
+    )
+    grid = driver.find_element("id", ids.TABLE)
+    driver.execute_script("arguments[0].scrollIntoView({block: 'center'})", grid)
+    driver.find_element("css selector", "#summary-table .ag-floating-filter input").send_keys(name)
+    row = f"#summary-table .ag-row[row-id='{name}'] .ag-cell"
+    deadline = time.monotonic() + 20
+    while not driver.find_elements("css selector", row) and time.monotonic() < deadline:
+        time.sleep(0.2)
+    cell = driver.find_element("css selector", row)
+    driver.execute_script("arguments[0].scrollIntoView({block: 'center', behavior: 'instant'})", cell)
+    time.sleep(0.3)
+    cell.click()
+    selected = _wait_for_windows(driver, k - 3)
+    assert name in selected[ids.AVG_WITH]["ticks"] and name in selected[ids.SCATTER]["ticks"]
+    assert _shown(selected, ids.AVG_WITH) == _shown(selected, ids.SCATTER)
+    severe = [e for e in driver.get_log("browser") if e["level"] == "SEVERE"]
+    assert not severe, [e["message"][:300] for e in severe]

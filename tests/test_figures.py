@@ -143,11 +143,89 @@ def test_bar_charts_share_rows(reference_dataset):
     )
 
 
-def test_bar_figure_grows_with_the_feature_count():
+def test_bar_figure_grows_with_the_feature_count_up_to_a_window():
     small = figures.bar_figure(feature_summary(_synthetic(n_features=4), 0.2))
+    window = figures.bar_figure(feature_summary(_synthetic(n_features=figures.FEATURE_WINDOW), 0.2))
+    assert window.layout.height > small.layout.height
+    assert window.layout.height >= figures.FEATURE_WINDOW * figures.BAR_ROW_PX
     large = figures.bar_figure(feature_summary(_synthetic(n_features=200), 0.2))
-    assert large.layout.height > small.layout.height
-    assert large.layout.height >= 200 * figures.BAR_ROW_PX
+    wider = figures.bar_figure(feature_summary(_synthetic(n_features=900), 0.2))
+    assert large.layout.height == wider.layout.height < window.layout.height
+    unwindowed = figures.bar_figure(feature_summary(_synthetic(n_features=200), 0.2), window=None)
+    assert unwindowed.layout.height >= 200 * figures.BAR_ROW_PX and not unwindowed.layout.sliders
+
+
+def _page_ranges(fig, axis="yaxis"):
+    return [step.args[0][f"{axis}.range"] for step in fig.layout.sliders[0].steps]
+
+
+@pytest.mark.parametrize("build", ["avg_ctr_with", "impact", "avg_ctr_without"])
+def test_bar_charts_show_a_window_of_many_features_with_every_bar(build):
+    """Beyond the window each bar chart shows that many rows; its pages cover all; no bar is left out."""
+    summary = feature_summary(_synthetic(n_images=60, n_features=130), 0.2)
+    n = len(summary)
+    assert n > figures.FEATURE_WINDOW + 60
+    fig = figures.impact_figure(summary) if build == "impact" else figures.bar_figure(summary, value=build, title="")
+    w = figures.FEATURE_WINDOW
+    assert list(fig.layout.yaxis.range) == [w - 0.5, -0.5]  # the first window, highest impact on top
+    assert list(fig.data[0].y) == list(summary["feature"]) and len(fig.data[0].x) == n  # nothing sampled
+    assert list(fig.layout.yaxis.categoryarray) == list(summary["feature"])
+    assert fig.layout.meta["window"] == w and fig.layout.meta["features"] == n
+    assert fig.layout.dragmode == "pan" and fig.layout.xaxis.fixedrange is True
+    ranges = _page_ranges(fig)
+    assert ranges[0] == [w - 0.5, -0.5] and ranges[1] == [2 * w - 0.5, w - 0.5]
+    assert ranges[-1] == [n - 0.5, n - w - 0.5]  # the last page is full, ending at the last feature
+    assert len(ranges) == -(-n // w)
+    labels = [s.label for s in fig.layout.sliders[0].steps]
+    assert labels[0] == f"1–{w}" and labels[-1] == f"{(len(labels) - 1) * w + 1}–{n}"
+    assert fig.layout.sliders[0].currentvalue.suffix.startswith(f" of {n:,}")
+    # Without its own slider (paged with its neighbours) it keeps the same rows and height.
+    bare = (
+        figures.impact_figure(summary, pager=False)
+        if build == "impact"
+        else figures.bar_figure(summary, value=build, title="", pager=False)
+    )
+    assert not bare.layout.sliders
+    assert (bare.layout.height, bare.layout.margin.t, list(bare.layout.yaxis.range)) == (
+        fig.layout.height,
+        fig.layout.margin.t,
+        list(fig.layout.yaxis.range),
+    )
+
+
+def test_bar_and_scatter_windows_hold_the_same_features():
+    """One window size for all four charts, so that a page of the scatter is a page of the bars."""
+    dataset = _synthetic(n_images=60, n_features=130)
+    summary = feature_summary(dataset, 0.2)
+    points = scatter_points(dataset, 0.2, features=summary["feature"])
+    scatter = figures.scatter_figure(points, feature_order=summary["feature"])
+    bars = figures.bar_figure(summary)
+    assert figures.SCATTER_WINDOW == figures.FEATURE_WINDOW == bars.layout.meta["window"]
+    assert scatter.layout.meta["window"] == bars.layout.meta["window"]
+    ticks = _ticks(scatter)
+    assert ticks == list(bars.data[0].y)
+    for x_range, y_range in zip(_page_ranges(scatter, "xaxis"), _page_ranges(bars)):
+        assert np.mean(x_range) == pytest.approx(np.mean(y_range))  # the same centre: the same features
+
+
+def test_bar_charts_send_values_as_typed_arrays_and_format_labels_in_the_browser():
+    summary = feature_summary(_synthetic(n_images=60, n_features=130), 0.2)
+    for fig in (
+        figures.bar_figure(summary),
+        figures.bar_figure(summary, value="avg_ctr_without"),
+        figures.impact_figure(summary),
+    ):
+        data = json.loads(fig.to_json())["data"]
+        for trace in data:
+            assert isinstance(trace["x"], dict) and "bdata" in trace["x"]
+            assert "text" not in trace  # no string per bar: labels come from texttemplate
+        assert all(isinstance(t.get("customdata", {}), dict) for t in data)
+    impact = figures.impact_figure(summary)
+    labels = impact.data[1]
+    finite = np.isfinite(summary["impact"].to_numpy())
+    assert labels.texttemplate == "%{customdata:+.2f} pp"
+    assert np.array_equal(labels.customdata, summary["impact"].to_numpy()[finite] * 100.0)
+    assert list(labels.y) == list(summary["feature"][finite])
 
 
 def test_bar_figure_labels_ctr_in_percent(reference_dataset):
@@ -155,7 +233,7 @@ def test_bar_figure_labels_ctr_in_percent(reference_dataset):
     fig = figures.bar_figure(summary)
     assert fig.layout.xaxis.ticksuffix == "%"
     assert "(%)" in fig.layout.xaxis.title.text
-    assert fig.data[0].text[0] == f"{summary['avg_ctr_with'].iloc[0] * 100:.2f}%"
+    assert fig.data[0].texttemplate == "%{x:.2f}%"  # two decimals, as the hover's %{x:.3f}% shows three
 
 
 def test_impact_figure_numbers_and_colours(reference_dataset):
@@ -185,7 +263,7 @@ def test_impact_figure_without_interval_columns_has_no_error_bars(reference_data
     ]
     fig = figures.impact_figure(summary)
     assert fig.data[0].error_x.array is None
-    assert len(fig.data) == 1 and fig.data[0].text is not None
+    assert len(fig.data) == 1 and fig.data[0].texttemplate == "%{x:+.2f} pp"
 
 
 def test_impact_figure_fades_features_that_are_not_significant(reference_dataset):

@@ -139,8 +139,12 @@
     }
   }
 
-  function barPatch(n, codes) {
+  // ``more(patch)``, when given, adds to the patch (a selected row moves the chart's window).
+  function barPatch(n, codes, more) {
     var patch = new window.dash_clientside.Patch();
+    if (more) {
+      more(patch);
+    }
     if (codes === null) {
       patch.assign(["data", 0, "marker", "opacity"], 1);
       patch.assign(["data", 0, "marker", "line", "width"], 0);
@@ -452,21 +456,27 @@
       type: "rect", xref: "x", yref: "paper", x0: code - 0.5, x1: code + 0.5, y0: 0, y1: 1,
       fillcolor: BAND, line: {width: 0}, layer: "below"
     }]);
-    // A scatter that shows a window of its features moves the window to the highlighted one.
-    var gd = graphDiv("scatter-chart");
-    var axis = gd && gd._fullLayout && gd._fullLayout.xaxis;
-    if (code >= 0 && axis && gd.layout.meta && gd.layout.meta.window) {
-      var lo = axis.range[0], hi = axis.range[1];
-      if (code < lo || code > hi) {
-        var half = (hi - lo) / 2;
-        patch.assign(["layout", "xaxis", "range"], [code - half, code + half]);
-      }
-    }
+    moveWindow(patch, "scatter-chart", "xaxis", code);
     return patch.build();
   }
 
-  // Scrolls the bar charts' own panel (not the page) so that the highlighted row is in view.
-  function scrollBarsTo(code) {
+  // A chart that shows a window of its features moves the window to the highlighted one
+  // (assets/window.js keeps the four charts' windows together). The range, when it moves.
+  function moveWindow(patch, componentId, axis, code) {
+    var reveal = window.creativeWindow ? window.creativeWindow.revealRange(componentId, code) : null;
+    if (!reveal) {
+      return null;
+    }
+    patch.assign(["layout", axis, "range"], reveal.range);
+    if (reveal.page >= 0) {
+      patch.assign(["layout", "sliders", 0, "active"], reveal.page);
+    }
+    return reveal.range;
+  }
+
+  // Scrolls the bar charts' own panel (not the page) so that the highlighted row is in view;
+  // ``range``: the y range the chart is moving to, when its window moves to the row.
+  function scrollBarsTo(code, range) {
     var panel = document.getElementById("bar-panel");
     var gd = graphDiv("impact-chart");
     if (!panel || !gd || !gd._fullLayout || !gd._fullLayout.yaxis) {
@@ -474,7 +484,8 @@
     }
     var axis = gd._fullLayout.yaxis;
     var rowTop = gd.getBoundingClientRect().top - panel.getBoundingClientRect().top + panel.scrollTop;
-    var y = rowTop + axis._offset + axis.l2p(code);
+    var y = rowTop + axis._offset +
+      (range ? axis._length * (range[1] - code) / (range[1] - range[0]) : axis.l2p(code));
     panel.scrollTo({top: Math.max(0, y - panel.clientHeight / 2), behavior: "smooth"});
   }
 
@@ -523,11 +534,14 @@
     selection = {feature: feature, token: lookup.token, code: code};
     var n = lookup.features.length;
     var codes = code >= 0 ? [code] : null;
+    var moved = {};
+    var bars = ["avg-with-chart", "impact-chart", "avg-without-chart"].map(function (componentId) {
+      return barPatch(n, codes, function (patch) { moved[componentId] = moveWindow(patch, componentId, "yaxis", code); });
+    });
     if (code >= 0) {
-      window.setTimeout(function () { scrollBarsTo(code); }, 0);
+      window.setTimeout(function () { scrollBarsTo(code, moved["impact-chart"]); }, 0);
     }
-    return [bandPatch(code), barPatch(n, codes), barPatch(n, codes), barPatch(n, codes),
-            selectionNote(feature, code, lookup)];
+    return [bandPatch(code), bars[0], bars[1], bars[2], selectionNote(feature, code, lookup)];
   }
 
   function clearSelection(nClicks) {
