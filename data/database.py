@@ -139,6 +139,24 @@ def bulk_insert(conn: Connection, table, columns: tuple[str, ...], rows) -> None
         cursor.close()
 
 
+def read_bytes(conn: Connection, column, key_column, key) -> bytes | None:
+    """The binary value of ``column`` in the row whose ``key_column`` is ``key``, or None.
+
+    Through the DBAPI cursor, in binary format on PostgreSQL: the text format sends bytea
+    hex-encoded, and a 9 MB value took 70-90 ms that way against about 20 ms.
+    """
+    options = {"binary": True} if conn.dialect.name == "postgresql" else {}
+    cursor = conn.connection.driver_connection.cursor(**options)
+    try:
+        cursor.execute(
+            f"SELECT {column.name} FROM {column.table.name} WHERE {key_column.name} = {placeholder(conn)}", (key,)
+        )
+        row = cursor.fetchone()
+    finally:
+        cursor.close()
+    return None if row is None else bytes(row[0])
+
+
 def placeholder(conn: Connection) -> str:
     """The DBAPI's positional parameter marker for raw cursor statements."""
     return "?" if conn.dialect.paramstyle == "qmark" else "%s"

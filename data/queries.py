@@ -122,7 +122,7 @@ def read_matrix(conn, build_id: int):
     )
     images = np.array(images, dtype=object)
     features = np.array(features, dtype=object)
-    archive = conn.execute(select(build_matrices.c.matrix_data).where(build_matrices.c.build_id == build_id)).scalar()
+    archive = database.read_bytes(conn, build_matrices.c.matrix_data, build_matrices.c.build_id, build_id)
     if archive is not None:
         return images, features, matrix.from_bytes(archive)
     # A build stored without an archive (by an earlier version) is read from its values.
@@ -296,7 +296,7 @@ def current_builds(conn) -> pd.DataFrame:
 
 def null_table_data(conn, key: str) -> bytes | None:
     """The stored bytes of the null table ``key``, or None."""
-    return conn.execute(select(null_tables.c.table_data).where(null_tables.c.key == key)).scalar()
+    return database.read_bytes(conn, null_tables.c.table_data, null_tables.c.key, key)
 
 
 def save_null_table(conn, key: str, data: bytes, stored_at: str, keep: int) -> None:
