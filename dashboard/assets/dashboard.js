@@ -10,7 +10,7 @@
  * events (see bindScatter) join the hovered image's points in an overlay over the scatter (see
  * drawLink) and fill the side panel in the event's own task, so that they show in the next
  * frame: no Dash callback and no React render stands between the mouse and the link. The bar
- * charts' highlight follows when the browser is idle (markBarsWhenIdle).
+ * charts' highlight follows once the pointer rests (markBarsAtRest).
  */
 (function () {
   "use strict";
@@ -196,25 +196,20 @@
     return true;
   }
 
-  // Marks the bars once the browser is idle, after the frame that shows the link: dimming every
-  // bar of three 1,000-bar charts restyles and repaints them all (a 60 ms frame in software GL),
-  // which should neither delay the link nor hold up the next mouse move. Only the last request
-  // of a burst of hovers is carried out.
-  var barsWanted = {codes: null, scheduled: false};
-  var whenIdle = window.requestIdleCallback
-    ? function (f) { window.requestIdleCallback(f, {timeout: 250}); }
-    : function (f) { window.setTimeout(f, 50); };
+  // Marks the bars once the pointer has rested on an image for BARS_DELAY_MS: dimming every bar
+  // of three 1,000-bar charts restyles and repaints them all (a 60-70 ms frame in software GL).
+  // Done at once, that frame delayed the link's; done at each image the pointer crosses, it
+  // would hold up the next mouse move. Only the last request of a burst is carried out.
+  var BARS_DELAY_MS = 120;
+  var barsWanted = {codes: null, timer: null};
 
-  function markBarsWhenIdle(codes) {
+  function markBarsAtRest(codes) {
     barsWanted.codes = codes;
-    if (barsWanted.scheduled) {
-      return;
-    }
-    barsWanted.scheduled = true;
-    whenIdle(function () {
-      barsWanted.scheduled = false;
+    window.clearTimeout(barsWanted.timer);
+    barsWanted.timer = window.setTimeout(function () {
+      barsWanted.timer = null;
       markBars(barsWanted.codes);
-    });
+    }, BARS_DELAY_MS);
   }
 
   function graphDiv(componentId) {
@@ -383,7 +378,7 @@
   }
 
   // Links the hovered point's image (or nothing, for image < 0): the overlay and the side panel
-  // before the browser paints again, the bars when it is idle after that.
+  // before the browser paints again, the bars once the pointer rests.
   function showImage(gd, image) {
     var lookup = view.lookup;
     if (!lookup) {
@@ -399,13 +394,13 @@
     if (image < 0) {
       drawLink(gd, null);
       showCard(lookup, -1);
-      markBarsWhenIdle(null);  // the bars show the figure's own state again (a selected row's highlight)
+      markBarsAtRest(null);  // the bars show the figure's own state again (a selected row's highlight)
       return;
     }
     var codes = imageSlice(lookup, "image_codes", image);
     drawLink(gd, codes, numbers(lookup.ctr)[image]);
     showCard(lookup, image);
-    markBarsWhenIdle(codes);
+    markBarsAtRest(codes);
   }
 
   // The scatter's hover events drive the link directly. dcc.Graph still copies each hover into
@@ -445,7 +440,8 @@
     if (gd) {
       drawLink(gd, null);
     }
-    barsWanted.codes = null;  // a mark still pending would mark the new view's bars
+    window.clearTimeout(barsWanted.timer);  // a mark still pending would mark the new view's bars
+    barsWanted = {codes: null, timer: null};
     markBars(null);
     showCard(null, -1);
   }
