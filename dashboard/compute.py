@@ -204,7 +204,7 @@ def compute_view(
         * 100.0
     )
     finite = with_without[np.isfinite(with_without)]
-    shared_range = [0, float(finite.max()) * 1.2 if len(finite) and finite.max() > 0 else 1.0]
+    shared_range = [0, float(finite.max()) * 1.06 if len(finite) and finite.max() > 0 else 1.0]
 
     counts = None
     if dataset.has_counts:

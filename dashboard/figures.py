@@ -52,6 +52,39 @@ BAR_MIN_PLOT_PX = 150
 BAR_PAGER_PX = 60  # the band above the x axis that holds the page slider of a windowed chart
 
 
+def _value_axis(features: list[str], labels: list[str]) -> dict:
+    """A second y axis, on the right, whose tick labels are the bars' values, row by row.
+
+    Tick labels are laid out only for the rows in range, where bar texts would be laid out for
+    every bar, in or out of the window (most of a 1,000-bar chart's draw time).
+    """
+    return {
+        "overlaying": "y",
+        "matches": "y",
+        "side": "right",
+        "type": "category",
+        "categoryorder": "array",
+        "categoryarray": features,
+        "tickmode": "array",
+        "tickvals": features,
+        "ticktext": labels,
+        "tickfont": {"size": 11, "color": COLORS["muted"]},
+        "showgrid": False,
+        "zeroline": False,
+        "ticks": "",
+        "automargin": False,
+    }
+
+
+def _value_labels(values: np.ndarray, *, signed: bool = False, suffix: str = "%", colors=None) -> list[str]:
+    """Each value as its label ('' when undefined), in its colour when ``colors`` gives one per value."""
+    spec = "{:+.2f}" if signed else "{:.2f}"
+    labels = ["" if not math.isfinite(v) else spec.format(v).replace("-", "−") + suffix for v in values]
+    if colors is None:
+        return labels
+    return [f'<span style="color:{c}">{t}</span>' if t else t for t, c in zip(labels, colors)]
+
+
 def _bar_layout(
     title,
     features,
@@ -65,6 +98,7 @@ def _bar_layout(
     label_px=None,
     window=None,
     pager=True,
+    value_labels=None,
 ):
     n = len(features)
     windowed = bool(window) and n > window
@@ -115,6 +149,8 @@ def _bar_layout(
     layout["height"] = height or top + BAR_MARGIN["b"] + plot_px
     if x_range is not None:
         layout["xaxis"]["range"] = list(x_range)
+    if value_labels is not None:
+        layout["yaxis2"] = _value_axis(features, value_labels)
     if windowed:
         layout["dragmode"] = "pan"
         layout["xaxis"]["fixedrange"] = True  # dragging then only pans along the features
@@ -174,11 +210,6 @@ def bar_figure(
         y=features,
         orientation="h",
         marker={"color": color, "line": {"width": 0, "color": COLORS["text"]}},
-        # Formatted in the browser from x: no string per bar is sent.
-        texttemplate="%{x:.2f}%",
-        textposition="outside",
-        cliponaxis=False,
-        textfont={"size": 11, "color": COLORS["muted"]},
         customdata=counts.to_numpy(dtype=np.float64),
         hovertext=list(map(escape_label, features)),
         hovertemplate=(
@@ -189,7 +220,7 @@ def bar_figure(
     )
     finite = x[np.isfinite(x)]
     if x_range is None and len(finite):
-        x_range = [0, max(finite.max(), 0) * 1.18 or 1]
+        x_range = [0, max(finite.max(), 0) * 1.06 or 1]
     layout = _bar_layout(
         title,
         features,
@@ -201,8 +232,13 @@ def bar_figure(
         label_px=label_px,
         window=window,
         pager=pager,
+        value_labels=_value_labels(x),
     )
-    return _figure([trace], layout)
+    return _figure([trace, _VALUE_AXIS_TRACE], layout)
+
+
+# An empty trace on the value axis, so that Plotly draws it.
+_VALUE_AXIS_TRACE = {"type": "scatter", "x": [], "y": [], "yaxis": "y2", "hoverinfo": "skip", "name": "values"}
 
 
 def _impact_hover(summary: pd.DataFrame, feature_col: str, classes) -> list[str]:
@@ -308,12 +344,6 @@ def impact_figure(
         orientation="h",
         marker={"color": colors, "line": {"width": 0, "color": COLORS["text"]}, "pattern": pattern},
         error_x=error_x,
-        # With whiskers, values go in a column of their own (trace 1) where no whisker crosses them.
-        # Formatted in the browser from x: no string per bar is sent.
-        texttemplate=None if error_x else "%{x:+.2f} pp",
-        textposition="outside",
-        cliponaxis=False,
-        textfont={"size": 11, "color": COLORS["muted"]},
         hovertext=_impact_hover(summary, feature_col, classes),
         hovertemplate="%{hovertext}<extra></extra>",
         name="impact",
@@ -325,7 +355,7 @@ def impact_figure(
         extent = extent[np.isfinite(extent)]
         if len(extent):
             lo, hi = min(extent.min(), 0.0), max(extent.max(), 0.0)
-            pad = (hi - lo) * (0.04 if error_x else 0.22) or 1.0
+            pad = (hi - lo) * 0.04 or 1.0
             x_range = [lo - (pad if lo < 0 else 0), hi + (pad if hi > 0 else 0)]
     layout = _bar_layout(
         title,
@@ -339,27 +369,10 @@ def impact_figure(
         label_px=label_px,
         window=window,
         pager=pager,
+        # In a column of their own at the right, where no whisker crosses them.
+        value_labels=_value_labels(x, signed=True, suffix=" pp", colors=[_impact_text_color(v) for v in x]),
     )
-    if error_x:
-        # One label per finite impact (an undefined one has no bar to label either).
-        finite = np.isfinite(x)
-        data.append(
-            dict(
-                type="scatter",
-                x=np.ones(int(finite.sum())),
-                y=[f for f, keep in zip(features, finite) if keep],
-                xaxis="x2",
-                mode="text",
-                customdata=x[finite],
-                texttemplate="%{customdata:+.2f} pp",
-                textposition="middle left",
-                textfont={"size": 11, "color": [_impact_text_color(v) for v in x[finite]]},
-                hoverinfo="skip",
-                name="impact values",
-            )
-        )
-        layout["xaxis"]["domain"] = [0, 0.8]
-        layout["xaxis2"] = {"domain": [0.82, 1], "range": [0, 1], "visible": False, "fixedrange": True}
+    data.append(_VALUE_AXIS_TRACE)
     return _figure(data, layout)
 
 

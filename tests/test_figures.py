@@ -208,24 +208,32 @@ def test_bar_and_scatter_windows_hold_the_same_features():
         assert np.mean(x_range) == pytest.approx(np.mean(y_range))  # the same centre: the same features
 
 
-def test_bar_charts_send_values_as_typed_arrays_and_format_labels_in_the_browser():
+def test_bar_charts_send_values_as_typed_arrays_and_label_them_on_a_matching_axis():
+    """Values as base64 typed arrays; their labels are the tick labels of a right-hand y axis that
+    pans with the rows (laid out only in range), not a text per bar (laid out for every bar)."""
     summary = feature_summary(_synthetic(n_images=60, n_features=130), 0.2)
-    for fig in (
-        figures.bar_figure(summary),
-        figures.bar_figure(summary, value="avg_ctr_without"),
-        figures.impact_figure(summary),
+    summary.loc[summary.index[3], "impact"] = np.nan  # an undefined value gets an empty label
+    for value, fig in (
+        ("avg_ctr_with", figures.bar_figure(summary)),
+        ("avg_ctr_without", figures.bar_figure(summary, value="avg_ctr_without")),
+        ("impact", figures.impact_figure(summary)),
     ):
-        data = json.loads(fig.to_json())["data"]
-        for trace in data:
-            assert isinstance(trace["x"], dict) and "bdata" in trace["x"]
-            assert "text" not in trace  # no string per bar: labels come from texttemplate
-        assert all(isinstance(t.get("customdata", {}), dict) for t in data)
-    impact = figures.impact_figure(summary)
-    labels = impact.data[1]
-    finite = np.isfinite(summary["impact"].to_numpy())
-    assert labels.texttemplate == "%{customdata:+.2f} pp"
-    assert np.array_equal(labels.customdata, summary["impact"].to_numpy()[finite] * 100.0)
-    assert list(labels.y) == list(summary["feature"][finite])
+        bar = json.loads(fig.to_json())["data"][0]
+        assert isinstance(bar["x"], dict) and "bdata" in bar["x"]
+        assert not {"text", "texttemplate"} & set(bar)
+        values = fig.layout.yaxis2
+        assert (values.overlaying, values.matches, values.side) == ("y", "y", "right")
+        assert list(values.tickvals) == list(values.categoryarray) == list(summary["feature"])
+        x = summary[value].to_numpy() * 100
+        if value == "impact":
+            expected = ["" if np.isnan(v) else f"{v:+.2f} pp".replace("-", "−") for v in x]
+            shown = [t.split(">", 1)[1].removesuffix("</span>") if t else t for t in values.ticktext]
+            colors = [t.split('"')[1] for t in values.ticktext if t]
+            assert set(colors) <= {f"color:{figures.COLORS[c]}" for c in ("positive", "negative")}
+        else:
+            expected, shown = [f"{v:.2f}%" for v in x], list(values.ticktext)
+        assert shown == expected
+        assert fig.data[1].yaxis == "y2" and len(fig.data[1].x) == 0  # only makes Plotly draw the axis
 
 
 def test_bar_figure_labels_ctr_in_percent(reference_dataset):
@@ -233,7 +241,7 @@ def test_bar_figure_labels_ctr_in_percent(reference_dataset):
     fig = figures.bar_figure(summary)
     assert fig.layout.xaxis.ticksuffix == "%"
     assert "(%)" in fig.layout.xaxis.title.text
-    assert fig.data[0].texttemplate == "%{x:.2f}%"  # two decimals, as the hover's %{x:.3f}% shows three
+    assert fig.layout.yaxis2.ticktext[0] == f"{summary['avg_ctr_with'].iloc[0] * 100:.2f}%"
 
 
 def test_impact_figure_numbers_and_colours(reference_dataset):
@@ -263,7 +271,8 @@ def test_impact_figure_without_interval_columns_has_no_error_bars(reference_data
     ]
     fig = figures.impact_figure(summary)
     assert fig.data[0].error_x.array is None
-    assert len(fig.data) == 1 and fig.data[0].texttemplate == "%{x:+.2f} pp"
+    assert [t.type for t in fig.data] == ["bar", "scatter"] and len(fig.data[1].x) == 0  # the value axis's
+    assert fig.layout.yaxis2.ticktext[0].endswith(f">{summary['impact'].iloc[0] * 100:+.2f} pp</span>")
 
 
 def test_impact_figure_fades_features_that_are_not_significant(reference_dataset):
