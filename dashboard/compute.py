@@ -219,6 +219,7 @@ def compute_view(
         points,
         charted,
         token=token,
+        images=dataset.images,
         urls_for=(lambda imgs: image_urls(image_url_template, business, source, imgs)) if image_url_template else None,
         counts=counts,
     )

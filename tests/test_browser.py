@@ -95,6 +95,9 @@ const panel = document.getElementById('hover-panel');
 const name = panel.querySelector('.hover-name');
 return {name: name ? name.textContent : null,
         features: Array.from(panel.querySelectorAll('.hover-table td.hover-feature')).map(td => td.textContent),
+        rows: Array.from(panel.querySelectorAll('.hover-table tbody tr')).map(
+            tr => Array.from(tr.children).slice(0, 2).map(td => td.textContent)),
+        ctr: panel.querySelector('.hover-ctr') ? panel.querySelector('.hover-ctr').textContent : null,
         markup: panel.querySelectorAll('.hover-table b, .hover-table a, .hover-name b').length,
         hint: panel.innerText.includes(arguments[0])};
 """
@@ -425,6 +428,8 @@ def _hover_keeps_the_scatter_painted(driver, store, dataset_key, state, expect_t
 
     summary = feature_summary(dataset, state.confidence, state.min_pct, state.max_pct)
     names = list(select_shown(summary, state.shown)["feature"])  # by feature code, as the x axis
+    points = scatter_points(dataset, state.confidence, features=names)
+    shown_pct = np.round(points["confidence"].to_numpy() * 100)  # the panel's two decimals
     header = driver.find_element("css selector", "header")
     _move_mouse(driver, header.rect["x"] + 20, header.rect["y"] + 10)
     driver.execute_script(HIDE_HOVER_LABEL_JS)
@@ -457,6 +462,11 @@ def _hover_keeps_the_scatter_painted(driver, store, dataset_key, state, expect_t
         card = driver.execute_script(HOVER_CARD_JS, HOVER_HINT)
         assert card["name"] == image and not card["hint"], card
         assert sorted(card["features"]) == sorted(names[c] for c in expected_codes)
+        # Each with its confidence, highest first, and the image's CTR.
+        mine = (points["image"] == image).to_numpy()
+        expected_rows = sorted(zip(points["feature"][mine].astype(str), shown_pct[mine]), key=lambda r: -r[1])
+        assert [(f, float(c)) for f, c in card["rows"]] == [(f, c / 100) for f, c in expected_rows], card
+        assert card["ctr"].startswith("CTR ") and abs(float(card["ctr"][4:-1]) - ctr_pct) < 0.0051, card
         # The bars follow once the browser is idle: only the image's features stay solid.
         _wait_for(
             lambda codes=expected_codes: (

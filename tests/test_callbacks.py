@@ -101,34 +101,31 @@ def test_compute_view_scatter_has_one_point_per_image_and_feature_present(loaded
 
 
 def test_compute_view_hover_lookup_links_each_point_to_its_image(loaded, reference_dataset):
+    """Grouped as the browser groups it (by point_image, reading x and y from the scatter trace):
+    every point maps to its image, and every image's points are exactly its charted features."""
     view = compute_view(loaded, BUSINESS, SOURCE, None, 0.3, [0, 100], shown=0)
     lookup = json.loads(json.dumps(view.lookup))  # as the browser gets it
-    point_image = from_typed_array(lookup["point_image"])
-    start = from_typed_array(lookup["image_start"])
-    ctr = from_typed_array(lookup["ctr"])
-    all_codes, all_conf = from_typed_array(lookup["image_codes"]), from_typed_array(lookup["image_conf_pct"])
-    assert (point_image.dtype, all_codes.dtype, all_conf.dtype, ctr.dtype) == ("<i2", "<i2", "u1", "<f4")
+    assert not {"ctr", "image_start", "image_codes", "image_conf_pct"} & set(lookup)  # the trace carries these
+    point_image, conf = from_typed_array(lookup["point_image"]), from_typed_array(lookup["point_conf_pct"])
+    assert conf.dtype == np.uint8
+    assert point_image.dtype == (np.uint8 if len(lookup["images"]) <= 256 else np.uint16)  # the smallest
     scatter = view.scatter.data[0]
     x, y = np.asarray(scatter.x), np.asarray(scatter.y)
     points = scatter_points(reference_dataset, 0.3, features=lookup["features"])
-    assert len(point_image) == len(x)
+    assert len(point_image) == len(conf) == len(x) == len(points)
     assert lookup["features"] == list(view.scatter.layout.xaxis.ticktext)
-    for i in range(0, len(x), 7):
-        image = point_image[i]
-        assert lookup["images"][image] == points["image"].iloc[i]
-        assert ctr[image] == y[i]
-        assert x[i] in all_codes[start[image] : start[image + 1]]
-    # Each image lists exactly the charted features it has, with their confidences.
+    assert list(np.array(lookup["images"], dtype=object)[point_image]) == list(points["image"])
+    order = np.argsort(point_image, kind="stable")  # the browser's counting sort
+    start = np.searchsorted(point_image[order], np.arange(len(lookup["images"]) + 1))
+    features, names = list(reference_dataset.features), list(reference_dataset.images)
     for image, name in enumerate(lookup["images"]):
-        row = list(reference_dataset.images).index(name)
-        expected = [
-            (code, reference_dataset.confidences[row, list(reference_dataset.features).index(f)])
-            for code, f in enumerate(lookup["features"])
-            if reference_dataset.confidences[row, list(reference_dataset.features).index(f)] > 0.3
-        ]
-        assert all_codes[start[image] : start[image + 1]].tolist() == [c for c, _ in expected]
-        conf = all_conf[start[image] : start[image + 1]]
-        assert conf.tolist() == [round(v * 100) for _, v in expected]
+        at = order[start[image] : start[image + 1]]
+        assert len(at), name  # only images with points are listed
+        row = names.index(name)
+        assert (y[at] == np.float32(reference_dataset.ctr[row] * 100)).all(), name
+        confidence = [reference_dataset.confidences[row, features.index(f)] for f in lookup["features"]]
+        expected = [(code, round(v * 100)) for code, v in enumerate(confidence) if v > 0.3]
+        assert sorted(zip(x[at].tolist(), conf[at].tolist())) == expected, name
 
 
 def test_hover_hint_is_written_once_and_only_shown_or_hidden_by_the_browser(loaded):

@@ -1,5 +1,5 @@
 """The hover lookup: typed arrays encoded as Plotly sends numpy arrays and decoded back exactly, and
-each image's points grouped as before the lexsort was replaced."""
+each point's image and confidence in the smallest types, the points grouped as the browser groups them."""
 
 from __future__ import annotations
 
@@ -45,29 +45,9 @@ def test_hover_from_typed_array_accepts_plain_lists():
     assert from_typed_array([1, 2, 3]).tolist() == [1, 2, 3]
 
 
-def _lookup_by_lexsort(points, shown):
-    """hover_lookup's grouping as first written (np.lexsort), the reference for the faster one."""
-    codes = points["feature"].cat.codes.to_numpy(dtype=np.int64)
-    image_of_point, images = pd.factorize(points["image"], sort=False)
-    order = np.lexsort((codes, image_of_point))
-    start = np.zeros(len(images) + 1, dtype=np.int64)
-    np.cumsum(np.bincount(image_of_point, minlength=len(images)), out=start[1:])
-    conf = np.round(points["confidence"].to_numpy(dtype=np.float64)[order] * 100)
-    return {
-        "image_start": typed_array(start, np.int32),
-        "image_codes": typed_array(codes[order], np.int16 if len(shown) <= 32767 else np.int32),
-        "image_conf_pct": typed_array(conf, np.uint8),
-    }
-
-
-@pytest.mark.parametrize(
-    "n_images, n_features, n_points",
-    [(50, 8, 300), (40_000, 30, 60_000), (300, 40_000, 50_000)],
-    ids=["small", "images-beyond-int16", "features-beyond-int16"],
-)
-def test_hover_lookup_groups_points_as_lexsort_did(n_images, n_features, n_points):
-    """Rows in any order, repeated (image, feature) pairs included: the same bytes as np.lexsort's grouping."""
-    rng = np.random.default_rng(42)
+def _points(n_images, n_features, n_points, seed=42):
+    """Points in any order, repeated (image, feature) pairs included, and their features' summary."""
+    rng = np.random.default_rng(seed)
     features = [f"f{j}" for j in range(n_features)]
     points = pd.DataFrame(
         {
@@ -78,7 +58,62 @@ def test_hover_lookup_groups_points_as_lexsort_did(n_images, n_features, n_point
         }
     )
     shown = pd.DataFrame({"feature": features, "impact": rng.normal(0, 0.01, n_features)})
-    lookup = hover_lookup(points, shown, token="t")
-    expected = _lookup_by_lexsort(points, shown)
-    for name, value in expected.items():
-        assert lookup[name] == value, name
+    return points, shown
+
+
+def _grouped(lookup, x):
+    """Each image's (feature code, confidence in hundredths) pairs, grouped as the browser does."""
+    lookup = json.loads(json.dumps(lookup))  # as the browser gets it
+    point_image, conf = from_typed_array(lookup["point_image"]), from_typed_array(lookup["point_conf_pct"])
+    order = np.argsort(point_image, kind="stable")  # the browser's counting sort
+    start = np.searchsorted(point_image[order], np.arange(len(lookup["images"]) + 1))
+    return {
+        name: sorted(zip(x[order[a:b]].tolist(), conf[order[a:b]].tolist()))
+        for name, a, b in zip(lookup["images"], start[:-1], start[1:])
+    }
+
+
+@pytest.mark.parametrize(
+    "n_images, n_features, n_points, dtype",
+    [(50, 8, 300, "u1"), (40_000, 30, 60_000, "u2"), (300, 40_000, 50_000, "u2"), (70_000, 5, 300_000, "u4")],
+    ids=["small", "images-beyond-uint8", "features-beyond-int16", "images-beyond-uint16"],
+)
+@pytest.mark.parametrize("given_images", [True, False], ids=["images-given", "images-factorized"])
+def test_hover_lookup_maps_every_point_to_its_image(n_images, n_features, n_points, dtype, given_images):
+    """Every point decodes to its own image; every image's points are exactly its (feature, confidence) rows."""
+    points, shown = _points(n_images, n_features, n_points)
+    # The build's names, in another order and with images that have no point.
+    build = [f"img_{i}" for i in range(n_images + 10)][::-1] if given_images else None
+    lookup = hover_lookup(points, shown, token="t", images=build)
+    assert set(lookup) == {"token", "features", "impact", "images", "point_image", "point_conf_pct", "urls"}
+    assert (lookup["point_image"]["dtype"], lookup["point_conf_pct"]["dtype"]) == (dtype, "u1")
+    names = np.array(lookup["images"], dtype=object)
+    assert list(names[from_typed_array(lookup["point_image"])]) == list(points["image"])
+    with_points = set(points["image"])
+    assert sorted(lookup["images"]) == sorted(with_points)  # each image with points, once
+    if given_images:
+        assert lookup["images"] == [i for i in build if i in with_points]  # in the build's order
+    codes = points["feature"].cat.codes.to_numpy()
+    pct = np.round(points["confidence"].to_numpy() * 100).astype(int)
+    expected = {}
+    for image, code, c in zip(points["image"], codes.tolist(), pct.tolist()):
+        expected.setdefault(image, []).append((code, c))
+    assert _grouped(lookup, codes) == {image: sorted(pairs) for image, pairs in expected.items()}
+
+
+def test_hover_lookup_falls_back_when_a_point_names_an_unknown_image():
+    """A name missing from ``images`` (or repeated in it) does not break the lookup: it hashes the points' names."""
+    points, shown = _points(20, 4, 100)
+    for images in ([f"img_{i}" for i in range(5)], ["img_1", "img_1"] + [f"img_{i}" for i in range(20)]):
+        lookup = hover_lookup(points, shown, token="t", images=images)
+        names = np.array(lookup["images"], dtype=object)
+        assert list(names[from_typed_array(lookup["point_image"])]) == list(points["image"])
+
+
+def test_hover_lookup_per_image_facts_follow_its_images():
+    """URLs and click counts are listed per image in the lookup's own order."""
+    points, shown = _points(30, 4, 200)
+    counts = {f"img_{i}": (i, 100 * i) for i in range(30)}
+    lookup = hover_lookup(points, shown, token="t", urls_for=lambda imgs: [f"u/{i}" for i in imgs], counts=counts)
+    assert lookup["urls"] == [f"u/{i}" for i in lookup["images"]]
+    assert [(c, n) for c, n in zip(lookup["clicks"], lookup["impressions"])] == [counts[i] for i in lookup["images"]]
