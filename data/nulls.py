@@ -20,9 +20,11 @@ from data import permutation
 # about 5 s of CPU): a larger draw would hold the worker that took the write for too long, and is
 # left to the first summary that needs it.
 EAGER_CELLS = 150_000_000
+# Every setting that shapes a table, so that changing one never reads a table drawn under another;
+# bump the version when the drawing itself changes.
 FORMAT = (
     f"v1-b{permutation.BODY_RESAMPLES}-t{permutation.TAIL_SHARE}"
-    f"-d{permutation.DENSE_SIZES}-g{permutation.GRID_STEP}-c{permutation.CHUNK_CELLS}"
+    f"-d{permutation.DENSE_SIZES}-g{permutation.GRID_STEP}-m{permutation.MAX_SIZE}-c{permutation.CHUNK_CELLS}"
 )
 
 
