@@ -79,20 +79,17 @@ def adopt_stored(read, tests) -> int:
     return taken
 
 
-def prepare(read, write, tests) -> int:
-    """Make sure the null table of each of ``tests`` is stored and at hand.
+def prepare(stored, write, tests) -> int:
+    """Make sure the null table of each of ``tests`` is stored; returns how many were drawn.
 
-    A stored table is read (when not at hand); a missing one is drawn (when not at hand and no
-    larger than EAGER_CELLS) and stored with ``write(storage key, bytes)``. Returns how many
-    tables were drawn.
+    ``stored(storage key)`` says whether a table is stored already; a missing one is taken
+    from the cache or drawn (no larger than EAGER_CELLS) and stored with
+    ``write(storage key, bytes)``.
     """
     drawn = 0
     for test in tests:
         name = storage_key(test.key)
-        data = read(name)
-        if data is not None:
-            if not permutation.is_cached(test.key):
-                permutation.adopt(test.key, from_bytes(data))
+        if stored(name):
             continue
         if permutation.is_cached(test.key) or test.draw_cells <= EAGER_CELLS:
             drawn += not permutation.is_cached(test.key)

@@ -299,6 +299,11 @@ def null_table_data(conn, key: str) -> bytes | None:
     return database.read_bytes(conn, null_tables.c.table_data, null_tables.c.key, key)
 
 
+def has_null_table(conn, key: str) -> bool:
+    """Whether a null table is stored under ``key``."""
+    return conn.execute(select(null_tables.c.key).where(null_tables.c.key == key)).first() is not None
+
+
 def save_null_table(conn, key: str, data: bytes, stored_at: str, keep: int) -> None:
     """Store a null table unless another writer already has (same key, same contents); keep the newest ``keep``."""
     if conn.dialect.name == "postgresql":

@@ -11,7 +11,7 @@ from datetime import UTC, datetime
 import pandas as pd
 from sqlalchemy import select, text, update
 
-from data import database, nulls, permutation, queries
+from data import database, nulls, queries
 from data.analysis import Dataset, permutation_tests
 from data.batches import CTR_COLUMNS, FeatureBatch
 from data.cache import ByteLRU
@@ -374,14 +374,17 @@ class FeatureStore:
 
     def _adopt_nulls(self, dataset: Dataset) -> None:
         """Read the dataset's stored null tables that this process does not hold (e.g. after a cache eviction)."""
-        tests = self._null_tests(dataset)
-        if not all(permutation.is_cached(test.key) for test in tests):
-            nulls.adopt_stored(self.null_table_data, tests)
+        nulls.adopt_stored(self.null_table_data, self._null_tests(dataset))
 
     def null_table_data(self, key: str) -> bytes | None:
         """The stored bytes of a permutation null table (``data/nulls.py``), or None."""
         with self._reading() as conn:
             return queries.null_table_data(conn, key)
+
+    def has_null_table(self, key: str) -> bool:
+        """Whether a permutation null table is stored under ``key`` (without reading it)."""
+        with self._reading() as conn:
+            return queries.has_null_table(conn, key)
 
     def save_null_table(self, key: str, data: bytes) -> None:
         """Store a permutation null table's bytes, keeping the newest ``KEEP_NULL_TABLES``."""
@@ -390,10 +393,11 @@ class FeatureStore:
     def prepare_nulls(self, business: str, source: str) -> int:
         """Draw and store the null tables of the pair's current build and CTRs unless stored; returns how many were drawn.
 
-        A pair with CTRs but no build yet has none to draw.
+        Reading the dataset takes its stored tables into the cache already. A pair with CTRs but
+        no build yet has none to draw.
         """
         try:
             dataset = self.dataset(business, source)
         except UnknownDataset:
             return 0
-        return nulls.prepare(self.null_table_data, self.save_null_table, self._null_tests(dataset))
+        return nulls.prepare(self.has_null_table, self.save_null_table, self._null_tests(dataset))
