@@ -94,6 +94,21 @@ def _visible_features(axis) -> set[int]:
     return {int(t.split("_")[1]) for t in axis["ticks"] if t.startswith("feat_")}
 
 
+def _select_table_row(driver, name: str) -> None:
+    """Filter the summary table to ``name`` and click its row, as an analyst would."""
+    grid = driver.find_element("id", ids.TABLE)
+    driver.execute_script("arguments[0].scrollIntoView({block: 'center'})", grid)
+    driver.find_element("css selector", "#summary-table .ag-floating-filter input").send_keys(name)
+    row = f"#summary-table .ag-row[row-id='{name}'] .ag-cell"
+    deadline = time.monotonic() + 20
+    while not driver.find_elements("css selector", row) and time.monotonic() < deadline:
+        time.sleep(0.2)
+    cell = driver.find_element("css selector", row)
+    driver.execute_script("arguments[0].scrollIntoView({block: 'center', behavior: 'instant'})", cell)
+    time.sleep(0.3)
+    cell.click()
+
+
 def test_wide_scatter_shows_a_window_and_moving_it_shows_other_features_painted(driver, wide):
     """50 of 130 features are labelled; a pan and the page slider bring others, points painted."""
     driver.set_window_size(1600, 1400)
@@ -131,17 +146,7 @@ def test_wide_scatter_shows_a_window_and_moving_it_shows_other_features_painted(
     name = driver.execute_script(
         "return document.querySelector('#scatter-chart .js-plotly-plot').layout.xaxis.ticktext[0]"
     )
-    grid = driver.find_element("id", ids.TABLE)
-    driver.execute_script("arguments[0].scrollIntoView({block: 'center'})", grid)
-    driver.find_element("css selector", "#summary-table .ag-floating-filter input").send_keys(name)
-    row = f"#summary-table .ag-row[row-id='{name}'] .ag-cell"
-    deadline = time.monotonic() + 20
-    while not driver.find_elements("css selector", row) and time.monotonic() < deadline:
-        time.sleep(0.2)
-    cell = driver.find_element("css selector", row)
-    driver.execute_script("arguments[0].scrollIntoView({block: 'center', behavior: 'instant'})", cell)
-    time.sleep(0.3)
-    cell.click()
+    _select_table_row(driver, name)
     moved = _wait_for_range(driver, last["range"])
     assert moved["range"][0] < 0 < moved["range"][1] and name in moved["ticks"]
     severe = [e for e in driver.get_log("browser") if e["level"] == "SEVERE"]
@@ -265,17 +270,7 @@ def test_wide_bar_charts_show_the_scatters_window_and_follow_it(driver, wide):
     name = driver.execute_script(
         "return document.querySelector('#scatter-chart .js-plotly-plot').layout.xaxis.ticktext[arguments[0]]", k - 3
     )
-    grid = driver.find_element("id", ids.TABLE)
-    driver.execute_script("arguments[0].scrollIntoView({block: 'center'})", grid)
-    driver.find_element("css selector", "#summary-table .ag-floating-filter input").send_keys(name)
-    row = f"#summary-table .ag-row[row-id='{name}'] .ag-cell"
-    deadline = time.monotonic() + 20
-    while not driver.find_elements("css selector", row) and time.monotonic() < deadline:
-        time.sleep(0.2)
-    cell = driver.find_element("css selector", row)
-    driver.execute_script("arguments[0].scrollIntoView({block: 'center', behavior: 'instant'})", cell)
-    time.sleep(0.3)
-    cell.click()
+    _select_table_row(driver, name)
     selected = _wait_for_windows(driver, k - 3)
     assert name in selected[ids.AVG_WITH]["ticks"] and name in selected[ids.SCATTER]["ticks"]
     assert _shown(selected, ids.AVG_WITH) == _shown(selected, ids.SCATTER)
