@@ -23,7 +23,7 @@ import numpy as np
 import pandas as pd
 from common import BUSINESS, SOURCE, fresh_app, median, timed
 
-from dashboard.compute import compute_view
+from dashboard.page.compute import compute_view
 from data.adjusted import fit_adjusted
 from data.analysis import Dataset, feature_summary
 from data.demo import REFERENCE_CSV, demo_build

@@ -30,8 +30,8 @@ import plotly.io as pio
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from dashboard.compute import compute_view  # noqa: E402
-from dashboard.views import DEFAULT_SHOWN  # noqa: E402
+from dashboard.page.compute import compute_view  # noqa: E402
+from dashboard.page.views import DEFAULT_SHOWN  # noqa: E402
 from data.analysis import feature_summary  # noqa: E402
 from data.batches import FeatureBatch, ctr_frame  # noqa: E402
 from data.store import FeatureStore  # noqa: E402

@@ -12,16 +12,17 @@ from data.settings import Settings, open_store
 from data.store import FeatureStore, StorageUnavailable
 
 log = logging.getLogger(__name__)
-ASSETS = Path(__file__).resolve().parent / "assets"
+ASSETS = Path(__file__).resolve().parent / "page" / "assets"
 
 
 def create_app(settings: Settings | None = None, store: FeatureStore | None = None) -> dash.Dash:
     """Build the whole app: Flask server, ingest and read API, Dash layout and callbacks."""
-    from dashboard.api import create_api_blueprint
-    from dashboard.callbacks import register_callbacks
-    from dashboard.drift_api import create_drift_blueprint
-    from dashboard.errors import register_error_handlers
-    from dashboard.layout import build_layout
+    from dashboard.api.drift import create_drift_blueprint
+    from dashboard.api.errors import register_error_handlers
+    from dashboard.api.openapi import create_openapi_blueprint
+    from dashboard.api.routes import create_api_blueprint
+    from dashboard.page.callbacks import register_callbacks
+    from dashboard.page.layout import build_layout
     from data import adjusted, permutation
     from data.demo import load_demo
     from ingest.routes import create_ingest_blueprint
@@ -44,11 +45,11 @@ def create_app(settings: Settings | None = None, store: FeatureStore | None = No
     # Keep fields in the documented order (feature first) rather than alphabetical.
     server.json.sort_keys = False
     server.extensions["feature_store"] = store
-    server.extensions["dashboard_settings"] = settings
     register_error_handlers(server)
     server.register_blueprint(create_ingest_blueprint(store, settings))
     server.register_blueprint(create_api_blueprint(store, settings))
     server.register_blueprint(create_drift_blueprint(store, settings))
+    server.register_blueprint(create_openapi_blueprint(settings))
 
     @server.get("/healthz")
     def healthz():

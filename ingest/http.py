@@ -1,7 +1,7 @@
-"""What the API's routes raise: ``ApiError``, answered in the error shape by ``dashboard.errors``.
+"""What the API's routes raise: ``ApiError``, answered in the error shape by ``dashboard.api.errors``.
 
 It lives here, the lowest layer that speaks HTTP, so that the write routes (here) and the read
-API (``dashboard.api``) raise the same exception without ``ingest`` importing the page.
+API (``dashboard.api.routes``) raise the same exception without ``ingest`` importing the page.
 """
 
 from __future__ import annotations

@@ -5,17 +5,17 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from dashboard import ids, views
-from dashboard.adjusted_view import (
+from dashboard.factory import create_app
+from dashboard.page import ids, views
+from dashboard.page.adjusted import (
     PANEL_HINT,
     cooccurrence_panel,
     cooccurrence_rows,
     hovered_feature,
     table_column_defs,
 )
-from dashboard.compute import compute_view
-from dashboard.factory import create_app
-from dashboard.table import TABLE_COLUMN_DEFS
+from dashboard.page.compute import compute_view
+from dashboard.page.table import TABLE_COLUMN_DEFS
 from data.adjusted import adjusted_summary
 from data.batches import FeatureBatch, ctr_frame
 from data.demo import DEMO_BUSINESS, DEMO_SOURCE, demo_build

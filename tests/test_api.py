@@ -8,7 +8,7 @@ import math
 import numpy as np
 import pytest
 
-from dashboard.api import QueryError, SummaryQuery
+from dashboard.api.routes import QueryError, SummaryQuery
 from data.analysis import feature_summary
 from data.batches import FeatureBatch, ctr_frame
 from tests.helpers import pandas_summary
@@ -408,8 +408,8 @@ def test_summary_fields_come_in_documented_order(reference_client):
 @pytest.mark.parametrize("kind", ["summary", "points"])
 @pytest.mark.parametrize("weighting", ["mean", "impressions"])
 def test_csv_endpoints_send_the_pages_download(client, store, kind, weighting):
-    from dashboard import views
-    from dashboard.compute import download_csv
+    from dashboard.page import views
+    from dashboard.page.compute import download_csv
 
     headers = {"Business": "Acme Inc", "Image-Source": "vision"}
     features = {f"img_{i}": {"=cmd|' /C calc'!A0": (i % 2) * 0.9, "-x": 0.6, "plain": (i % 3) / 2} for i in range(10)}

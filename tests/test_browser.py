@@ -14,9 +14,9 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from dashboard import ids
 from dashboard.factory import create_app
-from dashboard.hover import HOVER_HINT
+from dashboard.page import ids
+from dashboard.page.hover import HOVER_HINT
 from data.analysis import feature_summary, scatter_points
 from data.batches import FeatureBatch, ctr_frame
 from data.settings import Settings
@@ -238,7 +238,7 @@ def _isolated_points(dataset, confidence, low, high, shown=25, count=1):
     Each is ``(point index, image, its feature codes, its CTR in %)``; the highest CTRs first,
     then spread over the range so that the images differ.
     """
-    from dashboard.compute import select_shown
+    from dashboard.page.compute import select_shown
 
     summary = select_shown(feature_summary(dataset, confidence, low, high), shown)
     points = scatter_points(dataset, confidence, features=summary["feature"])
@@ -343,7 +343,7 @@ def test_decode_png_undoes_every_row_filter():
 def test_page_draws_four_charts_from_the_data(driver, live):
     url, store = live
     _open(driver, url)
-    from dashboard.views import DEFAULT_CONFIDENCE, DEFAULT_SPARSITY
+    from dashboard.page.views import DEFAULT_CONFIDENCE, DEFAULT_SPARSITY
 
     assert _charts_match(driver, store, REFERENCE, DEFAULT_CONFIDENCE, *DEFAULT_SPARSITY)
     assert _chart(driver, ids.SCATTER)["type"] == "scatter"  # few points: SVG
@@ -424,7 +424,7 @@ def _hover_keeps_the_scatter_painted(driver, store, dataset_key, state, expect_t
     """
     dataset = store.dataset(*dataset_key)
     targets = _isolated_points(dataset, state.confidence, state.min_pct, state.max_pct, state.shown, count=3)
-    from dashboard.compute import select_shown
+    from dashboard.page.compute import select_shown
 
     summary = feature_summary(dataset, state.confidence, state.min_pct, state.max_pct)
     names = list(select_shown(summary, state.shown)["feature"])  # by feature code, as the x axis
@@ -502,7 +502,7 @@ def test_hover_links_an_image_and_never_blanks_the_scatter(driver, request, fixt
     # the figure's data can hold every point while nothing is painted.
     from selenium.webdriver.support.ui import Select
 
-    from dashboard.views import ViewState
+    from dashboard.page.views import ViewState
 
     url, store = request.getfixturevalue(fixture)[:2]
     _open(driver, url)
@@ -525,7 +525,7 @@ def test_new_data_shows_up_without_a_reload(driver, tmp_path, reference_frame):
     settings = Settings.from_env({}, database_url=store.url, demo_data=False, poll_seconds=0.5)
     with serve(create_app(settings, store)) as url:
         _open(driver, url)
-        from dashboard.views import DEFAULT_CONFIDENCE, DEFAULT_SPARSITY
+        from dashboard.page.views import DEFAULT_CONFIDENCE, DEFAULT_SPARSITY
 
         assert _charts_match(driver, store, REFERENCE, DEFAULT_CONFIDENCE, *DEFAULT_SPARSITY)
         doubled = reference_frame.assign(ctr=reference_frame["ctr"] * np.linspace(0.5, 2.0, len(reference_frame)))
@@ -628,14 +628,14 @@ def live_demo(tmp_path_factory):
 
 
 def _view_url(url, state):
-    from dashboard.views import view_query
+    from dashboard.page.views import view_query
 
     return url + view_query(state)
 
 
 def _view_matches(driver, store, state, min_n):
     """Whether the charts and the table show feature_summary's numbers for ``state``."""
-    from dashboard.compute import select_shown
+    from dashboard.page.compute import select_shown
 
     dataset = store.dataset(state.business, state.source)
     summary = feature_summary(
@@ -695,14 +695,14 @@ def _pick(driver, dropdown_id, label):
 
 
 def test_impact_chart_draws_intervals_and_marks_significant_features(driver, live_demo):
-    from dashboard.views import ViewState
+    from dashboard.page.views import ViewState
 
     url, store, settings = live_demo
     _open(driver, url)
     state = ViewState(*NORTHWIND)
     _wait_for(lambda: _view_matches(driver, store, state, settings.min_group_size), message="the demo view")
     summary = feature_summary(store.dataset(*NORTHWIND), state.confidence, state.min_pct, state.max_pct)
-    from dashboard.compute import select_shown
+    from dashboard.page.compute import select_shown
 
     charted = select_shown(summary, state.shown).reset_index(drop=True)
     bars = driver.execute_script(
@@ -728,7 +728,7 @@ def test_impact_chart_draws_intervals_and_marks_significant_features(driver, liv
 
 
 def test_weighting_toggle_switches_to_impression_weighted_numbers(driver, live_demo):
-    from dashboard.views import ViewState
+    from dashboard.page.views import ViewState
 
     url, store, settings = live_demo
     _open(driver, url)
@@ -791,7 +791,7 @@ def test_selecting_a_table_row_highlights_the_feature_in_the_charts(driver, live
 def test_summary_and_points_download_as_the_page_filters_them(live_demo, tmp_path):
     import io
 
-    from dashboard.views import ViewState
+    from dashboard.page.views import ViewState
 
     url, store, settings = live_demo
     state = ViewState(*NORTHWIND, "current", 0.3, 5, 60, "impressions", 10)
@@ -830,7 +830,7 @@ def test_summary_and_points_download_as_the_page_filters_them(live_demo, tmp_pat
 def test_a_shared_url_reopens_the_same_view_in_a_fresh_browser(driver, live_demo):
     from selenium.webdriver.support.ui import Select
 
-    from dashboard.views import ViewState, parse_view, query_from_url
+    from dashboard.page.views import ViewState, parse_view, query_from_url
 
     url, store, settings = live_demo
     _open(driver, url)
@@ -877,8 +877,8 @@ def test_a_shared_url_reopens_the_same_view_in_a_fresh_browser(driver, live_demo
     ],
 )
 def test_a_url_with_invalid_values_falls_back_to_defaults(driver, live_demo, query):
-    from dashboard.selection import resolve_view
-    from dashboard.views import parse_view, query_from_url
+    from dashboard.page.selection import resolve_view
+    from dashboard.page.views import parse_view, query_from_url
 
     url, store, settings = live_demo
     _open(driver, url + query)
@@ -954,7 +954,7 @@ def test_feature_named_like_a_link_shows_its_text_and_no_link(driver, live_marku
 def test_a_slider_drag_replaces_the_history_entry_and_back_leaves_the_view(driver, live_demo):
     from selenium.webdriver.support.ui import Select
 
-    from dashboard.views import parse_view, query_from_url
+    from dashboard.page.views import parse_view, query_from_url
 
     url, store, settings = live_demo
     driver.get("data:text/html,<title>before</title><p>the page the user came from</p>")
@@ -989,7 +989,7 @@ def test_a_slider_drag_replaces_the_history_entry_and_back_leaves_the_view(drive
 
 
 def test_the_header_names_the_build_shown_when_the_linked_one_is_gone(driver, tmp_path, reference_frame):
-    from dashboard.views import DEFAULT_CONFIDENCE, DEFAULT_SPARSITY
+    from dashboard.page.views import DEFAULT_CONFIDENCE, DEFAULT_SPARSITY
 
     store = FeatureStore(f"sqlite:///{tmp_path / 'features.db'}", keep_builds=2)
     for k in range(3):  # build 1 is pruned when build 3 lands

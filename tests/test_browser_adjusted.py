@@ -7,8 +7,8 @@ import os
 import numpy as np
 import pytest
 
-from dashboard import ids
 from dashboard.factory import create_app
+from dashboard.page import ids
 from data.adjusted import adjusted_summary
 from data.batches import FeatureBatch, ctr_frame
 from data.settings import Settings

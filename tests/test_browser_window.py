@@ -9,8 +9,9 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from dashboard import figures, ids
+from dashboard import figures
 from dashboard.factory import create_app
+from dashboard.page import ids
 from data.batches import FeatureBatch, ctr_frame
 from data.settings import Settings
 from data.store import FeatureStore

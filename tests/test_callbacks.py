@@ -12,12 +12,14 @@ import plotly
 import pytest
 from dash import no_update
 
-from dashboard import downloads, figures, ids, views
-from dashboard.components import hover_hint, hover_panel, status_component
-from dashboard.compute import compute_view, download_csv, select_shown, upload_command
+from dashboard import figures
+from dashboard.api import downloads
 from dashboard.factory import create_app
-from dashboard.hover import HOVER_HINT, from_typed_array, image_urls
-from dashboard.selection import (
+from dashboard.page import ids, views
+from dashboard.page.components import hover_hint, hover_panel, status_component
+from dashboard.page.compute import compute_view, download_csv, select_shown, upload_command
+from dashboard.page.hover import HOVER_HINT, from_typed_array, image_urls
+from dashboard.page.selection import (
     build_options,
     choose,
     dataset_has_counts,
@@ -26,8 +28,8 @@ from dashboard.selection import (
     poll_version,
     source_options,
 )
-from dashboard.table import table_hint
-from dashboard.views import CURRENT_BUILD, DEFAULT_CONFIDENCE, DEFAULT_SPARSITY
+from dashboard.page.table import table_hint
+from dashboard.page.views import CURRENT_BUILD, DEFAULT_CONFIDENCE, DEFAULT_SPARSITY
 from data.analysis import feature_summary, scatter_points
 from data.batches import FeatureBatch, ctr_frame
 from tests.helpers import load_frame
@@ -133,7 +135,7 @@ def test_hover_hint_is_written_once_and_only_shown_or_hidden_by_the_browser(load
     assert "hint" not in view.lookup and HOVER_HINT == hover_hint().children
     hint, card = hover_panel()
     assert (hint.id, hint.children.children, card.id) == (ids.HOVER_HINT, HOVER_HINT, ids.HOVER_CARD)
-    script = (Path(__file__).resolve().parent.parent / "dashboard" / "assets" / "dashboard.js").read_text()
+    script = (Path(__file__).resolve().parent.parent / "dashboard" / "page" / "assets" / "dashboard.js").read_text()
     assert f'"{ids.HOVER_HINT}"' in script and f'"{ids.HOVER_CARD}"' in script and "Hover a point" not in script
 
 
@@ -164,7 +166,7 @@ def test_compute_view_shows_top_and_bottom_features_of_a_large_build(store):
 def test_compute_view_pages_the_scatter_when_features_do_not_fit(store):
     _load(store, _synthetic_frame(n_images=50, n_features=120))
     view = compute_view(store, BUSINESS, SOURCE, None, 0.0, [0, 100], shown=0)
-    assert view.scatter_width is None and view.scatter.layout.width is None
+    assert view.scatter.layout.width is None
     assert list(view.scatter.layout.xaxis.range) == [-0.6, figures.SCATTER_WINDOW - 0.4]
     assert len(view.scatter.layout.xaxis.ticktext) == len(view.lookup["features"]) > figures.SCATTER_WINDOW
     assert view.scatter.layout.sliders[0].steps[0].label == "1–50"
@@ -293,7 +295,7 @@ def test_layout_defaults_to_the_most_recently_updated_dataset_and_current_build(
     _load(store, reference_frame, "older", "vision")
     _load(store, reference_frame, "newer", "web")
     _load(store, reference_frame, "newer", "web")
-    from dashboard.layout import build_layout
+    from dashboard.page.layout import build_layout
 
     page = build_layout(store, settings)()
     assert _find(page, ids.BUSINESS).value == "newer"
@@ -306,7 +308,7 @@ def test_layout_defaults_to_the_most_recently_updated_dataset_and_current_build(
 
 
 def test_layout_sliders_have_explicit_steps_and_defaults(store, settings):
-    from dashboard.layout import build_layout
+    from dashboard.page.layout import build_layout
 
     page = build_layout(store, settings)()
     confidence, sparsity = _find(page, ids.CONFIDENCE), _find(page, ids.SPARSITY)
@@ -395,7 +397,6 @@ REDRAW_OUTPUTS = [(c, "figure") for c in ids.CHARTS] + [
     (ids.HOVER_PANEL, "children"),
     (ids.NOTICE, "children"),
     (ids.STATUS, "children"),
-    (ids.SCATTER, "style"),
     (ids.BAR_PANEL, "style"),
     (ids.TABLE, "rowData"),
     (ids.TABLE, "style"),
@@ -608,7 +609,7 @@ def test_dataset_has_counts(demo):
     ],
 )
 def test_resolve_view_falls_back_where_the_url_names_nothing_stored(demo, state, expected):
-    from dashboard.selection import resolve_view
+    from dashboard.page.selection import resolve_view
 
     resolved, datasets, build_opts, has_counts = resolve_view(state, demo)
     assert resolved == expected
@@ -617,7 +618,7 @@ def test_resolve_view_falls_back_where_the_url_names_nothing_stored(demo, state,
 
 
 def test_resolve_view_keeps_a_pinned_earlier_build(store, reference_frame):
-    from dashboard.selection import resolve_view
+    from dashboard.page.selection import resolve_view
 
     _load(store, reference_frame)
     first = store.resolve_build(BUSINESS, SOURCE)
@@ -627,7 +628,7 @@ def test_resolve_view_keeps_a_pinned_earlier_build(store, reference_frame):
 
 
 def test_resolve_view_of_an_empty_store(store):
-    from dashboard.selection import resolve_view
+    from dashboard.page.selection import resolve_view
 
     resolved, datasets, build_opts, has_counts = resolve_view(views.ViewState("a", "b", build=3), store)
     assert (resolved.business, resolved.source, resolved.build, build_opts, has_counts) == (
@@ -640,7 +641,7 @@ def test_resolve_view_of_an_empty_store(store):
 
 
 def test_a_url_pinning_a_build_no_longer_stored_opens_at_the_current_one_and_says_so(demo, settings):
-    from dashboard.selection import stale_build_shown
+    from dashboard.page.selection import stale_build_shown
 
     app = create_app(settings, demo)
     pinned = views.ViewState(*NORTHWIND, build=999, confidence=0.3)
@@ -673,7 +674,7 @@ def test_a_url_pinning_a_build_no_longer_stored_opens_at_the_current_one_and_say
 
 
 def test_a_url_whose_build_is_stored_or_current_has_no_stale_build(demo, settings):
-    from dashboard.selection import stale_build
+    from dashboard.page.selection import stale_build
 
     app = create_app(settings, demo)
     for state in (views.ViewState(*NORTHWIND), views.ViewState("nobody", "vision", build=999)):

@@ -7,7 +7,7 @@ import json
 import numpy as np
 import pytest
 
-from dashboard.drift_api import DriftQuery
+from dashboard.api.drift import DriftQuery
 from data.drift import DRIFT_COLUMNS, feature_drift
 
 HEADERS = {"Business": "Acme", "Image-Source": "vision"}

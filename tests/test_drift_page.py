@@ -6,9 +6,10 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from dashboard import ids
-from dashboard.drift_figure import drift_figure, q_classes
-from dashboard.drift_page import (
+from dashboard.factory import create_app
+from dashboard.figures.drift import drift_figure, q_classes
+from dashboard.page import ids
+from dashboard.page.drift import (
     DRIFT_FIELDS,
     HIDDEN,
     compare_options,
@@ -17,9 +18,8 @@ from dashboard.drift_page import (
     table_columns,
     table_rows_with_drift,
 )
-from dashboard.factory import create_app
-from dashboard.table import TABLE_COLUMN_DEFS
-from dashboard.views import ViewState, parse_view, query_from_url, view_query
+from dashboard.page.table import TABLE_COLUMN_DEFS
+from dashboard.page.views import ViewState, parse_view, query_from_url, view_query
 from data.batches import FeatureBatch, ctr_frame
 from data.drift import feature_drift
 from data.settings import Settings

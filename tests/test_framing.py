@@ -333,8 +333,8 @@ def test_summary_build_id_past_the_id_range_is_404(client, seeded):
 
 
 def test_page_build_id_past_the_id_range_falls_back_to_the_current_build(seeded):
-    from dashboard import views
-    from dashboard.selection import resolve_view
+    from dashboard.page import views
+    from dashboard.page.selection import resolve_view
 
     state = views.parse_view({"business": "Acme", "source": "vision", "build_id": "99999999999999999999"})
     resolved = resolve_view(state, seeded)[0]

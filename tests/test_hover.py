@@ -10,7 +10,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from dashboard.hover import from_typed_array, hover_lookup, typed_array
+from dashboard.page.hover import from_typed_array, hover_lookup, typed_array
 
 
 @pytest.mark.parametrize(

@@ -1,4 +1,5 @@
-"""The import graph: data <- ingest <- dashboard <- app.py, and no edge loads what it does not need."""
+"""The import graph: data <- ingest <- dashboard <- app.py, one way between dashboard's rooms, no circles,
+no private names across modules, and no edge loads what it does not need."""
 
 from __future__ import annotations
 
@@ -95,15 +96,211 @@ def test_data_knows_nothing_of_the_web_and_only_the_store_speaks_sql():
     assert problems == []
 
 
-FIGURE_MODULES = ("figures", "figure_style", "scatter_figure")
+# The rooms of dashboard/, each a package: figures/ and api/ use no other room, page/ uses both;
+# the modules at dashboard/'s top (the factory) put them together and no room imports them.
+ROOMS = {"figures": set(), "api": set(), "page": {"figures", "api"}}
 
 
-@pytest.mark.parametrize("name", FIGURE_MODULES)
-def test_figures_import_neither_dash_nor_flask_nor_the_store(name):
-    modules = {m for _, m in imported_modules((ROOT / "dashboard" / f"{name}.py").read_text(), "dashboard")}
-    own = {f"dashboard.{other}" for other in FIGURE_MODULES}
-    assert not {m for m in modules if m.partition(".")[0] in WEB - {"plotly"}}
-    assert not {m for m in modules if m.startswith(("data.store", "data.settings", "dashboard.")) and m not in own}
+def module_name(path: Path) -> str:
+    """The dotted name a project file is imported as (a package's ``__init__`` is the package)."""
+    parts = list(path.relative_to(ROOT).with_suffix("").parts)
+    return ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
+
+
+def project_modules() -> dict[str, Path]:
+    return {module_name(path): path for path in project_files()}
+
+
+def _within(name: str, modules) -> str | None:
+    """The longest project module that ``name`` is or lies in, if any."""
+    while name and name not in modules:
+        name = name.rpartition(".")[0]
+    return name or None
+
+
+def imported_names(source: str, module: str, is_package: bool = False) -> list[tuple[int, str, str | None]]:
+    """(line, module, name) of every import at any depth; name is None for ``import module``.
+
+    Relative imports are resolved against ``module``, so they are edges like any other.
+    """
+    package = module if is_package else module.rpartition(".")[0]
+    found = []
+    for node in ast.walk(ast.parse(source)):
+        if isinstance(node, ast.Import):
+            found += [(node.lineno, alias.name, None) for alias in node.names]
+        elif isinstance(node, ast.ImportFrom) and node.module != "__future__":
+            base = package
+            for _ in range(node.level - 1):
+                base = base.rpartition(".")[0]
+            target = node.module or ""
+            if node.level:
+                target = f"{base}.{target}".strip(".")
+            found += [(node.lineno, target, alias.name) for alias in node.names]
+    return found
+
+
+def import_edges(source: str, module: str, modules, is_package: bool = False) -> set[str]:
+    """The project modules that ``module`` imports, at top level or inside functions alike.
+
+    ``from package import name`` is an edge to ``package.name`` when that is a module, else to
+    ``package`` (whose ``__init__`` runs); a submodule's implicit load of its parent is not an edge.
+    """
+    edges = set()
+    for _, target, name in imported_names(source, module, is_package):
+        if name is not None and f"{target}.{name}" in modules:
+            edges.add(f"{target}.{name}")
+        elif (found := _within(target, modules)) is not None:
+            edges.add(found)
+    edges.discard(module)
+    return edges
+
+
+def import_cycles(graph: dict[str, set[str]]) -> list[list[str]]:
+    """Every group of modules that import each other, directly or through others (Tarjan)."""
+    index, low, stack, on_stack, cycles = {}, {}, [], set(), []
+
+    def visit(node: str) -> None:
+        index[node] = low[node] = len(index)
+        stack.append(node)
+        on_stack.add(node)
+        for nxt in sorted(graph.get(node, ())):
+            if nxt not in index:
+                visit(nxt)
+                low[node] = min(low[node], low[nxt])
+            elif nxt in on_stack:
+                low[node] = min(low[node], index[nxt])
+        if low[node] == index[node]:
+            group = []
+            while True:
+                member = stack.pop()
+                on_stack.discard(member)
+                group.append(member)
+                if member == node:
+                    break
+            if len(group) > 1:
+                cycles.append(sorted(group))
+
+    for node in sorted(graph):
+        if node not in index:
+            visit(node)
+    return cycles
+
+
+def _graph_of(sources: dict[str, str]) -> dict[str, set[str]]:
+    return {name: import_edges(source, name, sources) for name, source in sources.items()}
+
+
+def test_no_import_cycles_even_through_imports_inside_functions():
+    modules = project_modules()
+    graph = {
+        name: import_edges(path.read_text(encoding="utf-8"), name, modules, path.name == "__init__.py")
+        for name, path in modules.items()
+    }
+    assert import_cycles(graph) == []
+
+
+@pytest.mark.parametrize(
+    "sources, cycles",
+    [
+        ({"p.a": "import p.b", "p.b": "def f():\n    from p.a import x"}, [["p.a", "p.b"]]),
+        ({"p.a": "from p import b", "p.b": "from p.c import y", "p.c": "from . import a"}, [["p.a", "p.b", "p.c"]]),
+        ({"p.a": "import p.b", "p.b": "import os"}, []),
+        ({"p": "from p.a import x", "p.a": "from p.b import y", "p.b": "import numpy"}, []),
+    ],
+)
+def test_import_cycles_sees_lazy_and_relative_imports(sources, cycles):
+    """The check above is only as good as this: a circle closed inside a function is a circle."""
+    assert import_cycles(_graph_of(sources)) == cycles
+
+
+def private_uses(source: str, module: str, modules, is_package: bool = False) -> list[str]:
+    """Names with a leading underscore that ``module`` takes from another project module."""
+    problems = []
+    aliases = {}  # local name -> project module it is bound to
+    for line, target, name in imported_names(source, module, is_package):
+        if name is None:
+            if _within(target, modules):
+                aliases[target.partition(".")[0]] = target.partition(".")[0]
+            continue
+        if f"{target}.{name}" in modules:
+            aliases[name] = f"{target}.{name}"
+        elif _within(target, modules) and name.startswith("_") and not name.startswith("__"):
+            problems.append(f"line {line}: {name} from {target}")
+    for node in ast.walk(ast.parse(source)):
+        if isinstance(node, ast.ImportFrom):
+            for alias in node.names:
+                if alias.asname and alias.name in aliases:
+                    aliases[alias.asname] = aliases.pop(alias.name)
+        if isinstance(node, ast.Attribute) and node.attr.startswith("_") and not node.attr.startswith("__"):
+            owner = ast.unparse(node.value)
+            head = owner.partition(".")[0]
+            if head in aliases and aliases[head] != module:
+                problems.append(f"line {node.lineno}: {owner}.{node.attr}")
+    return problems
+
+
+def test_no_private_name_is_used_across_modules():
+    modules = project_modules()
+    problems = {
+        name: found
+        for name, path in modules.items()
+        if (found := private_uses(path.read_text(encoding="utf-8"), name, modules, path.name == "__init__.py"))
+    }
+    assert problems == {}
+
+
+@pytest.mark.parametrize(
+    "source, found",
+    [
+        ("from p.b import _hidden", ["line 1: _hidden from p.b"]),
+        ("def f():\n    from .b import _hidden, shown", ["line 2: _hidden from p.b"]),
+        ("from p import b\nb._hidden()", ["line 2: b._hidden"]),
+        ("import p.b\np.b._hidden", ["line 2: p.b._hidden"]),
+        ("from p.b import shown, __version__\nimport os\nos._exit", []),
+    ],
+)
+def test_private_uses_finds_a_private_name_taken_from_another_module(source, found):
+    assert private_uses(source, "p.a", {"p", "p.a", "p.b"}) == found
+
+
+def _room(name: str) -> str | None:
+    parts = name.split(".")
+    in_room = (parts[0] == "dashboard" and len(parts) > 2) or name in {f"dashboard.{r}" for r in ROOMS}
+    return parts[1] if in_room else None
+
+
+def test_dashboard_rooms_import_one_way():
+    """figures/ and api/ stand alone, page/ draws on both, only the top of dashboard/ joins them."""
+    modules = project_modules()
+    assert set(ROOMS) == {p.name for p in (ROOT / "dashboard").iterdir() if (p / "__init__.py").exists()}
+    problems = []
+    for name, path in modules.items():
+        if not name.startswith("dashboard."):
+            continue
+        room = _room(name)
+        for target in import_edges(path.read_text(encoding="utf-8"), name, modules, path.name == "__init__.py"):
+            if not target.startswith("dashboard.") or room is None:
+                continue
+            other = _room(target)
+            if other != room and other not in ROOMS[room]:
+                problems.append(f"{name} imports {target}")
+    assert problems == []
+
+
+def test_each_room_says_what_lives_there():
+    for room in ROOMS:
+        doc = ast.get_docstring(ast.parse((ROOT / "dashboard" / room / "__init__.py").read_text(encoding="utf-8")))
+        assert doc, room
+
+
+def test_figures_import_neither_dash_nor_flask_nor_the_store():
+    modules = project_modules()
+    for path in sorted((ROOT / "dashboard" / "figures").glob("*.py")):
+        name = module_name(path)
+        imported = {m for _, m in imported_modules(path.read_text(encoding="utf-8"), "dashboard")}
+        assert not {m for m in imported if m.partition(".")[0] in WEB - {"plotly"}}, name
+        edges = import_edges(path.read_text(encoding="utf-8"), name, modules, path.name == "__init__.py")
+        assert {e for e in edges if not e.startswith("dashboard.figures")} <= {"data.analysis"}, name
 
 
 def _loaded_by(statement: str) -> set[str]:

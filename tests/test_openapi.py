@@ -16,8 +16,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from jsonschema import Draft202012Validator
 
-from dashboard.api import PairQuery, SummaryQuery
-from dashboard.drift_api import DriftQuery
+from dashboard.api.drift import DriftQuery
+from dashboard.api.routes import PairQuery, SummaryQuery
 from data.analysis import DEFAULT_MIN_GROUP_SIZE, SUMMARY_COLUMNS
 
 HEADERS = {"Business": "Acme", "Image-Source": "vision"}

@@ -80,3 +80,20 @@ def test_constraints_pin_every_requirement_at_its_version():
     wanted = {**_pins(ROOT / "requirements.txt"), **_pins(ROOT / "requirements-dev.txt")}
     assert {name: constraints.get(name) for name in wanted} == wanted
     assert len(constraints) > len(wanted)  # the transitive dependencies too
+
+
+def _file_list() -> list[str]:
+    section = README.split("\n## Files\n", 1)[1]
+    block = re.search(r"```\n(.*?)```", section, flags=re.S).group(1)
+    return [line.split()[0] for line in block.splitlines() if line.strip()]
+
+
+def test_readme_file_list_names_files_that_exist_and_every_dashboard_module():
+    listed = _file_list()
+    missing = [name for name in listed if not any(ROOT.glob(name.rstrip("/")))]
+    assert missing == []
+    modules = {p.relative_to(ROOT).as_posix() for p in (ROOT / "dashboard").rglob("*.py") if p.name != "__init__.py"}
+    rooms = {
+        p.relative_to(ROOT).as_posix() + "/" for p in (ROOT / "dashboard").iterdir() if (p / "__init__.py").exists()
+    }
+    assert modules - set(listed) == set() and rooms - set(listed) == set()

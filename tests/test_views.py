@@ -10,8 +10,9 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from dashboard import downloads, views
-from dashboard.views import CURRENT_BUILD, ViewState, history_entry, parse_view, query_from_url, view_query
+from dashboard.api import downloads
+from dashboard.page import views
+from dashboard.page.views import CURRENT_BUILD, ViewState, history_entry, parse_view, query_from_url, view_query
 from data.analysis import POINT_COLUMNS, SUMMARY_COLUMNS, Dataset, feature_summary, scatter_points
 
 ODD_NAMES = [
@@ -112,7 +113,7 @@ RAW_VALUES += ["١٢", "99.6", "100", "250", "mean", "impressions", "median", "M
 )
 def test_the_page_accepts_exactly_the_values_the_api_accepts(name, fixed):
     """The lenient page parser and the strict API parser come from one spec: same types and ranges."""
-    from dashboard.api import QueryError, SummaryQuery
+    from dashboard.api.routes import QueryError, SummaryQuery
 
     for raw in RAW_VALUES:
         args = {"business": "b", "source": "s", **fixed, name: raw}
@@ -133,7 +134,7 @@ def test_the_page_accepts_exactly_the_values_the_api_accepts(name, fixed):
 
 
 def test_the_shown_picker_offers_the_choices_the_url_accepts():
-    from dashboard.controls import SHOWN_OPTIONS
+    from dashboard.page.controls import SHOWN_OPTIONS
 
     for option in SHOWN_OPTIONS:
         query = "all" if option["value"] == "0" else option["value"]

@@ -1,6 +1,6 @@
 """The page's components around the charts: chart cards, the impact key, the top bar and its texts.
 
-Components render a ``View`` (``dashboard.compute``) and never query the store.
+Components render a ``View`` (``dashboard.page.compute``) and never query the store.
 """
 
 from __future__ import annotations
@@ -8,10 +8,11 @@ from __future__ import annotations
 import dash_bootstrap_components as dbc
 from dash import dcc, html
 
-from dashboard import ids
-from dashboard.compute import View
-from dashboard.hover import HOVER_HINT
-from dashboard.selection import format_time
+from dashboard.page import ids
+from dashboard.page.adjusted import bars_hint
+from dashboard.page.compute import View
+from dashboard.page.hover import HOVER_HINT
+from dashboard.page.selection import format_time
 from data.analysis import SIGNIFICANCE_LEVEL
 
 GRAPH_CONFIG = {
@@ -33,7 +34,7 @@ def hover_panel() -> list:
     return [html.Div(hover_hint(), id=ids.HOVER_HINT), html.Div(id=ids.HOVER_CARD)]
 
 
-def _graph(graph_id: str, config: dict, **kwargs) -> dcc.Loading:
+def loading_graph(graph_id: str, config: dict, **kwargs) -> dcc.Loading:
     return dcc.Loading(
         dcc.Graph(id=graph_id, config=config, **kwargs),
         type="circle",
@@ -62,7 +63,7 @@ def scatter_card() -> dbc.Card:
                     [
                         dbc.Col(
                             html.Div(
-                                _graph(ids.SCATTER, GRAPH_CONFIG),
+                                loading_graph(ids.SCATTER, GRAPH_CONFIG),
                                 id=ids.SCATTER_FRAME,
                                 className="scatter-frame",
                             ),
@@ -105,16 +106,6 @@ def impact_key(min_n: int) -> html.Div:
     )
 
 
-def bars_hint(adjusted: bool) -> str:
-    """The line under the bar charts' title: what they are sorted by."""
-    by = (
-        "adjusted impact (with the features each travels with held fixed)"
-        if adjusted
-        else "impact (CTR with minus without, in percentage points)"
-    )
-    return f"Features sorted by {by}, highest first; the three charts share rows. Hover a bar for its numbers."
-
-
 def bars_card(min_n: int) -> dbc.Card:
     """The three bar charts (CTR with, impact, CTR without) sharing their rows."""
     heads = [
@@ -152,9 +143,9 @@ def bars_card(min_n: int) -> dbc.Card:
                         ),
                         html.Div(
                             [
-                                _graph(ids.AVG_WITH, BAR_CONFIG),
-                                _graph(ids.IMPACT, BAR_CONFIG),
-                                _graph(ids.AVG_WITHOUT, BAR_CONFIG),
+                                loading_graph(ids.AVG_WITH, BAR_CONFIG),
+                                loading_graph(ids.IMPACT, BAR_CONFIG),
+                                loading_graph(ids.AVG_WITHOUT, BAR_CONFIG),
                             ],
                             className="bar-grid",
                         ),

@@ -7,8 +7,8 @@ from dataclasses import asdict, dataclass
 
 from flask import Blueprint, jsonify, request
 
-from dashboard.api import no_store, not_found, parse_query, records, weighting_available
-from dashboard.params import PARAMS, parse_strict
+from dashboard.api.params import PARAMS, parse_strict
+from dashboard.api.routes import no_store, not_found, parse_query, records, weighting_available
 from data.analysis import DEFAULT_MIN_GROUP_SIZE
 from data.drift import DRIFT_COLUMNS, feature_drift, image_overlap
 from data.store import UnknownBuild

@@ -9,15 +9,15 @@ import numpy as np
 import pandas as pd
 import plotly.graph_objects as go
 
-from dashboard.figure_style import (
+from dashboard.figures.style import (
     COLORS,
     FEATURE_WINDOW,
     TITLES,
-    _figure,
-    _layout,
+    base_layout,
     empty_figure,
     escape_label,
     page_slider,
+    unvalidated_figure,
 )
 
 # Above this many points the scatter uses WebGL: SVG hover takes seconds at 100k points.
@@ -139,7 +139,7 @@ def scatter_figure(
         )
     longest = max((len(str(f)) for f in order), default=0)
     windowed = k > window
-    layout = _layout(
+    layout = base_layout(
         title,
         height=height,
         width=width,
@@ -169,7 +169,7 @@ def scatter_figure(
         layout["dragmode"] = "pan"
         layout["sliders"] = [_page_slider(k, window)]
     layout["margin"]["b"] = 40 + min(longest, 28) * 5 if k > 8 else 56
-    return _figure(data, layout)
+    return unvalidated_figure(data, layout)
 
 
 def _page_slider(k: int, window: int) -> dict:

@@ -7,8 +7,10 @@ from the code unnoticed.
 
 from __future__ import annotations
 
-from dashboard.api import BUILD_FIELDS, DATASET_FIELDS, SUMMARY_PARAMS, SummaryQuery
-from dashboard.params import PARAMS, Param
+from flask import Blueprint, jsonify
+
+from dashboard.api.params import PARAMS, Param
+from dashboard.api.routes import BUILD_FIELDS, DATASET_FIELDS, SUMMARY_PARAMS, SummaryQuery, no_store
 from data.adjusted import ADJUSTED_COLUMNS
 from data.analysis import POINT_COLUMNS, SUMMARY_COLUMNS
 from data.drift import DRIFT_COLUMNS
@@ -336,3 +338,14 @@ def openapi_document(min_n: int) -> dict:
             "securitySchemes": {"bearer": {"type": "http", "scheme": "bearer", "description": "INGEST_TOKEN"}},
         },
     }
+
+
+def create_openapi_blueprint(settings) -> Blueprint:
+    """The blueprint serving the document at GET /api/openapi.json (it reads the routes' constants)."""
+    bp = no_store(Blueprint("openapi", __name__))
+
+    @bp.get("/api/openapi.json")
+    def openapi():
+        return jsonify(openapi_document(settings.min_group_size))
+
+    return bp

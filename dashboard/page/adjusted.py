@@ -16,8 +16,8 @@ import numpy as np
 import pandas as pd
 from dash import Input, Output, State, html, no_update
 
-from dashboard import ids, views
-from dashboard.selection import selected_dataset
+from dashboard.page import ids, views
+from dashboard.page.selection import selected_dataset
 from data.adjusted import adjusted_columns, adjusted_summary, cooccurring
 from data.analysis import SIGNIFICANCE_LEVEL
 from data.store import UnknownDataset
@@ -88,6 +88,16 @@ def table_column_defs(base: list[dict], adjusted: bool) -> list[dict]:
 def impact_title(adjusted: bool) -> str:
     """The impact chart's heading."""
     return "Adjusted impact" if adjusted else "Impact"
+
+
+def bars_hint(adjusted: bool) -> str:
+    """The line under the bar charts' title: what they are sorted by."""
+    by = (
+        "adjusted impact (with the features each travels with held fixed)"
+        if adjusted
+        else "impact (CTR with minus without, in percentage points)"
+    )
+    return f"Features sorted by {by}, highest first; the three charts share rows. Hover a bar for its numbers."
 
 
 def _pp(value) -> str:
@@ -227,8 +237,6 @@ def register_adjusted_callbacks(app, store, settings) -> None:
         Input(ids.IMPACT_MODE, "value"),
     )
     def _heading(mode):
-        from dashboard.components import bars_hint  # components imports compute, which imports this module
-
         return impact_title(mode == ADJUSTED), bars_hint(mode == ADJUSTED)
 
     @app.callback(

@@ -11,8 +11,8 @@ from dataclasses import asdict, dataclass
 import pandas as pd
 from flask import Blueprint, jsonify, request, send_file
 
-from dashboard import downloads
-from dashboard.params import PARAMS, QueryError, parse_strict
+from dashboard.api import downloads
+from dashboard.api.params import PARAMS, QueryError, parse_strict
 from data.adjusted import ADJUSTED_UNAVAILABLE, adjusted_columns
 from data.analysis import DEFAULT_MIN_GROUP_SIZE, WeightingUnavailable, feature_summary
 from data.store import UnknownBuild, UnknownDataset
@@ -190,12 +190,6 @@ def create_api_blueprint(store, settings) -> Blueprint:
     @bp.get("/api/version")
     def version():
         return jsonify({"version": store.version()})
-
-    @bp.get("/api/openapi.json")
-    def openapi():
-        from dashboard.openapi import openapi_document  # it reads this module's constants
-
-        return jsonify(openapi_document(settings.min_group_size))
 
     return bp
 

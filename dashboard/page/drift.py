@@ -15,13 +15,13 @@ import pandas as pd
 import plotly.graph_objects as go
 from dash import Input, Output, State, dcc, html
 
-from dashboard import ids
-from dashboard.components import BAR_CONFIG, _graph
-from dashboard.drift_figure import drift_figure, select_by_change
 from dashboard.figures import label_width
-from dashboard.selection import format_time, parse_build
-from dashboard.table import TABLE_COLUMN_DEFS, _number_column
-from dashboard.views import CURRENT_BUILD
+from dashboard.figures.drift import drift_figure, select_by_change
+from dashboard.page import ids
+from dashboard.page.components import BAR_CONFIG, loading_graph
+from dashboard.page.selection import format_time, parse_build
+from dashboard.page.table import TABLE_COLUMN_DEFS, number_column
+from dashboard.page.views import CURRENT_BUILD
 from data.analysis import DEFAULT_MIN_GROUP_SIZE
 from data.drift import feature_drift, image_overlap
 from data.store import UnknownBuild, UnknownDataset
@@ -105,7 +105,7 @@ def drift_card() -> dbc.Card:
             dbc.CardBody(
                 [
                     html.Div(id=ids.DRIFT_NOTE),
-                    html.Div(_graph(ids.DRIFT, BAR_CONFIG), id=ids.DRIFT_FRAME, className="drift-frame"),
+                    html.Div(loading_graph(ids.DRIFT, BAR_CONFIG), id=ids.DRIFT_FRAME, className="drift-frame"),
                 ]
             ),
         ],
@@ -212,8 +212,8 @@ def table_columns(view: DriftView) -> list[dict]:
         return TABLE_COLUMN_DEFS
     since = f"build #{view.from_build}"
     return TABLE_COLUMN_DEFS + [
-        _number_column("drift_impact_from", f"Impact in {since}", "formatImpact", tooltip=f"The impact in {since}"),
-        _number_column(
+        number_column("drift_impact_from", f"Impact in {since}", "formatImpact", tooltip=f"The impact in {since}"),
+        number_column(
             "drift_change",
             "Change",
             "formatImpact",
@@ -232,11 +232,11 @@ def table_columns(view: DriftView) -> list[dict]:
             "minWidth": 200,
             "filter": False,
         },
-        _number_column("drift_p", "Change p", "formatP", width=90, tooltip="Two-sided p-value of the change"),
-        _number_column(
+        number_column("drift_p", "Change p", "formatP", width=90, tooltip="Two-sided p-value of the change"),
+        number_column(
             "drift_q", "Change q", "formatP", width=90, tooltip="Benjamini-Hochberg over the features compared"
         ),
-        _number_column(
+        number_column(
             "drift_flipped",
             "Images flipped",
             "formatCount",

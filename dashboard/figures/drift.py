@@ -11,15 +11,8 @@ import numpy as np
 import pandas as pd
 import plotly.graph_objects as go
 
-from dashboard.figures import (
-    COLORS,
-    _bar_layout,
-    _figure,
-    empty_figure,
-    escape_label,
-    format_p,
-    format_pp,
-)
+from dashboard.figures.bars import bar_layout
+from dashboard.figures.style import COLORS, empty_figure, escape_label, format_p, format_pp, unvalidated_figure
 from data.analysis import SIGNIFICANCE_LEVEL
 
 # Colour by q: the stronger the evidence of a change, the darker the point.
@@ -131,7 +124,7 @@ def drift_figure(
     extent = extent[np.isfinite(extent)]
     lo, hi = min(extent.min(), 0.0), max(extent.max(), 0.0)
     pad = (hi - lo) * 0.05 or 0.1
-    layout = _bar_layout(
+    layout = bar_layout(
         title,
         features,
         height=None,
@@ -147,4 +140,4 @@ def drift_figure(
     layout["yaxis"]["showgrid"] = True
     layout["showlegend"] = True
     layout["legend"] = {"orientation": "h", "x": 1, "xanchor": "right", "y": 1, "yanchor": "top", "yref": "container"}
-    return _figure(data, layout)
+    return unvalidated_figure(data, layout)

@@ -6,11 +6,11 @@ import dash_bootstrap_components as dbc
 import pandas as pd
 from dash import dcc, html
 
-from dashboard import ids, views
-from dashboard.adjusted_view import IMPACT_MODE_HELP, impact_mode_control
-from dashboard.drift_page import compare_control
-from dashboard.selection import business_options, source_options
-from dashboard.views import ViewState
+from dashboard.page import ids, views
+from dashboard.page.adjusted import IMPACT_MODE_HELP, impact_mode_control
+from dashboard.page.drift import compare_control
+from dashboard.page.selection import business_options, source_options
+from dashboard.page.views import ViewState
 
 # An HTML select holds strings: with numbers, the browser would show no choice for 0 (all).
 SHOWN_OPTIONS = [

@@ -47,7 +47,7 @@ TITLES = {
 }
 
 
-def _figure(data: list[dict], layout: dict) -> go.Figure:
+def unvalidated_figure(data: list[dict], layout: dict) -> go.Figure:
     """A Figure from plain dicts without plotly.py's per-element validation.
 
     Validation took ~90% of the time of a slider move at 480 features (every colour and text of
@@ -57,7 +57,7 @@ def _figure(data: list[dict], layout: dict) -> go.Figure:
     return go.Figure(data=traces, layout=layout, _validate=False)
 
 
-def _layout(title: str | None, *, height: int | None = None, width: int | None = None, **extra) -> dict:
+def base_layout(title: str | None, *, height: int | None = None, width: int | None = None, **extra) -> dict:
     # Styled here rather than with a named template: "plotly_white" alone adds ~7 kB per figure.
     layout = {
         "template": {"data": {}, "layout": {}},
@@ -94,7 +94,7 @@ def _layout(title: str | None, *, height: int | None = None, width: int | None =
 
 def empty_figure(message: str, *, title: str | None = None, height: int | None = 360) -> go.Figure:
     """A figure with no data that says why: axes hidden, ``message`` in the middle."""
-    layout = _layout(
+    layout = base_layout(
         title,
         height=height,
         xaxis={"visible": False},
@@ -113,7 +113,7 @@ def empty_figure(message: str, *, title: str | None = None, height: int | None =
         ],
         meta={"empty": True},
     )
-    return _figure([], layout)
+    return unvalidated_figure([], layout)
 
 
 def is_empty_figure(figure) -> bool:
@@ -159,11 +159,6 @@ def page_slider(
         "ticklen": 3 if step_labels else 0,
         "minorticklen": 0,
     }
-
-
-def _format_pct(values: np.ndarray, *, signed: bool = False, suffix: str = "%") -> list[str]:
-    spec = "{:+.2f}" if signed else "{:.2f}"
-    return ["–" if not math.isfinite(v) else spec.format(v) + suffix for v in values]
 
 
 def label_width(features, *, font_px: float = 12) -> int:
@@ -218,6 +213,6 @@ def escape_label(text: str) -> str:
     return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
 
 
-def _rgba(hex_color: str, alpha: float) -> str:
+def rgba_color(hex_color: str, alpha: float) -> str:
     r, g, b = (int(hex_color[i : i + 2], 16) for i in (1, 3, 5))
     return f"rgba({r},{g},{b},{alpha:g})"

@@ -1,7 +1,7 @@
 """A view of the page as plain data: its URL query, its table rows and the controls' choices.
 
 Everything here is pure (no Dash, no Flask, no store), so the tests check URL round trips
-and table rows directly (the CSV downloads are in dashboard.downloads). A view is what the controls select: dataset, build,
+and table rows directly (the CSV downloads are in dashboard.api.downloads). A view is what the controls select: dataset, build,
 confidence threshold, prevalence range, weighting and how many features the charts show.
 The query uses /api/summary's parameter names, so a page URL reads like the API call behind it.
 """
@@ -16,8 +16,9 @@ from urllib.parse import parse_qsl, quote, urlencode, urlsplit
 import numpy as np
 import pandas as pd
 
-from dashboard import figures, ids
-from dashboard.params import PARAMS, parse_lenient
+from dashboard import figures
+from dashboard.api.params import PARAMS, parse_lenient
+from dashboard.page import ids
 
 CURRENT_BUILD = "current"
 # The page's defaults and choices come from the one spec of the query parameters.
@@ -99,7 +100,7 @@ def parse_view(args: Mapping) -> ViewState:
     """The view a URL query asks for; each missing, malformed or out-of-range value takes its default.
 
     ``args`` maps names to strings (Flask's ``request.args``, a dict, or ``parse_qs`` lists),
-    read by the same rules as /api/summary's (``dashboard.params``). Whether the dataset, build
+    read by the same rules as /api/summary's (``dashboard.api.params``). Whether the dataset, build
     and weighting exist is checked later, against the store (``selection.resolve_view``).
     """
     values = parse_lenient(args, VIEW_PARAMS)

@@ -13,11 +13,13 @@ import numpy as np
 import pandas as pd
 import plotly.graph_objects as go
 
-from dashboard import downloads, figures, views
-from dashboard.adjusted_view import as_adjusted
-from dashboard.hover import hover_lookup, image_urls
-from dashboard.selection import selected_dataset
-from dashboard.views import DEFAULT_CONFIDENCE, DEFAULT_SHOWN, DEFAULT_SPARSITY
+from dashboard import figures
+from dashboard.api import downloads
+from dashboard.page import views
+from dashboard.page.adjusted import as_adjusted
+from dashboard.page.hover import hover_lookup, image_urls
+from dashboard.page.selection import selected_dataset
+from dashboard.page.views import DEFAULT_CONFIDENCE, DEFAULT_SHOWN, DEFAULT_SPARSITY
 from data.analysis import DEFAULT_MIN_GROUP_SIZE, feature_summary, scatter_points
 from data.store import UnknownDataset
 
@@ -40,7 +42,6 @@ class View:
     notice: dict | None = None  # explains an empty or unusual state
     status: str = ""  # image, CTR and feature counts of the build
     shown_text: str = ""  # which features are charted, at which filters
-    scatter_width: int | None = None  # px when the scatter scrolls sideways
     label_px: int | None = None  # width of the bar charts' feature labels
     business: str | None = None
     source: str | None = None
@@ -188,13 +189,11 @@ def compute_view(
 
     k = len(charted)
     # The scatter fits its card: beyond figures.SCATTER_WINDOW features it pages rather than widens.
-    width = None
     scatter = figures.scatter_figure(
         points,
         feature_order=charted["feature"],
         means=charted.set_index("feature")["avg_ctr_with"],
         title="",
-        width=width,
     )
     label_px = figures.label_width(charted["feature"])
     with_without = (
@@ -246,7 +245,6 @@ def compute_view(
         shown_text=f"{shown_text} present in {low:g}–{high:g}% of images at confidence above {confidence:g}"
         f" · CTR: {views.WEIGHTING_LABELS[weighting].lower()}"
         f"{' · impact adjusted for co-occurring features' if adjusted and weighting == 'mean' else ''}.",
-        scatter_width=width,
         label_px=label_px,
         **build_fields,
     )

@@ -11,14 +11,14 @@ import dash_bootstrap_components as dbc
 import pandas as pd
 from dash import dcc, html
 
-from dashboard import ids, views
-from dashboard.adjusted_view import cooccurrence_card
-from dashboard.components import bars_card, navbar, scatter_card
-from dashboard.controls import controls_card
-from dashboard.drift_page import drift_card
-from dashboard.selection import request_query, resolve_view, stale_build
-from dashboard.table import table_card
-from dashboard.views import ViewState
+from dashboard.page import ids, views
+from dashboard.page.adjusted import cooccurrence_card
+from dashboard.page.components import bars_card, navbar, scatter_card
+from dashboard.page.controls import controls_card
+from dashboard.page.drift import drift_card
+from dashboard.page.selection import request_query, resolve_view, stale_build
+from dashboard.page.table import table_card
+from dashboard.page.views import ViewState
 from data.analysis import DEFAULT_MIN_GROUP_SIZE
 
 

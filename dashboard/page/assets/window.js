@@ -1,6 +1,6 @@
 /*
  * The feature window shared by the charts that show a window of their features at a time (the
- * scatter's x axis, the three bar charts' y axes; FEATURE_WINDOW in dashboard/figure_style.py).
+ * scatter's x axis, the three bar charts' y axes; FEATURE_WINDOW in dashboard/figures/style.py).
  * When the analyst pans or pages one of them, the others move to the same features; selecting
  * a table row moves them all to its feature (dashboard.js asks revealRange here).
  *

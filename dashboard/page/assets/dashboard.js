@@ -321,7 +321,7 @@
     return node;
   }
 
-  // The link's look comes from the figure's (empty) link trace, so figures.py stays its one source.
+  // The link's look comes from the figure's (empty) link trace, so dashboard/figures/ stays its one source.
   function linkStyle(gd) {
     var trace = gd._fullData[LINK_TRACE] || {};
     var line = trace.line || {};
@@ -613,7 +613,7 @@
   };
 
   // Cell formats of the summary table (dash-ag-grid looks functions up here by name). They
-  // follow dashboard/figures.py: CTR in %, impact in percentage points, p and q to 2 digits.
+  // follow dashboard/figures/: CTR in %, impact in percentage points, p and q to 2 digits.
   function missing(v) {
     return v === null || v === undefined || !isFinite(v);
   }

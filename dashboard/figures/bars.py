@@ -19,29 +19,22 @@ import numpy as np
 import pandas as pd
 import plotly.graph_objects as go
 
-# The shared look and the scatter live in their own modules; notebooks and the page reach every
-# builder here (``figures.scatter_figure``, ``figures.impact_figure``, ...).
-from dashboard.figure_style import (  # noqa: F401
+from dashboard.figures.style import (
     COLORS,
     FEATURE_WINDOW,
-    FONT_FAMILY,
     SIGNIFICANCE_CLASSES,
     TITLES,
-    _figure,
-    _format_pct,
-    _layout,
-    _rgba,
+    base_layout,
     empty_figure,
     escape_label,
     format_ctr,
     format_p,
     format_pp,
-    is_empty_figure,
-    label_width,
     page_slider,
+    rgba_color,
     significance_classes,
+    unvalidated_figure,
 )
-from dashboard.scatter_figure import LINK_TRACE_NAME, SCATTER_WINDOW, WEBGL_THRESHOLD, scatter_figure  # noqa: F401
 
 # Bar charts grow with the feature count up to a window of FEATURE_WINDOW rows; beyond it they
 # keep that window's height and show the rest by panning or paging.
@@ -85,7 +78,7 @@ def _value_labels(values: np.ndarray, *, signed: bool = False, suffix: str = "%"
     return [f'<span style="color:{c}">{t}</span>' if t else t for t, c in zip(labels, colors)]
 
 
-def _bar_layout(
+def bar_layout(
     title,
     features,
     *,
@@ -103,7 +96,7 @@ def _bar_layout(
     n = len(features)
     windowed = bool(window) and n > window
     rows = window if windowed else n
-    layout = _layout(
+    layout = base_layout(
         title,
         bargap=0.25,
         xaxis={
@@ -221,7 +214,7 @@ def bar_figure(
     finite = x[np.isfinite(x)]
     if x_range is None and len(finite):
         x_range = [0, max(finite.max(), 0) * 1.06 or 1]
-    layout = _bar_layout(
+    layout = bar_layout(
         title,
         features,
         height=height,
@@ -234,7 +227,7 @@ def bar_figure(
         pager=pager,
         value_labels=_value_labels(x),
     )
-    return _figure([trace, _VALUE_AXIS_TRACE], layout)
+    return unvalidated_figure([trace, _VALUE_AXIS_TRACE], layout)
 
 
 # An empty trace on the value axis, so that Plotly draws it.
@@ -311,7 +304,7 @@ def impact_figure(
         classes = significance_classes(summary)
         alpha = np.where(classes == SIGNIFICANCE_CLASSES[0], 1.0, 0.38)
         colors = [
-            COLORS["low_n"] if cls == SIGNIFICANCE_CLASSES[2] else _rgba(color, a)
+            COLORS["low_n"] if cls == SIGNIFICANCE_CLASSES[2] else rgba_color(color, a)
             for color, a, cls in zip(colors, alpha, classes)
         ]
         if (classes == SIGNIFICANCE_CLASSES[2]).any():
@@ -357,7 +350,7 @@ def impact_figure(
             lo, hi = min(extent.min(), 0.0), max(extent.max(), 0.0)
             pad = (hi - lo) * 0.04 or 1.0
             x_range = [lo - (pad if lo < 0 else 0), hi + (pad if hi > 0 else 0)]
-    layout = _bar_layout(
+    layout = bar_layout(
         title,
         features,
         height=height,
@@ -373,7 +366,7 @@ def impact_figure(
         value_labels=_value_labels(x, signed=True, suffix=" pp", colors=[_impact_text_color(v) for v in x]),
     )
     data.append(_VALUE_AXIS_TRACE)
-    return _figure(data, layout)
+    return unvalidated_figure(data, layout)
 
 
 def _impact_text_color(value: float) -> str:

@@ -6,13 +6,13 @@ import dash_ag_grid as dag
 import dash_bootstrap_components as dbc
 from dash import dcc, html
 
-from dashboard import ids, views
-from dashboard.compute import View
+from dashboard.page import ids, views
+from dashboard.page.compute import View
 
 
 # Cell formats are functions in assets/dashboard.js (window.dashAgGridFunctions), so rows keep
 # full precision and sort by number.
-def _number_column(field, header, formatter, *, tooltip=None, width=110, **extra) -> dict:
+def number_column(field, header, formatter, *, tooltip=None, width=110, **extra) -> dict:
     column = {
         "field": field,
         "headerName": header,
@@ -39,17 +39,17 @@ TABLE_COLUMN_DEFS = [
         "minWidth": 170,
         "flex": 2,
     },
-    _number_column("n_with", "Images with", "formatCount", tooltip="Images with a CTR that have the feature"),
-    _number_column("n_without", "Images without", "formatCount", tooltip="Images with a CTR that lack the feature"),
-    _number_column(
+    number_column("n_with", "Images with", "formatCount", tooltip="Images with a CTR that have the feature"),
+    number_column("n_without", "Images without", "formatCount", tooltip="Images with a CTR that lack the feature"),
+    number_column(
         "prevalence_pct",
         "Prevalence",
         "formatShare",
         tooltip="Share of the build's images in which the feature is present",
     ),
-    _number_column("avg_ctr_with", "CTR with", "formatCtr", tooltip="Average CTR of the images with the feature"),
-    _number_column("avg_ctr_without", "CTR without", "formatCtr", tooltip="Average CTR of the images without it"),
-    _number_column(
+    number_column("avg_ctr_with", "CTR with", "formatCtr", tooltip="Average CTR of the images with the feature"),
+    number_column("avg_ctr_without", "CTR without", "formatCtr", tooltip="Average CTR of the images without it"),
+    number_column(
         "impact",
         "Impact",
         "formatImpact",
@@ -66,14 +66,14 @@ TABLE_COLUMN_DEFS = [
         "minWidth": 200,
         "filter": False,
     },
-    _number_column(
+    number_column(
         "p_value",
         "p",
         "formatP",
         width=90,
         tooltip="Two-sided permutation p-value of the impact (share of image shufflings as extreme)",
     ),
-    _number_column(
+    number_column(
         "q_value",
         "q",
         "formatP",

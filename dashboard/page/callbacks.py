@@ -9,12 +9,12 @@ from __future__ import annotations
 
 from dash import ClientsideFunction, Input, Output, State, callback_context, no_update
 
-from dashboard import ids, views
-from dashboard.adjusted_view import register_adjusted_callbacks, table_column_defs
-from dashboard.components import hover_panel, notice_component, status_component
-from dashboard.compute import PLACEHOLDER_API, compute_view, download_csv
-from dashboard.drift_page import compute_drift, drift_outputs, register_drift_callbacks
-from dashboard.selection import (
+from dashboard.page import ids, views
+from dashboard.page.adjusted import register_adjusted_callbacks, table_column_defs
+from dashboard.page.components import hover_panel, notice_component, status_component
+from dashboard.page.compute import PLACEHOLDER_API, compute_view, download_csv
+from dashboard.page.drift import compute_drift, drift_outputs, register_drift_callbacks
+from dashboard.page.selection import (
     build_options,
     business_options,
     choose,
@@ -23,8 +23,8 @@ from dashboard.selection import (
     source_options,
     stale_build_shown,
 )
-from dashboard.table import table_hint
-from dashboard.views import CURRENT_BUILD
+from dashboard.page.table import table_hint
+from dashboard.page.views import CURRENT_BUILD
 from data.store import UnknownDataset
 
 
@@ -112,7 +112,6 @@ def register_callbacks(app, store, settings) -> None:
         Output(ids.HOVER_PANEL, "children"),
         Output(ids.NOTICE, "children"),
         Output(ids.STATUS, "children"),
-        Output(ids.SCATTER, "style"),
         Output(ids.BAR_PANEL, "style"),
         Output(ids.TABLE, "rowData"),
         Output(ids.TABLE, "style"),
@@ -158,7 +157,6 @@ def register_callbacks(app, store, settings) -> None:
             api_base=request.host_url if request else PLACEHOLDER_API,
             stale_build=stale_build_shown(stale, state),
         )
-        width = view.scatter_width
         drift = compute_drift(
             store,
             view.business,
@@ -182,7 +180,6 @@ def register_callbacks(app, store, settings) -> None:
             hover_panel(),
             notice_component(view.notice),
             status_component(view),
-            {"width": f"{width}px"} if width else {},
             {"--label-width": f"{view.label_px or 0}px"},
             rows,
             views.table_style(len(view.table)),

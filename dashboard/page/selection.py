@@ -12,8 +12,8 @@ from datetime import datetime
 import pandas as pd
 from dash import no_update
 
-from dashboard import views
-from dashboard.views import CURRENT_BUILD, ViewState
+from dashboard.page import views
+from dashboard.page.views import CURRENT_BUILD, ViewState
 from data.store import UnknownBuild, UnknownDataset
 
 # -- options of the dataset and build pickers ----------------------------------------------
