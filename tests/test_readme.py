@@ -48,7 +48,11 @@ def test_readme_test_command_is_what_ci_runs():
         " && .venv/bin/python -m pytest" in README
     )
     assert "pip install -q --disable-pip-version-check -r requirements-dev.txt -c constraints.txt" in ci
-    assert ci.rstrip().endswith(".venv/bin/python -m pytest")
+    assert "\n.venv/bin/python -m pytest\n" in ci
+    # After the suite: the package installed into a fresh venv runs the notebook block elsewhere.
+    after = ci.split("\n.venv/bin/python -m pytest\n", 1)[1]
+    assert 'pip" install -q --disable-pip-version-check -c constraints.txt .' in after
+    assert 'cd "$installed" && venv/bin/python notebook.py' in after
 
 
 def test_readme_cli_loads_the_sample_csv(tmp_path):
