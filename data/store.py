@@ -11,16 +11,12 @@ from datetime import UTC, datetime
 import pandas as pd
 from sqlalchemy import select, text, update
 
-from data import database, nulls, queries
+from data import database, migrations, nulls, queries
 from data.analysis import Dataset, permutation_tests
 from data.batches import CTR_COLUMNS, FeatureBatch
 from data.cache import ByteLRU
 from data.errors import CtrFormConflict, InvalidBatch, StorageUnavailable, StoreError, UnknownBuild, UnknownDataset
-from data.schema import (
-    builds,
-    metadata,
-    store_version,
-)
+from data.schema import builds, store_version
 
 __all__ = [
     "CtrFormConflict",
@@ -101,19 +97,17 @@ class FeatureStore:
 
     @_guarded
     def initialise(self, seed=None):
-        """Create what is missing of the schema and, when ``seed`` is given and no build is stored,
-        run ``seed(writer)`` (writer has add_build and replace_ctr); returns its result or None.
+        """Migrate the schema to the newest revision (``data/migrations/``) and, when ``seed`` is
+        given and no build is stored, run ``seed(writer)`` (writer has add_build and replace_ctr);
+        returns its result or None.
 
         All in one transaction under a database-wide lock (an advisory lock on PostgreSQL, BEGIN
         IMMEDIATE on SQLite), so workers and hosts starting at once do it exactly once: the others
-        wait, then find it done. A seed that fails leaves the database as it was.
+        wait, then find it done. A migration or seed that fails leaves the database as it was.
         """
         with database.write_connection(self.engine) as conn, conn.begin():
             database.lock_startup(conn)
-            metadata.create_all(conn)
-            queries.upgrade(conn)
-            if conn.execute(select(store_version.c.id)).first() is None:
-                conn.execute(store_version.insert().values(id=1, version=0))
+            migrations.upgrade(conn)
             if seed is None or conn.execute(select(builds.c.id).limit(1)).first() is not None:
                 return None
             return seed(_Writer(self, conn))
