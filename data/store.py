@@ -64,6 +64,10 @@ class _Writer:
         """As FeatureStore.replace_ctr, in the enclosing transaction."""
         return self._store._replace_ctr(self._conn, business, source, ctr)
 
+    def merge_ctr(self, business: str, source: str, ctr: pd.DataFrame) -> dict:
+        """As FeatureStore.merge_ctr, in the enclosing transaction."""
+        return self._store._merge_ctr(self._conn, business, source, ctr.reindex(columns=CTR_COLUMNS))
+
 
 class FeatureStore:
     """Builds of image features and CTR sets per (business, image source), in long format."""
@@ -119,6 +123,11 @@ class FeatureStore:
         """Several writes stored as one: ``with store.transaction() as w: w.add_build(...); w.replace_ctr(...)``."""
         with self._writing() as conn:
             yield _Writer(self, conn)
+
+    def write(self, work):
+        """``work(writer)`` as one transaction (writer as in ``transaction``), run once more after a
+        storage fault as every single write is; returns what ``work`` returns."""
+        return self._write(lambda conn: work(_Writer(self, conn)))
 
     @contextmanager
     def _writing(self, *, probe: bool = False):
@@ -358,7 +367,7 @@ class FeatureStore:
 
     # -- permutation nulls (derived data: no version bump, and losing one only costs a draw) --
 
-    def _null_tests(self, dataset: Dataset) -> list:
+    def null_tests(self, dataset: Dataset) -> list:
         """The dataset's permutation tests (``analysis.permutation_tests``), made once per dataset."""
         with self._tests_lock:
             tests = self._tests.get(dataset)
@@ -368,7 +377,7 @@ class FeatureStore:
 
     def _adopt_nulls(self, dataset: Dataset) -> None:
         """Read the dataset's stored null tables that this process does not hold (e.g. after a cache eviction)."""
-        nulls.adopt_stored(self.null_table_data, self._null_tests(dataset))
+        nulls.adopt_stored(self.null_table_data, self.null_tests(dataset))
 
     def null_table_data(self, key: str) -> bytes | None:
         """The stored bytes of a permutation null table (``data/nulls.py``), or None."""
@@ -383,15 +392,3 @@ class FeatureStore:
     def save_null_table(self, key: str, data: bytes) -> None:
         """Store a permutation null table's bytes, keeping the newest ``KEEP_NULL_TABLES``."""
         self._write(lambda conn: queries.save_null_table(conn, key, data, _now(), KEEP_NULL_TABLES))
-
-    def prepare_nulls(self, business: str, source: str) -> int:
-        """Draw and store the null tables of the pair's current build and CTRs unless stored; returns how many were drawn.
-
-        Reading the dataset takes its stored tables into the cache already. A pair with CTRs but
-        no build yet has none to draw.
-        """
-        try:
-            dataset = self.dataset(business, source)
-        except UnknownDataset:
-            return 0
-        return nulls.prepare(self.has_null_table, self.save_null_table, self._null_tests(dataset))

@@ -10,10 +10,12 @@ load it into a fresh schema and copy the file's rows in, as that release would h
 
 from __future__ import annotations
 
+import json
 import logging
 import shutil
 import sqlite3
 import threading
+import urllib.request
 from pathlib import Path
 
 import pytest
@@ -22,11 +24,12 @@ from alembic.runtime.migration import MigrationContext
 from sqlalchemy import BigInteger, create_engine, inspect, text
 from sqlalchemy.pool import NullPool
 
-from data import migrations
+from data import migrations, writes
 from data.errors import UnknownBuild
 from data.schema import metadata
 from data.store import FeatureStore
 from tests.databases import fresh_database
+from tests.servers import gunicorn
 from tests.tables import snapshot
 from tests.test_store import make_batch, make_ctr
 
@@ -123,8 +126,8 @@ def test_a_release_database_opens_with_every_row_kept(release_url):
         again = store.add_build("Acme", "vision", make_batch(9), tag="jenkins-acme-vision-42")
         assert (again["created"], again["build_id"]) == (False, 3)
         # The release's null tables are the ones the store reads, not drawn again.
-        assert store.prepare_nulls("Acme", "vision") == 0
-        assert store.prepare_nulls("Café Ünïcode", "azure") == 0
+        assert writes.prepare_nulls(store, "Acme", "vision") == 0
+        assert writes.prepare_nulls(store, "Café Ünïcode", "azure") == 0
         new = store.add_build("Acme", "vision", make_batch(10), tag="jenkins-acme-vision-43")
         assert new["build_id"] == 5 and store.resolve_build("Acme", "vision") == 5
     finally:
@@ -230,7 +233,9 @@ def test_release_build_ids_become_64_bit_on_postgresql(pg_url, tmp_path):
             assert isinstance(types[column], BigInteger), (table, column, types[column])
         with store.engine.begin() as conn:
             sequence_type = conn.execute(
-                text("SELECT data_type FROM information_schema.sequences WHERE sequence_name = 'builds_id_seq'")
+                text(
+                    "SELECT data_type FROM information_schema.sequences WHERE sequence_name = 'builds_id_seq' AND sequence_schema = current_schema()"
+                )
             ).scalar_one()
             assert sequence_type == "bigint"
             # Where two billion builds would have left the sequence.
@@ -270,5 +275,23 @@ def test_release_counts_stored_as_32_bit_become_64_bit_on_postgresql(pg_url, tmp
         store.replace_ctr("Acme", "vision", big)
         read = store.ctr("Acme", "vision").sort_values("image")
         assert read["impressions"].tolist() == [2**40, 2**52] and read["clicks"].tolist() == [2**33, 7]
+    finally:
+        store.close()
+
+
+def test_three_gunicorn_workers_starting_on_a_release_database_all_boot_and_keep_its_rows(release_url, tmp_path):
+    """Three worker processes migrate the release's database once between them and serve its datasets."""
+    with gunicorn(tmp_path, release_url, workers=3, threads=1, DEMO_DATA=1) as server:
+        ready = server.wait_ready(3)
+        output = server.output()
+        assert ready, f"not every worker booted\n{output[-3000:]}"
+        assert "Worker failed to boot" not in output and "Traceback" not in output, output[-3000:]
+        with urllib.request.urlopen(f"http://127.0.0.1:{server.port}/api/datasets", timeout=60) as answer:
+            listed = json.loads(answer.read())["datasets"]
+    assert sorted((d["business"], d["build_id"]) for d in listed) == [("Acme", 3), ("Café Ünïcode", 4)]
+    store = FeatureStore(release_url)
+    try:
+        assert alembic_versions(store) == [REVISIONS[-1]]
+        assert snapshot(store) == release_rows()  # and no demo: the database was not empty
     finally:
         store.close()
