@@ -19,6 +19,7 @@ import urllib.request
 from pathlib import Path
 
 import pytest
+from alembic import command
 from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
 from sqlalchemy import BigInteger, create_engine, inspect, text
@@ -293,5 +294,30 @@ def test_three_gunicorn_workers_starting_on_a_release_database_all_boot_and_keep
     try:
         assert alembic_versions(store) == [REVISIONS[-1]]
         assert snapshot(store) == release_rows()  # and no demo: the database was not empty
+    finally:
+        store.close()
+
+
+def test_the_newest_revisions_step_down_and_up_again_keeping_every_row(release_url):
+    """Downgrading to 0001 and upgrading again (e.g. to roll a release back) changes no stored row."""
+    FeatureStore(release_url).close()
+    engine = create_engine(release_url, poolclass=NullPool)
+    try:
+        for target in ("0001", "head"):
+            config = migrations.alembic_config()
+            with engine.begin() as conn:
+                config.attributes["connection"] = conn
+                (command.downgrade if target == "0001" else command.upgrade)(config, target)
+            with engine.connect() as conn:
+                version = conn.execute(text("SELECT version_num FROM alembic_version")).scalar_one()
+            assert version == ("0001" if target == "0001" else REVISIONS[-1])
+            if engine.dialect.name == "postgresql":
+                id_type = {c["name"]: c["type"] for c in inspect(engine).get_columns("builds")}["id"]
+                assert isinstance(id_type, BigInteger) is (target == "head")
+    finally:
+        engine.dispose()
+    store = FeatureStore(release_url)
+    try:
+        assert snapshot(store) == release_rows()
     finally:
         store.close()
