@@ -22,7 +22,7 @@ from pathlib import Path
 
 from common import BUSINESS, ENGINES, HEADERS, SOURCE, fresh_app, fresh_database, latency_line, median, timed
 
-from data import permutation
+from data import permutation, writes
 from data.analysis import feature_summary
 from data.demo import demo_build
 from data.schema import null_tables
@@ -99,7 +99,7 @@ def bench_size(engine: str, url: str, n_images: int, n_features: int, target_ms:
         print(latency_line(f"{label} {weighting} first summary after landing, another worker", other, FIRST_TARGET_MS))
         drawing = first_summaries(url, weighting, stored=False)
         print(f"{label} {weighting} first summary of a worker drawing the nulls itself: {drawing * 1000:.1f} ms")
-        store.prepare_nulls(BUSINESS, SOURCE)  # put them back for the next weighting
+        writes.prepare_nulls(store, BUSINESS, SOURCE)  # put them back for the next weighting
 
         answers = []
         times = [

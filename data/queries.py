@@ -10,7 +10,7 @@ from itertools import chain, repeat
 
 import numpy as np
 import pandas as pd
-from sqlalchemy import delete, func, inspect, select, text
+from sqlalchemy import delete, func, select
 
 from data import database, matrix
 from data.batches import CTR_COLUMNS, FeatureBatch
@@ -172,13 +172,6 @@ def has_counts(frame: pd.DataFrame) -> bool:
 
 def int_or_none(value):
     return None if value is None or pd.isna(value) else int(value)
-
-
-def upgrade(conn) -> None:
-    """Bring a database made by an earlier version up to the schema (inside the start-up lock)."""
-    if "tag" not in {c["name"] for c in inspect(conn).get_columns("builds")}:
-        conn.execute(text("ALTER TABLE builds ADD COLUMN tag TEXT"))
-    next(i for i in builds.indexes if i.name == "ux_builds_tag").create(conn, checkfirst=True)
 
 
 def insert_build(conn, business: str, source: str, batch: FeatureBatch, tag: str | None, received_at: str) -> int:

@@ -1,4 +1,8 @@
-"""SQLAlchemy Core tables of the feature store (long format, one row per non-zero value)."""
+"""SQLAlchemy Core tables of the feature store (long format, one row per non-zero value).
+
+The tables as the newest revision in ``data/migrations/`` leaves them: the store's queries are
+written against these, and the revisions, not ``create_all``, make and change the database.
+"""
 
 from sqlalchemy import (
     BigInteger,
@@ -16,11 +20,15 @@ from sqlalchemy import (
 
 metadata = MetaData()
 
+# A build id: 64-bit on PostgreSQL, where INTEGER is 32-bit; SQLite's INTEGER PRIMARY KEY is its
+# 64-bit rowid already, and only a column declared exactly INTEGER becomes that rowid.
+BUILD_ID = BigInteger().with_variant(Integer(), "sqlite")
+
 # One row per PUT of features for a (business, source); the newest id is the current build.
 builds = Table(
     "builds",
     metadata,
-    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("id", BUILD_ID, primary_key=True, autoincrement=True),
     Column("business", Text, nullable=False),
     Column("source", Text, nullable=False),
     Column("received_at", String(32), nullable=False),
@@ -38,7 +46,7 @@ builds = Table(
 build_images = Table(
     "build_images",
     metadata,
-    Column("build_id", Integer, ForeignKey("builds.id", ondelete="CASCADE"), primary_key=True),
+    Column("build_id", BUILD_ID, ForeignKey("builds.id", ondelete="CASCADE"), primary_key=True),
     Column("idx", Integer, primary_key=True),
     Column("name", Text, nullable=False),
 )
@@ -46,7 +54,7 @@ build_images = Table(
 build_features = Table(
     "build_features",
     metadata,
-    Column("build_id", Integer, ForeignKey("builds.id", ondelete="CASCADE"), primary_key=True),
+    Column("build_id", BUILD_ID, ForeignKey("builds.id", ondelete="CASCADE"), primary_key=True),
     Column("idx", Integer, primary_key=True),
     Column("name", Text, nullable=False),
 )
@@ -61,7 +69,7 @@ build_features = Table(
 feature_values = Table(
     "feature_values",
     metadata,
-    Column("build_id", Integer, primary_key=True, autoincrement=False),
+    Column("build_id", BUILD_ID, primary_key=True, autoincrement=False),
     Column("image_idx", Integer, primary_key=True, autoincrement=False),
     Column("feature_idx", Integer, primary_key=True, autoincrement=False),
     Column("confidence", Float, nullable=False),
@@ -75,7 +83,7 @@ feature_values = Table(
 build_matrices = Table(
     "build_matrices",
     metadata,
-    Column("build_id", Integer, primary_key=True, autoincrement=False),
+    Column("build_id", BUILD_ID, primary_key=True, autoincrement=False),
     Column("matrix_data", LargeBinary, nullable=False),
 )
 

@@ -11,16 +11,12 @@ from datetime import UTC, datetime
 import pandas as pd
 from sqlalchemy import select, text, update
 
-from data import database, nulls, queries
+from data import database, migrations, nulls, queries
 from data.analysis import Dataset, permutation_tests
 from data.batches import CTR_COLUMNS, FeatureBatch
 from data.cache import ByteLRU
 from data.errors import CtrFormConflict, InvalidBatch, StorageUnavailable, StoreError, UnknownBuild, UnknownDataset
-from data.schema import (
-    builds,
-    metadata,
-    store_version,
-)
+from data.schema import builds, store_version
 
 __all__ = [
     "CtrFormConflict",
@@ -68,6 +64,10 @@ class _Writer:
         """As FeatureStore.replace_ctr, in the enclosing transaction."""
         return self._store._replace_ctr(self._conn, business, source, ctr)
 
+    def merge_ctr(self, business: str, source: str, ctr: pd.DataFrame) -> dict:
+        """As FeatureStore.merge_ctr, in the enclosing transaction."""
+        return self._store._merge_ctr(self._conn, business, source, ctr.reindex(columns=CTR_COLUMNS))
+
 
 class FeatureStore:
     """Builds of image features and CTR sets per (business, image source), in long format."""
@@ -101,19 +101,17 @@ class FeatureStore:
 
     @_guarded
     def initialise(self, seed=None):
-        """Create what is missing of the schema and, when ``seed`` is given and no build is stored,
-        run ``seed(writer)`` (writer has add_build and replace_ctr); returns its result or None.
+        """Migrate the schema to the newest revision (``data/migrations/``) and, when ``seed`` is
+        given and no build is stored, run ``seed(writer)`` (writer has add_build and replace_ctr);
+        returns its result or None.
 
         All in one transaction under a database-wide lock (an advisory lock on PostgreSQL, BEGIN
         IMMEDIATE on SQLite), so workers and hosts starting at once do it exactly once: the others
-        wait, then find it done. A seed that fails leaves the database as it was.
+        wait, then find it done. A migration or seed that fails leaves the database as it was.
         """
         with database.write_connection(self.engine) as conn, conn.begin():
             database.lock_startup(conn)
-            metadata.create_all(conn)
-            queries.upgrade(conn)
-            if conn.execute(select(store_version.c.id)).first() is None:
-                conn.execute(store_version.insert().values(id=1, version=0))
+            migrations.upgrade(conn)
             if seed is None or conn.execute(select(builds.c.id).limit(1)).first() is not None:
                 return None
             return seed(_Writer(self, conn))
@@ -125,6 +123,11 @@ class FeatureStore:
         """Several writes stored as one: ``with store.transaction() as w: w.add_build(...); w.replace_ctr(...)``."""
         with self._writing() as conn:
             yield _Writer(self, conn)
+
+    def write(self, work):
+        """``work(writer)`` as one transaction (writer as in ``transaction``), run once more after a
+        storage fault as every single write is; returns what ``work`` returns."""
+        return self._write(lambda conn: work(_Writer(self, conn)))
 
     @contextmanager
     def _writing(self, *, probe: bool = False):
@@ -364,7 +367,7 @@ class FeatureStore:
 
     # -- permutation nulls (derived data: no version bump, and losing one only costs a draw) --
 
-    def _null_tests(self, dataset: Dataset) -> list:
+    def null_tests(self, dataset: Dataset) -> list:
         """The dataset's permutation tests (``analysis.permutation_tests``), made once per dataset."""
         with self._tests_lock:
             tests = self._tests.get(dataset)
@@ -374,7 +377,7 @@ class FeatureStore:
 
     def _adopt_nulls(self, dataset: Dataset) -> None:
         """Read the dataset's stored null tables that this process does not hold (e.g. after a cache eviction)."""
-        nulls.adopt_stored(self.null_table_data, self._null_tests(dataset))
+        nulls.adopt_stored(self.null_table_data, self.null_tests(dataset))
 
     def null_table_data(self, key: str) -> bytes | None:
         """The stored bytes of a permutation null table (``data/nulls.py``), or None."""
@@ -389,15 +392,3 @@ class FeatureStore:
     def save_null_table(self, key: str, data: bytes) -> None:
         """Store a permutation null table's bytes, keeping the newest ``KEEP_NULL_TABLES``."""
         self._write(lambda conn: queries.save_null_table(conn, key, data, _now(), KEEP_NULL_TABLES))
-
-    def prepare_nulls(self, business: str, source: str) -> int:
-        """Draw and store the null tables of the pair's current build and CTRs unless stored; returns how many were drawn.
-
-        Reading the dataset takes its stored tables into the cache already. A pair with CTRs but
-        no build yet has none to draw.
-        """
-        try:
-            dataset = self.dataset(business, source)
-        except UnknownDataset:
-            return 0
-        return nulls.prepare(self.has_null_table, self.save_null_table, self._null_tests(dataset))

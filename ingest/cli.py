@@ -12,6 +12,7 @@ import io
 import sys
 from pathlib import Path
 
+from data import writes
 from data.settings import Settings, SettingsError, open_store
 from ingest.validation import Problems, parse_json_body, validate_ctr, validate_features, validate_target
 
@@ -114,15 +115,20 @@ def _store_pair(store, business: str, source: str, features_doc, ctr_doc) -> str
         raise InputError("invalid arguments", problems)
     batch = _checked(validate_features, features_doc, "features")
     frame = _checked(validate_ctr, ctr_doc, "CTR") if ctr_doc else None
-    build = store.add_build(business, source, batch)
+
+    def store_both(writer):
+        return writer.add_build(business, source, batch), frame is not None and writer.replace_ctr(
+            business, source, frame
+        )
+
+    # One transaction, then the post-write work (the nulls the first summary reads), as a PUT does.
+    build, ctr = writes.write(store, store_both)
     line = (
         f"stored build {build['build_id']} of {business!r} / {source!r}: "
         f"{build['images']} images, {build['features']} features, {build['values']} non-zero values"
     )
-    if frame is not None:
-        ctr = store.replace_ctr(business, source, frame)
+    if ctr:
         line += f"; CTR for {ctr['images']} images" + (" with clicks and impressions" if ctr["has_counts"] else "")
-    store.prepare_nulls(business, source)  # as the PUT routes do: the first summary then reads them
     return line
 
 
@@ -147,8 +153,7 @@ def load_demo_data(store) -> str:
     """Load the demo datasets."""
     from data.demo import load_demo
 
-    with store.transaction() as writer:  # both datasets, or neither
-        loaded = load_demo(writer)
+    loaded = writes.write(store, load_demo)  # both datasets, or neither
     builds = [
         f"build {b['build_id']} of {b['business']!r} / {b['source']!r} ({b['images']} images, {b['features']} features)"
         for b in loaded.values()

@@ -5,8 +5,9 @@ from __future__ import annotations
 import hmac
 import ipaddress
 
-from flask import Blueprint, current_app, jsonify, request
+from flask import Blueprint, jsonify, request
 
+from data import writes
 from data.store import CtrFormConflict
 from ingest.framing import check_header_sizes, read_build_tag, read_json_body, read_target
 from ingest.http import API_PREFIX, ApiError
@@ -34,30 +35,23 @@ def create_ingest_blueprint(store, settings) -> Blueprint:
         # chunked body there, and the same number decides 413 here and caps a gzip body's output.
         return read_json_body(request.max_content_length)
 
+    def written(work, status: int):
+        """Store ``work(writer)`` through the write seam; its post-write work runs once the answer is sent."""
+        jobs = []
+        result = writes.write(store, work, schedule=jobs.append)
+        if status == 201 and not result.pop("created", True):
+            status = 200  # a retry of a stored build (same Build-Tag) gets that build back, and nothing is stored
+        response = jsonify(result)
+        for job in jobs:
+            response.call_on_close(job)
+        return response, status
+
     def accept(validate, what: str, write, status: int):
         business, source = read_target()
         result, problems = validate(read_body())
         if problems:
             raise ApiError(400, f"invalid {what}", problems)
-        return then_prepare_nulls(jsonify(write(business, source, result)), business, source), status
-
-    def then_prepare_nulls(response, business: str, source: str):
-        """Once the answer is sent, draw and store the pair's permutation nulls (data/nulls.py).
-
-        The writer does not wait for them, and the first summary after a build or CTR set lands
-        reads them instead of drawing them. They are derived data: a failure here is logged and
-        only means that a summary draws them itself.
-        """
-        logger = current_app.logger
-
-        def prepare():
-            try:
-                store.prepare_nulls(business, source)
-            except Exception:
-                logger.exception("permutation nulls of %r / %r were not prepared", business, source)
-
-        response.call_on_close(prepare)
-        return response
+        return written(lambda writer: getattr(writer, write)(business, source, result), status)
 
     @bp.put("/api/features")
     def put_features():
@@ -66,19 +60,16 @@ def create_ingest_blueprint(store, settings) -> Blueprint:
         batch, problems = validate_features(read_body())
         if problems:
             raise ApiError(400, "invalid features", problems)
-        build = store.add_build(business, source, batch, tag=tag)
-        # A retry of a stored build (same Build-Tag) gets that build back, and nothing is stored.
-        status = 201 if build.pop("created") else 200
-        return then_prepare_nulls(jsonify(build), business, source), status
+        return written(lambda writer: writer.add_build(business, source, batch, tag=tag), 201)
 
     @bp.put("/api/ctr")
     def put_ctr():
-        return accept(validate_ctr, "CTR", store.replace_ctr, 200)
+        return accept(validate_ctr, "CTR", "replace_ctr", 200)
 
     @bp.patch("/api/ctr")
     def patch_ctr():
         try:
-            return accept(validate_ctr, "CTR", store.merge_ctr, 200)
+            return accept(validate_ctr, "CTR", "merge_ctr", 200)
         except CtrFormConflict as exc:
             raise ApiError(409, "CTR form differs from the stored set", [str(exc)]) from None
 

@@ -9,7 +9,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from data import nulls, permutation
+from data import nulls, permutation, writes
 from data import store as store_module
 from data.analysis import feature_summary, permutation_tests
 from data.demo import demo_build
@@ -57,11 +57,11 @@ def test_a_table_survives_the_round_trip_through_bytes():
 def test_prepare_stores_a_table_per_weighting_once(store):
     dataset = _demo(store)
     assert len(permutation_tests(dataset)) == 2  # demo CTRs have clicks and impressions
-    assert store.prepare_nulls("Acme", "vision") == 2
+    assert writes.prepare_nulls(store, "Acme", "vision") == 2
     keys = _stored_keys(store)
     assert sorted(keys) == sorted(nulls.storage_key(t.key) for t in permutation_tests(dataset))
     assert all(nulls.FORMAT in key for key in keys)
-    assert store.prepare_nulls("Acme", "vision") == 0
+    assert writes.prepare_nulls(store, "Acme", "vision") == 0
     assert _stored_keys(store) == keys
 
 
@@ -70,7 +70,7 @@ def test_a_table_drawn_by_a_summary_is_stored_without_drawing_it_again(store, mo
     feature_summary(dataset, 0.5)  # draws the mean table in this process
     feature_summary(dataset, 0.5, weighting="impressions")
     monkeypatch.setattr(permutation, "compute_table", lambda *a, **k: pytest.fail("drawn again"))
-    assert store.prepare_nulls("Acme", "vision") == 0
+    assert writes.prepare_nulls(store, "Acme", "vision") == 0
     assert len(_stored_keys(store)) == 2
 
 
@@ -78,7 +78,7 @@ def test_a_table_drawn_by_a_summary_is_stored_without_drawing_it_again(store, mo
 def test_another_worker_reads_the_stored_tables_and_gets_the_same_numbers(store, db_url, weighting, monkeypatch):
     dataset = _demo(store)
     expected = feature_summary(dataset, 0.5, weighting=weighting)
-    store.prepare_nulls("Acme", "vision")
+    writes.prepare_nulls(store, "Acme", "vision")
     permutation.clear_cache()  # a worker that never drew them
     monkeypatch.setattr(permutation, "compute_table", lambda *a, **k: pytest.fail("drawn"))
     other = FeatureStore(db_url)
@@ -91,10 +91,10 @@ def test_another_worker_reads_the_stored_tables_and_gets_the_same_numbers(store,
 
 
 def test_a_pair_without_a_build_or_ctrs_has_nothing_to_draw(store):
-    assert store.prepare_nulls("Acme", "vision") == 0
+    assert writes.prepare_nulls(store, "Acme", "vision") == 0
     batch, _ = demo_build(n_images=50, n_features=10)
     store.add_build("Acme", "vision", batch)
-    assert store.prepare_nulls("Acme", "vision") == 0
+    assert writes.prepare_nulls(store, "Acme", "vision") == 0
     assert _stored_keys(store) == []
 
 
@@ -188,9 +188,9 @@ def test_a_draw_too_large_for_the_write_path_is_left_to_the_first_summary(store,
     dataset = _demo(store)
     tests = permutation_tests(dataset)
     monkeypatch.setattr(nulls, "EAGER_CELLS", min(t.draw_cells for t in tests) - 1)
-    assert store.prepare_nulls("Acme", "vision") == 0
+    assert writes.prepare_nulls(store, "Acme", "vision") == 0
     assert _stored_keys(store) == []
     feature_summary(dataset, 0.5)  # the summary draws it; then the next write stores it
     monkeypatch.setattr(permutation, "compute_table", lambda *a, **k: pytest.fail("drawn again"))
-    assert store.prepare_nulls("Acme", "vision") == 0
+    assert writes.prepare_nulls(store, "Acme", "vision") == 0
     assert _stored_keys(store) == [nulls.storage_key(tests[0].key)]

@@ -1,0 +1,323 @@
+"""Schema migrations on both engines: a fresh database, and one written by the release before them.
+
+``tests/fixtures/release_store.db`` was written by the store of that release (its
+``metadata.create_all`` and writes through ``FeatureStore``): two datasets with four builds, three
+with a Build-Tag, one a later build with an extra feature, CTR sets with counts and with rates, a
+CTR set without a build, every build's archive and three permutation null tables.
+``tests/fixtures/release_schema_postgresql.sql`` is that release's DDL on PostgreSQL; the tests
+load it into a fresh schema and copy the file's rows in, as that release would have stored them.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import shutil
+import sqlite3
+import threading
+import urllib.request
+from pathlib import Path
+
+import pytest
+from alembic import command
+from alembic.autogenerate import compare_metadata
+from alembic.runtime.migration import MigrationContext
+from sqlalchemy import BigInteger, create_engine, inspect, text
+from sqlalchemy.pool import NullPool
+
+from data import migrations, writes
+from data.errors import UnknownBuild
+from data.schema import metadata
+from data.store import FeatureStore
+from tests.databases import fresh_database
+from tests.servers import gunicorn
+from tests.tables import snapshot
+from tests.test_store import make_batch, make_ctr
+
+pytestmark = pytest.mark.both_engines
+
+FIXTURES = Path(__file__).resolve().parent / "fixtures"
+RELEASE_DB = FIXTURES / "release_store.db"
+RELEASE_DDL = FIXTURES / "release_schema_postgresql.sql"
+REVISIONS = ["0001", "0002", "0003"]
+# (table, column) of every build id, 64-bit on PostgreSQL from revision 0003 on.
+BUILD_ID_COLUMNS = [
+    ("builds", "id"),
+    ("build_images", "build_id"),
+    ("build_features", "build_id"),
+    ("feature_values", "build_id"),
+    ("build_matrices", "build_id"),
+]
+
+
+def release_rows() -> dict:
+    """Every row of the release's database file, per table, sorted as tests.tables.snapshot sorts them."""
+    with sqlite3.connect(f"file:{RELEASE_DB}?mode=ro", uri=True) as conn:
+        return {
+            table.name: sorted(
+                conn.execute(f"SELECT {', '.join(table.c.keys())} FROM {table.name}").fetchall(), key=repr
+            )
+            for table in metadata.sorted_tables
+        }
+
+
+def write_release_database(engine_name: str, url: str, tmp_path: Path, *, ddl: str | None = None) -> str:
+    """Make the database at ``url`` hold the release's schema and rows; returns the URL to open.
+
+    SQLite: a copy of the release's file (the URL's own file is not used). PostgreSQL: the release's
+    DDL (or ``ddl``) run in the fresh schema, the file's rows copied in, and the id sequences where
+    the release left them.
+    """
+    if engine_name == "sqlite":
+        copy = tmp_path / "release.db"
+        shutil.copyfile(RELEASE_DB, copy)
+        return f"sqlite:///{copy}"
+    engine = create_engine(url, poolclass=NullPool)
+    with engine.begin() as conn:
+        sql = "\n".join(line for line in (ddl or RELEASE_DDL.read_text()).splitlines() if not line.startswith("--"))
+        for statement in sql.split(";"):
+            if statement.strip():
+                conn.exec_driver_sql(statement)
+        for table, rows in release_rows().items():
+            if rows:
+                names = list(metadata.tables[table].c.keys())
+                insert = f"INSERT INTO {table} ({', '.join(names)}) VALUES ({', '.join(':' + n for n in names)})"
+                conn.execute(text(insert), [dict(zip(names, row)) for row in rows])
+        for table in ("builds", "ctr_sets"):
+            conn.execute(text(f"SELECT setval(pg_get_serial_sequence('{table}', 'id'), (SELECT max(id) FROM {table}))"))
+    engine.dispose()
+    return url
+
+
+@pytest.fixture
+def release_url(engine_name, db_url, tmp_path) -> str:
+    """The URL of a database written by the release before migrations, not yet opened by this one."""
+    return write_release_database(engine_name, db_url, tmp_path)
+
+
+def alembic_versions(store) -> list[str]:
+    with store.engine.connect() as conn:
+        return [row[0] for row in conn.execute(text("SELECT version_num FROM alembic_version"))]
+
+
+def test_migrations_make_the_schema_the_store_queries(store):
+    """A fresh database migrated to the newest revision has exactly the tables, columns and indexes of data/schema.py."""
+    with store.engine.connect() as conn:
+        differences = compare_metadata(MigrationContext.configure(conn), metadata)
+    assert differences == []
+    assert alembic_versions(store) == [migrations.head()] == [REVISIONS[-1]]
+
+
+def test_a_release_database_opens_with_every_row_kept(release_url):
+    """Every dataset, build, CTR set, Build-Tag, archive and null table of the release is read back as it was."""
+    store = FeatureStore(release_url)
+    try:
+        assert snapshot(store) == release_rows()
+        assert alembic_versions(store) == [REVISIONS[-1]]
+        listed = store.datasets().set_index(["business", "source"])
+        assert listed.loc[("Acme", "vision"), "build_id"] == 3
+        assert listed.loc[("Café Ünïcode", "azure"), "build_id"] == 4
+        assert store.builds("Acme", "vision")["build_id"].tolist() == [3, 2, 1]
+        dataset = store.dataset("Acme", "vision")
+        assert "sky" in dataset.features and len(dataset.images) == 12
+        counts = store.ctr("Acme", "vision")
+        assert counts["clicks"].notna().all() and counts["impressions"].notna().all()
+        assert store.ctr("Zeta", "vision")["ctr"].tolist() == [0.02]
+        # A retried PUT of a tagged release build finds it rather than storing it again.
+        again = store.add_build("Acme", "vision", make_batch(9), tag="jenkins-acme-vision-42")
+        assert (again["created"], again["build_id"]) == (False, 3)
+        # The release's null tables are the ones the store reads, not drawn again.
+        assert writes.prepare_nulls(store, "Acme", "vision") == 0
+        assert writes.prepare_nulls(store, "Café Ünïcode", "azure") == 0
+        new = store.add_build("Acme", "vision", make_batch(10), tag="jenkins-acme-vision-43")
+        assert new["build_id"] == 5 and store.resolve_build("Acme", "vision") == 5
+    finally:
+        store.close()
+
+
+def test_a_release_database_opened_again_is_not_migrated_again(release_url, caplog):
+    """The second start finds the newest revision stored and runs none."""
+    FeatureStore(release_url).close()
+    caplog.set_level(logging.INFO, logger="alembic")
+    store = FeatureStore(release_url)
+    try:
+        assert "Running upgrade" not in caplog.text
+        assert snapshot(store) == release_rows()
+    finally:
+        store.close()
+
+
+@pytest.mark.parametrize("database", ["fresh", "release"])
+def test_stores_starting_at_once_migrate_exactly_once(engine_name, db_url, tmp_path, caplog, database):
+    """Six stores opening one database together: all start, and each revision runs once."""
+    url = db_url if database == "fresh" else write_release_database(engine_name, db_url, tmp_path)
+    caplog.set_level(logging.INFO, logger="alembic")
+    barrier = threading.Barrier(6)
+    errors = []
+
+    def start():
+        try:
+            barrier.wait()
+            FeatureStore(url).close()
+        except Exception as exc:  # collected and asserted below
+            errors.append(exc)
+
+    threads = [threading.Thread(target=start) for _ in range(6)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert errors == []
+    ran = [r.getMessage() for r in caplog.records if r.getMessage().startswith("Running upgrade")]
+    assert [message.split("-> ")[1].split(",")[0] for message in ran] == REVISIONS
+    store = FeatureStore(url)
+    try:
+        assert alembic_versions(store) == [REVISIONS[-1]]
+        if database == "release":
+            assert snapshot(store) == release_rows()
+    finally:
+        store.close()
+
+
+def test_a_failing_migration_leaves_the_release_database_as_it_was(engine_name, release_url, monkeypatch):
+    """A start whose migration fails part way rolls back whole: the release's tables and rows, no revision."""
+    real = migrations.upgrade
+
+    def upgrade_then_crash(conn):
+        real(conn)
+        conn.exec_driver_sql("CREATE TABLE half_done (x INTEGER)")
+        raise RuntimeError("crash during a migration")
+
+    monkeypatch.setattr(migrations, "upgrade", upgrade_then_crash)
+    with pytest.raises(RuntimeError, match="crash during a migration"):
+        FeatureStore(release_url)
+    engine = create_engine(release_url, poolclass=NullPool)
+    try:
+        assert set(inspect(engine).get_table_names()) == set(metadata.tables)
+        if engine_name == "postgresql":
+            assert inspect(engine).get_columns("builds")[0]["type"].python_type is int
+            assert not any(isinstance(c["type"], BigInteger) for c in inspect(engine).get_columns("feature_values"))
+    finally:
+        engine.dispose()
+    monkeypatch.undo()
+    store = FeatureStore(release_url)
+    try:
+        assert snapshot(store) == release_rows()
+    finally:
+        store.close()
+
+
+def test_a_build_id_past_32_bits_names_no_build(store):
+    """Asking for build 2**40 is an unknown build on both engines (PostgreSQL's INTEGER failed on it)."""
+    store.add_build("Acme", "vision", make_batch(1))
+    with pytest.raises(UnknownBuild):
+        store.resolve_build("Acme", "vision", 2**40)
+    with pytest.raises(UnknownBuild):
+        store.build_pair(2**40)
+
+
+@pytest.fixture
+def pg_url(tmp_path):
+    """A fresh PostgreSQL schema (these tests are about PostgreSQL's column types)."""
+    with fresh_database("postgresql", tmp_path) as url:
+        yield url
+
+
+def test_release_build_ids_become_64_bit_on_postgresql(pg_url, tmp_path):
+    """After the upgrade every build id column and the id sequence are BIGINT, and ids past 2**31 round-trip."""
+    url = write_release_database("postgresql", pg_url, tmp_path)
+    store = FeatureStore(url)
+    try:
+        inspector = inspect(store.engine)
+        for table, column in BUILD_ID_COLUMNS:
+            types = {c["name"]: c["type"] for c in inspector.get_columns(table)}
+            assert isinstance(types[column], BigInteger), (table, column, types[column])
+        with store.engine.begin() as conn:
+            sequence_type = conn.execute(
+                text(
+                    "SELECT data_type FROM information_schema.sequences WHERE sequence_name = 'builds_id_seq' AND sequence_schema = current_schema()"
+                )
+            ).scalar_one()
+            assert sequence_type == "bigint"
+            # Where two billion builds would have left the sequence.
+            conn.execute(text("SELECT setval(pg_get_serial_sequence('builds', 'id'), 2147483657)"))
+        batch = make_batch(7)
+        stored = store.add_build("Acme", "vision", batch, tag="past-32-bits")
+        assert stored["build_id"] == 2**31 + 10
+        store.replace_ctr("Acme", "vision", make_ctr(batch.images, 7))
+        assert store.resolve_build("Acme", "vision") == 2**31 + 10
+        assert store.build_pair(2**31 + 10) == ("Acme", "vision")
+        dataset, build_id, _ = store.load_build("Acme", "vision", 2**31 + 10)
+        assert build_id == 2**31 + 10 and list(dataset.features) == batch.features
+        assert store.add_build("Acme", "vision", batch, tag="past-32-bits")["created"] is False
+        assert store.builds("Acme", "vision")["build_id"].tolist()[:2] == [2**31 + 10, 3]
+    finally:
+        store.close()
+
+
+def test_release_counts_stored_as_32_bit_become_64_bit_on_postgresql(pg_url, tmp_path):
+    """A database whose clicks and impressions were INTEGER keeps its counts and takes counts past 2**31."""
+    narrow = (
+        RELEASE_DDL.read_text()
+        .replace("clicks BIGINT", "clicks INTEGER")
+        .replace("impressions BIGINT", "impressions INTEGER")
+    )
+    assert narrow.count("INTEGER,") > RELEASE_DDL.read_text().count("INTEGER,")
+    url = write_release_database("postgresql", pg_url, tmp_path, ddl=narrow)
+    store = FeatureStore(url)
+    try:
+        assert snapshot(store) == release_rows()
+        types = {c["name"]: c["type"] for c in inspect(store.engine).get_columns("ctr_values")}
+        assert isinstance(types["clicks"], BigInteger) and isinstance(types["impressions"], BigInteger)
+        big = make_ctr(["img_0", "img_1"], 3)
+        big["impressions"] = [2**40, 2**52]
+        big["clicks"] = [2**33, 7]
+        big["ctr"] = big["clicks"] / big["impressions"]
+        store.replace_ctr("Acme", "vision", big)
+        read = store.ctr("Acme", "vision").sort_values("image")
+        assert read["impressions"].tolist() == [2**40, 2**52] and read["clicks"].tolist() == [2**33, 7]
+    finally:
+        store.close()
+
+
+def test_three_gunicorn_workers_starting_on_a_release_database_all_boot_and_keep_its_rows(release_url, tmp_path):
+    """Three worker processes migrate the release's database once between them and serve its datasets."""
+    with gunicorn(tmp_path, release_url, workers=3, threads=1, DEMO_DATA=1) as server:
+        ready = server.wait_ready(3)
+        output = server.output()
+        assert ready, f"not every worker booted\n{output[-3000:]}"
+        assert "Worker failed to boot" not in output and "Traceback" not in output, output[-3000:]
+        with urllib.request.urlopen(f"http://127.0.0.1:{server.port}/api/datasets", timeout=60) as answer:
+            listed = json.loads(answer.read())["datasets"]
+    assert sorted((d["business"], d["build_id"]) for d in listed) == [("Acme", 3), ("Café Ünïcode", 4)]
+    store = FeatureStore(release_url)
+    try:
+        assert alembic_versions(store) == [REVISIONS[-1]]
+        assert snapshot(store) == release_rows()  # and no demo: the database was not empty
+    finally:
+        store.close()
+
+
+def test_the_newest_revisions_step_down_and_up_again_keeping_every_row(release_url):
+    """Downgrading to 0001 and upgrading again (e.g. to roll a release back) changes no stored row."""
+    FeatureStore(release_url).close()
+    engine = create_engine(release_url, poolclass=NullPool)
+    try:
+        for target in ("0001", "head"):
+            config = migrations.alembic_config()
+            with engine.begin() as conn:
+                config.attributes["connection"] = conn
+                (command.downgrade if target == "0001" else command.upgrade)(config, target)
+            with engine.connect() as conn:
+                version = conn.execute(text("SELECT version_num FROM alembic_version")).scalar_one()
+            assert version == ("0001" if target == "0001" else REVISIONS[-1])
+            if engine.dialect.name == "postgresql":
+                id_type = {c["name"]: c["type"] for c in inspect(engine).get_columns("builds")}["id"]
+                assert isinstance(id_type, BigInteger) is (target == "head")
+    finally:
+        engine.dispose()
+    store = FeatureStore(release_url)
+    try:
+        assert snapshot(store) == release_rows()
+    finally:
+        store.close()
