@@ -24,6 +24,7 @@ def create_app(settings: Settings | None = None, store: FeatureStore | None = No
     from dashboard.layout import build_layout
     from data import adjusted, permutation
     from data.demo import load_demo
+    from ingest.image_routes import create_images_blueprint
     from ingest.routes import create_ingest_blueprint
 
     settings = settings or Settings.from_env()
@@ -47,6 +48,7 @@ def create_app(settings: Settings | None = None, store: FeatureStore | None = No
     server.extensions["dashboard_settings"] = settings
     register_error_handlers(server)
     server.register_blueprint(create_ingest_blueprint(store, settings))
+    server.register_blueprint(create_images_blueprint(store, settings))
     server.register_blueprint(create_api_blueprint(store, settings))
     server.register_blueprint(create_drift_blueprint(store, settings))
 
