@@ -21,6 +21,7 @@ def create_app(settings: Settings | None = None, store: FeatureStore | None = No
     from dashboard.callbacks import register_callbacks
     from dashboard.drift_api import create_drift_blueprint
     from dashboard.errors import register_error_handlers
+    from dashboard.gallery_api import create_gallery_blueprint
     from dashboard.layout import build_layout
     from data import adjusted, permutation
     from data.demo import load_demo
@@ -51,6 +52,7 @@ def create_app(settings: Settings | None = None, store: FeatureStore | None = No
     server.register_blueprint(create_images_blueprint(store, settings))
     server.register_blueprint(create_api_blueprint(store, settings))
     server.register_blueprint(create_drift_blueprint(store, settings))
+    server.register_blueprint(create_gallery_blueprint(store, settings))
 
     @server.get("/healthz")
     def healthz():

@@ -80,13 +80,13 @@ def thumbnail_tags(conn, business: str, source: str, images: Iterable[str] | Non
     """Image name -> etag of the pair's stored thumbnails (only of ``images`` when given)."""
     if images is None:
         query = select(_t.image, _t.etag).where(_pair(business, source))
-        return dict(conn.execute(query).tuples())
+        return {image: etag for image, etag in conn.execute(query)}
     names = list(dict.fromkeys(images))
     found: dict[str, str] = {}
     for start in range(0, len(names), _IN_CHUNK):
         chunk = names[start : start + _IN_CHUNK]
         query = select(_t.image, _t.etag).where(_pair(business, source), _t.image.in_(chunk))
-        found.update(conn.execute(query).tuples())
+        found.update((image, etag) for image, etag in conn.execute(query))
     return found
 
 
