@@ -240,6 +240,8 @@ def _csv(kind: str, columns: list[str], min_n: int) -> dict:
 
 def openapi_document(min_n: int) -> dict:
     """The whole OpenAPI 3.1 document (``min_n`` is the server's default group size)."""
+    from dashboard.images_openapi import image_paths, image_schemas  # it builds on this module's helpers
+
     get = _json
     paths = {
         "/api/features": {
@@ -322,6 +324,7 @@ def openapi_document(min_n: int) -> dict:
             }
         },
     }  # fmt: skip
+    paths |= image_paths(min_n)
     return {
         "openapi": "3.1.0",
         "info": {
@@ -332,7 +335,7 @@ def openapi_document(min_n: int) -> dict:
         },
         "paths": paths,
         "components": {
-            "schemas": _schemas(),
+            "schemas": _schemas() | image_schemas(),
             "securitySchemes": {"bearer": {"type": "http", "scheme": "bearer", "description": "INGEST_TOKEN"}},
         },
     }
