@@ -4,12 +4,12 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass
-from urllib.parse import quote, urlencode
 
 import pandas as pd
 from flask import Blueprint, jsonify, request
 
 from dashboard.api import no_store, not_found, parse_query
+from dashboard.hover import thumbnail_url
 from dashboard.params import MISSING, PARAMS, Param, ParamError, QueryError, first_value, parse_strict
 from data.gallery import GALLERY_SIDES, GALLERY_SORTS, UnknownFeature, feature_gallery
 from ingest.http import ApiError
@@ -66,12 +66,6 @@ class GalleryQuery:
         if problems:
             raise QueryError(problems)
         return cls(**values)
-
-
-def thumbnail_url(business: str, source: str, image: str, etag: str) -> str:
-    """The long-cached URL of a stored thumbnail (``v`` names its bytes)."""
-    query = urlencode({"business": business, "source": source, "v": etag})
-    return f"/api/images/{quote(image, safe='')}?{query}"
 
 
 def gallery_payload(dataset, query: GalleryQuery, build_id: int, thumbnail_tags) -> dict:

@@ -86,7 +86,7 @@ def _open(raw: bytes) -> ImageFile.ImageFile:
     if not raw:
         raise InvalidImage("the image is empty (0 bytes)")
     if _looks_like_markup(raw):
-        raise InvalidImage("the body is markup (SVG, HTML or XML), not a JPEG, PNG, WebP or GIF image")
+        raise InvalidImage("markup (SVG, HTML or XML) is not accepted: send a JPEG, PNG, WebP or GIF image")
     try:
         return Image.open(io.BytesIO(raw), formats=FORMATS)
     except Image.DecompressionBombError as exc:
