@@ -65,10 +65,16 @@ class Thumbnail:
     decoded_pixels: int = 0
 
     @classmethod
-    def from_image(cls, image: Image.Image, decoded_pixels: int = 0) -> Thumbnail:
-        """Encode a Pillow image (already at most MAX_SIDE on its long side) as the stored WebP."""
+    def from_image(cls, image: Image.Image, decoded_pixels: int = 0, *, lossless: bool = False) -> Thumbnail:
+        """Encode a Pillow image (already at most MAX_SIDE on its long side) as the stored WebP.
+
+        ``lossless`` suits flat drawings: smaller and about four times faster to encode than lossy.
+        """
         out = io.BytesIO()
-        image.save(out, "WEBP", quality=WEBP_QUALITY, method=4)
+        if lossless:
+            image.save(out, "WEBP", lossless=True, method=0)
+        else:
+            image.save(out, "WEBP", quality=WEBP_QUALITY, method=4)
         data = out.getvalue()
         return cls(data, CONTENT_TYPE, image.width, image.height, content_tag(data), decoded_pixels)
 
