@@ -34,7 +34,8 @@ EXTENSIONS = (".jpg", ".jpeg", ".jpe", ".png", ".webp", ".gif")  # stripped from
 CONTENT_TYPE = "image/webp"
 WEBP_QUALITY = 80
 _READ_CHUNK = 64 * 1024
-_MARKUP_STARTS = (b"<", b"\xef\xbb\xbf<")  # SVG, HTML, XML (with or without a UTF-8 BOM)
+# Byte order marks a text file (SVG, HTML, XML) may start with, and their encodings.
+_BOMS = ((b"\xef\xbb\xbf", "utf-8"), (b"\xff\xfe", "utf-16-le"), (b"\xfe\xff", "utf-16-be"))
 
 
 class InvalidImage(ValueError):
@@ -85,7 +86,13 @@ def content_tag(data: bytes) -> str:
 
 
 def _looks_like_markup(raw: bytes) -> bool:
-    return raw.lstrip(b" \t\r\n\f").startswith(_MARKUP_STARTS)
+    """True when the bytes start, after any byte order mark and white space, with ``<``."""
+    head = raw[:1024]
+    for bom, codec in _BOMS:
+        if head.startswith(bom):
+            head = head[len(bom) :].decode(codec, "ignore").encode("utf-8")
+            break
+    return head.lstrip(b" \t\r\n\f").startswith(b"<")
 
 
 def _open(raw: bytes) -> ImageFile.ImageFile:
