@@ -142,16 +142,18 @@ def make_thumbnail(raw: bytes, *, pixel_budget: int | None = None) -> Thumbnail:
                 f"the archive's pixel budget ({MAX_ARCHIVE_PIXELS:,} decoded pixels) is spent: "
                 "send the remaining images in another archive"
             )
-        try:
-            orientation = image.getexif().get(_ORIENTATION_TAG)
-        except Exception:  # a broken EXIF block only loses the rotation
-            orientation = None
+        # Decoded before anything else reads it: getexif() of a PNG decodes it too, and would
+        # swallow the error that a corrupt one must be refused for.
         try:
             image.load()
         except OSError as exc:
             raise InvalidImage(f"the image is truncated or corrupt: {exc}") from None
         except Exception as exc:
             raise InvalidImage(f"the image cannot be decoded: {exc}") from None
+        try:
+            orientation = image.getexif().get(_ORIENTATION_TAG)
+        except Exception:  # a broken EXIF block only loses the rotation
+            orientation = None
         small = _displayable(image)
     small.thumbnail((MAX_SIDE, MAX_SIDE), Image.Resampling.LANCZOS, reducing_gap=2.0)
     if orientation and orientation != 1:

@@ -185,6 +185,7 @@ REFUSED_IMAGES = [
     ("text", b"GIF89 is not enough", 400, "invalid image", "not a JPEG, PNG, WebP or GIF"),
     ("bmp", samples.encoded(samples.picture(20, 20), "BMP"), 400, "invalid image", "not a JPEG, PNG, WebP or GIF"),
     ("truncated-png", TRUNCATED_PNG, 400, "invalid image", "the image is truncated or corrupt"),
+    ("corrupt-png", samples.png_declaring(100, 100), 400, "invalid image", "the image is truncated or corrupt"),
     ("truncated-jpeg", samples.jpeg()[:3000], 400, "invalid image", "the image is truncated or corrupt"),
     ("bomb-900-megapixels", samples.png_bomb(), 413, "image too large", "the image declares more than"),
     ("over-the-limit", samples.png_declaring(10_000, 5_001), 413, "image too large", "the image is 10,000 x 5,001"),
