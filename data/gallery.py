@@ -8,6 +8,9 @@ notebook calls it directly.
 
 from __future__ import annotations
 
+import threading
+import weakref
+
 import numpy as np
 import pandas as pd
 
@@ -17,6 +20,24 @@ from data.analysis import Dataset
 GALLERY_SIDES = ("with", "without")
 GALLERY_SORTS = ("ctr_desc", "ctr_asc")
 GALLERY_COLUMNS = ["image", "ctr", "clicks", "impressions", "confidence"]
+
+
+# Each loaded dataset's image names ranked by name, so that ties in CTR sort by integers rather
+# than by converting thousands of names on every request; dropped with the dataset.
+_NAME_RANKS: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
+_RANKS_LOCK = threading.Lock()
+
+
+def name_ranks(dataset: Dataset) -> np.ndarray:
+    """Each image's position in the images sorted by name (computed once per dataset)."""
+    with _RANKS_LOCK:
+        ranks = _NAME_RANKS.get(dataset)
+        if ranks is None:
+            order = np.argsort(dataset.images.astype(str), kind="stable")
+            ranks = np.empty(len(order), dtype=np.int64)
+            ranks[order] = np.arange(len(order))
+            _NAME_RANKS[dataset] = ranks
+        return ranks
 
 
 class UnknownFeature(KeyError):
@@ -66,10 +87,9 @@ def feature_gallery(
     present = column > confidence
     rows = np.flatnonzero(dataset.has_ctr & (present if side == "with" else ~present))
     ctr = dataset.ctr[rows]
-    names = dataset.images[rows].astype(str)
-    order = np.lexsort((names, -ctr if sort == "ctr_desc" else ctr))
+    order = np.lexsort((name_ranks(dataset)[rows], -ctr if sort == "ctr_desc" else ctr))
     rows = rows[order]
-    unknown = pd.array([pd.NA] * len(rows), dtype="Int64")
+    unknown = pd.arrays.IntegerArray(np.zeros(len(rows), dtype=np.int64), np.ones(len(rows), dtype=bool))
     return pd.DataFrame(
         {
             "image": pd.Series(dataset.images[rows], dtype=object),
@@ -83,5 +103,6 @@ def feature_gallery(
 
 
 def _counts(values: np.ndarray) -> pd.arrays.IntegerArray:
-    """Counts held as float64 (NaN where unknown) as nullable integers."""
-    return pd.array(pd.Series(values).round().astype("Int64"), dtype="Int64")
+    """Counts held as float64 (NaN where unknown) as nullable integers, built without a per-value pass."""
+    unknown = np.isnan(values)
+    return pd.arrays.IntegerArray(np.where(unknown, 0, values).astype(np.int64), unknown)

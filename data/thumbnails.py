@@ -33,6 +33,8 @@ FORMATS = ("JPEG", "PNG", "WEBP", "GIF")  # what Pillow may identify an upload a
 EXTENSIONS = (".jpg", ".jpeg", ".jpe", ".png", ".webp", ".gif")  # stripped from a zip entry's name
 CONTENT_TYPE = "image/webp"
 WEBP_QUALITY = 80
+# libwebp effort 0-6: 2 encodes a 320 px thumbnail in half the time of 4 for 1-2 % more bytes.
+WEBP_METHOD = 2
 _READ_CHUNK = 64 * 1024
 # Byte order marks a text file (SVG, HTML, XML) may start with, and their encodings.
 _BOMS = ((b"\xef\xbb\xbf", "utf-8"), (b"\xff\xfe", "utf-16-le"), (b"\xfe\xff", "utf-16-be"))
@@ -75,7 +77,7 @@ class Thumbnail:
         if lossless:
             image.save(out, "WEBP", lossless=True, method=0)
         else:
-            image.save(out, "WEBP", quality=WEBP_QUALITY, method=4)
+            image.save(out, "WEBP", quality=WEBP_QUALITY, method=WEBP_METHOD)
         data = out.getvalue()
         return cls(data, CONTENT_TYPE, image.width, image.height, content_tag(data), decoded_pixels)
 
