@@ -10,6 +10,7 @@ import argparse
 import csv
 import io
 import sys
+from collections import Counter
 from pathlib import Path
 
 from data.settings import Settings, SettingsError, open_store
@@ -183,7 +184,7 @@ def load_images(store, folder: Path, business: str, source: str, max_bytes: int)
         raise InputError(f"cannot read {folder}", ["not a folder"])
     files = sorted(p for p in folder.iterdir() if p.is_file() and not p.name.startswith("."))
     names = [image_name_of(p.name) for p in files]
-    shared = {n for n in names if names.count(n) > 1} if len(set(names)) < len(names) else set()
+    shared = {name for name, count in Counter(names).items() if count > 1}
     refused, batch, stored = [], [], 0
     for path, image in zip(files, names):
         problem = image_name_problem(image) or ("another file has the same image name" if image in shared else None)

@@ -7,6 +7,8 @@ read: anyone who can see the page can load its thumbnails.
 
 from __future__ import annotations
 
+from collections import Counter
+
 from flask import Blueprint, Response, jsonify, request
 
 from data.thumbnails import (
@@ -96,8 +98,8 @@ def archive_report(raw: bytes, limit: int):
         raise ApiError(413, "archive too large", [str(exc)]) from None
     except InvalidArchive as exc:
         raise ApiError(400, "invalid archive", [str(exc)]) from None
-    names = [image for _, image, _ in entries]
-    repeated = {n for n in names if names.count(n) > 1} if len(set(names)) < len(names) else set()
+    counts = Counter(image for _, image, _ in entries)
+    repeated = {name for name, count in counts.items() if count > 1}
     stored = []
     for path, image, thumb in entries:
         if image in repeated:
