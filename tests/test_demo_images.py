@@ -51,3 +51,21 @@ def test_demo_thumbnails_are_deterministic(store):
     batch, _ = demo_build()
     again = dict((image, t.etag) for image, t in demo_thumbnails(batch, images=list(first)[:20]))
     assert again == {image: first[image] for image in again}
+
+
+def test_demo_thumbnails_are_stored_in_the_start_up_transaction(store):
+    """A seed that fails after load_demo leaves no build and no thumbnail behind."""
+
+    def failing_seed(writer):
+        load_demo(writer)
+        raise RuntimeError("disk on fire")
+
+    try:
+        store.initialise(seed=failing_seed)
+    except RuntimeError:
+        pass
+    assert store.is_empty() and store.thumbnail_tags(DEMO_BUSINESS, DEMO_SOURCE) == {}
+    store.initialise(seed=load_demo)
+    assert len(store.thumbnail_tags(DEMO_BUSINESS, DEMO_SOURCE)) == len(
+        store.dataset(DEMO_BUSINESS, DEMO_SOURCE).images
+    )
