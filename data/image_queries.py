@@ -3,10 +3,23 @@
 from __future__ import annotations
 
 from collections.abc import Iterable
+from dataclasses import dataclass
 
 from sqlalchemy import delete, select
 
 from data.schema import image_thumbnails
+
+
+@dataclass(frozen=True)
+class StoredThumbnail:
+    """A thumbnail as the store returns it (its bytes re-encoded by data/thumbnails.py)."""
+
+    content_type: str
+    width: int
+    height: int
+    etag: str
+    data: bytes
+
 
 # Names per IN (...) list: well under SQLite's and PostgreSQL's bound-parameter limits.
 _IN_CHUNK = 500
@@ -68,12 +81,13 @@ def upsert_thumbnails(conn, business: str, source: str, items, stored_at: str) -
     return [image not in existing for image, _ in items]
 
 
-def thumbnail(conn, business: str, source: str, image: str):
-    """The stored row (content_type, width, height, etag, image_data) of one image, or None."""
+def thumbnail(conn, business: str, source: str, image: str) -> StoredThumbnail | None:
+    """The stored thumbnail of one image, or None."""
     query = select(_t.content_type, _t.width, _t.height, _t.etag, _t.image_data).where(
         _pair(business, source), _t.image == image
     )
-    return conn.execute(query).first()
+    row = conn.execute(query).first()
+    return None if row is None else StoredThumbnail(row[0], row[1], row[2], row[3], bytes(row[4]))
 
 
 def thumbnail_tags(conn, business: str, source: str, images: Iterable[str] | None = None) -> dict[str, str]:

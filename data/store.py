@@ -382,8 +382,7 @@ class FeatureStore:
         return created
 
     def thumbnail(self, business: str, source: str, image: str):
-        """The stored thumbnail of an image (``content_type``, ``width``, ``height``, ``etag``,
-        ``image_data``), or None."""
+        """The stored thumbnail of an image (a ``data.image_queries.StoredThumbnail``), or None."""
         with self._reading() as conn:
             return image_queries.thumbnail(conn, business, source, image)
 

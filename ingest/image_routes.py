@@ -69,7 +69,7 @@ def thumbnail_response(row, version: str | None) -> Response:
     }
     if request.if_none_match.contains_weak(row.etag):
         return Response(status=304, headers=headers)
-    return Response(bytes(row.image_data), status=200, headers=headers, content_type=row.content_type)
+    return Response(row.data, status=200, headers=headers, content_type=row.content_type)
 
 
 def archive_report(raw: bytes, limit: int):

@@ -45,7 +45,7 @@ def test_demo_thumbnails_are_deterministic(store):
         images = set(store.dataset(business, source).images)
         assert store.thumbnail_tags(business, source).keys() == images
     row = store.thumbnail(DEMO_BUSINESS, DEMO_SOURCE, next(iter(first)))
-    assert Image.open(io.BytesIO(row.image_data)).format == "WEBP"
+    assert Image.open(io.BytesIO(row.data)).format == "WEBP"
     from data.demo import demo_build
 
     batch, _ = demo_build()
