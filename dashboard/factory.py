@@ -19,12 +19,14 @@ def create_app(settings: Settings | None = None, store: FeatureStore | None = No
     """Build the whole app: Flask server, ingest and read API, Dash layout and callbacks."""
     from dashboard.api.drift import create_drift_blueprint
     from dashboard.api.errors import register_error_handlers
+    from dashboard.api.gallery import create_gallery_blueprint
     from dashboard.api.openapi import create_openapi_blueprint
     from dashboard.api.routes import create_api_blueprint
     from dashboard.page.callbacks import register_callbacks
     from dashboard.page.layout import build_layout
     from data import adjusted, permutation
     from data.demo import load_demo
+    from ingest.image_routes import create_images_blueprint
     from ingest.routes import create_ingest_blueprint
 
     settings = settings or Settings.from_env()
@@ -47,9 +49,11 @@ def create_app(settings: Settings | None = None, store: FeatureStore | None = No
     server.extensions["feature_store"] = store
     register_error_handlers(server)
     server.register_blueprint(create_ingest_blueprint(store, settings))
+    server.register_blueprint(create_images_blueprint(store, settings))
     server.register_blueprint(create_api_blueprint(store, settings))
     server.register_blueprint(create_drift_blueprint(store, settings))
     server.register_blueprint(create_openapi_blueprint(settings))
+    server.register_blueprint(create_gallery_blueprint(store, settings))
 
     @server.get("/healthz")
     def healthz():

@@ -283,7 +283,8 @@ def demo_build(
 
 
 def load_demo(store, seed: int = DEFAULT_SEED) -> dict:
-    """Load the reference dataset, then the demo build, so the demo is the most recently updated."""
+    """Load the reference dataset, then the demo build, so the demo is the most recently updated,
+    and a thumbnail drawn for every image of both (``data.demo_images``)."""
     frame = pd.read_csv(REFERENCE_CSV)
     reference = store.add_build(REFERENCE_BUSINESS, REFERENCE_SOURCE, FeatureBatch.from_wide(frame))
     store.replace_ctr(REFERENCE_BUSINESS, REFERENCE_SOURCE, ctr_frame(frame["image_name"], frame["ctr"]))
@@ -291,6 +292,11 @@ def load_demo(store, seed: int = DEFAULT_SEED) -> dict:
     batch, ctr = demo_build(seed)
     demo = store.add_build(DEMO_BUSINESS, DEMO_SOURCE, batch)
     store.replace_ctr(DEMO_BUSINESS, DEMO_SOURCE, ctr)
+    # Pictures drawn from each image's features, so the gallery has thumbnails on the first run.
+    from data.demo_images import demo_thumbnails
+
+    store.put_thumbnails(REFERENCE_BUSINESS, REFERENCE_SOURCE, demo_thumbnails(FeatureBatch.from_wide(frame)))
+    store.put_thumbnails(DEMO_BUSINESS, DEMO_SOURCE, demo_thumbnails(batch))
     return {
         "demo": {**_summary(demo), "images_with_ctr": len(ctr)},
         "reference": {**_summary(reference), "images_with_ctr": len(frame)},

@@ -131,3 +131,20 @@ null_tables = Table(
     Column("stored_at", String(32), nullable=False),
     Column("table_data", LargeBinary, nullable=False),
 )
+
+# Image thumbnails (data/thumbnails.py: re-encoded, at most 320 px on the long side), keyed by
+# the image's name within its (business, source) rather than by build: images recur from build
+# to build, so a thumbnail stays until it is replaced or deleted. ``etag`` tags its bytes.
+image_thumbnails = Table(
+    "image_thumbnails",
+    metadata,
+    Column("business", Text, primary_key=True),
+    Column("source", Text, primary_key=True),
+    Column("image", Text, primary_key=True),
+    Column("content_type", String(32), nullable=False),
+    Column("width", Integer, nullable=False),
+    Column("height", Integer, nullable=False),
+    Column("etag", String(64), nullable=False),
+    Column("stored_at", String(32), nullable=False),
+    Column("image_data", LargeBinary, nullable=False),
+)

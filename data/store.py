@@ -11,7 +11,7 @@ from datetime import UTC, datetime
 import pandas as pd
 from sqlalchemy import select, text, update
 
-from data import database, migrations, nulls, queries
+from data import database, image_queries, migrations, nulls, queries
 from data.analysis import Dataset, permutation_tests
 from data.batches import CTR_COLUMNS, FeatureBatch
 from data.cache import ByteLRU
@@ -67,6 +67,10 @@ class _Writer:
     def merge_ctr(self, business: str, source: str, ctr: pd.DataFrame) -> dict:
         """As FeatureStore.merge_ctr, in the enclosing transaction."""
         return self._store._merge_ctr(self._conn, business, source, ctr.reindex(columns=CTR_COLUMNS))
+
+    def put_thumbnails(self, business: str, source: str, items) -> list[bool]:
+        """As FeatureStore.put_thumbnails, in the enclosing transaction."""
+        return self._store._put_thumbnails(self._conn, business, source, items)
 
 
 class FeatureStore:
@@ -364,6 +368,43 @@ class FeatureStore:
         self._cache.put(key, dataset, dataset.nbytes)
         self._adopt_nulls(dataset)
         return dataset, bid, gone
+
+    # -- image thumbnails (kept per image name across builds) ------------------------------
+
+    def put_thumbnails(self, business: str, source: str, items) -> list[bool]:
+        """Store each ``(image, Thumbnail)`` (data/thumbnails.py) of the pair in one transaction,
+        replacing a stored one of the same name; returns, per item, whether it was new."""
+        items = list(items)
+        return self._write(lambda conn: self._put_thumbnails(conn, business, source, items))
+
+    def _put_thumbnails(self, conn, business: str, source: str, items) -> list[bool]:
+        database.lock_dataset(conn, business, source)
+        created = image_queries.upsert_thumbnails(conn, business, source, items, _now())
+        if created:
+            self._changed(conn)
+        return created
+
+    def thumbnail(self, business: str, source: str, image: str):
+        """The stored thumbnail of an image (a ``data.image_queries.StoredThumbnail``), or None."""
+        with self._reading() as conn:
+            return image_queries.thumbnail(conn, business, source, image)
+
+    def thumbnail_tags(self, business: str, source: str, images=None) -> dict[str, str]:
+        """Image name -> etag of the pair's stored thumbnails (of ``images`` only, when given)."""
+        with self._reading() as conn:
+            return image_queries.thumbnail_tags(conn, business, source, images)
+
+    def delete_thumbnail(self, business: str, source: str, image: str) -> bool:
+        """Delete an image's thumbnail; returns whether one was stored."""
+
+        def delete(conn):
+            database.lock_dataset(conn, business, source)
+            deleted = image_queries.delete_thumbnail(conn, business, source, image)
+            if deleted:
+                self._changed(conn)
+            return deleted
+
+        return self._write(delete)
 
     # -- permutation nulls (derived data: no version bump, and losing one only costs a draw) --
 

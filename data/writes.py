@@ -46,11 +46,15 @@ class _Recording:
         self.pairs.append((business, source))
         return self._writer.merge_ctr(business, source, ctr)
 
+    def put_thumbnails(self, business: str, source: str, items) -> list[bool]:
+        # Pictures change no statistic: nothing to draw after them.
+        return self._writer.put_thumbnails(business, source, items)
+
 
 def write(store, work: Callable, schedule: Callable[[Job], None] = run_now):
     """Run ``work(writer)`` as one transaction of ``store``, then ``after_write``; returns ``work``'s result.
 
-    ``writer`` has ``add_build``, ``replace_ctr`` and ``merge_ctr`` (as ``FeatureStore``'s). An
+    ``writer`` has ``add_build``, ``replace_ctr``, ``merge_ctr`` and ``put_thumbnails`` (as ``FeatureStore``'s). An
     exception from ``work`` or the store rolls everything back and schedules nothing.
     ``schedule(job)`` decides when the post-write work runs: ``run_now``, or after the answer.
     """

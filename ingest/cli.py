@@ -1,4 +1,4 @@
-"""Command-line loader: ``python -m ingest csv|json|demo ...`` writes straight into the store.
+"""Command-line loader: ``python -m ingest csv|json|images|demo ...`` writes straight into the store.
 
 It validates with the same functions as the HTTP write path, so a file the CLI accepts is a
 body the API accepts, and prints one line on success or the problems on stderr.
@@ -10,11 +10,19 @@ import argparse
 import csv
 import io
 import sys
+from collections import Counter
 from pathlib import Path
 
 from data import writes
 from data.settings import Settings, SettingsError, open_store
-from ingest.validation import Problems, parse_json_body, validate_ctr, validate_features, validate_target
+from ingest.validation import (
+    Problems,
+    image_name_problem,
+    parse_json_body,
+    validate_ctr,
+    validate_features,
+    validate_target,
+)
 
 IMAGE_COLUMN = "image_name"
 CTR_COLUMN = "ctr"
@@ -162,6 +170,47 @@ def load_demo_data(store) -> str:
     return "loaded the demo data: " + ("; ".join(builds) or str(loaded))
 
 
+THUMBNAIL_BATCH = 500  # thumbnails written per transaction by ``images``
+
+
+def load_images(store, folder: Path, business: str, source: str, max_bytes: int) -> tuple[str, list[str]]:
+    """Store a thumbnail of each image file in ``folder`` (not its subfolders), named as a zip entry is.
+
+    Each file is decoded by itself, one at a time, and stored or refused by itself (refused: not
+    an image, over the limits, larger than ``max_bytes``, an invalid name or one two files share).
+    Returns the result line and the refusals.
+    """
+    from data.thumbnails import InvalidImage, image_name_of, make_thumbnail
+
+    problems = validate_target(business, source, labels=("--business", "--source"))
+    if problems:
+        raise InputError("invalid arguments", problems)
+    if not folder.is_dir():
+        raise InputError(f"cannot read {folder}", ["not a folder"])
+    files = sorted(p for p in folder.iterdir() if p.is_file() and not p.name.startswith("."))
+    names = [image_name_of(p.name) for p in files]
+    shared = {name for name, count in Counter(names).items() if count > 1}
+    refused, batch, stored = [], [], 0
+    for path, image in zip(files, names):
+        problem = image_name_problem(image) or ("another file has the same image name" if image in shared else None)
+        if problem is None and path.stat().st_size > max_bytes:
+            problem = f"larger than {max_bytes:,} bytes (MAX_BODY_MB)"
+        if problem is None:
+            try:
+                batch.append((image, make_thumbnail(_read(path))))
+            except InvalidImage as exc:
+                problem = str(exc)
+        if problem is not None:
+            refused.append(f"{path.name}: {problem}")
+        if len(batch) >= THUMBNAIL_BATCH:
+            stored += len(store.put_thumbnails(business, source, batch))
+            batch = []
+    if batch:
+        stored += len(store.put_thumbnails(business, source, batch))
+    line = f"stored {stored} thumbnails of {business!r} / {source!r}" + (f"; refused {len(refused)}" if refused else "")
+    return line, refused
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser of ``python -m ingest``."""
     parser = argparse.ArgumentParser(prog="python -m ingest", description="Load features and CTRs into the store.")
@@ -180,6 +229,9 @@ def build_parser() -> argparse.ArgumentParser:
     from_json.add_argument("file", type=Path)
     from_json.add_argument("--ctr", type=Path, help="a JSON file in the PUT /api/ctr layout")
     pair(from_json)
+    from_images = commands.add_parser("images", help="a folder of JPEG, PNG, WebP or GIF images, stored as thumbnails")
+    from_images.add_argument("folder", type=Path)
+    pair(from_images)
     demo = commands.add_parser("demo", help="the demo datasets")
     demo.add_argument("--database-url", default=argparse.SUPPRESS, help="overrides DATABASE_URL")
     return parser
@@ -200,6 +252,11 @@ def main(argv=None) -> int:
             line = load_csv(store, args.file, args.business, args.source)
         elif args.command == "json":
             line = load_json(store, args.file, args.business, args.source, args.ctr)
+        elif args.command == "images":
+            line, refused = load_images(store, args.folder, args.business, args.source, settings.max_body_bytes)
+            if refused:
+                print(line)
+                raise InputError(f"{len(refused)} files were refused (the others are stored)", refused)
         else:
             line = load_demo_data(store)
     except InputError as exc:

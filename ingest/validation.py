@@ -315,3 +315,8 @@ def _counts(value: dict, place: str, problems: Problems) -> tuple[int, int] | No
         problems.add(f"{place}: clicks ({clicks}) must not exceed impressions ({impressions})")
         return None
     return clicks, impressions
+
+
+def image_name_problem(name) -> str | None:
+    """Why ``name`` cannot name an image (the rule of the features PUT), or None when it can."""
+    return _name_problem(name)

@@ -765,3 +765,30 @@ def test_page_links_only_local_assets(client):
 def test_page_sends_its_url_with_the_layout_request(client):
     # The layout function reads the view from the referrer of /_dash-layout (see layout.request_query).
     assert '<meta name="referrer" content="same-origin">' in client.get("/").get_data(as_text=True)
+
+
+def test_compute_view_prefers_a_stored_thumbnail_to_the_url_template(store, reference_frame):
+    from data.thumbnails import make_thumbnail
+    from tests import image_samples as samples
+
+    frame = reference_frame.head(40)
+    store.add_build(BUSINESS, SOURCE, FeatureBatch.from_wide(frame))
+    store.replace_ctr(BUSINESS, SOURCE, ctr_frame(frame["image_name"], frame["ctr"]))
+    template = "https://img.example/{image}.jpg"
+    before = compute_view(store, BUSINESS, SOURCE, None, 0.0, [0, 100], image_url_template=template).lookup
+    stored = before["images"][0]
+    thumb = make_thumbnail(samples.png())
+    store.put_thumbnails(BUSINESS, SOURCE, [(stored, thumb)])
+    after = compute_view(store, BUSINESS, SOURCE, None, 0.0, [0, 100], image_url_template=template).lookup
+    assert after["urls"][0] == f"/api/images/{stored}?business=acme&source=vision&v={thumb.etag}"
+    assert after["urls"][1:] == before["urls"][1:] and after["urls"][1].startswith("https://img.example/")
+    plain = compute_view(store, BUSINESS, SOURCE, None, 0.0, [0, 100]).lookup
+    assert plain["urls"][0] == after["urls"][0] and set(plain["urls"][1:]) == {None}
+
+
+def test_image_urls_without_template_or_thumbnails_is_none():
+    assert image_urls(None, "a", "b", ["c"], stored={}) is None
+    assert image_urls(None, "a b", "v", ["c", "d/e"], stored={"d/e": "t1"}) == [
+        None,
+        "/api/images/d%2Fe?business=a+b&source=v&v=t1",
+    ]

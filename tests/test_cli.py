@@ -244,3 +244,31 @@ def test_cli_runs_as_python_dash_m_ingest(tmp_path, db_url):
     refused = subprocess.run([*command, str(bad)], cwd=ROOT, env=env, capture_output=True, text=True, timeout=120)
     assert refused.returncode == 1 and refused.stdout == ""
     assert 'image "a" feature "x": value must be a number in [0, 1], got "high"' in refused.stderr
+
+
+def test_cli_images_stores_each_good_file_and_names_each_refused_one(run, db_url, tmp_path):
+    from tests import image_samples as samples
+
+    folder = tmp_path / "pictures"
+    folder.mkdir()
+    write(folder, "img_001.png", samples.png())
+    write(folder, "imgcontent.x_imgtemp.achalf.jpg", samples.jpeg())
+    write(folder, "bad.svg", "<svg/>")
+    write(folder, "bomb.png", samples.png_bomb())
+    write(folder, ".DS_Store", b"\x00")
+    (folder / "sub").mkdir()
+    status, out, err = run("images", str(folder), "--business", "acme", "--source", "vision")
+    assert status == 1
+    assert "stored 2 thumbnails of 'acme' / 'vision'; refused 2" in out
+    assert "bad.svg: markup" in err and "bomb.png: the image declares more than" in err
+    store = FeatureStore(db_url)
+    assert store.thumbnail_tags("acme", "vision").keys() == {"img_001", "imgcontent.x_imgtemp.achalf"}
+    store.close()
+
+
+def test_cli_images_refuses_a_missing_folder_and_writes_nothing(run, db_url, tmp_path):
+    status, _, err = run("images", str(tmp_path / "nowhere"), "--business", "acme", "--source", "vision")
+    assert status == 1 and "not a folder" in err
+    store = FeatureStore(db_url)
+    assert store.thumbnail_tags("acme", "vision") == {}
+    store.close()

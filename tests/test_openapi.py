@@ -10,6 +10,7 @@ from __future__ import annotations
 import dataclasses
 import gzip
 import json
+import re
 
 import pytest
 from hypothesis import HealthCheck, given, settings
@@ -90,7 +91,9 @@ def test_openapi_lists_every_api_route_and_nothing_else(app, doc):
     served = {}
     for rule in app.server.url_map.iter_rules():
         if rule.rule.startswith("/api/") or rule.rule == "/healthz":
-            served.setdefault(rule.rule, set()).update(m.lower() for m in rule.methods - IGNORED_METHODS)
+            # Flask's <converter:name> is OpenAPI's {name}.
+            path = re.sub(r"<(?:[^:<>]+:)?([^<>]+)>", r"{\1}", rule.rule)
+            served.setdefault(path, set()).update(m.lower() for m in rule.methods - IGNORED_METHODS)
     documented = {path: set(operations) for path, operations in doc["paths"].items()}
     assert documented == served
 
@@ -285,3 +288,29 @@ def test_property_no_write_answers_500_or_changes_data_when_refused(doc, filled,
             assert store.version() == version
 
     run()
+
+
+def test_openapi_describes_the_image_and_gallery_answers(doc, filled):
+    from tests import image_samples as samples
+
+    png = samples.png()
+    archive = samples.zip_of({"img_1.png": png, "bad.png": b"<svg/>"})
+    cases = [
+        ("PUT", "/api/images/img_0", png, HEADERS),
+        ("PUT", "/api/images/img_0", png, HEADERS),
+        ("PUT", "/api/images/img_0", b"<html>", HEADERS),
+        ("PUT", "/api/images/img_0", samples.png_bomb(), HEADERS),
+        ("PUT", "/api/images/img_0", png, {"Business": "Acme"}),
+        ("PUT", "/api/images", archive, HEADERS),
+        ("PUT", "/api/images", png, HEADERS),
+        ("DELETE", "/api/images/img_1", None, HEADERS),
+        ("DELETE", "/api/images/img_1", None, HEADERS),
+    ]
+    for method, path, body, headers in cases:
+        route = "/api/images/{name}" if path != "/api/images" else path
+        assert_documented(doc, route, method, filled.open(path, method=method, data=body, headers=headers))
+    pair = {"business": "Acme", "source": "vision"}
+    for query in (pair, {"business": "Acme"}, {**pair, "source": "other"}):
+        assert_documented(doc, "/api/images/{name}", "GET", filled.get("/api/images/img_0", query_string=query))
+    for query in ({"feature": "x", "side": "without"}, {"feature": "nope"}, {"feature": "x", "limit": "999"}):
+        assert_documented(doc, "/api/gallery", "GET", filled.get("/api/gallery", query_string={**pair, **query}))

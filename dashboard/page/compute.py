@@ -219,7 +219,10 @@ def compute_view(
         charted,
         token=token,
         images=dataset.images,
-        urls_for=(lambda imgs: image_urls(image_url_template, business, source, imgs)) if image_url_template else None,
+        # A stored thumbnail wins over IMAGE_URL_TEMPLATE's picture.
+        urls_for=lambda imgs: image_urls(
+            image_url_template, business, source, imgs, stored=store.thumbnail_tags(business, source)
+        ),
         counts=counts,
     )
     shown_text = (

@@ -3,24 +3,37 @@
 from __future__ import annotations
 
 import base64
+from collections.abc import Mapping
 from urllib.parse import quote
 
 import numpy as np
 import pandas as pd
 
+from dashboard.api.gallery import thumbnail_url
+
 # Shown in the hovered-image panel while no point is hovered (dashboard/components.py hover_panel).
 HOVER_HINT = "Hover a point in the chart to see its image, its CTR and its features."
 
 
-def image_urls(template: str | None, business: str, source: str, images) -> list[str] | None:
-    """Each image's picture URL from ``template`` ({business}, {source}, {image}, each URL-quoted)."""
-    if not template:
-        return None
-    b, s = quote(str(business), safe=""), quote(str(source), safe="")
-    try:
-        return [template.format(business=b, source=s, image=quote(str(i), safe="")) for i in images]
-    except (KeyError, IndexError, ValueError):
-        return None
+def image_urls(
+    template: str | None, business: str, source: str, images, stored: Mapping[str, str] | None = None
+) -> list[str] | None:
+    """Each image's picture URL: its stored thumbnail (``stored`` maps image to etag) when there is
+    one, else from ``template`` ({business}, {source}, {image}, each URL-quoted); None when neither gives any."""
+    stored = stored or {}
+    from_template = None
+    if template:
+        b, s = quote(str(business), safe=""), quote(str(source), safe="")
+        try:
+            from_template = [template.format(business=b, source=s, image=quote(str(i), safe="")) for i in images]
+        except (KeyError, IndexError, ValueError):
+            from_template = None
+    if not stored:
+        return from_template
+    return [
+        thumbnail_url(business, source, i, stored[i]) if i in stored else (from_template[k] if from_template else None)
+        for k, i in enumerate(map(str, images))
+    ]
 
 
 def typed_array(values, dtype) -> dict:
