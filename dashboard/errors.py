@@ -18,6 +18,23 @@ from ingest.http import API_PREFIX, ApiError, too_large_detail
 
 log = logging.getLogger(__name__)
 
+RETRY_AFTER = "10"
+# What an outage answer says, by cause. The driver's own message names the server (host, port,
+# database, user), which is for the log only.
+_PUBLIC_DETAILS = {
+    "database is read-only": "the database accepts no writes right now; reads may still work",
+    "disk full": "the database has no space left for this write",
+    "database unreachable": "the app cannot reach its database right now",
+    "database busy": "the database is too busy to answer right now",
+    "database not ready": "the app is still preparing its database",
+    "start-up failed": "the app could not prepare its database; it keeps trying",
+}
+
+
+def public_detail(cause: str) -> str:
+    """The one line an outage answer gives about ``cause``: what happened and that it passes."""
+    return f"{_PUBLIC_DETAILS.get(cause, 'the database cannot serve this request now')}; try again later"
+
 
 def error_response(status: int, error: str, details=None, headers=None):
     """A JSON error answer in the API's shape."""
@@ -69,8 +86,7 @@ def register_error_handlers(server: Flask) -> None:
     def _storage_unavailable(exc: StorageUnavailable):
         # Also for the page's callbacks: the fault is the server's, and it passes by itself.
         log.warning("storage unavailable on %s %s: %s", request.method, request.path, exc)
-        details = [exc.detail] if exc.detail else []
-        return error_response(503, exc.cause, details, {"Retry-After": "10"})
+        return error_response(503, exc.cause, [public_detail(exc.cause)], {"Retry-After": RETRY_AFTER})
 
     @server.errorhandler(HTTPException)
     def _http_error(exc: HTTPException):
