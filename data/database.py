@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import os
 import sqlite3
 import time
 from contextlib import contextmanager
@@ -50,6 +51,12 @@ def check_writable(engine: Engine) -> None:
     if engine.dialect.name == "sqlite":
         if engine.url.database in (None, "", ":memory:"):
             return  # a private in-memory database: a new connection would open another one
+        # SQLite shares one file handle per file within a process, so a new connection of a
+        # process that opened the file writable still writes: ask the file system as well.
+        path = cargs[0] if cargs else ""
+        if not str(path).startswith("file:") and os.path.exists(path) and not os.access(path, os.W_OK):
+            engine.dispose()
+            raise StorageUnavailable("database is read-only", f"{path} is not writable")
         conn = engine.dialect.dbapi.connect(*cargs, **{**cparams, "timeout": 0, "isolation_level": None})
         try:
             try:

@@ -10,6 +10,7 @@ from __future__ import annotations
 import os
 import shutil
 import signal
+import subprocess
 import time
 import urllib.error
 import urllib.request
@@ -22,10 +23,12 @@ from sqlalchemy import create_engine, text
 from sqlalchemy.engine import make_url
 from sqlalchemy.pool import NullPool
 
+from dashboard.factory import create_app
 from data.demo import DEMO_BUSINESS, REFERENCE_BUSINESS
+from data.settings import Settings
 from data.store import FeatureStore
 from tests.databases import require_postgres
-from tests.servers import gunicorn
+from tests.servers import free_port, gunicorn
 from tests.tables import snapshot
 from tests.test_multiworker import request
 
@@ -194,3 +197,90 @@ def test_cold_start_with_the_database_down_boots_and_loads_the_demo_once_it_is_u
             assert "Traceback" not in output and "Worker failed to boot" not in output, output[-3000:]
         assert demo_rows(database.url) == (2, 2)
     shutil.rmtree(tmp_path / "volume", ignore_errors=True)
+
+
+class ReadOnly:
+    """Make the database read-only for new connections: a database default on PostgreSQL, an
+    immutable file on SQLite (root may write any file its mode forbids, but not an immutable one)."""
+
+    def __init__(self, engine_name: str, url: str):
+        self.engine_name = engine_name
+        self.url = make_url(url)
+
+    def set(self, on: bool) -> None:
+        if self.engine_name == "sqlite":
+            subprocess.run(["chattr", "+i" if on else "-i", self.url.database], check=True)
+            return
+        admin = create_engine(self.url.set(database="postgres"), poolclass=NullPool, isolation_level="AUTOCOMMIT")
+        with admin.connect() as conn:
+            conn.execute(text(f'ALTER DATABASE "{self.url.database}" SET default_transaction_read_only = {on}'))
+        admin.dispose()
+
+
+@pytest.mark.both_engines
+def test_healthz_reports_a_read_only_database_from_every_worker(engine_name, tmp_path):
+    """With the database read-only, every probe of /healthz answers 503, whichever worker
+    answers and whatever its pooled connections saw; once writable again, every probe answers 200."""
+    with outage_database(engine_name, tmp_path) as database:
+        read_only = ReadOnly(engine_name, database.url)
+        with gunicorn(tmp_path, database.url, workers=3, threads=2, DEMO_DATA=1) as server:
+            assert server.wait_ready(3), server.output()[-3000:]
+            # Warm every worker's pool with a writable connection first.
+            assert all(raw_get(server.port, "/healthz")[0] == 200 for _ in range(12))
+            read_only.set(True)
+            try:
+                answers = [raw_get(server.port, "/healthz") for _ in range(12)]
+            finally:
+                read_only.set(False)
+            assert [status for status, _, _ in answers] == [503] * 12
+            for _, headers, body in answers:
+                assert '"database is read-only"' in body and headers.get("Retry-After")
+                for secret in database.secrets:
+                    assert secret not in body
+            assert [raw_get(server.port, "/healthz")[0] for _ in range(12)] == [200] * 12
+
+
+@pytest.mark.both_engines
+def test_unreachable_database_answers_name_no_part_of_the_server(engine_name, tmp_path):
+    """A server that cannot be reached: the answers give the cause, never its host, port, database or user."""
+    secret_db, secret_user = f"secret_db_{uuid.uuid4().hex[:6]}", "secret_user"
+    if engine_name == "sqlite":
+        (tmp_path / "mnt").write_text("not a folder")
+        url, secrets = f"sqlite:///{tmp_path / 'mnt' / secret_db / 'x.db'}", [secret_db, str(tmp_path)]
+    else:
+        require_postgres()
+        port = free_port()
+        url = f"postgresql+psycopg://{secret_user}@127.0.0.1:{port}/{secret_db}"
+        secrets = [secret_db, secret_user, str(port), "127.0.0.1"]
+    settings = Settings.from_env({}, database_url=url, demo_data=False)
+    app = create_app(settings)
+    app.server.extensions["dashboard_startup"].stop()
+    client = app.server.test_client()
+    for path in ("/healthz", "/api/datasets", "/api/version", "/api/summary?business=a&source=b"):
+        answer = client.get(path)
+        assert answer.status_code == 503, path
+        assert answer.get_json()["error"] == "database unreachable"
+        assert answer.headers["Retry-After"]
+        for secret in secrets:
+            assert secret not in answer.get_data(as_text=True), (path, secret)
+    put = client.put("/api/ctr", data=b'{"a": 0.5}', headers={"Business": "a", "Image-Source": "b"})
+    assert put.status_code == 503 and put.get_json()["error"] == "database unreachable"
+    page = client.get("/_dash-layout").get_data(as_text=True)
+    assert "The data is unavailable right now" in page and all(secret not in page for secret in secrets)
+    assert client.get("/api/openapi.json").status_code == 200
+
+
+def test_startup_retries_in_the_background_until_the_database_appears(tmp_path):
+    """The app built while its SQLite folder is missing serves once the folder appears, without a restart."""
+    mount = tmp_path / "mnt"
+    mount.write_text("not mounted")
+    settings = Settings.from_env({}, database_url=f"sqlite:///{mount / 'db' / 'x.db'}", demo_data=True)
+    app = create_app(settings)
+    startup = app.server.extensions["dashboard_startup"]
+    client = app.server.test_client()
+    assert not startup.ready and client.get("/api/datasets").status_code == 503
+    mount.unlink()
+    (mount / "db").mkdir(parents=True)
+    assert startup.wait(timeout=30)
+    assert client.get("/healthz").status_code == 200
+    assert len(client.get("/api/datasets").get_json()["datasets"]) == 2
