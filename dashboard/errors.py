@@ -14,6 +14,7 @@ from werkzeug.exceptions import HTTPException, InternalServerError, MethodNotAll
 from werkzeug.routing import Map, Rule
 
 from data.errors import StorageUnavailable
+from ingest.framing import framing_detail, is_framing_error
 from ingest.http import API_PREFIX, ApiError, too_large_detail
 
 log = logging.getLogger(__name__)
@@ -110,6 +111,10 @@ def register_error_handlers(server: Flask) -> None:
     def _unexpected(exc: Exception):
         if isinstance(exc, HTTPException):
             return _http_error(exc)
+        if is_framing_error(exc):
+            # A malformed chunked body read by any route (the page's callbacks included): the client's fault.
+            log.warning("malformed body framing on %s %s: %s", request.method, request.path, exc)
+            return error_response(400, "malformed body framing", [framing_detail(exc)])
         log.exception("unhandled error on %s %s", request.method, request.path)
         if not _is_api_request():
             return InternalServerError()

@@ -8,7 +8,8 @@ from pathlib import Path
 import dash
 from flask import Flask, jsonify, request
 
-from dashboard.errors import RETRY_AFTER, public_detail, register_error_handlers
+from dashboard.callback_requests import CALLBACK_PATH, callback_request_problems
+from dashboard.errors import RETRY_AFTER, error_response, public_detail, register_error_handlers
 from dashboard.startup import Startup
 from data.settings import Settings, open_store
 from data.store import FeatureStore, StorageUnavailable
@@ -101,6 +102,15 @@ def create_app(settings: Settings | None = None, store: FeatureStore | None = No
             return outage_page(exc.cause)
 
     app.layout = serve_layout_or_outage
+
+    @server.before_request
+    def _check_callback_request():
+        if request.path == CALLBACK_PATH and request.method == "POST":
+            problems = callback_request_problems(request.get_json(force=True, silent=True), app.callback_map)
+            if problems:
+                return error_response(400, "invalid callback request", problems)
+        return None
+
     register_callbacks(app, store, settings)
     return app
 

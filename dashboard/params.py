@@ -51,6 +51,9 @@ class Param:
             return MISSING
         text = raw.strip()
         if self.kind == "text":
+            if "\x00" in raw:
+                # PostgreSQL's text cannot hold it: refused on every engine, as in the written names.
+                raise ParamError(f"{self.name} must not contain the NUL character (\\u0000)")
             return raw
         if self.kind == "number":
             try:
@@ -63,13 +66,23 @@ class Param:
             return value
         if self.kind == "integer":
             # isascii: other scripts' digits pass isdigit but are no build id anyone wrote.
-            if not (text.isascii() and text.isdigit()) or int(text) < self.low:
+            if not (text.isascii() and text.isdigit()) or _whole(text) < self.low:
                 raise ParamError(f"{self.name} must be a whole number >= {self.low:g}, got {raw!r}")
-            return int(text)
+            return _whole(text)
         key = text.casefold() if self.fold_case else raw
         if key not in self.choices:
             raise ParamError(f"{self.name} must be one of {', '.join(self.choices)}, got {raw!r}")
         return key
+
+
+# Past any 64-bit id, and short enough for int() (which refuses over 4,300 digits).
+_PAST_ANY_ID = 2**64
+
+
+def _whole(digits: str) -> int:
+    """The number ``digits`` writes; any number past 20 digits as one past every id (it names none)."""
+    significant = digits.lstrip("0")
+    return int(significant or "0") if len(significant) <= 20 else _PAST_ANY_ID
 
 
 PARAMS = {

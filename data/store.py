@@ -328,8 +328,12 @@ class FeatureStore:
     def build_pair(self, build_id: int) -> tuple[str, str]:
         """The (business, source) a build belongs to; raises UnknownBuild."""
         with self._reading() as conn:
-            row = conn.execute(select(builds.c.business, builds.c.source).where(builds.c.id == int(build_id))).first()
-        if row is None:
+            in_range = queries.build_id_in_range(conn, build_id)
+            row = (
+                in_range
+                and conn.execute(select(builds.c.business, builds.c.source).where(builds.c.id == int(build_id))).first()
+            )
+        if not row:
             raise UnknownBuild(f"build {build_id} is not a stored build")
         return row.business, row.source
 

@@ -96,6 +96,24 @@ def _too_large(limit: int) -> ApiError:
     return ApiError(413, "request body too large", [too_large_detail(limit)])
 
 
+def is_framing_error(exc: BaseException) -> bool:
+    """True for the server's own error on a body it cannot decode (a malformed chunk, a bad trailer).
+
+    Gunicorn decodes chunked bodies while the app reads them and raises its parser's errors
+    there (``gunicorn.http.errors``); Werkzeug's server raises OSError or ValueError. Matched by
+    module, so the app does not import the server.
+    """
+    return type(exc).__module__.startswith("gunicorn.http") or (
+        isinstance(exc, (OSError, ValueError)) and "chunk" in str(exc).lower()
+    )
+
+
+def framing_detail(exc: BaseException) -> str:
+    """What was wrong with the framing, in the server's words, capped."""
+    text = str(exc).strip() or type(exc).__name__
+    return f"the body's chunked framing is malformed ({type(exc).__name__}: {text[:200]})"
+
+
 def read_raw_body(limit: int) -> bytes:
     """The body's bytes as sent, checked against Content-Length; raises 413 above ``limit``, 400 if cut short."""
     declared = request.content_length
@@ -105,6 +123,10 @@ def read_raw_body(limit: int) -> bytes:
         raw = request.get_data(cache=False)
     except ClientDisconnected:
         raw = None
+    except Exception as exc:
+        if not is_framing_error(exc):
+            raise
+        raise ApiError(400, "malformed body framing", [framing_detail(exc)]) from None
     # Gunicorn hands over what arrived before the client closed; Werkzeug raises. Either way a
     # body shorter than its Content-Length is a broken upload, not a smaller payload.
     if raw is None or (declared is not None and len(raw) != declared):

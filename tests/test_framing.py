@@ -455,3 +455,55 @@ def test_gunicorn_accepts_a_gzip_body(gunicorn_server):
         assert list(store.dataset("Acme", "vision").images) == ["g1", "g2"]
     finally:
         store.close()
+
+
+# -- malformed chunked framing: gunicorn decodes it while the app reads the body -------------
+
+CHUNKED_REJECTED = [
+    pytest.param(b"zz\r\n{}\r\n0\r\n\r\n", id="size-not-hex"),
+    pytest.param(b"-2\r\n{}\r\n0\r\n\r\n", id="negative-size"),
+    pytest.param(b"0x2\r\n{}\r\n0\r\n\r\n", id="0x-size"),
+    pytest.param(b"2\r\n{}0\r\n\r\n", id="missing-crlf"),
+    pytest.param(b"2;=\x01\r\n{}\r\n0\r\n\r\n", id="bad-extension"),
+    pytest.param(b"2\r\n{}\r\n0\r\nnot a trailer\r\n\r\n", id="bad-trailer"),
+]
+WRITE_ROUTES = [("PUT", "/api/features"), ("PUT", "/api/ctr"), ("PATCH", "/api/ctr")]
+
+
+def raw_chunked(method: str, path: str, chunks: bytes) -> bytes:
+    head = [f"{method} {path} HTTP/1.1", "Host: 127.0.0.1", "Connection: close", "Transfer-Encoding: chunked"]
+    head += [f"{name}: {value}" for name, value in HEADERS]
+    return ("\r\n".join(head) + "\r\n\r\n").encode() + chunks
+
+
+@pytest.mark.parametrize("method, path", WRITE_ROUTES)
+@pytest.mark.parametrize("chunks", CHUNKED_REJECTED)
+def test_gunicorn_refuses_malformed_chunked_framing_with_400(gunicorn_server, method, path, chunks):
+    """Each malformed chunked body is a 400 in the error shape on every write route, and stores nothing."""
+    port, db_url = gunicorn_server
+    store = FeatureStore(db_url)
+    try:
+        before, version = snapshot(store), store.version()
+        status, answer = raw_exchange(port, raw_chunked(method, path, chunks), close_after_send=True)
+        assert status == 400, answer
+        assert_error_shape(answer, "malformed body framing", None)
+        assert "chunk" in answer["details"][0]
+        assert snapshot(store) == before and store.version() == version
+    finally:
+        store.close()
+
+
+@pytest.mark.parametrize("chunks", CHUNKED_REJECTED[:2])
+def test_gunicorn_refuses_malformed_chunked_framing_on_the_callback_route(gunicorn_server, chunks):
+    """The page's callback route reads its body too: a malformed chunk is a 400 there, not an HTML 500."""
+    port, _ = gunicorn_server
+    status, answer = raw_exchange(port, raw_chunked("POST", "/_dash-update-component", chunks), close_after_send=True)
+    assert status == 400 and answer["error"] == "malformed body framing"
+
+
+def test_gunicorn_accepts_a_well_formed_chunked_body(gunicorn_server):
+    port, _ = gunicorn_server
+    body = b'{"c1": {"x": 0.5}}'
+    chunks = b"%x\r\n%s\r\n0\r\n\r\n" % (len(body), body)
+    status, answer = raw_exchange(port, raw_chunked("PUT", "/api/features", chunks), close_after_send=True)
+    assert status == 201 and answer["images"] == 1
