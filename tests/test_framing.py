@@ -10,6 +10,7 @@ from __future__ import annotations
 import gzip
 import json
 import os
+import random
 import socket
 import subprocess
 import sys
@@ -507,3 +508,48 @@ def test_gunicorn_accepts_a_well_formed_chunked_body(gunicorn_server):
     chunks = b"%x\r\n%s\r\n0\r\n\r\n" % (len(body), body)
     status, answer = raw_exchange(port, raw_chunked("PUT", "/api/features", chunks), close_after_send=True)
     assert status == 201 and answer["images"] == 1
+
+
+# -- gzip: trailing bytes are refused, and the cost follows the body -------------------------
+
+GZIP_JSON = gzip.compress(b'{"a": {"x": 0.5}}')
+
+
+@pytest.mark.parametrize(
+    "tail",
+    [b"x", b"\x00" * 8, b"garbage after the member", b"\x1f", b"\x1f\x8b", gzip.compress(b"{}")[:-3]],
+    ids=["one-byte", "zeros", "text", "half-magic", "magic-only", "cut-member"],
+)
+def test_gzip_with_bytes_after_the_members_is_refused_and_changes_nothing(client, seeded, tail):
+    before, version = snapshot(seeded), seeded.version()
+    response = client.put("/api/features", data=GZIP_JSON + tail, headers=HEADERS + [("Content-Encoding", "gzip")])
+    assert response.status_code == 400
+    assert_error_shape(response.get_json(), "invalid body", "body is not valid gzip")
+    assert snapshot(seeded) == before and seeded.version() == version
+
+
+def test_gzip_trailing_bytes_are_counted_in_the_answer():
+    with pytest.raises(ApiError) as refused:
+        gunzip(GZIP_JSON + b"x" * 1000, 10_000)
+    assert refused.value.status == 400 and "1000 bytes follow the gzip data" in refused.value.details[0]
+
+
+def test_gzip_of_100_kb_before_60_mib_of_other_bytes_is_refused(client, seeded):
+    """The reproduction: 100 KB of gzip then 60 MiB of bytes (a minute of copying before) is a 400."""
+    rng = random.Random(42)
+    doc = {f"img_{i}": {f"f{j}": round(rng.random(), 6) for j in range(20)} for i in range(700)}
+    head = gzip.compress(json.dumps(doc).encode())
+    assert 50_000 < len(head) < 200_000
+    before = snapshot(seeded)
+    body = head + bytes(60 * 1024 * 1024)
+    response = client.put("/api/features", data=body, headers=HEADERS + [("Content-Encoding", "gzip")])
+    assert response.status_code == 400
+    assert f"{60 * 1024 * 1024} bytes follow the gzip data" in response.get_json()["details"][0]
+    assert snapshot(seeded) == before
+
+
+def test_gzip_members_split_anywhere_decompress_alike():
+    """Members of every size around the input slice, back to back, decompress to their concatenation."""
+    parts = [bytes(random.Random(n).randbytes(n)) for n in (0, 1, 65_535, 65_536, 65_537, 200_000)]
+    data = b"".join(gzip.compress(p) for p in parts)
+    assert gunzip(data, sum(map(len, parts))) == b"".join(parts)
