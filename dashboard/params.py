@@ -13,6 +13,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
 from data.analysis import WEIGHTINGS
+from data.names import name_length_problem, normal_name
 
 MISSING = object()  # a parameter left out or blank
 
@@ -54,7 +55,10 @@ class Param:
             if "\x00" in raw:
                 # PostgreSQL's text cannot hold it: refused on every engine, as in the written names.
                 raise ParamError(f"{self.name} must not contain the NUL character (\\u0000)")
-            return raw
+            # Names are stored in NFC and limited in length (data/names.py): read them by the same rule.
+            if too_long := name_length_problem(raw):
+                raise ParamError(f"{self.name}: {too_long}")
+            return normal_name(raw)
         if self.kind == "number":
             try:
                 value = float(text)

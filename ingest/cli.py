@@ -13,7 +13,14 @@ import sys
 from pathlib import Path
 
 from data.settings import Settings, SettingsError, open_store
-from ingest.validation import Problems, parse_json_body, validate_ctr, validate_features, validate_target
+from ingest.validation import (
+    Problems,
+    parse_json_body,
+    target_names,
+    validate_ctr,
+    validate_features,
+    validate_target,
+)
 
 IMAGE_COLUMN = "image_name"
 CTR_COLUMN = "ctr"
@@ -109,6 +116,7 @@ def _checked(validate, doc, what: str):
 
 def _store_pair(store, business: str, source: str, features_doc, ctr_doc) -> str:
     """Validate both documents before writing either, then write; returns the result line."""
+    business, source = target_names(business, source)
     problems = validate_target(business, source, labels=("--business", "--source"))
     if problems:
         raise InputError("invalid arguments", problems)

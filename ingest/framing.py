@@ -12,13 +12,13 @@ import zlib
 from flask import request
 from werkzeug.exceptions import ClientDisconnected
 
+from data.names import name_length_problem, normal_name
 from ingest.http import ApiError, too_large_detail
-from ingest.validation import parse_json_body, validate_target
+from ingest.validation import parse_json_body, target_names, validate_target
 
 BUSINESS_HEADERS = ("Business", "X-Business")
 SOURCE_HEADERS = ("Image-Source", "X-Image-Source")
 BUILD_TAG_HEADERS = ("Build-Tag", "X-Build-Tag")
-MAX_BUILD_TAG_LENGTH = 255
 # Gunicorn's default limit_request_field_size: the same answer whichever server runs the app.
 MAX_HEADER_BYTES = 8190
 # Content-Encoding values a write body may use; anything else is refused with 415.
@@ -71,7 +71,7 @@ def _one_header(names, problems: list[str]) -> str | None:
 def read_target() -> tuple[str, str]:
     """The (business, source) of a write from its headers; raises 400 when one is missing, blank or ambiguous."""
     ambiguous: list[str] = []
-    business, source = _one_header(BUSINESS_HEADERS, ambiguous), _one_header(SOURCE_HEADERS, ambiguous)
+    business, source = target_names(_one_header(BUSINESS_HEADERS, ambiguous), _one_header(SOURCE_HEADERS, ambiguous))
     if ambiguous:
         raise ApiError(400, "ambiguous headers", ambiguous)
     problems = validate_target(business, source)
@@ -84,10 +84,11 @@ def read_build_tag() -> str | None:
     """The optional Build-Tag header (e.g. Jenkins' $BUILD_TAG); raises 400 when it is blank, long or ambiguous."""
     problems: list[str] = []
     tag = _one_header(BUILD_TAG_HEADERS, problems)
+    tag = None if tag is None else normal_name(tag)
     if tag is not None and not tag.strip():
         problems.append("header Build-Tag must not be empty when it is sent")
-    elif tag is not None and len(tag) > MAX_BUILD_TAG_LENGTH:
-        problems.append(f"header Build-Tag may have at most {MAX_BUILD_TAG_LENGTH} characters, got {len(tag)}")
+    elif tag is not None and (too_long := name_length_problem(tag)):
+        problems.append(f"header Build-Tag: {too_long}")
     if problems:
         raise ApiError(400, "invalid headers", problems)
     return tag
