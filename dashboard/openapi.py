@@ -12,6 +12,7 @@ from dashboard.params import PARAMS, Param
 from data.adjusted import ADJUSTED_COLUMNS
 from data.analysis import POINT_COLUMNS, SUMMARY_COLUMNS
 from data.drift import DRIFT_COLUMNS
+from data.names import MAX_NAME_BYTES
 from ingest.framing import GZIP_ENCODINGS, MAX_HEADER_BYTES
 from ingest.validation import MAX_COUNT
 
@@ -20,6 +21,22 @@ _INT = {"type": "integer"}
 _NULLABLE_NUMBER = {"type": ["number", "null"]}
 _NULLABLE_INT = {"type": ["integer", "null"]}
 _TEXT = {"type": "string"}
+# A name (business, source, image, feature): not blank, no NUL, at most MAX_NAME_BYTES bytes of
+# UTF-8 (maxLength counts characters, so it bounds the ASCII case); stored in NFC, case kept.
+_NAME_RULE = f"not blank, no NUL, at most {MAX_NAME_BYTES} bytes of UTF-8; stored in Unicode NFC; case matters"
+_NAME = {
+    "type": "string",
+    "minLength": 1,
+    "maxLength": MAX_NAME_BYTES,
+    "pattern": "^[^\\u0000]*[^\\s\\u0000][^\\u0000]*$",
+    "description": _NAME_RULE,
+}
+# A dataset header or Build-Tag: a name that also holds no comma (a repeated header arrives joined by commas).
+_HEADER_NAME = _NAME | {
+    "pattern": "^[^,\\u0000]*[^,\\s\\u0000][^,\\u0000]*$",
+    "description": _NAME_RULE + "; no commas",
+}
+MAX_REQUEST_LINE = 4094  # gunicorn's limit_request_line
 
 
 def _ref(name: str) -> dict:
@@ -43,14 +60,15 @@ def _errors(*statuses: int) -> dict:
         404: "unknown dataset or build",
         409: "PATCH in the other CTR form (rates or counts) than the stored set",
         413: "body, or its decompressed content, larger than MAX_BODY_MB",
+        414: f"request line (method, path and query) over {MAX_REQUEST_LINE} bytes",
         415: "a Content-Encoding other than gzip",
-        503: "the storage failed (error: database is read-only, disk full, database unreachable or database busy); "
-        "nothing was stored: retry after Retry-After seconds",
+        431: f"a header over {MAX_HEADER_BYTES} bytes",
+        503: "the storage failed or is not ready yet (error: database is read-only, disk full, database "
+        "unreachable, database busy or database not ready); nothing was stored: retry after Retry-After seconds",
     }
-    answers = {str(s): _json(_ref("Error"), meanings[s]) for s in statuses}
-    answers["default"] = _json(
-        _ref("Error"), f"any other error (404, 405, 431 for a header over {MAX_HEADER_BYTES} bytes)"
-    )
+    answers = {str(s): _json(_ref("Error"), meanings[s]) for s in sorted({*statuses, 414, 431, 503})}
+    answers["503"]["headers"] = {"Retry-After": {"schema": {"type": "string"}, "description": "seconds"}}
+    answers["default"] = _json(_ref("Error"), "any other error (404, 405)")
     return answers
 
 
@@ -58,16 +76,16 @@ def _query(name: str, schema: dict, description: str, *, required: bool = False)
     return {"name": name, "in": "query", "required": required, "schema": schema, "description": description}
 
 
-def _header(name: str, description: str, *, schema=None) -> dict:
-    return {"name": name, "in": "header", "required": False, "schema": schema or _TEXT, "description": description}
+def _header(name: str, description: str, *, schema=None, required: bool = False) -> dict:
+    return {"name": name, "in": "header", "required": required, "schema": schema or _TEXT, "description": description}
 
 
 _DESCRIPTIONS = {
     "business": "dataset's business",
     "source": "dataset's image source",
     "confidence": "presence threshold (strictly above)",
-    "min_pct": "lowest prevalence kept, %",
-    "max_pct": "highest prevalence kept, %",
+    "min_pct": "lowest prevalence kept, %; must not exceed max_pct (400 otherwise)",
+    "max_pct": "highest prevalence kept, %; must not be below min_pct (400 otherwise)",
     "build_id": "a stored build (default: the current one)",
     "min_n": "images needed on each side for statistics (default: MIN_GROUP_SIZE)",
     "weighting": "mean of images or impression-weighted",
@@ -78,7 +96,7 @@ _DESCRIPTIONS = {
 def param_schema(param: Param, default=None) -> dict:
     """The JSON Schema of one query parameter, from the spec the parsers read."""
     if param.kind == "text":
-        schema = {"type": "string", "minLength": 1 if param.required else 0}
+        schema = dict(_NAME)
     elif param.kind == "choice":
         schema = {"type": "string", "enum": list(param.choices)}
     else:
@@ -157,25 +175,31 @@ def _schemas() -> dict:
         "FeaturesBody": {
             "type": "object",
             "minProperties": 1,
-            "description": "image name -> feature name -> confidence; a missing feature means 0",
+            "description": "image name -> feature name -> confidence; a missing feature means 0; "
+            "names equal in NFC are duplicates",
+            "propertyNames": _NAME,
             "additionalProperties": {
                 "type": "object",
+                "propertyNames": _NAME,
                 "additionalProperties": {"type": "number", "minimum": 0, "maximum": 1},
             },
         },
         "CtrBody": {
             "type": "object",
             "minProperties": 1,
-            "description": "image name -> CTR, or image name -> clicks and impressions (one layout per body)",
-            "additionalProperties": {
-                "oneOf": [
-                    {"type": "number", "minimum": 0, "maximum": 1},
-                    {
+            "description": "image name -> CTR, or image name -> clicks and impressions (one layout per body); "
+            "counts are JSON integers written without a fraction or exponent, and clicks must not exceed impressions "
+            "(400 otherwise)",
+            "propertyNames": _NAME,
+            "oneOf": [
+                {"additionalProperties": {"type": "number", "minimum": 0, "maximum": 1}},
+                {
+                    "additionalProperties": {
                         **_object({"clicks": count, "impressions": count | {"minimum": 1}}),
                         "additionalProperties": False,
-                    },
-                ]
-            },
+                    }
+                },
+            ],
         },
         "BuildStored": _object(
             dict.fromkeys(("build_id", "images", "features", "values"), _INT)
@@ -199,23 +223,31 @@ def _schemas() -> dict:
 
 
 def _write(summary: str, body: str, answer: dict, *errors: int, extra_headers=()) -> dict:
-    alternatives = {"Business": "X-Business", "Image-Source": "X-Image-Source"}
+    # X-Business and X-Image-Source (aliases, equal if both are sent) and Content-Encoding: gzip
+    # (the same JSON, compressed) are described in words: a schema cannot tie one header to
+    # another, or a body to its encoding.
     headers = [
-        _header(name, f"the dataset's {name.lower()} (required, or {alt}; once, without commas)")
-        for name, alt in alternatives.items()
-    ]
-    headers += [_header(alt, f"same as {name}") for name, alt in alternatives.items()]
-    headers.append(
         _header(
-            "Content-Encoding", "gzip to send a compressed body", schema={"enum": list(GZIP_ENCODINGS) + ["identity"]}
+            name,
+            f"the dataset's {name.lower()} (or its alias {alt}, with the same value if both are sent; once): "
+            f"{_HEADER_NAME['description']}",
+            schema=_HEADER_NAME,
+            required=True,
         )
-    )
+        for name, alt in {"Business": "X-Business", "Image-Source": "X-Image-Source"}.items()
+    ]
     headers += list(extra_headers)
+    encodings = " or ".join(GZIP_ENCODINGS)
     return {
         "summary": summary,
         "parameters": headers,
         "security": [{}, {"bearer": []}],
-        "requestBody": {"required": True, "content": {"application/json": {"schema": _ref(body)}}},
+        "requestBody": {
+            "required": True,
+            "description": f"JSON whatever the Content-Type; with Content-Encoding: {encodings}, the same JSON "
+            "compressed (one or more gzip members, nothing after them); other encodings: 415",
+            "content": {"application/json": {"schema": _ref(body)}},
+        },
         "responses": answer | _errors(400, 401, 403, *errors, 413, 415, 503),
     }  # fmt: skip
 
@@ -253,8 +285,9 @@ def openapi_document(min_n: int) -> dict:
                 extra_headers=[
                     _header(
                         "Build-Tag",
-                        "the client's name for the build (e.g. Jenkins' $BUILD_TAG, up to 255 characters): "
-                        "a PUT whose tag a stored build of the dataset has stores nothing",
+                        "the client's name for the build (e.g. Jenkins' $BUILD_TAG; "
+                        f"{_HEADER_NAME['description']}): a PUT whose tag a stored build of the dataset has stores nothing",
+                        schema=_HEADER_NAME,
                     )
                 ],
             )
@@ -315,9 +348,11 @@ def openapi_document(min_n: int) -> dict:
                 "responses": {
                     "200": get(_object({"status": {"const": "ok"}}), "usable"),
                     "503": get(
-                        _object({"status": {"const": "error"}, "error": _TEXT}),
-                        "database unusable: error names the cause (database is read-only, disk full, ...)",
-                    ),
+                        _object({"status": {"const": "error"}, "error": _TEXT, "details": {"type": "array", "items": _TEXT}}),
+                        "database unusable now: error names the cause (database is read-only, disk full, "
+                        "database unreachable, database not ready, ...), never the server's address",
+                    )
+                    | {"headers": {"Retry-After": {"schema": _TEXT, "description": "seconds"}}},
                 },
             }
         },
