@@ -27,7 +27,7 @@ ROOT = Path(__file__).resolve().parent.parent
 SLOW_CONNECTIONS = 40
 SLOW_SECONDS = 12
 APP_UPSTREAM = "127.0.0.1:8000"
-PROXY_LISTEN = "listen 127.0.0.1:8050;"
+PROXY_LISTEN = "listen 8050;"
 
 
 def readme_nginx_config() -> str:
