@@ -151,3 +151,14 @@ def test_longest_names_can_be_read_back_on_every_route_through_gunicorn(engine_n
         assert store.datasets()["business"].tolist() == [LONGEST]
     finally:
         store.close()
+
+
+def test_cli_loader_stores_names_in_nfc(store, tmp_path):
+    """The CLI is another way in: its --business and the CSV's image and feature names follow the same rule."""
+    from ingest.cli import load_csv
+
+    path = tmp_path / "nfd.csv"
+    path.write_text(f"image_name,ctr,{NFD}\n{NFD},0.1,0.5\nb,0.2,0\n", encoding="utf-8")
+    load_csv(store, path, NFD, "vision")
+    dataset = store.dataset(NFC, "vision")
+    assert list(dataset.images) == [NFC, "b"] and list(dataset.features) == [NFC]
