@@ -17,16 +17,21 @@ from hypothesis import strategies as st
 from dashboard.factory import create_app
 from dashboard.openapi import openapi_document
 from data.settings import Settings
+from tests.databases import ENGINES, fresh_database
 
 TOKEN = "schemathesis-token"
 AUTH = {"Authorization": f"Bearer {TOKEN}"}
 MAX_EXAMPLES = 12
 
 
-@pytest.fixture(scope="module")
-def api_app(tmp_path_factory):
+@pytest.fixture(scope="module", params=ENGINES)
+def api_app(request, tmp_path_factory):
     folder = tmp_path_factory.mktemp("schemathesis")
-    url = f"sqlite:///{folder / 'features.db'}"
+    with fresh_database(request.param, folder) as url:
+        yield from _seeded_app(url)
+
+
+def _seeded_app(url: str):
     app = create_app(Settings.from_env({}, database_url=url, demo_data=False, ingest_token=TOKEN))
     client = app.server.test_client()
     headers = {**AUTH, "Business": "Acme", "Image-Source": "vision"}
@@ -34,7 +39,8 @@ def api_app(tmp_path_factory):
     assert client.put("/api/features", data=json.dumps(doc), headers=headers).status_code == 201
     ctr = {f"img_{i}": {"clicks": i % 7, "impressions": 100 + i} for i in range(40)}
     assert client.put("/api/ctr", data=json.dumps(ctr), headers=headers).status_code == 200
-    return app.server
+    yield app.server
+    app.server.extensions["feature_store"].close()
 
 
 @pytest.fixture(scope="module")
