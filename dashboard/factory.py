@@ -6,8 +6,11 @@ import logging
 from pathlib import Path
 
 import dash
-from flask import Flask, jsonify
+from flask import Flask, jsonify, request
 
+from dashboard.api.errors import RETRY_AFTER, error_response, public_detail, register_error_handlers
+from dashboard.callback_requests import CALLBACK_PATH, callback_request_problems
+from dashboard.startup import Startup
 from data.settings import Settings, open_store
 from data.store import FeatureStore, StorageUnavailable
 
@@ -18,27 +21,31 @@ ASSETS = Path(__file__).resolve().parent / "page" / "assets"
 def create_app(settings: Settings | None = None, store: FeatureStore | None = None) -> dash.Dash:
     """Build the whole app: Flask server, ingest and read API, Dash layout and callbacks."""
     from dashboard.api.drift import create_drift_blueprint
-    from dashboard.api.errors import register_error_handlers
     from dashboard.api.gallery import create_gallery_blueprint
     from dashboard.api.openapi import create_openapi_blueprint
     from dashboard.api.routes import create_api_blueprint
     from dashboard.page.callbacks import register_callbacks
-    from dashboard.page.layout import build_layout
+    from dashboard.page.layout import build_layout, outage_page
     from data import adjusted, permutation
     from data.demo import load_demo
     from ingest.image_routes import create_images_blueprint
     from ingest.routes import create_ingest_blueprint
 
     settings = settings or Settings.from_env()
-    store = store or open_store(settings)
+    # Opening the store touches no database: the start-up work below does, and may have to wait.
+    store = store or open_store(settings, initialise=False)
     # The analysis caches are process-wide: the app sizes them from CACHE_MB, data/ reads no environment.
     permutation.set_cache_budget(settings.null_table_cache_bytes)
     adjusted.set_cache_budget(settings.adjusted_fit_cache_bytes)
-    if settings.demo_data:
+
+    def start_up():
         # Once for all workers and hosts: under the store's start-up lock, in one transaction.
-        loaded = store.initialise(seed=load_demo)
+        loaded = store.initialise(seed=load_demo if settings.demo_data else None)
         if loaded:
             log.info("empty database: loaded the demo data (%s)", loaded)
+        return loaded
+
+    startup = Startup(start_up).start()
     if not settings.ingest_token:
         log.warning("INGEST_TOKEN is not set: writes are accepted only from loopback addresses")
 
@@ -47,7 +54,14 @@ def create_app(settings: Settings | None = None, store: FeatureStore | None = No
     # Keep fields in the documented order (feature first) rather than alphabetical.
     server.json.sort_keys = False
     server.extensions["feature_store"] = store
+    server.extensions["dashboard_startup"] = startup
     register_error_handlers(server)
+
+    @server.before_request
+    def _wait_for_startup():
+        if not startup.ready and needs_database(request.path):
+            raise startup.unavailable()
+
     server.register_blueprint(create_ingest_blueprint(store, settings))
     server.register_blueprint(create_images_blueprint(store, settings))
     server.register_blueprint(create_api_blueprint(store, settings))
@@ -58,13 +72,15 @@ def create_app(settings: Settings | None = None, store: FeatureStore | None = No
     @server.get("/healthz")
     def healthz():
         try:
+            if not startup.ready:
+                raise startup.unavailable()
             store.ping()
         except StorageUnavailable as exc:
             log.warning("health check failed: %s", exc)
-            return jsonify({"status": "error", "error": exc.cause, "details": [exc.detail]}), 503
-        except Exception as exc:  # any other database failure also means "not usable"
+            return unhealthy(exc.cause)
+        except Exception:  # any other database failure also means "not usable"
             log.exception("health check failed")
-            return jsonify({"status": "error", "error": str(exc)}), 503
+            return unhealthy("database error")
         return jsonify({"status": "ok"})
 
     app = dash.Dash(
@@ -78,6 +94,43 @@ def create_app(settings: Settings | None = None, store: FeatureStore | None = No
         # for same-origin requests even behind a proxy that sets a stricter Referrer-Policy.
         meta_tags=[{"name": "referrer", "content": "same-origin"}],
     )
-    app.layout = build_layout(store, settings)
+    serve_layout = build_layout(store, settings)
+
+    def serve_layout_or_outage():
+        # The page says in words that the data is unavailable, rather than Dash's "Error loading layout".
+        try:
+            if not startup.ready:
+                raise startup.unavailable()
+            return serve_layout()
+        except StorageUnavailable as exc:
+            log.warning("page served without data: %s", exc)
+            return outage_page(exc.cause)
+
+    app.layout = serve_layout_or_outage
+
+    @server.before_request
+    def _check_callback_request():
+        if request.path == CALLBACK_PATH and request.method == "POST":
+            problems = callback_request_problems(request.get_json(force=True, silent=True), app.callback_map)
+            if problems:
+                return error_response(400, "invalid callback request", problems)
+        return None
+
     register_callbacks(app, store, settings)
     return app
+
+
+# Routes that serve stored data: until start-up has succeeded they answer 503 with Retry-After.
+_OPEN_PATHS = ("/api/openapi.json",)
+_DATA_PREFIXES = ("/api/", "/_dash-update-component")
+
+
+def needs_database(path: str) -> bool:
+    """True for the routes that read or write the store (the API, except its document, and callbacks)."""
+    return path.startswith(_DATA_PREFIXES) and path not in _OPEN_PATHS
+
+
+def unhealthy(cause: str):
+    """/healthz's 503: the cause in a few words, never the server's address (that goes to the log)."""
+    details = [public_detail(cause)]
+    return jsonify({"status": "error", "error": cause, "details": details}), 503, {"Retry-After": RETRY_AFTER}

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import os
 import sqlite3
 import time
 from contextlib import contextmanager
@@ -31,7 +32,53 @@ def open_engine(url: str) -> Engine:
         _sqlite_setup(engine)
         return engine
     # pre_ping replaces a connection the server dropped (restart, failover) before it is used.
-    return create_engine(url, pool_pre_ping=True)
+    # libpq waits for ever on a server that drops packets: bound it unless the URL says otherwise.
+    connect_args = {} if "connect_timeout" in make_url(url).query else {"connect_timeout": PG_CONNECT_TIMEOUT}
+    return create_engine(url, pool_pre_ping=True, connect_args=connect_args)
+
+
+PG_CONNECT_TIMEOUT = 10
+
+
+def check_writable(engine: Engine) -> None:
+    """Raise when a new connection could not write now; a driver error, or StorageUnavailable.
+
+    A new connection, not a pooled one: pooled connections keep what they saw when they were
+    opened (a read-only default, a file opened read-only, a folder since gone). It never waits
+    behind a writer: a write lock held by another connection means writes work.
+    """
+    cargs, cparams = engine.dialect.create_connect_args(engine.url)
+    if engine.dialect.name == "sqlite":
+        if engine.url.database in (None, "", ":memory:"):
+            return  # a private in-memory database: a new connection would open another one
+        # SQLite shares one file handle per file within a process, so a new connection of a
+        # process that opened the file writable still writes: ask the file system as well.
+        path = cargs[0] if cargs else ""
+        if not str(path).startswith("file:") and os.path.exists(path) and not os.access(path, os.W_OK):
+            engine.dispose()
+            raise StorageUnavailable("database is read-only", f"{path} is not writable")
+        conn = engine.dialect.dbapi.connect(*cargs, **{**cparams, "timeout": 0, "isolation_level": None})
+        try:
+            try:
+                conn.execute("BEGIN IMMEDIATE")
+            except sqlite3.OperationalError as exc:
+                if getattr(exc, "sqlite_errorname", "").startswith("SQLITE_BUSY"):
+                    return
+                raise
+            # A file opened read-only takes BEGIN IMMEDIATE; only a write (rolled back) tells.
+            conn.execute("UPDATE store_version SET version = version")
+            conn.execute("ROLLBACK")
+        finally:
+            conn.close()
+        return
+    conn = engine.dialect.connect(*cargs, **cparams)
+    try:
+        read_only = conn.execute("SELECT current_setting('transaction_read_only')").fetchone()[0]
+    finally:
+        conn.close()
+    if read_only == "on":
+        engine.dispose()  # pooled connections may predate the change
+        raise StorageUnavailable("database is read-only", "new connections are read-only")
 
 
 SQLITE_BUSY_MS = 30_000

@@ -10,7 +10,7 @@ from itertools import chain, repeat
 
 import numpy as np
 import pandas as pd
-from sqlalchemy import delete, func, select
+from sqlalchemy import BigInteger, delete, func, select
 
 from data import database, matrix
 from data.batches import CTR_COLUMNS, FeatureBatch
@@ -87,6 +87,16 @@ def ctr_frame(conn, set_id: int | None) -> pd.DataFrame:
     return frame
 
 
+def build_id_in_range(conn, build_id) -> bool:
+    """True when ``build_id`` fits the id column, so that it can name a stored build at all.
+
+    An id past the column's range is no stored build, but the drivers refuse to send it
+    (SQLite overflows past 64 bits, PostgreSQL's INTEGER past 32 bits); the column's type decides.
+    """
+    bits = 31 if conn.dialect.name == "postgresql" and not isinstance(builds.c.id.type, BigInteger) else 63
+    return 0 < int(build_id) < 2**bits
+
+
 def resolve_build(conn, business, source, build_id) -> int:
     pair = (builds.c.business == business) & (builds.c.source == source)
     if build_id is None:
@@ -94,9 +104,10 @@ def resolve_build(conn, business, source, build_id) -> int:
         if found is None:
             raise UnknownDataset(f"no build for business {business!r} and source {source!r}")
         return int(found)
-    # An id past the 64-bit range of the id column is no stored build (SQLite would overflow).
-    in_range = 0 < int(build_id) < 2**63
-    found = in_range and conn.execute(select(builds.c.id).where(pair, builds.c.id == int(build_id))).scalar()
+    found = (
+        build_id_in_range(conn, build_id)
+        and conn.execute(select(builds.c.id).where(pair, builds.c.id == int(build_id))).scalar()
+    )
     if not found:
         if conn.execute(select(builds.c.id).where(pair).limit(1)).first() is None:
             raise UnknownDataset(f"no build for business {business!r} and source {source!r}")

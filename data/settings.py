@@ -117,9 +117,17 @@ def sqlite_file(url: str) -> Path | None:
     return Path(database.removeprefix("file:"))
 
 
-def open_store(settings: Settings) -> FeatureStore:
-    """The store for ``settings.database_url``, creating an SQLite file's folder if needed."""
+def open_store(settings: Settings, *, initialise: bool = True) -> FeatureStore:
+    """The store for ``settings.database_url``, creating an SQLite file's folder if needed.
+
+    With ``initialise=False`` nothing touches the database yet (see FeatureStore.initialise).
+    """
     path = sqlite_file(settings.database_url)
     if path is not None:
-        path.expanduser().resolve().parent.mkdir(parents=True, exist_ok=True)
-    return FeatureStore(settings.database_url, keep_builds=settings.keep_builds, cache_mb=settings.cache_mb)
+        try:
+            path.expanduser().resolve().parent.mkdir(parents=True, exist_ok=True)
+        except OSError:
+            pass  # e.g. a volume not mounted yet: the store reports "database unreachable" when used
+    return FeatureStore(
+        settings.database_url, keep_builds=settings.keep_builds, cache_mb=settings.cache_mb, initialise=initialise
+    )

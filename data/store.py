@@ -76,7 +76,14 @@ class _Writer:
 class FeatureStore:
     """Builds of image features and CTR sets per (business, image source), in long format."""
 
-    def __init__(self, url: str, *, keep_builds: int = DEFAULT_KEEP_BUILDS, cache_mb: float = DEFAULT_CACHE_MB):
+    def __init__(
+        self,
+        url: str,
+        *,
+        keep_builds: int = DEFAULT_KEEP_BUILDS,
+        cache_mb: float = DEFAULT_CACHE_MB,
+        initialise: bool = True,
+    ):
         if keep_builds < 1:
             raise ValueError("keep_builds must be at least 1")
         if cache_mb < 0:
@@ -92,7 +99,9 @@ class FeatureStore:
         self._tests_lock = threading.Lock()
         # The storage fault that made the last write fail, until a write succeeds again.
         self.write_fault: StorageUnavailable | None = None
-        self.initialise()
+        # A server that waits for its database opens the store without it and initialises later.
+        if initialise:
+            self.initialise()
 
     def __repr__(self) -> str:
         return f"FeatureStore({self.engine.url.render_as_string(hide_password=True)!r})"
@@ -259,10 +268,16 @@ class FeatureStore:
     # -- reading ---------------------------------------------------------------------------
 
     def ping(self) -> bool:
-        """True when the database answers a query and, if the last write failed on a storage
-        fault, takes a write again (rolled back); raises StorageUnavailable otherwise."""
+        """True when the database answers a query, a new connection may write now, and, if the
+        last write failed on a storage fault, a write (rolled back) succeeds; raises StorageUnavailable otherwise.
+
+        The new connection sees the database as it is, not as this process's pooled connections
+        last saw it (a database made read-only, a folder gone); it never waits behind a writer.
+        """
         with self._reading() as conn:
             conn.execute(text("SELECT 1")).scalar_one()
+        with database.storage_faults(self.engine):
+            database.check_writable(self.engine)
         if self.write_fault is not None:
             # Only then: a probe write waits behind any PUT in progress.
             self._write(self._changed, probe=True)
@@ -320,8 +335,12 @@ class FeatureStore:
     def build_pair(self, build_id: int) -> tuple[str, str]:
         """The (business, source) a build belongs to; raises UnknownBuild."""
         with self._reading() as conn:
-            row = conn.execute(select(builds.c.business, builds.c.source).where(builds.c.id == int(build_id))).first()
-        if row is None:
+            in_range = queries.build_id_in_range(conn, build_id)
+            row = (
+                in_range
+                and conn.execute(select(builds.c.business, builds.c.source).where(builds.c.id == int(build_id))).first()
+            )
+        if not row:
             raise UnknownBuild(f"build {build_id} is not a stored build")
         return row.business, row.source
 

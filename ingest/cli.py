@@ -19,6 +19,7 @@ from ingest.validation import (
     Problems,
     image_name_problem,
     parse_json_body,
+    target_names,
     validate_ctr,
     validate_features,
     validate_target,
@@ -118,6 +119,7 @@ def _checked(validate, doc, what: str):
 
 def _store_pair(store, business: str, source: str, features_doc, ctr_doc) -> str:
     """Validate both documents before writing either, then write; returns the result line."""
+    business, source = target_names(business, source)
     problems = validate_target(business, source, labels=("--business", "--source"))
     if problems:
         raise InputError("invalid arguments", problems)

@@ -12,19 +12,20 @@ import zlib
 from flask import request
 from werkzeug.exceptions import ClientDisconnected
 
+from data.names import name_length_problem, normal_name
 from ingest.http import ApiError, too_large_detail
-from ingest.validation import parse_json_body, validate_target
+from ingest.validation import parse_json_body, target_names, validate_target
 
 BUSINESS_HEADERS = ("Business", "X-Business")
 SOURCE_HEADERS = ("Image-Source", "X-Image-Source")
 BUILD_TAG_HEADERS = ("Build-Tag", "X-Build-Tag")
-MAX_BUILD_TAG_LENGTH = 255
 # Gunicorn's default limit_request_field_size: the same answer whichever server runs the app.
 MAX_HEADER_BYTES = 8190
 # Content-Encoding values a write body may use; anything else is refused with 415.
 IDENTITY_ENCODINGS = ("", "identity")
 GZIP_ENCODINGS = ("gzip", "x-gzip")
 _GZIP_CHUNK = 64 * 1024
+GZIP_MAGIC = b"\x1f\x8b"
 
 
 def check_header_sizes() -> None:
@@ -70,7 +71,7 @@ def _one_header(names, problems: list[str]) -> str | None:
 def read_target() -> tuple[str, str]:
     """The (business, source) of a write from its headers; raises 400 when one is missing, blank or ambiguous."""
     ambiguous: list[str] = []
-    business, source = _one_header(BUSINESS_HEADERS, ambiguous), _one_header(SOURCE_HEADERS, ambiguous)
+    business, source = target_names(_one_header(BUSINESS_HEADERS, ambiguous), _one_header(SOURCE_HEADERS, ambiguous))
     if ambiguous:
         raise ApiError(400, "ambiguous headers", ambiguous)
     problems = validate_target(business, source)
@@ -83,10 +84,11 @@ def read_build_tag() -> str | None:
     """The optional Build-Tag header (e.g. Jenkins' $BUILD_TAG); raises 400 when it is blank, long or ambiguous."""
     problems: list[str] = []
     tag = _one_header(BUILD_TAG_HEADERS, problems)
+    tag = None if tag is None else normal_name(tag)
     if tag is not None and not tag.strip():
         problems.append("header Build-Tag must not be empty when it is sent")
-    elif tag is not None and len(tag) > MAX_BUILD_TAG_LENGTH:
-        problems.append(f"header Build-Tag may have at most {MAX_BUILD_TAG_LENGTH} characters, got {len(tag)}")
+    elif tag is not None and (too_long := name_length_problem(tag)):
+        problems.append(f"header Build-Tag: {too_long}")
     if problems:
         raise ApiError(400, "invalid headers", problems)
     return tag
@@ -94,6 +96,24 @@ def read_build_tag() -> str | None:
 
 def _too_large(limit: int) -> ApiError:
     return ApiError(413, "request body too large", [too_large_detail(limit)])
+
+
+def is_framing_error(exc: BaseException) -> bool:
+    """True for the server's own error on a body it cannot decode (a malformed chunk, a bad trailer).
+
+    Gunicorn decodes chunked bodies while the app reads them and raises its parser's errors
+    there (``gunicorn.http.errors``); Werkzeug's server raises OSError or ValueError. Matched by
+    module, so the app does not import the server.
+    """
+    return type(exc).__module__.startswith("gunicorn.http") or (
+        isinstance(exc, (OSError, ValueError)) and "chunk" in str(exc).lower()
+    )
+
+
+def framing_detail(exc: BaseException) -> str:
+    """What was wrong with the framing, in the server's words, capped."""
+    text = str(exc).strip() or type(exc).__name__
+    return f"the body's chunked framing is malformed ({type(exc).__name__}: {text[:200]})"
 
 
 def read_raw_body(limit: int) -> bytes:
@@ -105,6 +125,10 @@ def read_raw_body(limit: int) -> bytes:
         raw = request.get_data(cache=False)
     except ClientDisconnected:
         raw = None
+    except Exception as exc:
+        if not is_framing_error(exc):
+            raise
+        raise ApiError(400, "malformed body framing", [framing_detail(exc)]) from None
     # Gunicorn hands over what arrived before the client closed; Werkzeug raises. Either way a
     # body shorter than its Content-Length is a broken upload, not a smaller payload.
     if raw is None or (declared is not None and len(raw) != declared):
@@ -120,28 +144,40 @@ def read_raw_body(limit: int) -> bytes:
 
 
 def gunzip(data: bytes, limit: int) -> bytes:
-    """Decompress a gzip body (one or more members) in chunks; raises 413 past ``limit`` output bytes.
+    """Decompress a gzip body (one or more members); raises 413 past ``limit`` output bytes, 400
+    for broken gzip or bytes after the last member.
 
-    Streaming with a cap means a small "gzip bomb" costs at most ``limit`` bytes of memory.
+    The input is fed in slices of _GZIP_CHUNK, so each call copies at most one slice and the
+    work grows with the body (zlib's ``unconsumed_tail`` copies all the remaining input on every
+    call: 100 KB of gzip before 60 MiB of other bytes took a minute that way). The output is
+    capped at ``limit`` + 1 bytes, so a small "gzip bomb" costs at most ``limit`` bytes of memory.
     """
+    view = memoryview(data)
     out = bytearray()
-    while data:
+    pos = 0
+    while pos < len(view):
+        if view[pos : pos + 2] != GZIP_MAGIC[: len(view) - pos]:
+            raise ApiError(
+                400,
+                "invalid body",
+                [f"body is not valid gzip: {len(view) - pos} bytes follow the gzip data; send the gzip stream alone"]
+                if pos
+                else ["body is not valid gzip: it does not start with a gzip header"],
+            )
         member = zlib.decompressobj(wbits=16 + zlib.MAX_WBITS)
-        pending = data
         try:
-            while pending and not member.eof:
-                out += member.decompress(pending, _GZIP_CHUNK)
-                pending = member.unconsumed_tail
+            while not member.eof:
+                if pos >= len(view):
+                    raise ApiError(400, "invalid body", ["body is not valid gzip: it ends inside the compressed data"])
+                piece = view[pos : pos + _GZIP_CHUNK]
+                pos += len(piece)
+                # Output is capped one byte past the limit: a tail left unread means the limit was passed.
+                out += member.decompress(piece, limit + 1 - len(out))
                 if len(out) > limit:
                     raise _too_large(limit)
-            out += member.flush()
         except zlib.error as exc:
             raise ApiError(400, "invalid body", [f"body is not valid gzip: {exc}"]) from None
-        if not member.eof:
-            raise ApiError(400, "invalid body", ["body is not valid gzip: it ends inside the compressed data"])
-        if len(out) > limit:
-            raise _too_large(limit)
-        data = member.unused_data
+        pos -= len(member.unused_data)  # the next member starts where this one ended
     return bytes(out)
 
 

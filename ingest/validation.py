@@ -15,6 +15,7 @@ from itertools import compress, repeat
 import pandas as pd
 
 from data.batches import FeatureBatch, ctr_frame
+from data.names import is_normal_name, name_length_problem, normal_name
 
 MAX_PROBLEMS = 50
 
@@ -103,7 +104,14 @@ def validate_target(business, source, *, labels=("Business header", "Image-Sourc
             problems.append(f"{label} is missing")
         elif not isinstance(value, str) or not value.strip():
             problems.append(f"{label} must not be empty")
+        elif too_long := name_length_problem(value):
+            problems.append(f"{label}: {too_long}")
     return problems
+
+
+def target_names(business, source) -> tuple:
+    """The (business, source) of a write as stored: each name in Unicode NFC (None stays None)."""
+    return tuple(normal_name(v) if isinstance(v, str) else v for v in (business, source))
 
 
 def show(value) -> str:
@@ -152,7 +160,7 @@ def _name_problem(name) -> str | None:
         return "name must not contain the NUL character (\\u0000)"
     if not is_unicode_text(name):
         return "name must be Unicode text, got a lone surrogate (an unpaired \\ud800-\\udfff escape)"
-    return None
+    return name_length_problem(name)
 
 
 def _entries(doc, layout: str, problems: Problems):
@@ -169,11 +177,17 @@ def _named(mapping: dict, label: str, problems: Problems):
     """Yield (place, name, value) per entry, recording repeated and blank names."""
     for name in getattr(mapping, "duplicates", ()):
         problems.add(f"{label} {_quoted(name)}: appears more than once")
+    seen: set = set()
     for name, value in mapping.items():
         place = f"{label} {_quoted(name)}"
         bad_name = _name_problem(name)
         if bad_name:
             problems.add(f"{place}: {bad_name}")
+        elif (name := normal_name(name)) in seen:
+            problems.add(
+                f"{place}: appears more than once once written in Unicode NFC (e.g. an accent sent both composed and decomposed)"
+            )
+        seen.add(name)
         yield place, name, value
 
 
@@ -209,7 +223,13 @@ def _features_fast(doc: dict) -> FeatureBatch | None:
     feature_index = features.__getitem__
     only_numbers = _NUMBER_TYPES.issuperset
     for i, (image, row) in enumerate(doc.items()):
-        if type(row) is not dict or type(image) is not str or not image.strip() or not is_unicode_text(image):
+        if (
+            type(row) is not dict
+            or type(image) is not str
+            or not image.strip()
+            or not is_unicode_text(image)
+            or not is_normal_name(image)
+        ):
             return None
         if not row:
             continue
@@ -225,7 +245,12 @@ def _features_fast(doc: dict) -> FeatureBatch | None:
         if not features.keys() >= names:
             for name in names:
                 if name not in features:
-                    if type(name) is not str or not name.strip() or not is_unicode_text(name):
+                    if (
+                        type(name) is not str
+                        or not name.strip()
+                        or not is_unicode_text(name)
+                        or not is_normal_name(name)
+                    ):
                         return None
                     features[name] = len(features)
         extend(zip(repeat(i), map(feature_index, compress(names, confidences)), compress(confidences, confidences)))
@@ -236,8 +261,10 @@ def features_checked(doc) -> tuple[FeatureBatch | None, list[str]]:
     """The same result as validate_features, one value at a time, naming every problem."""
     problems = Problems()
     features: dict[str, int] = {}
+    images: list[str] = []
     values = []
-    for i, (place, _, row) in enumerate(_entries(doc, FEATURES_LAYOUT, problems)):
+    for i, (place, image, row) in enumerate(_entries(doc, FEATURES_LAYOUT, problems)):
+        images.append(image)
         if not isinstance(row, dict):
             problems.add(f"{place}: must be an object of feature -> confidence, got {show(row)}")
             continue
@@ -249,7 +276,7 @@ def features_checked(doc) -> tuple[FeatureBatch | None, list[str]]:
                 values.append((i, j, value))
     if problems:
         return None, problems.report()
-    return FeatureBatch(list(doc), list(features), values), []
+    return FeatureBatch(images, list(features), values), []
 
 
 # -- CTR -----------------------------------------------------------------------------------

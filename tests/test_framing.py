@@ -10,6 +10,7 @@ from __future__ import annotations
 import gzip
 import json
 import os
+import random
 import socket
 import subprocess
 import sys
@@ -455,3 +456,100 @@ def test_gunicorn_accepts_a_gzip_body(gunicorn_server):
         assert list(store.dataset("Acme", "vision").images) == ["g1", "g2"]
     finally:
         store.close()
+
+
+# -- malformed chunked framing: gunicorn decodes it while the app reads the body -------------
+
+CHUNKED_REJECTED = [
+    pytest.param(b"zz\r\n{}\r\n0\r\n\r\n", id="size-not-hex"),
+    pytest.param(b"-2\r\n{}\r\n0\r\n\r\n", id="negative-size"),
+    pytest.param(b"0x2\r\n{}\r\n0\r\n\r\n", id="0x-size"),
+    pytest.param(b"2\r\n{}0\r\n\r\n", id="missing-crlf"),
+    pytest.param(b"2;=\x01\r\n{}\r\n0\r\n\r\n", id="bad-extension"),
+    pytest.param(b"2\r\n{}\r\n0\r\nnot a trailer\r\n\r\n", id="bad-trailer"),
+]
+WRITE_ROUTES = [("PUT", "/api/features"), ("PUT", "/api/ctr"), ("PATCH", "/api/ctr")]
+
+
+def raw_chunked(method: str, path: str, chunks: bytes) -> bytes:
+    head = [f"{method} {path} HTTP/1.1", "Host: 127.0.0.1", "Connection: close", "Transfer-Encoding: chunked"]
+    head += [f"{name}: {value}" for name, value in HEADERS]
+    return ("\r\n".join(head) + "\r\n\r\n").encode() + chunks
+
+
+@pytest.mark.parametrize("method, path", WRITE_ROUTES)
+@pytest.mark.parametrize("chunks", CHUNKED_REJECTED)
+def test_gunicorn_refuses_malformed_chunked_framing_with_400(gunicorn_server, method, path, chunks):
+    """Each malformed chunked body is a 400 in the error shape on every write route, and stores nothing."""
+    port, db_url = gunicorn_server
+    store = FeatureStore(db_url)
+    try:
+        before, version = snapshot(store), store.version()
+        status, answer = raw_exchange(port, raw_chunked(method, path, chunks), close_after_send=True)
+        assert status == 400, answer
+        assert_error_shape(answer, "malformed body framing", None)
+        assert "chunk" in answer["details"][0]
+        assert snapshot(store) == before and store.version() == version
+    finally:
+        store.close()
+
+
+@pytest.mark.parametrize("chunks", CHUNKED_REJECTED[:2])
+def test_gunicorn_refuses_malformed_chunked_framing_on_the_callback_route(gunicorn_server, chunks):
+    """The page's callback route reads its body too: a malformed chunk is a 400 there, not an HTML 500."""
+    port, _ = gunicorn_server
+    status, answer = raw_exchange(port, raw_chunked("POST", "/_dash-update-component", chunks), close_after_send=True)
+    assert status == 400 and answer["error"] == "malformed body framing"
+
+
+def test_gunicorn_accepts_a_well_formed_chunked_body(gunicorn_server):
+    port, _ = gunicorn_server
+    body = b'{"c1": {"x": 0.5}}'
+    chunks = b"%x\r\n%s\r\n0\r\n\r\n" % (len(body), body)
+    status, answer = raw_exchange(port, raw_chunked("PUT", "/api/features", chunks), close_after_send=True)
+    assert status == 201 and answer["images"] == 1
+
+
+# -- gzip: trailing bytes are refused, and the cost follows the body -------------------------
+
+GZIP_JSON = gzip.compress(b'{"a": {"x": 0.5}}')
+
+
+@pytest.mark.parametrize(
+    "tail",
+    [b"x", b"\x00" * 8, b"garbage after the member", b"\x1f", b"\x1f\x8b", gzip.compress(b"{}")[:-3]],
+    ids=["one-byte", "zeros", "text", "half-magic", "magic-only", "cut-member"],
+)
+def test_gzip_with_bytes_after_the_members_is_refused_and_changes_nothing(client, seeded, tail):
+    before, version = snapshot(seeded), seeded.version()
+    response = client.put("/api/features", data=GZIP_JSON + tail, headers=HEADERS + [("Content-Encoding", "gzip")])
+    assert response.status_code == 400
+    assert_error_shape(response.get_json(), "invalid body", "body is not valid gzip")
+    assert snapshot(seeded) == before and seeded.version() == version
+
+
+def test_gzip_trailing_bytes_are_counted_in_the_answer():
+    with pytest.raises(ApiError) as refused:
+        gunzip(GZIP_JSON + b"x" * 1000, 10_000)
+    assert refused.value.status == 400 and "1000 bytes follow the gzip data" in refused.value.details[0]
+
+
+def test_gzip_of_100_kb_before_60_mib_of_other_bytes_is_refused(client, seeded):
+    """The reproduction: 100 KB of gzip then 60 MiB of bytes (a minute of copying before) is a 400."""
+    rng = random.Random(42)
+    doc = {f"img_{i}": {f"f{j}": round(rng.random(), 6) for j in range(20)} for i in range(700)}
+    head = gzip.compress(json.dumps(doc).encode())
+    assert 50_000 < len(head) < 200_000
+    before = snapshot(seeded)
+    body = head + bytes(60 * 1024 * 1024)
+    response = client.put("/api/features", data=body, headers=HEADERS + [("Content-Encoding", "gzip")])
+    assert response.status_code == 400
+    assert f"{60 * 1024 * 1024} bytes follow the gzip data" in response.get_json()["details"][0]
+    assert snapshot(seeded) == before
+
+
+def test_gzip_members_split_anywhere_decompress_alike():
+    """Members of every size around the input slice, back to back, decompress to their concatenation."""
+    parts = [bytes(random.Random(n).randbytes(n)) for n in (0, 1, 65_535, 65_536, 65_537, 200_000)]
+    data = b"".join(gzip.compress(p) for p in parts)
+    assert gunzip(data, sum(map(len, parts))) == b"".join(parts)

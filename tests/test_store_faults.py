@@ -8,6 +8,7 @@ import pytest
 from sqlalchemy import create_engine, event, text
 from sqlalchemy.pool import NullPool
 
+from dashboard.api.errors import public_detail
 from dashboard.factory import create_app
 from data.batches import ctr_frame
 from data.store import FeatureStore, StorageUnavailable
@@ -84,7 +85,10 @@ def test_sqlite_file_opened_read_only_refuses_writes_with_503(tmp_path, settings
         assert raised.value.cause == "database is read-only"
         response = put(client, "/api/features", FEATURES)
         assert response.status_code == 503
-        assert response.get_json() == {"error": "database is read-only", "details": [raised.value.detail]}
+        assert response.get_json() == {
+            "error": "database is read-only",
+            "details": [public_detail("database is read-only")],
+        }
         assert store.is_empty()
     finally:
         store.close()

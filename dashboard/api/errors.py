@@ -14,9 +14,27 @@ from werkzeug.exceptions import HTTPException, InternalServerError, MethodNotAll
 from werkzeug.routing import Map, Rule
 
 from data.errors import StorageUnavailable
+from ingest.framing import framing_detail, is_framing_error
 from ingest.http import API_PREFIX, ApiError, too_large_detail
 
 log = logging.getLogger(__name__)
+
+RETRY_AFTER = "10"
+# What an outage answer says, by cause. The driver's own message names the server (host, port,
+# database, user), which is for the log only.
+_PUBLIC_DETAILS = {
+    "database is read-only": "the database accepts no writes right now; reads may still work",
+    "disk full": "the database has no space left for this write",
+    "database unreachable": "the app cannot reach its database right now",
+    "database busy": "the database is too busy to answer right now",
+    "database not ready": "the app is still preparing its database",
+    "start-up failed": "the app could not prepare its database; it keeps trying",
+}
+
+
+def public_detail(cause: str) -> str:
+    """The one line an outage answer gives about ``cause``: what happened and that it passes."""
+    return f"{_PUBLIC_DETAILS.get(cause, 'the database cannot serve this request now')}; try again later"
 
 
 def error_response(status: int, error: str, details=None, headers=None):
@@ -69,8 +87,7 @@ def register_error_handlers(server: Flask) -> None:
     def _storage_unavailable(exc: StorageUnavailable):
         # Also for the page's callbacks: the fault is the server's, and it passes by itself.
         log.warning("storage unavailable on %s %s: %s", request.method, request.path, exc)
-        details = [exc.detail] if exc.detail else []
-        return error_response(503, exc.cause, details, {"Retry-After": "10"})
+        return error_response(503, exc.cause, [public_detail(exc.cause)], {"Retry-After": RETRY_AFTER})
 
     @server.errorhandler(HTTPException)
     def _http_error(exc: HTTPException):
@@ -94,6 +111,10 @@ def register_error_handlers(server: Flask) -> None:
     def _unexpected(exc: Exception):
         if isinstance(exc, HTTPException):
             return _http_error(exc)
+        if is_framing_error(exc):
+            # A malformed chunked body read by any route (the page's callbacks included): the client's fault.
+            log.warning("malformed body framing on %s %s: %s", request.method, request.path, exc)
+            return error_response(400, "malformed body framing", [framing_detail(exc)])
         log.exception("unhandled error on %s %s", request.method, request.path)
         if not _is_api_request():
             return InternalServerError()

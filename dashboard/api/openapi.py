@@ -16,6 +16,7 @@ from data.adjusted import ADJUSTED_COLUMNS
 from data.analysis import POINT_COLUMNS, SUMMARY_COLUMNS
 from data.drift import DRIFT_COLUMNS
 from data.gallery import GALLERY_SIDES, GALLERY_SORTS
+from data.names import MAX_NAME_BYTES
 from data.thumbnails import CONTENT_TYPE, MAX_ARCHIVE_ENTRIES, MAX_PIXELS, MAX_SIDE
 from ingest.framing import GZIP_ENCODINGS, MAX_HEADER_BYTES
 from ingest.image_routes import IMMUTABLE_CACHE, PLAIN_CACHE
@@ -26,6 +27,22 @@ _INT = {"type": "integer"}
 _NULLABLE_NUMBER = {"type": ["number", "null"]}
 _NULLABLE_INT = {"type": ["integer", "null"]}
 _TEXT = {"type": "string"}
+# A name (business, source, image, feature): not blank, no NUL, at most MAX_NAME_BYTES bytes of
+# UTF-8 (maxLength counts characters, so it bounds the ASCII case); stored in NFC, case kept.
+_NAME_RULE = f"not blank, no NUL, at most {MAX_NAME_BYTES} bytes of UTF-8; stored in Unicode NFC; case matters"
+_NAME = {
+    "type": "string",
+    "minLength": 1,
+    "maxLength": MAX_NAME_BYTES,
+    "pattern": "^[^\\u0000]*[^\\s\\u0000][^\\u0000]*$",
+    "description": _NAME_RULE,
+}
+# A dataset header or Build-Tag: a name that also holds no comma (a repeated header arrives joined by commas).
+_HEADER_NAME = _NAME | {
+    "pattern": "^[^,\\u0000]*[^,\\s\\u0000][^,\\u0000]*$",
+    "description": _NAME_RULE + "; no commas",
+}
+MAX_REQUEST_LINE = 4094  # gunicorn's limit_request_line
 
 
 def _ref(name: str) -> dict:
@@ -49,14 +66,15 @@ def _errors(*statuses: int) -> dict:
         404: "unknown dataset or build",
         409: "PATCH in the other CTR form (rates or counts) than the stored set",
         413: "body, or its decompressed content, larger than MAX_BODY_MB",
+        414: f"request line (method, path and query) over {MAX_REQUEST_LINE} bytes",
         415: "a Content-Encoding other than gzip",
-        503: "the storage failed (error: database is read-only, disk full, database unreachable or database busy); "
-        "nothing was stored: retry after Retry-After seconds",
+        431: f"a header over {MAX_HEADER_BYTES} bytes",
+        503: "the storage failed or is not ready yet (error: database is read-only, disk full, database "
+        "unreachable, database busy or database not ready); nothing was stored: retry after Retry-After seconds",
     }
-    answers = {str(s): _json(_ref("Error"), meanings[s]) for s in statuses}
-    answers["default"] = _json(
-        _ref("Error"), f"any other error (404, 405, 431 for a header over {MAX_HEADER_BYTES} bytes)"
-    )
+    answers = {str(s): _json(_ref("Error"), meanings[s]) for s in sorted({*statuses, 414, 431, 503})}
+    answers["503"]["headers"] = {"Retry-After": {"schema": {"type": "string"}, "description": "seconds"}}
+    answers["default"] = _json(_ref("Error"), "any other error (404, 405)")
     return answers
 
 
@@ -64,16 +82,16 @@ def _query(name: str, schema: dict, description: str, *, required: bool = False)
     return {"name": name, "in": "query", "required": required, "schema": schema, "description": description}
 
 
-def _header(name: str, description: str, *, schema=None) -> dict:
-    return {"name": name, "in": "header", "required": False, "schema": schema or _TEXT, "description": description}
+def _header(name: str, description: str, *, schema=None, required: bool = False) -> dict:
+    return {"name": name, "in": "header", "required": required, "schema": schema or _TEXT, "description": description}
 
 
 _DESCRIPTIONS = {
     "business": "dataset's business",
     "source": "dataset's image source",
     "confidence": "presence threshold (strictly above)",
-    "min_pct": "lowest prevalence kept, %",
-    "max_pct": "highest prevalence kept, %",
+    "min_pct": "lowest prevalence kept, %; must not exceed max_pct (400 otherwise)",
+    "max_pct": "highest prevalence kept, %; must not be below min_pct (400 otherwise)",
     "build_id": "a stored build (default: the current one)",
     "min_n": "images needed on each side for statistics (default: MIN_GROUP_SIZE)",
     "weighting": "mean of images or impression-weighted",
@@ -84,7 +102,7 @@ _DESCRIPTIONS = {
 def param_schema(param: Param, default=None) -> dict:
     """The JSON Schema of one query parameter, from the spec the parsers read."""
     if param.kind == "text":
-        schema = {"type": "string", "minLength": 1 if param.required else 0}
+        schema = dict(_NAME)
     elif param.kind == "choice":
         schema = {"type": "string", "enum": list(param.choices)}
     else:
@@ -163,25 +181,31 @@ def _schemas() -> dict:
         "FeaturesBody": {
             "type": "object",
             "minProperties": 1,
-            "description": "image name -> feature name -> confidence; a missing feature means 0",
+            "description": "image name -> feature name -> confidence; a missing feature means 0; "
+            "names equal in NFC are duplicates",
+            "propertyNames": _NAME,
             "additionalProperties": {
                 "type": "object",
+                "propertyNames": _NAME,
                 "additionalProperties": {"type": "number", "minimum": 0, "maximum": 1},
             },
         },
         "CtrBody": {
             "type": "object",
             "minProperties": 1,
-            "description": "image name -> CTR, or image name -> clicks and impressions (one layout per body)",
-            "additionalProperties": {
-                "oneOf": [
-                    {"type": "number", "minimum": 0, "maximum": 1},
-                    {
+            "description": "image name -> CTR, or image name -> clicks and impressions (one layout per body); "
+            "counts are JSON integers written without a fraction or exponent, and clicks must not exceed impressions "
+            "(400 otherwise)",
+            "propertyNames": _NAME,
+            "oneOf": [
+                {"additionalProperties": {"type": "number", "minimum": 0, "maximum": 1}},
+                {
+                    "additionalProperties": {
                         **_object({"clicks": count, "impressions": count | {"minimum": 1}}),
                         "additionalProperties": False,
-                    },
-                ]
-            },
+                    }
+                },
+            ],
         },
         "BuildStored": _object(
             dict.fromkeys(("build_id", "images", "features", "values"), _INT)
@@ -204,24 +228,36 @@ def _schemas() -> dict:
     }
 
 
-def _write(summary: str, body: str, answer: dict, *errors: int, extra_headers=()) -> dict:
-    alternatives = {"Business": "X-Business", "Image-Source": "X-Image-Source"}
-    headers = [
-        _header(name, f"the dataset's {name.lower()} (required, or {alt}; once, without commas)")
-        for name, alt in alternatives.items()
-    ]
-    headers += [_header(alt, f"same as {name}") for name, alt in alternatives.items()]
-    headers.append(
+def dataset_headers() -> list[dict]:
+    """Business and Image-Source, as every write and the thumbnail routes take them."""
+    return [
         _header(
-            "Content-Encoding", "gzip to send a compressed body", schema={"enum": list(GZIP_ENCODINGS) + ["identity"]}
+            name,
+            f"the dataset's {name.lower()} (or its alias {alt}, with the same value if both are sent; once): "
+            f"{_HEADER_NAME['description']}",
+            schema=_HEADER_NAME,
+            required=True,
         )
-    )
-    headers += list(extra_headers)
+        for name, alt in {"Business": "X-Business", "Image-Source": "X-Image-Source"}.items()
+    ]
+
+
+def _write(summary: str, body: str, answer: dict, *errors: int, extra_headers=()) -> dict:
+    # X-Business and X-Image-Source (aliases, equal if both are sent) and Content-Encoding: gzip
+    # (the same JSON, compressed) are described in words: a schema cannot tie one header to
+    # another, or a body to its encoding.
+    headers = dataset_headers() + list(extra_headers)
+    encodings = " or ".join(GZIP_ENCODINGS)
     return {
         "summary": summary,
         "parameters": headers,
         "security": [{}, {"bearer": []}],
-        "requestBody": {"required": True, "content": {"application/json": {"schema": _ref(body)}}},
+        "requestBody": {
+            "required": True,
+            "description": f"JSON whatever the Content-Type; with Content-Encoding: {encodings}, the same JSON "
+            "compressed (one or more gzip members, nothing after them); other encodings: 415",
+            "content": {"application/json": {"schema": _ref(body)}},
+        },
         "responses": answer | _errors(400, 401, 403, *errors, 413, 415, 503),
     }  # fmt: skip
 
@@ -259,8 +295,9 @@ def openapi_document(min_n: int) -> dict:
                 extra_headers=[
                     _header(
                         "Build-Tag",
-                        "the client's name for the build (e.g. Jenkins' $BUILD_TAG, up to 255 characters): "
-                        "a PUT whose tag a stored build of the dataset has stores nothing",
+                        "the client's name for the build (e.g. Jenkins' $BUILD_TAG; "
+                        f"{_HEADER_NAME['description']}): a PUT whose tag a stored build of the dataset has stores nothing",
+                        schema=_HEADER_NAME,
                     )
                 ],
             )
@@ -321,9 +358,11 @@ def openapi_document(min_n: int) -> dict:
                 "responses": {
                     "200": get(_object({"status": {"const": "ok"}}), "usable"),
                     "503": get(
-                        _object({"status": {"const": "error"}, "error": _TEXT}),
-                        "database unusable: error names the cause (database is read-only, disk full, ...)",
-                    ),
+                        _object({"status": {"const": "error"}, "error": _TEXT, "details": {"type": "array", "items": _TEXT}}),
+                        "database unusable now: error names the cause (database is read-only, disk full, "
+                        "database unreachable, database not ready, ...), never the server's address",
+                    )
+                    | {"headers": {"Retry-After": {"schema": _TEXT, "description": "seconds"}}},
                 },
             }
         },
@@ -358,29 +397,14 @@ def create_openapi_blueprint(settings) -> Blueprint:
 
 # The image routes: thumbnails (PUT, DELETE, GET) and the gallery, built from the constants the routes use.
 _BINARY = {"type": "string", "contentMediaType": "application/octet-stream"}
-_NAME = {
+_IMAGE_NAME_PARAM = {
     "name": "name",
     "in": "path",
     "required": True,
-    "schema": {"type": "string", "minLength": 1},
+    "schema": _NAME,
     "description": "the image's name as in the features PUT, URL-encoded",
 }
 _UPLOAD_TYPES = ("image/jpeg", "image/png", "image/webp", "image/gif", "application/octet-stream")
-
-
-def _dataset_headers() -> list[dict]:
-    alternatives = {"Business": "X-Business", "Image-Source": "X-Image-Source"}
-    headers = [
-        _header(name, f"the dataset's {name.lower()} (required, or {alt}; once, without commas)")
-        for name, alt in alternatives.items()
-    ]
-    headers += [_header(alt, f"same as {name}") for name, alt in alternatives.items()]
-    headers.append(
-        _header(
-            "Content-Encoding", "gzip to send a compressed body", schema={"enum": list(GZIP_ENCODINGS) + ["identity"]}
-        )
-    )
-    return headers
 
 
 def _upload(summary: str, parameters: list[dict], content: dict, answers: dict) -> dict:
@@ -409,7 +433,7 @@ def image_paths(min_n: int) -> dict:
     gallery_parameters = [
         _query("business", param_schema(PARAMS["business"]), "dataset's business", required=True),
         _query("source", param_schema(PARAMS["source"]), "dataset's image source", required=True),
-        _query("feature", {"type": "string", "minLength": 1}, "the feature whose images to list", required=True),
+        _query("feature", _NAME, "the feature whose images to list", required=True),
         _query("build_id", param_schema(PARAMS["build_id"]), "a stored build (default: the current one)"),
         _query("confidence", param_schema(PARAMS["confidence"]), "presence threshold (strictly above)"),
         _query("side", {"type": "string", "enum": list(GALLERY_SIDES), "default": "with"}, "images with or without it"),
@@ -427,7 +451,7 @@ def image_paths(min_n: int) -> dict:
                 f"store the thumbnails of a zip archive's images (each file's name without its extension is the "
                 f"image name; at most {MAX_ARCHIVE_ENTRIES:,} files, MAX_BODY_MB uncompressed); each file is "
                 "stored or refused by itself",
-                _dataset_headers(),
+                dataset_headers(),
                 {"application/zip": {"schema": _BINARY}},
                 {"200": _json(_ref("ArchiveStored"), "the files stored and those refused, with why")},
             )
@@ -436,7 +460,7 @@ def image_paths(min_n: int) -> dict:
             "put": _upload(
                 f"store an image's thumbnail (JPEG, PNG, WebP or GIF of at most {MAX_PIXELS:,} pixels, re-encoded "
                 f"as WebP of at most {MAX_SIDE} px on its long side)",
-                [_NAME] + _dataset_headers(),
+                [_IMAGE_NAME_PARAM] + dataset_headers(),
                 image_body,
                 {
                     "201": _json(_ref("ImageStored"), "thumbnail stored"),
@@ -445,7 +469,7 @@ def image_paths(min_n: int) -> dict:
             ),
             "delete": {
                 "summary": "delete an image's thumbnail",
-                "parameters": [_NAME] + _dataset_headers()[:4],
+                "parameters": [_IMAGE_NAME_PARAM] + dataset_headers(),
                 "security": [{}, {"bearer": []}],
                 "responses": {"200": _json(_object({"image": _TEXT, "deleted": {"const": True}}), "thumbnail deleted")}
                 | _errors(400, 401, 403, 404, 503),
@@ -453,9 +477,9 @@ def image_paths(min_n: int) -> dict:
             "get": {
                 "summary": "an image's stored thumbnail",
                 "parameters": [
-                    _NAME,
-                    _query("business", {"type": "string", "minLength": 1}, "dataset's business", required=True),
-                    _query("source", {"type": "string", "minLength": 1}, "dataset's image source", required=True),
+                    _IMAGE_NAME_PARAM,
+                    _query("business", param_schema(PARAMS["business"]), "dataset's business", required=True),
+                    _query("source", param_schema(PARAMS["source"]), "dataset's image source", required=True),
                     _query("v", _TEXT, "the thumbnail's etag (as in a gallery's thumbnail_url): cached for a year"),
                 ],
                 "responses": {

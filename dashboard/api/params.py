@@ -13,6 +13,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
 from data.analysis import WEIGHTINGS
+from data.names import name_length_problem, normal_name
 
 MISSING = object()  # a parameter left out or blank
 
@@ -51,7 +52,13 @@ class Param:
             return MISSING
         text = raw.strip()
         if self.kind == "text":
-            return raw
+            if "\x00" in raw:
+                # PostgreSQL's text cannot hold it: refused on every engine, as in the written names.
+                raise ParamError(f"{self.name} must not contain the NUL character (\\u0000)")
+            # Names are stored in NFC and limited in length (data/names.py): read them by the same rule.
+            if too_long := name_length_problem(raw):
+                raise ParamError(f"{self.name}: {too_long}")
+            return normal_name(raw)
         if self.kind == "number":
             try:
                 value = float(text)
@@ -63,13 +70,23 @@ class Param:
             return value
         if self.kind == "integer":
             # isascii: other scripts' digits pass isdigit but are no build id anyone wrote.
-            if not (text.isascii() and text.isdigit()) or int(text) < self.low:
+            if not (text.isascii() and text.isdigit()) or _whole(text) < self.low:
                 raise ParamError(f"{self.name} must be a whole number >= {self.low:g}, got {raw!r}")
-            return int(text)
+            return _whole(text)
         key = text.casefold() if self.fold_case else raw
         if key not in self.choices:
             raise ParamError(f"{self.name} must be one of {', '.join(self.choices)}, got {raw!r}")
         return key
+
+
+# Past any 64-bit id, and short enough for int() (which refuses over 4,300 digits).
+_PAST_ANY_ID = 2**64
+
+
+def _whole(digits: str) -> int:
+    """The number ``digits`` writes; any number past 20 digits as one past every id (it names none)."""
+    significant = digits.lstrip("0")
+    return int(significant or "0") if len(significant) <= 20 else _PAST_ANY_ID
 
 
 PARAMS = {

@@ -102,3 +102,27 @@ def build_layout(store, settings):
         )
 
     return serve_layout
+
+
+def outage_page(cause: str) -> html.Div:
+    """The page while the database cannot serve it: what is wrong, in words, and what to do."""
+    from dashboard.api.errors import public_detail
+
+    return html.Div(
+        [
+            navbar(),
+            dbc.Container(
+                dbc.Alert(
+                    [
+                        html.H2("The data is unavailable right now", className="h5"),
+                        html.P(f"{cause.capitalize()}: {public_detail(cause)}."),
+                        html.P("Nothing is lost: reload this page in a minute."),
+                    ],
+                    color="warning",
+                    id="outage",
+                ),
+                fluid=True,
+                className="page",
+            ),
+        ]
+    )
