@@ -12,6 +12,7 @@ are NaN; callers turn them into nulls.
 from __future__ import annotations
 
 import numpy as np
+from scipy.stats import false_discovery_control
 
 # A group's sum of squared deviations at or below this share of its scale counts as no spread:
 # rounding leaves about 1e-16 of the scale (1.8e-21 on constant CTRs), a real spread far more.
@@ -63,8 +64,9 @@ def ratio_columns(clicks: np.ndarray, impressions: np.ndarray) -> np.ndarray:
 def ratio_difference(k, sums, totals, n):
     """Difference of two click-through ratios and its delta-method standard error from ``ratio_columns`` sums.
 
-    Each ratio is total clicks / total impressions of a group, with the variance of
-    :func:`ratio_variance`. Returns ``(diff, se)``, ``se`` NaN where a side has fewer than two
+    Each ratio is total clicks / total impressions of a group; its delta-method variance is the
+    sum of squared per-image residuals ``(c_i - R n_i) / N`` with a k / (k - 1) factor (the
+    ratio estimator's cluster-robust form), expanded into sums a matrix product gives. Returns ``(diff, se)``, ``se`` NaN where a side has fewer than two
     images or neither side has any spread.
     """
     k1 = np.asarray(k, dtype=np.float64)
@@ -88,32 +90,11 @@ def _ratio_variance(k, clicks, impressions, clicks_sq, clicks_impressions, impre
     return var, flat
 
 
-def ratio_variance(k, clicks, impressions, clicks_sq, clicks_impressions, impressions_sq):
-    """Delta-method variance of R = sum(clicks) / sum(impressions) from a group's sums.
-
-    Linearising R around its estimate gives per-image residuals ``(c_i - R n_i) / N``; their
-    sum of squares with a k / (k - 1) small-sample factor is the variance (the usual
-    ratio-estimator, cluster-robust form). The sum of squares is expanded into sums that a
-    matrix product gives for every feature at once. NaN below two images.
-    """
-    k = np.asarray(k, dtype=np.float64)
-    with np.errstate(divide="ignore", invalid="ignore"):
-        ratio = clicks / impressions
-        squares = clicks_sq - 2.0 * ratio * clicks_impressions + ratio**2 * impressions_sq
-        var = np.maximum(squares, 0.0) / impressions**2 * k / (k - 1)
-    return np.where((k >= 2) & (impressions > 0), var, np.nan)
-
-
 def benjamini_hochberg(p_values) -> np.ndarray:
-    """Benjamini-Hochberg adjusted p-values (q-values); NaN inputs stay NaN and are not counted."""
+    """Benjamini-Hochberg adjusted p-values (q-values, scipy's); NaN inputs stay NaN and are not counted."""
     p = np.asarray(p_values, dtype=np.float64)
     q = np.full(p.shape, np.nan)
-    defined = np.flatnonzero(~np.isnan(p))
-    m = len(defined)
-    if m == 0:
-        return q
-    order = defined[np.argsort(p[defined], kind="stable")]
-    scaled = p[order] * m / np.arange(1, m + 1)
-    # The running minimum from the largest p down keeps q monotone in p.
-    q[order] = np.minimum(np.minimum.accumulate(scaled[::-1])[::-1], 1.0)
+    defined = ~np.isnan(p)
+    if defined.any():
+        q[defined] = false_discovery_control(p[defined], method="bh")
     return q
