@@ -98,3 +98,38 @@ def benjamini_hochberg(p_values) -> np.ndarray:
     if defined.any():
         q[defined] = false_discovery_control(p[defined], method="bh")
     return q
+
+
+VERDICTS = ("helps", "hurts", "unclear", "too few images")
+
+
+def verdict_fields(impact, q_value, low_n, avg_ctr_without, significance: float = 0.05) -> dict:
+    """The answer's reading of a summary: per feature ``verdict`` and ``lift_pct``, and the ``fcr_level``.
+
+    ``verdict``: "too few images" where ``low_n``, else "helps" / "hurts" where q < significance
+    with impact above / below 0, else "unclear". ``lift_pct``: 100 x impact / avg_ctr_without
+    (NaN where that average is 0 or unknown). ``fcr_level``: the level of the false coverage
+    rate adjusted intervals (Benjamini & Yekutieli 2005): with R of the m tested features
+    (those with a q) at q < significance, 1 - R x significance / m (1 - significance / m when
+    R = 0; NaN when nothing is tested). An equal-tailed interval at that level from the test's
+    own null excludes 0 exactly when q < significance, and the selected features' intervals miss
+    their true impacts at a rate of at most ``significance`` on average.
+    """
+    impact = np.asarray(impact, dtype=np.float64)
+    q = np.asarray(q_value, dtype=np.float64)
+    low_n = np.asarray(low_n, dtype=bool)
+    base = np.asarray(avg_ctr_without, dtype=np.float64)
+    selected = q < significance
+    verdict = np.where(selected & (impact > 0), "helps", np.where(selected & (impact < 0), "hurts", "unclear"))
+    verdict = np.where(low_n, "too few images", verdict).astype(object)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        lift = np.where(base > 0, 100.0 * impact / base, np.nan)
+    return {"verdict": verdict, "lift_pct": lift, "fcr_level": fcr_level(q, significance)}
+
+
+def fcr_level(q_value, significance: float = 0.05) -> float:
+    """1 - R x significance / m over the m features with a q, R of them below ``significance`` (R = 0: 1 - significance / m)."""
+    q = np.asarray(q_value, dtype=np.float64)
+    tested = int(np.count_nonzero(~np.isnan(q)))
+    found = int(np.count_nonzero(q < significance))
+    return 1.0 - max(found, 1) * significance / tested if tested else float("nan")

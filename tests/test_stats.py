@@ -459,3 +459,58 @@ def test_fitted_tail_beyond_the_resamples_follows_exact_enumeration():
             checked += beyond
             assert 0.5 * true <= p <= 30 * true, (x, true, p)
     assert checked >= 4
+
+
+def test_verdict_fields_read_q_sign_low_n_and_baseline():
+    """helps / hurts need q < 0.05 and a sign; low_n wins; lift is null without a positive baseline."""
+    fields = stats.verdict_fields(
+        impact=[0.002, -0.001, 0.003, 0.001, -0.002, 0.0],
+        q_value=[0.01, 0.049, 0.05, np.nan, 0.2, 0.001],
+        low_n=[False, False, False, True, False, False],
+        avg_ctr_without=[0.01, 0.02, 0.0, np.nan, 0.01, 0.01],
+    )
+    assert list(fields["verdict"]) == ["helps", "hurts", "unclear", "too few images", "unclear", "unclear"]
+    np.testing.assert_allclose(fields["lift_pct"], [20.0, -5.0, np.nan, np.nan, -20.0, 0.0])
+    assert fields["fcr_level"] == pytest.approx(1 - 3 * 0.05 / 5)  # R = 3 of m = 5 tested
+    assert stats.fcr_level([0.2, 0.3, np.nan]) == pytest.approx(1 - 0.05 / 2)  # R = 0: 1 - 0.05 / m
+    assert np.isnan(stats.fcr_level([np.nan]))
+
+
+def _demo_dataset():
+    from data.demo import demo_build
+
+    batch, ctr = demo_build()
+    rows, cols, values = zip(*batch.values)
+    dense = np.zeros((len(batch.images), len(batch.features)))
+    dense[list(rows), list(cols)] = values
+    return Dataset.from_matrix(batch.images, batch.features, dense, ctr)
+
+
+def _check_fcr_interval(summary):
+    tested = summary[summary["p_value"].notna()]
+    assert len(tested) and summary.loc[summary["p_value"].isna(), "ci_low_fcr"].isna().all()
+    significant = tested["q_value"] < 0.05
+    excludes = (tested["ci_low_fcr"] > 0) | (tested["ci_high_fcr"] < 0)
+    assert (excludes == significant).all()
+    assert (tested["ci_low_fcr"] <= tested["ci_low"]).all() and (tested["ci_high"] <= tested["ci_high_fcr"]).all()
+    verdict = np.where(significant, np.where(tested["impact"] > 0, "helps", "hurts"), "unclear")
+    assert list(tested["verdict"]) == list(verdict)
+    assert (summary.loc[summary["low_n"], "verdict"] == "too few images").all()
+    np.testing.assert_allclose(tested["lift_pct"], 100 * tested["impact"] / tested["avg_ctr_without"], rtol=1e-12)
+    return significant.sum()
+
+
+@pytest.mark.parametrize("threshold", THRESHOLDS)
+def test_feature_summary_fcr_interval_agrees_with_q_on_reference(reference_dataset, threshold):
+    """The false coverage rate interval excludes 0 exactly when q < 0.05, and holds the per-test interval."""
+    _check_fcr_interval(feature_summary(reference_dataset, threshold))
+
+
+@pytest.mark.parametrize("weighting", ["mean", "impressions"])
+def test_feature_summary_fcr_interval_agrees_with_q_on_demo(weighting):
+    """The same on the demo build, where some features are significant and most are not."""
+    summary = feature_summary(_demo_dataset(), 0.5, weighting=weighting)
+    assert _check_fcr_interval(summary) >= 3
+    helps = set(summary.loc[summary["verdict"] == "helps", "feature"])
+    hurts = set(summary.loc[summary["verdict"] == "hurts", "feature"])
+    assert "smile" in helps and {"text", "poster"} <= hurts
