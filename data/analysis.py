@@ -265,7 +265,7 @@ def feature_summary(
     n_without = int(known.sum()) - n_with
     idx = np.flatnonzero(prevalent)
     if weighting == "mean":
-        groups = _mean_groups(dataset.ctr[known], present_known, idx)
+        groups = _mean_groups(dataset.ctr[known], present_known, idx, _known_impressions(dataset))
     else:
         groups = _impression_groups(
             dataset.clicks[known], dataset.impressions[known], present_known[:, idx], present.shape[1]
@@ -324,24 +324,30 @@ def permutation_tests(dataset: Dataset) -> list[permutation.StudentizedTest]:
     if not known.any():
         return []
     n_tests = len(dataset.features)
-    tests = [_mean_test(dataset.ctr[known], n_tests)]
+    tests = [_mean_test(dataset.ctr[known], n_tests, _known_impressions(dataset))]
     if dataset.has_counts:
         tests.append(_impressions_test(dataset.clicks[known], dataset.impressions[known], n_tests))
     return tests
 
 
-def _mean_test(ctr: np.ndarray, n_tests: int) -> permutation.StudentizedTest:
-    return permutation.StudentizedTest("mean", ctr[:, None], n_tests=n_tests)
+def _known_impressions(dataset: Dataset) -> np.ndarray | None:
+    """The impressions of the images with a CTR, where every one has them (they floor the mean's variance)."""
+    return dataset.impressions[dataset.has_ctr] if dataset.has_counts else None
+
+
+def _mean_test(ctr: np.ndarray, n_tests: int, impressions: np.ndarray | None = None) -> permutation.StudentizedTest:
+    units = ctr[:, None] if impressions is None else np.column_stack([ctr, impressions])
+    return permutation.StudentizedTest("mean", units, n_tests=n_tests)
 
 
 def _impressions_test(clicks: np.ndarray, impressions: np.ndarray, n_tests: int) -> permutation.StudentizedTest:
     return permutation.StudentizedTest("impressions", np.column_stack([clicks, impressions]), n_tests=n_tests)
 
 
-def _mean_groups(ctr: np.ndarray, present: np.ndarray, columns: np.ndarray):
+def _mean_groups(ctr: np.ndarray, present: np.ndarray, columns: np.ndarray, impressions: np.ndarray | None):
     """Mean CTR with and without each selected feature, its test, group sizes and column sums."""
     avg_with, avg_without = _group_means(ctr, present, columns)
-    test = _mean_test(ctr, present.shape[1])
+    test = _mean_test(ctr, present.shape[1], impressions)
     selected = present[:, columns]
     return avg_with[columns], avg_without[columns], test, matrix.column_counts(selected), test.group_sums(selected)
 

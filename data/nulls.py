@@ -23,7 +23,7 @@ EAGER_CELLS = 150_000_000
 # Every setting that shapes a table, so that changing one never reads a table drawn under another;
 # bump the version when the drawing itself changes.
 FORMAT = (
-    f"v2-b{permutation.BODY_RESAMPLES}-s{permutation.SIDE_SHARE}-f{permutation.TAIL_FIT}"
+    f"v3-b{permutation.BODY_RESAMPLES}-s{permutation.SIDE_SHARE}-f{permutation.TAIL_FIT}"
     f"-d{permutation.DENSE_SIZES}-g{permutation.GRID_STEP}-m{permutation.MAX_SIZE}-c{permutation.CHUNK_CELLS}"
 )
 

@@ -56,7 +56,10 @@ MAX_SIZE = 5_000  # the largest tabulated size: larger groups use its null
 CACHE_BYTES = 256 * 2**20  # until the app sets its share of CACHE_MB (set_cache_budget)
 
 KINDS = {
-    "mean": (lambda units: stats.mean_columns(units[:, 0]), stats.mean_difference),
+    "mean": (
+        lambda units: stats.mean_columns(units[:, 0], units[:, 1] if units.shape[1] > 1 else None),
+        stats.mean_difference,
+    ),
     "impressions": (lambda units: stats.ratio_columns(units[:, 0], units[:, 1]), stats.ratio_difference),
 }
 
@@ -116,7 +119,7 @@ class _Observed:
 class StudentizedTest:
     """A weighting's columns for one build's images, with their permutation null, ready to test features.
 
-    ``units`` is one row per image with a CTR: ``(ctr,)`` for ``"mean"``, ``(clicks,
+    ``units`` is one row per image with a CTR: ``(ctr,)`` or ``(ctr, impressions)`` for ``"mean"``, ``(clicks,
     impressions)`` for ``"impressions"``. ``n_tests`` (the build's feature count) sets how many
     permutations are drawn.
     """

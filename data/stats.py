@@ -19,11 +19,19 @@ from scipy.stats import false_discovery_control
 FLAT_RTOL = 1e-9
 
 
-def mean_columns(ctr: np.ndarray) -> np.ndarray:
-    """Per image ``(v, v**2)`` with ``v`` the CTR minus the overall mean (keeps the sums well conditioned)."""
+def mean_columns(ctr: np.ndarray, impressions: np.ndarray | None = None) -> np.ndarray:
+    """Per image ``(v, v**2)`` with ``v`` the CTR minus the overall mean (keeps the sums well conditioned).
+
+    With impressions, a third column: the variance an image's CTR has under no effect, from its
+    impressions (:func:`beta_binomial_variance`; see :func:`mean_difference`).
+    """
     ctr = np.asarray(ctr, dtype=np.float64)
     shifted = ctr - (ctr.mean() if len(ctr) else 0.0)
-    return np.column_stack([shifted, shifted**2])
+    if impressions is None:
+        return np.column_stack([shifted, shifted**2])
+    impressions = np.asarray(impressions, dtype=np.float64)
+    noise = beta_binomial_variance(np.rint(ctr * impressions), impressions) / impressions**2
+    return np.column_stack([shifted, shifted**2, noise])
 
 
 def mean_difference(k, sums, totals, n):
@@ -31,7 +39,8 @@ def mean_difference(k, sums, totals, n):
 
     ``sums`` has the columns on its first axis, ``totals`` the same columns summed over all
     ``n`` images (broadcastable). Returns ``(diff, se)``; ``se`` is NaN where a side has fewer
-    than two images or neither side has any spread.
+    than two images or neither side has any spread. With the third column, each side's
+    variance is at least what its images' impressions give under no effect.
     """
     k1 = np.asarray(k, dtype=np.float64)
     k2 = n - k1
@@ -44,21 +53,44 @@ def mean_difference(k, sums, totals, n):
         diff = s1 / k1 - s2 / k2
         flat1 = ss1 <= FLAT_RTOL * (q1 + k1 * mean_square)
         flat2 = ss2 <= FLAT_RTOL * (q2 + k2 * mean_square)
-        var1 = np.where(flat1, 0.0, ss1) / (k1 - 1)
-        var2 = np.where(flat2, 0.0, ss2) / (k2 - 1)
-        se = np.sqrt(var1 / k1 + var2 / k2)
+        var1 = np.where(flat1, 0.0, ss1) / (k1 - 1) / k1
+        var2 = np.where(flat2, 0.0, ss2) / (k2 - 1) / k2
+        if len(sums) > 2:
+            # A group mean's variance is at least what its images' impressions give under no
+            # effect: groups of low-exposure images are noisier than their spread may show.
+            var1 = np.maximum(var1, sums[2] / k1**2)
+            var2 = np.maximum(var2, (totals[2] - sums[2]) / k2**2)
+        se = np.sqrt(var1 + var2)
     defined = (k1 >= 2) & (k2 >= 2) & ~(flat1 & flat2)
     return diff, np.where(defined, se, np.nan)
 
 
 def ratio_columns(clicks: np.ndarray, impressions: np.ndarray) -> np.ndarray:
-    """Per image ``(c, n, c*c, c*n, n*n)`` of clicks and impressions scaled by the mean impressions."""
+    """Per image ``(c, n, c*c, c*n, n*n, b)`` of clicks and impressions scaled by the mean impressions.
+
+    ``b`` is the image's click variance under no effect (:func:`beta_binomial_variance`), scaled.
+    """
     clicks = np.asarray(clicks, dtype=np.float64)
     impressions = np.asarray(impressions, dtype=np.float64)
     # Scaling by the mean impression count keeps the expanded sums of squares well conditioned.
     scale = impressions.mean() if len(impressions) else 1.0
     c, m = clicks / scale, impressions / scale
-    return np.column_stack([c, m, c * c, c * m, m * m])
+    return np.column_stack([c, m, c * c, c * m, m * m, beta_binomial_variance(clicks, impressions) / scale**2])
+
+
+def beta_binomial_variance(clicks: np.ndarray, impressions: np.ndarray) -> np.ndarray:
+    """Each image's click variance if its rate is drawn from the images' common distribution (no effect).
+
+    ``n r (1 - r) + n (n - 1) s2``: binomial noise at the pooled rate ``r`` plus the spread ``s2``
+    of the true rates between images, estimated by moments from all images (at least 0).
+    """
+    if not len(impressions):
+        return np.zeros(0)
+    rate = clicks.sum() / impressions.sum()
+    binomial = impressions * rate * (1.0 - rate)
+    pairs = (impressions * (impressions - 1.0)).sum()
+    spread = max(((clicks - rate * impressions) ** 2 - binomial).sum() / pairs, 0.0) if pairs > 0 else 0.0
+    return binomial + impressions * (impressions - 1.0) * spread
 
 
 def ratio_difference(k, sums, totals, n):
@@ -66,8 +98,12 @@ def ratio_difference(k, sums, totals, n):
 
     Each ratio is total clicks / total impressions of a group; its delta-method variance is the
     sum of squared per-image residuals ``(c_i - R n_i) / N`` with a k / (k - 1) factor (the
-    ratio estimator's cluster-robust form), expanded into sums a matrix product gives. Returns ``(diff, se)``, ``se`` NaN where a side has fewer than two
-    images or neither side has any spread.
+    ratio estimator's cluster-robust form), expanded into sums a matrix product gives, and at
+    least the variance the ratio has under no effect (beta-binomial: binomial noise plus the
+    spread of true rates between images, from all images). The residuals alone understate it
+    where a few images dominate a group's impressions, or a few low-exposure images without a
+    click look precise, and features that travel with exposure would then be flagged. Returns ``(diff, se)``,
+    ``se`` NaN where a side has fewer than two images or neither side has any spread.
     """
     k1 = np.asarray(k, dtype=np.float64)
     rest = [totals[i] - sums[i] for i in range(5)]
@@ -76,6 +112,9 @@ def ratio_difference(k, sums, totals, n):
         scale_all = (totals[2] + ratio_all**2 * totals[4]) / n
         var1, flat1 = _ratio_variance(k1, *(sums[i] for i in range(5)), scale_all)
         var2, flat2 = _ratio_variance(n - k1, *rest, scale_all)
+        if len(sums) > 5:
+            var1 = np.maximum(var1, sums[5] / sums[1] ** 2)
+            var2 = np.maximum(var2, (totals[5] - sums[5]) / rest[1] ** 2)
         diff = sums[0] / sums[1] - rest[0] / rest[1]
         se = np.sqrt(var1 + var2)
     defined = (k1 >= 2) & (n - k1 >= 2) & ~(flat1 & flat2) & np.isfinite(se)

@@ -222,7 +222,8 @@ def test_feature_summary_impressions_weighting_is_total_clicks_over_impressions(
 
 
 def test_ratio_standard_error_matches_residual_definition_and_bootstrap():
-    """The delta-method se of the difference of two ratios: per-image residuals, k / (k - 1), and the bootstrap."""
+    """The delta-method se of the difference of two ratios: per-image residuals with k / (k - 1), at least the
+    no-effect variance, and about the bootstrap's."""
     rng = np.random.default_rng(42)
     impressions = rng.integers(1_000, 50_000, 600).astype(float)
     clicks = rng.binomial(impressions.astype(int), rng.uniform(0.005, 0.02, 600)).astype(float)
@@ -230,11 +231,14 @@ def test_ratio_standard_error_matches_residual_definition_and_bootstrap():
     group = np.arange(600) < 300
     _, se = stats.ratio_difference(300, columns[group].sum(axis=0), columns.sum(axis=0), 600)
 
-    def variance(c, m):
-        residual = (c - c.sum() / m.sum() * m) / m.sum()
-        return (residual**2).sum() * len(c) / (len(c) - 1)
+    no_effect = stats.beta_binomial_variance(clicks, impressions)
 
-    expected = variance(clicks[group], impressions[group]) + variance(clicks[~group], impressions[~group])
+    def variance(side):
+        c, m = clicks[side], impressions[side]
+        residual = (c - c.sum() / m.sum() * m) / m.sum()
+        return max((residual**2).sum() * len(c) / (len(c) - 1), no_effect[side].sum() / m.sum() ** 2)
+
+    expected = variance(group) + variance(~group)
     assert se**2 == pytest.approx(expected, rel=1e-9)
     draws = rng.integers(0, 300, (4000, 300))
     ratio = [clicks[side][draws].sum(axis=1) / impressions[side][draws].sum(axis=1) for side in (group, ~group)]
@@ -514,3 +518,37 @@ def test_feature_summary_fcr_interval_agrees_with_q_on_demo(weighting):
     helps = set(summary.loc[summary["verdict"] == "helps", "feature"])
     hurts = set(summary.loc[summary["verdict"] == "hurts", "feature"])
     assert "smile" in helps and {"text", "poster"} <= hurts
+
+
+def test_feature_summary_impressions_low_exposure_zero_clicks_are_not_a_discovery():
+    """5 images with 0 clicks in 50 impressions each against 35 at ~1 % of 5,000: 0 clicks in 250
+    impressions at 1 % happens 8 % of the time, so no p below 0.01 (the residuals alone gave 1e-4)."""
+    rng = np.random.default_rng(0)
+    impressions = np.r_[np.full(5, 50.0), np.full(35, 5_000.0)]
+    clicks = np.r_[np.zeros(5), rng.binomial(5_000, 0.01, 35)].astype(float)
+    dataset = _one_feature(clicks / impressions, np.arange(40) < 5, clicks, impressions)
+    row = feature_summary(dataset, 0.5, weighting="impressions").iloc[0]
+    assert 0.99**250 == pytest.approx(0.081, abs=0.001)
+    assert row["p_value"] >= 0.01
+    assert row["ci_low"] < 0 < row["ci_high"]
+
+
+def test_ratio_standard_error_is_at_least_the_no_effect_variance():
+    """Each side's variance is at least the beta-binomial one (binomial noise plus the spread of rates
+    between images, by moments over all images): equal to it for a group of zero-click images."""
+    rng = np.random.default_rng(1)
+    impressions = np.r_[np.full(5, 50.0), np.full(35, 5_000.0)]
+    clicks = np.r_[np.zeros(5), rng.binomial(5_000, 0.01, 35)].astype(float)
+    columns = stats.ratio_columns(clicks, impressions)
+    rate = clicks.sum() / impressions.sum()
+    variance = stats.beta_binomial_variance(clicks, impressions)
+    spread = max(((clicks - rate * impressions) ** 2 - impressions * rate * (1 - rate)).sum(), 0.0)
+    spread /= (impressions * (impressions - 1)).sum()
+    np.testing.assert_allclose(variance, impressions * rate * (1 - rate) + impressions * (impressions - 1) * spread)
+    group = np.arange(40) < 5
+    _, se = stats.ratio_difference(5, columns[group].sum(axis=0), columns.sum(axis=0), 40)
+    rest_clicks, rest_impressions = clicks[~group], impressions[~group]
+    residual = (rest_clicks - rest_clicks.sum() / rest_impressions.sum() * rest_impressions) / rest_impressions.sum()
+    rest = max((residual**2).sum() * 35 / 34, variance[~group].sum() / rest_impressions.sum() ** 2)
+    # No residual spread among the zero-click images: their side's variance is the no-effect one.
+    assert se**2 == pytest.approx(variance[group].sum() / 250**2 + rest, rel=1e-9)
