@@ -30,6 +30,10 @@ SUMMARY_COLUMNS = [
     "q_value",
     "low_n",
     "significant",
+    "verdict",
+    "lift_pct",
+    "ci_low_fcr",
+    "ci_high_fcr",
 ]
 WEIGHTINGS = ("mean", "impressions")
 DEFAULT_MIN_GROUP_SIZE = 5
@@ -251,7 +255,8 @@ def feature_summary(
     permutation test (Welch's t or the delta-method z, see ``data.permutation``). Features
     with fewer than ``min_n`` images on either side keep their averages but get NaN
     statistics and ``low_n``. ``q_value`` is Benjamini-Hochberg over the returned
-    features. Rows are ordered by impact, highest first (undefined impact last), then by name.
+    features; ``verdict``, ``lift_pct`` and the false coverage rate adjusted interval
+    ``ci_low_fcr``/``ci_high_fcr`` (at ``stats.verdict_fields(...)["fcr_level"]``) read them. Rows are ordered by impact, highest first (undefined impact last), then by name.
     """
     check_weighting(weighting, dataset)
     present = presence(dataset.confidences, confidence)
@@ -260,17 +265,27 @@ def feature_summary(
     n_without = int(known.sum()) - n_with
     idx = np.flatnonzero(prevalent)
     if weighting == "mean":
-        groups = _mean_groups(dataset.ctr[known], present_known, idx)
+        groups = _mean_groups(dataset.ctr[known], present_known, idx, _known_impressions(dataset))
     else:
         groups = _impression_groups(
             dataset.clicks[known], dataset.impressions[known], present_known[:, idx], present.shape[1]
         )
-    avg_with, avg_without, ci_low, ci_high, p_value = groups
+    avg_with, avg_without, test, k, sums = groups
+    impact = avg_with - avg_without
+    ci_low, ci_high, p_value = test.run(k, sums, impact)
 
     low_n = (n_with[idx] < min_n) | (n_without[idx] < min_n)
     ci_low[low_n] = ci_high[low_n] = p_value[low_n] = np.nan
     q_value = stats.benjamini_hochberg(p_value)
-    impact = avg_with - avg_without
+    answer = stats.verdict_fields(impact, q_value, low_n, avg_without, SIGNIFICANCE_LEVEL)
+    ci_low_fcr, ci_high_fcr = np.full(len(idx), np.nan), np.full(len(idx), np.nan)
+    tested = ~np.isnan(p_value)
+    if tested.any():
+        # The same null and tails at the false coverage rate's level, 0 excluded exactly where q < 0.05.
+        at = np.flatnonzero(tested)
+        ci_low_fcr[at], ci_high_fcr[at] = test.interval(
+            k[at], sums[:, at], impact[at], 1.0 - answer["fcr_level"], q_value[at] < SIGNIFICANCE_LEVEL
+        )
 
     # Highest impact first; NaN impact (feature in every image with a CTR) last; ties by name.
     names = dataset.features[idx].astype(str)
@@ -291,6 +306,10 @@ def feature_summary(
             "q_value": q_value[order],
             "low_n": low_n[order],
             "significant": (q_value[order] < SIGNIFICANCE_LEVEL),
+            "verdict": pd.Series(answer["verdict"][order], dtype=object),
+            "lift_pct": answer["lift_pct"][order],
+            "ci_low_fcr": ci_low_fcr[order],
+            "ci_high_fcr": ci_high_fcr[order],
         },
         columns=SUMMARY_COLUMNS,
     )
@@ -305,41 +324,43 @@ def permutation_tests(dataset: Dataset) -> list[permutation.StudentizedTest]:
     if not known.any():
         return []
     n_tests = len(dataset.features)
-    tests = [_mean_test(dataset.ctr[known], n_tests)]
+    tests = [_mean_test(dataset.ctr[known], n_tests, _known_impressions(dataset))]
     if dataset.has_counts:
         tests.append(_impressions_test(dataset.clicks[known], dataset.impressions[known], n_tests))
     return tests
 
 
-def _mean_test(ctr: np.ndarray, n_tests: int) -> permutation.StudentizedTest:
-    return permutation.StudentizedTest("mean", ctr[:, None], n_tests=n_tests)
+def _known_impressions(dataset: Dataset) -> np.ndarray | None:
+    """The impressions of the images with a CTR, where every one has them (they floor the mean's variance)."""
+    return dataset.impressions[dataset.has_ctr] if dataset.has_counts else None
+
+
+def _mean_test(ctr: np.ndarray, n_tests: int, impressions: np.ndarray | None = None) -> permutation.StudentizedTest:
+    units = ctr[:, None] if impressions is None else np.column_stack([ctr, impressions])
+    return permutation.StudentizedTest("mean", units, n_tests=n_tests)
 
 
 def _impressions_test(clicks: np.ndarray, impressions: np.ndarray, n_tests: int) -> permutation.StudentizedTest:
     return permutation.StudentizedTest("impressions", np.column_stack([clicks, impressions]), n_tests=n_tests)
 
 
-def _mean_groups(ctr: np.ndarray, present: np.ndarray, columns: np.ndarray):
-    """Mean CTR with and without each selected feature, with the permutation interval and p-value."""
+def _mean_groups(ctr: np.ndarray, present: np.ndarray, columns: np.ndarray, impressions: np.ndarray | None):
+    """Mean CTR with and without each selected feature, its test, group sizes and column sums."""
     avg_with, avg_without = _group_means(ctr, present, columns)
-    test = _mean_test(ctr, present.shape[1])
+    test = _mean_test(ctr, present.shape[1], impressions)
     selected = present[:, columns]
-    k = matrix.column_counts(selected)
-    m1, m2 = avg_with[columns], avg_without[columns]
-    ci_low, ci_high, p = test.run(k, test.group_sums(selected), m1 - m2)
-    return m1, m2, ci_low, ci_high, p
+    return avg_with[columns], avg_without[columns], test, matrix.column_counts(selected), test.group_sums(selected)
 
 
 def _impression_groups(clicks: np.ndarray, impressions: np.ndarray, selected: np.ndarray, n_tests: int):
-    """Clicks / impressions with and without each feature, with the permutation interval and p-value."""
+    """Clicks / impressions with and without each feature, its test, group sizes and column sums."""
     test = _impressions_test(clicks, impressions, n_tests)
     sums = test.group_sums(selected)
     rest = test.totals[:, None] - sums
     with np.errstate(divide="ignore", invalid="ignore"):
         ratio_with = sums[0] / sums[1]
         ratio_without = rest[0] / rest[1]
-    ci_low, ci_high, p = test.run(matrix.column_counts(selected), sums, ratio_with - ratio_without)
-    return ratio_with, ratio_without, ci_low, ci_high, p
+    return ratio_with, ratio_without, test, matrix.column_counts(selected), sums
 
 
 def _group_means(ctr: np.ndarray, present: np.ndarray, columns: np.ndarray):

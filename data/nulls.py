@@ -23,7 +23,7 @@ EAGER_CELLS = 150_000_000
 # Every setting that shapes a table, so that changing one never reads a table drawn under another;
 # bump the version when the drawing itself changes.
 FORMAT = (
-    f"v1-b{permutation.BODY_RESAMPLES}-t{permutation.TAIL_SHARE}"
+    f"v3-b{permutation.BODY_RESAMPLES}-s{permutation.SIDE_SHARE}-f{permutation.TAIL_FIT}"
     f"-d{permutation.DENSE_SIZES}-g{permutation.GRID_STEP}-m{permutation.MAX_SIZE}-c{permutation.CHUNK_CELLS}"
 )
 
@@ -40,8 +40,10 @@ def to_bytes(table: permutation.NullTable) -> bytes:
         "n": np.int64(table.n),
         "resamples": np.int64(table.resamples),
         "sizes": table.sizes,
-        "tail": table.tail,
+        "upper": table.upper,
+        "lower": table.lower,
         "body": table.body,
+        "tails": table.tails,
     }
     arrays.update({f"exact_{k}": values for k, values in table.exact.items()})
     buffer = io.BytesIO()
@@ -57,8 +59,10 @@ def from_bytes(data: bytes) -> permutation.NullTable:
             n=int(archive["n"]),
             resamples=int(archive["resamples"]),
             sizes=archive["sizes"],
-            tail=archive["tail"],
+            upper=archive["upper"],
+            lower=archive["lower"],
             body=archive["body"],
+            tails=archive["tails"],
             exact=dict(sorted(exact.items())),
         )
 

@@ -5,14 +5,22 @@ Under the null that a feature has nothing to do with CTR, the images are exchang
 studentized statistic for a feature therefore depends only on the images' values and ``k``,
 not on the feature or the confidence threshold. One pass over ``B`` random permutations gives
 it for every ``k`` at once: cumulative sums along each permutation are the sums of "its first
-``k`` images" for every ``k``. The |statistic| of ``k`` and of ``n - k`` images have the same
-null (the same splits, sides swapped), so only ``k <= n / 2`` is kept.
+``k`` images" for every ``k``. The statistic of ``k`` images is minus that of the other ``n - k``
+(the same splits, sides swapped), so only ``k <= n / 2`` is kept.
+
+The test is equal-tailed: p is twice the smaller one-sided tail (capped at 1), and the interval
+takes each end from its own tail. For a small group of right-skewed values the null of the
+statistic is far from symmetric (a few images rarely reach far above the mean, easily below), so
+comparing |statistic| with the null's |statistic| would make a rise almost unfindable.
 
 A table holds the null of every group size up to ``DENSE_SIZES`` and, above it, of sizes at
-most ``GRID_STEP`` apart up to ``n / 2``; a feature is tested against the tabulated size at or
-below its own, whose null is at most slightly wider (the permutation quantiles of |statistic|
-shrink towards the normal ones as groups grow). So one table serves every threshold and
-sparsity setting, and is small enough to be kept in the database (``data/nulls.py``).
+most ``GRID_STEP`` apart up to ``n / 2``; a feature between two tabulated sizes is tested against
+both and keeps the larger p (and the wider interval), so tied values (many zero CTRs, whose
+statistic moves with the group size) never make it liberal. So one table serves every
+threshold and sparsity setting, and is small enough to be kept in the database (``data/nulls.py``).
+Beyond its largest resamples, a side's tail is extrapolated by a generalised Pareto tail fitted to
+its ``TAIL_FIT`` largest (never lighter than exponential), so a feature far beyond every resample
+gets a p below ``1 / (B + 1)`` and can pass Benjamini-Hochberg among thousands of features.
 
 The tables are cached by the images' values (in a canonical order, which also seeds the
 generator), so a slider move only computes the observed statistics and looks them up, and the
@@ -35,25 +43,29 @@ from data.cache import ByteLRU
 
 LEVEL = 0.95
 SIGNIFICANCE = 0.05
-MIN_RESAMPLES = 9_999  # smallest p 1 / 10,000: Bonferroni's 0.05 / 480 is reachable
-MAX_RESAMPLES = 49_999  # 0.05 / m is reachable up to m = 2,500 features; wider builds stop here
-TAIL_SHARE = 0.06  # p-values up to this (and the 95 % quantile) are counts over all resamples
+MIN_RESAMPLES = 9_999  # smallest counted one-sided p 1 / 10,000
+MAX_RESAMPLES = 49_999  # table memory and drawing time grow with it; the fitted tail reaches beyond
+SIDE_SHARE = 0.03  # one-sided tails up to this (p up to 0.06, and 95 % quantiles) are counts over all resamples
 BODY_RESAMPLES = 1_000  # larger p-values are counted over the first resamples only
+TAIL_FIT = 250  # each side's largest resamples fitted by the tail that extrapolates beyond them
 TIE_RTOL = 1e-9  # a null statistic this close to the observed one counts as a tie (>=)
 CHUNK_CELLS = 1_000_000  # permutations x images drawn at a time
 DENSE_SIZES = 100  # every group size up to this has a null of its own
 GRID_STEP = 1.02  # above it, tabulated sizes are at most 2 % apart
-MAX_SIZE = 5_000  # the largest tabulated size: larger groups use its (slightly wider) null
+MAX_SIZE = 5_000  # the largest tabulated size: larger groups use its null
 CACHE_BYTES = 256 * 2**20  # until the app sets its share of CACHE_MB (set_cache_budget)
 
 KINDS = {
-    "mean": (lambda units: stats.mean_columns(units[:, 0]), stats.mean_difference),
+    "mean": (
+        lambda units: stats.mean_columns(units[:, 0], units[:, 1] if units.shape[1] > 1 else None),
+        stats.mean_difference,
+    ),
     "impressions": (lambda units: stats.ratio_columns(units[:, 0], units[:, 1]), stats.ratio_difference),
 }
 
 
 def resamples_for(n_tests: int) -> int:
-    """Permutations needed for a p-value to reach the smallest Benjamini-Hochberg threshold, 0.05 / n_tests.
+    """Permutations drawn for a build of ``n_tests`` features: 20 per feature, at least MIN_RESAMPLES.
 
     At most MAX_RESAMPLES: a table's memory and drawing time grow with it.
     """
@@ -62,29 +74,52 @@ def resamples_for(n_tests: int) -> int:
 
 @dataclass(frozen=True, eq=False)
 class NullTable:
-    """Sorted |statistic| under permutation for each tabulated (folded) group size, ``sizes``."""
+    """The permutation null of the signed statistic for each tabulated (folded) group size, ``sizes``.
+
+    Side 0 is the upper tail, side 1 the lower tail mirrored (minus the statistic), so that one
+    code path reads both.
+    """
 
     n: int
     resamples: int
     sizes: np.ndarray  # ascending: 2 .. DENSE_SIZES, then steps of at most GRID_STEP up to n // 2
-    tail: np.ndarray  # (len(sizes), T): the T largest of the resamples, ascending
-    body: np.ndarray  # (len(sizes), BODY_RESAMPLES): the first resamples, ascending
-    exact: dict  # k -> every split's |statistic|, ascending, where C(n, k) <= resamples
+    upper: np.ndarray  # (len(sizes), T): the T largest statistics of the resamples, ascending
+    lower: np.ndarray  # (len(sizes), T): the T largest of minus the statistic, ascending
+    body: np.ndarray  # (len(sizes), BODY_RESAMPLES): the first resamples' statistics, ascending
+    tails: np.ndarray  # (len(sizes), 2, 3): per side the fitted tail's threshold, scale, shape; NaN: none
+    exact: dict  # k -> every split's statistic, ascending, where C(n, k) <= resamples
 
     @property
     def nbytes(self) -> int:
         """Memory held by the table."""
-        return self.tail.nbytes + self.body.nbytes + sum(v.nbytes for v in self.exact.values())
+        arrays = (self.upper, self.lower, self.body, self.tails)
+        return sum(a.nbytes for a in arrays) + sum(v.nbytes for v in self.exact.values())
 
     def rows(self, k: np.ndarray) -> np.ndarray:
-        """The row of each folded group size: the tabulated size at or below it (a null at most slightly wider)."""
+        """The row of each folded group size: the tabulated size at or below it."""
         return np.searchsorted(self.sizes, k, side="right") - 1
+
+    def neighbour_rows(self, k: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """The rows of the tabulated sizes at or below and at or above each folded group size."""
+        below = self.rows(k)
+        between = (self.sizes[below] != k) & (below + 1 < len(self.sizes))
+        return below, below + between
+
+
+@dataclass(frozen=True)
+class _Observed:
+    impact: np.ndarray
+    se: np.ndarray
+    folded: np.ndarray  # min(k, n - k)
+    statistic: np.ndarray  # of the folded group (minus the feature's where the feature holds most images)
+    flip: np.ndarray
+    defined: np.ndarray
 
 
 class StudentizedTest:
     """A weighting's columns for one build's images, with their permutation null, ready to test features.
 
-    ``units`` is one row per image with a CTR: ``(ctr,)`` for ``"mean"``, ``(clicks,
+    ``units`` is one row per image with a CTR: ``(ctr,)`` or ``(ctr, impressions)`` for ``"mean"``, ``(clicks,
     impressions)`` for ``"impressions"``. ``n_tests`` (the build's feature count) sets how many
     permutations are drawn.
     """
@@ -120,26 +155,53 @@ class StudentizedTest:
     def run(self, k, sums, impact, level: float = LEVEL):
         """Interval and p-value of each feature's impact: ``(ci_low, ci_high, p)``.
 
-        The statistic is ``impact / se``; p is the share of permutations at least as extreme
-        (counting the observed split), never below 1 / C(n, k); the interval is ``impact +- c
-        se`` with ``c`` the permutation quantile of |statistic| at ``level``, so it excludes 0
-        exactly when p <= 1 - level.
+        The statistic is ``impact / se``; p is twice the smaller share of permutations at least
+        as extreme on one side (counting the observed split), never below 2 / C(n, k); the
+        interval is ``[impact - c_high se, impact - c_low se]`` with ``c_low`` and ``c_high``
+        the permutation quantiles of the statistic at ``(1 - level) / 2`` and ``(1 + level) / 2``,
+        so it excludes 0 exactly when p <= 1 - level.
         """
+        observed = self._observed(k, sums, impact)
+        p = np.full(len(observed.impact), np.nan)
+        if observed.defined.any():
+            at = observed.defined
+            p[at] = p_values(self.table(), self.n, observed.folded[at], observed.statistic[at])
+        low, high = self._interval(observed, 1.0 - level)
+        low, high = agree(low, high, p <= 1.0 - level)
+        return low, high, p
+
+    def interval(self, k, sums, impact, alpha: float, excludes) -> tuple[np.ndarray, np.ndarray]:
+        """Equal-tailed interval of each feature's impact at level ``1 - alpha``, as in :meth:`run`.
+
+        ``excludes`` says where the test at ``alpha`` rejects (from the p-values, with the
+        caller's rule at the boundary): the interval excludes 0 exactly there.
+        """
+        low, high = self._interval(self._observed(k, sums, impact), alpha)
+        return agree(low, high, np.asarray(excludes, dtype=bool))
+
+    def _observed(self, k, sums, impact) -> _Observed:
         k = np.asarray(k, dtype=np.int64)
         impact = np.asarray(impact, dtype=np.float64)
         _, se = self.standard_error(k, sums)
         with np.errstate(divide="ignore", invalid="ignore"):
-            observed = np.abs(impact / se)
-        folded = np.minimum(k, self.n - k)
-        defined = np.isfinite(observed) & (folded >= 2)
-        p = np.full(len(k), np.nan)
-        crit = np.full(len(k), np.nan)
-        if defined.any():
-            table = self.table()
-            p[defined], crit[defined] = lookup(table, folded[defined], observed[defined], 1.0 - level)
-            p[defined] = np.maximum(p[defined], min_p_value(self.n, folded[defined]))
-        half = crit * se
-        return impact - half, impact + half, p
+            statistic = impact / se
+        # The statistic of k images is minus that of the other n - k: read the smaller side's null.
+        flip = k > self.n - k
+        folded = np.where(flip, self.n - k, k)
+        statistic = np.where(flip, -statistic, statistic)
+        defined = np.isfinite(statistic) & (folded >= 2)
+        return _Observed(impact, se, folded, statistic, flip, defined)
+
+    def _interval(self, observed: _Observed, alpha: float) -> tuple[np.ndarray, np.ndarray]:
+        size = len(observed.impact)
+        c_low, c_high = np.full(size, np.nan), np.full(size, np.nan)
+        at = observed.defined
+        if at.any():
+            c_low[at], c_high[at] = critical_values(self.table(), observed.folded[at], alpha)
+        # Back from the folded side: the group's quantiles are minus the other side's, swapped.
+        flip = observed.flip
+        c_low[flip], c_high[flip] = -c_high[flip], -c_low[flip]
+        return observed.impact - c_high * observed.se, observed.impact - c_low * observed.se
 
     @property
     def draw_cells(self) -> int:
@@ -157,34 +219,157 @@ class StudentizedTest:
 
 
 def min_p_value(n: int, k) -> np.ndarray:
-    """1 / C(n, k): the smallest p-value any test valid under exchangeable images can give."""
+    """1 / C(n, k): the smallest one-sided p-value any test valid under exchangeable images can give."""
     k = np.asarray(k, dtype=np.float64)
     return np.exp(-(gammaln(n + 1) - gammaln(k + 1) - gammaln(n - k + 1)))
 
 
-def lookup(table: NullTable, k: np.ndarray, observed: np.ndarray, alpha: float):
-    """Permutation p-value and critical value of each (folded group size, |statistic|)."""
-    threshold = observed * (1.0 - TIE_RTOL)
-    n_tail = table.tail.shape[1]
-    # |t| > c exactly when (1 + #null >= |t|) / (B + 1) <= alpha: c is the (alpha (B + 1))-th largest.
-    rank = min(max(math.floor(alpha * (table.resamples + 1)) - 1, 0), n_tail - 1)
-    # Counting by comparison over each feature's row is one vectorised pass (F x T values); a
-    # binary search per row needs a Python loop over the group sizes, which was slower.
-    rows = table.rows(k)
-    count = np.count_nonzero(table.tail[rows] >= threshold[:, None], axis=1)
-    p = (1.0 + count) / (table.resamples + 1.0)
-    crit = table.tail[rows, n_tail - 1 - rank]
-    beyond = np.flatnonzero(count >= n_tail)
-    if len(beyond):
-        body = table.body[rows[beyond]]
-        body_p = (1.0 + np.count_nonzero(body >= threshold[beyond, None], axis=1)) / (body.shape[1] + 1.0)
-        p[beyond] = np.maximum(body_p, (1.0 + n_tail) / (table.resamples + 1.0))
+def agree(low, high, excludes) -> tuple[np.ndarray, np.ndarray]:
+    """Interval ends put on 0 where they exclude it though the test does not reject.
+
+    That happens only at the test's boundary: a statistic tied with the null's quantile (an atom
+    of tied values: an end a rounding error off 0), a p raised to its floor, or a quantile
+    beyond what the resamples resolve.
+    """
+    low, high = np.array(low, dtype=np.float64), np.array(high, dtype=np.float64)
+    keep = ~np.asarray(excludes, dtype=bool)
+    low[keep & (low > 0)] = 0.0
+    high[keep & (high < 0)] = 0.0
+    return low, high
+
+
+def p_values(table: NullTable, n: int, k: np.ndarray, statistic: np.ndarray) -> np.ndarray:
+    """Equal-tailed permutation p of each (folded group size, signed statistic): 2 x the smaller tail, at most 1.
+
+    Between tabulated sizes the larger p of the two neighbours; never below 2 / C(n, k).
+    """
+    below, above = table.neighbour_rows(k)
+    p = _two_sided(table, below, statistic)
+    between = np.flatnonzero(below != above)
+    if len(between):
+        p[between] = np.maximum(p[between], _two_sided(table, above[between], statistic[between]))
     for size in table.exact.keys() & set(np.unique(k).tolist()):
         every = table.exact[size]
         at = np.flatnonzero(k == size)
-        p[at] = (len(every) - np.searchsorted(every, threshold[at])) / len(every)
-        crit[at] = every[len(every) - 1 - min(math.floor(alpha * len(every)), len(every) - 1)]
-    return p, crit
+        x = statistic[at]
+        tie = TIE_RTOL * np.abs(x)
+        upper = len(every) - np.searchsorted(every, x - tie, side="left")
+        lower = np.searchsorted(every, x + tie, side="right")
+        p[at] = 2.0 * np.minimum(upper, lower) / len(every)
+    return np.minimum(np.maximum(p, 2.0 * min_p_value(n, k)), 1.0)
+
+
+def critical_values(table: NullTable, k: np.ndarray, alpha: float) -> tuple[np.ndarray, np.ndarray]:
+    """``(c_low, c_high)``: the statistic is above ``c_high`` (below ``c_low``) exactly when that tail's p <= alpha / 2.
+
+    Between tabulated sizes the wider of the two neighbours'.
+    """
+    below, above = table.neighbour_rows(k)
+    c_low, c_high = _critical(table, below, alpha)
+    between = np.flatnonzero(below != above)
+    if len(between):
+        low2, high2 = _critical(table, above[between], alpha)
+        c_low[between] = np.minimum(c_low[between], low2)
+        c_high[between] = np.maximum(c_high[between], high2)
+    for size in table.exact.keys() & set(np.unique(k).tolist()):
+        every = table.exact[size]
+        at = np.flatnonzero(k == size)
+        # count / N <= alpha / 2 exactly when count <= r: beyond the (r + 1)-th value from each end.
+        r = min(math.floor(alpha / 2.0 * len(every) * (1 + 1e-12)), len(every) - 1)
+        c_low[at], c_high[at] = every[r], every[len(every) - 1 - r]
+    return c_low, c_high
+
+
+def _two_sided(table: NullTable, rows: np.ndarray, statistic: np.ndarray) -> np.ndarray:
+    upper = _one_sided(table, 0, rows, statistic)
+    lower = _one_sided(table, 1, rows, -statistic)
+    return np.minimum(2.0 * np.minimum(upper, lower), 1.0)
+
+
+def _one_sided(table: NullTable, side: int, rows: np.ndarray, x: np.ndarray) -> np.ndarray:
+    """Share of resamples on ``side`` at least ``x`` (upper tail of the side's values), counting the observed."""
+    tail = table.upper if side == 0 else table.lower
+    size = tail.shape[1]
+    threshold = x - TIE_RTOL * np.abs(x)
+    # Counting by comparison over each feature's row is one vectorised pass (F x T values); a
+    # binary search per row needs a Python loop over the group sizes, which was slower.
+    count = np.count_nonzero(tail[rows] >= threshold[:, None], axis=1)
+    p = (1.0 + count) / (table.resamples + 1.0)
+    beyond = np.flatnonzero(count >= size)
+    if len(beyond):
+        body = table.body[rows[beyond]] if side == 0 else -table.body[rows[beyond]]
+        body_p = (1.0 + np.count_nonzero(body >= threshold[beyond, None], axis=1)) / (body.shape[1] + 1.0)
+        p[beyond] = np.maximum(body_p, (1.0 + size) / (table.resamples + 1.0))
+    past = np.flatnonzero(count == 0)
+    if len(past):
+        p[past] = np.fmin(p[past], tail_probability(table.tails[rows[past], side], x[past]))
+    return p
+
+
+def _critical(table: NullTable, rows: np.ndarray, alpha: float) -> tuple[np.ndarray, np.ndarray]:
+    """Each side's critical value for one-sided p <= alpha / 2, mirrored back for the lower side."""
+    ends = []
+    for side, tail in enumerate((table.upper, table.lower)):
+        size = tail.shape[1]
+        # (1 + count) / (B + 1) <= alpha / 2 exactly when count <= r: beyond the (r + 1)-th largest.
+        r = math.floor(alpha / 2.0 * (table.resamples + 1.0) * (1 + 1e-12)) - 1
+        if r >= 0:
+            value = tail[rows, size - 1 - min(r, size - 1)]
+        else:  # beyond every resample: the fitted tail's quantile, or the largest resample without one
+            value = tail_quantile(table.tails[rows, side], alpha / 2.0)
+            value = np.where(np.isnan(value), tail[rows, size - 1], value)
+        ends.append(value if side == 0 else -value)
+    return ends[1], ends[0]
+
+
+def tail_probability(fit: np.ndarray, x: np.ndarray) -> np.ndarray:
+    """P(statistic >= x) from a fitted tail ``(threshold, scale, shape, rate)`` rows; NaN without a fit."""
+    threshold, scale, shape, rate = fit.T
+    with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
+        excess = np.maximum(x - threshold, 0.0) / scale
+        heavy = rate * np.power(1.0 + shape * excess, -1.0 / np.where(shape > 0, shape, 1.0))
+        return np.where(shape > 0, heavy, rate * np.exp(-excess))
+
+
+def tail_quantile(fit: np.ndarray, probability: float) -> np.ndarray:
+    """The value the fitted tail exceeds with ``probability`` (below its rate); NaN without a fit."""
+    threshold, scale, shape, rate = fit.T
+    with np.errstate(divide="ignore", invalid="ignore"):
+        log_ratio = np.log(rate / probability)
+        heavy = threshold + scale / np.where(shape > 0, shape, 1.0) * np.expm1(shape * log_ratio)
+        return np.where(shape > 0, heavy, threshold + scale * log_ratio)
+
+
+def fit_tails(tail: np.ndarray, resamples: int) -> np.ndarray:
+    """Generalised Pareto tails ``(threshold, scale, shape, rate)`` of each row's TAIL_FIT largest values.
+
+    ``tail`` rows are a side's largest resamples, ascending. Probability-weighted moments
+    (Hosking & Wallis 1987) give scale and shape in closed form for every row at once; a shape
+    below 0 (a bounded tail) is replaced by an exponential tail of the same mean excess, which
+    lies above it far out, so extrapolated p-values err on the large side. Rows whose largest
+    values are not finite or are mostly tied (an atom-ridden discrete null) get no fit (NaN).
+    """
+    rows, size = tail.shape
+    fit = np.full((rows, 4), np.nan)
+    count = min(TAIL_FIT, size - 1)
+    if count < 20:
+        return fit
+    threshold = tail[:, size - 1 - count]
+    excess = tail[:, size - count :] - threshold[:, None]  # ascending
+    with np.errstate(invalid="ignore", divide="ignore"):
+        a0 = excess.mean(axis=1)
+        weights = (count - np.arange(1, count + 1)) / (count - 1.0)
+        a1 = (excess * weights).mean(axis=1)
+        shape = 2.0 - a0 / (a0 - 2.0 * a1)
+        scale = 2.0 * a0 * a1 / (a0 - 2.0 * a1)
+    distinct = np.count_nonzero(np.diff(tail[:, size - 1 - count :], axis=1) > 0, axis=1)
+    usable = np.isfinite(excess).all(axis=1) & np.isfinite(threshold) & (a0 > 0) & (distinct >= 0.9 * count)
+    bounded = ~(shape > 0)
+    shape = np.where(bounded, 0.0, shape)
+    scale = np.where(bounded, a0, scale)
+    usable &= np.isfinite(scale) & (scale > 0)
+    fit[usable] = np.column_stack([threshold, scale, shape, np.full(rows, count / (resamples + 1.0))])[usable]
+    return fit
 
 
 _cache = ByteLRU(CACHE_BYTES)
@@ -259,7 +444,7 @@ def compute_table(columns: np.ndarray, difference, resamples: int, seed: int) ->
     """
     n, width = columns.shape
     sizes = group_sizes(n)
-    n_tail = min(math.ceil(TAIL_SHARE * (resamples + 1)), resamples)
+    n_side = min(math.ceil(SIDE_SHARE * (resamples + 1)), resamples)
     exact = {}
     for k in sizes.tolist():
         if math.comb(n, k) > resamples:
@@ -276,14 +461,23 @@ def compute_table(columns: np.ndarray, difference, resamples: int, seed: int) ->
             prefix = _draw_prefixes(np.random.default_rng([seed, index]), n, top, count)
             np.cumsum(columns[prefix], axis=1, out=sums[:count])
             diff, se = difference(sizes, np.moveaxis(sums[:count, sizes - 1], -1, 0), totals, n)
-            with np.errstate(divide="ignore", invalid="ignore"):
-                statistic = np.abs(diff / se)
-            # A split with no spread on either side separates the values perfectly: the most extreme.
-            statistic[np.isnan(statistic)] = np.inf
-            drawn[:, start : start + count] = statistic.T
-    tail = np.sort(_largest(drawn, n_tail), axis=1)
-    body = np.sort(drawn[:, :BODY_RESAMPLES], axis=1)
-    return NullTable(n=n, resamples=resamples, sizes=sizes, tail=tail, body=body, exact=exact)
+            drawn[:, start : start + count] = _statistic(diff, se).T
+    upper = np.sort(_largest(drawn, n_side), axis=1)
+    lower = np.sort(_largest(np.negative(drawn, out=drawn), n_side), axis=1)
+    body = np.sort(-drawn[:, :BODY_RESAMPLES], axis=1)
+    tails = np.stack([fit_tails(upper, resamples), fit_tails(lower, resamples)], axis=1)
+    return NullTable(
+        n=n, resamples=resamples, sizes=sizes, upper=upper, lower=lower, body=body, tails=tails, exact=exact
+    )
+
+
+def _statistic(diff: np.ndarray, se: np.ndarray) -> np.ndarray:
+    with np.errstate(divide="ignore", invalid="ignore"):
+        statistic = diff / se
+    # A split with no spread on either side separates the values perfectly: the most extreme.
+    undefined = np.isnan(statistic)
+    statistic[undefined] = np.copysign(np.inf, np.broadcast_to(diff, statistic.shape)[undefined])
+    return statistic
 
 
 def _draw_prefixes(rng: np.random.Generator, n: int, top: int, count: int) -> np.ndarray:
@@ -298,16 +492,13 @@ def _draw_prefixes(rng: np.random.Generator, n: int, top: int, count: int) -> np
 def _largest(rows: np.ndarray, count: int) -> np.ndarray:
     width = rows.shape[1]
     if width <= count:
-        return rows
+        return rows.copy()
     return np.partition(rows, width - count, axis=1)[:, width - count :]
 
 
 def _enumerate(columns: np.ndarray, difference, n: int, k: int) -> np.ndarray:
-    """|statistic| of every split of ``n`` images into ``k`` and ``n - k``, ascending."""
+    """The statistic of every split of ``n`` images into ``k`` and ``n - k``, ascending."""
     splits = np.array(list(combinations(range(n), k)), dtype=np.intp)
     sums = columns[splits].sum(axis=1).T
     diff, se = difference(k, sums, columns.sum(axis=0)[:, None], n)
-    with np.errstate(divide="ignore", invalid="ignore"):
-        statistic = np.abs(diff / se)
-    statistic[np.isnan(statistic)] = np.inf
-    return np.sort(statistic)
+    return np.sort(_statistic(diff, se))

@@ -12,17 +12,26 @@ are NaN; callers turn them into nulls.
 from __future__ import annotations
 
 import numpy as np
+from scipy.stats import false_discovery_control
 
 # A group's sum of squared deviations at or below this share of its scale counts as no spread:
 # rounding leaves about 1e-16 of the scale (1.8e-21 on constant CTRs), a real spread far more.
 FLAT_RTOL = 1e-9
 
 
-def mean_columns(ctr: np.ndarray) -> np.ndarray:
-    """Per image ``(v, v**2)`` with ``v`` the CTR minus the overall mean (keeps the sums well conditioned)."""
+def mean_columns(ctr: np.ndarray, impressions: np.ndarray | None = None) -> np.ndarray:
+    """Per image ``(v, v**2)`` with ``v`` the CTR minus the overall mean (keeps the sums well conditioned).
+
+    With impressions, a third column: the variance an image's CTR has under no effect, from its
+    impressions (:func:`beta_binomial_variance`; see :func:`mean_difference`).
+    """
     ctr = np.asarray(ctr, dtype=np.float64)
     shifted = ctr - (ctr.mean() if len(ctr) else 0.0)
-    return np.column_stack([shifted, shifted**2])
+    if impressions is None:
+        return np.column_stack([shifted, shifted**2])
+    impressions = np.asarray(impressions, dtype=np.float64)
+    noise = beta_binomial_variance(np.rint(ctr * impressions), impressions) / impressions**2
+    return np.column_stack([shifted, shifted**2, noise])
 
 
 def mean_difference(k, sums, totals, n):
@@ -30,7 +39,8 @@ def mean_difference(k, sums, totals, n):
 
     ``sums`` has the columns on its first axis, ``totals`` the same columns summed over all
     ``n`` images (broadcastable). Returns ``(diff, se)``; ``se`` is NaN where a side has fewer
-    than two images or neither side has any spread.
+    than two images or neither side has any spread. With the third column, each side's
+    variance is at least what its images' impressions give under no effect.
     """
     k1 = np.asarray(k, dtype=np.float64)
     k2 = n - k1
@@ -43,29 +53,57 @@ def mean_difference(k, sums, totals, n):
         diff = s1 / k1 - s2 / k2
         flat1 = ss1 <= FLAT_RTOL * (q1 + k1 * mean_square)
         flat2 = ss2 <= FLAT_RTOL * (q2 + k2 * mean_square)
-        var1 = np.where(flat1, 0.0, ss1) / (k1 - 1)
-        var2 = np.where(flat2, 0.0, ss2) / (k2 - 1)
-        se = np.sqrt(var1 / k1 + var2 / k2)
+        var1 = np.where(flat1, 0.0, ss1) / (k1 - 1) / k1
+        var2 = np.where(flat2, 0.0, ss2) / (k2 - 1) / k2
+        if len(sums) > 2:
+            # A group mean's variance is at least what its images' impressions give under no
+            # effect: groups of low-exposure images are noisier than their spread may show.
+            var1 = np.maximum(var1, sums[2] / k1**2)
+            var2 = np.maximum(var2, (totals[2] - sums[2]) / k2**2)
+        se = np.sqrt(var1 + var2)
     defined = (k1 >= 2) & (k2 >= 2) & ~(flat1 & flat2)
     return diff, np.where(defined, se, np.nan)
 
 
 def ratio_columns(clicks: np.ndarray, impressions: np.ndarray) -> np.ndarray:
-    """Per image ``(c, n, c*c, c*n, n*n)`` of clicks and impressions scaled by the mean impressions."""
+    """Per image ``(c, n, c*c, c*n, n*n, b)`` of clicks and impressions scaled by the mean impressions.
+
+    ``b`` is the image's click variance under no effect (:func:`beta_binomial_variance`), scaled.
+    """
     clicks = np.asarray(clicks, dtype=np.float64)
     impressions = np.asarray(impressions, dtype=np.float64)
     # Scaling by the mean impression count keeps the expanded sums of squares well conditioned.
     scale = impressions.mean() if len(impressions) else 1.0
     c, m = clicks / scale, impressions / scale
-    return np.column_stack([c, m, c * c, c * m, m * m])
+    return np.column_stack([c, m, c * c, c * m, m * m, beta_binomial_variance(clicks, impressions) / scale**2])
+
+
+def beta_binomial_variance(clicks: np.ndarray, impressions: np.ndarray) -> np.ndarray:
+    """Each image's click variance if its rate is drawn from the images' common distribution (no effect).
+
+    ``n r (1 - r) + n (n - 1) s2``: binomial noise at the pooled rate ``r`` plus the spread ``s2``
+    of the true rates between images, estimated by moments from all images (at least 0).
+    """
+    if not len(impressions):
+        return np.zeros(0)
+    rate = clicks.sum() / impressions.sum()
+    binomial = impressions * rate * (1.0 - rate)
+    pairs = (impressions * (impressions - 1.0)).sum()
+    spread = max(((clicks - rate * impressions) ** 2 - binomial).sum() / pairs, 0.0) if pairs > 0 else 0.0
+    return binomial + impressions * (impressions - 1.0) * spread
 
 
 def ratio_difference(k, sums, totals, n):
     """Difference of two click-through ratios and its delta-method standard error from ``ratio_columns`` sums.
 
-    Each ratio is total clicks / total impressions of a group, with the variance of
-    :func:`ratio_variance`. Returns ``(diff, se)``, ``se`` NaN where a side has fewer than two
-    images or neither side has any spread.
+    Each ratio is total clicks / total impressions of a group; its delta-method variance is the
+    sum of squared per-image residuals ``(c_i - R n_i) / N`` with a k / (k - 1) factor (the
+    ratio estimator's cluster-robust form), expanded into sums a matrix product gives, and at
+    least the variance the ratio has under no effect (beta-binomial: binomial noise plus the
+    spread of true rates between images, from all images). The residuals alone understate it
+    where a few images dominate a group's impressions, or a few low-exposure images without a
+    click look precise, and features that travel with exposure would then be flagged. Returns ``(diff, se)``,
+    ``se`` NaN where a side has fewer than two images or neither side has any spread.
     """
     k1 = np.asarray(k, dtype=np.float64)
     rest = [totals[i] - sums[i] for i in range(5)]
@@ -74,6 +112,9 @@ def ratio_difference(k, sums, totals, n):
         scale_all = (totals[2] + ratio_all**2 * totals[4]) / n
         var1, flat1 = _ratio_variance(k1, *(sums[i] for i in range(5)), scale_all)
         var2, flat2 = _ratio_variance(n - k1, *rest, scale_all)
+        if len(sums) > 5:
+            var1 = np.maximum(var1, sums[5] / sums[1] ** 2)
+            var2 = np.maximum(var2, (totals[5] - sums[5]) / rest[1] ** 2)
         diff = sums[0] / sums[1] - rest[0] / rest[1]
         se = np.sqrt(var1 + var2)
     defined = (k1 >= 2) & (n - k1 >= 2) & ~(flat1 & flat2) & np.isfinite(se)
@@ -88,32 +129,46 @@ def _ratio_variance(k, clicks, impressions, clicks_sq, clicks_impressions, impre
     return var, flat
 
 
-def ratio_variance(k, clicks, impressions, clicks_sq, clicks_impressions, impressions_sq):
-    """Delta-method variance of R = sum(clicks) / sum(impressions) from a group's sums.
-
-    Linearising R around its estimate gives per-image residuals ``(c_i - R n_i) / N``; their
-    sum of squares with a k / (k - 1) small-sample factor is the variance (the usual
-    ratio-estimator, cluster-robust form). The sum of squares is expanded into sums that a
-    matrix product gives for every feature at once. NaN below two images.
-    """
-    k = np.asarray(k, dtype=np.float64)
-    with np.errstate(divide="ignore", invalid="ignore"):
-        ratio = clicks / impressions
-        squares = clicks_sq - 2.0 * ratio * clicks_impressions + ratio**2 * impressions_sq
-        var = np.maximum(squares, 0.0) / impressions**2 * k / (k - 1)
-    return np.where((k >= 2) & (impressions > 0), var, np.nan)
-
-
 def benjamini_hochberg(p_values) -> np.ndarray:
-    """Benjamini-Hochberg adjusted p-values (q-values); NaN inputs stay NaN and are not counted."""
+    """Benjamini-Hochberg adjusted p-values (q-values, scipy's); NaN inputs stay NaN and are not counted."""
     p = np.asarray(p_values, dtype=np.float64)
     q = np.full(p.shape, np.nan)
-    defined = np.flatnonzero(~np.isnan(p))
-    m = len(defined)
-    if m == 0:
-        return q
-    order = defined[np.argsort(p[defined], kind="stable")]
-    scaled = p[order] * m / np.arange(1, m + 1)
-    # The running minimum from the largest p down keeps q monotone in p.
-    q[order] = np.minimum(np.minimum.accumulate(scaled[::-1])[::-1], 1.0)
+    defined = ~np.isnan(p)
+    if defined.any():
+        q[defined] = false_discovery_control(p[defined], method="bh")
     return q
+
+
+VERDICTS = ("helps", "hurts", "unclear", "too few images")
+
+
+def verdict_fields(impact, q_value, low_n, avg_ctr_without, significance: float = 0.05) -> dict:
+    """The answer's reading of a summary: per feature ``verdict`` and ``lift_pct``, and the ``fcr_level``.
+
+    ``verdict``: "too few images" where ``low_n``, else "helps" / "hurts" where q < significance
+    with impact above / below 0, else "unclear". ``lift_pct``: 100 x impact / avg_ctr_without
+    (NaN where that average is 0 or unknown). ``fcr_level``: the level of the false coverage
+    rate adjusted intervals (Benjamini & Yekutieli 2005): with R of the m tested features
+    (those with a q) at q < significance, 1 - R x significance / m (1 - significance / m when
+    R = 0; NaN when nothing is tested). An equal-tailed interval at that level from the test's
+    own null excludes 0 exactly when q < significance, and the selected features' intervals miss
+    their true impacts at a rate of at most ``significance`` on average.
+    """
+    impact = np.asarray(impact, dtype=np.float64)
+    q = np.asarray(q_value, dtype=np.float64)
+    low_n = np.asarray(low_n, dtype=bool)
+    base = np.asarray(avg_ctr_without, dtype=np.float64)
+    selected = q < significance
+    verdict = np.where(selected & (impact > 0), "helps", np.where(selected & (impact < 0), "hurts", "unclear"))
+    verdict = np.where(low_n, "too few images", verdict).astype(object)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        lift = np.where(base > 0, 100.0 * impact / base, np.nan)
+    return {"verdict": verdict, "lift_pct": lift, "fcr_level": fcr_level(q, significance)}
+
+
+def fcr_level(q_value, significance: float = 0.05) -> float:
+    """1 - R x significance / m over the m features with a q, R of them below ``significance`` (R = 0: 1 - significance / m)."""
+    q = np.asarray(q_value, dtype=np.float64)
+    tested = int(np.count_nonzero(~np.isnan(q)))
+    found = int(np.count_nonzero(q < significance))
+    return 1.0 - max(found, 1) * significance / tested if tested else float("nan")

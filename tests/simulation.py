@@ -20,6 +20,7 @@ import numpy as np
 import pandas as pd
 
 from data.analysis import Dataset, feature_summary
+from data.permutation import resamples_for
 
 REFERENCE_CSV = Path(__file__).resolve().parent.parent / "data" / "samples" / "seed_images_287.csv"
 N_IMAGES = 659
@@ -41,6 +42,11 @@ def reference_ctr() -> np.ndarray:
 def lognormal_ctr(rng: np.random.Generator, n_images: int = N_IMAGES, sigma: float = 1.0) -> np.ndarray:
     """CTRs around 1 % with a lognormal spread (sigma 1 gives the reference data's skewness of about 6)."""
     return np.minimum(0.01 * np.exp(rng.normal(0.0, sigma, n_images)), 1.0)
+
+
+def sparse_ctr(rng: np.random.Generator, n_images: int = N_IMAGES, clicked: float = 0.025) -> np.ndarray:
+    """Heavy ties: 97.5 % of images without a click (CTR 0), the rest lognormal around 1 %."""
+    return np.where(rng.random(n_images) < clicked, lognormal_ctr(rng, n_images), 0.0)
 
 
 def overdispersed_counts(rng: np.random.Generator, rate: np.ndarray, low: float = 500, high: float = 15_000):
@@ -106,6 +112,8 @@ def null_rates(
             ctr, counts = reference_ctr(), None
         elif scenario == "lognormal":
             ctr, counts = lognormal_ctr(rng), None
+        elif scenario == "sparse":
+            ctr, counts = sparse_ctr(rng), None
         else:
             ctr = None
             counts = overdispersed_counts(rng, lognormal_ctr(rng, sigma=0.6))
@@ -126,6 +134,8 @@ class Power:
     planted: int = 0
     found: int = 0
     covered: int = 0
+    selected: int = 0  # features (planted or not) called helps or hurts
+    selected_missed: int = 0  # ... whose false-coverage-rate interval misses the true difference
 
     @property
     def found_rate(self) -> float:
@@ -136,6 +146,11 @@ class Power:
     def coverage(self) -> float:
         """Share of planted features whose 95 % interval holds the true difference."""
         return self.covered / self.planted
+
+    @property
+    def fcr_miss_rate(self) -> float:
+        """Share of features called helps or hurts whose FCR interval misses the true difference (0 for the rest)."""
+        return self.selected_missed / max(self.selected, 1)
 
 
 def planted_power(
@@ -166,11 +181,77 @@ def planted_power(
             data = dataset(present, clicks=clicks, impressions=impressions)
         summary = summarise(data, 0.5, weighting=weighting).set_index("feature")
         rows = summary.loc[[f"f{j}" for j in range(len(effects))]]
+        true = pd.Series(0.0, index=summary.index)  # features without effect: independent of CTR
+        true[rows.index] = truth
+        called = summary["verdict"].isin(["helps", "hurts"])
+        power.selected += int(called.sum())
+        holds = (summary["ci_low_fcr"] <= true) & (true <= summary["ci_high_fcr"])
+        power.selected_missed += int((called & ~holds).sum())
         power.planted += len(effects)
         power.found += int((rows["q_value"] < 0.05).sum())
         power.covered += int(((rows["ci_low"] <= truth) & (truth <= rows["ci_high"])).sum())
     return power
 
+
+def small_group_power(
+    multiplier: float, sizes=(8, 25), builds: int = 60, seed: int = 3, weighting: str = "mean", n_null: int = 20
+) -> dict:
+    """Share of builds in which a feature multiplying CTR by ``multiplier`` on exactly k images gets p < 0.05.
+
+    659 images with lognormal (sigma 1) click rates; one planted feature per size in ``sizes``, on
+    disjoint images, and ``n_null`` features without effect. With impression weighting, clicks are
+    binomial on 500 to 15,000 impressions.
+    """
+    rng = np.random.default_rng(seed)
+    found = dict.fromkeys(sizes, 0)
+    for _ in range(builds):
+        rate = lognormal_ctr(rng)
+        order = rng.permutation(N_IMAGES)
+        planted = np.zeros((N_IMAGES, len(sizes)), dtype=bool)
+        start = 0
+        for j, size in enumerate(sizes):
+            planted[order[start : start + size], j] = True
+            start += size
+        rate = np.minimum(rate * np.where(planted.any(axis=1), multiplier, 1.0), 1.0)
+        present = np.hstack([planted, presence(rng, N_IMAGES, n_null)])
+        if weighting == "mean":
+            data = dataset(present, rate)
+        else:
+            clicks, impressions = overdispersed_counts(rng, rate)
+            data = dataset(present, clicks=clicks, impressions=impressions)
+        summary = feature_summary(data, 0.5, weighting=weighting, min_n=5).set_index("feature")
+        for j, size in enumerate(sizes):
+            found[size] += int(summary.loc[f"f{j}", "p_value"] < 0.05)
+    return {size: count / builds for size, count in found.items()}
+
+
+def exposure_presence(rng: np.random.Generator, impressions: np.ndarray, n_features: int, tilt: float) -> np.ndarray:
+    """Features favouring low-exposure images (new creatives): presence odds fall as impressions ** -tilt."""
+    share = np.exp(rng.uniform(np.log(0.02), np.log(0.5), n_features))
+    lean = (impressions / impressions.mean()) ** -tilt
+    chance = np.minimum(share[None, :] * lean[:, None] / lean.mean(), 0.95)
+    return rng.random((len(impressions), n_features)) < chance
+
+
+def exposure_null_rates(
+    weighting: str, builds: int, n_features: int, seed: int, low: float = 50, high: float = 50_000, tilt: float = 0.5
+) -> Rates:
+    """Null builds where features travel with exposure: impressions log-uniform over ``low``..``high``,
+    per-image click rates lognormal (sigma 0.3) around 1 % whatever the features, binomial clicks."""
+    rng = np.random.default_rng(seed)
+    rates = Rates()
+    for _ in range(builds):
+        rate = lognormal_ctr(rng, sigma=0.3)
+        clicks, impressions = overdispersed_counts(rng, rate, low, high)
+        present = exposure_presence(rng, impressions, n_features, tilt)
+        rates.add(feature_summary(dataset(present, clicks=clicks, impressions=impressions), 0.5, weighting=weighting))
+    return rates
+
+
+TIED_SCENARIOS = [
+    # (scenario, weighting, draws, runs per draw, features): conservative by design (a discrete null)
+    ("sparse", "mean", 5, 40, 200),
+]
 
 NULL_SCENARIOS = [
     # (scenario, weighting, draws, runs per draw, features)
@@ -181,28 +262,76 @@ NULL_SCENARIOS = [
 ]
 
 
+def lone_strong_feature(m: int, seed: int = 4) -> pd.Series:
+    """One feature doubling CTR on 20 % of 659 images among ``m - 1`` without effect: its summary row."""
+    rng = np.random.default_rng(seed)
+    strong = rng.random(N_IMAGES) < 0.2
+    ctr = 0.01 * np.exp(rng.normal(0.0, 0.3, N_IMAGES)) * np.where(strong, 2.0, 1.0)
+    present = np.column_stack([strong, presence(rng, N_IMAGES, m - 1, low=0.05, high=0.3)])
+    return feature_summary(dataset(present, ctr), 0.5).set_index("feature").loc["f0"]
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--scale", type=int, default=4, help="multiply the test suite's runs by this")
+    parser.add_argument("--only", default="null,tied,exposure,small,lone,planted", help="comma-separated tables")
     args = parser.parse_args()
-    print("| data | weighting | tests | p < 0.05 | interval holds 0 | runs with any q < 0.05 |")
-    print("| --- | --- | --- | --- | --- | --- |")
-    for scenario, weighting, draws, runs, features in NULL_SCENARIOS:
-        rates = null_rates(scenario, weighting, draws * args.scale, runs, features, seed=1)
-        print(
-            f"| {scenario} | {weighting} | {rates.tests:,} | {rates.false_positive_rate:.2%} | "
-            f"{rates.coverage:.2%} | {rates.any_discovery_rate:.2%} of {rates.runs:,} |"
-        )
-    print()
-    print("| planted effects | weighting | planted features | found at q < 0.05 | interval holds the true difference |")
-    print("| --- | --- | --- | --- | --- |")
-    for weighting in ("mean", "impressions"):
-        for sigma in (0.15, 0.3):
-            power = planted_power(weighting, builds=30 * args.scale, n_null=100, seed=2, sigma=sigma)
+    only = set(args.only.split(","))
+    if "null" in only or "tied" in only:
+        print("| data | weighting | tests | p < 0.05 | interval holds 0 | runs with any q < 0.05 |")
+        print("| --- | --- | --- | --- | --- | --- |")
+        scenarios = (NULL_SCENARIOS if "null" in only else []) + (TIED_SCENARIOS if "tied" in only else [])
+        for scenario, weighting, draws, runs, features in scenarios:
+            rates = null_rates(scenario, weighting, draws * args.scale, runs, features, seed=1)
             print(
-                f"| +-20-25 % on 15 %, noise {sigma} | {weighting} | {power.planted:,} | "
-                f"{power.found_rate:.2%} | {power.coverage:.2%} |"
+                f"| {scenario} | {weighting} | {rates.tests:,} | {rates.false_positive_rate:.2%} | "
+                f"{rates.coverage:.2%} | {rates.any_discovery_rate:.2%} of {rates.runs:,} |",
+                flush=True,
             )
+    if "exposure" in only:
+        print("\n| features travel with exposure | weighting | tests | p < 0.05 | interval holds 0 | any q < 0.05 |")
+        print("| --- | --- | --- | --- | --- | --- |")
+        for weighting in ("mean", "impressions"):
+            for tilt in (0.5, 1.0):
+                rates = exposure_null_rates(weighting, builds=20 * args.scale, n_features=100, seed=7, tilt=tilt)
+                print(
+                    f"| tilt {tilt} | {weighting} | {rates.tests:,} | {rates.false_positive_rate:.2%} | "
+                    f"{rates.coverage:.2%} | {rates.any_discovery_rate:.2%} of {rates.runs:,} |",
+                    flush=True,
+                )
+    if "small" in only:
+        print("\n| effect | weighting | builds | p < 0.05 on 8 images | on 25 images |")
+        print("| --- | --- | --- | --- | --- |")
+        for weighting in ("mean", "impressions"):
+            for multiplier in (1.5, 0.7):
+                found = small_group_power(multiplier, builds=60 * args.scale, seed=3, weighting=weighting)
+                print(
+                    f"| x{multiplier} | {weighting} | {60 * args.scale} | {found[8]:.1%} | {found[25]:.1%} |",
+                    flush=True,
+                )
+    if "lone" in only:
+        print("\n| features | resamples | strong feature's p | q | flagged |")
+        print("| --- | --- | --- | --- | --- |")
+        for m in (500, 1_000, 2_500):
+            row = lone_strong_feature(m)
+            print(
+                f"| {m:,} | {resamples_for(m):,} | {row['p_value']:.1e} | {row['q_value']:.1e} | {row['significant']} |",
+                flush=True,
+            )
+    if "planted" in only:
+        print(
+            "\n| planted effects | weighting | planted features | found at q < 0.05 | interval holds the true difference "
+            "| called helps/hurts | FCR interval misses the truth |"
+        )
+        print("| --- | --- | --- | --- | --- | --- | --- |")
+        for weighting in ("mean", "impressions"):
+            for sigma in (0.15, 0.3):
+                power = planted_power(weighting, builds=30 * args.scale, n_null=100, seed=2, sigma=sigma)
+                print(
+                    f"| +-20-25 % on 15 %, noise {sigma} | {weighting} | {power.planted:,} | "
+                    f"{power.found_rate:.2%} | {power.coverage:.2%} | {power.selected:,} | {power.fcr_miss_rate:.2%} |",
+                    flush=True,
+                )
 
 
 if __name__ == "__main__":

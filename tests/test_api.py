@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+import io
 import json
 import math
 
 import numpy as np
+import pandas as pd
 import pytest
 
 from dashboard.api.routes import QueryError, SummaryQuery
+from data import stats
 from data.analysis import feature_summary
 from data.batches import FeatureBatch, ctr_frame
 from tests.helpers import pandas_summary
@@ -321,7 +324,18 @@ def test_summary_agrees_with_a_store_loaded_without_http(store, client, referenc
 
 # -- statistics: intervals, p and q, minimum group size, weighting ----------------------------
 
-STATS = ["ci_low", "ci_high", "p_value", "q_value", "low_n", "significant"]
+STATS = [
+    "ci_low",
+    "ci_high",
+    "p_value",
+    "q_value",
+    "low_n",
+    "significant",
+    "verdict",
+    "lift_pct",
+    "ci_low_fcr",
+    "ci_high_fcr",
+]
 
 
 @pytest.mark.parametrize("confidence", [0.0, 0.5])
@@ -334,6 +348,17 @@ def test_summary_statistics_equal_the_analysis_module(reference_client, referenc
             value = want[key]
             assert row[key] == (None if isinstance(value, float) and math.isnan(value) else value), key
     assert (body["min_n"], body["weighting"], body["has_counts"]) == (5, "mean", False)
+    assert body["fcr_level"] == pytest.approx(stats.fcr_level(expected["q_value"]), rel=1e-15)
+    assert 1 - 0.05 <= body["fcr_level"] < 1
+
+
+def test_summary_csv_carries_the_verdict_and_fcr_interval(reference_client, reference_dataset):
+    text = reference_client.get("/api/summary.csv", query_string=dict(PAIR, confidence="0.5")).get_data(as_text=True)
+    frame = pd.read_csv(io.StringIO(text))
+    expected = feature_summary(reference_dataset, 0.5)
+    assert list(frame["verdict"]) == list(expected["verdict"])
+    np.testing.assert_allclose(frame["ci_low_fcr"], expected["ci_low_fcr"], rtol=1e-12)
+    np.testing.assert_allclose(frame["lift_pct"], expected["lift_pct"], rtol=1e-12)
 
 
 def test_summary_min_n_parameter_withholds_statistics(reference_client):

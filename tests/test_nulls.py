@@ -47,7 +47,7 @@ def test_a_table_survives_the_round_trip_through_bytes():
     assert table.exact  # small groups of 40 images are enumerated
     back = nulls.from_bytes(nulls.to_bytes(table))
     assert (back.n, back.resamples) == (table.n, table.resamples)
-    for name in ("sizes", "tail", "body"):
+    for name in ("sizes", "upper", "lower", "body", "tails"):
         np.testing.assert_array_equal(getattr(back, name), getattr(table, name))
     assert back.exact.keys() == table.exact.keys()
     for k, values in table.exact.items():

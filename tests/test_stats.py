@@ -36,12 +36,12 @@ def test_studentized_statistic_is_scipy_welch_t_on_reference(reference_frame, re
     assert checked >= 5
 
 
-def _abs_welch(x, y, axis=-1):
-    return np.abs(sps.ttest_ind(x, y, equal_var=False, axis=axis).statistic)
+def _welch(x, y, axis=-1):
+    return sps.ttest_ind(x, y, equal_var=False, axis=axis).statistic
 
 
 def test_permutation_p_matches_scipy_exact_enumeration_mean():
-    """With C(n, k) <= B splits, every split is enumerated: the p-value is scipy's exact one."""
+    """With C(n, k) <= B splits, every split is enumerated: p is scipy's exact equal-tailed one (2 x the smaller tail)."""
     rng = np.random.default_rng(7)
     ctr = rng.lognormal(np.log(0.01), 0.8, 14)
     for members in ([0, 3, 5, 9], [1, 2, 4, 6, 8, 10, 12, 13], [2, 11]):
@@ -52,9 +52,9 @@ def test_permutation_p_matches_scipy_exact_enumeration_mean():
         _, _, p = test.run(present.sum(axis=0), test.group_sums(present), [impact])
         reference = sps.permutation_test(
             (ctr[present[:, 0]], ctr[~present[:, 0]]),
-            _abs_welch,
+            _welch,
             permutation_type="independent",
-            alternative="greater",
+            alternative="two-sided",
             n_resamples=np.inf,
         )
         assert p[0] == pytest.approx(reference.pvalue, rel=1e-9)
@@ -67,10 +67,10 @@ def test_permutation_p_matches_scipy_exact_enumeration_impressions():
     clicks = rng.binomial(impressions.astype(int), rng.uniform(0.004, 0.02, 13)).astype(float)
     columns = stats.ratio_columns(clicks, impressions)
 
-    def abs_z(x, y):
+    def z(x, y):
         sums = columns[np.asarray(x, dtype=int)].sum(axis=0)
         diff, se = stats.ratio_difference(len(x), sums, columns.sum(axis=0), len(columns))
-        return np.abs(diff / se)
+        return diff / se
 
     for members in ([0, 3, 5, 9], [1, 2, 4, 6, 8, 10]):
         mask = np.zeros(13, dtype=bool)
@@ -81,9 +81,9 @@ def test_permutation_p_matches_scipy_exact_enumeration_impressions():
         _, _, p = test.run([mask.sum()], sums, [impact])
         reference = sps.permutation_test(
             (np.flatnonzero(mask), np.flatnonzero(~mask)),
-            abs_z,
+            z,
             permutation_type="independent",
-            alternative="greater",
+            alternative="two-sided",
             n_resamples=np.inf,
             vectorized=False,
         )
@@ -98,12 +98,12 @@ def test_permutation_p_monte_carlo_agrees_with_exact_enumeration():
     n, k = 22, 6  # C(22, 6) = 74,613 splits > 9,999 permutations
     exact = permutation._enumerate(columns, stats.mean_difference, n, k)
     test = permutation.StudentizedTest("mean", ctr[:, None], n_tests=1)
-    for quantile in (0.002, 0.01, 0.05, 0.3):
+    for quantile in (0.001, 0.005, 0.025, 0.15, 0.85, 0.975, 0.995, 0.999):
         observed = np.quantile(exact, 1 - quantile)
-        p, _ = permutation.lookup(test.table(), np.array([k]), np.array([observed]), 0.05)
-        expected = (exact >= observed * (1 - 1e-9)).mean()
-        tolerance = 4 * np.sqrt(expected * (1 - expected) / 1_000) if expected > 0.1 else 4 * np.sqrt(expected / 10_000)
-        assert abs(p[0] - expected) <= tolerance + 1e-4
+        p = permutation.p_values(test.table(), n, np.array([k]), np.array([observed]))
+        expected = 2 * min((exact >= observed * (1 - 1e-9)).mean(), (exact <= observed).mean())
+        tolerance = 4 * np.sqrt(expected * (1 - expected) / 1_000) if expected > 0.1 else 4 * np.sqrt(expected / 5_000)
+        assert abs(p[0] - expected) <= tolerance + 2e-4
 
 
 @pytest.mark.parametrize("weighting", ["mean", "impressions"])
@@ -221,24 +221,28 @@ def test_feature_summary_impressions_weighting_is_total_clicks_over_impressions(
         )
 
 
-def test_ratio_variance_matches_residual_definition_and_bootstrap():
+def test_ratio_standard_error_matches_residual_definition_and_bootstrap():
+    """The delta-method se of the difference of two ratios: per-image residuals with k / (k - 1), at least the
+    no-effect variance, and about the bootstrap's."""
     rng = np.random.default_rng(42)
-    impressions = rng.integers(1_000, 50_000, 300).astype(float)
-    clicks = rng.binomial(impressions.astype(int), rng.uniform(0.005, 0.02, 300)).astype(float)
-    var = stats.ratio_variance(
-        len(clicks),
-        clicks.sum(),
-        impressions.sum(),
-        (clicks**2).sum(),
-        (clicks * impressions).sum(),
-        (impressions**2).sum(),
-    )
-    ratio = clicks.sum() / impressions.sum()
-    residual = (clicks - ratio * impressions) / impressions.sum()
-    assert var == pytest.approx((residual**2).sum() * 300 / 299, rel=1e-9)
+    impressions = rng.integers(1_000, 50_000, 600).astype(float)
+    clicks = rng.binomial(impressions.astype(int), rng.uniform(0.005, 0.02, 600)).astype(float)
+    columns = stats.ratio_columns(clicks, impressions)
+    group = np.arange(600) < 300
+    _, se = stats.ratio_difference(300, columns[group].sum(axis=0), columns.sum(axis=0), 600)
+
+    no_effect = stats.beta_binomial_variance(clicks, impressions)
+
+    def variance(side):
+        c, m = clicks[side], impressions[side]
+        residual = (c - c.sum() / m.sum() * m) / m.sum()
+        return max((residual**2).sum() * len(c) / (len(c) - 1), no_effect[side].sum() / m.sum() ** 2)
+
+    expected = variance(group) + variance(~group)
+    assert se**2 == pytest.approx(expected, rel=1e-9)
     draws = rng.integers(0, 300, (4000, 300))
-    boot = clicks[draws].sum(axis=1) / impressions[draws].sum(axis=1)
-    assert np.sqrt(var) == pytest.approx(boot.std(ddof=1), rel=0.1)
+    ratio = [clicks[side][draws].sum(axis=1) / impressions[side][draws].sum(axis=1) for side in (group, ~group)]
+    assert se == pytest.approx((ratio[0] - ratio[1]).std(ddof=1), rel=0.1)
 
 
 def test_feature_summary_impressions_without_counts_raises(reference_dataset):
@@ -265,7 +269,7 @@ def test_mean_difference_undefined_for_tiny_or_flat_groups():
     assert np.isnan(se[0])  # constant on both sides
 
 
-def test_benjamini_hochberg_keeps_nan_and_is_monotone():
+def test_benjamini_hochberg_is_scipys_and_keeps_nan():
     p = np.array([0.01, np.nan, 0.04, 0.03, 0.2, 0.001])
     q = stats.benjamini_hochberg(p)
     assert np.isnan(q[1])
@@ -298,14 +302,15 @@ def test_feature_summary_constant_groups_have_no_statistic(weighting):
     assert not row["significant"]
 
 
-def test_feature_summary_two_zero_ctrs_against_38_never_below_one_in_c_40_2():
-    """No test valid under exchangeable images can go below 1 / C(40, 2) = 0.0013 (Welch said 5e-21)."""
+def test_feature_summary_two_zero_ctrs_against_38_never_below_two_in_c_40_2():
+    """No one-sided tail valid under exchangeable images goes below 1 / C(40, 2), so no equal-tailed p
+    below 2 / C(40, 2) = 0.0026 (Welch said 5e-21)."""
     rng = np.random.default_rng(5)
     ctr = np.concatenate([[0.0, 0.0], rng.lognormal(np.log(0.01), 0.3, 38)])
     present = np.arange(40) < 2
     row = feature_summary(_one_feature(ctr, present), 0.5, min_n=2).iloc[0]
-    assert row["p_value"] >= 1 / math.comb(40, 2)
-    assert row["p_value"] == pytest.approx(1 / math.comb(40, 2), rel=1e-9)  # the most extreme of 780 splits
+    assert row["p_value"] >= 2 / math.comb(40, 2)
+    assert row["p_value"] == pytest.approx(2 / math.comb(40, 2), rel=1e-9)  # the lowest of 780 splits
     assert row["ci_low"] < row["impact"] < row["ci_high"] < 0
 
 
@@ -326,8 +331,8 @@ def test_feature_summary_five_zero_click_images_are_not_a_discovery():
     zero = int((clicks == 0).sum())
     chance = math.comb(zero, 5) / math.comb(n, 5)
     assert row["p_value"] > 0.02
-    assert row["p_value"] == pytest.approx(chance, abs=4 * math.sqrt(chance / 10_000) + 2e-4)
-    assert row["ci_low"] < 0 <= row["ci_high"] + 1e-15  # the tied splits sit on its edge
+    assert row["p_value"] == pytest.approx(2 * chance, abs=8 * math.sqrt(chance / 10_000) + 4e-4)
+    assert row["ci_low"] < 0 <= row["ci_high"]  # the tied splits sit on its edge: exactly 0, not a rounding off
 
 
 def test_group_sizes_are_every_size_up_to_dense_then_at_most_two_percent_apart():
@@ -345,23 +350,26 @@ def test_group_sizes_are_every_size_up_to_dense_then_at_most_two_percent_apart()
         assert (below[k > top] == top).all()
 
 
-def test_a_size_between_tabulated_sizes_is_tested_against_the_size_below():
-    """Its p is the tabulated neighbour's (at most slightly larger than its own null would give)."""
+def test_a_size_between_tabulated_sizes_keeps_the_larger_p_of_its_two_neighbours():
+    """Its p is the larger of the tabulated sizes' below and above it, its interval the wider."""
     rng = np.random.default_rng(12)
     ctr = rng.lognormal(0.0, 1.0, 1_000)
     test = permutation.StudentizedTest("mean", ctr[:, None], n_tests=1)
     table = test.table()
     sizes = table.sizes.tolist()
     gap = next(i for i in range(len(sizes) - 1) if sizes[i + 1] - sizes[i] > 1)
-    lower, inside = sizes[gap], sizes[gap] + 1
-    observed = np.array([2.0, 3.0, 3.5])
-    p_inside, crit_inside = permutation.lookup(table, np.full(3, inside), observed, 0.05)
-    p_lower, crit_lower = permutation.lookup(table, np.full(3, lower), observed, 0.05)
-    np.testing.assert_array_equal(p_inside, p_lower)
-    np.testing.assert_array_equal(crit_inside, crit_lower)
-    # Neighbouring tabulated sizes have nearly the same null: the approximation costs little.
-    upper = table.rows(np.array([sizes[gap + 1]]))[0]
-    assert abs(table.tail[upper][-500] / table.tail[gap][-500] - 1) < 0.03
+    lower, inside, upper = sizes[gap], sizes[gap] + 1, sizes[gap + 1]
+    observed = np.array([-3.5, -2.0, 2.0, 3.0])
+    p_inside = permutation.p_values(table, 1_000, np.full(4, inside), observed)
+    p_lower = permutation.p_values(table, 1_000, np.full(4, lower), observed)
+    p_upper = permutation.p_values(table, 1_000, np.full(4, upper), observed)
+    np.testing.assert_array_equal(p_inside, np.maximum(p_lower, p_upper))
+    low_inside, high_inside = permutation.critical_values(table, np.array([inside]), 0.05)
+    low_lower, high_lower = permutation.critical_values(table, np.array([lower]), 0.05)
+    low_upper, high_upper = permutation.critical_values(table, np.array([upper]), 0.05)
+    assert low_inside[0] == min(low_lower[0], low_upper[0]) and high_inside[0] == max(high_lower[0], high_upper[0])
+    # Neighbouring tabulated sizes have nearly the same null: the conservative choice costs little.
+    assert abs(table.upper[gap + 1][-250] / table.upper[gap][-250] - 1) < 0.03
 
 
 @pytest.mark.parametrize("weighting", ["mean", "impressions"])
@@ -391,3 +399,156 @@ def test_feature_summary_test_and_interval_agree_on_reference(reference_dataset,
     assert len(tested)
     excludes = (tested["ci_low"] > 0) | (tested["ci_high"] < 0)
     assert (excludes == (tested["p_value"] <= 0.05)).all()
+
+
+def test_feature_summary_zero_ctr_groups_between_grid_sizes_are_not_liberal():
+    """654 zero-CTR images and 5 clicked ones: a group of 101, 125 or 151 zero-CTR images misses all 5
+    clicked images by chance 43 %, so its p is large (the size below's null put it at 1e-4)."""
+    rng = np.random.default_rng(20)
+    n = 659
+    ctr = np.zeros(n)
+    ctr[:5] = rng.uniform(0.01, 0.05, 5)
+    sizes = (99, 100, 101, 125, 151, 175)
+    present = np.zeros((n, len(sizes)))
+    for j, size in enumerate(sizes):
+        present[5 : 5 + size, j] = 1.0
+    names = [f"img_{i}" for i in range(n)]
+    dataset = Dataset.from_matrix(names, [f"zeros_{s}" for s in sizes], present, pd.Series(ctr, index=names))
+    summary = feature_summary(dataset, 0.5).set_index("feature")
+    for size in sizes:
+        row = summary.loc[f"zeros_{size}"]
+        chance = math.comb(n - size, 5) / math.comb(n, 5)  # no clicked image in the group
+        assert 0.2 < chance < 0.6, size
+        # The group's lower tail is that chance (all zeros is the lowest any group can be): p = 2 x it.
+        assert row["p_value"] == pytest.approx(min(1.0, 2 * chance), abs=0.1), size  # counted over 1,000 resamples
+        # The observed split is the null's most extreme atom: the interval reaches exactly 0, not 1e-18 short.
+        assert row["ci_low"] <= 0 <= row["ci_high"], size
+        assert not row["significant"]
+
+
+@pytest.mark.parametrize("m", [500, 1_000, 2_500])
+def test_feature_summary_flags_a_lone_strong_feature_among_many(m):
+    """B + 1 = 20 m: a feature beyond every resample had p = 1 / (B + 1) and so q = 0.05, never below; the
+    fitted tail beyond the resamples gives it the small p it has, so it is flagged at any m."""
+    rng = np.random.default_rng(m)
+    n = 659
+    strong = rng.random(n) < 0.2
+    ctr = 0.01 * np.exp(rng.normal(0.0, 0.3, n)) * np.where(strong, 2.0, 1.0)
+    present = np.column_stack([strong, rng.random((n, m - 1)) < rng.uniform(0.05, 0.3, m - 1)]).astype(float)
+    names = [f"img_{i}" for i in range(n)]
+    features = ["strong"] + [f"null_{j}" for j in range(m - 1)]
+    summary = feature_summary(Dataset.from_matrix(names, features, present, pd.Series(ctr, index=names)), 0.5)
+    row = summary.set_index("feature").loc["strong"]
+    resamples = permutation.resamples_for(m)
+    assert resamples + 1 == 20 * m or resamples == permutation.MAX_RESAMPLES
+    assert row["p_value"] < 1 / (resamples + 1)
+    assert row["q_value"] < 0.05 and row["significant"]
+    assert row["ci_low"] > 0
+
+
+def test_fitted_tail_beyond_the_resamples_follows_exact_enumeration():
+    """n = 30, k = 8: 5.9 million splits enumerated against 9,999 resamples: beyond the largest resample the
+    fitted tail's p stays within a factor 0.5 to 30 of the exact one (never far on the liberal side)."""
+    rng = np.random.default_rng(9)
+    ctr = rng.lognormal(np.log(0.01), 0.3, 30)
+    exact = permutation._enumerate(stats.mean_columns(ctr), stats.mean_difference, 30, 8)
+    table = permutation.StudentizedTest("mean", ctr[:, None], n_tests=1).table()
+    row = table.rows(np.array([8]))[0]
+    checked = 0
+    for quantile in (2e-5, 5e-6, 1e-6, 1e-6):
+        for x in (np.quantile(exact, 1 - quantile), np.quantile(exact, quantile)):
+            true = 2 * min((exact >= x * (1 - 1e-9)).mean(), (exact <= x * (1 + 1e-9)).mean())
+            p = permutation.p_values(table, 30, np.array([8]), np.array([x]))[0]
+            beyond = x > table.upper[row, -1] or -x > table.lower[row, -1]
+            checked += beyond
+            assert 0.5 * true <= p <= 30 * true, (x, true, p)
+    assert checked >= 4
+
+
+def test_verdict_fields_read_q_sign_low_n_and_baseline():
+    """helps / hurts need q < 0.05 and a sign; low_n wins; lift is null without a positive baseline."""
+    fields = stats.verdict_fields(
+        impact=[0.002, -0.001, 0.003, 0.001, -0.002, 0.0],
+        q_value=[0.01, 0.049, 0.05, np.nan, 0.2, 0.001],
+        low_n=[False, False, False, True, False, False],
+        avg_ctr_without=[0.01, 0.02, 0.0, np.nan, 0.01, 0.01],
+    )
+    assert list(fields["verdict"]) == ["helps", "hurts", "unclear", "too few images", "unclear", "unclear"]
+    np.testing.assert_allclose(fields["lift_pct"], [20.0, -5.0, np.nan, np.nan, -20.0, 0.0])
+    assert fields["fcr_level"] == pytest.approx(1 - 3 * 0.05 / 5)  # R = 3 of m = 5 tested
+    assert stats.fcr_level([0.2, 0.3, np.nan]) == pytest.approx(1 - 0.05 / 2)  # R = 0: 1 - 0.05 / m
+    assert np.isnan(stats.fcr_level([np.nan]))
+
+
+def _demo_dataset():
+    from data.demo import demo_build
+
+    batch, ctr = demo_build()
+    rows, cols, values = zip(*batch.values)
+    dense = np.zeros((len(batch.images), len(batch.features)))
+    dense[list(rows), list(cols)] = values
+    return Dataset.from_matrix(batch.images, batch.features, dense, ctr)
+
+
+def _check_fcr_interval(summary):
+    tested = summary[summary["p_value"].notna()]
+    assert len(tested) and summary.loc[summary["p_value"].isna(), "ci_low_fcr"].isna().all()
+    significant = tested["q_value"] < 0.05
+    excludes = (tested["ci_low_fcr"] > 0) | (tested["ci_high_fcr"] < 0)
+    assert (excludes == significant).all()
+    assert (tested["ci_low_fcr"] <= tested["ci_low"]).all() and (tested["ci_high"] <= tested["ci_high_fcr"]).all()
+    verdict = np.where(significant, np.where(tested["impact"] > 0, "helps", "hurts"), "unclear")
+    assert list(tested["verdict"]) == list(verdict)
+    assert (summary.loc[summary["low_n"], "verdict"] == "too few images").all()
+    np.testing.assert_allclose(tested["lift_pct"], 100 * tested["impact"] / tested["avg_ctr_without"], rtol=1e-12)
+    return significant.sum()
+
+
+@pytest.mark.parametrize("threshold", THRESHOLDS)
+def test_feature_summary_fcr_interval_agrees_with_q_on_reference(reference_dataset, threshold):
+    """The false coverage rate interval excludes 0 exactly when q < 0.05, and holds the per-test interval."""
+    _check_fcr_interval(feature_summary(reference_dataset, threshold))
+
+
+@pytest.mark.parametrize("weighting", ["mean", "impressions"])
+def test_feature_summary_fcr_interval_agrees_with_q_on_demo(weighting):
+    """The same on the demo build, where some features are significant and most are not."""
+    summary = feature_summary(_demo_dataset(), 0.5, weighting=weighting)
+    assert _check_fcr_interval(summary) >= 3
+    helps = set(summary.loc[summary["verdict"] == "helps", "feature"])
+    hurts = set(summary.loc[summary["verdict"] == "hurts", "feature"])
+    assert "smile" in helps and {"text", "poster"} <= hurts
+
+
+def test_feature_summary_impressions_low_exposure_zero_clicks_are_not_a_discovery():
+    """5 images with 0 clicks in 50 impressions each against 35 at ~1 % of 5,000: 0 clicks in 250
+    impressions at 1 % happens 8 % of the time, so no p below 0.01 (the residuals alone gave 1e-4)."""
+    rng = np.random.default_rng(0)
+    impressions = np.r_[np.full(5, 50.0), np.full(35, 5_000.0)]
+    clicks = np.r_[np.zeros(5), rng.binomial(5_000, 0.01, 35)].astype(float)
+    dataset = _one_feature(clicks / impressions, np.arange(40) < 5, clicks, impressions)
+    row = feature_summary(dataset, 0.5, weighting="impressions").iloc[0]
+    assert 0.99**250 == pytest.approx(0.081, abs=0.001)
+    assert row["p_value"] >= 0.01
+    assert row["ci_low"] < 0 < row["ci_high"]
+
+
+def test_ratio_standard_error_is_at_least_the_no_effect_variance():
+    """Each side's variance is at least the beta-binomial one (binomial noise plus the spread of rates
+    between images, by moments over all images): equal to it for a group of zero-click images."""
+    rng = np.random.default_rng(1)
+    impressions = np.r_[np.full(5, 50.0), np.full(35, 5_000.0)]
+    clicks = np.r_[np.zeros(5), rng.binomial(5_000, 0.01, 35)].astype(float)
+    columns = stats.ratio_columns(clicks, impressions)
+    rate = clicks.sum() / impressions.sum()
+    variance = stats.beta_binomial_variance(clicks, impressions)
+    spread = max(((clicks - rate * impressions) ** 2 - impressions * rate * (1 - rate)).sum(), 0.0)
+    spread /= (impressions * (impressions - 1)).sum()
+    np.testing.assert_allclose(variance, impressions * rate * (1 - rate) + impressions * (impressions - 1) * spread)
+    group = np.arange(40) < 5
+    _, se = stats.ratio_difference(5, columns[group].sum(axis=0), columns.sum(axis=0), 40)
+    rest_clicks, rest_impressions = clicks[~group], impressions[~group]
+    residual = (rest_clicks - rest_clicks.sum() / rest_impressions.sum() * rest_impressions) / rest_impressions.sum()
+    rest = max((residual**2).sum() * 35 / 34, variance[~group].sum() / rest_impressions.sum() ** 2)
+    # No residual spread among the zero-click images: their side's variance is the no-effect one.
+    assert se**2 == pytest.approx(variance[group].sum() / 250**2 + rest, rel=1e-9)

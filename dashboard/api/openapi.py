@@ -12,6 +12,7 @@ from flask import Blueprint, jsonify
 from dashboard.api.gallery import DEFAULT_GALLERY_LIMIT, MAX_GALLERY_LIMIT
 from dashboard.api.params import PARAMS, Param
 from dashboard.api.routes import BUILD_FIELDS, DATASET_FIELDS, SUMMARY_PARAMS, SummaryQuery, no_store
+from data import stats
 from data.adjusted import ADJUSTED_COLUMNS
 from data.analysis import POINT_COLUMNS, SUMMARY_COLUMNS
 from data.drift import DRIFT_COLUMNS
@@ -145,6 +146,7 @@ def _schemas() -> dict:
     feature_types = {c: _NULLABLE_NUMBER for c in SUMMARY_COLUMNS}
     feature_types.update(feature=_TEXT, n_with=_INT, n_without=_INT, low_n={"type": "boolean"})
     feature_types["significant"] = {"type": "boolean"}
+    feature_types["verdict"] = {"enum": list(stats.VERDICTS)}
     adjusted_types = dict.fromkeys(ADJUSTED_COLUMNS, _NULLABLE_NUMBER)
     adjusted_types["adjusted_controls"] = {"type": ["array", "null"], "items": _TEXT}
     dataset_types = dict.fromkeys(DATASET_FIELDS, _INT) | {"business": _TEXT, "source": _TEXT, "received_at": _TEXT}
@@ -158,6 +160,7 @@ def _schemas() -> dict:
         images=_INT,
         images_with_ctr=_INT,
         has_counts={"type": "boolean"},
+        fcr_level=_NULLABLE_NUMBER,
         features={"type": "array", "items": _ref("SummaryFeature")},
     )
     summary_types["adjusted"] = {"const": True}  # present with adjusted=1 only

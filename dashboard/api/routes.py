@@ -13,6 +13,7 @@ from flask import Blueprint, jsonify, request, send_file
 
 from dashboard.api import downloads
 from dashboard.api.params import PARAMS, QueryError, parse_strict
+from data import stats
 from data.adjusted import ADJUSTED_UNAVAILABLE, adjusted_columns
 from data.analysis import DEFAULT_MIN_GROUP_SIZE, WeightingUnavailable, feature_summary
 from data.store import UnknownBuild, UnknownDataset
@@ -113,6 +114,10 @@ def weighting_available():
         ) from None
 
 
+def _finite(value: float) -> float | None:
+    return float(value) if math.isfinite(value) else None
+
+
 def summary_payload(dataset, query: SummaryQuery, build_id: int) -> dict:
     """The JSON body of GET /api/summary for one dataset."""
     with weighting_available():
@@ -134,6 +139,7 @@ def summary_payload(dataset, query: SummaryQuery, build_id: int) -> dict:
         "images": len(dataset.images),
         "images_with_ctr": dataset.images_with_ctr,
         "has_counts": dataset.has_counts,
+        "fcr_level": _finite(stats.fcr_level(summary["q_value"])),
         **extra,
         "features": records(summary, list(summary.columns)),
     }
