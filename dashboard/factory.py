@@ -18,6 +18,7 @@ ASSETS = Path(__file__).resolve().parent / "assets"
 def create_app(settings: Settings | None = None, store: FeatureStore | None = None) -> dash.Dash:
     """Build the whole app: Flask server, ingest and read API, Dash layout and callbacks."""
     from dashboard.api import create_api_blueprint
+    from dashboard.budget import register_request_budget
     from dashboard.callbacks import register_callbacks
     from dashboard.drift_api import create_drift_blueprint
     from dashboard.errors import register_error_handlers
@@ -46,6 +47,7 @@ def create_app(settings: Settings | None = None, store: FeatureStore | None = No
     server.extensions["feature_store"] = store
     server.extensions["dashboard_settings"] = settings
     register_error_handlers(server)
+    register_request_budget(server, settings.request_budget_seconds)
     server.register_blueprint(create_ingest_blueprint(store, settings))
     server.register_blueprint(create_api_blueprint(store, settings))
     server.register_blueprint(create_drift_blueprint(store, settings))

@@ -27,7 +27,7 @@ import numpy as np
 import pandas as pd
 from scipy import stats
 
-from data import matrix
+from data import budget, matrix
 from data import stats as marginal
 from data.analysis import DEFAULT_MIN_GROUP_SIZE, Dataset, feature_summary, presence
 from data.cache import ByteLRU
@@ -35,6 +35,12 @@ from data.regression import batched_hc3, hc3, independent_columns
 from data.residual_permutation import FIRST_RESAMPLES, permutation_test, permutations, resamples_for
 
 PHI_THRESHOLD = 0.05
+# At most this many controls per feature, the strongest |phi| first, and at most one per
+# CONTROLS_PER_IMAGES images with a CTR: the cost of a fit then grows linearly in features, and
+# every model keeps most of its degrees of freedom (350 controls on 300 images, which |phi| >= 0.05
+# selects among 1,000 random features, leave none).
+MAX_CONTROLS = 30
+CONTROLS_PER_IMAGES = 10
 CONFIDENCE_LEVEL = 0.95
 ADJUSTED_COLUMNS = [
     "adjusted_impact",
@@ -111,16 +117,28 @@ def phi_matrix(present: np.ndarray) -> np.ndarray:
         return (n * both - np.outer(count, count)) / np.outer(spread, spread)
 
 
+def max_controls(n_images: int) -> int:
+    """How many controls a feature's model may hold with ``n_images`` images with a CTR."""
+    return int(min(MAX_CONTROLS, max(0, n_images // CONTROLS_PER_IMAGES)))
+
+
 def fit_adjusted(
     dataset: Dataset, confidence: float = 0.0, *, min_n: int = DEFAULT_MIN_GROUP_SIZE, phi_threshold=PHI_THRESHOLD
 ) -> AdjustedFit:
-    """Adjusted impact of every feature at one threshold (cached per dataset, threshold and min_n)."""
-    # A weak reference: the cache keeps no dataset alive (the store caches those per build and CTR set).
-    key = (weakref.ref(dataset), float(confidence), int(min_n), float(phi_threshold))
+    """Adjusted impact of every feature at one threshold (cached per dataset, presence pattern and min_n).
+
+    Checks the current request budget (data/budget.py) between chunks of features.
+    """
+    present = presence(dataset.confidences, confidence)
+    # Keyed by the presence pattern, not the float: how many values lie above the threshold
+    # can only stay the same between two thresholds if no value lies between them, and then
+    # every feature is present on the same images. A weak reference: the cache keeps no
+    # dataset alive (the store caches those per build and CTR set).
+    key = (weakref.ref(dataset), int(present.nnz), int(min_n), float(phi_threshold))
     cached = _cache.get(key)
     if cached is not None:
         return cached
-    fit = _fit(dataset, confidence, min_n, phi_threshold)
+    fit = _fit(dataset, present, min_n, phi_threshold)
     _cache.discard(lambda k: k[0]() is None)  # fits of datasets no longer used anywhere
     _cache.put(key, fit, fit.nbytes)
     return fit
@@ -142,10 +160,10 @@ def set_cache_budget(nbytes: int) -> None:
     _cache.resize(int(nbytes))
 
 
-def _fit(dataset: Dataset, confidence: float, min_n: int, phi_threshold: float) -> AdjustedFit:
+def _fit(dataset: Dataset, present, min_n: int, phi_threshold: float) -> AdjustedFit:
     known = dataset.has_ctr
     y = dataset.ctr[known]
-    present = matrix.keep_rows(presence(dataset.confidences, confidence), known)
+    present = matrix.keep_rows(present, known)
     n, m = present.shape
     count = matrix.column_counts(present)
     testable = np.flatnonzero((count >= min_n) & (n - count >= min_n))
@@ -162,17 +180,20 @@ def _fit(dataset: Dataset, confidence: float, min_n: int, phi_threshold: float) 
         # Column 0 is the intercept, column t + 1 the t-th testable feature.
         design = np.hstack([np.ones((n, 1)), tested.astype(np.float64)])
         models = []
+        cap = max_controls(n)
         for pos in range(len(testable)):
             # Strongest co-occurrence first, so that of two collinear controls the weaker goes.
             near = np.flatnonzero(np.abs(phi[pos]) >= phi_threshold)
-            near = near[np.argsort(-np.abs(phi[pos, near]), kind="stable")]
+            near = near[np.argsort(-np.abs(phi[pos, near]), kind="stable")][:cap]
             models.append(np.concatenate(([0, pos + 1], near + 1)))
         # The same data give the same resamples, so the page and the API never disagree.
         rng = np.random.default_rng([n, len(testable), int(np.round(y.sum() * 1e12)) % 2**63])
         # Drawn when a feature first needs them: most builds need few or none.
         first = functools.cache(lambda: permutations(rng, FIRST_RESAMPLES, n))
         total = resamples_for(len(testable))
-        for pos, fitted in batched_hc3(design, y, models):
+        limit = budget.current()
+        for done, (pos, fitted) in enumerate(batched_hc3(design, y, models)):
+            limit.check(done, len(testable), "the adjusted impact")
             j = testable[pos]
             cols = models[pos]
             if fitted is None:

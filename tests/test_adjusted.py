@@ -279,3 +279,43 @@ def test_adjusted_impact_finds_a_and_clears_its_copy_where_marginal_impact_does_
     assert marginal_b_flagged > builds / 8
     marginal = feature_summary(ds, 0.0).set_index("feature")
     assert marginal.loc["fun", "impact"] > 0.4 * planted
+
+
+# -- bounded cost ----------------------------------------------------------------------------
+
+
+def _random_build(n_images: int, n_features: int, share: float, seed: int = 0) -> Dataset:
+    rng = np.random.default_rng(seed)
+    conf = (rng.random((n_images, n_features)) < share) * rng.uniform(0.5, 1.0, (n_images, n_features))
+    names = [f"i{k}" for k in range(n_images)]
+    ctr = pd.Series(np.minimum(0.01 * np.exp(rng.normal(0, 1, n_images)), 1), index=names)
+    return Dataset.from_matrix(names, [f"f{j}" for j in range(n_features)], conf, ctr)
+
+
+def test_fit_adjusted_bounds_the_controls_of_a_wide_build():
+    """300 images x 1,000 features in half the images: |phi| >= 0.05 picks ~350 controls per
+    feature, more than the images (every model saturated, each refitted column by column)."""
+    from data.adjusted import MAX_CONTROLS, max_controls
+
+    ds = _random_build(300, 1_000, 0.5)
+    fit = fit_adjusted(ds, 0.3)
+    assert max_controls(300) == MAX_CONTROLS == 30
+    sizes = np.array([len(c) + len(d) for c, d in zip(fit.controls, fit.dropped)])
+    assert sizes.max() <= 30
+    # The strongest co-occurring features are the ones kept, and every model has a usable t.
+    j = 17
+    phi = np.abs(np.corrcoef(presence(ds.confidences, 0.3).T.astype(float))[j])
+    phi[j] = 0
+    assert np.abs(fit.phi[j]).min() >= np.sort(phi)[-30] - 1e-12
+    assert np.isfinite(fit.p_value).all() and (fit.df >= 300 - 32).all()
+    assert max_controls(150) == 15 and max_controls(12) == 1
+
+
+def test_fit_adjusted_cache_is_keyed_by_the_presence_pattern(reference_dataset):
+    """Thresholds with no confidence between them give the same fit, computed once."""
+    values = np.unique(reference_dataset.confidences)
+    low, high = values[values > 0.5][:2]
+    first = fit_adjusted(reference_dataset, float(low))
+    assert fit_adjusted(reference_dataset, float(low) + (high - low) / 3) is first
+    assert fit_adjusted(reference_dataset, float(np.nextafter(high, 0))) is first
+    assert fit_adjusted(reference_dataset, float(high)) is not first
