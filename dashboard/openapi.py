@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from dashboard.api import BUILD_FIELDS, DATASET_FIELDS, SUMMARY_PARAMS, SummaryQuery
 from dashboard.params import PARAMS, Param
-from data.adjusted import ADJUSTED_COLUMNS
+from data.adjusted import ADJUSTED_COLUMNS, VERDICTS
 from data.analysis import POINT_COLUMNS, SUMMARY_COLUMNS
 from data.drift import DRIFT_COLUMNS
 from ingest.framing import GZIP_ENCODINGS, MAX_HEADER_BYTES
@@ -44,8 +44,10 @@ def _errors(*statuses: int) -> dict:
         409: "PATCH in the other CTR form (rates or counts) than the stored set",
         413: "body, or its decompressed content, larger than MAX_BODY_MB",
         415: "a Content-Encoding other than gzip",
+        422: "the statistics asked for need more CPU time than REQUEST_BUDGET_SECONDS allows a request",
         503: "the storage failed (error: database is read-only, disk full, database unreachable or database busy); "
-        "nothing was stored: retry after Retry-After seconds",
+        "nothing was stored: retry after Retry-After seconds. On reads, also: the statistics did not finish "
+        "within the request's time budget on a busy server",
     }
     answers = {str(s): _json(_ref("Error"), meanings[s]) for s in statuses}
     answers["default"] = _json(
@@ -123,6 +125,7 @@ def _schemas() -> dict:
     feature_types["significant"] = {"type": "boolean"}
     adjusted_types = dict.fromkeys(ADJUSTED_COLUMNS, _NULLABLE_NUMBER)
     adjusted_types["adjusted_controls"] = {"type": ["array", "null"], "items": _TEXT}
+    adjusted_types["adjusted_verdict"] = {"type": ["string", "null"], "enum": [*VERDICTS, None]}
     dataset_types = dict.fromkeys(DATASET_FIELDS, _INT) | {"business": _TEXT, "source": _TEXT, "received_at": _TEXT}
     summary_types = dict.fromkeys(SummaryQuery.__dataclass_fields__, _TEXT)
     summary_types.update(
@@ -138,6 +141,7 @@ def _schemas() -> dict:
     )
     summary_types["adjusted"] = {"const": True}  # present with adjusted=1 only
     summary_types["adjusted_unavailable"] = _TEXT  # adjusted=1 under impression weighting
+    summary_types["adjusted_fcr_level"] = _NULLABLE_NUMBER  # adjusted=1: level of the FCR intervals
     drift_types = {c: _NULLABLE_NUMBER for c in DRIFT_COLUMNS}
     drift_types.update(feature=_TEXT, n_with_from=_INT, n_with_to=_INT, n_flipped=_INT)
     drift_types.update(low_n={"type": "boolean"}, significant={"type": "boolean"})
@@ -288,14 +292,15 @@ def openapi_document(min_n: int) -> dict:
             "get": {
                 "summary": "per-feature CTR with and without, impact, interval, p and q",
                 "parameters": summary_parameters(min_n),
-                "responses": {"200": get(_ref("Summary"), "the summary, ordered by impact")} | _errors(400, 404),
+                "responses": {"200": get(_ref("Summary"), "the summary, ordered by impact")} | _errors(400, 404, 422, 503),
             }
         },
         "/api/drift": {
             "get": {
                 "summary": "how each feature's impact changed between two builds of the pair",
                 "parameters": drift_parameters(min_n),
-                "responses": {"200": get(_ref("Drift"), "the change per feature, ordered by change")} | _errors(400, 404),
+                "responses": {"200": get(_ref("Drift"), "the change per feature, ordered by change")}
+                | _errors(400, 404, 422, 503),
             }
         },
         "/api/summary.csv": {"get": _csv("summary", SUMMARY_COLUMNS, min_n)},

@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import functools
 import hashlib
+import math
 import weakref
 import zlib
 from dataclasses import dataclass
@@ -58,7 +59,13 @@ ADJUSTED_COLUMNS = [
     "adjusted_p_value",
     "adjusted_q_value",
     "adjusted_controls",
+    "adjusted_verdict",
+    "adjusted_lift_pct",
+    "adjusted_ci_low_fcr",
+    "adjusted_ci_high_fcr",
 ]
+VERDICTS = ("helps", "hurts", "unclear", "too few images")
+SIGNIFICANCE = 0.05
 ADJUSTED_UNAVAILABLE = (
     "adjusted impact is computed for weighting=mean only: an impression-weighted model with the same "
     "controls is not offered until its p-values pass the null calibration the marginal ones pass"
@@ -341,7 +348,8 @@ def adjusted_columns(
     out = summary.copy()
     if not available:
         for column in ADJUSTED_COLUMNS:
-            out[column] = pd.Series([None] * len(out), dtype=object) if column == "adjusted_controls" else np.nan
+            textual = column in ("adjusted_controls", "adjusted_verdict")
+            out[column] = pd.Series([None] * len(out), dtype=object) if textual else np.nan
         return out
     fit = fit_adjusted(dataset, confidence, min_n=DEFAULT_MIN_GROUP_SIZE if min_n is None else min_n)
     index = pd.Index(dataset.features, dtype=object).get_indexer(summary["feature"].to_numpy(dtype=object))
@@ -350,7 +358,9 @@ def adjusted_columns(
     out["adjusted_ci_low"] = fit.ci_low[index]
     out["adjusted_ci_high"] = fit.ci_high[index]
     out["adjusted_p_value"] = fit.p_value[index]
-    out["adjusted_q_value"] = marginal.benjamini_hochberg(fit.p_value[index])
+    p = fit.p_value[index]
+    q = marginal.benjamini_hochberg(p)
+    out["adjusted_q_value"] = q
     out["adjusted_controls"] = pd.Series(
         [
             [str(names[c]) for c in fit.controls[j]]
@@ -360,7 +370,48 @@ def adjusted_columns(
         index=out.index,
         dtype=object,
     )
+    out["adjusted_verdict"] = verdicts(q, fit.estimate[index], out["low_n"].to_numpy(dtype=bool))
+    with np.errstate(invalid="ignore", divide="ignore"):
+        without = out["avg_ctr_without"].to_numpy(dtype=np.float64)
+        out["adjusted_lift_pct"] = np.where(without > 0, 100.0 * fit.estimate[index] / without, np.nan)
+    level = fcr_level(q)
+    if math.isnan(level):
+        low = high = np.full(len(out), np.nan)
+    else:
+        low, high = fit.interval(1.0 - level, index)
+    # The interval excludes 0 exactly when q < 0.05 (see fcr_level); NaN where there is no p.
+    low = np.where(q >= SIGNIFICANCE, np.minimum(low, 0.0), low)
+    high = np.where(q >= SIGNIFICANCE, np.maximum(high, 0.0), high)
+    out["adjusted_ci_low_fcr"] = np.where(np.isnan(q), np.nan, low)
+    out["adjusted_ci_high_fcr"] = np.where(np.isnan(q), np.nan, high)
     return out
+
+
+def verdicts(q: np.ndarray, impact: np.ndarray, low_n: np.ndarray) -> np.ndarray:
+    """Per feature, in words: "helps" or "hurts" (q < 0.05, by the sign of the impact), "unclear", or "too few images" (low_n)."""
+    out = np.full(len(q), "unclear", dtype=object)
+    with np.errstate(invalid="ignore"):
+        found = q < SIGNIFICANCE
+        out[found & (impact > 0)] = "helps"
+        out[found & (impact < 0)] = "hurts"
+    out[low_n] = "too few images"
+    return out
+
+
+def fcr_level(q: np.ndarray) -> float:
+    """Level of the false-coverage-rate intervals (Benjamini and Yekutieli 2005): 1 - R 0.05 / m.
+
+    R features have q < 0.05 out of m with a q (R = 0: 1 - 0.05 / m). Intervals at this level,
+    from the same test as p, cover the selected features' true effects with a false coverage
+    rate of at most 5 %, and exclude 0 exactly for the selected ones: a selected p is below
+    R 0.05 / m, any other above it. NaN when nothing was tested.
+    """
+    q = np.asarray(q, dtype=np.float64)
+    tested = int((~np.isnan(q)).sum())
+    if not tested:
+        return math.nan
+    selected = int((q < SIGNIFICANCE).sum())
+    return 1.0 - max(selected, 1) * SIGNIFICANCE / tested
 
 
 def adjusted_summary(

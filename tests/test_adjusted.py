@@ -397,3 +397,26 @@ def test_a_lone_strong_feature_reaches_q_below_005_among_500():
     assert summary.loc["f0", "adjusted_p_value"] < 0.05 / 500
     assert summary.loc["f0", "adjusted_q_value"] < 0.05
     assert (summary["adjusted_q_value"] < 0.05).sum() <= 3
+
+
+def test_adjusted_fcr_interval_excludes_zero_exactly_for_the_selected_features():
+    """Verdict, lift and the Benjamini-Yekutieli interval on a build where some features are found."""
+    from data.adjusted import fcr_level
+
+    ds, _ = _planted_build(100, effect=1.5)
+    summary = adjusted_summary(ds, 0.0)
+    tested = summary[summary["adjusted_q_value"].notna()]
+    selected = tested["adjusted_q_value"] < 0.05
+    assert 1 <= selected.sum() < len(tested)
+    assert fcr_level(summary["adjusted_q_value"].to_numpy()) == 1 - selected.sum() * 0.05 / len(tested)
+    low, high = tested["adjusted_ci_low_fcr"], tested["adjusted_ci_high_fcr"]
+    np.testing.assert_array_equal((low > 0) | (high < 0), selected)
+    assert (low <= tested["adjusted_ci_low"]).all() and (tested["adjusted_ci_high"] <= high).all()
+    # The per-test interval agrees with p at 0.05 in the same way.
+    per_test = (tested["adjusted_ci_low"] > 0) | (tested["adjusted_ci_high"] < 0)
+    np.testing.assert_array_equal(per_test, tested["adjusted_p_value"] <= 0.05)
+    verdict = summary.set_index("feature")["adjusted_verdict"]
+    assert verdict["girl"] == "helps"
+    assert set(verdict) <= {"helps", "hurts", "unclear", "too few images"}
+    lift = summary.set_index("feature").loc["girl"]
+    assert lift["adjusted_lift_pct"] == pytest.approx(100 * lift["adjusted_impact"] / lift["avg_ctr_without"])
