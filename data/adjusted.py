@@ -76,6 +76,9 @@ ADJUSTED_UNAVAILABLE = (
 # skewed or heavy-tailed CTRs (11-18 % at 30 images for lognormal sigma 1-1.5 and Pareto).
 # Above the gate the t p is kept: far from any decision, and resampling there costs most.
 PERMUTATION_GATE = 0.2
+# A feature's null is drawn further only while its p could, at this confidence, still fall
+# below the Benjamini-Hochberg threshold.
+REFINE_CONFIDENCE = 0.999
 
 
 @dataclass(frozen=True, eq=False)
@@ -320,7 +323,12 @@ def _resolve(tests: dict, first, p: np.ndarray, total: int, limit, n_features: i
         if until >= total:
             break
         q = marginal.benjamini_hochberg(p)
-        pending = [j for j in pending if not tests[j].resolved and q[j] >= 0.05]
+        pending = [j for j in pending if not tests[j].resolved and q[j] >= SIGNIFICANCE]
+        # Only those that could still be selected: their p's 0.1 % lower confidence bound (from
+        # the resamples in the smaller tail) below BH's threshold if every candidate were selected.
+        tested = np.count_nonzero(~np.isnan(p))
+        threshold = SIGNIFICANCE * (np.count_nonzero(q < SIGNIFICANCE) + len(pending)) / tested
+        pending = [j for j in pending if tests[j].p_lower_bound(REFINE_CONFIDENCE) < threshold]
         until = min(total, 2 * until + 1)
 
 

@@ -26,6 +26,7 @@ from __future__ import annotations
 import math
 
 import numpy as np
+from scipy.stats import beta
 
 FIRST_RESAMPLES = 999  # shared permutations, and the most one pass uses
 MIN_RESAMPLES = 199  # enough for the interval's 95 % quantiles
@@ -102,6 +103,13 @@ class FreedmanLane:
     def p_value(self) -> float:
         """Equal-tailed p: twice the smaller one-sided share, counting the observed resample."""
         return min(1.0, 2.0 * (1.0 + min(self.upper, self.lower)) / (self.drawn + 1.0))
+
+    def p_lower_bound(self, confidence: float) -> float:
+        """A lower confidence bound on the p that unlimited resamples would give (Clopper-Pearson on the smaller tail)."""
+        hits = min(self.upper, self.lower)
+        if hits == 0:
+            return 0.0
+        return min(1.0, 2.0 * float(beta.ppf(1.0 - confidence, hits, self.drawn - hits + 1)))
 
     def extend(self, first: np.ndarray, until: int) -> None:
         """Draw resamples until p is resolved or ``until`` have been drawn.

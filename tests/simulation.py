@@ -184,7 +184,11 @@ NULL_SCENARIOS = [
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--scale", type=int, default=4, help="multiply the test suite's runs by this")
+    parser.add_argument("--adjusted", action="store_true", help="only the adjusted impact's null table")
     args = parser.parse_args()
+    if args.adjusted:
+        adjusted_main(args.scale)
+        return
     print("| data | weighting | tests | p < 0.05 | interval holds 0 | runs with any q < 0.05 |")
     print("| --- | --- | --- | --- | --- | --- |")
     for scenario, weighting, draws, runs, features in NULL_SCENARIOS:
@@ -203,10 +207,6 @@ def main() -> None:
                 f"| +-20-25 % on 15 %, noise {sigma} | {weighting} | {power.planted:,} | "
                 f"{power.found_rate:.2%} | {power.coverage:.2%} |"
             )
-
-
-if __name__ == "__main__":
-    main()
 
 
 # -- adjusted impact at the edges --------------------------------------------------------------
@@ -294,3 +294,7 @@ def adjusted_main(scale: int) -> None:
             f"| {tails} | {'shuffled' if shuffled else 'as drawn'} | {rates.tests:,} | "
             f"{rates.false_positive_rate:.2%} | {rates.coverage:.2%} | {rates.any_discovery_rate:.2%} of {rates.runs:,} |"
         )
+
+
+if __name__ == "__main__":
+    main()
