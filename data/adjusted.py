@@ -2,18 +2,21 @@
 
 For each feature j, an ordinary least squares regression of per-image CTR on an intercept,
 j's presence and the presence of its co-occurring features S_j; the adjusted impact is j's
-coefficient, with HC3 (heteroskedasticity-consistent) standard errors, t intervals and p on
-n - rank degrees of freedom, as statsmodels' ``OLS(...).fit(cov_type="HC3", use_t=True)``.
-What decides significance: for a feature with few images on a side whose t p is below
-PERMUTATION_GATE, p and the interval come from a permutation test of the same HC3 t statistic
-(data/residual_permutation.py), because the t distribution is liberal there with skewed CTRs.
+coefficient, with HC3 (heteroskedasticity-consistent) standard errors on n - rank degrees of
+freedom, as statsmodels' ``OLS(...).fit(cov_type="HC3", use_t=True)``. What decides
+significance: for every feature whose t p is below PERMUTATION_GATE, an equal-tailed
+permutation test of the same HC3 t statistic (data/residual_permutation.py), because the t
+distribution is liberal with skewed or heavy-tailed CTRs at small and moderate group sizes;
+its interval inverts the same test. Each feature also gets a verdict in words, its lift and a
+false-coverage-rate interval that agrees with its q (``adjusted_columns``).
 
 S_j is chosen from the presence matrix alone, never from CTR, so the p-values stay valid after
-the selection: every other feature with at least ``min_n`` images on each side whose phi
+the selection: the other features with at least ``min_n`` images on each side whose phi
 (Pearson correlation of the two presence columns over the images with a CTR) with j is at
-least ``PHI_THRESHOLD`` in absolute value. Features outside a summary's prevalence filters can
-be controls: the fit depends only on (dataset, threshold, min_n), and is cached on that key
-(bounded in bytes, least recently used dropped first).
+least ``PHI_THRESHOLD`` in absolute value, the strongest first, at most ``max_controls``.
+Features outside a summary's prevalence filters can be controls: the fit depends only on
+(dataset, presence pattern, min_n), and is cached on that key (bounded in bytes, least
+recently used dropped first). Long fits check the current request budget (data/budget.py).
 Pure numpy/scipy, no I/O.
 """
 
