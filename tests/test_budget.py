@@ -148,3 +148,17 @@ def test_summary_adjusted_hopeless_request_answers_422(store, settings, monkeypa
     assert response.status_code == 422, response.get_data(as_text=True)
     assert "REQUEST_BUDGET_SECONDS" in " ".join(response.get_json()["details"])
     assert "Retry-After" not in response.headers
+
+
+def test_drift_past_the_budget_answers_503_in_the_error_shape(store, settings):
+    from dashboard.factory import create_app
+
+    _store_wide(store, n_features=10)
+    _store_wide(store, n_features=10)
+    builds = store.builds(PAIR["business"], PAIR["source"])["build_id"].tolist()
+    app = create_app(settings.with_overrides(request_budget_seconds=1e-9), store)
+    query = {**PAIR, "from_build": min(builds), "to_build": max(builds)}
+    response = app.server.test_client().get("/api/drift", query_string=query)
+    assert response.status_code == 503, response.get_data(as_text=True)
+    assert set(response.get_json()) == {"error", "details"}
+    assert response.headers["Retry-After"] == "10"
