@@ -4,6 +4,10 @@ Timing, at 659 x 480 and 10,000 x 1,000 (the demo generator, seed 42): ``fit_adj
 (a new threshold, nothing cached) against ``feature_summary`` at the same threshold as the
 baseline, then GET /api/summary with and without ``adjusted=1`` once the fit is cached.
 
+Wide builds: 300 images x 1,000 random features each present in half the images, through GET
+/api/summary?adjusted=1 (target <= 10 s), and the ratio against the code as it was at
+BASELINE_COMMIT (read from git) on 150 images x 250 features, a size that code could finish.
+
 Calibration: the reference CTRs shuffled, and demo builds with lognormal CTRs that no feature
 affects; the share of p < 0.05 and p < 0.01 over all tested features, for the adjusted p that
 decides significance and for the HC3 t test alone.
@@ -14,14 +18,17 @@ decides significance and for the HC3 t test alone.
 from __future__ import annotations
 
 import argparse
+import importlib
 import os
+import subprocess
+import sys
 import tempfile
 import time
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
-from common import BUSINESS, SOURCE, fresh_app, median, timed
+from common import BUSINESS, ROOT, SOURCE, fresh_app, median, timed
 
 from dashboard.page.compute import compute_view
 from data.adjusted import fit_adjusted
@@ -83,6 +90,80 @@ def bench_size(folder: Path, n_images: int, n_features: int, target_ms, rounds: 
     store.close()
 
 
+# Before the bounded number of controls per feature and the presence-pattern cache key.
+BASELINE_COMMIT = "32a7b2e"
+BASELINE_MODULES = ("regression", "residual_permutation", "adjusted")
+
+
+def random_build(n_images: int, n_features: int, share: float = 0.5, seed: int = 0):
+    """Independent features, each present in ``share`` of the images (confidence 0.5-1), lognormal CTRs."""
+    rng = np.random.default_rng(seed)
+    conf = (rng.random((n_images, n_features)) < share) * rng.uniform(0.5, 1.0, (n_images, n_features))
+    names = [f"i{k}" for k in range(n_images)]
+    ctr = pd.Series(np.minimum(0.01 * np.exp(rng.normal(0, 1, n_images)), 1), index=names)
+    return Dataset.from_matrix(names, [f"f{j}" for j in range(n_features)], conf, ctr)
+
+
+def baseline_fit_adjusted(folder: Path):
+    """``fit_adjusted`` as it was at BASELINE_COMMIT, imported from a copy of its modules."""
+    package = folder / "baseline_adjusted"
+    package.mkdir(exist_ok=True)
+    (package / "__init__.py").write_text("")
+    for name in BASELINE_MODULES:
+        source = subprocess.run(
+            ["git", "-C", str(ROOT), "show", f"{BASELINE_COMMIT}:data/{name}.py"],
+            check=True,
+            capture_output=True,
+            text=True,
+        ).stdout
+        for other in BASELINE_MODULES:
+            source = source.replace(f"from data.{other} import", f"from baseline_adjusted.{other} import")
+        (package / f"{name}.py").write_text(source)
+    sys.path.insert(0, str(folder))
+    return importlib.import_module("baseline_adjusted.adjusted").fit_adjusted
+
+
+def bench_wide(folder: Path) -> None:
+    """The wide build through the API, and the ratio against the baseline on a size it can finish."""
+    from dashboard.factory import create_app
+    from data.adjusted import clear_cache
+    from data.settings import Settings
+    from data.store import FeatureStore
+
+    dataset = random_build(300, 1_000)
+    frame = pd.DataFrame(dataset.dense(), columns=dataset.features)
+    frame.insert(0, "image_name", dataset.images)
+    from data.batches import FeatureBatch, ctr_frame
+
+    store = FeatureStore(f"sqlite:///{folder / 'wide.db'}")
+    store.add_build(BUSINESS, SOURCE, FeatureBatch.from_wide(frame))
+    store.replace_ctr(BUSINESS, SOURCE, ctr_frame(pd.Series(dataset.images), pd.Series(dataset.ctr)))
+    settings = Settings.from_env({}, database_url=f"sqlite:///{folder / 'wide.db'}", demo_data=False)
+    client = create_app(settings, store).server.test_client()
+    clear_cache()
+    args = {"business": BUSINESS, "source": SOURCE, "confidence": 0.5, "adjusted": 1}
+    wall = time.perf_counter()
+    response = client.get("/api/summary", query_string=args)
+    wall = time.perf_counter() - wall
+    verdict = "ok" if response.status_code == 200 and wall <= 10 else "MISSED"
+    print(
+        f"wide 300x1000 at 50 %: GET /api/summary?adjusted=1 {response.status_code} in {wall:.2f} s (target <= 10 s) {verdict}"
+    )
+    again = timed(lambda: client.get("/api/summary", query_string={**args, "confidence": 0.5000001}))
+    print(f"wide 300x1000 at 50 %: the same at confidence 0.5000001 (same presence, cached) {again * 1000:.0f} ms")
+    store.close()
+
+    small = random_build(150, 250)
+    old = baseline_fit_adjusted(folder)
+    base = timed(lambda: old(small, 0.5))
+    clear_cache()
+    new = timed(lambda: fit_adjusted(small, 0.5))
+    print(
+        f"wide 150x250 at 50 %: cold fit_adjusted {new * 1000:.0f} ms; at {BASELINE_COMMIT} {base:.1f} s; "
+        f"ratio {new / base:.4f}"
+    )
+
+
 def null_rates(datasets) -> str:
     """Shares of p < 0.05 and p < 0.01, adjusted p and t test alone, over every tested feature."""
     decided, t_only = [], []
@@ -122,10 +203,14 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rounds", type=int, default=3, help="cold fits per size (distinct thresholds, at most 5)")
     parser.add_argument("--null-runs", type=int, default=40, help="shuffles x5 of the reference; demo builds / 4")
+    parser.add_argument("--wide-only", action="store_true", help="only the wide builds and the baseline ratio")
     args = parser.parse_args()
     # Wall time follows what else the cores run; CPU time is this process's own work.
     print(f"load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores")
     with tempfile.TemporaryDirectory() as tmp:
+        bench_wide(Path(tmp))
+        if args.wide_only:
+            return
         for n_images, n_features, target_ms in SIZES:
             bench_size(Path(tmp), n_images, n_features, target_ms, args.rounds)
     calibration(args.null_runs)

@@ -24,6 +24,7 @@ def create_app(settings: Settings | None = None, store: FeatureStore | None = No
     from dashboard.api.gallery import create_gallery_blueprint
     from dashboard.api.openapi import create_openapi_blueprint
     from dashboard.api.routes import create_api_blueprint
+    from dashboard.budget import register_request_budget
     from dashboard.page.callbacks import register_callbacks
     from dashboard.page.layout import build_layout, outage_page
     from data import adjusted, permutation
@@ -62,6 +63,7 @@ def create_app(settings: Settings | None = None, store: FeatureStore | None = No
         if not startup.ready and needs_database(request.path):
             raise startup.unavailable()
 
+    register_request_budget(server, settings.request_budget_seconds)
     server.register_blueprint(create_ingest_blueprint(store, settings))
     server.register_blueprint(create_images_blueprint(store, settings))
     server.register_blueprint(create_api_blueprint(store, settings))

@@ -2,39 +2,58 @@
 
 For each feature j, an ordinary least squares regression of per-image CTR on an intercept,
 j's presence and the presence of its co-occurring features S_j; the adjusted impact is j's
-coefficient, with HC3 (heteroskedasticity-consistent) standard errors, t intervals and p on
-n - rank degrees of freedom, as statsmodels' ``OLS(...).fit(cov_type="HC3", use_t=True)``.
-What decides significance: for a feature with few images on a side whose t p is below
-PERMUTATION_GATE, p and the interval come from a permutation test of the same HC3 t statistic
-(data/residual_permutation.py), because the t distribution is liberal there with skewed CTRs.
+coefficient, with HC3 (heteroskedasticity-consistent) standard errors on n - rank degrees of
+freedom, as statsmodels' ``OLS(...).fit(cov_type="HC3", use_t=True)``. What decides
+significance: for every feature whose t p is below PERMUTATION_GATE, an equal-tailed
+permutation test of the same HC3 t statistic (data/residual_permutation.py), because the t
+distribution is liberal with skewed or heavy-tailed CTRs at small and moderate group sizes;
+its interval inverts the same test. Each feature also gets a verdict in words, its lift and a
+false-coverage-rate interval that agrees with its q (``adjusted_columns``).
 
 S_j is chosen from the presence matrix alone, never from CTR, so the p-values stay valid after
-the selection: every other feature with at least ``min_n`` images on each side whose phi
+the selection: the other features with at least ``min_n`` images on each side whose phi
 (Pearson correlation of the two presence columns over the images with a CTR) with j is at
-least ``PHI_THRESHOLD`` in absolute value. Features outside a summary's prevalence filters can
-be controls: the fit depends only on (dataset, threshold, min_n), and is cached on that key
-(bounded in bytes, least recently used dropped first).
+least ``PHI_THRESHOLD`` in absolute value, the strongest first, at most ``max_controls``.
+Features outside a summary's prevalence filters can be controls: the fit depends only on
+(dataset, presence pattern, min_n), and is cached on that key (bounded in bytes, least
+recently used dropped first). Long fits check the current request budget (data/budget.py).
 Pure numpy/scipy, no I/O.
 """
 
 from __future__ import annotations
 
 import functools
+import hashlib
+import math
 import weakref
+import zlib
 from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
-from scipy import stats
+from scipy import special, stats
 
-from data import matrix
+from data import budget, matrix
 from data import stats as marginal
 from data.analysis import DEFAULT_MIN_GROUP_SIZE, Dataset, feature_summary, presence
 from data.cache import ByteLRU
 from data.regression import batched_hc3, hc3, independent_columns
-from data.residual_permutation import FIRST_RESAMPLES, permutation_test, permutations, resamples_for
+from data.residual_permutation import (
+    FIRST_RESAMPLES,
+    MIN_RESAMPLES,
+    FreedmanLane,
+    critical_values,
+    permutations,
+    resamples_for,
+)
 
 PHI_THRESHOLD = 0.05
+# At most this many controls per feature, the strongest |phi| first, and at most one per
+# CONTROLS_PER_IMAGES images with a CTR: the cost of a fit then grows linearly in features, and
+# every model keeps most of its degrees of freedom (350 controls on 300 images, which |phi| >= 0.05
+# selects among 1,000 random features, leave none).
+MAX_CONTROLS = 30
+CONTROLS_PER_IMAGES = 10
 CONFIDENCE_LEVEL = 0.95
 ADJUSTED_COLUMNS = [
     "adjusted_impact",
@@ -43,33 +62,44 @@ ADJUSTED_COLUMNS = [
     "adjusted_p_value",
     "adjusted_q_value",
     "adjusted_controls",
+    "adjusted_verdict",
+    "adjusted_lift_pct",
+    "adjusted_ci_low_fcr",
+    "adjusted_ci_high_fcr",
 ]
+VERDICTS = ("helps", "hurts", "unclear", "too few images")
+SIGNIFICANCE = 0.05
 ADJUSTED_UNAVAILABLE = (
     "adjusted impact is computed for weighting=mean only: an impression-weighted model with the same "
     "controls is not offered until its p-values pass the null calibration the marginal ones pass"
 )
-# For a feature with fewer than PERMUTATION_MAX_SIDE images on a side and a t-distribution p
-# below PERMUTATION_GATE, a permutation test decides p (see data/residual_permutation.py):
-# shuffled CTRs showed the t distribution liberal there (20 % p < 0.05 at 9 images) and
-# calibrated or conservative elsewhere (3.5 % at 659 x 480 with ~80 controls).
+# A feature whose HC3 t-distribution p is below PERMUTATION_GATE gets a permutation p (see
+# data/residual_permutation.py), whatever its group size: on shuffled CTRs the t distribution
+# was liberal for small groups (20 % p < 0.05 at 9 images) and still at 30-100 images with
+# skewed or heavy-tailed CTRs (11-18 % at 30 images for lognormal sigma 1-1.5 and Pareto).
+# Above the gate the t p is kept: far from any decision, and resampling there costs most.
 PERMUTATION_GATE = 0.2
-PERMUTATION_MAX_SIDE = 30
+# A feature's null is drawn further only while its p could, at this confidence, still fall
+# below the Benjamini-Hochberg threshold.
+REFINE_CONFIDENCE = 0.999
 
 
 @dataclass(frozen=True, eq=False)
 class AdjustedFit:
-    """Per feature of a dataset at one threshold: the adjusted estimate, its interval and p.
+    """Per feature of a dataset at one presence pattern: the adjusted estimate, its interval and p.
 
-    ``p_value`` and the interval are the HC3 t test's, except for features with fewer than
-    PERMUTATION_MAX_SIDE images on a side and a t p below PERMUTATION_GATE: there a permutation
-    test's (p, and the interval from the permutation quantile of |t|). ``t_*`` keep the t
-    test's for every feature.
+    ``p_value`` is an equal-tailed Freedman-Lane permutation p of the HC3 t for every feature
+    whose t-distribution p is below PERMUTATION_GATE, and the t test's above it (far from any
+    decision); never below ``floor`` (2 / C(images, images on the smaller side)). ``interval``
+    inverts the same test at any level; ``ci_low``/``ci_high`` are its 95 % interval. ``t_*``
+    keep the HC3 t test's for every feature.
 
     Arrays are aligned with ``dataset.features``; NaN where a feature was not fitted (fewer
     than ``min_n`` images with a CTR on a side) or its statistics are undefined. ``controls``
     holds the column indices of the controls in each model and ``phi`` their phi with the
     feature; ``dropped`` the (index, reason, phi) of controls left out because they were
-    collinear with the feature or with stronger controls.
+    collinear with the feature or with stronger controls. ``nulls`` maps a permuted feature's
+    index to its null's tails (see data.residual_permutation.FreedmanLane.tails).
     """
 
     estimate: np.ndarray
@@ -84,18 +114,49 @@ class AdjustedFit:
     t_p_value: np.ndarray  # HC3 t test alone, as statsmodels gives it
     t_ci_low: np.ndarray
     t_ci_high: np.ndarray
+    floor: np.ndarray
+    nulls: dict[int, tuple[np.ndarray, np.ndarray, int]]
 
     @property
     def nbytes(self) -> int:
         """Memory held by the fit, estimated from its arrays (a dropped control counted as 100 bytes)."""
         arrays = (self.estimate, self.se, self.df, self.ci_low, self.ci_high, self.p_value)
-        arrays += (self.t_p_value, self.t_ci_low, self.t_ci_high)
+        arrays += (self.t_p_value, self.t_ci_low, self.t_ci_high, self.floor)
         return (
             sum(a.nbytes for a in arrays)
             + sum(c.nbytes + 100 for c in self.controls)  # plus each array's own overhead
             + sum(f.nbytes + 100 for f in self.phi)
             + sum(100 * (len(d) + 1) for d in self.dropped)
+            + sum(low.nbytes + high.nbytes + 200 for low, high, _ in self.nulls.values())
         )
+
+    def interval(self, alpha: float, index=None) -> tuple[np.ndarray, np.ndarray]:
+        """The interval at level 1 - alpha of the features at ``index`` (default all), from the test that gives p.
+
+        It holds 0 exactly when p > alpha: for a permuted feature it is the set of effects the
+        permutation test would not reject at alpha (the null's quantiles around the estimate);
+        for the others the t interval, which holds 0 as their p is above PERMUTATION_GATE. Where
+        the resamples cannot resolve that level (or p is held up by its floor) the side toward 0
+        reaches it.
+        """
+        index = np.arange(len(self.estimate)) if index is None else np.asarray(index, dtype=np.int64)
+        est, se, df = self.estimate[index], self.se[index], self.df[index]
+        with np.errstate(invalid="ignore"):
+            t_alpha = stats.t.ppf(1.0 - alpha / 2.0, np.where(df >= 1, df, np.nan))
+        low, high = est - t_alpha * se, est + t_alpha * se
+        for pos, j in enumerate(index.tolist()):
+            null = self.nulls.get(j)
+            if null is None:
+                continue
+            lo, hi = critical_values(*null, alpha)
+            # Beyond the resamples drawn, the t quantile (at least as wide as it is liberal).
+            lo = lo if np.isfinite(lo) else -t_alpha[pos]
+            hi = hi if np.isfinite(hi) else t_alpha[pos]
+            low[pos], high[pos] = est[pos] - hi * se[pos], est[pos] - lo * se[pos]
+        holds = self.p_value[index] > alpha
+        low = np.where(holds, np.minimum(low, 0.0), low)
+        high = np.where(holds, np.maximum(high, 0.0), high)
+        return low, high
 
 
 def phi_matrix(present: np.ndarray) -> np.ndarray:
@@ -111,16 +172,28 @@ def phi_matrix(present: np.ndarray) -> np.ndarray:
         return (n * both - np.outer(count, count)) / np.outer(spread, spread)
 
 
+def max_controls(n_images: int) -> int:
+    """How many controls a feature's model may hold with ``n_images`` images with a CTR."""
+    return int(min(MAX_CONTROLS, max(0, n_images // CONTROLS_PER_IMAGES)))
+
+
 def fit_adjusted(
     dataset: Dataset, confidence: float = 0.0, *, min_n: int = DEFAULT_MIN_GROUP_SIZE, phi_threshold=PHI_THRESHOLD
 ) -> AdjustedFit:
-    """Adjusted impact of every feature at one threshold (cached per dataset, threshold and min_n)."""
-    # A weak reference: the cache keeps no dataset alive (the store caches those per build and CTR set).
-    key = (weakref.ref(dataset), float(confidence), int(min_n), float(phi_threshold))
+    """Adjusted impact of every feature at one threshold (cached per dataset, presence pattern and min_n).
+
+    Checks the current request budget (data/budget.py) between chunks of features.
+    """
+    present = presence(dataset.confidences, confidence)
+    # Keyed by the presence pattern, not the float: how many values lie above the threshold
+    # can only stay the same between two thresholds if no value lies between them, and then
+    # every feature is present on the same images. A weak reference: the cache keeps no
+    # dataset alive (the store caches those per build and CTR set).
+    key = (weakref.ref(dataset), int(present.nnz), int(min_n), float(phi_threshold))
     cached = _cache.get(key)
     if cached is not None:
         return cached
-    fit = _fit(dataset, confidence, min_n, phi_threshold)
+    fit = _fit(dataset, present, min_n, phi_threshold)
     _cache.discard(lambda k: k[0]() is None)  # fits of datasets no longer used anywhere
     _cache.put(key, fit, fit.nbytes)
     return fit
@@ -142,18 +215,24 @@ def set_cache_budget(nbytes: int) -> None:
     _cache.resize(int(nbytes))
 
 
-def _fit(dataset: Dataset, confidence: float, min_n: int, phi_threshold: float) -> AdjustedFit:
-    known = dataset.has_ctr
-    y = dataset.ctr[known]
-    present = matrix.keep_rows(presence(dataset.confidences, confidence), known)
+def _fit(dataset: Dataset, present, min_n: int, phi_threshold: float) -> AdjustedFit:
+    # Images in name order and features in name order: the same data listed in another order
+    # go through the same arithmetic and the same resamples, so they give the same numbers.
+    rows = np.flatnonzero(dataset.has_ctr)
+    rows = rows[np.argsort(dataset.images[rows].astype(str), kind="stable")]
+    columns = np.argsort(dataset.features.astype(str), kind="stable")
+    y = dataset.ctr[rows]
+    present = matrix.to_csc(present)[rows][:, columns]
     n, m = present.shape
     count = matrix.column_counts(present)
     testable = np.flatnonzero((count >= min_n) & (n - count >= min_n))
+    names = dataset.features[columns].astype(str)
 
-    estimate, se, df, p, critical = (np.full(m, np.nan) for _ in range(5))
+    estimate, se, df, p = (np.full(m, np.nan) for _ in range(4))
     controls: list[np.ndarray] = [np.empty(0, dtype=np.int64)] * m
     phis: list[np.ndarray] = [np.empty(0)] * m
     dropped: list[list[tuple[int, str, float]]] = [[] for _ in range(m)]
+    tests: dict[int, FreedmanLane] = {}
     if len(testable) and n > 2:
         # The regression needs the tested columns dense: n x tested floats, not the whole build.
         tested = present[:, testable].toarray()
@@ -162,17 +241,21 @@ def _fit(dataset: Dataset, confidence: float, min_n: int, phi_threshold: float) 
         # Column 0 is the intercept, column t + 1 the t-th testable feature.
         design = np.hstack([np.ones((n, 1)), tested.astype(np.float64)])
         models = []
+        cap = max_controls(n)
         for pos in range(len(testable)):
-            # Strongest co-occurrence first, so that of two collinear controls the weaker goes.
+            # Strongest co-occurrence first (ties by name), so that of two collinear controls the weaker goes.
             near = np.flatnonzero(np.abs(phi[pos]) >= phi_threshold)
-            near = near[np.argsort(-np.abs(phi[pos, near]), kind="stable")]
+            near = near[np.argsort(-np.abs(phi[pos, near]), kind="stable")][:cap]
             models.append(np.concatenate(([0, pos + 1], near + 1)))
-        # The same data give the same resamples, so the page and the API never disagree.
-        rng = np.random.default_rng([n, len(testable), int(np.round(y.sum() * 1e12)) % 2**63])
+        # Seeded from the data in canonical order: the same data give the same resamples, so the
+        # page and the API never disagree, whatever order the images and features came in.
+        digest = hashlib.sha256(np.ascontiguousarray(y).tobytes() + np.int64([n, len(testable)]).tobytes())
+        seed = int.from_bytes(digest.digest()[:8], "little")
         # Drawn when a feature first needs them: most builds need few or none.
-        first = functools.cache(lambda: permutations(rng, FIRST_RESAMPLES, n))
-        total = resamples_for(len(testable))
-        for pos, fitted in batched_hc3(design, y, models):
+        first = functools.cache(lambda: permutations(np.random.default_rng(seed), FIRST_RESAMPLES, n))
+        limit = budget.current()
+        for done, (pos, fitted) in enumerate(batched_hc3(design, y, models)):
+            limit.check(done, 2 * len(testable), "the adjusted impact")
             j = testable[pos]
             cols = models[pos]
             if fitted is None:
@@ -187,36 +270,75 @@ def _fit(dataset: Dataset, confidence: float, min_n: int, phi_threshold: float) 
             phis[j] = phi[pos, cols[2:] - 1]
             estimate[j], se[j], df[j] = fitted.coef, fitted.se, fitted.df
             if np.isfinite(fitted.se) and fitted.se > 0:
-                side = min(count[j], n - count[j])
-                p[j], critical[j] = _p_value(fitted, side, first, rng, total)
+                t_p = float(2.0 * stats.t.sf(abs(fitted.coef / fitted.se), fitted.df))
+                if t_p >= PERMUTATION_GATE:
+                    p[j] = t_p
+                else:
+                    feature_seed = [seed, zlib.crc32(names[j].encode("utf-8"))]
+                    tests[j] = FreedmanLane(fitted, lambda s=feature_seed: np.random.default_rng(s))
+        _resolve(tests, first, p, resamples_for(len(testable)), limit, len(testable))
 
-    half = critical * se
+    floor = np.minimum(1.0, 2.0 / _ways(n, np.minimum(count, n - count)))
+    p = np.maximum(p, floor)  # NaN stays NaN
     with np.errstate(invalid="ignore", divide="ignore"):
         t_p = np.where(np.isnan(p), np.nan, 2.0 * stats.t.sf(np.abs(estimate / se), df))
         t_half = np.where(np.isnan(p), np.nan, stats.t.ppf(0.5 + CONFIDENCE_LEVEL / 2.0, df) * se)
-    return AdjustedFit(
-        estimate,
-        se,
-        df,
-        estimate - half,
-        estimate + half,
-        p,
-        controls,
-        phis,
-        dropped,
-        t_p,
-        estimate - t_half,
-        estimate + t_half,
+    # Back to the dataset's order of features: canonical position back[k] holds feature k.
+    back = np.empty(m, dtype=np.int64)
+    back[columns] = np.arange(m)
+    fit = AdjustedFit(
+        estimate[back],
+        se[back],
+        df[back],
+        np.full(m, np.nan),
+        np.full(m, np.nan),
+        p[back],
+        [columns[controls[k]] for k in back],
+        [phis[k] for k in back],
+        [[(int(columns[c]), why, value) for c, why, value in dropped[k]] for k in back],
+        t_p[back],
+        (estimate - t_half)[back],
+        (estimate + t_half)[back],
+        floor[back],
+        {int(columns[j]): test.tails() for j, test in tests.items()},
     )
+    low, high = fit.interval(1.0 - CONFIDENCE_LEVEL)
+    fit.ci_low[:], fit.ci_high[:] = low, high
+    return fit
 
 
-def _p_value(fitted, side: int, first, rng, total) -> tuple[float, float]:
-    """p and critical |t| of one coefficient: the t distribution's, or a permutation test's for a
-    feature with few images on a side whose t p is below the gate."""
-    t_p = float(2.0 * stats.t.sf(abs(fitted.coef / fitted.se), fitted.df))
-    if t_p >= PERMUTATION_GATE or side >= PERMUTATION_MAX_SIDE:
-        return t_p, float(stats.t.ppf(0.5 + CONFIDENCE_LEVEL / 2.0, fitted.df))
-    return permutation_test(fitted, first(), rng, total, CONFIDENCE_LEVEL)
+def _resolve(tests: dict, first, p: np.ndarray, total: int, limit, n_features: int) -> None:
+    """Draw each permuted feature's null until its p is resolved or cannot change a decision.
+
+    In stages: every feature up to FIRST_RESAMPLES, then only those still unresolved whose
+    Benjamini-Hochberg q (over every tested feature, with the p drawn so far) is not yet below
+    0.05 go on, their resamples doubled at each stage up to ``total``, where an equal-tailed p
+    can fall below 0.05 / features. A lone strong feature thus reaches q < 0.05, and a strong
+    feature among many stops as soon as its q is below 0.05.
+    """
+    pending = sorted(tests)
+    until = FIRST_RESAMPLES
+    while pending:
+        for j in pending:
+            limit.check(n_features, 2 * n_features, "the adjusted impact")
+            tests[j].extend(first(), max(until, MIN_RESAMPLES))
+            p[j] = tests[j].p_value
+        if until >= total:
+            break
+        q = marginal.benjamini_hochberg(p)
+        pending = [j for j in pending if not tests[j].resolved and q[j] >= SIGNIFICANCE]
+        # Only those that could still be selected: their p's 0.1 % lower confidence bound (from
+        # the resamples in the smaller tail) below BH's threshold if every candidate were selected.
+        tested = np.count_nonzero(~np.isnan(p))
+        threshold = SIGNIFICANCE * (np.count_nonzero(q < SIGNIFICANCE) + len(pending)) / tested
+        pending = [j for j in pending if tests[j].p_lower_bound(REFINE_CONFIDENCE) < threshold]
+        until = min(total, 2 * until + 1)
+
+
+def _ways(n: int, k: np.ndarray) -> np.ndarray:
+    """C(n, k), as a float (inf past the float range)."""
+    with np.errstate(over="ignore"):
+        return np.exp(special.gammaln(n + 1.0) - special.gammaln(k + 1.0) - special.gammaln(n - k + 1.0))
 
 
 def _reason(dependent_on_j: bool, phi: float) -> str:
@@ -237,7 +359,8 @@ def adjusted_columns(
     out = summary.copy()
     if not available:
         for column in ADJUSTED_COLUMNS:
-            out[column] = pd.Series([None] * len(out), dtype=object) if column == "adjusted_controls" else np.nan
+            textual = column in ("adjusted_controls", "adjusted_verdict")
+            out[column] = pd.Series([None] * len(out), dtype=object) if textual else np.nan
         return out
     fit = fit_adjusted(dataset, confidence, min_n=DEFAULT_MIN_GROUP_SIZE if min_n is None else min_n)
     index = pd.Index(dataset.features, dtype=object).get_indexer(summary["feature"].to_numpy(dtype=object))
@@ -246,7 +369,9 @@ def adjusted_columns(
     out["adjusted_ci_low"] = fit.ci_low[index]
     out["adjusted_ci_high"] = fit.ci_high[index]
     out["adjusted_p_value"] = fit.p_value[index]
-    out["adjusted_q_value"] = marginal.benjamini_hochberg(fit.p_value[index])
+    p = fit.p_value[index]
+    q = marginal.benjamini_hochberg(p)
+    out["adjusted_q_value"] = q
     out["adjusted_controls"] = pd.Series(
         [
             [str(names[c]) for c in fit.controls[j]]
@@ -256,7 +381,48 @@ def adjusted_columns(
         index=out.index,
         dtype=object,
     )
+    out["adjusted_verdict"] = verdicts(q, fit.estimate[index], out["low_n"].to_numpy(dtype=bool))
+    with np.errstate(invalid="ignore", divide="ignore"):
+        without = out["avg_ctr_without"].to_numpy(dtype=np.float64)
+        out["adjusted_lift_pct"] = np.where(without > 0, 100.0 * fit.estimate[index] / without, np.nan)
+    level = fcr_level(q)
+    if math.isnan(level):
+        low = high = np.full(len(out), np.nan)
+    else:
+        low, high = fit.interval(1.0 - level, index)
+    # The interval excludes 0 exactly when q < 0.05 (see fcr_level); NaN where there is no p.
+    low = np.where(q >= SIGNIFICANCE, np.minimum(low, 0.0), low)
+    high = np.where(q >= SIGNIFICANCE, np.maximum(high, 0.0), high)
+    out["adjusted_ci_low_fcr"] = np.where(np.isnan(q), np.nan, low)
+    out["adjusted_ci_high_fcr"] = np.where(np.isnan(q), np.nan, high)
     return out
+
+
+def verdicts(q: np.ndarray, impact: np.ndarray, low_n: np.ndarray) -> np.ndarray:
+    """Per feature, in words: "helps" or "hurts" (q < 0.05, by the sign of the impact), "unclear", or "too few images" (low_n)."""
+    out = np.full(len(q), "unclear", dtype=object)
+    with np.errstate(invalid="ignore"):
+        found = q < SIGNIFICANCE
+        out[found & (impact > 0)] = "helps"
+        out[found & (impact < 0)] = "hurts"
+    out[low_n] = "too few images"
+    return out
+
+
+def fcr_level(q: np.ndarray) -> float:
+    """Level of the false-coverage-rate intervals (Benjamini and Yekutieli 2005): 1 - R 0.05 / m.
+
+    R features have q < 0.05 out of m with a q (R = 0: 1 - 0.05 / m). Intervals at this level,
+    from the same test as p, cover the selected features' true effects with a false coverage
+    rate of at most 5 %, and exclude 0 exactly for the selected ones: a selected p is below
+    R 0.05 / m, any other above it. NaN when nothing was tested.
+    """
+    q = np.asarray(q, dtype=np.float64)
+    tested = int((~np.isnan(q)).sum())
+    if not tested:
+        return math.nan
+    selected = int((q < SIGNIFICANCE).sum())
+    return 1.0 - max(selected, 1) * SIGNIFICANCE / tested
 
 
 def adjusted_summary(

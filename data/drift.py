@@ -21,9 +21,10 @@ from __future__ import annotations
 
 import numpy as np
 import pandas as pd
+from scipy import special
 from scipy import stats as sps
 
-from data import stats
+from data import budget, stats
 from data.analysis import (
     DEFAULT_MIN_GROUP_SIZE,
     SIGNIFICANCE_LEVEL,
@@ -106,7 +107,9 @@ def feature_drift(
     counts = {key: np.zeros(m, dtype=np.int64) for key in ("n_from", "n_to", "n_flipped", "n_min")}
     counts["effective_min"] = np.zeros(m)
     step = max(1, _BLOCK_ELEMENTS // max(1, len(union)))
+    limit = budget.current()
     for start in range(0, m, step):
+        limit.check(start, m, "the build-over-build comparison")
         cols = slice(start, min(start + step, m))
         _fit_block(sides, cols, out, counts)
 
@@ -116,6 +119,7 @@ def feature_drift(
         se = np.sqrt(out["se"] * factor)
     low_n = (counts["n_min"] < min_n) | (counts["effective_min"] < MIN_EFFECTIVE_IMAGES)
     ci_low, ci_high, p_value = _t_test(change, se, n_groups - 1)
+    p_value = np.maximum(p_value, p_floor(n_groups, counts["n_min"]))
     ci_low[low_n] = ci_high[low_n] = p_value[low_n] = np.nan
     q_value = stats.benjamini_hochberg(p_value)
 
@@ -224,6 +228,18 @@ def _fit_block(sides, block: slice, out: dict, counts: dict) -> None:
     counts["n_to"][block] = cell_n[2]
     counts["n_min"][block] = np.min(cell_n, axis=0)
     counts["effective_min"][block] = np.nan_to_num(np.min(effective, axis=0))
+
+
+def p_floor(n_images: int, smallest_cell: np.ndarray) -> np.ndarray:
+    """The smallest p a change may get: 1 / C(images, images in its smallest cell).
+
+    No test that treats images as exchangeable can tell apart more arrangements than there
+    are ways to choose the smallest (presence, build) cell, so the t distribution's tail far
+    beyond it (p = 1e-242, or 0 for a near-constant group) is not evidence but rounding.
+    """
+    k = np.clip(smallest_cell.astype(np.float64), 0, n_images)
+    log_ways = special.gammaln(n_images + 1.0) - special.gammaln(k + 1.0) - special.gammaln(n_images - k + 1.0)
+    return np.exp(-log_ways)
 
 
 def _t_test(change: np.ndarray, se: np.ndarray, dof: int):

@@ -104,18 +104,25 @@ def independent_columns(x: np.ndarray) -> tuple[np.ndarray, dict[int, bool]]:
     """Columns to keep (0 and 1 always), and {dropped column: does it depend on columns 0-1 alone?}.
 
     Walks the columns in order and drops each one in the span of those kept before it, so of
-    two collinear columns the later goes.
+    two collinear columns the later goes. One Gram-Schmidt pass (each projection taken twice,
+    which keeps it orthogonal to rounding): O(images x columns^2), not a least-squares solve per
+    column.
     """
+    n, width = x.shape
     norms = np.maximum(np.linalg.norm(x, axis=0), 1.0)
-    kept = [0, 1]
+    basis = np.zeros((n, width))
+    kept = []
     why = {}
-    for k in range(2, x.shape[1]):
-        if _residual_norm(x[:, kept], x[:, k]) <= RANK_TOL * norms[k]:
-            why[k] = bool(_residual_norm(x[:, :2], x[:, k]) <= RANK_TOL * norms[k])
-        else:
-            kept.append(k)
+    for k in range(width):
+        resid = _residual(basis[:, : len(kept)], x[:, k])
+        if k >= 2 and np.linalg.norm(resid) <= RANK_TOL * norms[k]:
+            why[k] = bool(np.linalg.norm(_residual(basis[:, :2], x[:, k])) <= RANK_TOL * norms[k])
+            continue
+        basis[:, len(kept)] = resid / np.linalg.norm(resid)
+        kept.append(k)
     return np.array(kept), why
 
 
-def _residual_norm(basis: np.ndarray, column: np.ndarray) -> float:
-    return float(np.linalg.norm(column - basis @ np.linalg.lstsq(basis, column, rcond=None)[0]))
+def _residual(basis: np.ndarray, column: np.ndarray) -> np.ndarray:
+    resid = column - basis @ (basis.T @ column)
+    return resid - basis @ (basis.T @ resid)

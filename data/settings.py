@@ -45,6 +45,7 @@ class Settings:
     poll_seconds: float = field(default=10.0, metadata={"env": "POLL_SECONDS", "parse": float})
     min_group_size: int = field(default=5, metadata={"env": "MIN_GROUP_SIZE", "parse": int})
     cache_mb: float = field(default=1024.0, metadata={"env": "CACHE_MB", "parse": float})
+    request_budget_seconds: float = field(default=30.0, metadata={"env": "REQUEST_BUDGET_SECONDS", "parse": float})
 
     def __post_init__(self):
         if self.max_body_mb <= 0:
@@ -57,6 +58,8 @@ class Settings:
             raise SettingsError("MIN_GROUP_SIZE must be at least 2")
         if self.cache_mb < 0:
             raise SettingsError("CACHE_MB must not be negative")
+        if not self.request_budget_seconds > 0:
+            raise SettingsError("REQUEST_BUDGET_SECONDS must be positive")
 
     # CACHE_MB sizes the store's loaded builds; the analysis caches get shares of it on top,
     # which at the default 1024 MiB are 256 MiB of permutation nulls and 64 MiB of adjusted fits.

@@ -39,9 +39,12 @@ def test_summary_adjusted_adds_the_columns_of_the_analysis(client, reference_sto
     for row in body["features"]:
         assert list(row)[-len(ADJUSTED_COLUMNS) :] == ADJUSTED_COLUMNS
         want = expected.loc[row["feature"]]
-        for column in ADJUSTED_COLUMNS[:-1]:
+        for column in ADJUSTED_COLUMNS:
+            if column in ("adjusted_controls", "adjusted_verdict"):
+                continue
             value = want[column]
             assert row[column] == (None if math.isnan(value) else value)
+        assert row["adjusted_verdict"] == want["adjusted_verdict"]
         kept = [name for name in want["adjusted_controls"]]
         assert row["adjusted_controls"] == kept
 
@@ -102,3 +105,24 @@ def test_summary_adjusted_on_a_build_without_ctr_is_empty(client, store):
     )
     body = _summary(client, adjusted="1")
     assert body["features"] == []
+
+
+@pytest.mark.parametrize("confidence", ["0", "0.5"])
+def test_summary_adjusted_verdict_lift_and_fcr_interval_agree_with_q(client, reference_store, confidence):
+    """The FCR interval holds the per-test one and excludes 0 exactly when adjusted q < 0.05."""
+    body = _summary(client, confidence=confidence, adjusted="1")
+    rows = [r for r in body["features"] if r["adjusted_q_value"] is not None]
+    assert rows
+    selected = sum(r["adjusted_q_value"] < 0.05 for r in rows)
+    assert body["adjusted_fcr_level"] == 1 - max(selected, 1) * 0.05 / len(rows)
+    for row in rows:
+        significant = row["adjusted_q_value"] < 0.05
+        low, high = row["adjusted_ci_low_fcr"], row["adjusted_ci_high_fcr"]
+        assert low <= row["adjusted_ci_low"] and row["adjusted_ci_high"] <= high
+        assert (low > 0 or high < 0) == significant
+        sign = "helps" if row["adjusted_impact"] > 0 else "hurts"
+        assert row["adjusted_verdict"] == (sign if significant else "unclear")
+        assert row["adjusted_lift_pct"] == pytest.approx(100 * row["adjusted_impact"] / row["avg_ctr_without"])
+    for row in body["features"]:
+        if row["low_n"]:
+            assert row["adjusted_verdict"] == "too few images"

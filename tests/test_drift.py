@@ -320,3 +320,24 @@ def test_drift_simulation_small_groups_are_withheld_not_miscalibrated(weighting)
     assert withheld > 0
     rate = np.mean(np.array(p_values) < 0.05)
     assert 0.03 <= rate <= 0.06, rate
+
+
+def test_feature_drift_p_never_below_one_over_the_ways_to_choose_the_smallest_cell():
+    """Near-constant groups gave p = 1.9e-242 and exactly 0 from the t tail; now 1 / C(images, cell)."""
+    from scipy.special import comb
+
+    rng = np.random.default_rng(4)
+    names = _names("img", 200)
+    present = np.zeros((200, 2))
+    present[:100, 0] = present[::2, 1] = 1.0
+    moved = present.copy()
+    moved[:, 0] = 1.0 - present[:, 0]  # the label flips to the other images: every group stays constant
+    ctr = np.where(present[:, 0] > 0, 0.02, 0.01) + rng.normal(0, 1e-15, 200)
+    frame = pd.DataFrame({"image": names, "ctr": ctr})
+    before = Dataset.from_matrix(names, ["a", "b"], present, frame)
+    after = Dataset.from_matrix(names, ["a", "b"], moved, frame)
+    row = feature_drift(before, after, 0.5, min_n=5).set_index("feature").loc["a"]
+    assert row["low_n"] == False  # noqa: E712 (a numpy bool)
+    smallest = min(row["n_with_from"], row["n_with_to"], 200 - row["n_with_from"], 200 - row["n_with_to"])
+    assert row["p_value"] >= 1 / comb(200, smallest) > 0
+    assert row["p_value"] < 1e-50

@@ -24,6 +24,7 @@ FULL_ENV = {
     "POLL_SECONDS": "2.5",
     "MIN_GROUP_SIZE": "8",
     "CACHE_MB": "256",
+    "REQUEST_BUDGET_SECONDS": "12.5",
 }
 
 
@@ -42,6 +43,7 @@ def test_settings_defaults():
     assert settings.poll_seconds == 10.0
     assert settings.min_group_size == 5
     assert settings.cache_mb == 1024.0
+    assert settings.request_budget_seconds == 30.0
 
 
 def test_settings_from_env_parses_every_variable():
@@ -59,6 +61,7 @@ def test_settings_from_env_parses_every_variable():
         poll_seconds=2.5,
         min_group_size=8,
         cache_mb=256.0,
+        request_budget_seconds=12.5,
     )
     assert settings.max_body_bytes == int(12.5 * 1024 * 1024)
     assert set(FULL_ENV) == set(Settings.env_names())
@@ -129,6 +132,10 @@ def test_settings_override_makes_a_bad_env_value_irrelevant():
         ("MIN_GROUP_SIZE", "2.5"),
         ("CACHE_MB", "-1"),
         ("CACHE_MB", "big"),
+        ("REQUEST_BUDGET_SECONDS", "0"),
+        ("REQUEST_BUDGET_SECONDS", "-1"),
+        ("REQUEST_BUDGET_SECONDS", "nan"),
+        ("REQUEST_BUDGET_SECONDS", "soon"),
     ],
 )
 def test_settings_bad_value_raises_naming_the_variable(name, raw):
@@ -162,6 +169,7 @@ def test_settings_env_names_in_declaration_order():
         "POLL_SECONDS",
         "MIN_GROUP_SIZE",
         "CACHE_MB",
+        "REQUEST_BUDGET_SECONDS",
     ]
     assert len(Settings.env_names()) == len(dataclasses.fields(Settings))
 

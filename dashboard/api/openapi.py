@@ -13,7 +13,7 @@ from dashboard.api.gallery import DEFAULT_GALLERY_LIMIT, MAX_GALLERY_LIMIT
 from dashboard.api.params import PARAMS, Param
 from dashboard.api.routes import BUILD_FIELDS, DATASET_FIELDS, SUMMARY_PARAMS, SummaryQuery, no_store
 from data import stats
-from data.adjusted import ADJUSTED_COLUMNS
+from data.adjusted import ADJUSTED_COLUMNS, VERDICTS
 from data.analysis import POINT_COLUMNS, SUMMARY_COLUMNS
 from data.drift import DRIFT_COLUMNS
 from data.gallery import GALLERY_SIDES, GALLERY_SORTS
@@ -70,8 +70,10 @@ def _errors(*statuses: int) -> dict:
         414: f"request line (method, path and query) over {MAX_REQUEST_LINE} bytes",
         415: "a Content-Encoding other than gzip",
         431: f"a header over {MAX_HEADER_BYTES} bytes",
+        422: "the statistics asked for need more CPU time than REQUEST_BUDGET_SECONDS allows a request",
         503: "the storage failed or is not ready yet (error: database is read-only, disk full, database "
-        "unreachable, database busy or database not ready); nothing was stored: retry after Retry-After seconds",
+        "unreachable, database busy or database not ready); nothing was stored: retry after Retry-After seconds. On reads, also: the statistics did not finish "
+        "within the request's time budget on a busy server",
     }
     answers = {str(s): _json(_ref("Error"), meanings[s]) for s in sorted({*statuses, 414, 431, 503})}
     answers["503"]["headers"] = {"Retry-After": {"schema": {"type": "string"}, "description": "seconds"}}
@@ -149,6 +151,7 @@ def _schemas() -> dict:
     feature_types["verdict"] = {"enum": list(stats.VERDICTS)}
     adjusted_types = dict.fromkeys(ADJUSTED_COLUMNS, _NULLABLE_NUMBER)
     adjusted_types["adjusted_controls"] = {"type": ["array", "null"], "items": _TEXT}
+    adjusted_types["adjusted_verdict"] = {"type": ["string", "null"], "enum": [*VERDICTS, None]}
     dataset_types = dict.fromkeys(DATASET_FIELDS, _INT) | {"business": _TEXT, "source": _TEXT, "received_at": _TEXT}
     summary_types = dict.fromkeys(SummaryQuery.__dataclass_fields__, _TEXT)
     summary_types.update(
@@ -165,6 +168,7 @@ def _schemas() -> dict:
     )
     summary_types["adjusted"] = {"const": True}  # present with adjusted=1 only
     summary_types["adjusted_unavailable"] = _TEXT  # adjusted=1 under impression weighting
+    summary_types["adjusted_fcr_level"] = _NULLABLE_NUMBER  # adjusted=1: level of the FCR intervals
     drift_types = {c: _NULLABLE_NUMBER for c in DRIFT_COLUMNS}
     drift_types.update(feature=_TEXT, n_with_from=_INT, n_with_to=_INT, n_flipped=_INT)
     drift_types.update(low_n={"type": "boolean"}, significant={"type": "boolean"})
@@ -334,14 +338,15 @@ def openapi_document(min_n: int) -> dict:
             "get": {
                 "summary": "per-feature CTR with and without, impact, interval, p and q",
                 "parameters": summary_parameters(min_n),
-                "responses": {"200": get(_ref("Summary"), "the summary, ordered by impact")} | _errors(400, 404),
+                "responses": {"200": get(_ref("Summary"), "the summary, ordered by impact")} | _errors(400, 404, 422, 503),
             }
         },
         "/api/drift": {
             "get": {
                 "summary": "how each feature's impact changed between two builds of the pair",
                 "parameters": drift_parameters(min_n),
-                "responses": {"200": get(_ref("Drift"), "the change per feature, ordered by change")} | _errors(400, 404),
+                "responses": {"200": get(_ref("Drift"), "the change per feature, ordered by change")}
+                | _errors(400, 404, 422, 503),
             }
         },
         "/api/summary.csv": {"get": _csv("summary", SUMMARY_COLUMNS, min_n)},

@@ -1,0 +1,164 @@
+"""The per-request budget: deadline, early refusal of hopeless work, cancellation, and its answers."""
+
+from __future__ import annotations
+
+import socket
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from dashboard.budget import client_gone
+from data import adjusted, budget
+from data.adjusted import fit_adjusted
+from data.analysis import Dataset
+from data.batches import FeatureBatch, ctr_frame
+from data.drift import feature_drift
+
+
+class FakeClock:
+    """A clock that moves only when told to."""
+
+    def __init__(self):
+        self.now = 0.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def test_budget_passes_within_its_deadline_and_stops_after_it():
+    clock = FakeClock()
+    limit = budget.Budget(10.0, clock=clock)
+    limit.check(1, 10)
+    clock.now = 10.5
+    with pytest.raises(budget.BudgetExceeded) as caught:
+        limit.check(5, 10)
+    assert caught.value.seconds == 10.0
+    assert "10 s budget" in str(caught.value)
+
+
+def test_budget_refuses_early_work_whose_own_cost_cannot_fit(monkeypatch):
+    clock = FakeClock()
+    limit = budget.Budget(10.0, clock=clock)
+    limit._cpu = lambda: limit._cpu_started + 2.0  # 2 CPU-s for 1 % of the work: ~200 s needed
+    with pytest.raises(budget.BudgetExceeded) as caught:
+        limit.check(1, 100)
+    assert caught.value.fits is False
+    assert caught.value.needed == pytest.approx(200.0)
+
+
+def test_budget_past_its_deadline_on_a_busy_machine_says_it_could_fit():
+    clock = FakeClock()
+    limit = budget.Budget(10.0, clock=clock)
+    limit._cpu = lambda: limit._cpu_started + 0.5  # little CPU of its own, much waiting
+    clock.now = 11.0
+    with pytest.raises(budget.BudgetExceeded) as caught:
+        limit.check(50, 100)
+    assert caught.value.fits is True
+
+
+def test_budget_cancellation_raises_client_gone_and_unlimited_never_stops():
+    gone = budget.Budget(None, cancelled=lambda: True)
+    with pytest.raises(budget.ClientGone):
+        gone.check()
+    budget.UNLIMITED.check(1, 10**9)
+    assert budget.current() is budget.UNLIMITED
+    with budget.limit(gone) as inner:
+        assert budget.current() is inner
+    assert budget.current() is budget.UNLIMITED
+    with pytest.raises(ValueError):
+        budget.Budget(0.0)
+
+
+def _wide(n_images: int, n_features: int, share: float, seed: int = 0) -> Dataset:
+    """Random features, each present in ``share`` of the images, with lognormal CTRs."""
+    rng = np.random.default_rng(seed)
+    conf = (rng.random((n_images, n_features)) < share) * rng.uniform(0.5, 1.0, (n_images, n_features))
+    names = [f"i{k}" for k in range(n_images)]
+    ctr = pd.Series(np.minimum(0.01 * np.exp(rng.normal(0, 1, n_images)), 1), index=names)
+    return Dataset.from_matrix(names, [f"f{j}" for j in range(n_features)], conf, ctr)
+
+
+def test_fit_adjusted_stops_at_the_budget_and_caches_nothing():
+    ds = _wide(120, 60, 0.5)
+    clock = FakeClock()
+    limit = budget.Budget(5.0, clock=clock)
+    clock.now = 6.0
+    with budget.limit(limit), pytest.raises(budget.BudgetExceeded):
+        fit_adjusted(ds, 0.4)
+    assert adjusted._cache.find(lambda key: key[0]() is ds) is None
+    assert np.isfinite(fit_adjusted(ds, 0.4).estimate).any()  # unbounded again outside the block
+
+
+def test_feature_drift_stops_at_the_budget():
+    before, after = _wide(100, 10, 0.3, seed=1), _wide(100, 10, 0.3, seed=2)
+    with budget.limit(budget.Budget(None, cancelled=lambda: True)), pytest.raises(budget.ClientGone):
+        feature_drift(before, after, 0.4)
+
+
+def test_client_gone_peeks_at_the_requests_socket(app):
+    ours, theirs = socket.socketpair()
+    try:
+        with app.server.test_request_context("/api/summary"):
+            assert client_gone({"werkzeug.socket": ours}) is False
+            assert client_gone({}) is False  # no socket known: only the deadline bounds the work
+            theirs.close()
+            assert client_gone({"werkzeug.socket": ours}) is True
+    finally:
+        ours.close()
+
+
+PAIR = {"business": "wide", "source": "vision"}
+
+
+def _store_wide(store, n_images=120, n_features=40):
+    ds = _wide(n_images, n_features, 0.5)
+    frame = pd.DataFrame(ds.dense(), columns=ds.features)
+    frame.insert(0, "image_name", ds.images)
+    store.add_build(PAIR["business"], PAIR["source"], FeatureBatch.from_wide(frame))
+    store.replace_ctr(PAIR["business"], PAIR["source"], ctr_frame(pd.Series(ds.images), pd.Series(ds.ctr)))
+
+
+def test_summary_adjusted_past_the_budget_answers_503_in_the_error_shape(store, settings):
+    from dashboard.factory import create_app
+
+    _store_wide(store)
+    adjusted.clear_cache()
+    app = create_app(settings.with_overrides(request_budget_seconds=1e-9), store)
+    response = app.server.test_client().get("/api/summary", query_string={**PAIR, "adjusted": "1"})
+    assert response.status_code == 503, response.get_data(as_text=True)
+    body = response.get_json()
+    assert set(body) == {"error", "details"} and "time budget" in body["error"]
+    assert response.headers["Retry-After"] == "10"
+    # The marginal summary does not run the bounded work and still answers.
+    plain = app.server.test_client().get("/api/summary", query_string=PAIR)
+    assert plain.status_code == 200
+
+
+def test_summary_adjusted_hopeless_request_answers_422(store, settings, monkeypatch):
+    from dashboard.factory import create_app
+
+    _store_wide(store)
+    adjusted.clear_cache()
+    # Every CPU-time reading 1 s later than the last: the work projects far beyond the budget.
+    ticks = iter(range(10**6))
+    monkeypatch.setattr(budget.time, "thread_time", lambda: float(next(ticks)))
+    app = create_app(settings.with_overrides(request_budget_seconds=3.0), store)
+    response = app.server.test_client().get("/api/summary", query_string={**PAIR, "adjusted": "1"})
+    assert response.status_code == 422, response.get_data(as_text=True)
+    assert "REQUEST_BUDGET_SECONDS" in " ".join(response.get_json()["details"])
+    assert "Retry-After" not in response.headers
+
+
+def test_drift_past_the_budget_answers_503_in_the_error_shape(store, settings):
+    from dashboard.factory import create_app
+
+    _store_wide(store, n_features=10)
+    _store_wide(store, n_features=10)
+    builds = store.builds(PAIR["business"], PAIR["source"])["build_id"].tolist()
+    app = create_app(settings.with_overrides(request_budget_seconds=1e-9), store)
+    query = {**PAIR, "from_build": min(builds), "to_build": max(builds)}
+    response = app.server.test_client().get("/api/drift", query_string=query)
+    assert response.status_code == 503, response.get_data(as_text=True)
+    assert set(response.get_json()) == {"error", "details"}
+    assert response.headers["Retry-After"] == "10"
