@@ -67,7 +67,6 @@ ADJUSTED_COLUMNS = [
     "adjusted_ci_low_fcr",
     "adjusted_ci_high_fcr",
 ]
-VERDICTS = ("helps", "hurts", "unclear", "too few images")
 SIGNIFICANCE = 0.05
 ADJUSTED_UNAVAILABLE = (
     "adjusted impact is computed for weighting=mean only: an impression-weighted model with the same "
@@ -381,11 +380,10 @@ def adjusted_columns(
         index=out.index,
         dtype=object,
     )
-    out["adjusted_verdict"] = verdicts(q, fit.estimate[index], out["low_n"].to_numpy(dtype=bool))
-    with np.errstate(invalid="ignore", divide="ignore"):
-        without = out["avg_ctr_without"].to_numpy(dtype=np.float64)
-        out["adjusted_lift_pct"] = np.where(without > 0, 100.0 * fit.estimate[index] / without, np.nan)
-    level = fcr_level(q)
+    reading = marginal.verdict_fields(fit.estimate[index], q, out["low_n"], out["avg_ctr_without"], SIGNIFICANCE)
+    out["adjusted_verdict"] = reading["verdict"]
+    out["adjusted_lift_pct"] = reading["lift_pct"]
+    level = reading["fcr_level"]
     if math.isnan(level):
         low = high = np.full(len(out), np.nan)
     else:
@@ -396,33 +394,6 @@ def adjusted_columns(
     out["adjusted_ci_low_fcr"] = np.where(np.isnan(q), np.nan, low)
     out["adjusted_ci_high_fcr"] = np.where(np.isnan(q), np.nan, high)
     return out
-
-
-def verdicts(q: np.ndarray, impact: np.ndarray, low_n: np.ndarray) -> np.ndarray:
-    """Per feature, in words: "helps" or "hurts" (q < 0.05, by the sign of the impact), "unclear", or "too few images" (low_n)."""
-    out = np.full(len(q), "unclear", dtype=object)
-    with np.errstate(invalid="ignore"):
-        found = q < SIGNIFICANCE
-        out[found & (impact > 0)] = "helps"
-        out[found & (impact < 0)] = "hurts"
-    out[low_n] = "too few images"
-    return out
-
-
-def fcr_level(q: np.ndarray) -> float:
-    """Level of the false-coverage-rate intervals (Benjamini and Yekutieli 2005): 1 - R 0.05 / m.
-
-    R features have q < 0.05 out of m with a q (R = 0: 1 - 0.05 / m). Intervals at this level,
-    from the same test as p, cover the selected features' true effects with a false coverage
-    rate of at most 5 %, and exclude 0 exactly for the selected ones: a selected p is below
-    R 0.05 / m, any other above it. NaN when nothing was tested.
-    """
-    q = np.asarray(q, dtype=np.float64)
-    tested = int((~np.isnan(q)).sum())
-    if not tested:
-        return math.nan
-    selected = int((q < SIGNIFICANCE).sum())
-    return 1.0 - max(selected, 1) * SIGNIFICANCE / tested
 
 
 def adjusted_summary(

@@ -401,7 +401,7 @@ def test_a_lone_strong_feature_reaches_q_below_005_among_500():
 
 def test_adjusted_fcr_interval_excludes_zero_exactly_for_the_selected_features():
     """Verdict, lift and the Benjamini-Yekutieli interval on a build where some features are found."""
-    from data.adjusted import fcr_level
+    from data.stats import fcr_level
 
     ds, _ = _planted_build(100, effect=1.5)
     summary = adjusted_summary(ds, 0.0)

@@ -13,7 +13,7 @@ from dashboard.api.gallery import DEFAULT_GALLERY_LIMIT, MAX_GALLERY_LIMIT
 from dashboard.api.params import PARAMS, Param
 from dashboard.api.routes import BUILD_FIELDS, DATASET_FIELDS, SUMMARY_PARAMS, SummaryQuery, no_store
 from data import stats
-from data.adjusted import ADJUSTED_COLUMNS, VERDICTS
+from data.adjusted import ADJUSTED_COLUMNS
 from data.analysis import POINT_COLUMNS, SUMMARY_COLUMNS
 from data.drift import DRIFT_COLUMNS
 from data.gallery import GALLERY_SIDES, GALLERY_SORTS
@@ -151,7 +151,7 @@ def _schemas() -> dict:
     feature_types["verdict"] = {"enum": list(stats.VERDICTS)}
     adjusted_types = dict.fromkeys(ADJUSTED_COLUMNS, _NULLABLE_NUMBER)
     adjusted_types["adjusted_controls"] = {"type": ["array", "null"], "items": _TEXT}
-    adjusted_types["adjusted_verdict"] = {"type": ["string", "null"], "enum": [*VERDICTS, None]}
+    adjusted_types["adjusted_verdict"] = {"type": ["string", "null"], "enum": [*stats.VERDICTS, None]}
     dataset_types = dict.fromkeys(DATASET_FIELDS, _INT) | {"business": _TEXT, "source": _TEXT, "received_at": _TEXT}
     summary_types = dict.fromkeys(SummaryQuery.__dataclass_fields__, _TEXT)
     summary_types.update(

@@ -14,7 +14,7 @@ from flask import Blueprint, jsonify, request, send_file
 from dashboard.api import downloads
 from dashboard.api.params import PARAMS, QueryError, parse_strict
 from data import stats
-from data.adjusted import ADJUSTED_UNAVAILABLE, adjusted_columns, fcr_level
+from data.adjusted import ADJUSTED_UNAVAILABLE, adjusted_columns
 from data.analysis import DEFAULT_MIN_GROUP_SIZE, WeightingUnavailable, feature_summary
 from data.store import UnknownBuild, UnknownDataset
 from ingest.http import ApiError
@@ -131,7 +131,7 @@ def summary_payload(dataset, query: SummaryQuery, build_id: int) -> dict:
         if query.weighting != "mean":
             extra["adjusted_unavailable"] = ADJUSTED_UNAVAILABLE
         else:
-            level = fcr_level(summary["adjusted_q_value"].to_numpy(dtype=float))
+            level = stats.fcr_level(summary["adjusted_q_value"].to_numpy(dtype=float))
             extra["adjusted_fcr_level"] = None if math.isnan(level) else level
     else:
         # Without adjusted=1 the answer stays exactly what it was before the option existed.
