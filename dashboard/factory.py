@@ -23,15 +23,15 @@ def create_app(settings: Settings | None = None, store: FeatureStore | None = No
     from dashboard.api.routes import create_api_blueprint
     from dashboard.page.callbacks import register_callbacks
     from dashboard.page.layout import build_layout
-    from data import adjusted, permutation
+    from data.cache import AnalysisCache
     from data.demo import load_demo
     from ingest.routes import create_ingest_blueprint
 
     settings = settings or Settings.from_env()
-    store = store or open_store(settings)
-    # The analysis caches are process-wide: the app sizes them from CACHE_MB, data/ reads no environment.
-    permutation.set_cache_budget(settings.null_table_cache_bytes)
-    adjusted.set_cache_budget(settings.adjusted_fit_cache_bytes)
+    # The app's analysis cache (datasets, null tables, adjusted fits), sized from CACHE_MB, lives
+    # with its store: whatever reads a dataset has the store, and passes ``store.cache`` on. A
+    # store handed in brings its own.
+    store = store or open_store(settings, AnalysisCache(settings.cache_mb))
     if settings.demo_data:
         # Once for all workers and hosts: under the store's start-up lock, in one transaction.
         loaded = store.initialise(seed=load_demo)

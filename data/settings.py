@@ -11,6 +11,7 @@ from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
 from urllib.parse import unquote
 
+from data.cache import AnalysisCache
 from data.store import FeatureStore
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
@@ -57,18 +58,6 @@ class Settings:
             raise SettingsError("MIN_GROUP_SIZE must be at least 2")
         if self.cache_mb < 0:
             raise SettingsError("CACHE_MB must not be negative")
-
-    # CACHE_MB sizes the store's loaded builds; the analysis caches get shares of it on top,
-    # which at the default 1024 MiB are 256 MiB of permutation nulls and 64 MiB of adjusted fits.
-    @property
-    def null_table_cache_bytes(self) -> int:
-        """Budget of the permutation null tables (data/permutation.py): a quarter of CACHE_MB."""
-        return int(self.cache_mb * 2**20 / 4)
-
-    @property
-    def adjusted_fit_cache_bytes(self) -> int:
-        """Budget of the adjusted-impact fits (data/adjusted.py): a sixteenth of CACHE_MB."""
-        return int(self.cache_mb * 2**20 / 16)
 
     @classmethod
     def env_names(cls) -> list[str]:
@@ -117,9 +106,13 @@ def sqlite_file(url: str) -> Path | None:
     return Path(database.removeprefix("file:"))
 
 
-def open_store(settings: Settings) -> FeatureStore:
-    """The store for ``settings.database_url``, creating an SQLite file's folder if needed."""
+def open_store(settings: Settings, cache: AnalysisCache | None = None) -> FeatureStore:
+    """The store for ``settings.database_url``, creating an SQLite file's folder if needed.
+
+    Its analysis cache is ``cache``, or a new one sized by CACHE_MB (see ``data.cache.AnalysisCache``).
+    """
     path = sqlite_file(settings.database_url)
     if path is not None:
         path.expanduser().resolve().parent.mkdir(parents=True, exist_ok=True)
-    return FeatureStore(settings.database_url, keep_builds=settings.keep_builds, cache_mb=settings.cache_mb)
+    cache = AnalysisCache(settings.cache_mb) if cache is None else cache
+    return FeatureStore(settings.database_url, keep_builds=settings.keep_builds, cache=cache)

@@ -20,6 +20,7 @@ import numpy as np
 import pandas as pd
 
 from data.analysis import Dataset, feature_summary
+from data.cache import AnalysisCache
 
 REFERENCE_CSV = Path(__file__).resolve().parent.parent / "data" / "samples" / "seed_images_287.csv"
 N_IMAGES = 659
@@ -98,9 +99,10 @@ class Rates:
 def null_rates(
     scenario: str, weighting: str, draws: int, runs_per_draw: int, n_features: int, seed: int, summarise=feature_summary
 ) -> Rates:
-    """Error rates on null builds of one scenario of ``summarise(dataset, confidence, weighting=)`` (a summary frame)."""
+    """Error rates on null builds of one scenario of ``summarise(dataset, confidence=, weighting=)`` (a summary frame)."""
     rng = np.random.default_rng(seed)
     rates = Rates()
+    cache = AnalysisCache()  # the runs of one draw share its CTRs, so their null table is drawn once
     for _ in range(draws):
         if scenario == "reference":
             ctr, counts = reference_ctr(), None
@@ -115,7 +117,7 @@ def null_rates(
             data = (
                 dataset(present, ctr) if counts is None else dataset(present, clicks=counts[0], impressions=counts[1])
             )
-            rates.add(summarise(data, 0.5, weighting=weighting))
+            rates.add(summarise(data, confidence=0.5, weighting=weighting, cache=cache))
     return rates
 
 
@@ -164,7 +166,7 @@ def planted_power(
         else:
             clicks, impressions = overdispersed_counts(rng, rate, 3_000, 100_000)
             data = dataset(present, clicks=clicks, impressions=impressions)
-        summary = summarise(data, 0.5, weighting=weighting).set_index("feature")
+        summary = summarise(data, confidence=0.5, weighting=weighting).set_index("feature")
         rows = summary.loc[[f"f{j}" for j in range(len(effects))]]
         power.planted += len(effects)
         power.found += int((rows["q_value"] < 0.05).sum())
