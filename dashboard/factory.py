@@ -8,6 +8,7 @@ from pathlib import Path
 import dash
 from flask import Flask, jsonify
 
+from data.cache import AnalysisCache
 from data.settings import Settings, open_store
 from data.store import FeatureStore, StorageUnavailable
 
@@ -23,7 +24,6 @@ def create_app(settings: Settings | None = None, store: FeatureStore | None = No
     from dashboard.api.routes import create_api_blueprint
     from dashboard.page.callbacks import register_callbacks
     from dashboard.page.layout import build_layout
-    from data.cache import AnalysisCache
     from data.demo import load_demo
     from ingest.routes import create_ingest_blueprint
 

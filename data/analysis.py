@@ -85,7 +85,8 @@ def feature_summary(
     features. Rows are ordered by impact, highest first (undefined impact last), then by name.
     """
     filters = as_filters(filters, **criteria)
-    confidence, min_pct, max_pct, min_n, weighting = (getattr(filters, name) for name in Filters.names())
+    confidence, min_pct, max_pct = filters.confidence, filters.min_pct, filters.max_pct
+    min_n, weighting = filters.min_n, filters.weighting
     check_weighting(weighting, dataset)
     present = presence(dataset.confidences, confidence)
     known = dataset.has_ctr

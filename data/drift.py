@@ -86,7 +86,8 @@ def feature_drift(before: Dataset, after: Dataset, filters: Filters | None = Non
     change, highest first (undefined last), then by name.
     """
     filters = as_filters(filters, **criteria)
-    confidence, min_pct, max_pct, min_n, weighting = (getattr(filters, name) for name in Filters.names())
+    confidence, min_pct, max_pct = filters.confidence, filters.min_pct, filters.max_pct
+    min_n, weighting = filters.min_n, filters.weighting
     check_weighting(weighting, before, after)
 
     names = _selected_features(before, after, confidence, min_pct, max_pct)

@@ -69,22 +69,15 @@ class _Writer:
 
 
 class FeatureStore:
-    """Builds of image features and CTR sets per (business, image source), in long format.
-
-    ``cache`` holds the loaded builds and what the analysis derives from them (``AnalysisCache``);
-    without one the store makes its own of ``cache_mb``. The app's analysis passes ``store.cache``.
-    """
+    """Builds of image features and CTR sets per (business, image source), in long format."""
 
     def __init__(
-        self,
-        url: str,
-        *,
-        keep_builds: int = DEFAULT_KEEP_BUILDS,
-        cache_mb: float = DEFAULT_CACHE_MB,
-        cache: AnalysisCache | None = None,
+        self, url: str, *, keep_builds: int = DEFAULT_KEEP_BUILDS, cache_mb: float = DEFAULT_CACHE_MB, cache=None
     ):
         if keep_builds < 1:
             raise ValueError("keep_builds must be at least 1")
+        # The loaded builds and what the analysis derives from them (an AnalysisCache, the app's
+        # when it passes one): the analysis of this store's datasets takes ``cache=store.cache``.
         self.cache = AnalysisCache(cache_mb) if cache is None else cache
         self.url = url
         self.keep_builds = keep_builds
