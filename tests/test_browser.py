@@ -912,7 +912,7 @@ def test_a_url_with_invalid_values_falls_back_to_defaults(driver, live_demo, que
     url, store, settings = live_demo
     _open(driver, url + query)
     expected, *_ = resolve_view(parse_view(query_from_url(url + query)), store)
-    assert expected.business in (NORTHWIND[0], REFERENCE_2018[0]) and expected.weighting == "mean"
+    assert expected.business in (NORTHWIND[0], REFERENCE_2018[0]) and expected.filters.weighting == "mean"
     _wait_for(lambda: _controls_show(driver, expected), message="the controls at their fallbacks")
     _wait_for(lambda: _view_matches(driver, store, expected, settings.min_group_size), message="the fallback view")
     assert _severe(driver) == []
