@@ -31,6 +31,7 @@ import pandas as pd
 from common import BUSINESS, ROOT, SOURCE, fresh_app, median, timed
 
 from dashboard.page.compute import compute_view
+from dashboard.page.views import DEFAULT_FILTERS
 from data.adjusted import fit_adjusted
 from data.analysis import Dataset, feature_summary
 from data.demo import REFERENCE_CSV, demo_build
@@ -56,7 +57,7 @@ def bench_size(folder: Path, n_images: int, n_features: int, target_ms, rounds: 
     label = f"adjusted {n_images}x{n_features}"
     thresholds = [0.0, 0.5, 0.25, 0.75, 0.1][:rounds]
     fits = [cold_fit(dataset, c) for c in thresholds]
-    base = median([timed(lambda c=c: feature_summary(dataset, c)) for c in thresholds])
+    base = median([timed(lambda c=c: feature_summary(dataset, confidence=c, cache=store.cache)) for c in thresholds])
     wall = median([f[0] for f in fits])
     cpu = median([f[1] for f in fits])
     verdict = "" if target_ms is None else (" ok" if wall * 1000 <= target_ms else " MISSED")
@@ -66,8 +67,12 @@ def bench_size(folder: Path, n_images: int, n_features: int, target_ms, rounds: 
         f"feature_summary {base * 1000:.1f} ms; ratio {wall / base:.0f}"
     )
     # The page's redraw (charts in dcc.Loading) at a threshold not fitted yet, against marginal.
-    page = timed(lambda: compute_view(store, BUSINESS, SOURCE, confidence=0.33, adjusted=True))
-    page_marginal = timed(lambda: compute_view(store, BUSINESS, SOURCE, confidence=0.34))
+    page = timed(
+        lambda: compute_view(store, BUSINESS, SOURCE, filters=DEFAULT_FILTERS.replace(confidence=0.33), adjusted=True)
+    )
+    page_marginal = timed(
+        lambda: compute_view(store, BUSINESS, SOURCE, filters=DEFAULT_FILTERS.replace(confidence=0.34))
+    )
     print(
         f"{label}: page redraw, adjusted at a new threshold {page * 1000:.0f} ms; "
         f"marginal {page_marginal * 1000:.0f} ms; ratio {page / page_marginal:.1f}"
@@ -126,7 +131,6 @@ def baseline_fit_adjusted(folder: Path):
 def bench_wide(folder: Path) -> None:
     """The wide build through the API, and the ratio against the baseline on a size it can finish."""
     from dashboard.factory import create_app
-    from data.adjusted import clear_cache
     from data.settings import Settings
     from data.store import FeatureStore
 
@@ -140,7 +144,7 @@ def bench_wide(folder: Path) -> None:
     store.replace_ctr(BUSINESS, SOURCE, ctr_frame(pd.Series(dataset.images), pd.Series(dataset.ctr)))
     settings = Settings.from_env({}, database_url=f"sqlite:///{folder / 'wide.db'}", demo_data=False)
     client = create_app(settings, store).server.test_client()
-    clear_cache()
+    store.cache.clear()
     args = {"business": BUSINESS, "source": SOURCE, "confidence": 0.5, "adjusted": 1}
     wall = time.perf_counter()
     response = client.get("/api/summary", query_string=args)
@@ -156,7 +160,6 @@ def bench_wide(folder: Path) -> None:
     small = random_build(150, 250)
     old = baseline_fit_adjusted(folder)
     base = timed(lambda: old(small, 0.5))
-    clear_cache()
     new = timed(lambda: fit_adjusted(small, 0.5))
     print(
         f"wide 150x250 at 50 %: cold fit_adjusted {new * 1000:.0f} ms; at {BASELINE_COMMIT} {base:.1f} s; "

@@ -31,7 +31,7 @@ import plotly.io as pio
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from dashboard.page.compute import compute_view  # noqa: E402
-from dashboard.page.views import DEFAULT_SHOWN  # noqa: E402
+from dashboard.page.views import DEFAULT_FILTERS, DEFAULT_SHOWN  # noqa: E402
 from data.analysis import feature_summary  # noqa: E402
 from data.batches import FeatureBatch, ctr_frame  # noqa: E402
 from data.store import FeatureStore  # noqa: E402
@@ -158,13 +158,27 @@ def demo_scale_store(path: Path) -> tuple[FeatureStore, str, str, str]:
 def measure(store, business, source, thresholds, shown, weighting="mean") -> dict:
     """Median times and the JSON sizes of slider moves through ``thresholds``."""
     dataset = store.dataset(business, source)
-    compute_view(store, business, source, "current", 0.5, [0, 100], shown=shown, weighting=weighting)  # warm the cache
+    compute_view(
+        store,
+        business,
+        source,
+        "current",
+        DEFAULT_FILTERS.replace(confidence=0.5, min_pct=0, max_pct=100, weighting=weighting),
+        shown=shown,
+    )  # warm the cache
     baseline, compute, serialise, sizes, points = [], [], [], [], []
     for c in thresholds:
         t0 = time.perf_counter()
-        feature_summary(dataset, float(c), weighting=weighting)
+        feature_summary(dataset, confidence=float(c), weighting=weighting, cache=store.cache)
         t1 = time.perf_counter()
-        view = compute_view(store, business, source, "current", float(c), [0, 100], shown=shown, weighting=weighting)
+        view = compute_view(
+            store,
+            business,
+            source,
+            "current",
+            DEFAULT_FILTERS.replace(confidence=float(c), min_pct=0, max_pct=100, weighting=weighting),
+            shown=shown,
+        )
         t2 = time.perf_counter()
         payload = {k: pio.to_json(getattr(view, k), validate=False) for k in FIGURES}
         payload["lookup"] = pio.json.to_json_plotly(view.lookup)

@@ -26,7 +26,7 @@ from pathlib import Path
 
 from common import BUSINESS, ENGINES, HEADERS, SOURCE, fresh_app, fresh_database, latency_line, median, timed
 
-from data import demo_images
+from data import demo_images, writes
 from data.demo import demo_build, load_demo
 from data.store import FeatureStore
 from data.thumbnails import make_thumbnail
@@ -112,7 +112,7 @@ def bench_gallery(url: str, engine: str, requests: int) -> None:
     batch, ctr = demo_build(n_images=10_000, n_features=1_000)
     store.add_build(BUSINESS, SOURCE, batch)
     store.replace_ctr(BUSINESS, SOURCE, ctr)
-    store.prepare_nulls(BUSINESS, SOURCE)  # as the PUT routes do once their answer is sent
+    writes.prepare_nulls(store, BUSINESS, SOURCE)  # as the PUT routes do once their answer is sent
     # Thumbnails for a third of the images, so has_thumbnail is looked up for real.
     thumb = make_thumbnail(samples.png(64, 48))
     store.put_thumbnails(BUSINESS, SOURCE, [(image, thumb) for image in batch.images[::3]])

@@ -22,7 +22,7 @@ from pathlib import Path
 
 from common import BUSINESS, ENGINES, HEADERS, SOURCE, fresh_app, fresh_database, latency_line, median, timed
 
-from data import permutation, writes
+from data import writes
 from data.analysis import feature_summary
 from data.demo import demo_build
 from data.schema import null_tables
@@ -61,8 +61,7 @@ def first_summaries(url: str, weighting: str, *, stored: bool) -> float:
     app, store = fresh_app(url=url)
     client = app.server.test_client()
     client.get("/healthz")  # Dash sets itself up on a server's first request (and reads the build)
-    permutation.clear_cache()
-    store._cache.discard(lambda key: True)  # so the first summary reads the build too
+    store.cache.clear()  # so the first summary reads the build and its nulls too
     if not stored:
         with store.engine.begin() as conn:
             conn.execute(null_tables.delete())
@@ -79,7 +78,7 @@ def bench_size(engine: str, url: str, n_images: int, n_features: int, target_ms:
     client = app.server.test_client()
     label = f"{engine:<10} summary {n_images}x{n_features}"
     client.get("/healthz")  # Dash sets itself up on a server's first request
-    permutation.clear_cache()
+    store.cache.clear()
 
     body = ctr_body(ctr)
     response = client.put("/api/ctr", data=body, headers=HEADERS)
@@ -111,7 +110,8 @@ def bench_size(engine: str, url: str, n_images: int, n_features: int, target_ms:
 
         dataset = store.dataset(BUSINESS, SOURCE)
         pure = [
-            timed(lambda c=c, w=weighting, d=dataset: feature_summary(d, c, weighting=w)) for c in thresholds(requests)
+            timed(lambda c=c, w=weighting, d=dataset: feature_summary(d, confidence=c, weighting=w, cache=store.cache))
+            for c in thresholds(requests)
         ]
         print(latency_line(f"{label} {weighting} feature_summary alone", median(pure)))
     store.close()

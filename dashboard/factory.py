@@ -11,6 +11,7 @@ from flask import Flask, jsonify, request
 from dashboard.api.errors import RETRY_AFTER, error_response, public_detail, register_error_handlers
 from dashboard.callback_requests import CALLBACK_PATH, callback_request_problems
 from dashboard.startup import Startup
+from data.cache import AnalysisCache
 from data.settings import Settings, open_store
 from data.store import FeatureStore, StorageUnavailable
 
@@ -27,17 +28,16 @@ def create_app(settings: Settings | None = None, store: FeatureStore | None = No
     from dashboard.budget import register_request_budget
     from dashboard.page.callbacks import register_callbacks
     from dashboard.page.layout import build_layout, outage_page
-    from data import adjusted, permutation
     from data.demo import load_demo
     from ingest.image_routes import create_images_blueprint
     from ingest.routes import create_ingest_blueprint
 
     settings = settings or Settings.from_env()
     # Opening the store touches no database: the start-up work below does, and may have to wait.
-    store = store or open_store(settings, initialise=False)
-    # The analysis caches are process-wide: the app sizes them from CACHE_MB, data/ reads no environment.
-    permutation.set_cache_budget(settings.null_table_cache_bytes)
-    adjusted.set_cache_budget(settings.adjusted_fit_cache_bytes)
+    # The app's analysis cache (datasets, null tables, adjusted fits), sized from CACHE_MB, lives
+    # with its store: whatever reads a dataset has the store, and passes ``store.cache`` on. A
+    # store handed in brings its own.
+    store = store or open_store(settings, AnalysisCache(settings.cache_mb), initialise=False)
 
     def start_up():
         # Once for all workers and hosts: under the store's start-up lock, in one transaction.

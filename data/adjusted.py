@@ -36,7 +36,8 @@ from scipy import special, stats
 from data import budget, matrix
 from data import stats as marginal
 from data.analysis import DEFAULT_MIN_GROUP_SIZE, Dataset, feature_summary, presence
-from data.cache import ByteLRU
+from data.cache import AnalysisCache
+from data.filters import Filters, as_filters
 from data.regression import batched_hc3, hc3, independent_columns
 from data.residual_permutation import (
     FIRST_RESAMPLES,
@@ -177,9 +178,14 @@ def max_controls(n_images: int) -> int:
 
 
 def fit_adjusted(
-    dataset: Dataset, confidence: float = 0.0, *, min_n: int = DEFAULT_MIN_GROUP_SIZE, phi_threshold=PHI_THRESHOLD
+    dataset: Dataset,
+    confidence: float = 0.0,
+    *,
+    min_n: int = DEFAULT_MIN_GROUP_SIZE,
+    phi_threshold=PHI_THRESHOLD,
+    cache: AnalysisCache | None = None,
 ) -> AdjustedFit:
-    """Adjusted impact of every feature at one threshold (cached per dataset, presence pattern and min_n).
+    """Adjusted impact of every feature at one threshold (kept in ``cache`` per dataset, presence pattern and min_n).
 
     Checks the current request budget (data/budget.py) between chunks of features.
     """
@@ -189,29 +195,15 @@ def fit_adjusted(
     # every feature is present on the same images. A weak reference: the cache keeps no
     # dataset alive (the store caches those per build and CTR set).
     key = (weakref.ref(dataset), int(present.nnz), int(min_n), float(phi_threshold))
-    cached = _cache.get(key)
+    # Fits of every dataset and threshold, least recently used dropped first beyond the cache's share.
+    fits = (cache or AnalysisCache(0)).adjusted_fits  # no cache: a fit for this call only
+    cached = fits.get(key)
     if cached is not None:
         return cached
     fit = _fit(dataset, present, min_n, phi_threshold)
-    _cache.discard(lambda k: k[0]() is None)  # fits of datasets no longer used anywhere
-    _cache.put(key, fit, fit.nbytes)
+    fits.discard(lambda k: k[0]() is None)  # fits of datasets no longer used anywhere
+    fits.put(key, fit, fit.nbytes)
     return fit
-
-
-# Fits of every dataset and threshold, least recently used dropped first beyond CACHE_BYTES.
-# A 480-feature fit holds about a megabyte, most of it in its controls.
-CACHE_BYTES = 64 * 2**20  # until the app sets its share of CACHE_MB (set_cache_budget)
-_cache = ByteLRU(CACHE_BYTES)
-
-
-def clear_cache() -> None:
-    """Forget every fit (benchmarks and tests measure a first request with it)."""
-    _cache.discard(lambda key: True)
-
-
-def set_cache_budget(nbytes: int) -> None:
-    """Bound the fits kept to ``nbytes`` (process-wide), dropping the least recently used."""
-    _cache.resize(int(nbytes))
 
 
 def _fit(dataset: Dataset, present, min_n: int, phi_threshold: float) -> AdjustedFit:
@@ -349,19 +341,25 @@ def _reason(dependent_on_j: bool, phi: float) -> str:
 
 
 def adjusted_columns(
-    summary: pd.DataFrame, dataset: Dataset, confidence: float = 0.0, *, min_n=None, available: bool = True
+    summary: pd.DataFrame,
+    dataset: Dataset,
+    filters: Filters | None = None,
+    *,
+    cache: AnalysisCache | None = None,
+    **criteria,
 ) -> pd.DataFrame:
-    """``summary`` (from feature_summary) with the adjusted columns; q is BH over its rows.
+    """``summary`` (from feature_summary under the same filters) with the adjusted columns; q is BH over its rows.
 
-    ``available=False`` (impression weighting) adds the columns empty: see ADJUSTED_UNAVAILABLE.
+    Under impression weighting the columns are added empty: see ADJUSTED_UNAVAILABLE.
     """
+    filters = as_filters(filters, **criteria)
     out = summary.copy()
-    if not available:
+    if filters.weighting != "mean":
         for column in ADJUSTED_COLUMNS:
             textual = column in ("adjusted_controls", "adjusted_verdict")
             out[column] = pd.Series([None] * len(out), dtype=object) if textual else np.nan
         return out
-    fit = fit_adjusted(dataset, confidence, min_n=DEFAULT_MIN_GROUP_SIZE if min_n is None else min_n)
+    fit = fit_adjusted(dataset, filters.confidence, min_n=filters.min_n, cache=cache)
     index = pd.Index(dataset.features, dtype=object).get_indexer(summary["feature"].to_numpy(dtype=object))
     names = dataset.features
     out["adjusted_impact"] = fit.estimate[index]
@@ -397,22 +395,20 @@ def adjusted_columns(
 
 
 def adjusted_summary(
-    dataset: Dataset,
-    confidence: float = 0.0,
-    min_pct: float = 0.0,
-    max_pct: float = 100.0,
-    *,
-    min_n: int = DEFAULT_MIN_GROUP_SIZE,
-    weighting: str = "mean",
+    dataset: Dataset, filters: Filters | None = None, *, cache: AnalysisCache | None = None, **criteria
 ) -> pd.DataFrame:
-    """feature_summary with the adjusted columns (empty under impression weighting)."""
-    summary = feature_summary(dataset, confidence, min_pct, max_pct, min_n=min_n, weighting=weighting)
-    return adjusted_columns(summary, dataset, confidence, min_n=min_n, available=weighting == "mean")
+    """feature_summary with the adjusted columns (empty under impression weighting); arguments as feature_summary's."""
+    filters = as_filters(filters, **criteria)
+    summary = feature_summary(dataset, filters, cache=cache)
+    return adjusted_columns(summary, dataset, filters, cache=cache)
 
 
-def cooccurring(dataset: Dataset, feature: str, confidence: float = 0.0, *, min_n=DEFAULT_MIN_GROUP_SIZE):
-    """The controls of one feature's adjusted model: feature, phi, dropped reason (None if kept)."""
-    fit = fit_adjusted(dataset, confidence, min_n=min_n)
+def cooccurring(
+    dataset: Dataset, feature: str, filters: Filters | None = None, *, cache: AnalysisCache | None = None, **criteria
+):
+    """The controls of one feature's adjusted model (at ``filters``' confidence and min_n): feature, phi, dropped reason (None if kept)."""
+    filters = as_filters(filters, **criteria)
+    fit = fit_adjusted(dataset, filters.confidence, min_n=filters.min_n, cache=cache)
     found = np.flatnonzero(dataset.features == feature)
     if not len(found):
         raise KeyError(f"unknown feature: {feature!r}")

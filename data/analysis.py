@@ -3,18 +3,50 @@
 A feature is *present* in an image when its confidence is strictly greater than the
 confidence threshold. Prevalence is over all images of the build; CTR statistics are over
 the images that have a CTR. The dashboard, the JSON API and a notebook all call these
-functions, so they can never disagree.
+functions, so they can never disagree. The data is a ``Dataset`` (``data/dataset.py``), the
+choices a ``Filters`` (``data/filters.py``).
 """
 
 from __future__ import annotations
-
-from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
 import scipy.sparse as sp
 
 from data import matrix, permutation, stats
+from data.cache import AnalysisCache
+from data.dataset import Dataset
+from data.filters import (
+    DEFAULT_MIN_GROUP_SIZE,
+    WEIGHTINGS,
+    Filters,
+    WeightingUnavailable,
+    as_filters,
+    check_weighting,
+    presence,
+    prevalence_filter,
+    prevalence_pct,
+)
+
+# Dataset and the filters' names are part of this module's interface too (notebooks import them here).
+__all__ = [
+    "DEFAULT_MIN_GROUP_SIZE",
+    "POINT_COLUMNS",
+    "SIGNIFICANCE_LEVEL",
+    "SUMMARY_COLUMNS",
+    "WEIGHTINGS",
+    "Dataset",
+    "Filters",
+    "WeightingUnavailable",
+    "check_weighting",
+    "feature_summary",
+    "image_features",
+    "permutation_tests",
+    "presence",
+    "prevalence_filter",
+    "prevalence_pct",
+    "scatter_points",
+]
 
 SUMMARY_COLUMNS = [
     "feature",
@@ -35,219 +67,18 @@ SUMMARY_COLUMNS = [
     "ci_low_fcr",
     "ci_high_fcr",
 ]
-WEIGHTINGS = ("mean", "impressions")
-DEFAULT_MIN_GROUP_SIZE = 5
 SIGNIFICANCE_LEVEL = 0.05
 POINT_COLUMNS = ["image", "feature", "confidence", "ctr"]
 
 
-@dataclass(frozen=True, eq=False)
-class Dataset:
-    """One build's image x feature confidences with each image's CTR (NaN where unknown)."""
-
-    images: np.ndarray  # (n,) image names
-    features: np.ndarray  # (m,) feature names
-    confidences: object  # (n, m) float64 ndarray or scipy.sparse CSC array; 0 where nothing was given
-    ctr: np.ndarray  # (n,) float64, NaN where the image has no CTR
-    clicks: np.ndarray | None = None  # (n,) float64, NaN where unknown; None without counts
-    impressions: np.ndarray | None = None
-
-    def __post_init__(self):
-        n, m = len(self.images), len(self.features)
-        if self.confidences.shape != (n, m):
-            raise ValueError(f"confidences must be {n} x {m}, got {self.confidences.shape}")
-        if self.ctr.shape != (n,):
-            raise ValueError(f"ctr must have {n} values, got {self.ctr.shape}")
-        known = ~np.isnan(self.ctr)
-        if ((self.ctr[known] < 0) | (self.ctr[known] > 1)).any():
-            raise ValueError("ctr must be in [0, 1] (NaN where unknown)")
-        if self.clicks is not None and self.impressions is not None:
-            _check_counts(self.images, self.clicks, self.impressions)
-
-    def dense(self) -> np.ndarray:
-        """The confidences as a dense ndarray (materialises a sparse matrix: small builds only)."""
-        return matrix.dense(self.confidences)
-
-    @property
-    def nbytes(self) -> int:
-        """Approximate bytes held: the confidences, the per-image arrays and the names."""
-        arrays = [a for a in (self.ctr, self.clicks, self.impressions) if a is not None]
-        names = matrix.names_nbytes(self.images) + matrix.names_nbytes(self.features)
-        return matrix.nbytes(self.confidences) + sum(a.nbytes for a in arrays) + names
-
-    @property
-    def has_ctr(self) -> np.ndarray:
-        """Boolean mask of the images that have a CTR."""
-        return ~np.isnan(self.ctr)
-
-    @property
-    def images_with_ctr(self) -> int:
-        """How many images have a CTR."""
-        return int(self.has_ctr.sum())
-
-    @property
-    def has_counts(self) -> bool:
-        """Whether clicks and impressions are known for every image that has a CTR."""
-        if self.impressions is None or self.clicks is None:
-            return False
-        known = self.has_ctr
-        return bool(known.any()) and not np.isnan(self.impressions[known]).any()
-
-    @classmethod
-    def from_wide(
-        cls,
-        frame: pd.DataFrame,
-        *,
-        image_col: str = "image_name",
-        ctr_col: str | None = "ctr",
-        clicks_col: str | None = None,
-        impressions_col: str | None = None,
-    ) -> Dataset:
-        """Build from one row per image: a name column, a CTR column and one column per feature."""
-        special = {c for c in (image_col, ctr_col, clicks_col, impressions_col) if c}
-        feature_cols = [c for c in frame.columns if c not in special]
-        conf = frame[feature_cols].to_numpy(dtype=np.float64, na_value=0.0)
-        ctr = frame[ctr_col].to_numpy(dtype=np.float64, na_value=np.nan) if ctr_col else np.full(len(frame), np.nan)
-        return cls(
-            images=frame[image_col].astype(str).to_numpy(dtype=object),
-            features=np.array(feature_cols, dtype=object),
-            confidences=conf,
-            ctr=ctr,
-            clicks=_optional_column(frame, clicks_col),
-            impressions=_optional_column(frame, impressions_col),
-        )
-
-    @classmethod
-    def from_long(cls, values: pd.DataFrame, ctr: pd.DataFrame | pd.Series | None = None) -> Dataset:
-        """Build from long rows (image, feature, confidence) and CTRs indexed or keyed by image.
-
-        ``ctr`` is a Series of CTRs indexed by image, or a DataFrame with an ``image`` column, a
-        ``ctr`` column and optionally ``clicks`` and ``impressions``.
-        """
-        images = pd.Index(pd.unique(values["image"]), dtype=object)
-        features = pd.Index(pd.unique(values["feature"]), dtype=object)
-        conf = matrix.from_triples(
-            images.get_indexer(values["image"]),
-            features.get_indexer(values["feature"]),
-            values["confidence"].to_numpy(dtype=np.float64),
-            (len(images), len(features)),
-        )
-        return cls.from_matrix(images, features, conf, ctr)
-
-    @classmethod
-    def from_matrix(cls, images, features, confidences, ctr=None) -> Dataset:
-        """Build from names, a dense or scipy.sparse matrix and CTRs (Series by image or DataFrame as in from_long)."""
-        images = np.asarray(images, dtype=object)
-        n = len(images)
-        rate = np.full(n, np.nan)
-        clicks = impressions = None
-        if ctr is not None:
-            frame = ctr.rename("ctr").rename_axis("image").reset_index() if isinstance(ctr, pd.Series) else ctr
-            frame = frame.drop_duplicates("image", keep="last").set_index("image")
-            aligned = frame.reindex(pd.Index(images, dtype=object))
-            rate = aligned["ctr"].to_numpy(dtype=np.float64, na_value=np.nan)
-            if "impressions" in aligned and "clicks" in aligned:
-                clicks = aligned["clicks"].to_numpy(dtype=np.float64, na_value=np.nan)
-                impressions = aligned["impressions"].to_numpy(dtype=np.float64, na_value=np.nan)
-        return cls(
-            images=images,
-            features=np.asarray(features, dtype=object),
-            confidences=matrix.to_csc(confidences)
-            if matrix.is_sparse(confidences)
-            else np.asarray(confidences, dtype=np.float64),
-            ctr=rate,
-            clicks=clicks,
-            impressions=impressions,
-        )
-
-
-class WeightingUnavailable(ValueError):
-    """Impression weighting was asked for a dataset without clicks and impressions."""
-
-
-def _check_counts(images: np.ndarray, clicks: np.ndarray, impressions: np.ndarray) -> None:
-    """Refuse counts the HTTP and CLI paths refuse: each image needs whole clicks >= 0, impressions > 0, clicks <= impressions."""
-    n = len(images)
-    if clicks.shape != (n,) or impressions.shape != (n,):
-        raise ValueError(f"clicks and impressions must have {n} values, got {clicks.shape} and {impressions.shape}")
-    known = ~np.isnan(impressions)
-    with np.errstate(invalid="ignore"):
-        bad = (
-            (np.isnan(clicks) != ~known)
-            | (known & ~(impressions > 0))
-            | (known & ~(clicks >= 0))
-            | (known & ~(clicks <= impressions))
-            | (known & ((np.mod(clicks, 1) != 0) | (np.mod(impressions, 1) != 0)))
-            | np.isinf(impressions)
-        )
-    if bad.any():
-        shown = ", ".join(
-            f"image {images[i]!r}: {_show_count(clicks[i])} clicks of {_show_count(impressions[i])} impressions"
-            for i in np.flatnonzero(bad)[:5]
-        )
-        raise ValueError(
-            "counts must be whole numbers with clicks >= 0, impressions > 0 and clicks <= impressions "
-            f"(both unknown, NaN, for an image without counts); {int(bad.sum())} invalid: {shown}"
-        )
-
-
-def _show_count(value: float) -> str:
-    return str(int(value)) if np.isfinite(value) and value == int(value) else str(value)
-
-
-def _optional_column(frame: pd.DataFrame, column: str | None) -> np.ndarray | None:
-    if not column:
-        return None
-    return frame[column].to_numpy(dtype=np.float64, na_value=np.nan)
-
-
-def presence(confidences, confidence: float):
-    """Boolean image x feature matrix (scipy.sparse CSC): True where the confidence is strictly above the threshold."""
-    return matrix.presence(confidences, confidence)
-
-
-def prevalence_pct(present: np.ndarray) -> np.ndarray:
-    """Per feature, the percentage of images in which it is present."""
-    n = present.shape[0]
-    if n == 0:
-        return np.zeros(present.shape[1])
-    # 100 * count / n, in that order: multiplying by a rounded 100 / n is off in the last bit
-    # for many counts, so a bound set at a feature's exact prevalence could exclude it.
-    counts = matrix.column_counts(present) if matrix.is_sparse(present) else present.sum(axis=0)
-    return counts * 100.0 / n
-
-
-def check_weighting(weighting: str, *datasets: Dataset) -> None:
-    """Raise unless the weighting is known and every dataset holds the counts it needs."""
-    if weighting not in WEIGHTINGS:
-        raise ValueError(f"weighting must be one of {', '.join(WEIGHTINGS)}, got {weighting!r}")
-    if weighting == "impressions" and not all(ds.has_counts for ds in datasets):
-        raise WeightingUnavailable("impression weighting needs clicks and impressions for every image with a CTR")
-
-
-def prevalence_filter(present, known: np.ndarray, min_pct: float, max_pct: float):
-    """Prevalence %, presence over images with a CTR, its per-feature counts, and which features pass the filters.
-
-    A feature passes when its prevalence is within [min_pct, max_pct] and it is present in at
-    least one image with a CTR.
-    """
-    prevalence = prevalence_pct(present)
-    present_known = matrix.keep_rows(present, known)
-    n_with = matrix.column_counts(present_known)
-    keep = (prevalence >= min_pct) & (prevalence <= max_pct) & (n_with > 0)
-    return prevalence, present_known, n_with, keep
-
-
 def feature_summary(
-    dataset: Dataset,
-    confidence: float = 0.0,
-    min_pct: float = 0.0,
-    max_pct: float = 100.0,
-    *,
-    min_n: int = DEFAULT_MIN_GROUP_SIZE,
-    weighting: str = "mean",
+    dataset: Dataset, filters: Filters | None = None, *, cache: AnalysisCache | None = None, **criteria
 ) -> pd.DataFrame:
     """Per feature: n with/without, prevalence, CTR with and without, impact and its uncertainty.
+
+    ``filters`` (default ``Filters()``), with any of its fields overridden by name in
+    ``criteria`` (``confidence=0.5``, ...), selects the features and the test. ``cache`` keeps
+    the permutation nulls between calls (without one they are drawn for this call only).
 
     Features outside [min_pct, max_pct] prevalence, or present in no image with a CTR, are
     dropped. ``weighting="mean"`` averages per-image CTRs, ``"impressions"`` divides total
@@ -258,6 +89,9 @@ def feature_summary(
     features; ``verdict``, ``lift_pct`` and the false coverage rate adjusted interval
     ``ci_low_fcr``/``ci_high_fcr`` (at ``stats.verdict_fields(...)["fcr_level"]``) read them. Rows are ordered by impact, highest first (undefined impact last), then by name.
     """
+    filters = as_filters(filters, **criteria)
+    confidence, min_pct, max_pct = filters.confidence, filters.min_pct, filters.max_pct
+    min_n, weighting = filters.min_n, filters.weighting
     check_weighting(weighting, dataset)
     present = presence(dataset.confidences, confidence)
     known = dataset.has_ctr
@@ -265,10 +99,10 @@ def feature_summary(
     n_without = int(known.sum()) - n_with
     idx = np.flatnonzero(prevalent)
     if weighting == "mean":
-        groups = _mean_groups(dataset.ctr[known], present_known, idx, _known_impressions(dataset))
+        groups = _mean_groups(dataset.ctr[known], present_known, idx, _known_impressions(dataset), cache)
     else:
         groups = _impression_groups(
-            dataset.clicks[known], dataset.impressions[known], present_known[:, idx], present.shape[1]
+            dataset.clicks[known], dataset.impressions[known], present_known[:, idx], present.shape[1], cache
         )
     avg_with, avg_without, test, k, sums = groups
     impact = avg_with - avg_without
@@ -315,8 +149,10 @@ def feature_summary(
     )
 
 
-def permutation_tests(dataset: Dataset) -> list[permutation.StudentizedTest]:
+def permutation_tests(dataset: Dataset, cache: AnalysisCache | None = None) -> list[permutation.StudentizedTest]:
     """The permutation tests summaries of ``dataset`` run, one per weighting it supports (none without CTRs).
+
+    Their null tables are kept in ``cache`` (without one, drawn for each use).
 
     Their null tables depend only on the images' CTRs, so they can be drawn before any summary.
     """
@@ -324,9 +160,9 @@ def permutation_tests(dataset: Dataset) -> list[permutation.StudentizedTest]:
     if not known.any():
         return []
     n_tests = len(dataset.features)
-    tests = [_mean_test(dataset.ctr[known], n_tests, _known_impressions(dataset))]
+    tests = [_mean_test(dataset.ctr[known], n_tests, _known_impressions(dataset), cache)]
     if dataset.has_counts:
-        tests.append(_impressions_test(dataset.clicks[known], dataset.impressions[known], n_tests))
+        tests.append(_impressions_test(dataset.clicks[known], dataset.impressions[known], n_tests, cache))
     return tests
 
 
@@ -335,26 +171,39 @@ def _known_impressions(dataset: Dataset) -> np.ndarray | None:
     return dataset.impressions[dataset.has_ctr] if dataset.has_counts else None
 
 
-def _mean_test(ctr: np.ndarray, n_tests: int, impressions: np.ndarray | None = None) -> permutation.StudentizedTest:
+def _mean_test(
+    ctr: np.ndarray, n_tests: int, impressions: np.ndarray | None, cache: AnalysisCache | None
+) -> permutation.StudentizedTest:
     units = ctr[:, None] if impressions is None else np.column_stack([ctr, impressions])
-    return permutation.StudentizedTest("mean", units, n_tests=n_tests)
+    return permutation.StudentizedTest("mean", units, n_tests=n_tests, cache=cache)
 
 
-def _impressions_test(clicks: np.ndarray, impressions: np.ndarray, n_tests: int) -> permutation.StudentizedTest:
-    return permutation.StudentizedTest("impressions", np.column_stack([clicks, impressions]), n_tests=n_tests)
+def _impressions_test(
+    clicks: np.ndarray, impressions: np.ndarray, n_tests: int, cache: AnalysisCache | None
+) -> permutation.StudentizedTest:
+    units = np.column_stack([clicks, impressions])
+    return permutation.StudentizedTest("impressions", units, n_tests=n_tests, cache=cache)
 
 
-def _mean_groups(ctr: np.ndarray, present: np.ndarray, columns: np.ndarray, impressions: np.ndarray | None):
+def _mean_groups(
+    ctr: np.ndarray,
+    present: np.ndarray,
+    columns: np.ndarray,
+    impressions: np.ndarray | None,
+    cache: AnalysisCache | None,
+):
     """Mean CTR with and without each selected feature, its test, group sizes and column sums."""
     avg_with, avg_without = _group_means(ctr, present, columns)
-    test = _mean_test(ctr, present.shape[1], impressions)
+    test = _mean_test(ctr, present.shape[1], impressions, cache)
     selected = present[:, columns]
     return avg_with[columns], avg_without[columns], test, matrix.column_counts(selected), test.group_sums(selected)
 
 
-def _impression_groups(clicks: np.ndarray, impressions: np.ndarray, selected: np.ndarray, n_tests: int):
+def _impression_groups(
+    clicks: np.ndarray, impressions: np.ndarray, selected: np.ndarray, n_tests: int, cache: AnalysisCache | None
+):
     """Clicks / impressions with and without each feature, its test, group sizes and column sums."""
-    test = _impressions_test(clicks, impressions, n_tests)
+    test = _impressions_test(clicks, impressions, n_tests, cache)
     sums = test.group_sums(selected)
     rest = test.totals[:, None] - sums
     with np.errstate(divide="ignore", invalid="ignore"):
@@ -387,12 +236,14 @@ def _group_means(ctr: np.ndarray, present: np.ndarray, columns: np.ndarray):
     return avg_with, avg_without
 
 
-def scatter_points(dataset: Dataset, confidence: float = 0.0, features=None) -> pd.DataFrame:
-    """One row per (image with a CTR, feature present): image, feature, confidence, ctr.
+def scatter_points(dataset: Dataset, filters: Filters | None = None, features=None, **criteria) -> pd.DataFrame:
+    """One row per (image with a CTR, feature present at ``filters.confidence``): image, feature, confidence, ctr.
 
     ``features`` (e.g. a summary's ``feature`` column) selects and orders the features; the
     ``feature`` column is categorical in that order. By default every feature is used.
+    ``filters`` and ``criteria`` as in ``feature_summary``.
     """
+    confidence = as_filters(filters, **criteria).confidence
     if features is None:
         order = np.arange(len(dataset.features))
     else:

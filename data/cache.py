@@ -1,4 +1,4 @@
-"""A thread-safe least-recently-used cache bounded by the bytes of what it holds."""
+"""Caches bounded by the bytes of what they hold: ByteLRU, and AnalysisCache, the analysis' caches of one app."""
 
 from __future__ import annotations
 
@@ -79,3 +79,54 @@ class ByteLRU:
         item = self._items.pop(key, None)
         if item is not None:
             self._bytes -= item[1]
+
+
+DEFAULT_CACHE_MB = 1024
+NULL_TABLE_SHARE = 1 / 4  # of CACHE_MB, on top of the datasets: 256 MiB at the default
+ADJUSTED_FIT_SHARE = 1 / 16  # 64 MiB at the default; a 480-feature fit holds about a megabyte
+
+
+class AnalysisCache:
+    """What the analysis keeps between requests, owned by one store (and so by one app).
+
+    ``datasets``: loaded builds by (build, CTR set), within ``cache_mb``; ``null_tables``:
+    permutation nulls by the values they were drawn from (``data/permutation.py``), within a
+    quarter of it; ``adjusted_fits``: adjusted-impact fits by dataset and threshold
+    (``data/adjusted.py``), within a sixteenth. ``cache_mb=0`` keeps nothing. Two apps in one
+    process (tests, a notebook) each have their own, so neither sizes nor fills the other's.
+    """
+
+    def __init__(self, cache_mb: float = DEFAULT_CACHE_MB):
+        if cache_mb < 0:
+            raise ValueError("cache_mb must not be negative")
+        budget = cache_mb * 2**20
+        self.datasets = ByteLRU(int(budget))
+        self.null_tables = ByteLRU(int(budget * NULL_TABLE_SHARE))
+        self.adjusted_fits = ByteLRU(int(budget * ADJUSTED_FIT_SHARE))
+        self._drawing: dict = {}  # null table key -> the lock its one draw holds
+        self._drawing_lock = threading.Lock()
+
+    def __repr__(self) -> str:
+        sizes = ", ".join(f"{name} {len(lru)} ({lru.nbytes:,} B)" for name, lru in self._lrus())
+        return f"AnalysisCache({sizes})"
+
+    def _lrus(self):
+        return (("datasets", self.datasets), ("null_tables", self.null_tables), ("adjusted_fits", self.adjusted_fits))
+
+    @property
+    def nbytes(self) -> int:
+        """Bytes held by the three caches together."""
+        return sum(lru.nbytes for _, lru in self._lrus())
+
+    def clear(self) -> None:
+        """Forget everything (benchmarks and tests measure a first request with it)."""
+        for _, lru in self._lrus():
+            lru.discard(lambda key: True)
+
+    def drawing(self, key) -> threading.Lock:
+        """The lock held while the null table of ``key`` is drawn, so that concurrent requests draw it once."""
+        with self._drawing_lock:
+            if len(self._drawing) > 64:  # forget idle locks now and then; a held one stays
+                for old in [k for k, lock in self._drawing.items() if not lock.locked()]:
+                    del self._drawing[old]
+            return self._drawing.setdefault(key, threading.Lock())

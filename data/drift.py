@@ -26,13 +26,13 @@ from scipy import stats as sps
 
 from data import budget, stats
 from data.analysis import (
-    DEFAULT_MIN_GROUP_SIZE,
     SIGNIFICANCE_LEVEL,
     Dataset,
     check_weighting,
     presence,
     prevalence_filter,
 )
+from data.filters import Filters, as_filters
 
 DRIFT_COLUMNS = [
     "feature",
@@ -71,17 +71,11 @@ def image_overlap(before: Dataset, after: Dataset) -> tuple[int, int]:
     return int(shared.sum()), int(with_ctr.sum())
 
 
-def feature_drift(
-    before: Dataset,
-    after: Dataset,
-    confidence: float = 0.0,
-    min_pct: float = 0.0,
-    max_pct: float = 100.0,
-    *,
-    min_n: int = DEFAULT_MIN_GROUP_SIZE,
-    weighting: str = "mean",
-) -> pd.DataFrame:
+def feature_drift(before: Dataset, after: Dataset, filters: Filters | None = None, **criteria) -> pd.DataFrame:
     """Per feature: impact in each build, the change with its 95 % interval, p, q and flipped images.
+
+    ``filters`` (default ``Filters()``), with fields overridden by name in ``criteria``, as in
+    ``feature_summary``.
 
     Features are those passing the prevalence filters (as in ``feature_summary``) in either
     build; a feature missing from a build is never present there. ``n_flipped`` counts images in
@@ -92,6 +86,9 @@ def feature_drift(
     ``q_value`` is Benjamini-Hochberg over the returned features with a p. Rows are ordered by
     change, highest first (undefined last), then by name.
     """
+    filters = as_filters(filters, **criteria)
+    confidence, min_pct, max_pct = filters.confidence, filters.min_pct, filters.max_pct
+    min_n, weighting = filters.min_n, filters.weighting
     check_weighting(weighting, before, after)
 
     names = _selected_features(before, after, confidence, min_pct, max_pct)

@@ -68,17 +68,17 @@ def from_bytes(data: bytes) -> permutation.NullTable:
 
 
 def adopt_stored(read, tests) -> int:
-    """Take the stored null tables of ``tests`` into the cache; ``read(storage key)`` gives bytes or None.
+    """Take the stored null tables of ``tests`` into their cache; ``read(storage key)`` gives bytes or None.
 
     Returns how many were read. Tables already at hand are not read again.
     """
     taken = 0
     for test in tests:
-        if permutation.is_cached(test.key):
+        if permutation.is_cached(test.cache, test.key):
             continue
         data = read(storage_key(test.key))
         if data is not None:
-            permutation.adopt(test.key, from_bytes(data))
+            permutation.adopt(test.cache, test.key, from_bytes(data))
             taken += 1
     return taken
 
@@ -95,7 +95,7 @@ def prepare(stored, write, tests) -> int:
         name = storage_key(test.key)
         if stored(name):
             continue
-        if permutation.is_cached(test.key) or test.draw_cells <= EAGER_CELLS:
-            drawn += not permutation.is_cached(test.key)
+        if permutation.is_cached(test.cache, test.key) or test.draw_cells <= EAGER_CELLS:
+            drawn += not permutation.is_cached(test.cache, test.key)
             write(name, to_bytes(test.table()))
     return drawn

@@ -31,7 +31,6 @@ from __future__ import annotations
 
 import hashlib
 import math
-import threading
 from dataclasses import dataclass
 from itertools import combinations
 
@@ -39,7 +38,7 @@ import numpy as np
 from scipy.special import gammaln
 
 from data import stats
-from data.cache import ByteLRU
+from data.cache import AnalysisCache
 
 LEVEL = 0.95
 SIGNIFICANCE = 0.05
@@ -52,8 +51,7 @@ TIE_RTOL = 1e-9  # a null statistic this close to the observed one counts as a t
 CHUNK_CELLS = 1_000_000  # permutations x images drawn at a time
 DENSE_SIZES = 100  # every group size up to this has a null of its own
 GRID_STEP = 1.02  # above it, tabulated sizes are at most 2 % apart
-MAX_SIZE = 5_000  # the largest tabulated size: larger groups use its null
-CACHE_BYTES = 256 * 2**20  # until the app sets its share of CACHE_MB (set_cache_budget)
+MAX_SIZE = 5_000  # the largest tabulated size: larger groups use its (slightly wider) null
 
 KINDS = {
     "mean": (
@@ -121,13 +119,14 @@ class StudentizedTest:
 
     ``units`` is one row per image with a CTR: ``(ctr,)`` or ``(ctr, impressions)`` for ``"mean"``, ``(clicks,
     impressions)`` for ``"impressions"``. ``n_tests`` (the build's feature count) sets how many
-    permutations are drawn.
+    permutations are drawn. ``cache`` keeps the null table (without one it is drawn for each use).
     """
 
-    def __init__(self, kind: str, units: np.ndarray, n_tests: int):
+    def __init__(self, kind: str, units: np.ndarray, n_tests: int, cache: AnalysisCache | None = None):
         units = np.asarray(units, dtype=np.float64)
         units = units[:, None] if units.ndim == 1 else units
         self.kind = kind
+        self.cache = cache
         self.n = len(units)
         self.resamples = resamples_for(n_tests)
         # Canonical order: the null depends on the values, not on the order of the images.
@@ -215,7 +214,7 @@ class StudentizedTest:
 
     def table(self) -> NullTable:
         """The null table of these images' values, from the cache or drawn."""
-        return null_table(self._key, self._sorted_columns, self._difference)
+        return null_table(self._key, self._sorted_columns, self._difference, self.cache)
 
 
 def min_p_value(n: int, k) -> np.ndarray:
@@ -372,53 +371,31 @@ def fit_tails(tail: np.ndarray, resamples: int) -> np.ndarray:
     return fit
 
 
-_cache = ByteLRU(CACHE_BYTES)
+def is_cached(cache: AnalysisCache | None, key) -> bool:
+    """Whether the null table of ``key`` is at hand in ``cache`` (no draw needed)."""
+    return cache is not None and key in cache.null_tables
 
 
-def clear_cache() -> None:
-    """Forget every null table (benchmarks and tests measure a first request with it)."""
-    _cache.discard(lambda key: True)
+def adopt(cache: AnalysisCache | None, key, table: NullTable) -> None:
+    """Keep ``table`` (read back from storage) in ``cache`` as the null table of ``key``."""
+    if cache is not None:
+        cache.null_tables.put(key, table, table.nbytes)
 
 
-def is_cached(key) -> bool:
-    """Whether the null table of ``key`` is at hand (no draw needed)."""
-    return key in _cache
-
-
-def adopt(key, table: NullTable) -> None:
-    """Keep ``table`` (read back from storage) as the null table of ``key``."""
-    _cache.put(key, table, table.nbytes)
-
-
-def set_cache_budget(nbytes: int) -> None:
-    """Bound the null tables kept to ``nbytes`` (process-wide), dropping the least recently used."""
-    _cache.resize(int(nbytes))
-
-
-def null_table(key, columns: np.ndarray, difference) -> NullTable:
-    """Cached null table for ``key``, drawn on first use."""
-    table = _cache.get(key)
+def null_table(key, columns: np.ndarray, difference, cache: AnalysisCache | None = None) -> NullTable:
+    """The null table for ``key`` from ``cache``, drawn on first use (without a cache: drawn now)."""
+    if cache is None:
+        return compute_table(columns, difference, key[1], int(key[2][:16], 16))
+    table = cache.null_tables.get(key)
     if table is not None:
         return table
     # One draw per key: a request arriving while another thread draws the same table waits for it.
-    with _lock_for(key):
-        table = _cache.get(key)
+    with cache.drawing(key):
+        table = cache.null_tables.get(key)
         if table is None:
             table = compute_table(columns, difference, key[1], int(key[2][:16], 16))
-            _cache.put(key, table, table.nbytes)
+            cache.null_tables.put(key, table, table.nbytes)
     return table
-
-
-_drawing: dict = {}
-_drawing_lock = threading.Lock()
-
-
-def _lock_for(key) -> threading.Lock:
-    with _drawing_lock:
-        if len(_drawing) > 64:  # forget idle locks now and then; a held one stays
-            for old in [k for k, lock in _drawing.items() if not lock.locked()]:
-                del _drawing[old]
-        return _drawing.setdefault(key, threading.Lock())
 
 
 def group_sizes(n: int) -> np.ndarray:

@@ -11,6 +11,7 @@ from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
 from urllib.parse import unquote
 
+from data.cache import AnalysisCache
 from data.store import FeatureStore
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
@@ -61,18 +62,6 @@ class Settings:
         if not self.request_budget_seconds > 0:
             raise SettingsError("REQUEST_BUDGET_SECONDS must be positive")
 
-    # CACHE_MB sizes the store's loaded builds; the analysis caches get shares of it on top,
-    # which at the default 1024 MiB are 256 MiB of permutation nulls and 64 MiB of adjusted fits.
-    @property
-    def null_table_cache_bytes(self) -> int:
-        """Budget of the permutation null tables (data/permutation.py): a quarter of CACHE_MB."""
-        return int(self.cache_mb * 2**20 / 4)
-
-    @property
-    def adjusted_fit_cache_bytes(self) -> int:
-        """Budget of the adjusted-impact fits (data/adjusted.py): a sixteenth of CACHE_MB."""
-        return int(self.cache_mb * 2**20 / 16)
-
     @classmethod
     def env_names(cls) -> list[str]:
         """The environment variable of every setting, in declaration order."""
@@ -120,9 +109,10 @@ def sqlite_file(url: str) -> Path | None:
     return Path(database.removeprefix("file:"))
 
 
-def open_store(settings: Settings, *, initialise: bool = True) -> FeatureStore:
+def open_store(settings: Settings, cache: AnalysisCache | None = None, *, initialise: bool = True) -> FeatureStore:
     """The store for ``settings.database_url``, creating an SQLite file's folder if needed.
 
+    Its analysis cache is ``cache``, or a new one sized by CACHE_MB (see ``data.cache.AnalysisCache``).
     With ``initialise=False`` nothing touches the database yet (see FeatureStore.initialise).
     """
     path = sqlite_file(settings.database_url)
@@ -131,6 +121,5 @@ def open_store(settings: Settings, *, initialise: bool = True) -> FeatureStore:
             path.expanduser().resolve().parent.mkdir(parents=True, exist_ok=True)
         except OSError:
             pass  # e.g. a volume not mounted yet: the store reports "database unreachable" when used
-    return FeatureStore(
-        settings.database_url, keep_builds=settings.keep_builds, cache_mb=settings.cache_mb, initialise=initialise
-    )
+    cache = AnalysisCache(settings.cache_mb) if cache is None else cache
+    return FeatureStore(settings.database_url, keep_builds=settings.keep_builds, cache=cache, initialise=initialise)

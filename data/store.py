@@ -14,7 +14,7 @@ from sqlalchemy import select, text, update
 from data import database, image_queries, migrations, nulls, queries
 from data.analysis import Dataset, permutation_tests
 from data.batches import CTR_COLUMNS, FeatureBatch
-from data.cache import ByteLRU
+from data.cache import DEFAULT_CACHE_MB, AnalysisCache
 from data.errors import CtrFormConflict, InvalidBatch, StorageUnavailable, StoreError, UnknownBuild, UnknownDataset
 from data.schema import builds, store_version
 
@@ -29,7 +29,6 @@ __all__ = [
 ]
 
 DEFAULT_KEEP_BUILDS = 20
-DEFAULT_CACHE_MB = 1024
 KEEP_NULL_TABLES = 32  # the permutation null tables kept, newest first (a few MiB each at 10k images)
 
 
@@ -82,18 +81,20 @@ class FeatureStore:
         *,
         keep_builds: int = DEFAULT_KEEP_BUILDS,
         cache_mb: float = DEFAULT_CACHE_MB,
+        cache=None,
         initialise: bool = True,
     ):
         if keep_builds < 1:
             raise ValueError("keep_builds must be at least 1")
-        if cache_mb < 0:
-            raise ValueError("cache_mb must not be negative")
+        # The loaded builds and what the analysis derives from them (an AnalysisCache, the app's
+        # when it passes one): the analysis of this store's datasets takes ``cache=store.cache``.
+        self.cache = AnalysisCache(cache_mb) if cache is None else cache
         self.url = url
         self.keep_builds = keep_builds
         self._is_sqlite = database.is_sqlite(url)
         self.engine = database.open_engine(url)
         # Datasets by (build id, CTR set id), bounded by their bytes rather than their number.
-        self._cache = ByteLRU(int(cache_mb * 1024 * 1024))
+        self._cache = self.cache.datasets
         # Each cached dataset's permutation tests, whose null tables a read takes from the database.
         self._tests = weakref.WeakKeyDictionary()
         self._tests_lock = threading.Lock()
@@ -432,7 +433,7 @@ class FeatureStore:
         with self._tests_lock:
             tests = self._tests.get(dataset)
             if tests is None:
-                tests = self._tests[dataset] = permutation_tests(dataset)
+                tests = self._tests[dataset] = permutation_tests(dataset, self.cache)
             return tests
 
     def _adopt_nulls(self, dataset: Dataset) -> None:

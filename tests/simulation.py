@@ -20,6 +20,7 @@ import numpy as np
 import pandas as pd
 
 from data.analysis import Dataset, feature_summary
+from data.cache import AnalysisCache
 from data.permutation import resamples_for
 
 REFERENCE_CSV = Path(__file__).resolve().parent.parent / "data" / "samples" / "seed_images_287.csv"
@@ -104,9 +105,10 @@ class Rates:
 def null_rates(
     scenario: str, weighting: str, draws: int, runs_per_draw: int, n_features: int, seed: int, summarise=feature_summary
 ) -> Rates:
-    """Error rates on null builds of one scenario of ``summarise(dataset, confidence, weighting=)`` (a summary frame)."""
+    """Error rates on null builds of one scenario of ``summarise(dataset, confidence=, weighting=)`` (a summary frame)."""
     rng = np.random.default_rng(seed)
     rates = Rates()
+    cache = AnalysisCache()  # the runs of one draw share its CTRs, so their null table is drawn once
     for _ in range(draws):
         if scenario == "reference":
             ctr, counts = reference_ctr(), None
@@ -123,7 +125,7 @@ def null_rates(
             data = (
                 dataset(present, ctr) if counts is None else dataset(present, clicks=counts[0], impressions=counts[1])
             )
-            rates.add(summarise(data, 0.5, weighting=weighting))
+            rates.add(summarise(data, confidence=0.5, weighting=weighting, cache=cache))
     return rates
 
 
@@ -179,7 +181,7 @@ def planted_power(
         else:
             clicks, impressions = overdispersed_counts(rng, rate, 3_000, 100_000)
             data = dataset(present, clicks=clicks, impressions=impressions)
-        summary = summarise(data, 0.5, weighting=weighting).set_index("feature")
+        summary = summarise(data, confidence=0.5, weighting=weighting).set_index("feature")
         rows = summary.loc[[f"f{j}" for j in range(len(effects))]]
         true = pd.Series(0.0, index=summary.index)  # features without effect: independent of CTR
         true[rows.index] = truth
@@ -219,7 +221,7 @@ def small_group_power(
         else:
             clicks, impressions = overdispersed_counts(rng, rate)
             data = dataset(present, clicks=clicks, impressions=impressions)
-        summary = feature_summary(data, 0.5, weighting=weighting, min_n=5).set_index("feature")
+        summary = feature_summary(data, confidence=0.5, weighting=weighting, min_n=5).set_index("feature")
         for j, size in enumerate(sizes):
             found[size] += int(summary.loc[f"f{j}", "p_value"] < 0.05)
     return {size: count / builds for size, count in found.items()}

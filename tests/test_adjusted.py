@@ -17,6 +17,7 @@ from data.adjusted import (
 )
 from data.analysis import Dataset, feature_summary
 from data.analysis import presence as sparse_presence
+from data.cache import AnalysisCache
 from data.demo import demo_build
 from tests import simulation
 
@@ -76,7 +77,7 @@ def test_fit_adjusted_p_is_the_t_tests_above_the_gate_and_a_permutation_p_below(
 
 def test_adjusted_impact_separates_text_from_skyblue_on_reference(reference_dataset):
     """skyblue travels with text: its marginal effect mostly goes once text is a control."""
-    summary = adjusted_summary(reference_dataset, 0.0).set_index("feature")
+    summary = adjusted_summary(reference_dataset, confidence=0.0).set_index("feature")
     assert "text" in summary.loc["skyblue", "adjusted_controls"]
     assert summary.loc["skyblue", "p_value"] < 0.1  # equal-tailed: 0.09 (the lower tail of skewed CTRs is long)
     assert summary.loc["skyblue", "adjusted_p_value"] > 0.3
@@ -87,8 +88,8 @@ def test_adjusted_impact_separates_text_from_skyblue_on_reference(reference_data
 
 
 def test_adjusted_summary_q_is_bh_over_the_returned_rows(reference_dataset):
-    every = adjusted_summary(reference_dataset, 0.0).set_index("feature")
-    some = adjusted_summary(reference_dataset, 0.0, min_pct=20).set_index("feature")
+    every = adjusted_summary(reference_dataset, confidence=0.0).set_index("feature")
+    some = adjusted_summary(reference_dataset, confidence=0.0, min_pct=20).set_index("feature")
     assert len(some) < len(every)
     # Same fits (controls may lie outside the filter), fewer tests: q is recomputed over the rows.
     np.testing.assert_array_equal(some["adjusted_p_value"], every.loc[some.index, "adjusted_p_value"])
@@ -100,53 +101,56 @@ def test_adjusted_summary_q_is_bh_over_the_returned_rows(reference_dataset):
 
 
 def test_fit_adjusted_is_cached_per_dataset_and_threshold(reference_dataset, reference_frame):
-    first = fit_adjusted(reference_dataset, 0.5)
-    assert fit_adjusted(reference_dataset, 0.5) is first
-    assert fit_adjusted(reference_dataset, 0.3) is not first
+    cache = AnalysisCache()
+    first = fit_adjusted(reference_dataset, 0.5, cache=cache)
+    assert fit_adjusted(reference_dataset, 0.5, cache=cache) is first
+    assert fit_adjusted(reference_dataset, 0.3, cache=cache) is not first
     # A new dataset (a new build or CTR set in the store) is a new entry, with the same numbers.
-    again = fit_adjusted(Dataset.from_wide(reference_frame), 0.5)
+    again = fit_adjusted(Dataset.from_wide(reference_frame), 0.5, cache=cache)
     assert again is not first
     np.testing.assert_array_equal(again.p_value, first.p_value)
+    # Without a cache nothing is kept: each call fits afresh, to the same numbers.
+    alone = fit_adjusted(reference_dataset, 0.5)
+    assert alone is not first and alone is not fit_adjusted(reference_dataset, 0.5)
+    np.testing.assert_array_equal(alone.p_value, first.p_value)
 
 
-def test_fit_cache_is_bounded_in_bytes_least_recently_used_first(reference_dataset, monkeypatch):
-    from data import adjusted
-    from data.cache import ByteLRU
-
+def test_fit_cache_is_bounded_in_bytes_least_recently_used_first(reference_dataset):
     sizes = {c: fit_adjusted(reference_dataset, c).nbytes for c in (0.2, 0.3, 0.4)}
     assert min(sizes.values()) > reference_dataset.confidences.shape[1] * 8 * 9  # counts the arrays
-    cache = ByteLRU(sizes[0.2] + sizes[0.3] + sizes[0.4] // 2)  # room for two fits, not three
-    monkeypatch.setattr(adjusted, "_cache", cache)
-    first = fit_adjusted(reference_dataset, 0.2)
-    second = fit_adjusted(reference_dataset, 0.3)
-    assert fit_adjusted(reference_dataset, 0.2) is first  # now the most recently used
-    assert cache.nbytes == sizes[0.2] + sizes[0.3]
-    fit_adjusted(reference_dataset, 0.4)  # evicts 0.3, the least recently used
-    assert cache.nbytes <= cache.max_bytes and len(cache) == 2
-    assert fit_adjusted(reference_dataset, 0.2) is first
-    assert fit_adjusted(reference_dataset, 0.3) is not second  # recomputed
+    cache = AnalysisCache()
+    cache.adjusted_fits.resize(sizes[0.2] + sizes[0.3] + sizes[0.4] // 2)  # room for two fits, not three
+    fits = cache.adjusted_fits
+    first = fit_adjusted(reference_dataset, 0.2, cache=cache)
+    second = fit_adjusted(reference_dataset, 0.3, cache=cache)
+    assert fit_adjusted(reference_dataset, 0.2, cache=cache) is first  # now the most recently used
+    assert fits.nbytes == sizes[0.2] + sizes[0.3]
+    fit_adjusted(reference_dataset, 0.4, cache=cache)  # evicts 0.3, the least recently used
+    assert fits.nbytes <= fits.max_bytes and len(fits) == 2
+    assert fit_adjusted(reference_dataset, 0.2, cache=cache) is first
+    assert fit_adjusted(reference_dataset, 0.3, cache=cache) is not second  # recomputed
 
 
 def test_fit_cache_keeps_no_dataset_alive(reference_frame):
     import gc
     import weakref
 
-    from data import adjusted
-
+    cache = AnalysisCache()
     dataset = Dataset.from_wide(reference_frame)
-    fit_adjusted(dataset, 0.5)
+    fit_adjusted(dataset, 0.5, cache=cache)
     gone = weakref.ref(dataset)
     del dataset
     gc.collect()
     assert gone() is None
     live = Dataset.from_wide(reference_frame)
-    fit_adjusted(live, 0.5)  # the dead dataset's fit is dropped here
-    assert adjusted._cache.find(lambda key: key[0]() is None) is None
+    fit_adjusted(live, 0.5, cache=cache)  # the dead dataset's fit is dropped here
+    assert cache.adjusted_fits.find(lambda key: key[0]() is None) is None
+    assert len(cache.adjusted_fits) == 1
 
 
 def test_adjusted_summary_is_empty_under_impression_weighting():
     ds = _dataset_with_counts()
-    summary = adjusted_summary(ds, 0.0, min_n=2, weighting="impressions")
+    summary = adjusted_summary(ds, confidence=0.0, min_n=2, weighting="impressions")
     assert len(summary)
     assert summary["adjusted_impact"].isna().all()
     assert summary["adjusted_controls"].isna().all()
@@ -181,7 +185,7 @@ def test_a_control_identical_to_the_feature_is_dropped_and_named(reference_frame
     assert np.isfinite([fit.estimate[j], fit.se[j], fit.p_value[j], fit.ci_low[j]]).all()
     reasons = {names[c]: reason for c, reason, _ in fit.dropped[j]}
     assert reasons == {"text_copy": "same images as the feature", "no_text": "exactly the images without the feature"}
-    summary = adjusted_summary(ds, 0.5).set_index("feature")
+    summary = adjusted_summary(ds, confidence=0.5).set_index("feature")
     assert "text_copy (dropped: same images as the feature)" in summary.loc["text", "adjusted_controls"]
     # The duplicate's own model drops text in turn; both get the same, finite estimate.
     assert fit.estimate[names.index("text_copy")] == pytest.approx(fit.estimate[j], rel=1e-12)
@@ -203,19 +207,19 @@ def test_collinear_controls_drop_the_weaker_one(reference_frame):
         j = names.index(f"part{k}")
         assert np.isfinite([fit.estimate[j], fit.se[j], fit.p_value[j]]).all()
         assert [reason for _, reason, _ in fit.dropped[j]] == ["collinear with the other controls"]
-    table = cooccurring(ds, "part0", 0.5)
+    table = cooccurring(ds, "part0", confidence=0.5)
     assert table["dropped"].notna().sum() == 1
     assert set(table["feature"]) >= {"part1", "part2"}
 
 
 def test_cooccurring_lists_controls_with_their_phi(reference_dataset):
-    table = cooccurring(reference_dataset, "skyblue", 0.0)
+    table = cooccurring(reference_dataset, "skyblue", confidence=0.0)
     row = table.set_index("feature").loc["text"]
     phi = np.corrcoef(presence(reference_dataset.confidences, 0.0)[:, [1, 6]].T.astype(float))[0, 1]
     assert row["phi"] == pytest.approx(phi, rel=1e-12)
     assert (table["phi"].abs() >= PHI_THRESHOLD).all()
     with pytest.raises(KeyError):
-        cooccurring(reference_dataset, "nope", 0.0)
+        cooccurring(reference_dataset, "nope", confidence=0.0)
 
 
 # -- simulations -----------------------------------------------------------------------------
@@ -268,7 +272,7 @@ def test_adjusted_impact_finds_a_and_clears_its_copy_where_marginal_impact_does_
     estimates, planted = [], 0.0
     for seed in range(builds):
         ds, planted = _planted_build(100 + seed)
-        summary = adjusted_summary(ds, 0.0).set_index("feature")
+        summary = adjusted_summary(ds, confidence=0.0).set_index("feature")
         a_found += int(summary.loc["girl", "adjusted_q_value"] < 0.05)
         b_flagged += int(summary.loc["fun", "adjusted_q_value"] < 0.05)
         marginal_b_flagged += int(summary.loc["fun", "q_value"] < 0.05)
@@ -279,7 +283,7 @@ def test_adjusted_impact_finds_a_and_clears_its_copy_where_marginal_impact_does_
     assert abs(np.mean(estimates) - planted) <= 0.2 * planted
     # The marginal method credits B with A's effect.
     assert marginal_b_flagged > builds / 8
-    marginal = feature_summary(ds, 0.0).set_index("feature")
+    marginal = feature_summary(ds, confidence=0.0).set_index("feature")
     assert marginal.loc["fun", "impact"] > 0.4 * planted
 
 
@@ -393,7 +397,7 @@ def test_a_lone_strong_feature_reaches_q_below_005_among_500():
     present = rng.random((150, 500)) < 0.3
     ctr = np.minimum(0.01 * np.exp(rng.normal(0.0, 0.5, 150)), 1.0)
     ctr[present[:, 0]] *= 3.0
-    summary = adjusted_summary(simulation.dataset(present, ctr), 0.5).set_index("feature")
+    summary = adjusted_summary(simulation.dataset(present, ctr), confidence=0.5).set_index("feature")
     assert summary.loc["f0", "adjusted_p_value"] < 0.05 / 500
     assert summary.loc["f0", "adjusted_q_value"] < 0.05
     assert (summary["adjusted_q_value"] < 0.05).sum() <= 3
@@ -404,7 +408,7 @@ def test_adjusted_fcr_interval_excludes_zero_exactly_for_the_selected_features()
     from data.stats import fcr_level
 
     ds, _ = _planted_build(100, effect=1.5)
-    summary = adjusted_summary(ds, 0.0)
+    summary = adjusted_summary(ds, confidence=0.0)
     tested = summary[summary["adjusted_q_value"].notna()]
     selected = tested["adjusted_q_value"] < 0.05
     assert 1 <= selected.sum() < len(tested)

@@ -16,6 +16,7 @@ from dashboard.page.adjusted import (
 )
 from dashboard.page.compute import compute_view
 from dashboard.page.table import TABLE_COLUMN_DEFS
+from dashboard.page.views import DEFAULT_FILTERS
 from data.adjusted import adjusted_summary
 from data.batches import FeatureBatch, ctr_frame
 from data.demo import DEMO_BUSINESS, DEMO_SOURCE, demo_build
@@ -56,8 +57,10 @@ def test_adjusted_round_trips_through_the_url_and_the_controls():
 
 
 def test_compute_view_adjusted_charts_and_tables_the_adjusted_impact(reference_store, reference_dataset):
-    view = compute_view(reference_store, *PAIR, confidence=0.0, sparsity=(0, 100), adjusted=True)
-    expected = adjusted_summary(reference_dataset, 0.0).set_index("feature")
+    view = compute_view(
+        reference_store, *PAIR, filters=DEFAULT_FILTERS.replace(confidence=0.0, min_pct=0, max_pct=100), adjusted=True
+    )
+    expected = adjusted_summary(reference_dataset, confidence=0.0).set_index("feature")
     bars = view.impact.data[0]
     features = list(bars.y)
     np.testing.assert_allclose(np.asarray(bars.x, dtype=float), expected.loc[features, "adjusted_impact"] * 100)
@@ -70,7 +73,9 @@ def test_compute_view_adjusted_charts_and_tables_the_adjusted_impact(reference_s
     assert rows["text"]["result"] == "not significant"
     assert expected.loc["text", "q_value"] < 0.05 <= expected.loc["text", "adjusted_q_value"]
     assert "impact adjusted for co-occurring features" in view.shown_text
-    marginal = compute_view(reference_store, *PAIR, confidence=0.0, sparsity=(0, 100))
+    marginal = compute_view(
+        reference_store, *PAIR, filters=DEFAULT_FILTERS.replace(confidence=0.0, min_pct=0, max_pct=100)
+    )
     assert {row["feature"]: row["impact"] for row in marginal.table}["skyblue"] == expected.loc["skyblue", "impact"]
 
 
@@ -79,20 +84,24 @@ def test_compute_view_adjusted_under_impression_weighting_shows_marginal_with_a_
     store.add_build("acme", "vision", batch)
     store.replace_ctr("acme", "vision", ctr)
     view = compute_view(
-        store, "acme", "vision", confidence=0.0, sparsity=(0, 100), weighting="impressions", adjusted=True
+        store,
+        "acme",
+        "vision",
+        filters=DEFAULT_FILTERS.replace(confidence=0.0, min_pct=0, max_pct=100, weighting="impressions"),
+        adjusted=True,
     )
     assert view.notice["title"] == "Adjusted impact is computed for the mean of images only"
     assert "adjusted" not in view.shown_text
 
 
 def test_cooccurrence_rows_show_font_travelling_with_text(demo_store):
-    state = views.ViewState(DEMO_BUSINESS, DEMO_SOURCE, confidence=0.5)
-    numbers = cooccurrence_rows(demo_store, state, "font", min_n=5)
+    state = views.ViewState(DEMO_BUSINESS, DEMO_SOURCE, filters=DEFAULT_FILTERS.replace(confidence=0.5))
+    numbers = cooccurrence_rows(demo_store, state, "font")
     first = numbers["controls"][0]
     assert first["feature"] == "text" and first["phi"] > 0.6
     # Both impacts of text, as the summary of every feature gives them.
     dataset = demo_store.dataset(DEMO_BUSINESS, DEMO_SOURCE)
-    every = adjusted_summary(dataset, 0.5).set_index("feature")
+    every = adjusted_summary(dataset, confidence=0.5).set_index("feature")
     assert first["impact"] == every.at["text", "impact"]
     assert first["adjusted_impact"] == every.at["text", "adjusted_impact"]
     # font's own marginal impact is text's, mostly; adjusted, it is not significant.
@@ -102,10 +111,10 @@ def test_cooccurrence_rows_show_font_travelling_with_text(demo_store):
 
 
 def test_cooccurrence_rows_none_without_a_feature_or_data(demo_store, store):
-    state = views.ViewState(DEMO_BUSINESS, DEMO_SOURCE, confidence=0.5)
-    assert cooccurrence_rows(demo_store, state, "no such feature", 5) is None
-    assert cooccurrence_rows(demo_store, state, None, 5) is None
-    assert cooccurrence_rows(demo_store, views.ViewState("x", "y"), "font", 5) is None
+    state = views.ViewState(DEMO_BUSINESS, DEMO_SOURCE, filters=DEFAULT_FILTERS.replace(confidence=0.5))
+    assert cooccurrence_rows(demo_store, state, "no such feature") is None
+    assert cooccurrence_rows(demo_store, state, None) is None
+    assert cooccurrence_rows(demo_store, views.ViewState("x", "y"), "font") is None
 
 
 def test_cooccurrence_panel_lists_at_most_the_strongest_controls():

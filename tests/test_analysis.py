@@ -35,7 +35,7 @@ def test_feature_summary_reproduces_pandas_on_reference(
     reference_frame, reference_dataset, threshold, min_pct, max_pct
 ):
     """Every number, and the order, equals the plain pandas computation to the last bit."""
-    actual = feature_summary(reference_dataset, threshold, min_pct, max_pct)[CORE_COLUMNS]
+    actual = feature_summary(reference_dataset, confidence=threshold, min_pct=min_pct, max_pct=max_pct)[CORE_COLUMNS]
     expected = pandas_summary(reference_frame, threshold, min_pct, max_pct)
     pd.testing.assert_frame_equal(actual, expected, check_exact=True)
 
@@ -44,7 +44,7 @@ def test_feature_summary_reproduces_pandas_on_reference(
 def test_feature_summary_leaves_images_without_ctr_out_of_ctr_stats(partial_frame, threshold):
     """Images without a CTR count in prevalence only; a feature seen only in them is dropped."""
     dataset = Dataset.from_wide(partial_frame)
-    actual = feature_summary(dataset, threshold)[CORE_COLUMNS]
+    actual = feature_summary(dataset, confidence=threshold)[CORE_COLUMNS]
     expected = pandas_summary(partial_frame, threshold)
     pd.testing.assert_frame_equal(actual, expected, check_exact=True)
     assert "only_unmeasured" not in set(actual["feature"])
@@ -53,14 +53,14 @@ def test_feature_summary_leaves_images_without_ctr_out_of_ctr_stats(partial_fram
 
 def test_feature_summary_strict_threshold_at_a_stored_value(reference_dataset):
     """At a threshold equal to a stored confidence, that image no longer has the feature."""
-    at = feature_summary(reference_dataset, 0.7106531262397766).set_index("feature")
-    below = feature_summary(reference_dataset, np.nextafter(0.7106531262397766, 0)).set_index("feature")
+    at = feature_summary(reference_dataset, confidence=0.7106531262397766).set_index("feature")
+    below = feature_summary(reference_dataset, confidence=np.nextafter(0.7106531262397766, 0)).set_index("feature")
     assert below.loc["poster", "n_with"] == at.loc["poster", "n_with"] + 1
 
 
 def test_feature_summary_orders_by_impact_descending(reference_dataset):
     """Rows come highest impact first."""
-    impact = feature_summary(reference_dataset, 0.0)["impact"].to_numpy()
+    impact = feature_summary(reference_dataset, confidence=0.0)["impact"].to_numpy()
     assert len(impact) == 7
     assert (np.diff(impact) <= 0).all()
 
@@ -103,7 +103,7 @@ def test_scatter_points_one_row_per_present_feature_of_measured_image(partial_fr
     """One row per (image with a CTR, feature present), grouped by feature in the requested order."""
     dataset = Dataset.from_wide(partial_frame)
     order = features or list(dataset.features)
-    actual = scatter_points(dataset, threshold, features)
+    actual = scatter_points(dataset, confidence=threshold, features=features)
     pd.testing.assert_frame_equal(actual, _expected_points(partial_frame, threshold, order), check_exact=True)
     assert list(actual["feature"].cat.categories) == order
 
@@ -111,7 +111,7 @@ def test_scatter_points_one_row_per_present_feature_of_measured_image(partial_fr
 def test_scatter_points_rejects_unknown_feature(reference_dataset):
     """Asking for a feature the build lacks raises KeyError naming it."""
     with pytest.raises(KeyError, match="nosuch"):
-        scatter_points(reference_dataset, 0.0, ["text", "nosuch"])
+        scatter_points(reference_dataset, confidence=0.0, features=["text", "nosuch"])
 
 
 def test_image_features_lists_present_features_highest_first(reference_frame, reference_dataset):

@@ -14,6 +14,7 @@ from dashboard.api.routes import QueryError, SummaryQuery
 from data import stats
 from data.analysis import feature_summary
 from data.batches import FeatureBatch, ctr_frame
+from data.filters import Filters
 from tests.helpers import pandas_summary
 from tests.tables import snapshot
 
@@ -185,14 +186,8 @@ def test_summary_build_of_another_pair_is_404(reference_client):
 
 def test_summary_query_defaults_match_the_analysis():
     query = SummaryQuery.from_args({"business": "B", "source": "S"})
-    assert query == SummaryQuery("B", "S", 0.0, 0.0, 100.0, None, 5, "mean")
-    assert query.analysis_args() == {
-        "confidence": 0.0,
-        "min_pct": 0.0,
-        "max_pct": 100.0,
-        "min_n": 5,
-        "weighting": "mean",
-    }
+    assert query == SummaryQuery("B", "S", Filters(), None, False)
+    assert query.filters == Filters(confidence=0.0, min_pct=0.0, max_pct=100.0, min_n=5, weighting="mean")
 
 
 def test_summary_query_parses_every_parameter():
@@ -206,12 +201,13 @@ def test_summary_query_parses_every_parameter():
         "min_n": "3",
         "weighting": "impressions",
     }
-    assert SummaryQuery.from_args(args) == SummaryQuery("B", "S", 0.25, 5.0, 50.0, 7, 3, "impressions")
+    filters = Filters(confidence=0.25, min_pct=5.0, max_pct=50.0, min_n=3, weighting="impressions")
+    assert SummaryQuery.from_args(args) == SummaryQuery("B", "S", filters, 7, False)
 
 
 def test_summary_query_min_n_default_comes_from_the_caller():
-    assert SummaryQuery.from_args({"business": "B", "source": "S"}, min_n=9).min_n == 9
-    assert SummaryQuery.from_args({"business": "B", "source": "S", "min_n": "4"}, min_n=9).min_n == 4
+    assert SummaryQuery.from_args({"business": "B", "source": "S"}, min_n=9).filters.min_n == 9
+    assert SummaryQuery.from_args({"business": "B", "source": "S", "min_n": "4"}, min_n=9).filters.min_n == 4
 
 
 def test_summary_query_raises_with_all_problems():
@@ -341,7 +337,7 @@ STATS = [
 @pytest.mark.parametrize("confidence", [0.0, 0.5])
 def test_summary_statistics_equal_the_analysis_module(reference_client, reference_dataset, confidence):
     body = reference_client.get("/api/summary", query_string=dict(PAIR, confidence=str(confidence))).get_json()
-    expected = feature_summary(reference_dataset, confidence)
+    expected = feature_summary(reference_dataset, confidence=confidence)
     assert [row["feature"] for row in body["features"]] == list(expected["feature"])
     for row, want in zip(body["features"], expected.to_dict("records")):
         for key in STATS:
@@ -355,7 +351,7 @@ def test_summary_statistics_equal_the_analysis_module(reference_client, referenc
 def test_summary_csv_carries_the_verdict_and_fcr_interval(reference_client, reference_dataset):
     text = reference_client.get("/api/summary.csv", query_string=dict(PAIR, confidence="0.5")).get_data(as_text=True)
     frame = pd.read_csv(io.StringIO(text))
-    expected = feature_summary(reference_dataset, 0.5)
+    expected = feature_summary(reference_dataset, confidence=0.5)
     assert list(frame["verdict"]) == list(expected["verdict"])
     np.testing.assert_allclose(frame["ci_low_fcr"], expected["ci_low_fcr"], rtol=1e-12)
     np.testing.assert_allclose(frame["lift_pct"], expected["lift_pct"], rtol=1e-12)
@@ -444,7 +440,11 @@ def test_csv_endpoints_send_the_pages_download(client, store, kind, weighting):
     query = {"business": "Acme Inc", "source": "vision", "confidence": "0.5", "min_pct": "0", "max_pct": "100"}
     response = client.get(f"/api/{kind}.csv", query_string={**query, "weighting": weighting})
     assert response.status_code == 200 and response.mimetype == "text/csv"
-    state = views.ViewState("Acme Inc", "vision", confidence=0.5, min_pct=0, max_pct=100, weighting=weighting)
+    state = views.ViewState(
+        "Acme Inc",
+        "vision",
+        filters=Filters(confidence=0.5, min_n=5, weighting=weighting),
+    )
     page = download_csv(store, state, kind)
     assert response.headers["Content-Disposition"] == f"attachment; filename={page['filename']}"
     assert response.get_data(as_text=True) == page["content"]

@@ -33,7 +33,7 @@ def _summary(client, **args):
 @pytest.mark.parametrize("confidence", ["0", "0.5"])
 def test_summary_adjusted_adds_the_columns_of_the_analysis(client, reference_store, reference_dataset, confidence):
     body = _summary(client, confidence=confidence, adjusted="1")
-    expected = adjusted_summary(reference_dataset, float(confidence)).set_index("feature")
+    expected = adjusted_summary(reference_dataset, confidence=float(confidence)).set_index("feature")
     assert body["adjusted"] is True
     assert "adjusted_unavailable" not in body
     for row in body["features"]:

@@ -191,7 +191,7 @@ def _close(shown, expected, **tolerance) -> bool:
 def _charts_match(driver, store, dataset_key, confidence, low, high):
     """Whether all four charts show feature_summary's numbers for these settings."""
     dataset = store.dataset(*dataset_key)
-    summary = feature_summary(dataset, confidence, low, high)
+    summary = feature_summary(dataset, confidence=confidence, min_pct=low, max_pct=high)
     features = list(summary["feature"])
     with_bar, impact, without = (_chart(driver, c) for c in ids.BAR_CHARTS)
     scatter = _chart(driver, ids.SCATTER)
@@ -200,7 +200,7 @@ def _charts_match(driver, store, dataset_key, confidence, low, high):
     # The charts are read one by one: mid-redraw they can come from two different views.
     if not with_bar["y"] == impact["y"] == without["y"] == features:
         return False
-    points = scatter_points(dataset, confidence, features=features)
+    points = scatter_points(dataset, confidence=confidence, features=features)
     return (
         _close(with_bar["x"], summary["avg_ctr_with"] * 100, rtol=1e-12)
         and _close(impact["x"], summary["impact"] * 100, rtol=1e-12, equal_nan=True)
@@ -240,8 +240,8 @@ def _isolated_points(dataset, confidence, low, high, shown=25, count=1):
     """
     from dashboard.page.compute import select_shown
 
-    summary = select_shown(feature_summary(dataset, confidence, low, high), shown)
-    points = scatter_points(dataset, confidence, features=summary["feature"])
+    summary = select_shown(feature_summary(dataset, confidence=confidence, min_pct=low, max_pct=high), shown)
+    points = scatter_points(dataset, confidence=confidence, features=summary["feature"])
     codes = points["feature"].cat.codes.to_numpy()
     y = points["ctr"].to_numpy()
     per_image = points.groupby("image", sort=False)["feature"].transform("size").to_numpy()
@@ -423,12 +423,16 @@ def _hover_keeps_the_scatter_painted(driver, store, dataset_key, state, expect_t
     Returns the pixel counts before, during each hover and after leaving.
     """
     dataset = store.dataset(*dataset_key)
-    targets = _isolated_points(dataset, state.confidence, state.min_pct, state.max_pct, state.shown, count=3)
+    targets = _isolated_points(
+        dataset, state.filters.confidence, state.filters.min_pct, state.filters.max_pct, state.shown, count=3
+    )
     from dashboard.page.compute import select_shown
 
-    summary = feature_summary(dataset, state.confidence, state.min_pct, state.max_pct)
+    summary = feature_summary(
+        dataset, confidence=state.filters.confidence, min_pct=state.filters.min_pct, max_pct=state.filters.max_pct
+    )
     names = list(select_shown(summary, state.shown)["feature"])  # by feature code, as the x axis
-    points = scatter_points(dataset, state.confidence, features=names)
+    points = scatter_points(dataset, confidence=state.filters.confidence, features=names)
     shown_pct = np.round(points["confidence"].to_numpy() * 100)  # the panel's two decimals
     header = driver.find_element("css selector", "header")
     _move_mouse(driver, header.rect["x"] + 20, header.rect["y"] + 10)
@@ -639,7 +643,12 @@ def _view_matches(driver, store, state, min_n):
 
     dataset = store.dataset(state.business, state.source)
     summary = feature_summary(
-        dataset, state.confidence, state.min_pct, state.max_pct, min_n=min_n, weighting=state.weighting
+        dataset,
+        confidence=state.filters.confidence,
+        min_pct=state.filters.min_pct,
+        max_pct=state.filters.max_pct,
+        min_n=min_n,
+        weighting=state.filters.weighting,
     )
     charted = select_shown(summary, state.shown)
     with_bar, impact, without = (_chart(driver, c) for c in ids.BAR_CHARTS)
@@ -669,9 +678,9 @@ def _controls_show(driver, state):
     return controls is not None and (
         controls["business"] == state.business
         and controls["source"] == state.source
-        and controls["confidence"] == pytest.approx(state.confidence)
-        and controls["sparsity"] == [state.min_pct, state.max_pct]
-        and controls["weighting"] == state.weighting
+        and controls["confidence"] == pytest.approx(state.filters.confidence)
+        and controls["sparsity"] == [state.filters.min_pct, state.filters.max_pct]
+        and controls["weighting"] == state.filters.weighting
         and controls["shown"] == str(state.shown)
     )
 
@@ -701,7 +710,12 @@ def test_impact_chart_draws_intervals_and_marks_significant_features(driver, liv
     _open(driver, url)
     state = ViewState(*NORTHWIND)
     _wait_for(lambda: _view_matches(driver, store, state, settings.min_group_size), message="the demo view")
-    summary = feature_summary(store.dataset(*NORTHWIND), state.confidence, state.min_pct, state.max_pct)
+    summary = feature_summary(
+        store.dataset(*NORTHWIND),
+        confidence=state.filters.confidence,
+        min_pct=state.filters.min_pct,
+        max_pct=state.filters.max_pct,
+    )
     from dashboard.page.compute import select_shown
 
     charted = select_shown(summary, state.shown).reset_index(drop=True)
@@ -728,14 +742,14 @@ def test_impact_chart_draws_intervals_and_marks_significant_features(driver, liv
 
 
 def test_weighting_toggle_switches_to_impression_weighted_numbers(driver, live_demo):
-    from dashboard.page.views import ViewState
+    from dashboard.page.views import DEFAULT_FILTERS, ViewState
 
     url, store, settings = live_demo
     _open(driver, url)
     state = ViewState(*NORTHWIND)
     _wait_for(lambda: _view_matches(driver, store, state, settings.min_group_size), message="mean weighting")
     driver.find_element("id", ids.WEIGHTING_IMPRESSIONS_LABEL).click()
-    weighted = ViewState(*NORTHWIND, weighting="impressions")
+    weighted = ViewState(*NORTHWIND, filters=DEFAULT_FILTERS.replace(weighting="impressions"))
     _wait_for(lambda: _view_matches(driver, store, weighted, settings.min_group_size), message="impression weighting")
     assert "weighting=impressions" in driver.current_url
 
@@ -761,7 +775,7 @@ def test_selecting_a_table_row_highlights_the_feature_in_the_charts(driver, live
     url, store, settings = live_demo
     _open(driver, url)
     rows = _wait_for(lambda: driver.execute_script(GRID_ROWS_JS), message="the table")
-    summary = feature_summary(store.dataset(*NORTHWIND), 0.5, 2, 100)
+    summary = feature_summary(store.dataset(*NORTHWIND), confidence=0.5, min_pct=2, max_pct=100)
     assert [r["feature"] for r in rows] == list(summary["feature"])  # every feature, not only those charted
 
     grid = driver.find_element("id", ids.TABLE)
@@ -791,10 +805,15 @@ def test_selecting_a_table_row_highlights_the_feature_in_the_charts(driver, live
 def test_summary_and_points_download_as_the_page_filters_them(live_demo, tmp_path):
     import io
 
-    from dashboard.page.views import ViewState
+    from dashboard.page.views import DEFAULT_FILTERS, ViewState
 
     url, store, settings = live_demo
-    state = ViewState(*NORTHWIND, "current", 0.3, 5, 60, "impressions", 10)
+    state = ViewState(
+        *NORTHWIND,
+        "current",
+        filters=DEFAULT_FILTERS.replace(confidence=0.3, min_pct=5, max_pct=60, weighting="impressions"),
+        shown=10,
+    )
     folder = tmp_path / "downloads"
     folder.mkdir()
     browser = browser_or_skip(download_dir=folder)
@@ -802,7 +821,9 @@ def test_summary_and_points_download_as_the_page_filters_them(live_demo, tmp_pat
         _open(browser, _view_url(url, state))
         _wait_for(lambda: _view_matches(browser, store, state, settings.min_group_size), message="the view")
         dataset = store.dataset(*NORTHWIND)
-        expected = feature_summary(dataset, 0.3, 5, 60, weighting="impressions", min_n=settings.min_group_size)
+        expected = feature_summary(
+            dataset, confidence=0.3, min_pct=5, max_pct=60, weighting="impressions", min_n=settings.min_group_size
+        )
         build = store.resolve_build(*NORTHWIND)
 
         _click(browser, browser.find_element("id", ids.DOWNLOAD_SUMMARY_BUTTON))
@@ -817,7 +838,7 @@ def test_summary_and_points_download_as_the_page_filters_them(live_demo, tmp_pat
         points_file = wait_for_download(folder)
         assert points_file.name.endswith("_conf-0.30_prev-5-60_impressions_points.csv")
         points = pd.read_csv(points_file, dtype={"image": object, "feature": object})
-        expected_points = scatter_points(dataset, 0.3, features=expected["feature"])
+        expected_points = scatter_points(dataset, confidence=0.3, features=expected["feature"])
         assert list(points.columns) == ["image", "feature", "confidence", "ctr"]
         assert list(points["image"]) == list(expected_points["image"])
         assert list(points["feature"]) == list(expected_points["feature"].astype(str))
@@ -830,7 +851,7 @@ def test_summary_and_points_download_as_the_page_filters_them(live_demo, tmp_pat
 def test_a_shared_url_reopens_the_same_view_in_a_fresh_browser(driver, live_demo):
     from selenium.webdriver.support.ui import Select
 
-    from dashboard.page.views import ViewState, parse_view, query_from_url
+    from dashboard.page.views import DEFAULT_FILTERS, ViewState, parse_view, query_from_url
 
     url, store, settings = live_demo
     _open(driver, url)
@@ -841,9 +862,17 @@ def test_a_shared_url_reopens_the_same_view_in_a_fresh_browser(driver, live_demo
     driver.find_element("id", ids.WEIGHTING_IMPRESSIONS_LABEL).click()
     controls = driver.execute_script(CONTROLS_JS)
     state = ViewState(
-        *NORTHWIND, "current", controls["confidence"], int(controls["sparsity"][0]), 100, "impressions", 10
+        *NORTHWIND,
+        "current",
+        filters=DEFAULT_FILTERS.replace(
+            confidence=controls["confidence"],
+            min_pct=int(controls["sparsity"][0]),
+            max_pct=100,
+            weighting="impressions",
+        ),
+        shown=10,
     )
-    assert state.confidence < 0.5 and state.min_pct > 2
+    assert state.filters.confidence < 0.5 and state.filters.min_pct > 2
     _wait_for(lambda: _view_matches(driver, store, state, settings.min_group_size), message="the changed view")
     _wait_for(lambda: parse_view(query_from_url(driver.current_url)) == state, message="the URL to hold the view")
     assert driver.execute_script("return window.__sameDocument === true")  # written without a reload
@@ -883,7 +912,7 @@ def test_a_url_with_invalid_values_falls_back_to_defaults(driver, live_demo, que
     url, store, settings = live_demo
     _open(driver, url + query)
     expected, *_ = resolve_view(parse_view(query_from_url(url + query)), store)
-    assert expected.business in (NORTHWIND[0], REFERENCE_2018[0]) and expected.weighting == "mean"
+    assert expected.business in (NORTHWIND[0], REFERENCE_2018[0]) and expected.filters.weighting == "mean"
     _wait_for(lambda: _controls_show(driver, expected), message="the controls at their fallbacks")
     _wait_for(lambda: _view_matches(driver, store, expected, settings.min_group_size), message="the fallback view")
     assert _severe(driver) == []

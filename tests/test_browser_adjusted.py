@@ -54,7 +54,7 @@ def test_switch_charts_the_adjusted_impact_and_the_panel_shows_what_a_feature_tr
     url, store = live
     driver.get(f"{url.rstrip('/')}/?business=Reference%202018&source=vision&confidence=0&min_pct=0&max_pct=100")
     wait_for_charts(driver)
-    expected = adjusted_summary(store.dataset(*PAIR), 0.0).set_index("feature")
+    expected = adjusted_summary(store.dataset(*PAIR), confidence=0.0).set_index("feature")
     marginal = driver.execute_script(IMPACT_X_JS)
     np.testing.assert_allclose(marginal["x"], expected.loc[marginal["y"], "impact"] * 100, rtol=1e-9)
 

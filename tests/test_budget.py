@@ -9,10 +9,11 @@ import pandas as pd
 import pytest
 
 from dashboard.budget import client_gone
-from data import adjusted, budget
+from data import budget
 from data.adjusted import fit_adjusted
 from data.analysis import Dataset
 from data.batches import FeatureBatch, ctr_frame
+from data.cache import AnalysisCache
 from data.drift import feature_drift
 
 
@@ -84,16 +85,17 @@ def test_fit_adjusted_stops_at_the_budget_and_caches_nothing():
     clock = FakeClock()
     limit = budget.Budget(5.0, clock=clock)
     clock.now = 6.0
+    cache = AnalysisCache()
     with budget.limit(limit), pytest.raises(budget.BudgetExceeded):
-        fit_adjusted(ds, 0.4)
-    assert adjusted._cache.find(lambda key: key[0]() is ds) is None
+        fit_adjusted(ds, 0.4, cache=cache)
+    assert cache.adjusted_fits.find(lambda key: key[0]() is ds) is None
     assert np.isfinite(fit_adjusted(ds, 0.4).estimate).any()  # unbounded again outside the block
 
 
 def test_feature_drift_stops_at_the_budget():
     before, after = _wide(100, 10, 0.3, seed=1), _wide(100, 10, 0.3, seed=2)
     with budget.limit(budget.Budget(None, cancelled=lambda: True)), pytest.raises(budget.ClientGone):
-        feature_drift(before, after, 0.4)
+        feature_drift(before, after, confidence=0.4)
 
 
 def test_client_gone_peeks_at_the_requests_socket(app):
@@ -123,7 +125,7 @@ def test_summary_adjusted_past_the_budget_answers_503_in_the_error_shape(store, 
     from dashboard.factory import create_app
 
     _store_wide(store)
-    adjusted.clear_cache()
+    store.cache.clear()
     app = create_app(settings.with_overrides(request_budget_seconds=1e-9), store)
     response = app.server.test_client().get("/api/summary", query_string={**PAIR, "adjusted": "1"})
     assert response.status_code == 503, response.get_data(as_text=True)
@@ -139,7 +141,7 @@ def test_summary_adjusted_hopeless_request_answers_422(store, settings, monkeypa
     from dashboard.factory import create_app
 
     _store_wide(store)
-    adjusted.clear_cache()
+    store.cache.clear()
     # Every CPU-time reading 1 s later than the last: the work projects far beyond the budget.
     ticks = iter(range(10**6))
     monkeypatch.setattr(budget.time, "thread_time", lambda: float(next(ticks)))

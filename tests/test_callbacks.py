@@ -29,7 +29,7 @@ from dashboard.page.selection import (
     source_options,
 )
 from dashboard.page.table import table_hint
-from dashboard.page.views import CURRENT_BUILD, DEFAULT_CONFIDENCE, DEFAULT_SPARSITY
+from dashboard.page.views import CURRENT_BUILD, DEFAULT_CONFIDENCE, DEFAULT_FILTERS, DEFAULT_SPARSITY
 from data.analysis import feature_summary, scatter_points
 from data.batches import FeatureBatch, ctr_frame
 from tests.helpers import load_frame
@@ -79,8 +79,15 @@ def _find(component, component_id):
 
 @pytest.mark.parametrize("confidence, sparsity", [(0.0, (0, 100)), (0.3, (0, 100)), (0.5, (2, 100)), (0.2, (10, 40))])
 def test_compute_view_numbers_equal_feature_summary(loaded, reference_dataset, confidence, sparsity):
-    view = compute_view(loaded, BUSINESS, SOURCE, CURRENT_BUILD, confidence, list(sparsity), shown=0)
-    summary = feature_summary(reference_dataset, confidence, *sparsity)
+    view = compute_view(
+        loaded,
+        BUSINESS,
+        SOURCE,
+        CURRENT_BUILD,
+        DEFAULT_FILTERS.replace(confidence=confidence, min_pct=sparsity[0], max_pct=sparsity[1]),
+        shown=0,
+    )
+    summary = feature_summary(reference_dataset, confidence=confidence, min_pct=sparsity[0], max_pct=sparsity[1])
     features = list(summary["feature"])
     assert list(view.avg_with.data[0].y) == features
     assert np.array_equal(view.avg_with.data[0].x, summary["avg_ctr_with"] * 100.0)
@@ -91,9 +98,11 @@ def test_compute_view_numbers_equal_feature_summary(loaded, reference_dataset, c
 
 
 def test_compute_view_scatter_has_one_point_per_image_and_feature_present(loaded, reference_dataset):
-    view = compute_view(loaded, BUSINESS, SOURCE, None, 0.3, [0, 100], shown=0)
-    summary = feature_summary(reference_dataset, 0.3)
-    points = scatter_points(reference_dataset, 0.3, features=summary["feature"])
+    view = compute_view(
+        loaded, BUSINESS, SOURCE, None, DEFAULT_FILTERS.replace(confidence=0.3, min_pct=0, max_pct=100), shown=0
+    )
+    summary = feature_summary(reference_dataset, confidence=0.3)
+    points = scatter_points(reference_dataset, confidence=0.3, features=summary["feature"])
     scatter = view.scatter.data[0]
     assert len(scatter.x) == len(points)
     assert np.array_equal(scatter.y, (points["ctr"] * 100.0).astype(np.float32))
@@ -105,7 +114,9 @@ def test_compute_view_scatter_has_one_point_per_image_and_feature_present(loaded
 def test_compute_view_hover_lookup_links_each_point_to_its_image(loaded, reference_dataset):
     """Grouped as the browser groups it (by point_image, reading x and y from the scatter trace):
     every point maps to its image, and every image's points are exactly its charted features."""
-    view = compute_view(loaded, BUSINESS, SOURCE, None, 0.3, [0, 100], shown=0)
+    view = compute_view(
+        loaded, BUSINESS, SOURCE, None, DEFAULT_FILTERS.replace(confidence=0.3, min_pct=0, max_pct=100), shown=0
+    )
     lookup = json.loads(json.dumps(view.lookup))  # as the browser gets it
     assert not {"ctr", "image_start", "image_codes", "image_conf_pct"} & set(lookup)  # the trace carries these
     point_image, conf = from_typed_array(lookup["point_image"]), from_typed_array(lookup["point_conf_pct"])
@@ -113,7 +124,7 @@ def test_compute_view_hover_lookup_links_each_point_to_its_image(loaded, referen
     assert point_image.dtype == (np.uint8 if len(lookup["images"]) <= 256 else np.uint16)  # the smallest
     scatter = view.scatter.data[0]
     x, y = np.asarray(scatter.x), np.asarray(scatter.y)
-    points = scatter_points(reference_dataset, 0.3, features=lookup["features"])
+    points = scatter_points(reference_dataset, confidence=0.3, features=lookup["features"])
     assert len(point_image) == len(conf) == len(x) == len(points)
     assert lookup["features"] == list(view.scatter.layout.xaxis.ticktext)
     assert list(np.array(lookup["images"], dtype=object)[point_image]) == list(points["image"])
@@ -131,7 +142,7 @@ def test_compute_view_hover_lookup_links_each_point_to_its_image(loaded, referen
 
 
 def test_hover_hint_is_written_once_and_only_shown_or_hidden_by_the_browser(loaded):
-    view = compute_view(loaded, BUSINESS, SOURCE, None, 0.3, [0, 100])
+    view = compute_view(loaded, BUSINESS, SOURCE, None, DEFAULT_FILTERS.replace(confidence=0.3, min_pct=0, max_pct=100))
     assert "hint" not in view.lookup and HOVER_HINT == hover_hint().children
     hint, card = hover_panel()
     assert (hint.id, hint.children.children, card.id) == (ids.HOVER_HINT, HOVER_HINT, ids.HOVER_CARD)
@@ -148,14 +159,16 @@ def test_no_callback_listens_to_the_scatters_hover(settings, store):
 
 
 def test_compute_view_lookup_codes_are_bar_rows(loaded):
-    view = compute_view(loaded, BUSINESS, SOURCE, None, 0.3, [0, 100])
+    view = compute_view(loaded, BUSINESS, SOURCE, None, DEFAULT_FILTERS.replace(confidence=0.3, min_pct=0, max_pct=100))
     assert view.lookup["features"] == list(view.impact.data[0].y) == list(view.avg_without.data[0].y)
 
 
 def test_compute_view_shows_top_and_bottom_features_of_a_large_build(store):
     _load(store, _synthetic_frame(n_images=80, n_features=40))
-    view = compute_view(store, BUSINESS, SOURCE, None, 0.1, [0, 100], shown=5)
-    summary = feature_summary(store.dataset(BUSINESS, SOURCE), 0.1)
+    view = compute_view(
+        store, BUSINESS, SOURCE, None, DEFAULT_FILTERS.replace(confidence=0.1, min_pct=0, max_pct=100), shown=5
+    )
+    summary = feature_summary(store.dataset(BUSINESS, SOURCE), confidence=0.1)
     finite = summary[summary["impact"].notna()]
     expected = list(finite["feature"].iloc[:5]) + list(finite["feature"].iloc[-5:])
     assert list(view.impact.data[0].y) == expected
@@ -165,12 +178,19 @@ def test_compute_view_shows_top_and_bottom_features_of_a_large_build(store):
 
 def test_compute_view_pages_the_scatter_when_features_do_not_fit(store):
     _load(store, _synthetic_frame(n_images=50, n_features=120))
-    view = compute_view(store, BUSINESS, SOURCE, None, 0.0, [0, 100], shown=0)
+    view = compute_view(
+        store, BUSINESS, SOURCE, None, DEFAULT_FILTERS.replace(confidence=0.0, min_pct=0, max_pct=100), shown=0
+    )
     assert view.scatter.layout.width is None
     assert list(view.scatter.layout.xaxis.range) == [-0.6, figures.SCATTER_WINDOW - 0.4]
     assert len(view.scatter.layout.xaxis.ticktext) == len(view.lookup["features"]) > figures.SCATTER_WINDOW
     assert view.scatter.layout.sliders[0].steps[0].label == "1–50"
-    assert compute_view(store, BUSINESS, SOURCE, None, 0.0, [0, 100], shown=25).scatter.layout.sliders == ()
+    assert (
+        compute_view(
+            store, BUSINESS, SOURCE, None, DEFAULT_FILTERS.replace(confidence=0.0, min_pct=0, max_pct=100), shown=25
+        ).scatter.layout.sliders
+        == ()
+    )
 
 
 def test_compute_view_uses_an_earlier_build_when_asked(store, reference_frame):
@@ -178,15 +198,19 @@ def test_compute_view_uses_an_earlier_build_when_asked(store, reference_frame):
     first = store.resolve_build(BUSINESS, SOURCE)
     changed = reference_frame.assign(text=0.0)
     _load(store, changed, ctr=False)
-    current = compute_view(store, BUSINESS, SOURCE, CURRENT_BUILD, 0.3, [0, 100])
-    earlier = compute_view(store, BUSINESS, SOURCE, first, 0.3, [0, 100])
+    current = compute_view(
+        store, BUSINESS, SOURCE, CURRENT_BUILD, DEFAULT_FILTERS.replace(confidence=0.3, min_pct=0, max_pct=100)
+    )
+    earlier = compute_view(
+        store, BUSINESS, SOURCE, first, DEFAULT_FILTERS.replace(confidence=0.3, min_pct=0, max_pct=100)
+    )
     assert "text" in earlier.lookup["features"]
     assert "text" not in current.lookup["features"]
     assert (earlier.build_id, current.build_id) == (first, store.resolve_build(BUSINESS, SOURCE))
 
 
 def test_compute_view_falls_back_to_the_current_build_when_one_is_gone(loaded):
-    view = compute_view(loaded, BUSINESS, SOURCE, 999, 0.3, [0, 100])
+    view = compute_view(loaded, BUSINESS, SOURCE, 999, DEFAULT_FILTERS.replace(confidence=0.3, min_pct=0, max_pct=100))
     assert view.notice["title"].startswith("Build #999")
     assert not figures.is_empty_figure(view.scatter)
     assert view.build_id == loaded.resolve_build(BUSINESS, SOURCE)
@@ -194,7 +218,7 @@ def test_compute_view_falls_back_to_the_current_build_when_one_is_gone(loaded):
 
 def test_status_component_renders_the_view_without_the_store(loaded):
     builds = loaded.builds(BUSINESS, SOURCE)
-    view = compute_view(loaded, BUSINESS, SOURCE, 999, 0.3, [0, 100])
+    view = compute_view(loaded, BUSINESS, SOURCE, 999, DEFAULT_FILTERS.replace(confidence=0.3, min_pct=0, max_pct=100))
     assert view.received_at == builds["received_at"].iloc[0]
     text = json.dumps(status_component(view), cls=plotly.utils.PlotlyJSONEncoder, ensure_ascii=False)
     assert f"Build #{builds['build_id'].iloc[0]} · {format_time(builds['received_at'].iloc[0])}" in text
@@ -216,7 +240,14 @@ def test_compute_view_with_no_data_explains_how_to_send_some(store):
 
 def test_compute_view_with_no_ctr_says_so(store, reference_frame):
     _load(store, reference_frame, ctr=False)
-    view = compute_view(store, BUSINESS, SOURCE, None, 0.3, [0, 100], api_base="http://dash.example:8050/")
+    view = compute_view(
+        store,
+        BUSINESS,
+        SOURCE,
+        None,
+        DEFAULT_FILTERS.replace(confidence=0.3, min_pct=0, max_pct=100),
+        api_base="http://dash.example:8050/",
+    )
     for key in FIGURE_KEYS:
         assert figures.is_empty_figure(getattr(view, key))
     assert "No CTR yet for acme / vision" in view.scatter.layout.annotations[0].text
@@ -225,7 +256,9 @@ def test_compute_view_with_no_ctr_says_so(store, reference_frame):
 
 
 def test_compute_view_with_filters_that_leave_no_feature_says_so(loaded):
-    view = compute_view(loaded, BUSINESS, SOURCE, None, 0.99, [0, 100])
+    view = compute_view(
+        loaded, BUSINESS, SOURCE, None, DEFAULT_FILTERS.replace(confidence=0.99, min_pct=0, max_pct=100)
+    )
     for key in FIGURE_KEYS:
         assert figures.is_empty_figure(getattr(view, key))
     assert "No feature is present" in view.scatter.layout.annotations[0].text
@@ -249,8 +282,7 @@ def test_compute_view_ships_image_urls_and_counts(store, reference_frame):
         BUSINESS,
         "web ads",
         None,
-        0.0,
-        [0, 100],
+        DEFAULT_FILTERS.replace(confidence=0.0, min_pct=0, max_pct=100),
         image_url_template="https://img.example/{business}/{source}/{image}.jpg",
     )
     lookup = view.lookup
@@ -444,7 +476,7 @@ def test_redraw_callback_returns_the_four_figures_and_the_table(client, loaded):
     assert response.status_code == 200
     answer = response.get_json()["response"]
     bars = answer[ids.IMPACT]["figure"]["data"][0]
-    summary = feature_summary(loaded.dataset(BUSINESS, SOURCE), 0.3)
+    summary = feature_summary(loaded.dataset(BUSINESS, SOURCE), confidence=0.3)
     assert bars["y"] == list(summary["feature"])
     assert [row["feature"] for row in answer[ids.TABLE]["rowData"]] == list(summary["feature"])
 
@@ -466,27 +498,40 @@ NORTHWIND, REFERENCE = ("Northwind Outfitters", "vision"), ("Reference 2018", "v
 
 def test_compute_view_passes_the_weighting_through(demo):
     dataset = demo.dataset(*NORTHWIND)
-    view = compute_view(demo, *NORTHWIND, CURRENT_BUILD, 0.5, [2, 100], shown=0, weighting="impressions")
-    summary = feature_summary(dataset, 0.5, 2, 100, weighting="impressions")
+    view = compute_view(
+        demo,
+        *NORTHWIND,
+        CURRENT_BUILD,
+        DEFAULT_FILTERS.replace(confidence=0.5, min_pct=2, max_pct=100, weighting="impressions"),
+        shown=0,
+    )
+    summary = feature_summary(dataset, confidence=0.5, min_pct=2, max_pct=100, weighting="impressions")
     assert view.weighting == "impressions"
     assert list(view.impact.data[0].y) == list(summary["feature"])
     assert np.array_equal(view.impact.data[0].x, summary["impact"].to_numpy() * 100.0)
-    mean = feature_summary(dataset, 0.5, 2, 100)
+    mean = feature_summary(dataset, confidence=0.5, min_pct=2, max_pct=100)
     assert not np.allclose(view.avg_with.data[0].x, mean["avg_ctr_with"].to_numpy() * 100.0)
     assert "impression-weighted" in view.shown_text
 
 
 def test_compute_view_falls_back_to_the_mean_without_counts(demo):
-    view = compute_view(demo, *REFERENCE, CURRENT_BUILD, 0.3, [0, 100], weighting="impressions")
-    summary = feature_summary(demo.dataset(*REFERENCE), 0.3)
+    view = compute_view(
+        demo,
+        *REFERENCE,
+        CURRENT_BUILD,
+        DEFAULT_FILTERS.replace(confidence=0.3, min_pct=0, max_pct=100, weighting="impressions"),
+    )
+    summary = feature_summary(demo.dataset(*REFERENCE), confidence=0.3)
     assert view.weighting == "mean"
     assert list(view.impact.data[0].x) == list(summary["impact"] * 100.0)
     assert "not available" in view.notice["title"]
 
 
 def test_compute_view_table_lists_every_feature_passing_the_filters(demo):
-    view = compute_view(demo, *NORTHWIND, CURRENT_BUILD, 0.5, [2, 100], shown=10)
-    summary = feature_summary(demo.dataset(*NORTHWIND), 0.5, 2, 100)
+    view = compute_view(
+        demo, *NORTHWIND, CURRENT_BUILD, DEFAULT_FILTERS.replace(confidence=0.5, min_pct=2, max_pct=100), shown=10
+    )
+    summary = feature_summary(demo.dataset(*NORTHWIND), confidence=0.5, min_pct=2, max_pct=100)
     assert len(view.summary) == 20 < len(summary)
     assert view.table == views.table_rows(summary)
     assert table_hint(view).startswith(f"All {len(summary)} features passing the filters (20 of them charted)")
@@ -497,9 +542,14 @@ def test_compute_view_table_lists_every_feature_passing_the_filters(demo):
 def test_download_csv_rows_are_feature_summary_under_the_filters(demo, weighting, confidence, low, high):
     import io
 
-    state = views.ViewState(*NORTHWIND, CURRENT_BUILD, confidence, low, high, weighting, 10)
+    state = views.ViewState(
+        *NORTHWIND,
+        CURRENT_BUILD,
+        filters=DEFAULT_FILTERS.replace(confidence=confidence, min_pct=low, max_pct=high, weighting=weighting),
+        shown=10,
+    )
     dataset = demo.dataset(*NORTHWIND)
-    expected = feature_summary(dataset, confidence, low, high, weighting=weighting)
+    expected = feature_summary(dataset, confidence=confidence, min_pct=low, max_pct=high, weighting=weighting)
     sent = download_csv(demo, state, "summary")
     assert sent["type"] == "text/csv"
     build_id = demo.resolve_build(*NORTHWIND)
@@ -512,14 +562,18 @@ def test_download_csv_rows_are_feature_summary_under_the_filters(demo, weighting
     points = download_csv(demo, state, "points")
     assert points["filename"].endswith(f"_{weighting}_points.csv")
     back = pd.read_csv(io.StringIO(points["content"]), dtype={"image": object, "feature": object})
-    expected_points = scatter_points(dataset, confidence, features=expected["feature"])
+    expected_points = scatter_points(dataset, confidence=confidence, features=expected["feature"])
     assert len(back) == len(expected_points)
     assert list(back["feature"]) == list(expected_points["feature"].astype(str))
     assert np.array_equal(back["ctr"], expected_points["ctr"])
 
 
 def test_download_csv_falls_back_like_the_page(demo):
-    summary = download_csv(demo, views.ViewState(*REFERENCE, weighting="impressions", build=999), "summary")
+    summary = download_csv(
+        demo,
+        views.ViewState(*REFERENCE, filters=DEFAULT_FILTERS.replace(weighting="impressions"), build=999),
+        "summary",
+    )
     assert summary["filename"] == "reference-2018_vision_build-1_conf-0.50_prev-2-100_mean_summary.csv"
     assert download_csv(demo, views.ViewState("nobody", "vision"), "summary") is None
     assert download_csv(demo, views.ViewState(), "summary") is None
@@ -536,7 +590,7 @@ def test_download_callback_sends_the_csv(demo, settings):
     sent = response.get_json()["response"][ids.DOWNLOAD_SUMMARY]["data"]
     assert sent["filename"].endswith("_conf-0.50_prev-2-100_impressions_summary.csv")
     assert sent["content"] == downloads.summary_csv(
-        feature_summary(demo.dataset(*NORTHWIND), 0.5, 2, 100, weighting="impressions")
+        feature_summary(demo.dataset(*NORTHWIND), confidence=0.5, min_pct=2, max_pct=100, weighting="impressions")
     )
 
 
@@ -553,7 +607,11 @@ def test_url_callback_writes_the_controls_into_the_query(client, loaded, changed
         "?business=acme&source=vision&confidence=0.37&min_pct=5&max_pct=60&weighting=mean&shown=all&adjusted=0"
     )
     assert views.parse_view(views.query_from_url(written["search"])) == views.ViewState(
-        BUSINESS, SOURCE, CURRENT_BUILD, 0.37, 5, 60, "mean", 0
+        BUSINESS,
+        SOURCE,
+        CURRENT_BUILD,
+        filters=DEFAULT_FILTERS.replace(confidence=0.37, min_pct=5, max_pct=60, weighting="mean"),
+        shown=0,
     )
     assert written["replace"] is replace  # a slider drag replaces the history entry
     again = _dash_post(client, [(ids.URL, "data")], controls, [(ids.URL, "data", written)], changed=changed)
@@ -600,12 +658,21 @@ def test_dataset_has_counts(demo):
 @pytest.mark.parametrize(
     "state, expected",
     [
-        (views.ViewState(*REFERENCE, confidence=0.3), views.ViewState(*REFERENCE, confidence=0.3)),
+        (
+            views.ViewState(*REFERENCE, filters=DEFAULT_FILTERS.replace(confidence=0.3)),
+            views.ViewState(*REFERENCE, filters=DEFAULT_FILTERS.replace(confidence=0.3)),
+        ),
         (views.ViewState("nobody", "vision"), views.ViewState(*NORTHWIND)),
         (views.ViewState("Reference 2018", "nothing"), views.ViewState(*REFERENCE)),
         (views.ViewState(*NORTHWIND, build=999), views.ViewState(*NORTHWIND)),
-        (views.ViewState(*REFERENCE, weighting="impressions"), views.ViewState(*REFERENCE)),
-        (views.ViewState(*NORTHWIND, weighting="impressions"), views.ViewState(*NORTHWIND, weighting="impressions")),
+        (
+            views.ViewState(*REFERENCE, filters=DEFAULT_FILTERS.replace(weighting="impressions")),
+            views.ViewState(*REFERENCE),
+        ),
+        (
+            views.ViewState(*NORTHWIND, filters=DEFAULT_FILTERS.replace(weighting="impressions")),
+            views.ViewState(*NORTHWIND, filters=DEFAULT_FILTERS.replace(weighting="impressions")),
+        ),
     ],
 )
 def test_resolve_view_falls_back_where_the_url_names_nothing_stored(demo, state, expected):
@@ -644,12 +711,12 @@ def test_a_url_pinning_a_build_no_longer_stored_opens_at_the_current_one_and_say
     from dashboard.page.selection import stale_build_shown
 
     app = create_app(settings, demo)
-    pinned = views.ViewState(*NORTHWIND, build=999, confidence=0.3)
+    pinned = views.ViewState(*NORTHWIND, filters=DEFAULT_FILTERS.replace(confidence=0.3), build=999)
     with app.server.test_request_context("/" + views.view_query(pinned)):
         page = app.layout()
     assert _layout_values(page)[ids.BUILD] == CURRENT_BUILD
     stale = _find(page, ids.STALE_BUILD).data
-    shown = views.ViewState(*NORTHWIND, confidence=0.3)
+    shown = views.ViewState(*NORTHWIND, filters=DEFAULT_FILTERS.replace(confidence=0.3))
     # The address bar is replaced by the view shown: no build_id, the other values kept.
     assert stale == {
         "build": 999,
@@ -663,14 +730,20 @@ def test_a_url_pinning_a_build_no_longer_stored_opens_at_the_current_one_and_say
 
     # The notice stays while the current build of that dataset is shown, and goes once another is picked.
     assert stale_build_shown(stale, shown) == 999
-    view = compute_view(demo, *NORTHWIND, CURRENT_BUILD, 0.3, stale_build=stale_build_shown(stale, shown))
+    view = compute_view(
+        demo,
+        *NORTHWIND,
+        CURRENT_BUILD,
+        DEFAULT_FILTERS.replace(confidence=0.3),
+        stale_build=stale_build_shown(stale, shown),
+    )
     assert view.notice == {"title": "Build #999 is no longer stored", "text": "Showing the current build."}
     assert not figures.is_empty_figure(view.scatter)
     earlier = int(demo.builds(*NORTHWIND)["build_id"].iloc[-1])
     assert stale_build_shown(stale, views.ViewState(*NORTHWIND, build=earlier)) is None
     assert stale_build_shown(stale, views.ViewState(*REFERENCE)) is None
     assert stale_build_shown(None, shown) is None
-    assert compute_view(demo, *NORTHWIND, CURRENT_BUILD, 0.3).notice is None
+    assert compute_view(demo, *NORTHWIND, CURRENT_BUILD, DEFAULT_FILTERS.replace(confidence=0.3)).notice is None
 
 
 def test_a_url_whose_build_is_stored_or_current_has_no_stale_build(demo, settings):
@@ -693,7 +766,12 @@ def _layout_values(page):
 def test_layout_opens_at_the_view_in_the_pages_url(demo, settings):
     """The browser fetches /_dash-layout with the page's URL as the referrer."""
     app = create_app(settings, demo)
-    state = views.ViewState(*REFERENCE, CURRENT_BUILD, 0.3, 5, 60, "mean", 0)
+    state = views.ViewState(
+        *REFERENCE,
+        CURRENT_BUILD,
+        filters=DEFAULT_FILTERS.replace(confidence=0.3, min_pct=5, max_pct=60, weighting="mean"),
+        shown=0,
+    )
     client = app.server.test_client()
     response = client.get("/_dash-layout", headers={"Referer": "http://localhost/" + views.view_query(state)})
     assert response.status_code == 200

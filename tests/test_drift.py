@@ -82,7 +82,7 @@ def _statsmodels_interaction(before: Dataset, after: Dataset, feature: str, thre
 @pytest.mark.parametrize("threshold", [0.3, 0.6])
 def test_feature_drift_matches_statsmodels_cluster_ols(kind, weighting, threshold):
     before, after = _pair(kind)
-    drift = feature_drift(before, after, threshold, min_n=2, weighting=weighting)
+    drift = feature_drift(before, after, confidence=threshold, min_n=2, weighting=weighting)
     assert sorted(drift["feature"]) == FEATURES
     for row in drift.itertuples():
         params, se, p, low, high = _statsmodels_interaction(before, after, row.feature, threshold, weighting)
@@ -100,16 +100,16 @@ def test_feature_drift_matches_statsmodels_cluster_ols(kind, weighting, threshol
 @pytest.mark.parametrize("weighting", ["mean", "impressions"])
 def test_feature_drift_impacts_are_each_builds_summary_impact(weighting):
     before, after = _pair("partial_overlap")
-    drift = feature_drift(before, after, 0.5, weighting=weighting).set_index("feature")
+    drift = feature_drift(before, after, confidence=0.5, weighting=weighting).set_index("feature")
     for column, ds in (("impact_from", before), ("impact_to", after)):
-        summary = feature_summary(ds, 0.5, weighting=weighting).set_index("feature")
+        summary = feature_summary(ds, confidence=0.5, weighting=weighting).set_index("feature")
         np.testing.assert_allclose(drift[column], summary.loc[drift.index, "impact"], rtol=1e-9, atol=1e-15)
         np.testing.assert_array_equal(drift[f"n_with_{column[7:]}"], summary.loc[drift.index, "n_with"])
 
 
 def test_feature_drift_n_flipped_counts_shared_images_whose_presence_differs():
     before, after = _pair("partial_overlap")
-    drift = feature_drift(before, after, 0.5).set_index("feature")
+    drift = feature_drift(before, after, confidence=0.5).set_index("feature")
     a = pd.DataFrame(before.confidences > 0.5, index=before.images, columns=FEATURES)
     b = pd.DataFrame(after.confidences > 0.5, index=after.images, columns=FEATURES)
     shared = a.index.intersection(b.index)
@@ -131,7 +131,7 @@ def test_feature_drift_identical_builds_show_no_change(weighting):
         before.images[rows], np.array(FEATURES)[cols], before.confidences[np.ix_(rows, cols)], ctr
     )
     for other in (before, again):
-        drift = feature_drift(before, other, 0.5, weighting=weighting)
+        drift = feature_drift(before, other, confidence=0.5, weighting=weighting)
         assert len(drift) == len(FEATURES)
         assert (drift["change"] == 0).all()
         assert (drift["n_flipped"] == 0).all()
@@ -153,7 +153,7 @@ def test_feature_drift_feature_missing_from_one_build_is_never_present_there():
     old_only = Dataset.from_matrix(
         before.images, before.features, before.confidences, pd.DataFrame({"image": before.images, "ctr": before.ctr})
     )
-    drift = feature_drift(old_only, only_new, 0.5).set_index("feature")
+    drift = feature_drift(old_only, only_new, confidence=0.5).set_index("feature")
     row = drift.loc["brand_new"]
     assert row["n_with_from"] == 0 and row["n_with_to"] > 0
     assert np.isnan(row["impact_from"]) and np.isnan(row["change"]) and np.isnan(row["p_value"])
@@ -165,7 +165,7 @@ def test_feature_drift_feature_missing_from_one_build_is_never_present_there():
 
 def test_feature_drift_filters_features_passing_in_either_build():
     before, after = _pair("refeaturized")
-    both = feature_drift(before, after, 0.5, min_pct=40, max_pct=60)
+    both = feature_drift(before, after, confidence=0.5, min_pct=40, max_pct=60)
     prevalence = {
         name: ((before.confidences[:, j] > 0.5).mean() * 100, (after.confidences[:, j] > 0.5).mean() * 100)
         for j, name in enumerate(FEATURES)
@@ -176,7 +176,7 @@ def test_feature_drift_filters_features_passing_in_either_build():
 
 def test_feature_drift_min_n_withholds_statistics():
     before, after = _pair("new_images")
-    drift = feature_drift(before, after, 0.95, min_n=15)
+    drift = feature_drift(before, after, confidence=0.95, min_n=15)
     assert drift["low_n"].any()
     low = drift[drift["low_n"]]
     assert low[["ci_low", "ci_high", "p_value", "q_value"]].isna().all().all()
@@ -185,7 +185,7 @@ def test_feature_drift_min_n_withholds_statistics():
 
 def test_feature_drift_sorted_by_change_and_columns():
     before, after = _pair("partial_overlap")
-    drift = feature_drift(before, after, 0.5)
+    drift = feature_drift(before, after, confidence=0.5)
     assert list(drift.columns) == DRIFT_COLUMNS
     assert drift["change"].is_monotonic_decreasing
 
@@ -196,7 +196,7 @@ def test_feature_drift_impressions_need_counts():
         after.images, after.features, after.confidences, pd.DataFrame({"image": after.images, "ctr": after.ctr})
     )
     with pytest.raises(WeightingUnavailable):
-        feature_drift(before, rates, 0.5, weighting="impressions")
+        feature_drift(before, rates, confidence=0.5, weighting="impressions")
     with pytest.raises(ValueError):
         feature_drift(before, after, weighting="median")
 
@@ -244,7 +244,7 @@ def test_drift_simulation_detects_a_featurizer_missing_30pct_of_labels(weighting
         before = _featurized(rng, names, truth, ctr, 0.0)
         # The new featurizer misses 30 % of every label: only f0's impact really changes.
         after = _featurized(rng, names, truth, ctr, 0.3)
-        drift = feature_drift(before, after, 0.5, weighting=weighting).set_index("feature")
+        drift = feature_drift(before, after, confidence=0.5, weighting=weighting).set_index("feature")
         detected += drift.loc["f0", "p_value"] < 0.05
         null_p += drift.drop(index="f0")["p_value"].tolist()
     assert detected / runs >= 0.60
@@ -273,7 +273,7 @@ def test_drift_simulation_null_rate_is_near_five_percent(scenario, weighting):
             shuffled = ctr.assign(image=rng.permutation(ctr["image"].to_numpy()))
             before = _featurized(rng, names, truth, shuffled, 0.0)
             after = _featurized(rng, names, truth, shuffled, 0.3)
-        drift = feature_drift(before, after, 0.5, weighting=weighting)
+        drift = feature_drift(before, after, confidence=0.5, weighting=weighting)
         p_values += drift["p_value"].tolist()
         q_hits += int((drift["q_value"] < 0.05).any())
     rate = np.mean(np.array(p_values) < 0.05)
@@ -288,7 +288,7 @@ def test_feature_drift_q_counts_only_features_that_moved():
     conf[::3, 0] = 0.0  # the new featurizer misses a third of f0's labels
     ctr = pd.DataFrame({"image": before.images, "ctr": before.ctr}).dropna()
     after = Dataset.from_matrix(before.images, FEATURES, conf, ctr)
-    drift = feature_drift(before, after, 0.5).set_index("feature")
+    drift = feature_drift(before, after, confidence=0.5).set_index("feature")
     moved = drift.loc["f0"]
     assert moved["n_flipped"] > 0 and np.isfinite(moved["p_value"])
     assert moved["q_value"] == moved["p_value"]  # the only feature tested
@@ -314,7 +314,7 @@ def test_drift_simulation_small_groups_are_withheld_not_miscalibrated(weighting)
             builds.append((names, rng.random((len(names), len(prevalence))) < prevalence, ctr.assign(image=names)))
         ctr = pd.concat([b[2] for b in builds], ignore_index=True)
         before, after = (_featurized(rng, names, truth, ctr, 0.0) for names, truth, _ in builds)
-        drift = feature_drift(before, after, 0.5, weighting=weighting)
+        drift = feature_drift(before, after, confidence=0.5, weighting=weighting)
         p_values += drift["p_value"].dropna().tolist()
         withheld += int(drift["low_n"].sum())
     assert withheld > 0
@@ -336,7 +336,7 @@ def test_feature_drift_p_never_below_one_over_the_ways_to_choose_the_smallest_ce
     frame = pd.DataFrame({"image": names, "ctr": ctr})
     before = Dataset.from_matrix(names, ["a", "b"], present, frame)
     after = Dataset.from_matrix(names, ["a", "b"], moved, frame)
-    row = feature_drift(before, after, 0.5, min_n=5).set_index("feature").loc["a"]
+    row = feature_drift(before, after, confidence=0.5, min_n=5).set_index("feature").loc["a"]
     assert row["low_n"] == False  # noqa: E712 (a numpy bool)
     smallest = min(row["n_with_from"], row["n_with_to"], 200 - row["n_with_from"], 200 - row["n_with_to"])
     assert row["p_value"] >= 1 / comb(200, smallest) > 0

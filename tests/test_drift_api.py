@@ -9,6 +9,7 @@ import pytest
 
 from dashboard.api.drift import DriftQuery
 from data.drift import DRIFT_COLUMNS, feature_drift
+from data.filters import Filters
 
 HEADERS = {"Business": "Acme", "Image-Source": "vision"}
 PAIR = {"business": "Acme", "source": "vision"}
@@ -50,7 +51,10 @@ def test_drift_answers_the_analysis_of_both_stored_builds(client, store, two_bui
     assert body["from_build"] == first and body["to_build"] == second
     assert body["shared_images"] == 150 and body["shared_images_with_ctr"] == 150
     expected = feature_drift(
-        store.dataset("Acme", "vision", first), store.dataset("Acme", "vision", second), 0.5, weighting=weighting
+        store.dataset("Acme", "vision", first),
+        store.dataset("Acme", "vision", second),
+        confidence=0.5,
+        weighting=weighting,
     )
     assert [f["feature"] for f in body["features"]] == expected["feature"].tolist()
     for row, (_, want) in zip(body["features"], expected.iterrows()):
@@ -140,4 +144,5 @@ def test_drift_query_parses_every_parameter():
             "weighting": "impressions",
         }
     )
-    assert query == DriftQuery("Acme", "vision", 3, 7, 0.4, 1.0, 60.0, 3, "impressions")
+    filters = Filters(confidence=0.4, min_pct=1.0, max_pct=60.0, min_n=3, weighting="impressions")
+    assert query == DriftQuery("Acme", "vision", 3, 7, filters)

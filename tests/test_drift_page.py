@@ -19,9 +19,10 @@ from dashboard.page.drift import (
     table_rows_with_drift,
 )
 from dashboard.page.table import TABLE_COLUMN_DEFS
-from dashboard.page.views import ViewState, parse_view, query_from_url, view_query
+from dashboard.page.views import DEFAULT_FILTERS, ViewState, parse_view, query_from_url, view_query
 from data.batches import FeatureBatch, ctr_frame
 from data.drift import feature_drift
+from data.filters import Filters
 from data.settings import Settings
 from data.store import FeatureStore
 from tests.browser import serve, wait_for, wait_for_charts
@@ -55,7 +56,7 @@ def two_builds(store):
 
 def test_compute_drift_is_off_without_a_picked_build(two_builds):
     store, _, b = two_builds
-    view = compute_drift(store, *PAIR, b, None, 0.5, (0, 100))
+    view = compute_drift(store, *PAIR, b, None, Filters(confidence=0.5))
     assert not view.on and view.drift is None
     figure, card, frame, note, rows, columns = drift_outputs(view, [{"feature": "x"}])
     assert card == HIDDEN and rows == [{"feature": "x"}] and columns == TABLE_COLUMN_DEFS
@@ -63,8 +64,8 @@ def test_compute_drift_is_off_without_a_picked_build(two_builds):
 
 def test_compute_drift_charts_the_features_that_moved_sorted_by_change(two_builds):
     store, a, b = two_builds
-    view = compute_drift(store, *PAIR, b, a, 0.5, (0, 100), shown=0)
-    expected = feature_drift(store.dataset(*PAIR, a), store.dataset(*PAIR, b), 0.5)
+    view = compute_drift(store, *PAIR, b, a, Filters(confidence=0.5), shown=0)
+    expected = feature_drift(store.dataset(*PAIR, a), store.dataset(*PAIR, b), confidence=0.5)
     pd.testing.assert_frame_equal(view.drift, expected)
     moved = expected[expected["n_flipped"] > 0]
     assert set(moved["feature"]) == {"label_0", "label_1"}
@@ -84,21 +85,21 @@ def test_compute_drift_notes_builds_without_shared_images_or_ctr(store):
     other = first.assign(image_name=[f"new_{i}" for i in range(len(first))])
     a = store.add_build(*PAIR, FeatureBatch.from_wide(first, exclude=()))["build_id"]
     b = store.add_build(*PAIR, FeatureBatch.from_wide(other, exclude=()))["build_id"]
-    no_ctr = compute_drift(store, *PAIR, b, a, 0.5, (0, 100))
+    no_ctr = compute_drift(store, *PAIR, b, a, Filters(confidence=0.5))
     assert "has a CTR" in no_ctr.note
     store.replace_ctr(*PAIR, pd.concat([ctr, ctr.assign(image=other["image_name"])], ignore_index=True))
-    view = compute_drift(store, *PAIR, b, a, 0.5, (0, 100))
+    view = compute_drift(store, *PAIR, b, a, Filters(confidence=0.5))
     assert view.shared_images == 0 and "share no images" in view.note
-    itself = compute_drift(store, *PAIR, b, b, 0.5, (0, 100))
+    itself = compute_drift(store, *PAIR, b, b, Filters(confidence=0.5))
     assert "compared with itself" in itself.note and (itself.drift["change"] == 0).all()
     assert not itself.figure.data  # nothing moved: an empty chart that says so
-    gone = compute_drift(store, *PAIR, b, 999, 0.5, (0, 100))
+    gone = compute_drift(store, *PAIR, b, 999, Filters(confidence=0.5))
     assert gone.on and gone.drift is None and "no longer stored" in gone.note
 
 
 def test_table_rows_gain_the_drift_columns(two_builds):
     store, a, b = two_builds
-    view = compute_drift(store, *PAIR, b, a, 0.5, (0, 100))
+    view = compute_drift(store, *PAIR, b, a, Filters(confidence=0.5))
     rows = table_rows_with_drift([{"feature": "label_0", "impact": 1.0}, {"feature": "nowhere"}], view)
     found = view.drift.set_index("feature").loc["label_0"]
     assert rows[0]["drift_change"] == found["change"] and rows[0]["drift_flipped"] == found["n_flipped"]
@@ -176,7 +177,9 @@ def _wait_for(predicate, timeout=30.0, message="condition"):
 
 
 def _expected_points(store, a, b, confidence=0.5):
-    drift = feature_drift(store.dataset(*PAIR, a), store.dataset(*PAIR, b), confidence, 0, 100)
+    drift = feature_drift(
+        store.dataset(*PAIR, a), store.dataset(*PAIR, b), confidence=confidence, min_pct=0, max_pct=100
+    )
     moved = drift[(drift["n_flipped"] > 0) & drift["change"].notna()]
     return moved
 
@@ -204,7 +207,9 @@ def test_compare_picker_draws_the_drift_chart_and_table_columns(driver, live_bui
     points = _wait_for(lambda: driver.execute_script(DRIFT_POINTS_JS), message="the drift chart")
     assert {y: x for y, x in points} == pytest.approx({r.feature: r.change * 100 for r in moved.itertuples()})
     _wait_for(lambda: f"compare_build={a}" in driver.current_url, message="the URL")
-    assert parse_view(query_from_url(driver.current_url)) == ViewState("Acme", "vision", min_pct=0, compare=a)
+    assert parse_view(query_from_url(driver.current_url)) == ViewState(
+        "Acme", "vision", filters=DEFAULT_FILTERS.replace(min_pct=0), compare=a
+    )
 
     # Through the grid's API: columns scrolled out of view are not in the DOM.
     headers = driver.execute_script(

@@ -44,8 +44,8 @@ def _ticks(fig) -> list[str]:
 
 @pytest.mark.parametrize("confidence", [0.0, 0.3, 0.5, 0.8])
 def test_scatter_figure_has_one_point_per_image_and_feature_present(reference_dataset, confidence):
-    summary = feature_summary(reference_dataset, confidence)
-    points = scatter_points(reference_dataset, confidence, features=summary["feature"])
+    summary = feature_summary(reference_dataset, confidence=confidence)
+    points = scatter_points(reference_dataset, confidence=confidence, features=summary["feature"])
     fig = figures.scatter_figure(points, feature_order=summary["feature"])
 
     present = reference_dataset.confidences > confidence
@@ -60,15 +60,15 @@ def test_scatter_figure_has_one_point_per_image_and_feature_present(reference_da
 def test_scatter_figure_x_lists_only_features_with_points_in_the_given_order():
     dataset = _synthetic()
     order = ["f3", "f5", "f0", "f1", "f2", "f4"]  # f5 is never present
-    fig = figures.scatter_figure(scatter_points(dataset, 0.2), feature_order=order)
+    fig = figures.scatter_figure(scatter_points(dataset, confidence=0.2), feature_order=order)
     assert _ticks(fig) == ["f3", "f0", "f1", "f2", "f4"]
     assert list(fig.layout.xaxis.tickvals) == [0, 1, 2, 3, 4]
     assert set(np.asarray(fig.data[0].x)) == {0, 1, 2, 3, 4}
 
 
 def test_scatter_figure_orders_x_like_the_bar_charts(reference_dataset):
-    summary = feature_summary(reference_dataset, 0.3)
-    points = scatter_points(reference_dataset, 0.3, features=summary["feature"])
+    summary = feature_summary(reference_dataset, confidence=0.3)
+    points = scatter_points(reference_dataset, confidence=0.3, features=summary["feature"])
     scatter = figures.scatter_figure(points, feature_order=summary["feature"])
     bars = figures.bar_figure(summary)
     assert _ticks(scatter) == list(bars.data[0].y) == list(summary["feature"])
@@ -76,14 +76,14 @@ def test_scatter_figure_orders_x_like_the_bar_charts(reference_dataset):
 
 def test_scatter_figure_drops_points_of_features_outside_the_order():
     dataset = _synthetic()
-    points = scatter_points(dataset, 0.2)
+    points = scatter_points(dataset, confidence=0.2)
     fig = figures.scatter_figure(points, feature_order=["f1", "f0"])
     assert _ticks(fig) == ["f1", "f0"]
     assert len(fig.data[0].x) == int(points["feature"].isin(["f0", "f1"]).sum())
 
 
 def test_scatter_figure_sends_x_as_integer_codes_with_tick_labels(reference_dataset):
-    fig = figures.scatter_figure(scatter_points(reference_dataset, 0.3))
+    fig = figures.scatter_figure(scatter_points(reference_dataset, confidence=0.3))
     payload = json.loads(fig.to_json())
     x = payload["data"][0]["x"]
     assert isinstance(x, dict) and x["dtype"].startswith(("i", "u")) and "bdata" in x
@@ -92,14 +92,14 @@ def test_scatter_figure_sends_x_as_integer_codes_with_tick_labels(reference_data
 
 def test_scatter_figure_uses_webgl_above_a_few_thousand_points():
     dataset = _synthetic(n_images=1500, n_features=8)
-    points = scatter_points(dataset, 0.0)
+    points = scatter_points(dataset, confidence=0.0)
     assert len(points) > figures.WEBGL_THRESHOLD
     assert figures.scatter_figure(points).data[0].type == "scattergl"
     assert figures.scatter_figure(points.head(500)).data[0].type == "scatter"
 
 
 def test_scatter_figure_has_an_empty_link_trace_for_hover():
-    fig = figures.scatter_figure(scatter_points(_synthetic(), 0.2))
+    fig = figures.scatter_figure(scatter_points(_synthetic(), confidence=0.2))
     link = fig.data[1]
     assert link.name == figures.LINK_TRACE_NAME
     assert len(link.x) == 0 and link.line.dash == "dot" and link.line.color == figures.COLORS["link"]
@@ -107,8 +107,8 @@ def test_scatter_figure_has_an_empty_link_trace_for_hover():
 
 
 def test_scatter_figure_marks_each_features_average(reference_dataset):
-    summary = feature_summary(reference_dataset, 0.3)
-    points = scatter_points(reference_dataset, 0.3, features=summary["feature"])
+    summary = feature_summary(reference_dataset, confidence=0.3)
+    points = scatter_points(reference_dataset, confidence=0.3, features=summary["feature"])
     fig = figures.scatter_figure(
         points, feature_order=summary["feature"], means=summary.set_index("feature")["avg_ctr_with"]
     )
@@ -121,7 +121,7 @@ def test_scatter_figure_marks_each_features_average(reference_dataset):
 @pytest.mark.parametrize("value", ["avg_ctr_with", "avg_ctr_without"])
 @pytest.mark.parametrize("confidence, low, high", [(0.0, 0, 100), (0.3, 0, 100), (0.5, 5, 60)])
 def test_bar_figure_numbers_equal_feature_summary(reference_dataset, value, confidence, low, high):
-    summary = feature_summary(reference_dataset, confidence, low, high)
+    summary = feature_summary(reference_dataset, confidence=confidence, min_pct=low, max_pct=high)
     fig = figures.bar_figure(summary, value=value)
     bar = fig.data[0]
     assert bar.orientation == "h"
@@ -131,7 +131,7 @@ def test_bar_figure_numbers_equal_feature_summary(reference_dataset, value, conf
 
 
 def test_bar_charts_share_rows(reference_dataset):
-    summary = feature_summary(reference_dataset, 0.0)
+    summary = feature_summary(reference_dataset, confidence=0.0)
     charts = [
         figures.bar_figure(summary, label_px=100, title=""),
         figures.impact_figure(summary, feature_labels=False, title=""),
@@ -143,14 +143,14 @@ def test_bar_charts_share_rows(reference_dataset):
 
 
 def test_bar_figure_grows_with_the_feature_count_up_to_a_window():
-    small = figures.bar_figure(feature_summary(_synthetic(n_features=4), 0.2))
-    window = figures.bar_figure(feature_summary(_synthetic(n_features=figures.FEATURE_WINDOW), 0.2))
+    small = figures.bar_figure(feature_summary(_synthetic(n_features=4), confidence=0.2))
+    window = figures.bar_figure(feature_summary(_synthetic(n_features=figures.FEATURE_WINDOW), confidence=0.2))
     assert window.layout.height > small.layout.height
     assert window.layout.height >= figures.FEATURE_WINDOW * figures.BAR_ROW_PX
-    large = figures.bar_figure(feature_summary(_synthetic(n_features=200), 0.2))
-    wider = figures.bar_figure(feature_summary(_synthetic(n_features=900), 0.2))
+    large = figures.bar_figure(feature_summary(_synthetic(n_features=200), confidence=0.2))
+    wider = figures.bar_figure(feature_summary(_synthetic(n_features=900), confidence=0.2))
     assert large.layout.height == wider.layout.height < window.layout.height
-    unwindowed = figures.bar_figure(feature_summary(_synthetic(n_features=200), 0.2), window=None)
+    unwindowed = figures.bar_figure(feature_summary(_synthetic(n_features=200), confidence=0.2), window=None)
     assert unwindowed.layout.height >= 200 * figures.BAR_ROW_PX and not unwindowed.layout.sliders
 
 
@@ -161,7 +161,7 @@ def _page_ranges(fig, axis="yaxis"):
 @pytest.mark.parametrize("build", ["avg_ctr_with", "impact", "avg_ctr_without"])
 def test_bar_charts_show_a_window_of_many_features_with_every_bar(build):
     """Beyond the window each bar chart shows that many rows; its pages cover all; no bar is left out."""
-    summary = feature_summary(_synthetic(n_images=60, n_features=130), 0.2)
+    summary = feature_summary(_synthetic(n_images=60, n_features=130), confidence=0.2)
     n = len(summary)
     assert n > figures.FEATURE_WINDOW + 60
     fig = figures.impact_figure(summary) if build == "impact" else figures.bar_figure(summary, value=build, title="")
@@ -195,8 +195,8 @@ def test_bar_charts_show_a_window_of_many_features_with_every_bar(build):
 def test_bar_and_scatter_windows_hold_the_same_features():
     """One window size for all four charts, so that a page of the scatter is a page of the bars."""
     dataset = _synthetic(n_images=60, n_features=130)
-    summary = feature_summary(dataset, 0.2)
-    points = scatter_points(dataset, 0.2, features=summary["feature"])
+    summary = feature_summary(dataset, confidence=0.2)
+    points = scatter_points(dataset, confidence=0.2, features=summary["feature"])
     scatter = figures.scatter_figure(points, feature_order=summary["feature"])
     bars = figures.bar_figure(summary)
     assert figures.SCATTER_WINDOW == figures.FEATURE_WINDOW == bars.layout.meta["window"]
@@ -210,7 +210,7 @@ def test_bar_and_scatter_windows_hold_the_same_features():
 def test_bar_charts_send_values_as_typed_arrays_and_label_them_on_a_matching_axis():
     """Values as base64 typed arrays; their labels are the tick labels of a right-hand y axis that
     pans with the rows (laid out only in range), not a text per bar (laid out for every bar)."""
-    summary = feature_summary(_synthetic(n_images=60, n_features=130), 0.2)
+    summary = feature_summary(_synthetic(n_images=60, n_features=130), confidence=0.2)
     summary.loc[summary.index[3], "impact"] = np.nan  # an undefined value gets an empty label
     for value, fig in (
         ("avg_ctr_with", figures.bar_figure(summary)),
@@ -236,7 +236,7 @@ def test_bar_charts_send_values_as_typed_arrays_and_label_them_on_a_matching_axi
 
 
 def test_bar_figure_labels_ctr_in_percent(reference_dataset):
-    summary = feature_summary(reference_dataset, 0.3)
+    summary = feature_summary(reference_dataset, confidence=0.3)
     fig = figures.bar_figure(summary)
     assert fig.layout.xaxis.ticksuffix == "%"
     assert "(%)" in fig.layout.xaxis.title.text
@@ -244,7 +244,7 @@ def test_bar_figure_labels_ctr_in_percent(reference_dataset):
 
 
 def test_impact_figure_numbers_and_colours(reference_dataset):
-    summary = feature_summary(reference_dataset, 0.3)
+    summary = feature_summary(reference_dataset, confidence=0.3)
     fig = figures.impact_figure(summary)
     bar = fig.data[0]
     assert list(bar.y) == list(summary["feature"])
@@ -256,7 +256,7 @@ def test_impact_figure_numbers_and_colours(reference_dataset):
 
 
 def test_impact_figure_draws_error_bars_from_the_interval_columns(reference_dataset):
-    summary = feature_summary(reference_dataset, 0.0)
+    summary = feature_summary(reference_dataset, confidence=0.0)
     fig = figures.impact_figure(summary)
     error = fig.data[0].error_x
     x = summary["impact"].to_numpy() * 100.0
@@ -265,7 +265,7 @@ def test_impact_figure_draws_error_bars_from_the_interval_columns(reference_data
 
 
 def test_impact_figure_without_interval_columns_has_no_error_bars(reference_dataset):
-    summary = feature_summary(reference_dataset, 0.0)[
+    summary = feature_summary(reference_dataset, confidence=0.0)[
         ["feature", "n_with", "n_without", "avg_ctr_with", "avg_ctr_without", "impact"]
     ]
     fig = figures.impact_figure(summary)
@@ -275,7 +275,7 @@ def test_impact_figure_without_interval_columns_has_no_error_bars(reference_data
 
 
 def test_impact_figure_fades_features_that_are_not_significant(reference_dataset):
-    summary = feature_summary(reference_dataset, 0.0)
+    summary = feature_summary(reference_dataset, confidence=0.0)
     assert summary["significant"].any() and not summary["significant"].all()
     fig = figures.impact_figure(summary)
     for significant, color in zip(summary["significant"], fig.data[0].marker.color):
@@ -284,7 +284,7 @@ def test_impact_figure_fades_features_that_are_not_significant(reference_dataset
 
 def test_impact_figure_and_table_follow_the_analysis_significant_column(reference_dataset):
     """Significance is decided once, by the analysis: the chart and the table read its columns."""
-    summary = feature_summary(reference_dataset, 0.0)
+    summary = feature_summary(reference_dataset, confidence=0.0)
     flipped = summary.assign(significant=~summary["significant"])  # disagrees with q < 0.05 on every row
     fig = figures.impact_figure(flipped)
     for significant, color in zip(flipped["significant"], fig.data[0].marker.color):
@@ -295,7 +295,7 @@ def test_impact_figure_and_table_follow_the_analysis_significant_column(referenc
 
 
 def test_impact_figure_tells_too_few_images_from_not_significant(reference_dataset):
-    summary = feature_summary(reference_dataset, 0.3, min_n=40)
+    summary = feature_summary(reference_dataset, confidence=0.3, min_n=40)
     classes = figures.significance_classes(summary)
     assert set(classes) == {"significant", "not significant", "too few images"}
     fig = figures.impact_figure(summary)
@@ -305,11 +305,14 @@ def test_impact_figure_tells_too_few_images_from_not_significant(reference_datas
         assert (shape == "/") is (cls == "too few images")
         assert color.endswith(",1)") is (cls == "significant")
     # Without low_n rows, no hatching is drawn at all.
-    assert figures.impact_figure(feature_summary(reference_dataset, 0.0, min_n=2)).data[0].marker.pattern.shape is None
+    assert (
+        figures.impact_figure(feature_summary(reference_dataset, confidence=0.0, min_n=2)).data[0].marker.pattern.shape
+        is None
+    )
 
 
 def test_impact_figure_hover_shows_counts_interval_p_and_q(reference_dataset):
-    summary = feature_summary(reference_dataset, 0.3, min_n=40)
+    summary = feature_summary(reference_dataset, confidence=0.3, min_n=40)
     fig = figures.impact_figure(summary)
     assert fig.data[0].hovertemplate == "%{hovertext}<extra></extra>"
     for text, (_, row) in zip(fig.data[0].hovertext, summary.iterrows()):
@@ -381,7 +384,7 @@ def test_builders_return_an_explanatory_empty_figure(build):
 
 
 def test_scatter_figure_with_no_point_of_the_ordered_features_is_empty():
-    points = scatter_points(_synthetic(), 0.2)
+    points = scatter_points(_synthetic(), confidence=0.2)
     assert figures.is_empty_figure(figures.scatter_figure(points, feature_order=["f5"]))
 
 
@@ -395,8 +398,8 @@ def test_empty_figure_shows_the_message():
 
 
 def _all_figures(dataset):
-    summary = feature_summary(dataset, 0.0)
-    points = scatter_points(dataset, 0.0, features=summary["feature"])
+    summary = feature_summary(dataset, confidence=0.0)
+    points = scatter_points(dataset, confidence=0.0, features=summary["feature"])
     return [
         figures.scatter_figure(
             points, feature_order=summary["feature"], means=summary.set_index("feature")["avg_ctr_with"]
@@ -435,7 +438,7 @@ def test_figures_import_only_pandas_numpy_plotly_and_each_other():
 
 
 def test_figures_work_in_a_notebook_without_a_server(reference_dataset):
-    fig = figures.impact_figure(feature_summary(reference_dataset, 0.3))
+    fig = figures.impact_figure(feature_summary(reference_dataset, confidence=0.3))
     assert fig.layout.title.text == figures.TITLES["impact"]
     fig.update_layout(title_text="Impact at 0.3")  # still editable, and validated, afterwards
     with pytest.raises(ValueError):
@@ -481,8 +484,8 @@ def test_escape_label_leaves_no_markup():
 
 def test_figures_show_names_as_escaped_text_in_labels_ticks_and_hovers():
     dataset = _markup_dataset()
-    summary = feature_summary(dataset, 0.5, min_n=2)
-    points = scatter_points(dataset, 0.5, features=summary["feature"])
+    summary = feature_summary(dataset, confidence=0.5, min_n=2)
+    points = scatter_points(dataset, confidence=0.5, features=summary["feature"])
     scatter = figures.scatter_figure(
         points, feature_order=summary["feature"], means=summary.set_index("feature")["avg_ctr_with"]
     )
@@ -519,7 +522,7 @@ def _wide_points(n_features: int, n_images: int = 30) -> pd.DataFrame:
         conf,
         pd.Series(rng.random(n_images) / 50, index=[f"img_{i}" for i in range(n_images)]),
     )
-    return scatter_points(dataset, 0.5)
+    return scatter_points(dataset, confidence=0.5)
 
 
 def test_scatter_figure_sends_compact_typed_arrays_without_strings_per_point():

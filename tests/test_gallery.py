@@ -58,7 +58,7 @@ def test_feature_gallery_counts_reproduce_both_weightings():
     batch, ctr = demo_build(n_images=300, n_features=60)
     ds = Dataset.from_matrix(batch.images, batch.features, _dense(batch), ctr)
     for weighting in ("mean", "impressions"):
-        summary = feature_summary(ds, 0.5, weighting=weighting).set_index("feature")
+        summary = feature_summary(ds, confidence=0.5, weighting=weighting).set_index("feature")
         for feature in ("text", "smile"):
             for side, column in (("with", "avg_ctr_with"), ("without", "avg_ctr_without")):
                 gallery = feature_gallery(ds, feature, 0.5, side)

@@ -319,3 +319,94 @@ def test_the_cli_loader_loads_no_web_framework():
 def test_the_analysis_core_loads_neither_the_web_nor_sql():
     loaded = _loaded_by("import data.analysis, data.demo")
     assert loaded & (WEB | {"sqlalchemy"}) == set()
+
+
+# Constructors of containers, locks and caches: bound at module level, each is state that every app
+# in the process shares (and that one app could resize or fill for another).
+STATEFUL_CALLS = {"dict", "list", "set", "OrderedDict", "defaultdict", "deque", "Counter", "ByteLRU", "AnalysisCache"}
+STATEFUL_CALLS |= {"WeakKeyDictionary", "WeakValueDictionary", "WeakSet", "Lock", "RLock", "Semaphore", "local"}
+CACHING_DECORATORS = {"cache", "lru_cache"}
+
+
+def _called_name(node) -> str | None:
+    func = node.func if isinstance(node, ast.Call) else node
+    return func.id if isinstance(func, ast.Name) else func.attr if isinstance(func, ast.Attribute) else None
+
+
+def _module_statements(body: list) -> list:
+    """The statements run at import: the module's own, and those inside its top-level if/try/with blocks."""
+    found = []
+    for node in body:
+        found.append(node)
+        for field in ("body", "orelse", "finalbody", "handlers"):
+            if not isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)):
+                found += _module_statements(getattr(node, field, []) or [])
+    return found
+
+
+def module_level_state(source: str) -> list[str]:
+    """Names a module binds at import to a mutable container, lock or cache, and functions with a hidden cache.
+
+    A non-empty literal bound to an UPPER_CASE name is a constant (column lists, lookup tables); an
+    empty one, or one bound to another name, is there to be filled.
+    """
+    found = []
+    for node in _module_statements(ast.parse(source).body):
+        if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)):
+            found += [
+                f"{node.name} (@{_called_name(d)})"
+                for d in node.decorator_list
+                if _called_name(d) in CACHING_DECORATORS
+            ]
+            continue
+        if isinstance(node, ast.Assign):
+            targets, value = node.targets, node.value
+        elif isinstance(node, ast.AnnAssign) and node.value is not None:
+            targets, value = [node.target], node.value
+        else:
+            continue
+        names = [t.id for t in targets if isinstance(t, ast.Name)]
+        literal = isinstance(value, (ast.Dict, ast.List, ast.Set, ast.DictComp, ast.ListComp, ast.SetComp))
+        empty = isinstance(value, (ast.Dict, ast.List, ast.Set)) and not getattr(
+            value, "keys", getattr(value, "elts", None)
+        )
+        constant = all(name.isupper() or name == "__all__" for name in names)
+        if (
+            (isinstance(value, ast.Call) and _called_name(value) in STATEFUL_CALLS)
+            or empty
+            or (literal and not constant)
+        ):
+            found += [f"line {node.lineno}: {name}" for name in names]
+    return found
+
+
+def test_no_module_in_data_holds_module_level_state():
+    """Caches and locks belong to the app (data.cache.AnalysisCache, passed in), never to a module of data/."""
+    offenders = {
+        _rel(path): state
+        for path in sorted((ROOT / "data").rglob("*.py"))
+        if (state := module_level_state(path.read_text(encoding="utf-8")))
+    }
+    assert offenders == {}
+
+
+@pytest.mark.parametrize(
+    "source, found",
+    [
+        ("_cache = ByteLRU(CACHE_BYTES)", ["line 1: _cache"]),
+        ("from data import cache\n_cache = cache.ByteLRU(10)", ["line 2: _cache"]),
+        ("_drawing: dict = {}", ["line 1: _drawing"]),
+        ("_lock = threading.Lock()", ["line 1: _lock"]),
+        ("REGISTRY = dict()", ["line 1: REGISTRY"]),
+        ("SEEN = set()\nPENDING = []", ["line 1: SEEN", "line 2: PENDING"]),
+        ("registry = {'a': 1}", ["line 1: registry"]),
+        ("try:\n    _tables = OrderedDict()\nexcept ImportError:\n    pass", ["line 2: _tables"]),
+        ("@functools.lru_cache(maxsize=8)\ndef table(n):\n    return n", ["table (@lru_cache)"]),
+        ("@cache\ndef table(n):\n    return n", ["table (@cache)"]),
+        ("COLUMNS = ['feature', 'impact']\nKINDS = {'mean': 1}\n__all__ = ['f']", []),
+        ("def f():\n    seen = {}\n    return seen", []),
+        ("class Store:\n    items = {}\n    def __init__(self):\n        self.cache = ByteLRU(1)", []),
+    ],
+)
+def test_module_level_state_finds_caches_locks_and_containers(source, found):
+    assert module_level_state(source) == found

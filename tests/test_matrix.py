@@ -10,6 +10,7 @@ import scipy.sparse as sp
 from data import matrix
 from data.analysis import Dataset, feature_summary, image_features, scatter_points
 from data.demo import demo_build
+from data.filters import FilterError
 
 THRESHOLDS = [0.0, 0.1, 0.5, 0.7106531262397766, 0.9, 1.0]
 
@@ -40,8 +41,8 @@ def demo_pair() -> tuple[Dataset, Dataset]:
 @pytest.mark.parametrize("threshold", THRESHOLDS)
 def test_matrix_sparse_summary_equals_dense_on_reference(reference_dataset, threshold):
     """Every column of the summary, statistics included, is identical for sparse and dense input."""
-    dense = feature_summary(reference_dataset, threshold)
-    sparse = feature_summary(as_sparse(reference_dataset), threshold)
+    dense = feature_summary(reference_dataset, confidence=threshold)
+    sparse = feature_summary(as_sparse(reference_dataset), confidence=threshold)
     assert len(dense) or threshold == 1.0
     pd.testing.assert_frame_equal(sparse, dense, check_exact=True)
 
@@ -51,8 +52,8 @@ def test_matrix_sparse_summary_equals_dense_on_reference(reference_dataset, thre
 def test_matrix_sparse_summary_equals_dense_on_demo(demo_pair, threshold, weighting):
     """With counts, missing CTRs and both weightings, sparse and dense agree to the last bit."""
     dense_ds, sparse_ds = demo_pair
-    dense = feature_summary(dense_ds, threshold, 1, 90, weighting=weighting)
-    sparse = feature_summary(sparse_ds, threshold, 1, 90, weighting=weighting)
+    dense = feature_summary(dense_ds, confidence=threshold, min_pct=1, max_pct=90, weighting=weighting)
+    sparse = feature_summary(sparse_ds, confidence=threshold, min_pct=1, max_pct=90, weighting=weighting)
     assert len(dense) > 20
     pd.testing.assert_frame_equal(sparse, dense, check_exact=True)
 
@@ -60,8 +61,11 @@ def test_matrix_sparse_summary_equals_dense_on_demo(demo_pair, threshold, weight
 def test_matrix_sparse_points_and_image_features_equal_dense(demo_pair):
     """Scatter points (in feature order) and one image's features are the same from either form."""
     dense_ds, sparse_ds = demo_pair
-    order = feature_summary(dense_ds, 0.5)["feature"]
-    pd.testing.assert_frame_equal(scatter_points(sparse_ds, 0.5, order), scatter_points(dense_ds, 0.5, order))
+    order = feature_summary(dense_ds, confidence=0.5)["feature"]
+    pd.testing.assert_frame_equal(
+        scatter_points(sparse_ds, confidence=0.5, features=order),
+        scatter_points(dense_ds, confidence=0.5, features=order),
+    )
     for image in dense_ds.images[[0, 10, 399]]:
         pd.testing.assert_frame_equal(
             image_features(sparse_ds, image, 0.3), image_features(dense_ds, image, 0.3), check_exact=True
@@ -69,11 +73,13 @@ def test_matrix_sparse_points_and_image_features_equal_dense(demo_pair):
 
 
 def test_matrix_negative_threshold_makes_unstored_zeros_present(reference_dataset):
-    """Below zero every cell is present, stored or not, as with a dense matrix."""
+    """Below zero every cell is present, stored or not, as with a dense matrix (the analysis' filters stop at 0)."""
     sparse = as_sparse(reference_dataset)
     present = matrix.presence(sparse.confidences, -0.5)
     assert present.nnz == reference_dataset.dense().size
-    pd.testing.assert_frame_equal(feature_summary(sparse, -0.5), feature_summary(reference_dataset, -0.5))
+    assert np.array_equal(present.toarray(), matrix.presence(reference_dataset.dense(), -0.5).toarray())
+    with pytest.raises(FilterError, match=r"confidence must be a number in \[0, 1\], got -0.5"):
+        feature_summary(sparse, confidence=-0.5)
 
 
 def test_matrix_presence_is_strictly_above_the_threshold():
@@ -112,6 +118,6 @@ def test_matrix_from_long_of_a_wide_diagonal_build_stays_small():
     dataset = Dataset.from_long(values, pd.Series(np.linspace(0.01, 0.02, n), index=names))
     assert matrix.is_sparse(dataset.confidences)
     assert matrix.nbytes(dataset.confidences) < 1_000_000
-    summary = feature_summary(dataset, 0.5)
+    summary = feature_summary(dataset, confidence=0.5)
     assert len(summary) == n and (summary["n_with"] == 1).all()
     assert summary["prevalence_pct"].iloc[0] == 100 / n

@@ -22,13 +22,6 @@ pytestmark = pytest.mark.both_engines
 HEADERS = {"Business": "Acme", "Image-Source": "vision"}
 
 
-@pytest.fixture(autouse=True)
-def _empty_null_cache():
-    permutation.clear_cache()
-    yield
-    permutation.clear_cache()
-
-
 def _demo(store, n_images=300, n_features=60):
     batch, ctr = demo_build(n_images=n_images, n_features=n_features)
     store.add_build("Acme", "vision", batch)
@@ -67,8 +60,8 @@ def test_prepare_stores_a_table_per_weighting_once(store):
 
 def test_a_table_drawn_by_a_summary_is_stored_without_drawing_it_again(store, monkeypatch):
     dataset = _demo(store)
-    feature_summary(dataset, 0.5)  # draws the mean table in this process
-    feature_summary(dataset, 0.5, weighting="impressions")
+    feature_summary(dataset, confidence=0.5, cache=store.cache)  # draws the mean table in this app's cache
+    feature_summary(dataset, confidence=0.5, weighting="impressions", cache=store.cache)
     monkeypatch.setattr(permutation, "compute_table", lambda *a, **k: pytest.fail("drawn again"))
     assert writes.prepare_nulls(store, "Acme", "vision") == 0
     assert len(_stored_keys(store)) == 2
@@ -77,14 +70,15 @@ def test_a_table_drawn_by_a_summary_is_stored_without_drawing_it_again(store, mo
 @pytest.mark.parametrize("weighting", ["mean", "impressions"])
 def test_another_worker_reads_the_stored_tables_and_gets_the_same_numbers(store, db_url, weighting, monkeypatch):
     dataset = _demo(store)
-    expected = feature_summary(dataset, 0.5, weighting=weighting)
+    expected = feature_summary(dataset, confidence=0.5, weighting=weighting, cache=store.cache)
     writes.prepare_nulls(store, "Acme", "vision")
-    permutation.clear_cache()  # a worker that never drew them
     monkeypatch.setattr(permutation, "compute_table", lambda *a, **k: pytest.fail("drawn"))
     other = FeatureStore(db_url)
     try:
         pd.testing.assert_frame_equal(
-            feature_summary(other.dataset("Acme", "vision"), 0.5, weighting=weighting), expected
+            # Another worker: a store of its own, whose cache never drew them.
+            feature_summary(other.dataset("Acme", "vision"), confidence=0.5, weighting=weighting, cache=other.cache),
+            expected,
         )
     finally:
         other.close()
@@ -149,8 +143,7 @@ def test_the_first_summary_after_a_build_lands_reads_its_nulls(client, store, mo
         pass
     with _put(client, "/api/features", doc):
         pass
-    permutation.clear_cache()
-    store._cache.discard(lambda key: True)  # as a worker that has not read the build yet
+    store.cache.clear()  # as a worker that has not read the build yet
     monkeypatch.setattr(permutation, "compute_table", lambda *a, **k: pytest.fail("drawn on a read"))
     answer = client.get("/api/summary", query_string={"business": "Acme", "source": "vision", "confidence": 0.5})
     assert answer.status_code == 200
@@ -190,7 +183,7 @@ def test_a_draw_too_large_for_the_write_path_is_left_to_the_first_summary(store,
     monkeypatch.setattr(nulls, "EAGER_CELLS", min(t.draw_cells for t in tests) - 1)
     assert writes.prepare_nulls(store, "Acme", "vision") == 0
     assert _stored_keys(store) == []
-    feature_summary(dataset, 0.5)  # the summary draws it; then the next write stores it
+    feature_summary(dataset, confidence=0.5, cache=store.cache)  # the summary draws it; the next write stores it
     monkeypatch.setattr(permutation, "compute_table", lambda *a, **k: pytest.fail("drawn again"))
     assert writes.prepare_nulls(store, "Acme", "vision") == 0
     assert _stored_keys(store) == [nulls.storage_key(tests[0].key)]

@@ -17,9 +17,10 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from jsonschema import Draft202012Validator
 
-from dashboard.api.drift import DriftQuery
-from dashboard.api.routes import PairQuery, SummaryQuery
+from dashboard.api.drift import DRIFT_PARAMS, DriftQuery
+from dashboard.api.routes import SUMMARY_PARAMS, PairQuery, SummaryQuery
 from data.analysis import DEFAULT_MIN_GROUP_SIZE, SUMMARY_COLUMNS
+from data.filters import Filters
 
 HEADERS = {"Business": "Acme", "Image-Source": "vision"}
 IGNORED_METHODS = {"HEAD", "OPTIONS"}
@@ -99,23 +100,22 @@ def test_openapi_lists_every_api_route_and_nothing_else(app, doc):
 
 
 def test_openapi_parameters_match_the_query_parsers(doc, settings):
-    fields = [f.name for f in dataclasses.fields(SummaryQuery)]
+    # What a query without parameters parses to, with the server's MIN_GROUP_SIZE.
+    parsed = SummaryQuery.from_args({"business": "B", "source": "S"}, min_n=settings.min_group_size)
     for path in ("/api/summary", "/api/summary.csv", "/api/points.csv"):
         parameters = operation_of(doc, path, "get")["parameters"]
         # The CSVs are the page's downloads: the summary's own columns, without adjusted impact.
-        expected = fields if path == "/api/summary" else [f for f in fields if f != "adjusted"]
+        expected = [n for n in SUMMARY_PARAMS if path == "/api/summary" or n != "adjusted"]
         assert [p["name"] for p in parameters] == expected
         defaults = {p["name"]: p["schema"].get("default") for p in parameters}
-        for field in dataclasses.fields(SummaryQuery):
-            if field.name == "min_n":
-                assert defaults["min_n"] == settings.min_group_size == DEFAULT_MIN_GROUP_SIZE
-            elif field.name == "adjusted":
-                assert defaults.get("adjusted", "0") == "0" and field.default is False
-            elif field.default is not dataclasses.MISSING and field.default is not None:
-                assert defaults[field.name] == field.default, field.name
+        assert {name: defaults[name] for name in Filters.names()} == dataclasses.asdict(parsed.filters)
+        assert defaults["min_n"] == settings.min_group_size == DEFAULT_MIN_GROUP_SIZE
+        assert defaults.get("adjusted", "0") == "0" and parsed.adjusted is False and parsed.build_id is None
         assert {p["name"] for p in parameters if p["required"]} == {"business", "source"}
     drift = operation_of(doc, "/api/drift", "get")["parameters"]
-    assert [p["name"] for p in drift] == [f.name for f in dataclasses.fields(DriftQuery)]
+    assert [p["name"] for p in drift] == list(DRIFT_PARAMS)
+    fields = [f.name for f in dataclasses.fields(DriftQuery)]
+    assert fields == ["business", "source", "from_build", "to_build", "filters"]
     assert {p["name"] for p in drift if p["required"]} == {"business", "source", "from_build", "to_build"}
     pair = [p["name"] for p in operation_of(doc, "/api/builds", "get")["parameters"]]
     assert pair == [f.name for f in dataclasses.fields(PairQuery)]

@@ -28,7 +28,9 @@ def test_readme_notebook_session_runs_without_a_server(monkeypatch):
     assert summary["prevalence_pct"].between(1, 60).all()
     figures, scatter_points, ds = namespace["figures"], namespace["scatter_points"], namespace["ds"]
     assert isinstance(figures.impact_figure(summary), go.Figure)
-    assert isinstance(figures.scatter_figure(scatter_points(ds, 0.5, summary["feature"])), go.Figure)
+    assert isinstance(
+        figures.scatter_figure(scatter_points(ds, confidence=0.5, features=summary["feature"])), go.Figure
+    )
     adjusted = namespace["adjusted"]
     assert list(adjusted["feature"]) == list(summary["feature"])
     assert adjusted["adjusted_p_value"].notna().any()

@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytest
 
+from data.cache import AnalysisCache
 from data.settings import DEFAULT_DATABASE_URL, Settings, SettingsError, open_store, sqlite_file
 
 README = Path(__file__).resolve().parent.parent / "README.md"
@@ -218,21 +219,24 @@ def test_open_store_creates_the_sqlite_files_folder(tmp_path):
         store.close()
 
 
-def test_cache_mb_sizes_the_statistics_caches_when_the_app_is_built(tmp_path):
+def test_cache_mb_sizes_the_app_analysis_cache(tmp_path):
     from dashboard.factory import create_app
-    from data import adjusted, permutation
 
-    before = permutation._cache.max_bytes, adjusted._cache.max_bytes
     environ = {"CACHE_MB": "8", "DEMO_DATA": "0", "DATABASE_URL": f"sqlite:///{tmp_path / 'features.db'}"}
-    settings = Settings.from_env(environ)
+    store = create_app(Settings.from_env(environ)).server.extensions["feature_store"]
     try:
-        app = create_app(settings)
-        assert permutation._cache.max_bytes == settings.null_table_cache_bytes == 2 * 2**20
-        assert adjusted._cache.max_bytes == settings.adjusted_fit_cache_bytes == 2**20 // 2
-        # The default split keeps the budgets the caches had before they were configurable.
-        assert Settings().null_table_cache_bytes == permutation.CACHE_BYTES
-        assert Settings().adjusted_fit_cache_bytes == adjusted.CACHE_BYTES
-        app.server.extensions["feature_store"].close()
+        cache = store.cache
+        assert (cache.datasets.max_bytes, cache.null_tables.max_bytes, cache.adjusted_fits.max_bytes) == (
+            8 * 2**20,
+            2 * 2**20,  # a quarter for the permutation nulls
+            2**20 // 2,  # a sixteenth for the adjusted fits
+        )
     finally:
-        permutation.set_cache_budget(before[0])
-        adjusted.set_cache_budget(before[1])
+        store.close()
+    # The default split keeps the budgets the caches had before they were configurable.
+    default = AnalysisCache()
+    assert (default.datasets.max_bytes, default.null_tables.max_bytes, default.adjusted_fits.max_bytes) == (
+        1024 * 2**20,
+        256 * 2**20,
+        64 * 2**20,
+    )

@@ -110,7 +110,7 @@ def test_permutation_p_monte_carlo_agrees_with_exact_enumeration():
 def test_feature_summary_interval_excludes_zero_exactly_when_p_at_most_005(weighting):
     """Test and interval come from the same statistic and null, so they never disagree."""
     dataset, _ = _planted(n_null=60)
-    summary = feature_summary(dataset, 0.0, weighting=weighting, min_n=2)
+    summary = feature_summary(dataset, confidence=0.0, weighting=weighting, min_n=2)
     tested = summary["p_value"].notna()
     assert tested.sum() > 50
     excludes = (summary["ci_low"] > 0) | (summary["ci_high"] < 0)
@@ -120,10 +120,9 @@ def test_feature_summary_interval_excludes_zero_exactly_when_p_at_most_005(weigh
 
 def test_feature_summary_same_numbers_for_same_data_in_any_image_order(reference_frame):
     """Seeded from the data, not the clock: the same data give the same p-values, whatever the row order."""
-    first = feature_summary(Dataset.from_wide(reference_frame), 0.5)
-    permutation.clear_cache()
-    again = feature_summary(Dataset.from_wide(reference_frame), 0.5)
-    shuffled = feature_summary(Dataset.from_wide(reference_frame.sample(frac=1.0, random_state=3)), 0.5)
+    first = feature_summary(Dataset.from_wide(reference_frame), confidence=0.5)
+    again = feature_summary(Dataset.from_wide(reference_frame), confidence=0.5)  # drawn afresh: no cache
+    shuffled = feature_summary(Dataset.from_wide(reference_frame.sample(frac=1.0, random_state=3)), confidence=0.5)
     pd.testing.assert_frame_equal(first, again)
     for column in ("p_value", "q_value", "ci_low", "ci_high"):
         np.testing.assert_allclose(shuffled[column], first[column], rtol=1e-9)
@@ -131,7 +130,7 @@ def test_feature_summary_same_numbers_for_same_data_in_any_image_order(reference
 
 @pytest.mark.parametrize("threshold", THRESHOLDS)
 def test_feature_summary_q_values_match_scipy_bh(reference_dataset, threshold):
-    summary = feature_summary(reference_dataset, threshold)
+    summary = feature_summary(reference_dataset, confidence=threshold)
     tested = summary["p_value"].notna()
     expected = sps.false_discovery_control(summary.loc[tested, "p_value"].to_numpy(), method="bh")
     np.testing.assert_allclose(summary.loc[tested, "q_value"].to_numpy(), expected, rtol=1e-12)
@@ -140,7 +139,7 @@ def test_feature_summary_q_values_match_scipy_bh(reference_dataset, threshold):
 
 def test_feature_summary_reference_text_is_significant(reference_dataset):
     """On the original data, text-bearing images have a clearly lower CTR at threshold 0.5."""
-    summary = feature_summary(reference_dataset, 0.5).set_index("feature")
+    summary = feature_summary(reference_dataset, confidence=0.5).set_index("feature")
     assert summary.loc["text", "impact"] < 0
     assert summary.loc["text", "ci_high"] < 0
     assert summary.loc["text", "significant"]
@@ -148,7 +147,7 @@ def test_feature_summary_reference_text_is_significant(reference_dataset):
 
 
 def test_feature_summary_min_n_withholds_statistics_but_keeps_averages(reference_frame, reference_dataset):
-    summary = feature_summary(reference_dataset, 0.5, min_n=5).set_index("feature")
+    summary = feature_summary(reference_dataset, confidence=0.5, min_n=5).set_index("feature")
     # black_x is above 0.5 in only 2 images: averages stay, statistics go.
     row = summary.loc["black_x"]
     mask = reference_frame["black_x"] > 0.5
@@ -159,12 +158,12 @@ def test_feature_summary_min_n_withholds_statistics_but_keeps_averages(reference
         np.isnan(row["ci_low"]) and np.isnan(row["ci_high"]) and np.isnan(row["p_value"]) and np.isnan(row["q_value"])
     )
     assert not row["significant"]
-    loose = feature_summary(reference_dataset, 0.5, min_n=2).set_index("feature")
+    loose = feature_summary(reference_dataset, confidence=0.5, min_n=2).set_index("feature")
     assert not loose.loc["black_x", "low_n"] and not np.isnan(loose.loc["black_x", "p_value"])
 
 
 def test_feature_summary_q_values_count_only_tested_features(reference_dataset):
-    strict = feature_summary(reference_dataset, 0.5, min_n=5)
+    strict = feature_summary(reference_dataset, confidence=0.5, min_n=5)
     tested = strict["p_value"].notna()
     assert (~tested).any()
     expected = sps.false_discovery_control(strict.loc[tested, "p_value"].to_numpy())
@@ -198,7 +197,7 @@ def _planted(seed=42, n_images=600, n_null=60, effects=(0.004, -0.003, 0.0025)):
 @pytest.mark.parametrize("weighting", ["mean", "impressions"])
 def test_feature_summary_finds_planted_effects(weighting):
     dataset, n_planted = _planted()
-    summary = feature_summary(dataset, 0.0, weighting=weighting).set_index("feature")
+    summary = feature_summary(dataset, confidence=0.0, weighting=weighting).set_index("feature")
     planted = [f"planted_{k}" for k in range(n_planted)]
     assert summary.loc[planted, "significant"].all()
     assert summary.loc["planted_1", "impact"] < 0 < summary.loc["planted_0", "impact"]
@@ -210,7 +209,7 @@ def test_feature_summary_finds_planted_effects(weighting):
 
 def test_feature_summary_impressions_weighting_is_total_clicks_over_impressions():
     dataset, _ = _planted(n_null=5)
-    summary = feature_summary(dataset, 0.0, weighting="impressions", min_n=2)
+    summary = feature_summary(dataset, confidence=0.0, weighting="impressions", min_n=2)
     for row in summary.itertuples():
         mask = dataset.confidences[:, list(dataset.features).index(row.feature)] > 0
         assert row.avg_ctr_with == pytest.approx(
@@ -247,12 +246,12 @@ def test_ratio_standard_error_matches_residual_definition_and_bootstrap():
 
 def test_feature_summary_impressions_without_counts_raises(reference_dataset):
     with pytest.raises(WeightingUnavailable, match="clicks and impressions"):
-        feature_summary(reference_dataset, 0.5, weighting="impressions")
+        feature_summary(reference_dataset, confidence=0.5, weighting="impressions")
 
 
 def test_feature_summary_unknown_weighting_raises(reference_dataset):
     with pytest.raises(ValueError, match="weighting"):
-        feature_summary(reference_dataset, 0.5, weighting="median")
+        feature_summary(reference_dataset, confidence=0.5, weighting="median")
 
 
 def test_mean_difference_undefined_for_tiny_or_flat_groups():
@@ -296,7 +295,7 @@ def test_feature_summary_constant_groups_have_no_statistic(weighting):
     ctr = np.where(present, 0.0123, 0.0456)
     impressions = np.full(n, 1000.0)
     dataset = _one_feature(ctr, present, np.round(ctr * 1000), impressions)
-    row = feature_summary(dataset, 0.5, weighting=weighting).iloc[0]
+    row = feature_summary(dataset, confidence=0.5, weighting=weighting).iloc[0]
     assert row["n_with"] == 20 and row["impact"] != 0
     assert np.isnan(row["p_value"]) and np.isnan(row["ci_low"]) and np.isnan(row["q_value"])
     assert not row["significant"]
@@ -308,7 +307,7 @@ def test_feature_summary_two_zero_ctrs_against_38_never_below_two_in_c_40_2():
     rng = np.random.default_rng(5)
     ctr = np.concatenate([[0.0, 0.0], rng.lognormal(np.log(0.01), 0.3, 38)])
     present = np.arange(40) < 2
-    row = feature_summary(_one_feature(ctr, present), 0.5, min_n=2).iloc[0]
+    row = feature_summary(_one_feature(ctr, present), confidence=0.5, min_n=2).iloc[0]
     assert row["p_value"] >= 2 / math.comb(40, 2)
     assert row["p_value"] == pytest.approx(2 / math.comb(40, 2), rel=1e-9)  # the lowest of 780 splits
     assert row["ci_low"] < row["impact"] < row["ci_high"] < 0
@@ -322,7 +321,7 @@ def test_feature_summary_five_zero_click_images_are_not_a_discovery():
     clicks = np.concatenate([np.zeros(5), rng.binomial(50, 0.01, n - 5)]).astype(float)
     present = np.arange(n) < 5
     dataset = _one_feature(clicks / impressions, present, clicks, impressions)
-    row = feature_summary(dataset, 0.5, weighting="impressions").iloc[0]
+    row = feature_summary(dataset, confidence=0.5, weighting="impressions").iloc[0]
     fisher = sps.fisher_exact(
         [[0, 250], [clicks[5:].sum(), impressions[5:].sum() - clicks[5:].sum()]], alternative="two-sided"
     ).pvalue
@@ -382,7 +381,7 @@ def test_feature_summary_test_and_interval_agree_on_demo_default_view(weighting)
     dense = np.zeros((len(batch.images), len(batch.features)))
     dense[list(rows), list(cols)] = values
     dataset = Dataset.from_matrix(batch.images, batch.features, dense, ctr)
-    summary = feature_summary(dataset, 0.5, weighting=weighting)
+    summary = feature_summary(dataset, confidence=0.5, weighting=weighting)
     tested = summary[summary["p_value"].notna()]
     excludes = (tested["ci_low"] > 0) | (tested["ci_high"] < 0)
     assert len(tested) > 200 and excludes.any()
@@ -394,7 +393,7 @@ def test_feature_summary_test_and_interval_agree_on_demo_default_view(weighting)
 @pytest.mark.parametrize("threshold", THRESHOLDS)
 def test_feature_summary_test_and_interval_agree_on_reference(reference_dataset, threshold):
     """The same on the reference data: the interval and p never tell different stories."""
-    summary = feature_summary(reference_dataset, threshold)
+    summary = feature_summary(reference_dataset, confidence=threshold)
     tested = summary[summary["p_value"].notna()]
     assert len(tested)
     excludes = (tested["ci_low"] > 0) | (tested["ci_high"] < 0)
@@ -414,7 +413,7 @@ def test_feature_summary_zero_ctr_groups_between_grid_sizes_are_not_liberal():
         present[5 : 5 + size, j] = 1.0
     names = [f"img_{i}" for i in range(n)]
     dataset = Dataset.from_matrix(names, [f"zeros_{s}" for s in sizes], present, pd.Series(ctr, index=names))
-    summary = feature_summary(dataset, 0.5).set_index("feature")
+    summary = feature_summary(dataset, confidence=0.5).set_index("feature")
     for size in sizes:
         row = summary.loc[f"zeros_{size}"]
         chance = math.comb(n - size, 5) / math.comb(n, 5)  # no clicked image in the group
@@ -527,7 +526,7 @@ def test_feature_summary_impressions_low_exposure_zero_clicks_are_not_a_discover
     impressions = np.r_[np.full(5, 50.0), np.full(35, 5_000.0)]
     clicks = np.r_[np.zeros(5), rng.binomial(5_000, 0.01, 35)].astype(float)
     dataset = _one_feature(clicks / impressions, np.arange(40) < 5, clicks, impressions)
-    row = feature_summary(dataset, 0.5, weighting="impressions").iloc[0]
+    row = feature_summary(dataset, confidence=0.5, weighting="impressions").iloc[0]
     assert 0.99**250 == pytest.approx(0.081, abs=0.001)
     assert row["p_value"] >= 0.01
     assert row["ci_low"] < 0 < row["ci_high"]

@@ -12,8 +12,17 @@ import pytest
 
 from dashboard.api import downloads
 from dashboard.page import views
-from dashboard.page.views import CURRENT_BUILD, ViewState, history_entry, parse_view, query_from_url, view_query
+from dashboard.page.views import (
+    CURRENT_BUILD,
+    DEFAULT_FILTERS,
+    ViewState,
+    history_entry,
+    parse_view,
+    query_from_url,
+    view_query,
+)
 from data.analysis import POINT_COLUMNS, SUMMARY_COLUMNS, Dataset, feature_summary, scatter_points
+from data.filters import Filters
 
 ODD_NAMES = [
     "Northwind Outfitters",
@@ -41,7 +50,13 @@ def test_parse_view_without_a_query_gives_the_defaults():
 @pytest.mark.parametrize("business", ODD_NAMES)
 @pytest.mark.parametrize("source", ["vision", "web ads/v2", "ça&va"])
 def test_view_query_round_trips_odd_names(business, source):
-    state = ViewState(business, source, 7, 0.37, 5, 60, "impressions", 10)
+    state = ViewState(
+        business,
+        source,
+        7,
+        filters=DEFAULT_FILTERS.replace(confidence=0.37, min_pct=5, max_pct=60, weighting="impressions"),
+        shown=10,
+    )
     assert parse_view(query_from_url(_url(state))) == state
     # Flask's request.args reads the query the same way.
     from flask import Flask, request
@@ -51,7 +66,13 @@ def test_view_query_round_trips_odd_names(business, source):
 
 
 def test_view_query_round_trips_through_parse_qs_lists():
-    state = ViewState('Café "Zürich" & Söhne', "vision", CURRENT_BUILD, 0.0, 0, 100, "mean", 0)
+    state = ViewState(
+        'Café "Zürich" & Söhne',
+        "vision",
+        CURRENT_BUILD,
+        filters=DEFAULT_FILTERS.replace(confidence=0.0, min_pct=0, max_pct=100, weighting="mean"),
+        shown=0,
+    )
     parsed = parse_qs(urlsplit(_url(state)).query, keep_blank_values=True)
     assert parse_view(parsed) == state
 
@@ -94,7 +115,14 @@ def test_view_query_writes_every_value_and_the_build_only_when_pinned():
     ],
 )
 def test_parse_view_falls_back_to_defaults_value_by_value(args, expected):
-    assert parse_view(args) == ViewState(**expected)
+    filters = {name: expected.pop(name) for name in Filters.names() if name in expected}
+    assert parse_view(args) == ViewState(**expected, filters=DEFAULT_FILTERS.replace(**filters))
+
+
+def _field(state_or_query, name: str):
+    """A field of a ViewState or SummaryQuery, the filters' ones by their own names."""
+    holder = state_or_query.filters if name in Filters.names() else state_or_query
+    return getattr(holder, name)
 
 
 RAW_VALUES = ["", " ", "0", "1", "2", "0.5", "0.333", " 0.25 ", "1.5", "-1", "nan", "inf", "1e-1", "abc", "12", " 12 "]
@@ -118,19 +146,19 @@ def test_the_page_accepts_exactly_the_values_the_api_accepts(name, fixed):
     for raw in RAW_VALUES:
         args = {"business": "b", "source": "s", **fixed, name: raw}
         try:
-            api = getattr(SummaryQuery.from_args(args), name)
+            api = _field(SummaryQuery.from_args(args), name)
         except QueryError:
             api = None
         page = parse_view(args)
         field = {"build_id": "build"}.get(name, name)
         if api is None or not raw.strip():
-            assert getattr(page, field) == getattr(ViewState(), field), (name, raw)
+            assert _field(page, field) == _field(ViewState(), field), (name, raw)
         elif name == "confidence":
-            assert page.confidence == round(api, 2), raw
+            assert page.filters.confidence == round(api, 2), raw
         elif name in ("min_pct", "max_pct"):
-            assert getattr(page, field) == int(round(api)), raw
+            assert _field(page, field) == int(round(api)), raw
         else:
-            assert getattr(page, field) == api, raw
+            assert _field(page, field) == api, raw
 
 
 def test_the_shown_picker_offers_the_choices_the_url_accepts():
@@ -155,13 +183,19 @@ def test_query_from_url_takes_the_first_of_repeated_values():
 
 def test_state_from_controls_reads_what_the_browser_sends():
     state = views.state_from_controls("acme", "vision", "current", 0.37000000000000005, [5, 60], "impressions", "0")
-    assert state == ViewState("acme", "vision", CURRENT_BUILD, 0.37, 5, 60, "impressions", 0)
+    assert state == ViewState(
+        "acme",
+        "vision",
+        CURRENT_BUILD,
+        filters=DEFAULT_FILTERS.replace(confidence=0.37, min_pct=5, max_pct=60, weighting="impressions"),
+        shown=0,
+    )
     assert views.state_from_controls("acme", "vision", 4, None, None, None, None) == ViewState("acme", "vision", 4)
 
 
 def test_weighting_falls_back_to_the_mean_without_counts():
-    state = ViewState("a", "b", weighting="impressions")
-    assert views.with_weighting_available(state, False).weighting == "mean"
+    state = ViewState("a", "b", filters=DEFAULT_FILTERS.replace(weighting="impressions"))
+    assert views.with_weighting_available(state, False).filters.weighting == "mean"
     assert views.with_weighting_available(state, True) == state
 
 
@@ -182,8 +216,8 @@ def test_weighting_help_without_a_dataset_blames_no_dataset():
     assert options["impressions"]["disabled"] is True
     for text in (views.weighting_help(None), views.weighting_tip(None)):
         assert "this dataset" not in text and "clicks and impressions" in text
-    state = ViewState(None, None, weighting="impressions")
-    assert views.with_weighting_available(state, None).weighting == "mean"
+    state = ViewState(None, None, filters=DEFAULT_FILTERS.replace(weighting="impressions"))
+    assert views.with_weighting_available(state, None).filters.weighting == "mean"
 
 
 # -- file names ------------------------------------------------------------------------------
@@ -208,9 +242,11 @@ def test_slugify_keeps_letters_and_digits_only(text, slug):
 
 
 def test_download_filename_names_dataset_build_and_filters():
-    name = downloads.download_filename("Northwind Outfitters", "vision", 2, 0.5, 2, 100, "mean", "summary")
+    filters = Filters(confidence=0.5, min_pct=2, max_pct=100)
+    name = downloads.download_filename("Northwind Outfitters", "vision", 2, filters, "summary")
     assert name == "northwind-outfitters_vision_build-2_conf-0.50_prev-2-100_mean_summary.csv"
-    odd = downloads.download_filename('O\'Brien "&" Co', "web/ads", 14, 0.3, 0, 37.5, "impressions", "points")
+    filters = Filters(confidence=0.3, min_pct=0, max_pct=37.5, weighting="impressions")
+    odd = downloads.download_filename('O\'Brien "&" Co', "web/ads", 14, filters, "points")
     assert odd == "o-brien-co_web-ads_build-14_conf-0.30_prev-0-37.5_impressions_points.csv"
 
 
@@ -236,7 +272,9 @@ def _synthetic(n_images=80, n_features=12, seed=42, counts=True) -> Dataset:
 @pytest.mark.parametrize("weighting", ["mean", "impressions"])
 @pytest.mark.parametrize("confidence, low, high", [(0.0, 0, 100), (0.3, 5, 60), (0.9, 0, 100)])
 def test_summary_csv_holds_feature_summary_exactly(weighting, confidence, low, high):
-    summary = feature_summary(_synthetic(), confidence, low, high, weighting=weighting, min_n=5)
+    summary = feature_summary(
+        _synthetic(), confidence=confidence, min_pct=low, max_pct=high, weighting=weighting, min_n=5
+    )
     back = pd.read_csv(io.StringIO(downloads.summary_csv(summary)), dtype={"feature": object})
     assert list(back.columns) == SUMMARY_COLUMNS
     pd.testing.assert_frame_equal(back, summary.reset_index(drop=True), check_exact=True, check_dtype=False)
@@ -244,8 +282,8 @@ def test_summary_csv_holds_feature_summary_exactly(weighting, confidence, low, h
 
 def test_points_csv_holds_scatter_points_exactly():
     dataset = _synthetic()
-    summary = feature_summary(dataset, 0.3, 5, 60)
-    points = scatter_points(dataset, 0.3, features=summary["feature"])
+    summary = feature_summary(dataset, confidence=0.3, min_pct=5, max_pct=60)
+    points = scatter_points(dataset, confidence=0.3, features=summary["feature"])
     back = pd.read_csv(io.StringIO(downloads.points_csv(points)), dtype={"image": object, "feature": object})
     assert list(back.columns) == POINT_COLUMNS
     expected = points.assign(feature=points["feature"].astype(object))
@@ -253,7 +291,7 @@ def test_points_csv_holds_scatter_points_exactly():
 
 
 def test_table_rows_equal_the_summary():
-    summary = feature_summary(_synthetic(n_images=40), 0.2, 0, 100, min_n=12)
+    summary = feature_summary(_synthetic(n_images=40), confidence=0.2, min_pct=0, max_pct=100, min_n=12)
     assert summary["low_n"].any() and summary["significant"].any()
     rows = views.table_rows(summary)
     assert [r["feature"] for r in rows] == list(summary["feature"])
@@ -313,11 +351,11 @@ def _starts_a_formula(cell: str) -> bool:
 @pytest.mark.parametrize("kind", ["summary", "points"])
 def test_csv_downloads_start_no_formula_and_keep_every_row(kind):
     dataset = _hostile_dataset()
-    summary = feature_summary(dataset, 0.1, 0, 100, min_n=2)
+    summary = feature_summary(dataset, confidence=0.1, min_pct=0, max_pct=100, min_n=2)
     if kind == "summary":
         text, names = downloads.summary_csv(summary), list(summary["feature"])
     else:
-        points = scatter_points(dataset, 0.1, features=summary["feature"])
+        points = scatter_points(dataset, confidence=0.1, features=summary["feature"])
         text, names = downloads.points_csv(points), list(points["image"]) + list(points["feature"])
     rows = _cells(text)
     width = len(rows[0])

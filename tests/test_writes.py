@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from data import permutation, queries, writes
+from data import queries, writes
 from data.demo import demo_build
 from data.errors import CtrFormConflict
 from ingest.cli import load_csv
@@ -20,13 +20,6 @@ pytestmark = pytest.mark.both_engines
 ROOT = Path(__file__).resolve().parent.parent
 REFERENCE_CSV = ROOT / "data" / "samples" / "seed_images_287.csv"
 STORE_WRITES = {"add_build", "replace_ctr", "merge_ctr", "transaction", "write", "save_null_table"}
-
-
-@pytest.fixture(autouse=True)
-def _empty_null_cache():
-    permutation.clear_cache()
-    yield
-    permutation.clear_cache()
 
 
 def test_write_schedules_the_post_write_work_once_per_dataset_after_commit(store):

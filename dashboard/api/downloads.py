@@ -12,6 +12,7 @@ import unicodedata
 import pandas as pd
 
 from data.analysis import POINT_COLUMNS, SUMMARY_COLUMNS, feature_summary, scatter_points
+from data.filters import Filters
 
 
 def slugify(text, *, max_length: int = 60, fallback: str = "dataset") -> str:
@@ -27,24 +28,15 @@ def slugify(text, *, max_length: int = 60, fallback: str = "dataset") -> str:
     return slug or fallback
 
 
-def download_filename(
-    business: str,
-    source: str,
-    build_id: int,
-    confidence: float,
-    min_pct: float,
-    max_pct: float,
-    weighting: str,
-    kind: str,
-) -> str:
+def download_filename(business: str, source: str, build_id: int, filters: Filters, kind: str) -> str:
     """``northwind-outfitters_vision_build-2_conf-0.50_prev-2-100_mean_summary.csv``."""
     parts = [
         slugify(business),
         slugify(source, fallback="source"),
         f"build-{int(build_id)}",
-        f"conf-{confidence:.2f}",
-        f"prev-{min_pct:g}-{max_pct:g}",
-        weighting,
+        f"conf-{filters.confidence:.2f}",
+        f"prev-{filters.min_pct:g}-{filters.max_pct:g}",
+        filters.weighting,
         kind,
     ]
     return "_".join(parts) + ".csv"
@@ -100,22 +92,20 @@ def csv_download(
     business: str,
     source: str,
     build_id: int,
-    confidence: float,
-    min_pct: float,
-    max_pct: float,
-    weighting: str,
-    min_n: int,
+    filters: Filters,
     kind: str,
+    cache=None,
 ) -> tuple[str, str]:
-    """``(file name, CSV text)`` of a dataset's summary or scatter points under the filters.
+    """``(file name, CSV text)`` of a dataset's summary or scatter points under ``filters``.
 
     The page's download buttons and GET /api/summary.csv and /api/points.csv all call this, so
-    a file has the same name and rows whichever way it was fetched. Raises WeightingUnavailable.
+    a file has the same name and rows whichever way it was fetched (``cache``: the app's
+    AnalysisCache). Raises WeightingUnavailable.
     """
-    summary = feature_summary(dataset, confidence, min_pct, max_pct, min_n=min_n, weighting=weighting)
+    summary = feature_summary(dataset, filters, cache=cache)
     if kind == "summary":
         content = summary_csv(summary)
     else:
-        content = points_csv(scatter_points(dataset, confidence, features=summary["feature"]))
-    name = download_filename(business, source, build_id, confidence, min_pct, max_pct, weighting, kind)
+        content = points_csv(scatter_points(dataset, filters, features=summary["feature"]))
+    name = download_filename(business, source, build_id, filters, kind)
     return name, content

@@ -3,14 +3,14 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 
 from flask import Blueprint, jsonify, request
 
-from dashboard.api.params import PARAMS, parse_strict
+from dashboard.api.params import parse_strict
 from dashboard.api.routes import no_store, not_found, parse_query, records, weighting_available
-from data.analysis import DEFAULT_MIN_GROUP_SIZE
 from data.drift import DRIFT_COLUMNS, feature_drift, image_overlap
+from data.filters import DEFAULT_MIN_GROUP_SIZE, Filters
 from data.store import UnknownBuild
 from ingest.http import ApiError
 
@@ -35,32 +35,26 @@ class DriftQuery:
     source: str
     from_build: int
     to_build: int
-    confidence: float = PARAMS["confidence"].default
-    min_pct: float = PARAMS["min_pct"].default
-    max_pct: float = PARAMS["max_pct"].default
-    min_n: int = DEFAULT_MIN_GROUP_SIZE
-    weighting: str = PARAMS["weighting"].default
+    filters: Filters = field(default_factory=Filters)
 
     @classmethod
     def from_args(cls, args: Mapping[str, str], *, min_n: int = DEFAULT_MIN_GROUP_SIZE) -> DriftQuery:
         """Parse a query string mapping (``min_n`` is the default group size); raises QueryError naming every problem."""
         return cls(**parse_strict(args, DRIFT_PARAMS, defaults={"min_n": min_n}))
 
-    def analysis_args(self) -> dict:
-        """The keyword arguments of data.drift.feature_drift."""
-        return {k: getattr(self, k) for k in ("confidence", "min_pct", "max_pct", "min_n", "weighting")}
-
 
 def drift_payload(before, after, query: DriftQuery) -> dict:
     """The JSON body of GET /api/drift for two loaded builds."""
     with weighting_available():
-        drift = feature_drift(before, after, **query.analysis_args())
+        drift = feature_drift(before, after, query.filters)
     shared, shared_with_ctr = image_overlap(before, after)
-    fields = asdict(query)
     return {
-        **{k: fields[k] for k in ("business", "source", "from_build", "to_build")},
+        "business": query.business,
+        "source": query.source,
+        "from_build": query.from_build,
+        "to_build": query.to_build,
         "shared_images": shared,
-        **{k: fields[k] for k in ("confidence", "min_pct", "max_pct", "min_n", "weighting")},
+        **asdict(query.filters),
         "shared_images_with_ctr": shared_with_ctr,
         "images_with_ctr_from": before.images_with_ctr,
         "images_with_ctr_to": after.images_with_ctr,

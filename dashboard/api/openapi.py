@@ -11,7 +11,7 @@ from flask import Blueprint, jsonify
 
 from dashboard.api.gallery import DEFAULT_GALLERY_LIMIT, MAX_GALLERY_LIMIT
 from dashboard.api.params import PARAMS, Param
-from dashboard.api.routes import BUILD_FIELDS, DATASET_FIELDS, SUMMARY_PARAMS, SummaryQuery, no_store
+from dashboard.api.routes import BUILD_FIELDS, DATASET_FIELDS, SUMMARY_PARAMS, no_store
 from data import stats
 from data.adjusted import ADJUSTED_COLUMNS
 from data.analysis import POINT_COLUMNS, SUMMARY_COLUMNS
@@ -153,7 +153,7 @@ def _schemas() -> dict:
     adjusted_types["adjusted_controls"] = {"type": ["array", "null"], "items": _TEXT}
     adjusted_types["adjusted_verdict"] = {"type": ["string", "null"], "enum": [*stats.VERDICTS, None]}
     dataset_types = dict.fromkeys(DATASET_FIELDS, _INT) | {"business": _TEXT, "source": _TEXT, "received_at": _TEXT}
-    summary_types = dict.fromkeys(SummaryQuery.__dataclass_fields__, _TEXT)
+    summary_types = dict.fromkeys(SUMMARY_PARAMS, _TEXT)
     summary_types.update(
         confidence={"type": "number"},
         min_pct={"type": "number"},

@@ -1,9 +1,10 @@
 """The query parameters of /api/summary and of the page's URL, specified once.
 
 Each parameter has a name, a type, a range or its choices, the API's default and the page's
-default. ``parse_strict`` (the API) names every problem; ``parse_lenient`` (the page's URL)
-takes the page's default for each value it cannot use. Both read values by the same rules, so
-a value one accepts the other accepts too.
+default. ``parse_strict`` (the API) names every problem; ``parse_lenient`` (the page's URL and
+its controls) takes the page's default for each value it cannot use. Both read values by the
+same rules, so a value one accepts the other accepts too, and both hand the filter parameters
+back as one ``data.filters.Filters``: the one place a query becomes the analysis' filters.
 """
 
 from __future__ import annotations
@@ -12,7 +13,14 @@ import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
-from data.analysis import WEIGHTINGS
+from data.filters import (
+    CONFIDENCE_RANGE,
+    PREVALENCE_RANGE,
+    SMALLEST_GROUP_SIZE,
+    WEIGHTINGS,
+    FilterError,
+    Filters,
+)
 from data.names import name_length_problem, normal_name
 
 MISSING = object()  # a parameter left out or blank
@@ -44,12 +52,18 @@ class Param:
     required: bool = False  # by the API; the page falls back to the store's default dataset
     fold_case: bool = False
 
-    def parse(self, raw: str | None):
-        """The value ``raw`` stands for, ``MISSING`` when absent or blank; raises ParamError."""
-        if raw is None or not raw.strip():
+    def parse(self, raw: str | float | None):
+        """The value ``raw`` stands for, ``MISSING`` when absent or blank; raises ParamError.
+
+        ``raw`` is a query's text, or a control's value as the browser sent it (a slider's
+        number is checked as the number it is, never written out and read back).
+        """
+        if raw is None or (isinstance(raw, str) and not raw.strip()):
             if self.required:
                 raise ParamError(f"{self.name} is required")
             return MISSING
+        if not isinstance(raw, str):
+            return self._typed(raw)
         text = raw.strip()
         if self.kind == "text":
             if "\x00" in raw:
@@ -78,6 +92,17 @@ class Param:
             raise ParamError(f"{self.name} must be one of {', '.join(self.choices)}, got {raw!r}")
         return key
 
+    def _typed(self, value):
+        """A control's non-text value, checked by the same rules as its text."""
+        numeric = isinstance(value, (int, float)) and not isinstance(value, bool)
+        if self.kind == "number" and numeric and self.low <= value <= self.high:
+            return float(value)
+        if self.kind == "integer" and numeric and float(value).is_integer() and value >= self.low:
+            return int(value)
+        if self.kind in ("number", "integer"):
+            return self.parse(repr(value))  # refused, with the message its text would get
+        raise ParamError(f"{self.name} must be one of {', '.join(self.choices)}, got {value!r}")
+
 
 # Past any 64-bit id, and short enough for int() (which refuses over 4,300 digits).
 _PAST_ANY_ID = 2**64
@@ -97,13 +122,34 @@ PARAMS = {
         Param("build_id", "integer", low=1),  # none: the current build
         Param("from_build", "integer", low=1, required=True),  # /api/drift's two builds
         Param("to_build", "integer", low=1, required=True),
-        Param("confidence", "number", default=0.0, page_default=0.5, low=0.0, high=1.0),
+        Param(
+            "confidence",
+            "number",
+            default=Filters.confidence,
+            page_default=0.5,
+            low=CONFIDENCE_RANGE[0],
+            high=CONFIDENCE_RANGE[1],
+        ),
         # Features in a handful of images top and tail any impact ranking by chance alone, so the
         # page starts without those present in under 2% of the images; the API keeps them all.
-        Param("min_pct", "number", default=0.0, page_default=2.0, low=0.0, high=100.0),
-        Param("max_pct", "number", default=100.0, page_default=100.0, low=0.0, high=100.0),
-        Param("min_n", "integer", low=2),  # default: the MIN_GROUP_SIZE setting
-        Param("weighting", "choice", default="mean", page_default="mean", choices=WEIGHTINGS),
+        Param(
+            "min_pct",
+            "number",
+            default=Filters.min_pct,
+            page_default=2.0,
+            low=PREVALENCE_RANGE[0],
+            high=PREVALENCE_RANGE[1],
+        ),
+        Param(
+            "max_pct",
+            "number",
+            default=Filters.max_pct,
+            page_default=100.0,
+            low=PREVALENCE_RANGE[0],
+            high=PREVALENCE_RANGE[1],
+        ),
+        Param("min_n", "integer", low=SMALLEST_GROUP_SIZE),  # default: the MIN_GROUP_SIZE setting
+        Param("weighting", "choice", default=Filters.weighting, page_default="mean", choices=WEIGHTINGS),
         Param("adjusted", "choice", default="0", page_default="0", choices=("0", "1")),
         Param("compare_build", "integer", low=1),  # the page's build comparison; none: off
         Param("shown", "choice", page_default="25", choices=("10", "25", "50", "all"), fold_case=True),
@@ -111,23 +157,28 @@ PARAMS = {
 }
 
 
-def first_value(args: Mapping, name: str) -> str | None:
-    """``args[name]`` as one string: the first of a list (``parse_qs``), None when absent or not text."""
+def first_value(args: Mapping, name: str) -> str | float | None:
+    """``args[name]`` as one value: the first of a list (``parse_qs``), None when absent or neither text nor a number."""
     value = args.get(name)
     if isinstance(value, (list, tuple)):
         value = value[0] if value else None
-    return value if isinstance(value, str) else None
+    return value if isinstance(value, (str, int, float)) and not isinstance(value, bool) else None
 
 
-def _range_problem(values: dict) -> str | None:
-    low, high = values.get("min_pct"), values.get("max_pct")
-    if low is not None and high is not None and low > high:
-        return f"min_pct ({low:g}) must not exceed max_pct ({high:g})"
-    return None
+def _pop_filters(values: dict, defaults: Mapping) -> Filters:
+    """The filter parameters among ``values`` (removed from it) as one Filters; the others from ``defaults``."""
+    given = {name: values.pop(name) for name in Filters.names() if name in values}
+    given.update({name: defaults[name] for name in Filters.names() if given.get(name) is None and name in defaults})
+    # None: no default here (min_n without the MIN_GROUP_SIZE setting), so the Filters' own.
+    return Filters(**{name: value for name, value in given.items() if value is not None})
 
 
 def parse_strict(args: Mapping, names: Sequence[str], defaults: Mapping | None = None) -> dict:
-    """The named parameters' values (``defaults`` overriding the API's); raises QueryError naming every problem."""
+    """The named parameters' values (``defaults`` overriding the API's); raises QueryError naming every problem.
+
+    When ``names`` hold any filter parameter, those come back as one ``filters`` value instead.
+    """
+    defaults = defaults or {}
     values, problems = {}, []
     for name in names:
         param = PARAMS[name]
@@ -136,16 +187,24 @@ def parse_strict(args: Mapping, names: Sequence[str], defaults: Mapping | None =
         except ParamError as exc:
             problems.append(str(exc))
             value = MISSING
-        values[name] = (defaults or {}).get(name, param.default) if value is MISSING else value
-    if problem := _range_problem(values):
-        problems.append(problem)
+        values[name] = defaults.get(name, param.default) if value is MISSING else value
+    if any(name in Filters.names() for name in names):
+        try:
+            values["filters"] = _pop_filters(values, defaults)
+        except FilterError as exc:  # what no one parameter shows: min_pct above max_pct
+            problems.extend(exc.problems)
     if problems:
         raise QueryError(problems)
     return values
 
 
-def parse_lenient(args: Mapping, names: Sequence[str]) -> dict:
-    """The named parameters' values, each missing or unusable one at the page's default."""
+def parse_lenient(args: Mapping, names: Sequence[str], defaults: Mapping | None = None) -> dict:
+    """The named parameters' values, each missing or unusable one at the page's default (or ``defaults``').
+
+    As ``parse_strict``, the filter parameters come back as one ``filters`` value; a prevalence
+    range whose ends cross falls back to the page's whole default range.
+    """
+    defaults = defaults or {}
     values = {}
     for name in names:
         param = PARAMS[name]
@@ -153,7 +212,13 @@ def parse_lenient(args: Mapping, names: Sequence[str]) -> dict:
             value = param.parse(first_value(args, name))
         except ParamError:
             value = MISSING
-        values[name] = param.page_default if value is MISSING else value
-    if _range_problem(values):
-        values["min_pct"], values["max_pct"] = PARAMS["min_pct"].page_default, PARAMS["max_pct"].page_default
+        values[name] = defaults.get(name, param.page_default) if value is MISSING else value
+    if any(name in Filters.names() for name in names):
+        try:
+            values["filters"] = _pop_filters(dict(values), defaults)
+        except FilterError:
+            values["min_pct"], values["max_pct"] = PARAMS["min_pct"].page_default, PARAMS["max_pct"].page_default
+            values["filters"] = _pop_filters(dict(values), defaults)
+        for name in Filters.names():
+            values.pop(name, None)
     return values

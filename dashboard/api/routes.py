@@ -6,16 +6,17 @@ import io
 import math
 from collections.abc import Mapping
 from contextlib import contextmanager
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 
 import pandas as pd
 from flask import Blueprint, jsonify, request, send_file
 
 from dashboard.api import downloads
-from dashboard.api.params import PARAMS, QueryError, parse_strict
+from dashboard.api.params import QueryError, parse_strict
 from data import stats
 from data.adjusted import ADJUSTED_UNAVAILABLE, adjusted_columns
-from data.analysis import DEFAULT_MIN_GROUP_SIZE, WeightingUnavailable, feature_summary
+from data.analysis import feature_summary
+from data.filters import DEFAULT_MIN_GROUP_SIZE, Filters, WeightingUnavailable
 from data.store import UnknownBuild, UnknownDataset
 from ingest.http import ApiError
 
@@ -49,16 +50,12 @@ class PairQuery:
 
 @dataclass(frozen=True)
 class SummaryQuery:
-    """The parameters of GET /api/summary, with the dashboard's defaults."""
+    """The parameters of GET /api/summary (and its CSV twins): a dataset's build and the filters."""
 
     business: str
     source: str
-    confidence: float = PARAMS["confidence"].default
-    min_pct: float = PARAMS["min_pct"].default
-    max_pct: float = PARAMS["max_pct"].default
+    filters: Filters = field(default_factory=Filters)
     build_id: int | None = None
-    min_n: int = DEFAULT_MIN_GROUP_SIZE
-    weighting: str = PARAMS["weighting"].default
     adjusted: bool = False
 
     @classmethod
@@ -66,16 +63,6 @@ class SummaryQuery:
         """Parse a query string mapping (``min_n`` is the default group size); raises QueryError."""
         values = parse_strict(args, SUMMARY_PARAMS, defaults={"min_n": min_n})
         return cls(**{**values, "adjusted": values["adjusted"] == "1"})
-
-    def analysis_args(self) -> dict:
-        """The keyword arguments of data.analysis.feature_summary."""
-        return {
-            "confidence": self.confidence,
-            "min_pct": self.min_pct,
-            "max_pct": self.max_pct,
-            "min_n": self.min_n,
-            "weighting": self.weighting,
-        }
 
 
 def records(frame: pd.DataFrame, columns: list[str]) -> list[dict]:
@@ -118,27 +105,23 @@ def _finite(value: float) -> float | None:
     return float(value) if math.isfinite(value) else None
 
 
-def summary_payload(dataset, query: SummaryQuery, build_id: int) -> dict:
-    """The JSON body of GET /api/summary for one dataset."""
+def summary_payload(dataset, query: SummaryQuery, build_id: int, cache=None) -> dict:
+    """The JSON body of GET /api/summary for one dataset (``cache``: the app's AnalysisCache)."""
     with weighting_available():
-        summary = feature_summary(dataset, **query.analysis_args())
-    head = asdict(query)
+        summary = feature_summary(dataset, query.filters, cache=cache)
+    fields = {"business": query.business, "source": query.source, "build_id": build_id, **asdict(query.filters)}
     extra = {}
+    # Without adjusted=1 the answer stays exactly what it was before the option existed.
     if query.adjusted:
-        summary = adjusted_columns(
-            summary, dataset, query.confidence, min_n=query.min_n, available=query.weighting == "mean"
-        )
-        if query.weighting != "mean":
+        summary = adjusted_columns(summary, dataset, query.filters, cache=cache)
+        fields["adjusted"] = True
+        if query.filters.weighting != "mean":
             extra["adjusted_unavailable"] = ADJUSTED_UNAVAILABLE
         else:
             level = stats.fcr_level(summary["adjusted_q_value"].to_numpy(dtype=float))
             extra["adjusted_fcr_level"] = None if math.isnan(level) else level
-    else:
-        # Without adjusted=1 the answer stays exactly what it was before the option existed.
-        del head["adjusted"]
     return {
-        **head,
-        "build_id": build_id,
+        **{name: fields[name] for name in SUMMARY_PARAMS if name in fields},  # in the parameters' order
         "images": len(dataset.images),
         "images_with_ctr": dataset.images_with_ctr,
         "has_counts": dataset.has_counts,
@@ -168,7 +151,7 @@ def create_api_blueprint(store, settings) -> Blueprint:
         query = parse_query(SummaryQuery, request.args, min_n=settings.min_group_size)
         with not_found():
             dataset, build_id, _ = store.load_build(query.business, query.source, query.build_id)
-        return jsonify(summary_payload(dataset, query, build_id))
+        return jsonify(summary_payload(dataset, query, build_id, store.cache))
 
     def summary_csv_file(kind: str):
         query = parse_query(SummaryQuery, request.args, min_n=settings.min_group_size)
@@ -182,8 +165,9 @@ def create_api_blueprint(store, settings) -> Blueprint:
                 business=query.business,
                 source=query.source,
                 build_id=build_id,
+                filters=query.filters,
                 kind=kind,
-                **query.analysis_args(),
+                cache=store.cache,
             )
         data = io.BytesIO(content.encode("utf-8"))
         return send_file(data, mimetype="text/csv", as_attachment=True, download_name=name, max_age=0)

@@ -4,7 +4,7 @@ A notebook reaches them all from here, with no server::
 
     from data.analysis import feature_summary
     from dashboard import figures
-    figures.impact_figure(feature_summary(dataset, 0.3)).show()
+    figures.impact_figure(feature_summary(dataset, confidence=0.3)).show()
 """
 
 from dashboard.figures.bars import (

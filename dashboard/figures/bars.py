@@ -6,7 +6,7 @@ explanatory empty figure rather than raising when there is nothing to draw::
 
     from data.analysis import feature_summary
     from dashboard import figures
-    figures.impact_figure(feature_summary(dataset, 0.3)).show()
+    figures.impact_figure(feature_summary(dataset, confidence=0.3)).show()
 
 CTRs are drawn in percent (the frame's fraction x 100) and impact in percentage points.
 """

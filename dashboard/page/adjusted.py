@@ -20,6 +20,7 @@ from dashboard.page import ids, views
 from dashboard.page.selection import selected_dataset
 from data.adjusted import adjusted_columns, adjusted_summary, cooccurring
 from data.analysis import SIGNIFICANCE_LEVEL
+from data.filters import Filters
 from data.store import UnknownDataset
 
 MARGINAL, ADJUSTED = "marginal", "adjusted"
@@ -48,12 +49,12 @@ def impact_mode_control(adjusted: bool):
     )
 
 
-def as_adjusted(summary: pd.DataFrame, dataset, confidence: float, min_n: int) -> pd.DataFrame:
-    """``summary`` with impact, interval, p and q replaced by the adjusted ones, ordered by them.
+def as_adjusted(summary: pd.DataFrame, dataset, filters: Filters, *, cache=None) -> pd.DataFrame:
+    """``summary`` (under ``filters``) with impact, interval, p and q replaced by the adjusted ones, ordered by them.
 
     The marginal impact stays in ``marginal_impact``; significance follows the adjusted q.
     """
-    full = adjusted_columns(summary, dataset, confidence, min_n=min_n)
+    full = adjusted_columns(summary, dataset, filters, cache=cache)
     out = full.copy()
     out["marginal_impact"] = full["impact"]
     for column, adjusted in _SWAPPED.items():
@@ -108,7 +109,7 @@ def _q(value) -> str:
     return "" if value is None or (isinstance(value, float) and math.isnan(value)) else f" (q {value:.2g})"
 
 
-def cooccurrence_rows(store, state: views.ViewState, feature: str, min_n: int) -> dict | None:
+def cooccurrence_rows(store, state: views.ViewState, feature: str) -> dict | None:
     """The panel's numbers for ``feature`` in the view ``state``: its impacts and its controls'.
 
     Every feature of the build at the view's threshold, whatever the prevalence filter, since a
@@ -122,10 +123,12 @@ def cooccurrence_rows(store, state: views.ViewState, feature: str, min_n: int) -
         return None
     if dataset.images_with_ctr == 0 or feature not in set(dataset.features):
         return None
-    every = adjusted_summary(dataset, state.confidence, min_n=min_n).set_index("feature")
+    # The view's threshold and min_n, but every prevalence and the mean: the model's own terms.
+    filters = Filters(confidence=state.filters.confidence, min_n=state.filters.min_n)
+    every = adjusted_summary(dataset, filters, cache=store.cache).set_index("feature")
     if feature not in every.index:
         return None
-    controls = cooccurring(dataset, feature, state.confidence, min_n=min_n)
+    controls = cooccurring(dataset, feature, filters, cache=store.cache)
     controls = controls.reindex(controls["phi"].abs().sort_values(ascending=False).index)
     rows = []
     for name, phi, dropped in controls.itertuples(index=False):
@@ -259,5 +262,5 @@ def register_adjusted_callbacks(app, store, settings) -> None:
             feature = hovered_feature(hovered.get(trigger))
             if feature is None:
                 return no_update
-        state = views.state_from_controls(*controls)
-        return cooccurrence_panel(cooccurrence_rows(store, state, feature, settings.min_group_size))
+        state = views.state_from_controls(*controls, min_n=settings.min_group_size)
+        return cooccurrence_panel(cooccurrence_rows(store, state, feature))

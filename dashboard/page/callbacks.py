@@ -95,10 +95,12 @@ def register_callbacks(app, store, settings) -> None:
     )
     def _weighting_availability(business, source, build, _version, weighting):
         has_counts = dataset_has_counts(store, business, source, build)
-        state = views.with_weighting_available(views.ViewState(weighting=weighting or "mean"), has_counts)
+        # The toggle's value read as the other controls' are, then dropped to the mean without counts.
+        wanted = views.state_from_controls(business, source, build, None, None, weighting, None)
+        available = views.with_weighting_available(wanted, has_counts).filters.weighting
         return (
             views.weighting_options(has_counts),
-            no_update if state.weighting == weighting else state.weighting,
+            no_update if available == weighting else available,
             views.weighting_help(has_counts),
             views.weighting_tip(has_counts),
         )
@@ -140,18 +142,24 @@ def register_callbacks(app, store, settings) -> None:
 
         # The same reading of the controls as the URL and the downloads, so all three agree.
         state = views.state_from_controls(
-            business, source, build, confidence, sparsity, weighting, shown, compare, impact_mode
+            business,
+            source,
+            build,
+            confidence,
+            sparsity,
+            weighting,
+            shown,
+            compare,
+            impact_mode,
+            min_n=settings.min_group_size,
         )
         view = compute_view(
             store,
             business,
             source,
             build,
-            state.confidence,
-            state.sparsity,
+            state.filters,
             shown=state.shown,
-            min_n=settings.min_group_size,
-            weighting=state.weighting,
             adjusted=state.adjusted,
             image_url_template=settings.image_url_template,
             api_base=request.host_url if request else PLACEHOLDER_API,
@@ -163,10 +171,7 @@ def register_callbacks(app, store, settings) -> None:
             view.source,
             view.build_id,
             compare,
-            state.confidence,
-            state.sparsity,
-            weighting=state.weighting,
-            min_n=settings.min_group_size,
+            state.filters,
             shown=state.shown,
         )
         drift_figure, drift_style, drift_frame, drift_note, rows, columns = drift_outputs(drift, view.table)
@@ -212,8 +217,10 @@ def register_callbacks(app, store, settings) -> None:
 
     def _download(kind):
         def send(_clicks, business, source, build, confidence, sparsity, weighting, shown, _compare):
-            state = views.state_from_controls(business, source, build, confidence, sparsity, weighting, shown)
-            return download_csv(store, state, kind, min_n=settings.min_group_size) or no_update
+            state = views.state_from_controls(
+                business, source, build, confidence, sparsity, weighting, shown, min_n=settings.min_group_size
+            )
+            return download_csv(store, state, kind) or no_update
 
         return send
 

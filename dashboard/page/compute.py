@@ -19,8 +19,9 @@ from dashboard.page import views
 from dashboard.page.adjusted import as_adjusted
 from dashboard.page.hover import hover_lookup, image_urls
 from dashboard.page.selection import selected_dataset
-from dashboard.page.views import DEFAULT_CONFIDENCE, DEFAULT_SHOWN, DEFAULT_SPARSITY
-from data.analysis import DEFAULT_MIN_GROUP_SIZE, feature_summary, scatter_points
+from dashboard.page.views import DEFAULT_FILTERS, DEFAULT_SHOWN
+from data.analysis import feature_summary, scatter_points
+from data.filters import Filters
 from data.store import UnknownDataset
 
 PLACEHOLDER_API = "http://HOST:PORT"
@@ -93,12 +94,9 @@ def compute_view(
     business: str | None,
     source: str | None,
     build=None,
-    confidence: float = DEFAULT_CONFIDENCE,
-    sparsity=DEFAULT_SPARSITY,
+    filters: Filters = DEFAULT_FILTERS,
     *,
     shown: int | None = DEFAULT_SHOWN,
-    min_n: int = DEFAULT_MIN_GROUP_SIZE,
-    weighting: str = "mean",
     adjusted: bool = False,
     image_url_template: str | None = None,
     api_base: str = PLACEHOLDER_API,
@@ -106,9 +104,10 @@ def compute_view(
 ) -> View:
     """The page's view of one selection: the four figures, the hover lookup, the table and text.
 
-    The numbers come from ``feature_summary`` and ``scatter_points``, the same functions as
-    ``/api/summary``. ``stale_build``: a build the page's URL pinned that is no longer stored
-    (the page opened at the current one instead); the notice says so.
+    The numbers come from ``feature_summary`` and ``scatter_points`` under ``filters``, the same
+    functions as ``/api/summary``, with the store's analysis cache. ``stale_build``: a build the
+    page's URL pinned that is no longer stored (the page opened at the current one instead); the
+    notice says so.
     """
     if not business or not source:
         return _empty_view(
@@ -157,21 +156,21 @@ def compute_view(
             **build_fields,
         )
 
-    wanted, weighting = weighting, views.available_weighting(weighting, dataset.has_counts)
-    if weighting != wanted:
+    wanted, filters = filters, filters.available_for(dataset.has_counts)
+    if filters != wanted:
         notice = notice or {
             "title": "Impression weighting is not available here",
             "text": "This dataset's CTRs came without clicks and impressions; showing the mean of the images' CTRs.",
         }
-    low, high = (float(v) for v in (sparsity or (0, 100)))
-    summary = feature_summary(dataset, float(confidence), low, high, min_n=min_n, weighting=weighting)
+    confidence, low, high, weighting = filters.confidence, filters.min_pct, filters.max_pct, filters.weighting
+    summary = feature_summary(dataset, filters, cache=store.cache)
     if adjusted and weighting != "mean":
         notice = notice or {
             "title": "Adjusted impact is computed for the mean of images only",
             "text": "Showing the marginal impact: switch CTR weighting to the mean of images to adjust it.",
         }
     elif adjusted and not summary.empty:
-        summary = as_adjusted(summary, dataset, float(confidence), min_n)
+        summary = as_adjusted(summary, dataset, filters, cache=store.cache)
     if summary.empty:
         message = (
             f"No feature is present in {low:g}–{high:g}% of the images at confidence above {confidence:g}.\n"
@@ -185,7 +184,7 @@ def compute_view(
             **build_fields,
         )
     charted = select_shown(summary, shown)
-    points = scatter_points(dataset, float(confidence), features=charted["feature"])
+    points = scatter_points(dataset, filters, features=charted["feature"])
 
     k = len(charted)
     # The scatter fits its card: beyond figures.SCATTER_WINDOW features it pages rather than widens.
@@ -253,7 +252,7 @@ def compute_view(
     )
 
 
-def download_csv(store, state: views.ViewState, kind: str, *, min_n: int = DEFAULT_MIN_GROUP_SIZE) -> dict | None:
+def download_csv(store, state: views.ViewState, kind: str) -> dict | None:
     """The ``summary`` or ``points`` CSV of the view the controls show, as dcc.Download takes it.
 
     The rows are every feature passing the filters (not only those charted), computed by the
@@ -274,11 +273,8 @@ def download_csv(store, state: views.ViewState, kind: str, *, min_n: int = DEFAU
         business=state.business,
         source=state.source,
         build_id=build_id,
-        confidence=state.confidence,
-        min_pct=state.min_pct,
-        max_pct=state.max_pct,
-        weighting=state.weighting,
-        min_n=min_n,
+        filters=state.filters,
         kind=kind,
+        cache=store.cache,
     )
     return {"content": content, "filename": filename, "type": "text/csv"}

@@ -35,7 +35,7 @@ def _weighting_control(state: ViewState, has_counts: bool | None) -> html.Div:
     toggle = dbc.RadioItems(
         id=ids.WEIGHTING,
         options=views.weighting_options(has_counts),
-        value=state.weighting,
+        value=state.filters.weighting,
         className="weighting",
         input_class_name="weighting-input",
         label_class_name="weighting-label",
@@ -63,7 +63,7 @@ def controls_card(datasets: pd.DataFrame, state: ViewState, build_opts, has_coun
         min=0,
         max=1,
         step=0.01,
-        value=state.confidence,
+        value=state.filters.confidence,
         marks={v: f"{v:g}" for v in (0, 0.25, 0.5, 0.75, 1)},
         tooltip={"placement": "bottom", "always_visible": False},
         updatemode="mouseup",

@@ -22,8 +22,8 @@ from dashboard.page.components import BAR_CONFIG, loading_graph
 from dashboard.page.selection import format_time, parse_build
 from dashboard.page.table import TABLE_COLUMN_DEFS, number_column
 from dashboard.page.views import CURRENT_BUILD
-from data.analysis import DEFAULT_MIN_GROUP_SIZE
 from data.drift import feature_drift, image_overlap
+from data.filters import Filters
 from data.store import UnknownBuild, UnknownDataset
 
 HIDDEN = {"display": "none"}
@@ -141,14 +141,11 @@ def compute_drift(
     source: str | None,
     build_id: int | None,
     compare,
-    confidence: float,
-    sparsity,
+    filters: Filters,
     *,
-    weighting: str = "mean",
-    min_n: int = DEFAULT_MIN_GROUP_SIZE,
     shown: int | None = None,
 ) -> DriftView:
-    """The comparison of the shown build (``build_id``) with the picked one (``compare``)."""
+    """The comparison of the shown build (``build_id``) with the picked one (``compare``) under ``filters``."""
     from_build = parse_build(compare)
     if from_build is None or not business or not source or build_id is None:
         return DriftView()
@@ -158,10 +155,7 @@ def compute_drift(
         after = store.dataset(business, source, build_id)
     except (UnknownBuild, UnknownDataset):
         return DriftView(from_build, build_id, note=f"Build #{from_build} is no longer stored.")
-    if weighting == "impressions" and not (before.has_counts and after.has_counts):
-        weighting = "mean"
-    low, high = (float(v) for v in (sparsity or (0, 100)))
-    drift = feature_drift(before, after, float(confidence), low, high, min_n=min_n, weighting=weighting)
+    drift = feature_drift(before, after, filters.available_for(before.has_counts and after.has_counts))
     shared, shared_with_ctr = image_overlap(before, after)
     # Labels on the same images, unchanged, cannot have moved: charting hundreds of zeros would
     # bury the few that did.

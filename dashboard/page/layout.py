@@ -88,7 +88,7 @@ def build_layout(store, settings):
     def serve_layout():
         # Version first: a build landing meanwhile then shows up at the next poll, never lost.
         version = store.version()
-        requested = views.parse_view(request_query())
+        requested = views.parse_view(request_query(), min_n=settings.min_group_size)
         state, datasets, build_opts, has_counts = resolve_view(requested, store)
         return page(
             datasets,

@@ -19,12 +19,15 @@ import pandas as pd
 from dashboard import figures
 from dashboard.api.params import PARAMS, parse_lenient
 from dashboard.page import ids
+from data.filters import DEFAULT_MIN_GROUP_SIZE, Filters
 
 CURRENT_BUILD = "current"
 # The page's defaults and choices come from the one spec of the query parameters.
-DEFAULT_CONFIDENCE = PARAMS["confidence"].page_default
-DEFAULT_SPARSITY = (int(PARAMS["min_pct"].page_default), int(PARAMS["max_pct"].page_default))
-DEFAULT_WEIGHTING = PARAMS["weighting"].page_default
+DEFAULT_FILTERS = Filters(
+    **{name: PARAMS[name].page_default for name in ("confidence", "min_pct", "max_pct", "weighting")}
+)
+DEFAULT_CONFIDENCE = DEFAULT_FILTERS.confidence
+DEFAULT_SPARSITY = (int(DEFAULT_FILTERS.min_pct), int(DEFAULT_FILTERS.max_pct))
 ALL_SHOWN = "all"
 DEFAULT_SHOWN = int(PARAMS["shown"].page_default)
 SHOWN_CHOICES = tuple(0 if c == ALL_SHOWN else int(c) for c in PARAMS["shown"].choices)  # 0: all features
@@ -74,15 +77,16 @@ RESULT_SIGNIFICANT, RESULT_NOT_SIGNIFICANT, RESULT_LOW_N = figures.SIGNIFICANCE_
 
 @dataclass(frozen=True)
 class ViewState:
-    """What the controls select. ``business``/``source`` None: the store's default dataset."""
+    """What the controls select. ``business``/``source`` None: the store's default dataset.
+
+    ``filters`` are the analysis' (``data.filters.Filters``), on the sliders' steps: confidence
+    in hundredths, the prevalence range in whole percent; ``min_n`` is the MIN_GROUP_SIZE setting.
+    """
 
     business: str | None = None
     source: str | None = None
     build: int | str = CURRENT_BUILD  # a build id, or CURRENT_BUILD to follow new builds
-    confidence: float = DEFAULT_CONFIDENCE
-    min_pct: int = DEFAULT_SPARSITY[0]
-    max_pct: int = DEFAULT_SPARSITY[1]
-    weighting: str = DEFAULT_WEIGHTING
+    filters: Filters = DEFAULT_FILTERS
     shown: int = DEFAULT_SHOWN
     compare: int | None = None  # a build id to compare the shown build with; None: off
     adjusted: bool = False  # impact adjusted for co-occurring features (data/adjusted.py)
@@ -90,30 +94,33 @@ class ViewState:
     @property
     def sparsity(self) -> list[int]:
         """The prevalence range as the range slider holds it."""
-        return [self.min_pct, self.max_pct]
+        return [int(self.filters.min_pct), int(self.filters.max_pct)]
 
 
 # -- the URL ---------------------------------------------------------------------------------
 
 
-def parse_view(args: Mapping) -> ViewState:
-    """The view a URL query asks for; each missing, malformed or out-of-range value takes its default.
+def parse_view(args: Mapping, *, min_n: int = DEFAULT_MIN_GROUP_SIZE) -> ViewState:
+    """The view a URL query (or the controls) asks for; each missing, malformed or out-of-range value takes its default.
 
-    ``args`` maps names to strings (Flask's ``request.args``, a dict, or ``parse_qs`` lists),
-    read by the same rules as /api/summary's (``dashboard.api.params``). Whether the dataset, build
-    and weighting exist is checked later, against the store (``selection.resolve_view``).
+    ``args`` maps names to strings (Flask's ``request.args``, a dict, or ``parse_qs`` lists) or
+    to the controls' values, read by the same rules as /api/summary's (``dashboard.api.params``);
+    ``min_n`` is the MIN_GROUP_SIZE setting. Whether the dataset, build and weighting exist is
+    checked later, against the store (``selection.resolve_view``).
     """
-    values = parse_lenient(args, VIEW_PARAMS)
-    # The slider moves in steps of 0.01; a value between steps would sit between its marks.
-    confidence = round(round(values["confidence"] / CONFIDENCE_STEP) * CONFIDENCE_STEP, 2)
+    values = parse_lenient(args, VIEW_PARAMS, defaults={"min_n": min_n})
+    filters = values["filters"]
+    # The sliders move in steps of 0.01 and 1 %; a value between steps would sit between their marks.
+    filters = filters.replace(
+        confidence=round(round(filters.confidence / CONFIDENCE_STEP) * CONFIDENCE_STEP, 2),
+        min_pct=round(filters.min_pct),
+        max_pct=round(filters.max_pct),
+    )
     return ViewState(
         business=values["business"],
         source=values["source"],
         build=CURRENT_BUILD if values["build_id"] is None else values["build_id"],
-        confidence=confidence,
-        min_pct=int(round(values["min_pct"])),
-        max_pct=int(round(values["max_pct"])),
-        weighting=values["weighting"],
+        filters=filters,
         shown=0 if values["shown"] == ALL_SHOWN else int(values["shown"]),
         compare=values["compare_build"],
         adjusted=values["adjusted"] == "1",
@@ -153,11 +160,12 @@ def view_query(state: ViewState) -> str:
         params.append(("source", state.source))
     if state.build != CURRENT_BUILD:
         params.append(("build_id", str(state.build)))
+    filters = state.filters
     params += [
-        ("confidence", f"{state.confidence:.2f}"),
-        ("min_pct", str(state.min_pct)),
-        ("max_pct", str(state.max_pct)),
-        ("weighting", state.weighting),
+        ("confidence", f"{filters.confidence:.2f}"),
+        ("min_pct", f"{filters.min_pct:g}"),
+        ("max_pct", f"{filters.max_pct:g}"),
+        ("weighting", filters.weighting),
         ("shown", ALL_SHOWN if state.shown == 0 else str(state.shown)),
         ("adjusted", "1" if state.adjusted else "0"),
     ]
@@ -168,33 +176,43 @@ def view_query(state: ViewState) -> str:
 
 
 def state_from_controls(
-    business, source, build, confidence, sparsity, weighting, shown, compare=None, impact_mode=None
+    business,
+    source,
+    build,
+    confidence,
+    sparsity,
+    weighting,
+    shown,
+    compare=None,
+    impact_mode=None,
+    *,
+    min_n: int = DEFAULT_MIN_GROUP_SIZE,
 ) -> ViewState:
-    """The ViewState the controls' current values stand for (values as the browser sends them)."""
+    """The ViewState the controls' current values stand for (values as the browser sends them).
+
+    Read by ``parse_view``'s rules, each value as it came: the sliders' numbers stay numbers.
+    """
+    low, high = sparsity if isinstance(sparsity, (list, tuple)) and len(sparsity) == 2 else (None, None)
     return parse_view(
         {
-            "business": business or "",
-            "source": source or "",
-            "build_id": "" if build in (None, CURRENT_BUILD) else str(build),
-            "confidence": "" if confidence is None else str(confidence),
-            "min_pct": str((sparsity or DEFAULT_SPARSITY)[0]),
-            "max_pct": str((sparsity or DEFAULT_SPARSITY)[1]),
-            "weighting": weighting or "",
-            "shown": "" if shown is None else (ALL_SHOWN if str(shown) == "0" else str(shown)),
-            "compare_build": "" if compare is None else str(compare),
+            "business": business,
+            "source": source,
+            "build_id": None if build == CURRENT_BUILD else build,
+            "confidence": confidence,
+            "min_pct": low,
+            "max_pct": high,
+            "weighting": weighting,
+            "shown": None if shown is None else (ALL_SHOWN if str(shown) == "0" else str(shown)),
+            "compare_build": compare,
             "adjusted": "1" if impact_mode == "adjusted" else "0",
-        }
+        },
+        min_n=min_n,
     )
-
-
-def available_weighting(weighting: str, has_counts: bool | None) -> str:
-    """``weighting``, or the mean when it is impression weighting and the dataset has no counts."""
-    return "mean" if weighting == "impressions" and not has_counts else weighting
 
 
 def with_weighting_available(state: ViewState, has_counts: bool | None) -> ViewState:
     """``state``, with impression weighting dropped to the mean when the dataset has no counts."""
-    return replace(state, weighting=available_weighting(state.weighting, has_counts))
+    return replace(state, filters=state.filters.available_for(has_counts))
 
 
 def weighting_options(has_counts: bool) -> list[dict]:
