@@ -12,6 +12,7 @@ from pathlib import Path
 from urllib.parse import unquote
 
 from data.store import FeatureStore
+from data.tokens import ACCESS_MODES
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_DATABASE_URL = f"sqlite:///{PROJECT_ROOT / 'instance' / 'features.db'}"
@@ -30,6 +31,13 @@ def _bool(value: str) -> bool:
     raise ValueError(f"expected 0/1, got {value!r}")
 
 
+def _access(value: str) -> str:
+    mode = value.strip().lower()
+    if mode not in ACCESS_MODES:
+        raise ValueError(f"expected one of {', '.join(ACCESS_MODES)}")
+    return mode
+
+
 @dataclass(frozen=True)
 class Settings:
     """Every setting of the app; each field's metadata names its environment variable."""
@@ -45,6 +53,8 @@ class Settings:
     poll_seconds: float = field(default=10.0, metadata={"env": "POLL_SECONDS", "parse": float})
     min_group_size: int = field(default=5, metadata={"env": "MIN_GROUP_SIZE", "parse": int})
     cache_mb: float = field(default=1024.0, metadata={"env": "CACHE_MB", "parse": float})
+    access: str = field(default="local", metadata={"env": "ACCESS", "parse": _access})
+    secret_key: str | None = field(default=None, metadata={"env": "SECRET_KEY", "parse": str}, repr=False)
 
     def __post_init__(self):
         if self.max_body_mb <= 0:
@@ -57,6 +67,8 @@ class Settings:
             raise SettingsError("MIN_GROUP_SIZE must be at least 2")
         if self.cache_mb < 0:
             raise SettingsError("CACHE_MB must not be negative")
+        if self.access not in ACCESS_MODES:
+            raise SettingsError(f"ACCESS must be one of {', '.join(ACCESS_MODES)}, got {self.access!r}")
 
     # CACHE_MB sizes the store's loaded builds; the analysis caches get shares of it on top,
     # which at the default 1024 MiB are 256 MiB of permutation nulls and 64 MiB of adjusted fits.
@@ -84,7 +96,7 @@ class Settings:
             if f.name in overrides:
                 continue  # an explicit value wins, so a bad environment value for it is moot
             raw = environ.get(f.metadata["env"])
-            if raw is None or (raw == "" and f.name in {"ingest_token", "image_url_template"}):
+            if raw is None or (raw == "" and f.name in {"ingest_token", "image_url_template", "secret_key"}):
                 continue
             try:
                 values[f.name] = f.metadata["parse"](raw)

@@ -24,6 +24,8 @@ FULL_ENV = {
     "POLL_SECONDS": "2.5",
     "MIN_GROUP_SIZE": "8",
     "CACHE_MB": "256",
+    "ACCESS": "Tokens",
+    "SECRET_KEY": "k3y",
 }
 
 
@@ -42,6 +44,7 @@ def test_settings_defaults():
     assert settings.poll_seconds == 10.0
     assert settings.min_group_size == 5
     assert settings.cache_mb == 1024.0
+    assert settings.access == "local" and settings.secret_key is None
 
 
 def test_settings_from_env_parses_every_variable():
@@ -59,6 +62,8 @@ def test_settings_from_env_parses_every_variable():
         poll_seconds=2.5,
         min_group_size=8,
         cache_mb=256.0,
+        access="tokens",
+        secret_key="k3y",
     )
     assert settings.max_body_bytes == int(12.5 * 1024 * 1024)
     assert set(FULL_ENV) == set(Settings.env_names())
@@ -92,7 +97,8 @@ def test_settings_demo_data_accepts_common_booleans(raw, expected):
 
 
 @pytest.mark.parametrize(
-    "name, field", [("INGEST_TOKEN", "ingest_token"), ("IMAGE_URL_TEMPLATE", "image_url_template")]
+    "name, field",
+    [("INGEST_TOKEN", "ingest_token"), ("IMAGE_URL_TEMPLATE", "image_url_template"), ("SECRET_KEY", "secret_key")],
 )
 def test_settings_empty_optional_string_means_unset(name, field):
     """An empty token or URL template counts as not set, not as an empty value."""
@@ -129,6 +135,8 @@ def test_settings_override_makes_a_bad_env_value_irrelevant():
         ("MIN_GROUP_SIZE", "2.5"),
         ("CACHE_MB", "-1"),
         ("CACHE_MB", "big"),
+        ("ACCESS", "open"),
+        ("ACCESS", ""),
     ],
 )
 def test_settings_bad_value_raises_naming_the_variable(name, raw):
@@ -162,6 +170,8 @@ def test_settings_env_names_in_declaration_order():
         "POLL_SECONDS",
         "MIN_GROUP_SIZE",
         "CACHE_MB",
+        "ACCESS",
+        "SECRET_KEY",
     ]
     assert len(Settings.env_names()) == len(dataclasses.fields(Settings))
 
