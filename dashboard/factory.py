@@ -23,8 +23,10 @@ def create_app(settings: Settings | None = None, store: FeatureStore | None = No
     from dashboard.api.routes import create_api_blueprint
     from dashboard.page.callbacks import register_callbacks
     from dashboard.page.layout import build_layout
+    from dashboard.signin import install_access, with_sign_out
     from data import adjusted, permutation
     from data.demo import load_demo
+    from ingest.access import ScopedStore
     from ingest.routes import create_ingest_blueprint
 
     settings = settings or Settings.from_env()
@@ -46,10 +48,13 @@ def create_app(settings: Settings | None = None, store: FeatureStore | None = No
     server.json.sort_keys = False
     server.extensions["feature_store"] = store
     register_error_handlers(server)
+    # Reads go through the permission seam: the API, the layout and every callback see only the actor's datasets.
+    readable = ScopedStore(store, settings)
     server.register_blueprint(create_ingest_blueprint(store, settings))
-    server.register_blueprint(create_api_blueprint(store, settings))
-    server.register_blueprint(create_drift_blueprint(store, settings))
+    server.register_blueprint(create_api_blueprint(readable, settings))
+    server.register_blueprint(create_drift_blueprint(readable, settings))
     server.register_blueprint(create_openapi_blueprint(settings))
+    install_access(server, store, settings)
 
     @server.get("/healthz")
     def healthz():
@@ -74,6 +79,6 @@ def create_app(settings: Settings | None = None, store: FeatureStore | None = No
         # for same-origin requests even behind a proxy that sets a stricter Referrer-Policy.
         meta_tags=[{"name": "referrer", "content": "same-origin"}],
     )
-    app.layout = build_layout(store, settings)
-    register_callbacks(app, store, settings)
+    app.layout = with_sign_out(build_layout(readable, settings))
+    register_callbacks(app, readable, settings)
     return app

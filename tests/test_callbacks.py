@@ -36,6 +36,8 @@ from tests.helpers import load_frame
 
 BUSINESS, SOURCE = "acme", "vision"
 FIGURE_KEYS = ("scatter", "avg_with", "impact", "avg_without")
+# A request context has no client address unless given one; the layout reads only for loopback (ACCESS=local).
+LOOPBACK = {"REMOTE_ADDR": "127.0.0.1"}
 
 
 def _load(store, frame, business=BUSINESS, source=SOURCE, *, ctr=True):
@@ -645,7 +647,7 @@ def test_a_url_pinning_a_build_no_longer_stored_opens_at_the_current_one_and_say
 
     app = create_app(settings, demo)
     pinned = views.ViewState(*NORTHWIND, build=999, confidence=0.3)
-    with app.server.test_request_context("/" + views.view_query(pinned)):
+    with app.server.test_request_context("/" + views.view_query(pinned), environ_base=LOOPBACK):
         page = app.layout()
     assert _layout_values(page)[ids.BUILD] == CURRENT_BUILD
     stale = _find(page, ids.STALE_BUILD).data
@@ -678,7 +680,7 @@ def test_a_url_whose_build_is_stored_or_current_has_no_stale_build(demo, setting
 
     app = create_app(settings, demo)
     for state in (views.ViewState(*NORTHWIND), views.ViewState("nobody", "vision", build=999)):
-        with app.server.test_request_context("/" + views.view_query(state)):
+        with app.server.test_request_context("/" + views.view_query(state), environ_base=LOOPBACK):
             assert _find(app.layout(), ids.STALE_BUILD).data is None
     current = views.ViewState(*NORTHWIND)
     assert stale_build(views.ViewState(*NORTHWIND, build=7), current) == 7
@@ -700,7 +702,9 @@ def test_layout_opens_at_the_view_in_the_pages_url(demo, settings):
     layout = json.dumps(response.get_json())
     assert '"value": "Reference 2018"' in layout and '"value": [5, 60]' in layout and '"value": 0.3' in layout
 
-    with app.server.test_request_context("/_dash-layout", headers={"Referer": "http://h/" + views.view_query(state)}):
+    with app.server.test_request_context(
+        "/_dash-layout", headers={"Referer": "http://h/" + views.view_query(state)}, environ_base=LOOPBACK
+    ):
         page = app.layout()
     assert _layout_values(page) == {
         ids.BUSINESS: "Reference 2018",
@@ -718,11 +722,13 @@ def test_layout_opens_at_the_view_in_the_pages_url(demo, settings):
 
 def test_layout_reads_its_own_query_and_ignores_junk(demo, settings):
     app = create_app(settings, demo)
-    with app.server.test_request_context("/?business=Northwind%20Outfitters&weighting=impressions&shown=10"):
+    with app.server.test_request_context(
+        "/?business=Northwind%20Outfitters&weighting=impressions&shown=10", environ_base=LOOPBACK
+    ):
         page = app.layout()
     assert _layout_values(page)[ids.WEIGHTING] == "impressions" and _layout_values(page)[ids.SHOWN] == "10"
     junk = "/?business=%00&source=&confidence=NaN&min_pct=90&max_pct=10&weighting=<script>&shown=-1&build_id=x"
-    with app.server.test_request_context(junk):
+    with app.server.test_request_context(junk, environ_base=LOOPBACK):
         page = app.layout()
     assert _layout_values(page) == {
         ids.BUSINESS: NORTHWIND[0],
