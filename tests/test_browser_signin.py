@@ -44,7 +44,9 @@ def driver(driver):
 
 @pytest.fixture
 def live(tmp_path, reference_frame):
-    settings = Settings.from_env({}, database_url=f"sqlite:///{tmp_path / 'f.db'}", demo_data=False, access="tokens")
+    settings = Settings.from_env(
+        {}, database_url=f"sqlite:///{tmp_path / 'f.db'}", demo_data=False, access="tokens", poll_seconds=1
+    )
     app = create_app(settings)
     store = app.server.extensions["feature_store"]
     load_frame(store, reference_frame, MINE, SOURCE)
@@ -100,3 +102,22 @@ def test_signed_in_page_shows_its_business_and_nothing_of_another(driver, live):
     )
     assert status == 401
     assert MINE not in driver.page_source
+
+
+def _sign_in(driver, url, token):
+    driver.get(url)
+    field = wait_for(lambda: driver.find_elements("css selector", "input[name=token]"), message="sign-in form")[0]
+    field.send_keys(token)
+    driver.find_element("css selector", "form button[type=submit]").click()
+    wait_for_charts(driver)
+
+
+def test_revoking_the_token_ends_the_open_page_at_its_next_request(driver, live):
+    url, store, token = live
+    _sign_in(driver, url, token)
+    assert MINE in driver.find_element("id", ids.STATUS).text
+    store.revoke_token("acme-analyst")
+    # The next poll is refused; the page reloads into the sign-in form and shows no data.
+    wait_for(lambda: driver.find_elements("css selector", "input[name=token]"), message="sign-in form after revocation")
+    assert MINE not in driver.page_source and not driver.find_elements("id", ids.STATUS)
+    assert driver.get_cookie("creatives_session") is None
