@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import ipaddress
 import logging
+from datetime import UTC, datetime, timedelta
 
 from flask import current_app, g, has_request_context, request
 from itsdangerous import BadSignature, URLSafeTimedSerializer
@@ -117,8 +118,6 @@ def stored_token_actor(store, token: str) -> Actor | None:
 
 
 def _touch(store, row: dict) -> None:
-    from datetime import UTC, datetime, timedelta
-
     last = row.get("last_used_at")
     now = datetime.now(UTC)
     if last and datetime.fromisoformat(last) > now - timedelta(seconds=TOUCH_SECONDS):

@@ -373,6 +373,16 @@ def test_sign_out_and_revocation_end_the_session(settings, tokens, seeded):
     assert 'name="token"' in client.get("/").get_data(as_text=True)
 
 
+def test_a_session_of_a_revoked_token_stays_ended_when_its_name_is_reused(settings, seeded):
+    client = app_client(settings, seeded, access="tokens")
+    sign_in(client, make_token(seeded, "analyst", READ, A))
+    old = session_cookie(client).value
+    seeded.revoke_token("analyst")
+    make_token(seeded, "analyst", READ, A, B)  # same name, new token: the old session must not become it
+    client.set_cookie(SESSION_COOKIE, old)
+    assert client.get("/api/datasets").status_code == 401
+
+
 def test_sign_in_from_another_site_is_refused(settings, tokens, seeded):
     client = app_client(settings, seeded)
     response = client.post("/login", data={"token": tokens["read_a"]}, headers={"Origin": "http://evil.example"})
