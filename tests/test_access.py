@@ -12,12 +12,12 @@ import pytest
 from dashboard.factory import create_app
 from dashboard.page import ids
 from dashboard.page.views import CURRENT_BUILD
-from data.store import TokenExists
+from data.store import TokenExists, UnknownBuild, UnknownDataset
 from data.tokens import READ, WRITE, Actor, encode_businesses, may, new_token, token_hash
 from ingest.access import SESSION_COOKIE
 from ingest.cli import main as cli_main
 from tests.helpers import load_frame
-from tests.test_callbacks import REDRAW_OUTPUTS, _dash_post
+from tests.test_callbacks import REDRAW_OUTPUTS, _controls, _dash_post
 
 pytestmark = pytest.mark.both_engines
 
@@ -352,6 +352,32 @@ def test_a_forged_callback_naming_another_business_shows_nothing_of_it(settings,
         [(ids.BUSINESS, "value", B), (ids.BUILD, "value", None)],
     )
     assert builds.get_json()["response"][ids.BUILD]["options"] == []
+    download = [(ids.DOWNLOAD_SUMMARY, "data")], [(ids.DOWNLOAD_SUMMARY_BUTTON, "n_clicks", 1)]
+    mine = _dash_post(client, *download, _controls(business=A))
+    assert mine.status_code == 200 and "text" in mine.get_json()["response"][ids.DOWNLOAD_SUMMARY]["data"]["content"]
+    theirs = _dash_post(client, *download, _controls(business=B))
+    assert theirs.status_code == 200 and theirs.get_json()["response"] == {}  # nothing to download
+
+
+def test_scoped_store_refuses_every_read_outside_the_scope(settings, tokens, seeded):
+    from ingest.access import ScopedStore
+
+    scoped = ScopedStore(seeded, settings.with_overrides(access="tokens"))
+    app = create_app(settings, seeded)
+    theirs = seeded.resolve_build(B, SOURCE)
+    with app.server.test_request_context("/", headers=bearer(tokens["read_a"])):
+        assert list(scoped.datasets()["business"]) == [A]
+        assert scoped.dataset(A, SOURCE).images_with_ctr > 0 and scoped.build_pair(seeded.resolve_build(A, SOURCE))
+        for read in (scoped.builds, scoped.ctr, scoped.resolve_build, scoped.dataset, scoped.load_build):
+            with pytest.raises(UnknownDataset, match="no build for business"):
+                read(B, SOURCE)
+        with pytest.raises(UnknownBuild, match=f"build {theirs} is not a stored build"):
+            scoped.build_pair(theirs)
+    with app.server.test_request_context("/"):  # no credential under ACCESS=tokens: nothing at all
+        assert scoped.datasets().empty and scoped.version() == "0"
+        with pytest.raises(UnknownDataset):
+            scoped.builds(A, SOURCE)
+    assert scoped.datasets().empty  # outside any request
 
 
 def test_sign_out_and_revocation_end_the_session(settings, tokens, seeded):
