@@ -13,10 +13,10 @@ import ipaddress
 import logging
 from datetime import UTC, datetime, timedelta
 
-from flask import current_app, g, has_request_context, request
+from flask import after_this_request, current_app, g, has_request_context, request
 from itsdangerous import BadSignature, URLSafeTimedSerializer
 
-from data.errors import StorageUnavailable, UnknownBuild, UnknownDataset
+from data.errors import UnknownBuild, UnknownDataset
 from data.tokens import READ, WRITE, Actor, may, same_hash, token_actor, token_hash
 from ingest.framing import read_target
 from ingest.http import ApiError
@@ -118,14 +118,25 @@ def stored_token_actor(store, token: str) -> Actor | None:
 
 
 def _touch(store, row: dict) -> None:
+    """Record the token's use once the answer is sent, at most every TOUCH_SECONDS.
+
+    After the answer: on SQLite the write waits behind any write in progress (a large PUT), and
+    a read must not wait for it, nor fail when the time cannot be saved.
+    """
     last = row.get("last_used_at")
-    now = datetime.now(UTC)
-    if last and datetime.fromisoformat(last) > now - timedelta(seconds=TOUCH_SECONDS):
+    if last and datetime.fromisoformat(last) > datetime.now(UTC) - timedelta(seconds=TOUCH_SECONDS):
         return
-    try:
-        store.touch_token(row["id"])
-    except StorageUnavailable as exc:  # a read must not fail because the last-used time could not be saved
-        audit.info("last use of token %r not recorded: %s", row["name"], exc)
+
+    def touch():
+        try:
+            store.touch_token(row["id"])
+        except Exception as exc:  # derived bookkeeping: never worth failing or logging a traceback for
+            audit.info("last use of token %r not recorded: %s", row["name"], exc)
+
+    @after_this_request
+    def _then_touch(response):
+        response.call_on_close(touch)
+        return response
 
 
 def _bearer_actor(store, settings, header: str) -> Actor | None:
