@@ -9,6 +9,7 @@ actor's name, the route and the business, never a token.
 
 from __future__ import annotations
 
+import hashlib
 import ipaddress
 import logging
 from datetime import UTC, datetime, timedelta
@@ -397,5 +398,16 @@ class ScopedStore:
         return business, source
 
     def version(self) -> str:
-        """The data version (any actor; "0" without one, so a sign-in form learns nothing)."""
-        return self._store.version() if self._actor() is not None else "0"
+        """A token that changes whenever anything the actor may read is written ("0" without an actor).
+
+        An actor of every business gets the store's own version; a scoped one a digest of its
+        datasets' current builds and CTR upload times, so it cannot watch other businesses' writes.
+        """
+        actor = self._actor()
+        if actor is None:
+            return "0"
+        if actor.businesses is None:
+            return self._store.version()
+        mine = self.datasets()[["business", "source", "build_id", "updated_at"]]
+        digest = hashlib.sha256(mine.to_json(orient="values").encode()).hexdigest()
+        return "s" + digest[:24]

@@ -213,6 +213,20 @@ def test_drift_of_another_business_build_answers_as_an_unknown_build(settings, t
     assert client.get(path.format(A, mine, theirs), headers=bearer(tokens["all"])).status_code == 400
 
 
+def test_version_of_a_scoped_token_changes_only_with_its_own_data(settings, tokens, seeded):
+    client = app_client(settings, seeded)
+
+    def version(who):
+        return client.get("/api/version", headers=bearer(tokens[who]), environ_base=REMOTE).get_json()["version"]
+
+    mine, everyone = version("read_a"), version("all")
+    assert everyone == seeded.version()
+    assert put_ctr(client, B).status_code == 200  # another business's write, from this machine
+    assert version("read_a") == mine and version("all") != everyone
+    assert put_ctr(client, A).status_code == 200
+    assert version("read_a") != mine
+
+
 def test_datasets_lists_only_the_tokens_pairs(settings, tokens, seeded):
     client = app_client(settings, seeded)
     listed = client.get("/api/datasets", headers=bearer(tokens["read_a"]), environ_base=REMOTE).get_json()
