@@ -26,8 +26,8 @@ def create_app(settings: Settings | None = None, store: FeatureStore | None = No
     from dashboard.signin import install_access, with_sign_out
     from data import adjusted, permutation
     from data.demo import load_demo
-    from ingest.access import ScopedStore
     from ingest.routes import create_ingest_blueprint
+    from ingest.scoped import ScopedStore
 
     settings = settings or Settings.from_env()
     store = store or open_store(settings)

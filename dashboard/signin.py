@@ -3,7 +3,7 @@
 The gate resolves the request's actor (``ingest.access``) before any route runs: the read API
 and Dash's layout and callback requests answer 401 without one, the page answers with the
 sign-in form and nothing of the data. What an actor may then see is decided per dataset by
-``data.tokens.may``, through ``ingest.access.ScopedStore``, which the read API, the layout and
+``data.tokens.may``, through ``ingest.scoped.ScopedStore``, which the read API, the layout and
 every callback read through. The write routes check their own target (``ingest.routes``).
 """
 

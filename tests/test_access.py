@@ -380,7 +380,7 @@ def test_a_forged_callback_naming_another_business_shows_nothing_of_it(settings,
 
 
 def test_scoped_store_refuses_every_read_outside_the_scope(settings, tokens, seeded):
-    from ingest.access import ScopedStore
+    from ingest.scoped import ScopedStore
 
     scoped = ScopedStore(seeded, settings.with_overrides(access="tokens"))
     app = create_app(settings, seeded)
