@@ -28,9 +28,11 @@ def create_app(settings: Settings | None = None, store: FeatureStore | None = No
     from dashboard.budget import register_request_budget
     from dashboard.page.callbacks import register_callbacks
     from dashboard.page.layout import build_layout, outage_page
+    from dashboard.signin import install_access, with_sign_out
     from data.demo import load_demo
     from ingest.image_routes import create_images_blueprint
     from ingest.routes import create_ingest_blueprint
+    from ingest.scoped import ScopedStore
 
     settings = settings or Settings.from_env()
     # Opening the store touches no database: the start-up work below does, and may have to wait.
@@ -64,12 +66,15 @@ def create_app(settings: Settings | None = None, store: FeatureStore | None = No
             raise startup.unavailable()
 
     register_request_budget(server, settings.request_budget_seconds)
+    # Reads go through the permission seam: the API, the layout and every callback see only the actor's datasets.
+    readable = ScopedStore(store, settings)
     server.register_blueprint(create_ingest_blueprint(store, settings))
     server.register_blueprint(create_images_blueprint(store, settings))
-    server.register_blueprint(create_api_blueprint(store, settings))
-    server.register_blueprint(create_drift_blueprint(store, settings))
+    server.register_blueprint(create_api_blueprint(readable, settings))
+    server.register_blueprint(create_drift_blueprint(readable, settings))
     server.register_blueprint(create_openapi_blueprint(settings))
-    server.register_blueprint(create_gallery_blueprint(store, settings))
+    server.register_blueprint(create_gallery_blueprint(readable, settings))
+    install_access(server, store, settings)
 
     @server.get("/healthz")
     def healthz():
@@ -96,7 +101,7 @@ def create_app(settings: Settings | None = None, store: FeatureStore | None = No
         # for same-origin requests even behind a proxy that sets a stricter Referrer-Policy.
         meta_tags=[{"name": "referrer", "content": "same-origin"}],
     )
-    serve_layout = build_layout(store, settings)
+    serve_layout = with_sign_out(build_layout(readable, settings))
 
     def serve_layout_or_outage():
         # The page says in words that the data is unavailable, rather than Dash's "Error loading layout".
@@ -118,7 +123,7 @@ def create_app(settings: Settings | None = None, store: FeatureStore | None = No
                 return error_response(400, "invalid callback request", problems)
         return None
 
-    register_callbacks(app, store, settings)
+    register_callbacks(app, readable, settings)
     return app
 
 

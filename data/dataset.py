@@ -8,6 +8,7 @@ build and CTR set. No I/O.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import cached_property
 
 import numpy as np
 import pandas as pd
@@ -48,6 +49,14 @@ class Dataset:
         arrays = [a for a in (self.ctr, self.clicks, self.impressions) if a is not None]
         names = matrix.names_nbytes(self.images) + matrix.names_nbytes(self.features)
         return matrix.nbytes(self.confidences) + sum(a.nbytes for a in arrays) + names
+
+    @cached_property
+    def name_ranks(self) -> np.ndarray:
+        """Each image's position among the images sorted by name (ties in CTR sort by it), computed once."""
+        order = np.argsort(self.images.astype(str), kind="stable")
+        ranks = np.empty(len(order), dtype=np.int64)
+        ranks[order] = np.arange(len(order))
+        return ranks
 
     @property
     def has_ctr(self) -> np.ndarray:

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Iterable
-from functools import cache
 
 from PIL import Image, ImageColor, ImageDraw, ImageFont
 
@@ -23,12 +22,11 @@ _HEADLINES = ("SALE", "NEW", "-50%", "SHOP", "TODAY", "FREE", "NOW", "DROP")
 _INK = (25, 25, 35)
 
 
-@cache
-def _font(size: int) -> ImageFont.ImageFont:
-    return ImageFont.load_default(size=size)
+# Pillow's own font at the two sizes drawn (loaded once, when the demo first draws).
+_HEADLINE_FONT = ImageFont.load_default(size=30)
+_BANNER_FONT = ImageFont.load_default(size=13)
 
 
-@cache
 def _colour(name: str) -> tuple[int, int, int] | None:
     try:
         return ImageColor.getrgb(name.removesuffix("_x"))[:3]
@@ -119,11 +117,11 @@ def draw_demo_image(image: str, features: dict[str, float]) -> Image.Image:
     if "text" in has:
         headline = _HEADLINES[seed % len(_HEADLINES)]
         draw.rectangle((0, 8, WIDTH, 50), fill=(255, 255, 255))
-        draw.text((WIDTH // 2, 29), headline, font=_font(30), fill=(200, 20, 40), anchor="mm")
+        draw.text((WIDTH // 2, 29), headline, font=_HEADLINE_FONT, fill=(200, 20, 40), anchor="mm")
     if "poster" in has:
         draw.rectangle((2, 2, WIDTH - 3, HEIGHT - 3), outline=_INK, width=6)
         draw.rectangle((0, HEIGHT - 22, WIDTH, HEIGHT), fill=_INK)
-        draw.text((WIDTH // 2, HEIGHT - 11), "POSTER", font=_font(13), fill=(255, 255, 255), anchor="mm")
+        draw.text((WIDTH // 2, HEIGHT - 11), "POSTER", font=_BANNER_FONT, fill=(255, 255, 255), anchor="mm")
     return picture
 
 

@@ -35,3 +35,7 @@ class StorageUnavailable(StoreError):
         super().__init__(f"{cause}: {detail}" if detail else cause)
         self.cause = cause
         self.detail = detail
+
+
+class TokenExists(StoreError, ValueError):
+    """An access token of that name is already stored."""

@@ -8,9 +8,6 @@ notebook calls it directly.
 
 from __future__ import annotations
 
-import threading
-import weakref
-
 import numpy as np
 import pandas as pd
 
@@ -20,24 +17,6 @@ from data.analysis import Dataset
 GALLERY_SIDES = ("with", "without")
 GALLERY_SORTS = ("ctr_desc", "ctr_asc")
 GALLERY_COLUMNS = ["image", "ctr", "clicks", "impressions", "confidence"]
-
-
-# Each loaded dataset's image names ranked by name, so that ties in CTR sort by integers rather
-# than by converting thousands of names on every request; dropped with the dataset.
-_NAME_RANKS: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
-_RANKS_LOCK = threading.Lock()
-
-
-def name_ranks(dataset: Dataset) -> np.ndarray:
-    """Each image's position in the images sorted by name (computed once per dataset)."""
-    with _RANKS_LOCK:
-        ranks = _NAME_RANKS.get(dataset)
-        if ranks is None:
-            order = np.argsort(dataset.images.astype(str), kind="stable")
-            ranks = np.empty(len(order), dtype=np.int64)
-            ranks[order] = np.arange(len(order))
-            _NAME_RANKS[dataset] = ranks
-        return ranks
 
 
 class UnknownFeature(KeyError):
@@ -87,7 +66,7 @@ def feature_gallery(
     present = column > confidence
     rows = np.flatnonzero(dataset.has_ctr & (present if side == "with" else ~present))
     ctr = dataset.ctr[rows]
-    order = np.lexsort((name_ranks(dataset)[rows], -ctr if sort == "ctr_desc" else ctr))
+    order = np.lexsort((dataset.name_ranks[rows], -ctr if sort == "ctr_desc" else ctr))
     rows = rows[order]
     unknown = pd.arrays.IntegerArray(np.zeros(len(rows), dtype=np.int64), np.ones(len(rows), dtype=bool))
     return pd.DataFrame(

@@ -148,3 +148,29 @@ image_thumbnails = Table(
     Column("stored_at", String(32), nullable=False),
     Column("image_data", LargeBinary, nullable=False),
 )
+
+# Access tokens (data/tokens.py): only the SHA-256 of each token is kept. Ids are never reused
+# (AUTOINCREMENT on SQLite), so a signed-in session naming a revoked token's id stays dead.
+access_tokens = Table(
+    "access_tokens",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("name", Text, nullable=False),
+    Column("token_hash", String(64), nullable=False),
+    Column("role", String(8), nullable=False),
+    # A JSON list of business names, ["*"] for every business.
+    Column("businesses", Text, nullable=False),
+    Column("created_at", String(32), nullable=False),
+    Column("last_used_at", String(32), nullable=True),
+    Index("ux_access_tokens_name", "name", unique=True),
+    Index("ux_access_tokens_hash", "token_hash", unique=True),
+    sqlite_autoincrement=True,
+)
+
+# Secrets the app generates once and every worker and host shares (the session signing key).
+app_secrets = Table(
+    "app_secrets",
+    metadata,
+    Column("name", Text, primary_key=True),
+    Column("value", LargeBinary, nullable=False),
+)

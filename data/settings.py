@@ -13,6 +13,7 @@ from urllib.parse import unquote
 
 from data.cache import AnalysisCache
 from data.store import FeatureStore
+from data.tokens import ACCESS_MODES
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_DATABASE_URL = f"sqlite:///{PROJECT_ROOT / 'instance' / 'features.db'}"
@@ -31,6 +32,13 @@ def _bool(value: str) -> bool:
     raise ValueError(f"expected 0/1, got {value!r}")
 
 
+def _access(value: str) -> str:
+    mode = value.strip().lower()
+    if mode not in ACCESS_MODES:
+        raise ValueError(f"expected one of {', '.join(ACCESS_MODES)}")
+    return mode
+
+
 @dataclass(frozen=True)
 class Settings:
     """Every setting of the app; each field's metadata names its environment variable."""
@@ -47,6 +55,8 @@ class Settings:
     min_group_size: int = field(default=5, metadata={"env": "MIN_GROUP_SIZE", "parse": int})
     cache_mb: float = field(default=1024.0, metadata={"env": "CACHE_MB", "parse": float})
     request_budget_seconds: float = field(default=30.0, metadata={"env": "REQUEST_BUDGET_SECONDS", "parse": float})
+    access: str = field(default="local", metadata={"env": "ACCESS", "parse": _access})
+    secret_key: str | None = field(default=None, metadata={"env": "SECRET_KEY", "parse": str}, repr=False)
 
     def __post_init__(self):
         if self.max_body_mb <= 0:
@@ -61,6 +71,8 @@ class Settings:
             raise SettingsError("CACHE_MB must not be negative")
         if not self.request_budget_seconds > 0:
             raise SettingsError("REQUEST_BUDGET_SECONDS must be positive")
+        if self.access not in ACCESS_MODES:
+            raise SettingsError(f"ACCESS must be one of {', '.join(ACCESS_MODES)}, got {self.access!r}")
 
     @classmethod
     def env_names(cls) -> list[str]:
@@ -76,7 +88,7 @@ class Settings:
             if f.name in overrides:
                 continue  # an explicit value wins, so a bad environment value for it is moot
             raw = environ.get(f.metadata["env"])
-            if raw is None or (raw == "" and f.name in {"ingest_token", "image_url_template"}):
+            if raw is None or (raw == "" and f.name in {"ingest_token", "image_url_template", "secret_key"}):
                 continue
             try:
                 values[f.name] = f.metadata["parse"](raw)

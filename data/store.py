@@ -9,14 +9,22 @@ from contextlib import contextmanager
 from datetime import UTC, datetime
 
 import pandas as pd
-from sqlalchemy import select, text, update
+from sqlalchemy import delete, select, text, update
 
 from data import database, image_queries, migrations, nulls, queries
 from data.analysis import Dataset, permutation_tests
 from data.batches import CTR_COLUMNS, FeatureBatch
 from data.cache import DEFAULT_CACHE_MB, AnalysisCache
-from data.errors import CtrFormConflict, InvalidBatch, StorageUnavailable, StoreError, UnknownBuild, UnknownDataset
-from data.schema import builds, store_version
+from data.errors import (
+    CtrFormConflict,
+    InvalidBatch,
+    StorageUnavailable,
+    StoreError,
+    TokenExists,
+    UnknownBuild,
+    UnknownDataset,
+)
+from data.schema import access_tokens, app_secrets, builds, store_version
 
 __all__ = [
     "CtrFormConflict",
@@ -24,6 +32,7 @@ __all__ = [
     "InvalidBatch",
     "StorageUnavailable",
     "StoreError",
+    "TokenExists",
     "UnknownBuild",
     "UnknownDataset",
 ]
@@ -453,3 +462,74 @@ class FeatureStore:
     def save_null_table(self, key: str, data: bytes) -> None:
         """Store a permutation null table's bytes, keeping the newest ``KEEP_NULL_TABLES``."""
         self._write(lambda conn: queries.save_null_table(conn, key, data, _now(), KEEP_NULL_TABLES))
+
+    # -- access tokens and shared secrets (no version bump: they are not data) -------------
+
+    _TOKEN_COLUMNS = ("id", "name", "token_hash", "role", "businesses", "created_at", "last_used_at")
+
+    def create_token(self, name: str, role: str, businesses: str, token_hash: str) -> dict:
+        """Store a token's hash under ``name`` (``businesses``: data.tokens.encode_businesses);
+        raises TokenExists, storing nothing, when the name is taken."""
+
+        def write(conn):
+            if conn.execute(select(access_tokens.c.id).where(access_tokens.c.name == name)).first() is not None:
+                raise TokenExists(f"a token named {name!r} exists; revoke it first or choose another name")
+            values = {"name": name, "token_hash": token_hash, "role": role, "businesses": businesses}
+            conn.execute(access_tokens.insert().values(**values, created_at=_now()))
+
+        self._write(write)
+        return self.token_by_hash(token_hash)
+
+    def tokens(self) -> pd.DataFrame:
+        """Every stored token by name: name, role, businesses, created_at, last_used_at (never the hash)."""
+        columns = ["name", "role", "businesses", "created_at", "last_used_at"]
+        with self._reading() as conn:
+            rows = conn.execute(select(*(access_tokens.c[c] for c in columns)).order_by(access_tokens.c.name)).all()
+        return pd.DataFrame([tuple(r) for r in rows], columns=columns)
+
+    def revoke_token(self, name: str) -> bool:
+        """Delete the token named ``name``; False when there is none."""
+        return self._write(
+            lambda conn: conn.execute(delete(access_tokens).where(access_tokens.c.name == name)).rowcount > 0
+        )
+
+    def _token_where(self, condition) -> dict | None:
+        with self._reading() as conn:
+            row = conn.execute(select(*(access_tokens.c[c] for c in self._TOKEN_COLUMNS)).where(condition)).first()
+        return None if row is None else dict(row._mapping)
+
+    def token_by_hash(self, token_hash: str) -> dict | None:
+        """The stored token whose hash is ``token_hash`` (its row as a dict), or None."""
+        return self._token_where(access_tokens.c.token_hash == token_hash)
+
+    def token_by_id(self, token_id: int) -> dict | None:
+        """The stored token with that id, or None once it was revoked."""
+        return self._token_where(access_tokens.c.id == int(token_id))
+
+    def touch_token(self, token_id: int) -> None:
+        """Record that the token was used now."""
+        stamp = _now()
+        self._write(
+            lambda conn: conn.execute(
+                update(access_tokens).where(access_tokens.c.id == int(token_id)).values(last_used_at=stamp)
+            )
+        )
+
+    def secret(self, name: str, make) -> bytes:
+        """The stored secret ``name``; the first caller stores ``make()``, every later one (any worker
+        or host) reads that same value."""
+        query = select(app_secrets.c.value).where(app_secrets.c.name == name)
+        with self._reading() as conn:
+            found = conn.execute(query).scalar()
+        if found is not None:
+            return bytes(found)
+
+        def write(conn):
+            database.lock_startup(conn)  # PostgreSQL: one generator at a time; SQLite: BEGIN IMMEDIATE
+            stored = conn.execute(query).scalar()
+            if stored is None:
+                stored = make()
+                conn.execute(app_secrets.insert().values(name=name, value=stored))
+            return bytes(stored)
+
+        return self._write(write)

@@ -9,12 +9,15 @@ from __future__ import annotations
 import argparse
 import csv
 import io
+import json
 import sys
 from collections import Counter
 from pathlib import Path
 
 from data import writes
 from data.settings import Settings, SettingsError, open_store
+from data.store import TokenExists
+from data.tokens import ALL_BUSINESSES, ROLES, encode_businesses, new_token, token_hash
 from ingest.validation import (
     Problems,
     image_name_problem,
@@ -213,6 +216,47 @@ def load_images(store, folder: Path, business: str, source: str, max_bytes: int)
     return line, refused
 
 
+def create_token(store, name: str, role: str, businesses: list[str]) -> str:
+    """Store a new token's hash; returns the lines to print, the token itself the last word of the last."""
+    problems = []
+    if not name.strip():
+        problems.append("--name must not be empty")
+    if any(not b.strip() for b in businesses):
+        problems.append("--business must not be empty (use '*' for every business)")
+    if problems:
+        raise InputError("invalid arguments", problems)
+    token = new_token()
+    try:
+        store.create_token(name, role, encode_businesses(businesses), token_hash(token))
+    except TokenExists as exc:
+        raise InputError("token not created", [str(exc)]) from None
+    scope = "every business" if ALL_BUSINESSES in businesses else ", ".join(sorted(set(businesses)))
+    return (
+        f"created {role} token {name!r} for {scope}; it is shown only now, so keep it in a secret store:\n"
+        f"token: {token}"
+    )
+
+
+def list_tokens(store) -> str:
+    """The stored tokens, one line each: name, role, businesses, created, last used (never the token)."""
+    frame = store.tokens()
+    if frame.empty:
+        return "no tokens"
+    rows = [("NAME", "ROLE", "BUSINESSES", "CREATED", "LAST USED")]
+    for t in frame.itertuples(index=False):
+        scope = ", ".join(json.loads(t.businesses))
+        rows.append((t.name, t.role, scope, t.created_at, t.last_used_at or "never"))
+    widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]) - 1)]
+    return "\n".join("  ".join([*(c.ljust(w) for c, w in zip(r, widths)), r[-1]]) for r in rows)
+
+
+def revoke_token(store, name: str) -> str:
+    """Delete a token: every request and session using it is refused from its next request on."""
+    if not store.revoke_token(name):
+        raise InputError("token not revoked", [f"no token named {name!r}"])
+    return f"revoked token {name!r}"
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser of ``python -m ingest``."""
     parser = argparse.ArgumentParser(prog="python -m ingest", description="Load features and CTRs into the store.")
@@ -236,7 +280,29 @@ def build_parser() -> argparse.ArgumentParser:
     pair(from_images)
     demo = commands.add_parser("demo", help="the demo datasets")
     demo.add_argument("--database-url", default=argparse.SUPPRESS, help="overrides DATABASE_URL")
+
+    token = commands.add_parser("token", help="access tokens for the API and the page: create, list, revoke")
+    token.add_argument("--database-url", default=argparse.SUPPRESS, help="overrides DATABASE_URL")
+    actions = token.add_subparsers(dest="action", required=True)
+    create = actions.add_parser("create", help="make a token and print it (shown only once)")
+    create.add_argument("--name", required=True, help="who or what uses it, e.g. jenkins-acme")
+    create.add_argument("--role", required=True, choices=ROLES, help="read, or write (which also reads)")
+    create.add_argument(
+        "--business", required=True, action="append", help="a business it may use (repeat for more; '*' for all)"
+    )
+    actions.add_parser("list", help="name, role, businesses, created, last used (never the token)")
+    revoke = actions.add_parser("revoke", help="delete a token; refused from its next request on")
+    revoke.add_argument("name")
     return parser
+
+
+def run_token_command(store, args) -> str:
+    """``python -m ingest token create|list|revoke``."""
+    if args.action == "create":
+        return create_token(store, args.name, args.role, args.business)
+    if args.action == "list":
+        return list_tokens(store)
+    return revoke_token(store, args.name)
 
 
 def main(argv=None) -> int:
@@ -259,6 +325,8 @@ def main(argv=None) -> int:
             if refused:
                 print(line)
                 raise InputError(f"{len(refused)} files were refused (the others are stored)", refused)
+        elif args.command == "token":
+            line = run_token_command(store, args)
         else:
             line = load_demo_data(store)
     except InputError as exc:

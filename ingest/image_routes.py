@@ -11,6 +11,7 @@ from collections import Counter
 
 from flask import Blueprint, Response, jsonify, request
 
+from data.errors import UnknownDataset
 from data.thumbnails import (
     MAX_ARCHIVE_PIXELS,
     ArchiveTooLarge,
@@ -20,9 +21,10 @@ from data.thumbnails import (
     make_thumbnail,
     zip_entries,
 )
+from ingest.access import authorise_write
 from ingest.framing import GZIP_ENCODINGS, IDENTITY_ENCODINGS, gunzip, read_raw_body, read_target
 from ingest.http import ApiError
-from ingest.routes import check_write_access
+from ingest.scoped import ScopedStore
 from ingest.validation import MAX_PROBLEMS, image_name_problem, validate_target
 
 # A thumbnail's URL with ``v=<its etag>`` names those bytes for good, so it may be cached for a
@@ -114,11 +116,13 @@ def archive_report(raw: bytes, limit: int):
 def create_images_blueprint(store, settings) -> Blueprint:
     """The blueprint with PUT /api/images[/<name>], DELETE /api/images/<name> and GET /api/images/<name>."""
     bp = Blueprint("images", __name__)
+    readable = ScopedStore(store, settings)
 
     @bp.before_request
     def _authorise_writes():
+        # The same permission seam as every write: a credential whose scope holds the business.
         if request.method in WRITE_METHODS:
-            check_write_access(settings.ingest_token)
+            authorise_write(store, settings)
 
     @bp.put("/api/images/<path:name>")
     def put_image(name: str):
@@ -172,7 +176,10 @@ def create_images_blueprint(store, settings) -> Blueprint:
         if problems:
             raise ApiError(400, "invalid query parameters", problems)
         image = checked_name(name)
-        row = store.thumbnail(business, source, image)
+        try:
+            row = readable.thumbnail(business, source, image)
+        except UnknownDataset:  # outside the reader's scope: as absent as a thumbnail never stored
+            row = None
         if row is None:
             raise ApiError(404, "no thumbnail", [f"no thumbnail of image {image!r} in {business!r} / {source!r}"])
         return thumbnail_response(row, request.args.get("v"))

@@ -2,19 +2,16 @@
 
 from __future__ import annotations
 
-import hmac
-import ipaddress
-
 from flask import Blueprint, jsonify, request
 
 from data import writes
 from data.store import CtrFormConflict
+from ingest.access import authorise_write, is_loopback, is_loopback_host
 from ingest.framing import check_header_sizes, read_build_tag, read_json_body, read_target
 from ingest.http import API_PREFIX, ApiError
 from ingest.validation import validate_ctr, validate_features
 
-# A proxy in front of the app makes every request look local; these name the real client.
-_FORWARDING_HEADERS = ("Forwarded", "X-Forwarded-For", "X-Real-IP")
+__all__ = ["create_ingest_blueprint", "is_loopback", "is_loopback_host"]
 
 
 def create_ingest_blueprint(store, settings) -> Blueprint:
@@ -28,7 +25,8 @@ def create_ingest_blueprint(store, settings) -> Blueprint:
 
     @bp.before_request
     def _authorise():
-        check_write_access(settings.ingest_token)
+        # The permission seam: a valid credential, and the target business within its scope.
+        authorise_write(store, settings)
 
     def read_body():
         # One limit, the app's MAX_CONTENT_LENGTH (from MAX_BODY_MB): Werkzeug stops reading a
@@ -74,79 +72,3 @@ def create_ingest_blueprint(store, settings) -> Blueprint:
             raise ApiError(409, "CTR form differs from the stored set", [str(exc)]) from None
 
     return bp
-
-
-def check_write_access(token: str | None) -> None:
-    """Raise 401 without the bearer token when one is set, 403 off loopback when none is."""
-    if token:
-        scheme, _, given = request.headers.get("Authorization", "").partition(" ")
-        if scheme.lower() != "bearer" or not hmac.compare_digest(given.strip().encode(), token.encode()):
-            raise ApiError(
-                401,
-                "missing or wrong token",
-                ["send the header Authorization: Bearer <INGEST_TOKEN>"],
-                headers={"WWW-Authenticate": "Bearer"},
-            )
-        return
-    if not _is_loopback_request():
-        raise ApiError(
-            403,
-            "writes are accepted only from this machine",
-            ["INGEST_TOKEN is not set, so only loopback clients may write; set INGEST_TOKEN to accept remote writes"],
-        )
-    # A web page can make a browser on this machine send requests to 127.0.0.1 under its own
-    # host name (DNS rebinding); such a request names that host, never a loopback one.
-    hosts = [request.host] + [h for h in request.headers.get("X-Forwarded-Host", "").split(",") if h.strip()]
-    if not all(map(is_loopback_host, hosts)):
-        raise ApiError(
-            403,
-            "writes are accepted only from this machine",
-            [
-                f"INGEST_TOKEN is not set, so writes must name a loopback host (localhost, 127.0.0.1, [::1]), "
-                f"got Host {request.host!r}; set INGEST_TOKEN to accept writes under other names"
-            ],
-        )
-
-
-def _is_loopback_request() -> bool:
-    addresses = [request.remote_addr or ""]
-    for header in _FORWARDING_HEADERS:
-        value = request.headers.get(header)
-        if value is not None:
-            addresses += _forwarded_addresses(header, value)
-    return all(map(is_loopback, addresses))
-
-
-def is_loopback_host(host: str) -> bool:
-    """True for a Host header naming this machine: localhost, a .localhost name or a loopback address."""
-    text = host.strip().lower()
-    name = text.rpartition(":")[0] if text.count(":") == 1 else text
-    name = name.rstrip(".")
-    return name == "localhost" or name.endswith(".localhost") or is_loopback(text)
-
-
-def _forwarded_addresses(header: str, value: str) -> list[str]:
-    if header != "Forwarded":
-        return [part.strip() for part in value.split(",")]
-    found = []
-    for element in value.replace(";", ",").split(","):
-        key, _, node = element.strip().partition("=")
-        if key.lower() == "for":
-            found.append(node.strip('"'))
-    return found or [""]
-
-
-def is_loopback(address: str) -> bool:
-    """True for 127.0.0.0/8 and ::1 (with or without brackets, a port, or an IPv4-mapped form)."""
-    text = address.strip()
-    if text.startswith("["):
-        text = text[1:].partition("]")[0]
-    elif text.count(":") == 1:
-        text = text.partition(":")[0]
-    try:
-        parsed = ipaddress.ip_address(text)
-    except ValueError:
-        return False
-    if parsed.version == 6 and parsed.ipv4_mapped is not None:
-        parsed = parsed.ipv4_mapped
-    return parsed.is_loopback

@@ -246,7 +246,7 @@ def exposure_null_rates(
         rate = lognormal_ctr(rng, sigma=0.3)
         clicks, impressions = overdispersed_counts(rng, rate, low, high)
         present = exposure_presence(rng, impressions, n_features, tilt)
-        rates.add(feature_summary(dataset(present, clicks=clicks, impressions=impressions), 0.5, weighting=weighting))
+        rates.add(feature_summary(dataset(present, clicks=clicks, impressions=impressions), confidence=0.5, weighting=weighting))
     return rates
 
 
@@ -270,7 +270,7 @@ def lone_strong_feature(m: int, seed: int = 4) -> pd.Series:
     strong = rng.random(N_IMAGES) < 0.2
     ctr = 0.01 * np.exp(rng.normal(0.0, 0.3, N_IMAGES)) * np.where(strong, 2.0, 1.0)
     present = np.column_stack([strong, presence(rng, N_IMAGES, m - 1, low=0.05, high=0.3)])
-    return feature_summary(dataset(present, ctr), 0.5).set_index("feature").loc["f0"]
+    return feature_summary(dataset(present, ctr), confidence=0.5).set_index("feature").loc["f0"]
 
 
 def main() -> None:

@@ -36,6 +36,8 @@ from tests.helpers import load_frame
 
 BUSINESS, SOURCE = "acme", "vision"
 FIGURE_KEYS = ("scatter", "avg_with", "impact", "avg_without")
+# A request context has no client address unless given one; the layout reads only for loopback (ACCESS=local).
+LOOPBACK = {"REMOTE_ADDR": "127.0.0.1"}
 
 
 def _load(store, frame, business=BUSINESS, source=SOURCE, *, ctr=True):
@@ -712,7 +714,7 @@ def test_a_url_pinning_a_build_no_longer_stored_opens_at_the_current_one_and_say
 
     app = create_app(settings, demo)
     pinned = views.ViewState(*NORTHWIND, filters=DEFAULT_FILTERS.replace(confidence=0.3), build=999)
-    with app.server.test_request_context("/" + views.view_query(pinned)):
+    with app.server.test_request_context("/" + views.view_query(pinned), environ_base=LOOPBACK):
         page = app.layout()
     assert _layout_values(page)[ids.BUILD] == CURRENT_BUILD
     stale = _find(page, ids.STALE_BUILD).data
@@ -751,7 +753,7 @@ def test_a_url_whose_build_is_stored_or_current_has_no_stale_build(demo, setting
 
     app = create_app(settings, demo)
     for state in (views.ViewState(*NORTHWIND), views.ViewState("nobody", "vision", build=999)):
-        with app.server.test_request_context("/" + views.view_query(state)):
+        with app.server.test_request_context("/" + views.view_query(state), environ_base=LOOPBACK):
             assert _find(app.layout(), ids.STALE_BUILD).data is None
     current = views.ViewState(*NORTHWIND)
     assert stale_build(views.ViewState(*NORTHWIND, build=7), current) == 7
@@ -778,7 +780,9 @@ def test_layout_opens_at_the_view_in_the_pages_url(demo, settings):
     layout = json.dumps(response.get_json())
     assert '"value": "Reference 2018"' in layout and '"value": [5, 60]' in layout and '"value": 0.3' in layout
 
-    with app.server.test_request_context("/_dash-layout", headers={"Referer": "http://h/" + views.view_query(state)}):
+    with app.server.test_request_context(
+        "/_dash-layout", headers={"Referer": "http://h/" + views.view_query(state)}, environ_base=LOOPBACK
+    ):
         page = app.layout()
     assert _layout_values(page) == {
         ids.BUSINESS: "Reference 2018",
@@ -796,11 +800,13 @@ def test_layout_opens_at_the_view_in_the_pages_url(demo, settings):
 
 def test_layout_reads_its_own_query_and_ignores_junk(demo, settings):
     app = create_app(settings, demo)
-    with app.server.test_request_context("/?business=Northwind%20Outfitters&weighting=impressions&shown=10"):
+    with app.server.test_request_context(
+        "/?business=Northwind%20Outfitters&weighting=impressions&shown=10", environ_base=LOOPBACK
+    ):
         page = app.layout()
     assert _layout_values(page)[ids.WEIGHTING] == "impressions" and _layout_values(page)[ids.SHOWN] == "10"
     junk = "/?business=%00&source=&confidence=NaN&min_pct=90&max_pct=10&weighting=<script>&shown=-1&build_id=x"
-    with app.server.test_request_context(junk):
+    with app.server.test_request_context(junk, environ_base=LOOPBACK):
         page = app.layout()
     assert _layout_values(page) == {
         ids.BUSINESS: NORTHWIND[0],
@@ -853,14 +859,30 @@ def test_compute_view_prefers_a_stored_thumbnail_to_the_url_template(store, refe
     store.add_build(BUSINESS, SOURCE, FeatureBatch.from_wide(frame))
     store.replace_ctr(BUSINESS, SOURCE, ctr_frame(frame["image_name"], frame["ctr"]))
     template = "https://img.example/{image}.jpg"
-    before = compute_view(store, BUSINESS, SOURCE, None, 0.0, [0, 100], image_url_template=template).lookup
+    before = compute_view(
+        store,
+        BUSINESS,
+        SOURCE,
+        None,
+        DEFAULT_FILTERS.replace(confidence=0.0, min_pct=0, max_pct=100),
+        image_url_template=template,
+    ).lookup
     stored = before["images"][0]
     thumb = make_thumbnail(samples.png())
     store.put_thumbnails(BUSINESS, SOURCE, [(stored, thumb)])
-    after = compute_view(store, BUSINESS, SOURCE, None, 0.0, [0, 100], image_url_template=template).lookup
+    after = compute_view(
+        store,
+        BUSINESS,
+        SOURCE,
+        None,
+        DEFAULT_FILTERS.replace(confidence=0.0, min_pct=0, max_pct=100),
+        image_url_template=template,
+    ).lookup
     assert after["urls"][0] == f"/api/images/{stored}?business=acme&source=vision&v={thumb.etag}"
     assert after["urls"][1:] == before["urls"][1:] and after["urls"][1].startswith("https://img.example/")
-    plain = compute_view(store, BUSINESS, SOURCE, None, 0.0, [0, 100]).lookup
+    plain = compute_view(
+        store, BUSINESS, SOURCE, None, DEFAULT_FILTERS.replace(confidence=0.0, min_pct=0, max_pct=100)
+    ).lookup
     assert plain["urls"][0] == after["urls"][0] and set(plain["urls"][1:]) == {None}
 
 

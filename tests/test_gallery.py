@@ -27,7 +27,7 @@ def pandas_gallery(frame: pd.DataFrame, feature: str, threshold: float, side: st
 @pytest.mark.parametrize("threshold", [0.0, 0.5, 0.8])
 @pytest.mark.parametrize("side", ["with", "without"])
 def test_feature_gallery_lists_the_images_the_summary_counts(reference_frame, reference_dataset, threshold, side):
-    summary = feature_summary(reference_dataset, threshold).set_index("feature")
+    summary = feature_summary(reference_dataset, confidence=threshold).set_index("feature")
     for feature in FEATURES:
         gallery = feature_gallery(reference_dataset, feature, threshold, side)
         expected = pandas_gallery(reference_frame, feature, threshold, side)

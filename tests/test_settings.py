@@ -26,6 +26,8 @@ FULL_ENV = {
     "MIN_GROUP_SIZE": "8",
     "CACHE_MB": "256",
     "REQUEST_BUDGET_SECONDS": "12.5",
+    "ACCESS": "Tokens",
+    "SECRET_KEY": "k3y",
 }
 
 
@@ -45,6 +47,7 @@ def test_settings_defaults():
     assert settings.min_group_size == 5
     assert settings.cache_mb == 1024.0
     assert settings.request_budget_seconds == 30.0
+    assert settings.access == "local" and settings.secret_key is None
 
 
 def test_settings_from_env_parses_every_variable():
@@ -63,6 +66,8 @@ def test_settings_from_env_parses_every_variable():
         min_group_size=8,
         cache_mb=256.0,
         request_budget_seconds=12.5,
+        access="tokens",
+        secret_key="k3y",
     )
     assert settings.max_body_bytes == int(12.5 * 1024 * 1024)
     assert set(FULL_ENV) == set(Settings.env_names())
@@ -96,7 +101,8 @@ def test_settings_demo_data_accepts_common_booleans(raw, expected):
 
 
 @pytest.mark.parametrize(
-    "name, field", [("INGEST_TOKEN", "ingest_token"), ("IMAGE_URL_TEMPLATE", "image_url_template")]
+    "name, field",
+    [("INGEST_TOKEN", "ingest_token"), ("IMAGE_URL_TEMPLATE", "image_url_template"), ("SECRET_KEY", "secret_key")],
 )
 def test_settings_empty_optional_string_means_unset(name, field):
     """An empty token or URL template counts as not set, not as an empty value."""
@@ -137,6 +143,8 @@ def test_settings_override_makes_a_bad_env_value_irrelevant():
         ("REQUEST_BUDGET_SECONDS", "-1"),
         ("REQUEST_BUDGET_SECONDS", "nan"),
         ("REQUEST_BUDGET_SECONDS", "soon"),
+        ("ACCESS", "open"),
+        ("ACCESS", ""),
     ],
 )
 def test_settings_bad_value_raises_naming_the_variable(name, raw):
@@ -171,6 +179,8 @@ def test_settings_env_names_in_declaration_order():
         "MIN_GROUP_SIZE",
         "CACHE_MB",
         "REQUEST_BUDGET_SECONDS",
+        "ACCESS",
+        "SECRET_KEY",
     ]
     assert len(Settings.env_names()) == len(dataclasses.fields(Settings))
 

@@ -436,7 +436,9 @@ def test_feature_summary_flags_a_lone_strong_feature_among_many(m):
     present = np.column_stack([strong, rng.random((n, m - 1)) < rng.uniform(0.05, 0.3, m - 1)]).astype(float)
     names = [f"img_{i}" for i in range(n)]
     features = ["strong"] + [f"null_{j}" for j in range(m - 1)]
-    summary = feature_summary(Dataset.from_matrix(names, features, present, pd.Series(ctr, index=names)), 0.5)
+    summary = feature_summary(
+        Dataset.from_matrix(names, features, present, pd.Series(ctr, index=names)), confidence=0.5
+    )
     row = summary.set_index("feature").loc["strong"]
     resamples = permutation.resamples_for(m)
     assert resamples + 1 == 20 * m or resamples == permutation.MAX_RESAMPLES
@@ -506,13 +508,13 @@ def _check_fcr_interval(summary):
 @pytest.mark.parametrize("threshold", THRESHOLDS)
 def test_feature_summary_fcr_interval_agrees_with_q_on_reference(reference_dataset, threshold):
     """The false coverage rate interval excludes 0 exactly when q < 0.05, and holds the per-test interval."""
-    _check_fcr_interval(feature_summary(reference_dataset, threshold))
+    _check_fcr_interval(feature_summary(reference_dataset, confidence=threshold))
 
 
 @pytest.mark.parametrize("weighting", ["mean", "impressions"])
 def test_feature_summary_fcr_interval_agrees_with_q_on_demo(weighting):
     """The same on the demo build, where some features are significant and most are not."""
-    summary = feature_summary(_demo_dataset(), 0.5, weighting=weighting)
+    summary = feature_summary(_demo_dataset(), confidence=0.5, weighting=weighting)
     assert _check_fcr_interval(summary) >= 3
     helps = set(summary.loc[summary["verdict"] == "helps", "feature"])
     hurts = set(summary.loc[summary["verdict"] == "hurts", "feature"])

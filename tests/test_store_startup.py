@@ -95,6 +95,8 @@ def test_store_upgrades_a_database_without_build_tags(db_url):
         conn.execute(text("DROP INDEX ux_builds_tag"))
         conn.execute(text("ALTER TABLE builds DROP COLUMN tag"))
         conn.execute(text("DROP TABLE alembic_version"))
+        for table in ("image_thumbnails", "access_tokens", "app_secrets"):  # added by later revisions
+            conn.execute(text(f"DROP TABLE {table}"))
     store.close()
     store = FeatureStore(db_url)
     try:

@@ -9,8 +9,9 @@ from urllib.parse import quote, urlencode
 import pandas as pd
 from flask import Blueprint, jsonify, request
 
-from dashboard.api.params import MISSING, PARAMS, Param, ParamError, QueryError, first_value, parse_strict
+from dashboard.api.params import MISSING, Param, ParamError, QueryError, first_value, parse_strict
 from dashboard.api.routes import no_store, not_found, parse_query
+from data.filters import Filters
 from data.gallery import GALLERY_SIDES, GALLERY_SORTS, UnknownFeature, feature_gallery
 from ingest.http import ApiError
 
@@ -46,7 +47,7 @@ class GalleryQuery:
     source: str
     feature: str
     build_id: int | None = None
-    confidence: float = PARAMS["confidence"].default
+    filters: Filters = Filters()  # of the summary's filters, the gallery reads the confidence threshold
     side: str = "with"
     sort: str = "ctr_desc"
     limit: int = DEFAULT_GALLERY_LIMIT
@@ -77,7 +78,7 @@ class GalleryQuery:
 def gallery_payload(dataset, query: GalleryQuery, build_id: int, thumbnail_tags) -> dict:
     """The JSON body of GET /api/gallery; ``thumbnail_tags(images)`` maps the page's images to their etags."""
     try:
-        gallery = feature_gallery(dataset, query.feature, query.confidence, query.side, query.sort)
+        gallery = feature_gallery(dataset, query.feature, query.filters.confidence, query.side, query.sort)
     except UnknownFeature as exc:
         raise ApiError(404, "unknown feature", [str(exc)]) from None
     page = gallery.iloc[query.offset : query.offset + query.limit]
@@ -108,7 +109,7 @@ def gallery_payload(dataset, query: GalleryQuery, build_id: int, thumbnail_tags)
         "source": query.source,
         "build_id": build_id,
         "feature": query.feature,
-        "confidence": query.confidence,
+        "confidence": query.filters.confidence,
         "side": query.side,
         "sort": query.sort,
         "offset": query.offset,

@@ -62,8 +62,8 @@ def _errors(*statuses: int) -> dict:
     """Responses in the error shape for the given statuses, plus any other error (404, 405, 431)."""
     meanings = {
         400: "malformed request: every problem is listed in details",
-        401: "INGEST_TOKEN is set and the bearer token is missing or wrong",
-        403: "no INGEST_TOKEN, and the client or the Host header is not loopback",
+        401: "a token is needed (INGEST_TOKEN set, or ACCESS=tokens) and it is missing, or the one sent is not valid",
+        403: "a read token or one of other businesses; or no token, no INGEST_TOKEN, and a client or Host not loopback",
         404: "unknown dataset or build",
         409: "PATCH in the other CTR form (rates or counts) than the stored set",
         413: "body, or its decompressed content, larger than MAX_BODY_MB",
@@ -77,7 +77,11 @@ def _errors(*statuses: int) -> dict:
     }
     answers = {str(s): _json(_ref("Error"), meanings[s]) for s in sorted({*statuses, 414, 431, 503})}
     answers["503"]["headers"] = {"Retry-After": {"schema": {"type": "string"}, "description": "seconds"}}
-    answers["default"] = _json(_ref("Error"), "any other error (404, 405)")
+    answers["default"] = _json(
+        _ref("Error"),
+        "any other error (401 without a valid token where ACCESS asks for one, with WWW-Authenticate: Bearer; "
+        "404, 405)",
+    )
     return answers
 
 
@@ -381,13 +385,19 @@ def openapi_document(min_n: int) -> dict:
         "info": {
             "title": "Creative analytics API",
             "version": "1",
-            "description": "Every 4xx/5xx answer under /api/ is JSON in the Error shape. Writes need a bearer "
-            "token when INGEST_TOKEN is set; without one, only loopback clients under a loopback Host may write.",
+            "description": "Every 4xx/5xx answer under /api/ is JSON in the Error shape. A bearer token (made "
+            "with python -m ingest token create, or INGEST_TOKEN for writes) reads or writes its businesses; a "
+            "business outside its scope answers as an unknown one. Without a token: reads from loopback clients "
+            "(ACCESS=local) or anyone (ACCESS=public), writes only from loopback clients under a loopback Host "
+            "while INGEST_TOKEN is unset.",
         },
+        "security": [{}, {"bearer": []}],
         "paths": paths,
         "components": {
             "schemas": _schemas() | image_schemas(),
-            "securitySchemes": {"bearer": {"type": "http", "scheme": "bearer", "description": "INGEST_TOKEN"}},
+            "securitySchemes": {
+                "bearer": {"type": "http", "scheme": "bearer", "description": "an access token, or INGEST_TOKEN"}
+            },
         },
     }
 
