@@ -246,7 +246,11 @@ def exposure_null_rates(
         rate = lognormal_ctr(rng, sigma=0.3)
         clicks, impressions = overdispersed_counts(rng, rate, low, high)
         present = exposure_presence(rng, impressions, n_features, tilt)
-        rates.add(feature_summary(dataset(present, clicks=clicks, impressions=impressions), confidence=0.5, weighting=weighting))
+        rates.add(
+            feature_summary(
+                dataset(present, clicks=clicks, impressions=impressions), confidence=0.5, weighting=weighting
+            )
+        )
     return rates
 
 
