@@ -314,14 +314,15 @@ def test_impact_figure_hover_shows_counts_interval_p_and_q(reference_dataset):
     assert fig.data[0].hovertemplate == "%{hovertext}<extra></extra>"
     for text, (_, row) in zip(fig.data[0].hovertext, summary.iterrows()):
         assert text.startswith(f"<b>{row['feature']}</b> · ")
-        assert f"Impact: {row['impact'] * 100:+.3f} pp" in text
+        assert f"Impact: {row['impact'] * 100:+.3f} pp".replace("-", figures.MINUS) in text
         assert f"CTR with: {row['avg_ctr_with'] * 100:.3f}% ({row['n_with']:,} images)" in text
         assert f"CTR without: {row['avg_ctr_without'] * 100:.3f}% ({row['n_without']:,} images)" in text
         assert f"p = {figures.format_p(row['p_value'])} · q = {figures.format_p(row['q_value'])}" in text
         if row["low_n"]:
             assert "95% interval" not in text and "p = – · q = –" in text
         else:
-            assert f"95% interval: {row['ci_low'] * 100:+.3f} pp to {row['ci_high'] * 100:+.3f} pp" in text
+            interval = f"95% interval: {row['ci_low'] * 100:+.3f} pp to {row['ci_high'] * 100:+.3f} pp"
+            assert interval.replace("-", figures.MINUS) in text  # the typographic minus, as everywhere on the page
 
 
 def test_impact_figure_hover_escapes_feature_names():
@@ -350,7 +351,7 @@ def test_format_p_keeps_two_significant_digits(value, text):
 
 def test_format_ctr_and_pp():
     assert figures.format_ctr(0.011723) == "1.172%"
-    assert figures.format_pp(-0.0034012) == "-0.340 pp" and figures.format_pp(0.00242) == "+0.242 pp"
+    assert figures.format_pp(-0.0034012) == "\u22120.340 pp" and figures.format_pp(0.00242) == "+0.242 pp"
     assert figures.format_ctr(float("nan")) == figures.format_pp(None) == "–"
 
 

@@ -31,9 +31,8 @@ class View:
     """Everything the page shows for one selection; rendering it needs no store."""
 
     scatter: go.Figure
-    avg_with: go.Figure
+    avg_with: go.Figure  # CTR with the feature, with a mark at the CTR without it
     impact: go.Figure
-    avg_without: go.Figure
     lookup: dict | None = None  # for the browser's hover linking; None without points
     summary: pd.DataFrame | None = None  # the rows charted
     table_summary: pd.DataFrame | None = None  # every feature passing the filters
@@ -47,6 +46,15 @@ class View:
     source: str | None = None
     build_id: int | None = None  # the build shown (the current one when the picked one is gone)
     received_at: str | None = None  # when that build arrived (ISO)
+    adjusted: bool = False  # whether the impact shown is the adjusted one (only under the mean weighting)
+    overall_ctr: float | None = None  # the CTR of all images with one, as the weighting computes it
+    impressions: dict | None = None  # per helping or hurting feature, the impressions of its images
+    has_data: bool = False  # False until a dataset with CTRs is selected: the charts and table hide
+
+    @property
+    def fcr_level(self) -> float | None:
+        """The level of the FCR-adjusted intervals of the table's summary (None when unknown)."""
+        return views.fcr_level(self.table_summary)
 
 
 def upload_command(business: str, source: str, *, kind: str = "features", api_base: str = PLACEHOLDER_API) -> str:
@@ -71,12 +79,38 @@ def select_shown(summary: pd.DataFrame, n: int | None) -> pd.DataFrame:
 def _empty_view(message: str, *, notice: dict | None, **fields) -> View:
     return View(
         scatter=figures.empty_figure(message, title=""),
-        avg_with=figures.empty_figure(message, title="", height=260),
-        impact=figures.empty_figure("", title="", height=260),
-        avg_without=figures.empty_figure("", title="", height=260),
+        avg_with=figures.empty_figure("", title="", height=260),
+        impact=figures.empty_figure(message, title="", height=260),
         notice=notice,
         **fields,
     )
+
+
+def overall_ctr(dataset, weighting: str) -> float | None:
+    """The CTR of all images with one: their mean, or total clicks / total impressions."""
+    known = dataset.has_ctr
+    if not known.any():
+        return None
+    if weighting == "impressions" and dataset.has_counts:
+        shown = float(np.nansum(dataset.impressions[known]))
+        return float(np.nansum(dataset.clicks[known])) / shown if shown > 0 else None
+    return float(np.nanmean(dataset.ctr[known]))
+
+
+def feature_impressions(dataset, confidence: float, features) -> dict | None:
+    """Per feature (of ``features``), the impressions of the images with a CTR in which it is present.
+
+    None without counts. Reads only those features' columns (the verdict's, a few dozen).
+    """
+    if not dataset.has_counts or not len(features):
+        return None
+    cols = pd.Index(dataset.features, dtype=object).get_indexer(pd.Index(features, dtype=object))
+    cols = cols[cols >= 0]
+    known = dataset.has_ctr & np.isfinite(dataset.impressions)
+    block = dataset.confidences[:, cols]
+    present = (block.toarray() if hasattr(block, "toarray") else np.asarray(block)) > confidence
+    totals = dataset.impressions[known] @ present[known]
+    return {str(dataset.features[c]): int(t) for c, t in zip(cols, totals)}
 
 
 def _received_at(store, business: str, source: str, build_id: int) -> str | None:
@@ -104,7 +138,7 @@ def compute_view(
     api_base: str = PLACEHOLDER_API,
     stale_build: int | None = None,
 ) -> View:
-    """The page's view of one selection: the four figures, the hover lookup, the table and text.
+    """The page's view of one selection: the verdict's summary, the figures, the hover lookup, the table and text.
 
     The numbers come from ``feature_summary`` and ``scatter_points``, the same functions as
     ``/api/summary``. ``stale_build``: a build the page's URL pinned that is no longer stored
@@ -157,22 +191,13 @@ def compute_view(
             **build_fields,
         )
 
-    wanted, weighting = weighting, views.available_weighting(weighting, dataset.has_counts)
-    if weighting != wanted:
-        notice = notice or {
-            "title": "Impression weighting is not available here",
-            "text": "This dataset's CTRs came without clicks and impressions; showing the mean of the images' CTRs.",
-        }
-    low, high = (float(v) for v in (sparsity or (0, 100)))
-    summary = feature_summary(dataset, float(confidence), low, high, min_n=min_n, weighting=weighting)
-    if adjusted and weighting != "mean":
-        notice = notice or {
-            "title": "Adjusted impact is computed for the mean of images only",
-            "text": "Showing the marginal impact: switch CTR weighting to the mean of images to adjust it.",
-        }
-    elif adjusted and not summary.empty:
-        summary = as_adjusted(summary, dataset, float(confidence), min_n)
+    summary, weighting, adjusted, note = view_summary(
+        dataset, confidence, sparsity, weighting=weighting, adjusted=adjusted, min_n=min_n
+    )
+    notice = notice or note
+    build_fields.update(weighting=weighting, adjusted=adjusted, has_data=True)
     if summary.empty:
+        low, high = (float(v) for v in (sparsity or (0, 100)))
         message = (
             f"No feature is present in {low:g}–{high:g}% of the images at confidence above {confidence:g}.\n"
             "Lower the confidence threshold or widen the prevalence range."
@@ -181,30 +206,77 @@ def compute_view(
             message,
             notice={"title": "No feature left", "text": message.replace("\n", " ")},
             table_summary=summary,
-            weighting=weighting,
             **build_fields,
         )
     charted = select_shown(summary, shown)
-    points = scatter_points(dataset, float(confidence), features=charted["feature"])
+    significant = summary.loc[summary["verdict"].isin(["helps", "hurts"]), "feature"]
+    return View(
+        **_charts(dataset, charted, float(confidence), weighting, business, source, image_url_template),
+        summary=charted,
+        table_summary=summary,
+        table=views.table_rows(summary),
+        notice=notice,
+        shown_text=_shown_text(len(charted), len(summary), confidence, sparsity, weighting, adjusted),
+        label_px=figures.label_width(charted["feature"]),
+        overall_ctr=overall_ctr(dataset, weighting),
+        impressions=feature_impressions(dataset, float(confidence), significant),
+        **build_fields,
+    )
 
-    k = len(charted)
+
+def view_summary(dataset, confidence, sparsity, *, weighting: str, adjusted: bool, min_n: int):
+    """The summary the page shows: marginal or adjusted, with its answer columns, ranked by evidence.
+
+    Returns ``(summary, weighting, adjusted, notice)``: the weighting and mode actually shown
+    (impression weighting falls back to the mean without counts; the adjusted impact exists
+    under the mean weighting only) and a notice saying why when they differ from those asked.
+    """
+    notice = None
+    wanted, weighting = weighting, views.available_weighting(weighting, dataset.has_counts)
+    if weighting != wanted:
+        notice = {
+            "title": "Impression weighting is not available here",
+            "text": "This dataset's CTRs came without clicks and impressions; showing the mean of the images' CTRs.",
+        }
+    low, high = (float(v) for v in (sparsity or (0, 100)))
+    summary = feature_summary(dataset, float(confidence), low, high, min_n=min_n, weighting=weighting)
+    if adjusted and weighting != "mean":
+        adjusted = False
+        notice = notice or {
+            "title": "Adjusted impact is computed for the mean of images only",
+            "text": "Showing the marginal impact: switch CTR weighting to the mean of images to adjust it.",
+        }
+    elif adjusted and not summary.empty:
+        summary = as_adjusted(summary, dataset, float(confidence), min_n)
+    return views.evidence_order(views.with_answer_columns(summary)), weighting, bool(adjusted), notice
+
+
+def _shown_text(k: int, total: int, confidence, sparsity, weighting: str, adjusted: bool) -> str:
+    low, high = (float(v) for v in (sparsity or (0, 100)))
+    shown = (
+        f"Showing all {k:,} features"
+        if k == total
+        else f"Showing the top {k // 2:,} and bottom {k - k // 2:,} of {total:,} features by evidence"
+    )
+    return (
+        f"{shown} present in {low:g}–{high:g}% of images at confidence above {confidence:g}"
+        f" · CTR: {views.WEIGHTING_LABELS[weighting].lower()}"
+        f"{' · impact adjusted for co-occurring features' if adjusted else ''}."
+    )
+
+
+def _charts(dataset, charted: pd.DataFrame, confidence: float, weighting, business, source, image_url_template) -> dict:
+    """The figures of the charted features and the browser's hover lookup."""
+    points = scatter_points(dataset, confidence, features=charted["feature"])
+    label_px = figures.label_width(charted["feature"])
     # The scatter fits its card: beyond figures.SCATTER_WINDOW features it pages rather than widens.
     scatter = figures.scatter_figure(
         points,
         feature_order=charted["feature"],
         means=charted.set_index("feature")["avg_ctr_with"],
+        overall_ctr=overall_ctr(dataset, weighting),
         title="",
     )
-    label_px = figures.label_width(charted["feature"])
-    with_without = (
-        np.concatenate(
-            [charted["avg_ctr_with"].to_numpy(dtype=np.float64), charted["avg_ctr_without"].to_numpy(dtype=np.float64)]
-        )
-        * 100.0
-    )
-    finite = with_without[np.isfinite(with_without)]
-    shared_range = [0, float(finite.max()) * 1.06 if len(finite) and finite.max() > 0 else 1.0]
-
     counts = None
     if dataset.has_counts:
         counts = {
@@ -213,41 +285,24 @@ def compute_view(
             if np.isfinite(i)
         }
     # A fresh token per view: the browser forgets its last hovered image when figures are replaced.
-    token = uuid.uuid4().hex
     lookup = hover_lookup(
         points,
         charted,
-        token=token,
+        token=uuid.uuid4().hex,
         images=dataset.images,
         urls_for=(lambda imgs: image_urls(image_url_template, business, source, imgs)) if image_url_template else None,
         counts=counts,
     )
-    shown_text = (
-        f"Showing all {k:,} features"
-        if k == len(summary)
-        else f"Showing the top {k // 2:,} and bottom {k - k // 2:,} of {len(summary):,} features"
-    )
-    return View(
-        scatter=scatter,
-        # The three bar charts page together (assets/window.js keeps them on the scatter's
-        # window), so only the first one draws the page slider.
-        avg_with=figures.bar_figure(charted, value="avg_ctr_with", title="", x_range=shared_range, label_px=label_px),
-        impact=figures.impact_figure(charted, title="", feature_labels=False, pager=False),
-        avg_without=figures.bar_figure(
-            charted, value="avg_ctr_without", title="", x_range=shared_range, feature_labels=False, pager=False
+    return {
+        "scatter": scatter,
+        # The two bar charts page together (assets/window.js keeps them on the scatter's window),
+        # so only the impact chart, which carries the feature labels, draws the page slider.
+        "impact": figures.impact_figure(charted, title="", label_px=label_px),
+        "avg_with": figures.bar_figure(
+            charted, value="avg_ctr_with", title="", feature_labels=False, pager=False, baseline="avg_ctr_without"
         ),
-        lookup=lookup,
-        summary=charted,
-        table_summary=summary,
-        table=views.table_rows(summary),
-        weighting=weighting,
-        notice=notice,
-        shown_text=f"{shown_text} present in {low:g}–{high:g}% of images at confidence above {confidence:g}"
-        f" · CTR: {views.WEIGHTING_LABELS[weighting].lower()}"
-        f"{' · impact adjusted for co-occurring features' if adjusted and weighting == 'mean' else ''}.",
-        label_px=label_px,
-        **build_fields,
-    )
+        "lookup": lookup,
+    }
 
 
 def download_csv(store, state: views.ViewState, kind: str, *, min_n: int = DEFAULT_MIN_GROUP_SIZE) -> dict | None:
