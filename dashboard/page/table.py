@@ -177,7 +177,7 @@ def table_card() -> dbc.Card:
                             dbc.Label("Find a feature", html_for=ids.TABLE_SEARCH, className="control-label me-2 mb-0"),
                             dcc.Input(
                                 id=ids.TABLE_SEARCH,
-                                type="search",
+                                type="text",
                                 placeholder="name contains…",
                                 debounce=False,
                                 className="form-control form-control-sm table-search",

@@ -620,9 +620,25 @@
     }
   });
 
+  // AG Grid keeps row groups for pinned, sticky and full-width rows even when it has none to
+  // show: an empty role="rowgroup" tells a screen reader of rows that are not there.
+  function unroleEmptyRowGroups() {
+    var grid = document.getElementById(IDS.TABLE);
+    if (!grid) {
+      return;
+    }
+    Array.prototype.forEach.call(grid.querySelectorAll("[role=rowgroup]"), function (node) {
+      if (!node.querySelector("[role=row]")) {
+        node.removeAttribute("role");
+      }
+    });
+  }
+
   // The URL's feature= (``feature``), selected once the table holds the view's rows; then forgotten.
   function selectAtLoad(rows, feature) {
     var none = window.dash_clientside.no_update;
+    window.setTimeout(unroleEmptyRowGroups, 0);
+    window.setTimeout(unroleEmptyRowGroups, 300);
     if (!feature || !rows || !rows.length) {
       return [none, none];
     }
