@@ -766,7 +766,7 @@ def test_selecting_a_table_row_highlights_the_feature_in_the_charts(driver, live
 
     grid = driver.find_element("id", ids.TABLE)
     driver.execute_script("arguments[0].scrollIntoView({block: 'center'})", grid)
-    driver.find_element("css selector", "#summary-table .ag-floating-filter input").send_keys("smile")
+    driver.find_element("id", ids.TABLE_SEARCH).send_keys("smile")
     matching = list(summary.loc[summary["feature"].str.contains("smile"), "feature"])
     _wait_for(lambda: [r["feature"] for r in driver.execute_script(GRID_ROWS_JS)] == matching, message="the filter")
     _click(driver, driver.find_element("css selector", "#summary-table .ag-row[row-id='smile'] .ag-cell"))

@@ -249,11 +249,6 @@ def register_view_callback(app, store, settings) -> None:
         return {**answer_outputs(view), **chart_outputs(view), **table_outputs(view, drift)}
 
 
-def selected_feature(selected_rows) -> str | None:
-    """The feature of the table's selected row (None when none is)."""
-    return selected_rows[0].get("feature") if selected_rows else None
-
-
 def register_url_callbacks(app) -> None:
     """The controls and the selected feature write the URL (one way: the URL is read once, at load)."""
 
@@ -264,7 +259,7 @@ def register_url_callbacks(app) -> None:
         prevent_initial_call=True,
     )
     def _write_url(selected, written, **controls):
-        query = views.view_query(views.state_from_controls(**controls, feature=selected_feature(selected)))
+        query = views.view_query(views.state_from_controls(**controls, feature=views.selected_feature(selected)))
         if written and written.get("search") == query:
             return no_update  # the view the URL already holds: no new history entry
         return views.history_entry(query, [t["prop_id"] for t in callback_context.triggered])

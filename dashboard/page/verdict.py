@@ -92,11 +92,17 @@ def interval_bar(low, high, impact, scale: float, verdict: str) -> html.Span:
     return html.Span(parts, className="ci-bar", **{"aria-hidden": "true"})
 
 
+def _compact(n) -> str:
+    """12,345 -> '12k', 1,234,567 -> '1.2M' (the exact count is in the table)."""
+    n = int(n)
+    return f"{n / 1e6:.1f}M" if n >= 1e6 else f"{n / 1e3:.0f}k" if n >= 1e4 else f"{n:,}"
+
+
 def _images_text(row, impressions: dict | None) -> str:
     text = f"{int(row.n_with):,} images" if _finite(row.n_with) else ""
     shown = (impressions or {}).get(str(row.feature))
     if shown is not None:
-        text += f" · {int(shown):,} impressions"
+        text += f", {_compact(shown)} impressions"
     return text
 
 

@@ -206,6 +206,17 @@ def state_from_controls(
     )
 
 
+def selected_feature(selected_rows) -> str | None:
+    """The feature of the table's selection: its rows (a list of row dicts) or, as a script sets it, ``{"ids": [...]}``."""
+    if isinstance(selected_rows, dict):
+        chosen = selected_rows.get("ids") or []
+        return str(chosen[0]) if chosen else None
+    if selected_rows:
+        first = selected_rows[0]
+        return first.get("feature") if isinstance(first, dict) else None
+    return None
+
+
 def available_weighting(weighting: str, has_counts: bool | None) -> str:
     """``weighting``, or the mean when it is impression weighting and the dataset has no counts."""
     return "mean" if weighting == "impressions" and not has_counts else weighting

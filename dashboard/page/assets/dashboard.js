@@ -555,7 +555,9 @@
   function highlightRow(selectedRows, lookup) {
     var dc = window.dash_clientside;
     var none = dc.no_update;
-    var feature = selectedRows && selectedRows.length ? selectedRows[0].feature : null;
+    // Rows as the grid reports them, or {ids: [...]} as a script sets them (selectAtLoad).
+    var feature = Array.isArray(selectedRows) ? (selectedRows.length ? selectedRows[0].feature : null)
+      : (selectedRows && selectedRows.ids && selectedRows.ids.length ? selectedRows.ids[0] : null);
     var context = dc.callback_context;
     var byNewView = context && context.triggered && context.triggered.length &&
       context.triggered[0].prop_id.indexOf(IDS.LOOKUP) === 0;
