@@ -15,7 +15,7 @@ import pandas as pd
 import pytest
 
 from dashboard.factory import create_app
-from dashboard.page import ids
+from dashboard.page import ids, views
 from dashboard.page.hover import HOVER_HINT
 from data.analysis import feature_summary, scatter_points
 from data.batches import FeatureBatch, ctr_frame
@@ -189,11 +189,12 @@ def _close(shown, expected, **tolerance) -> bool:
 
 
 def _charts_match(driver, store, dataset_key, confidence, low, high):
-    """Whether all four charts show feature_summary's numbers for these settings."""
+    """Whether the charts show feature_summary's numbers for these settings, ranked by evidence."""
     dataset = store.dataset(*dataset_key)
-    summary = feature_summary(dataset, confidence, low, high)
+    summary = views.evidence_order(views.with_answer_columns(feature_summary(dataset, confidence, low, high)))
     features = list(summary["feature"])
-    with_bar, impact, without = (_chart(driver, c) for c in ids.BAR_CHARTS)
+    impact, with_bar = (_chart(driver, c) for c in ids.BAR_CHARTS)
+    without = _chart(driver, ids.AVG_WITH, 2)  # the CTR without each feature: a mark on the CTR chart
     scatter = _chart(driver, ids.SCATTER)
     if not all((with_bar, impact, without, scatter)) or scatter["x"] is None:
         return False
@@ -426,12 +427,18 @@ def _hover_keeps_the_scatter_painted(driver, store, dataset_key, state, expect_t
     targets = _isolated_points(dataset, state.confidence, state.min_pct, state.max_pct, state.shown, count=3)
     from dashboard.page.compute import select_shown
 
-    summary = feature_summary(dataset, state.confidence, state.min_pct, state.max_pct)
+    summary = views.evidence_order(
+        views.with_answer_columns(feature_summary(dataset, state.confidence, state.min_pct, state.max_pct))
+    )
     names = list(select_shown(summary, state.shown)["feature"])  # by feature code, as the x axis
     points = scatter_points(dataset, state.confidence, features=names)
     shown_pct = np.round(points["confidence"].to_numpy() * 100)  # the panel's two decimals
-    header = driver.find_element("css selector", "header")
-    _move_mouse(driver, header.rect["x"] + 20, header.rect["y"] + 10)
+    # The scatter sits below the verdict and the bars: bring it on screen, where the mouse can reach it.
+    driver.execute_script(
+        "document.getElementById(arguments[0]).scrollIntoView({block: 'center', behavior: 'instant'})", ids.SCATTER
+    )
+    time.sleep(0.3)
+    _move_mouse(driver, 5, 5)
     driver.execute_script(HIDE_HOVER_LABEL_JS)
     time.sleep(0.5)
     requests_before, _ = _dash_requests(driver)
@@ -476,7 +483,7 @@ def _hover_keeps_the_scatter_painted(driver, store, dataset_key, state, expect_t
             message=f"the bars of {image}",
         )
 
-    _move_mouse(driver, header.rect["x"] + 20, header.rect["y"] + 10)  # leave the chart
+    _move_mouse(driver, 5, 5)  # leave the chart
 
     def cleared():
         counts["after"] = _scatter_pixels(driver)
@@ -761,7 +768,7 @@ def test_selecting_a_table_row_highlights_the_feature_in_the_charts(driver, live
     url, store, settings = live_demo
     _open(driver, url)
     rows = _wait_for(lambda: driver.execute_script(GRID_ROWS_JS), message="the table")
-    summary = feature_summary(store.dataset(*NORTHWIND), 0.5, 2, 100)
+    summary = views.evidence_order(views.with_answer_columns(feature_summary(store.dataset(*NORTHWIND), 0.5, 2, 100)))
     assert [r["feature"] for r in rows] == list(summary["feature"])  # every feature, not only those charted
 
     grid = driver.find_element("id", ids.TABLE)
@@ -931,10 +938,14 @@ def test_feature_named_like_a_link_shows_its_text_and_no_link(driver, live_marku
     assert found["evil"] == 0
     for chart in ids.CHARTS:
         assert found[chart]["anchors"] == 0, chart
-    for chart in (ids.SCATTER, ids.AVG_WITH):
+    for chart in (ids.SCATTER, ids.IMPACT):
         assert LINK_NAME in found[chart]["ticks"], (chart, found[chart]["ticks"])
         assert {"<b>bold</b>", "a&amp;b"} <= set(found[chart]["ticks"])
     # The hovered image's panel shows its name and its features' names as text too.
+    driver.execute_script(
+        "document.getElementById(arguments[0]).scrollIntoView({block: 'center', behavior: 'instant'})", ids.SCATTER
+    )
+    time.sleep(0.3)
     cards = []
     for index in range(0, 40, 4):
         pixel = driver.execute_script(POINT_PIXEL_JS, index)

@@ -113,6 +113,30 @@ def feature_impressions(dataset, confidence: float, features) -> dict | None:
     return {str(dataset.features[c]): int(t) for c, t in zip(cols, totals)}
 
 
+def _no_data_view(api_base: str) -> View:
+    return _empty_view(
+        "No data yet.\nSend a build of image features to PUT /api/features.",
+        notice={
+            "title": "No data yet",
+            "text": "The dashboard fills in as soon as a build of image features arrives. Jenkins sends one like this:",
+            "command": upload_command("acme", "vision", api_base=api_base),
+            "after": "Business and Image-Source name the dataset. Then send each image's CTR the same "
+            "way to /api/ctr; the page picks both up without a reload.",
+        },
+    )
+
+
+def _no_build_view(business: str, source: str, api_base: str) -> View:
+    return _empty_view(
+        f"No build for {business} / {source}.",
+        notice={
+            "title": f"No build for {business} / {source} yet",
+            "text": "Send one like this:",
+            "command": upload_command(business, source, api_base=api_base),
+        },
+    )
+
+
 def _received_at(store, business: str, source: str, build_id: int) -> str | None:
     try:
         builds = store.builds(business, source)
@@ -145,28 +169,11 @@ def compute_view(
     (the page opened at the current one instead); the notice says so.
     """
     if not business or not source:
-        return _empty_view(
-            "No data yet.\nSend a build of image features to PUT /api/features.",
-            notice={
-                "title": "No data yet",
-                "text": "The dashboard fills in as soon as a build of image features arrives. "
-                "Jenkins sends one like this:",
-                "command": upload_command("acme", "vision", api_base=api_base),
-                "after": "Business and Image-Source name the dataset. Then send each image's CTR the same "
-                "way to /api/ctr; the page picks both up without a reload.",
-            },
-        )
+        return _no_data_view(api_base)
     try:
         dataset, build_id, gone = selected_dataset(store, business, source, build)
     except UnknownDataset:
-        return _empty_view(
-            f"No build for {business} / {source}.",
-            notice={
-                "title": f"No build for {business} / {source} yet",
-                "text": "Send one like this:",
-                "command": upload_command(business, source, api_base=api_base),
-            },
-        )
+        return _no_build_view(business, source, api_base)
     gone = gone if gone is not None else stale_build
     notice = (
         None if gone is None else {"title": f"Build #{gone} is no longer stored", "text": "Showing the current build."}

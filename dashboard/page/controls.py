@@ -21,7 +21,12 @@ SHOWN_OPTIONS = [
 def _control(label, control, *, help_text=None, help_id: str | None = None, label_for=None) -> html.Div:
     return html.Div(
         [
-            dbc.Label(label, html_for=label_for or getattr(control, "id", None), className="control-label"),
+            dbc.Label(
+                label,
+                html_for=label_for or getattr(control, "id", None),
+                id=f"{label_for or getattr(control, 'id', None)}-label",
+                className="control-label",
+            ),
             control,
             html.Div(help_text, className="control-help", **({"id": help_id} if help_id else {}))
             if (help_text or help_id)

@@ -127,47 +127,52 @@ TABLE_COLUMN_DEFS = [
 ]
 
 
-def table_card() -> dbc.Card:
-    """The summary table with its hint, the row-selection note and the two CSV downloads."""
+def _downloads() -> html.Div:
+    """The two CSV download buttons, with what each file holds on hover."""
     download = "Every feature passing the filters, not only the ones charted"
+    return html.Div(
+        [
+            dbc.Button(
+                "Download summary CSV",
+                id=ids.DOWNLOAD_SUMMARY_BUTTON,
+                color="primary",
+                outline=True,
+                size="sm",
+            ),
+            dbc.Tooltip(
+                f"{download}, all columns at full precision.",
+                target=ids.DOWNLOAD_SUMMARY_BUTTON,
+                placement="bottom",
+            ),
+            dbc.Button(
+                "Download points CSV",
+                id=ids.DOWNLOAD_POINTS_BUTTON,
+                color="primary",
+                outline=True,
+                size="sm",
+            ),
+            dbc.Tooltip(
+                f"Image, feature, confidence and CTR of each point of the scatter, for "
+                f"{download[0].lower()}{download[1:]}.",
+                target=ids.DOWNLOAD_POINTS_BUTTON,
+                placement="bottom",
+            ),
+            dcc.Download(id=ids.DOWNLOAD_SUMMARY),
+            dcc.Download(id=ids.DOWNLOAD_POINTS),
+        ],
+        className="card-actions",
+    )
+
+
+def table_card() -> dbc.Card:
+    """The summary table with its hint, the search box, the row-selection note and the two CSV downloads."""
     return dbc.Card(
         [
             dbc.CardHeader(
                 [
                     html.H2("Feature summary", className="card-title-text"),
                     html.Span(id=ids.TABLE_HINT, className="card-hint"),
-                    html.Div(
-                        [
-                            dbc.Button(
-                                "Download summary CSV",
-                                id=ids.DOWNLOAD_SUMMARY_BUTTON,
-                                color="primary",
-                                outline=True,
-                                size="sm",
-                            ),
-                            dbc.Tooltip(
-                                f"{download}, all columns at full precision.",
-                                target=ids.DOWNLOAD_SUMMARY_BUTTON,
-                                placement="bottom",
-                            ),
-                            dbc.Button(
-                                "Download points CSV",
-                                id=ids.DOWNLOAD_POINTS_BUTTON,
-                                color="primary",
-                                outline=True,
-                                size="sm",
-                            ),
-                            dbc.Tooltip(
-                                f"Image, feature, confidence and CTR of each point of the scatter, for "
-                                f"{download[0].lower()}{download[1:]}.",
-                                target=ids.DOWNLOAD_POINTS_BUTTON,
-                                placement="bottom",
-                            ),
-                            dcc.Download(id=ids.DOWNLOAD_SUMMARY),
-                            dcc.Download(id=ids.DOWNLOAD_POINTS),
-                        ],
-                        className="card-actions",
-                    ),
+                    _downloads(),
                 ]
             ),
             dbc.CardBody(

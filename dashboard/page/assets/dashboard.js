@@ -622,25 +622,9 @@
     }
   });
 
-  // AG Grid keeps row groups for pinned, sticky and full-width rows even when it has none to
-  // show: an empty role="rowgroup" tells a screen reader of rows that are not there.
-  function unroleEmptyRowGroups() {
-    var grid = document.getElementById(IDS.TABLE);
-    if (!grid) {
-      return;
-    }
-    Array.prototype.forEach.call(grid.querySelectorAll("[role=rowgroup]"), function (node) {
-      if (!node.querySelector("[role=row]")) {
-        node.removeAttribute("role");
-      }
-    });
-  }
-
   // The URL's feature= (``feature``), selected once the table holds the view's rows; then forgotten.
   function selectAtLoad(rows, feature) {
     var none = window.dash_clientside.no_update;
-    window.setTimeout(unroleEmptyRowGroups, 0);
-    window.setTimeout(unroleEmptyRowGroups, 300);
     if (!feature || !rows || !rows.length) {
       return [none, none];
     }
@@ -740,4 +724,45 @@
       window.location.reload();
     }
   });
+  // Repairs to the markup of widgets the page does not draw itself, so that assistive
+  // technology reads them right; run again whenever the page's DOM changes (cheap: a few queries).
+  //  - Dash's dropdowns keep a focusable input inside aria-hidden: take it out of the tab order
+  //    (the dropdown's own button, which its label names, takes the focus).
+  //  - Slider handles have no name: name them by their control's label.
+  //  - AG Grid keeps row groups for pinned, sticky and full-width rows even when they hold no
+  //    row: hide the empty ones from the accessibility tree.
+  function repairAccessibility() {
+    Array.prototype.forEach.call(document.querySelectorAll("[aria-hidden=true] input, input[aria-hidden=true]"),
+      function (node) {
+        if (node.getAttribute("tabindex") !== "-1") {
+          node.setAttribute("tabindex", "-1");
+        }
+      });
+    Array.prototype.forEach.call(document.querySelectorAll("[role=slider]:not([aria-labelledby]):not([aria-label])"),
+      function (node) {
+        var label = node.closest(".control") && node.closest(".control").querySelector("label[id]");
+        if (label) {
+          node.setAttribute("aria-labelledby", label.id);
+        }
+      });
+    Array.prototype.forEach.call(document.querySelectorAll(".ag-root [role=rowgroup]"), function (node) {
+      var empty = !node.querySelector("[role=row]");
+      if (empty && node.getAttribute("aria-hidden") !== "true") {
+        node.setAttribute("aria-hidden", "true");
+      } else if (!empty && node.getAttribute("aria-hidden") === "true") {
+        node.removeAttribute("aria-hidden");
+      }
+    });
+  }
+
+  var repairPending = false;
+  new MutationObserver(function () {
+    if (!repairPending) {
+      repairPending = true;
+      window.requestAnimationFrame(function () {
+        repairPending = false;
+        repairAccessibility();
+      });
+    }
+  }).observe(document.documentElement, {subtree: true, childList: true});
 })();
