@@ -241,7 +241,8 @@ def _isolated_points(dataset, confidence, low, high, shown=25, count=1):
     """
     from dashboard.page.compute import select_shown
 
-    summary = select_shown(feature_summary(dataset, confidence, low, high), shown)
+    ranked = views.evidence_order(views.with_answer_columns(feature_summary(dataset, confidence, low, high)))
+    summary = select_shown(ranked, shown)  # the features charted, in the page's order
     points = scatter_points(dataset, confidence, features=summary["feature"])
     codes = points["feature"].cat.codes.to_numpy()
     y = points["ctr"].to_numpy()
@@ -648,8 +649,10 @@ def _view_matches(driver, store, state, min_n):
     summary = feature_summary(
         dataset, state.confidence, state.min_pct, state.max_pct, min_n=min_n, weighting=state.weighting
     )
+    summary = views.evidence_order(views.with_answer_columns(summary))  # as the page ranks it
     charted = select_shown(summary, state.shown)
-    with_bar, impact, without = (_chart(driver, c) for c in ids.BAR_CHARTS)
+    impact, with_bar = (_chart(driver, c) for c in ids.BAR_CHARTS)
+    without = _chart(driver, ids.AVG_WITH, 2)  # the CTR without each feature: a mark on the CTR chart
     if not all((with_bar, impact, without)) or impact["y"] != list(charted["feature"]):
         return False
     if not len(with_bar["x"]) == len(without["x"]) == len(charted):  # the charts redraw one by one
@@ -711,7 +714,9 @@ def test_impact_chart_draws_intervals_and_marks_significant_features(driver, liv
     summary = feature_summary(store.dataset(*NORTHWIND), state.confidence, state.min_pct, state.max_pct)
     from dashboard.page.compute import select_shown
 
+    summary = views.evidence_order(views.with_answer_columns(summary))
     charted = select_shown(summary, state.shown).reset_index(drop=True)
+    low, high = views.interval_columns(charted)  # the interval the verdict reads: FCR-adjusted where known
     bars = driver.execute_script(
         """const t = document.querySelector('#impact-chart .js-plotly-plot')._fullData[0];
            return {y: Array.from(t.y), plus: Array.from(t.error_x.array), minus: Array.from(t.error_x.arrayminus),
@@ -719,17 +724,17 @@ def test_impact_chart_draws_intervals_and_marks_significant_features(driver, liv
                    hover: Array.from(t.hovertext)};"""
     )
     assert bars["visible"] and len(driver.find_elements("css selector", "#impact-chart .errorbar")) == len(charted)
-    assert np.allclose(np.array(bars["plus"]), (charted["ci_high"] - charted["impact"]) * 100, rtol=1e-9)
-    assert np.allclose(np.array(bars["minus"]), (charted["impact"] - charted["ci_low"]) * 100, rtol=1e-9)
+    assert np.allclose(np.array(bars["plus"]), (charted[high] - charted["impact"]) * 100, rtol=1e-9)
+    assert np.allclose(np.array(bars["minus"]), (charted["impact"] - charted[low]) * 100, rtol=1e-9)
     significant = dict(zip(charted["feature"], charted["significant"]))
     for feature in PLANTED:
         i = bars["y"].index(feature)
         assert significant[feature] and bars["colors"][i].endswith(",1)"), feature
-        assert "significant" in bars["hover"][i] and "q = " in bars["hover"][i]
+        assert ("helps" in bars["hover"][i] or "hurts" in bars["hover"][i]) and "q = " in bars["hover"][i]
     faded = [c for f, c in zip(bars["y"], bars["colors"]) if not significant[f]]
     assert faded and all(not c.endswith(",1)") for c in faded)
     key = driver.find_element("id", ids.IMPACT_KEY).text
-    assert "significant (q < 0.05, BH-corrected)" in key and "not significant" in key
+    assert "helps" in key and "hurts" in key and "unclear" in key and "interval" in key
     assert f"too few images (n < {settings.min_group_size}" in key
     assert _severe(driver) == []
 

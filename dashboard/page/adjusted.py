@@ -26,7 +26,10 @@ from data.store import UnknownDataset
 
 MARGINAL, ADJUSTED = "marginal", "adjusted"
 IMPACT_MODE_LABELS = {MARGINAL: "Marginal", ADJUSTED: "Adjusted"}
-IMPACT_MODE_HELP = "Adjusted: with the features it travels with held fixed."
+IMPACT_MODE_HELP = (
+    "Marginal: CTR with minus without. Adjusted: the same comparison among images that share the "
+    "features it usually appears with, so a companion's effect is not counted as its own."
+)
 PANEL_ROWS = 12  # controls listed, strongest co-occurrence first
 PANEL_HINT = "Select a row in the table or hover a bar to see the features that feature travels with."
 _SWAPPED = {
