@@ -128,6 +128,10 @@ def move_mouse(driver, x: float, y: float) -> None:
 def time_hover(driver, point: int, timeout: float = 30.0) -> tuple[float, float, float]:
     """Seconds from a mouse move onto scatter point ``point`` until the link is drawn, and until the
     panel names it (both polled), and until the link's first frame has run (the page's clock)."""
+    # The scatter sits below the verdict and the bars: bring it on screen, where the mouse can reach it.
+    driver.execute_script(
+        "document.getElementById('scatter-chart').scrollIntoView({block: 'center', behavior: 'instant'})"
+    )
     where = driver.execute_script(POINT_JS, point)
     move_mouse(driver, 5, 5)  # away from the chart first, so the next move is a new hover
     time.sleep(1.0)
