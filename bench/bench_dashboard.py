@@ -40,7 +40,7 @@ N_IMAGES, N_FEATURES = 659, 480
 TARGET_MS = 100
 TARGET_BYTES_PER_POINT = 16
 TARGET_DEFAULT_VIEW_KB = 1024
-FIGURES = ("scatter", "avg_with", "impact", "avg_without")
+FIGURES = ("scatter", "avg_with", "impact")
 _GROUPS = ["label", "object", "color", "scene", "text", "face", "style"]
 _WORDS = [
     "person",

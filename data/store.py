@@ -321,6 +321,7 @@ class FeatureStore:
                 builds.c.n_images.label("images"),
                 builds.c.n_features.label("features"),
                 builds.c.n_values.label("values"),
+                builds.c.tag.label("build_tag"),
             )
             .where(builds.c.business == business, builds.c.source == source)
             .order_by(builds.c.id.desc())
@@ -329,7 +330,7 @@ class FeatureStore:
             rows = conn.execute(query).mappings().all()
         if not rows:
             raise UnknownDataset(f"no build for business {business!r} and source {source!r}")
-        return pd.DataFrame(rows, columns=["build_id", "received_at", "images", "features", "values"])
+        return pd.DataFrame(rows, columns=["build_id", "received_at", "images", "features", "values", "build_tag"])
 
     def ctr(self, business: str, source: str) -> pd.DataFrame:
         """The current CTR set of a (business, source) (empty when none was uploaded)."""

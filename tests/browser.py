@@ -35,7 +35,7 @@ CHROME_ARGS = (
     "--disable-sync",
     "--no-first-run",
 )
-CHART_IDS = ("scatter-chart", "avg-with-chart", "impact-chart", "avg-without-chart")
+CHART_IDS = ("scatter-chart", "impact-chart", "avg-with-chart")
 
 
 def find_chromium() -> str | None:

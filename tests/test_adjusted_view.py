@@ -14,6 +14,7 @@ from dashboard.page.adjusted import (
     hovered_feature,
     table_column_defs,
 )
+from dashboard.page.callbacks import chart_outputs
 from dashboard.page.compute import compute_view
 from dashboard.page.table import TABLE_COLUMN_DEFS
 from dashboard.page.views import DEFAULT_FILTERS
@@ -64,8 +65,11 @@ def test_compute_view_adjusted_charts_and_tables_the_adjusted_impact(reference_s
     bars = view.impact.data[0]
     features = list(bars.y)
     np.testing.assert_allclose(np.asarray(bars.x, dtype=float), expected.loc[features, "adjusted_impact"] * 100)
-    # Ranked by the adjusted impact, highest first.
-    assert features == list(expected["adjusted_impact"].sort_values(ascending=False).index)
+    # Ranked by the evidence of the adjusted impact: its q and sign.
+    swapped = expected.reset_index().assign(
+        impact=expected["adjusted_impact"].to_numpy(), q_value=expected["adjusted_q_value"].to_numpy()
+    )
+    assert features == list(views.evidence_order(swapped)["feature"])
     rows = {row["feature"]: row for row in view.table}
     assert rows["skyblue"]["impact"] == expected.loc["skyblue", "adjusted_impact"]
     assert rows["skyblue"]["q_value"] == expected.loc["skyblue", "adjusted_q_value"]
@@ -169,7 +173,6 @@ def test_panel_callback_follows_the_table_selection(settings, demo_store):
             (ids.TABLE, "selectedRows", [{"feature": "font"}]),
             (ids.AVG_WITH, "hoverData", None),
             (ids.IMPACT, "hoverData", None),
-            (ids.AVG_WITHOUT, "hoverData", None),
         ],
         [(c, "value", v) for c, v in zip(ids.CONTROLS, controls)],
     )
@@ -178,9 +181,25 @@ def test_panel_callback_follows_the_table_selection(settings, demo_store):
     assert '"font"' in text and '"text"' in text and "Travels with" in text
 
 
-def test_heading_callback_switches_the_impact_chart_title(settings, demo_store):
-    client = create_app(settings, demo_store).server.test_client()
-    outputs = [(ids.IMPACT_TITLE, "children"), (ids.BAR_HINT, "children")]
-    answer = _post(client, outputs, [(ids.IMPACT_MODE, "value", "adjusted")]).get_json()["response"]
-    assert answer[ids.IMPACT_TITLE]["children"] == "Adjusted impact"
-    assert "sorted by adjusted impact" in answer[ids.BAR_HINT]["children"]
+@pytest.mark.parametrize(
+    "weighting, title, notice",
+    [
+        ("mean", "Adjusted impact", None),
+        ("impressions", "Impact", "Adjusted impact is computed for the mean of images only"),
+    ],
+)
+def test_impact_heading_names_the_impact_shown_not_the_one_asked(demo_store, weighting, title, notice):
+    """Under impression weighting the adjusted impact is not computed: the heading says "Impact",
+    as the notice says the marginal impact is shown (they once disagreed)."""
+    view = compute_view(
+        demo_store,
+        DEMO_BUSINESS,
+        DEMO_SOURCE,
+        filters=DEFAULT_FILTERS.replace(confidence=0.5, min_pct=2, max_pct=100, weighting=weighting),
+        adjusted=True,
+    )
+    shown = chart_outputs(view)
+    assert shown["impact_title"] == title
+    assert ("adjusted impact" in shown["bar_hint"]) is (weighting == "mean")
+    assert (view.notice or {}).get("title") == notice
+    assert view.adjusted is (weighting == "mean")

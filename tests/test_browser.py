@@ -15,7 +15,7 @@ import pandas as pd
 import pytest
 
 from dashboard.factory import create_app
-from dashboard.page import ids
+from dashboard.page import ids, views
 from dashboard.page.hover import HOVER_HINT
 from data.analysis import feature_summary, scatter_points
 from data.batches import FeatureBatch, ctr_frame
@@ -189,11 +189,14 @@ def _close(shown, expected, **tolerance) -> bool:
 
 
 def _charts_match(driver, store, dataset_key, confidence, low, high):
-    """Whether all four charts show feature_summary's numbers for these settings."""
+    """Whether the charts show feature_summary's numbers for these settings, ranked by evidence."""
     dataset = store.dataset(*dataset_key)
-    summary = feature_summary(dataset, confidence=confidence, min_pct=low, max_pct=high)
+    summary = views.evidence_order(
+        views.with_answer_columns(feature_summary(dataset, confidence=confidence, min_pct=low, max_pct=high))
+    )
     features = list(summary["feature"])
-    with_bar, impact, without = (_chart(driver, c) for c in ids.BAR_CHARTS)
+    impact, with_bar = (_chart(driver, c) for c in ids.BAR_CHARTS)
+    without = _chart(driver, ids.AVG_WITH, 2)  # the CTR without each feature: a mark on the CTR chart
     scatter = _chart(driver, ids.SCATTER)
     if not all((with_bar, impact, without, scatter)) or scatter["x"] is None:
         return False
@@ -240,7 +243,10 @@ def _isolated_points(dataset, confidence, low, high, shown=25, count=1):
     """
     from dashboard.page.compute import select_shown
 
-    summary = select_shown(feature_summary(dataset, confidence=confidence, min_pct=low, max_pct=high), shown)
+    ranked = views.evidence_order(
+        views.with_answer_columns(feature_summary(dataset, confidence=confidence, min_pct=low, max_pct=high))
+    )
+    summary = select_shown(ranked, shown)  # the features charted, in the page's order
     points = scatter_points(dataset, confidence=confidence, features=summary["feature"])
     codes = points["feature"].cat.codes.to_numpy()
     y = points["ctr"].to_numpy()
@@ -428,14 +434,25 @@ def _hover_keeps_the_scatter_painted(driver, store, dataset_key, state, expect_t
     )
     from dashboard.page.compute import select_shown
 
-    summary = feature_summary(
-        dataset, confidence=state.filters.confidence, min_pct=state.filters.min_pct, max_pct=state.filters.max_pct
+    summary = views.evidence_order(
+        views.with_answer_columns(
+            feature_summary(
+                dataset,
+                confidence=state.filters.confidence,
+                min_pct=state.filters.min_pct,
+                max_pct=state.filters.max_pct,
+            )
+        )
     )
     names = list(select_shown(summary, state.shown)["feature"])  # by feature code, as the x axis
     points = scatter_points(dataset, confidence=state.filters.confidence, features=names)
     shown_pct = np.round(points["confidence"].to_numpy() * 100)  # the panel's two decimals
-    header = driver.find_element("css selector", "header")
-    _move_mouse(driver, header.rect["x"] + 20, header.rect["y"] + 10)
+    # The scatter sits below the verdict and the bars: bring it on screen, where the mouse can reach it.
+    driver.execute_script(
+        "document.getElementById(arguments[0]).scrollIntoView({block: 'center', behavior: 'instant'})", ids.SCATTER
+    )
+    time.sleep(0.3)
+    _move_mouse(driver, 5, 5)
     driver.execute_script(HIDE_HOVER_LABEL_JS)
     time.sleep(0.5)
     requests_before, _ = _dash_requests(driver)
@@ -480,7 +497,7 @@ def _hover_keeps_the_scatter_painted(driver, store, dataset_key, state, expect_t
             message=f"the bars of {image}",
         )
 
-    _move_mouse(driver, header.rect["x"] + 20, header.rect["y"] + 10)  # leave the chart
+    _move_mouse(driver, 5, 5)  # leave the chart
 
     def cleared():
         counts["after"] = _scatter_pixels(driver)
@@ -650,8 +667,10 @@ def _view_matches(driver, store, state, min_n):
         min_n=min_n,
         weighting=state.filters.weighting,
     )
+    summary = views.evidence_order(views.with_answer_columns(summary))  # as the page ranks it
     charted = select_shown(summary, state.shown)
-    with_bar, impact, without = (_chart(driver, c) for c in ids.BAR_CHARTS)
+    impact, with_bar = (_chart(driver, c) for c in ids.BAR_CHARTS)
+    without = _chart(driver, ids.AVG_WITH, 2)  # the CTR without each feature: a mark on the CTR chart
     if not all((with_bar, impact, without)) or impact["y"] != list(charted["feature"]):
         return False
     if not len(with_bar["x"]) == len(without["x"]) == len(charted):  # the charts redraw one by one
@@ -718,7 +737,9 @@ def test_impact_chart_draws_intervals_and_marks_significant_features(driver, liv
     )
     from dashboard.page.compute import select_shown
 
+    summary = views.evidence_order(views.with_answer_columns(summary))
     charted = select_shown(summary, state.shown).reset_index(drop=True)
+    low, high = views.interval_columns(charted)  # the interval the verdict reads: FCR-adjusted where known
     bars = driver.execute_script(
         """const t = document.querySelector('#impact-chart .js-plotly-plot')._fullData[0];
            return {y: Array.from(t.y), plus: Array.from(t.error_x.array), minus: Array.from(t.error_x.arrayminus),
@@ -726,17 +747,17 @@ def test_impact_chart_draws_intervals_and_marks_significant_features(driver, liv
                    hover: Array.from(t.hovertext)};"""
     )
     assert bars["visible"] and len(driver.find_elements("css selector", "#impact-chart .errorbar")) == len(charted)
-    assert np.allclose(np.array(bars["plus"]), (charted["ci_high"] - charted["impact"]) * 100, rtol=1e-9)
-    assert np.allclose(np.array(bars["minus"]), (charted["impact"] - charted["ci_low"]) * 100, rtol=1e-9)
+    assert np.allclose(np.array(bars["plus"]), (charted[high] - charted["impact"]) * 100, rtol=1e-9)
+    assert np.allclose(np.array(bars["minus"]), (charted["impact"] - charted[low]) * 100, rtol=1e-9)
     significant = dict(zip(charted["feature"], charted["significant"]))
     for feature in PLANTED:
         i = bars["y"].index(feature)
         assert significant[feature] and bars["colors"][i].endswith(",1)"), feature
-        assert "significant" in bars["hover"][i] and "q = " in bars["hover"][i]
+        assert ("helps" in bars["hover"][i] or "hurts" in bars["hover"][i]) and "q = " in bars["hover"][i]
     faded = [c for f, c in zip(bars["y"], bars["colors"]) if not significant[f]]
     assert faded and all(not c.endswith(",1)") for c in faded)
     key = driver.find_element("id", ids.IMPACT_KEY).text
-    assert "significant (q < 0.05, BH-corrected)" in key and "not significant" in key
+    assert "helps" in key and "hurts" in key and "unclear" in key and "interval" in key
     assert f"too few images (n < {settings.min_group_size}" in key
     assert _severe(driver) == []
 
@@ -775,12 +796,14 @@ def test_selecting_a_table_row_highlights_the_feature_in_the_charts(driver, live
     url, store, settings = live_demo
     _open(driver, url)
     rows = _wait_for(lambda: driver.execute_script(GRID_ROWS_JS), message="the table")
-    summary = feature_summary(store.dataset(*NORTHWIND), confidence=0.5, min_pct=2, max_pct=100)
+    summary = views.evidence_order(
+        views.with_answer_columns(feature_summary(store.dataset(*NORTHWIND), confidence=0.5, min_pct=2, max_pct=100))
+    )
     assert [r["feature"] for r in rows] == list(summary["feature"])  # every feature, not only those charted
 
     grid = driver.find_element("id", ids.TABLE)
     driver.execute_script("arguments[0].scrollIntoView({block: 'center'})", grid)
-    driver.find_element("css selector", "#summary-table .ag-floating-filter input").send_keys("smile")
+    driver.find_element("id", ids.TABLE_SEARCH).send_keys("smile")
     matching = list(summary.loc[summary["feature"].str.contains("smile"), "feature"])
     _wait_for(lambda: [r["feature"] for r in driver.execute_script(GRID_ROWS_JS)] == matching, message="the filter")
     _click(driver, driver.find_element("css selector", "#summary-table .ag-row[row-id='smile'] .ag-cell"))
@@ -960,10 +983,14 @@ def test_feature_named_like_a_link_shows_its_text_and_no_link(driver, live_marku
     assert found["evil"] == 0
     for chart in ids.CHARTS:
         assert found[chart]["anchors"] == 0, chart
-    for chart in (ids.SCATTER, ids.AVG_WITH):
+    for chart in (ids.SCATTER, ids.IMPACT):
         assert LINK_NAME in found[chart]["ticks"], (chart, found[chart]["ticks"])
         assert {"<b>bold</b>", "a&amp;b"} <= set(found[chart]["ticks"])
     # The hovered image's panel shows its name and its features' names as text too.
+    driver.execute_script(
+        "document.getElementById(arguments[0]).scrollIntoView({block: 'center', behavior: 'instant'})", ids.SCATTER
+    )
+    time.sleep(0.3)
     cards = []
     for index in range(0, 40, 4):
         pixel = driver.execute_script(POINT_PIXEL_JS, index)

@@ -99,7 +99,7 @@ def _select_table_row(driver, name: str) -> None:
     """Filter the summary table to ``name`` and click its row, as an analyst would."""
     grid = driver.find_element("id", ids.TABLE)
     driver.execute_script("arguments[0].scrollIntoView({block: 'center'})", grid)
-    driver.find_element("css selector", "#summary-table .ag-floating-filter input").send_keys(name)
+    driver.find_element("id", ids.TABLE_SEARCH).send_keys(name)
     row = f"#summary-table .ag-row[row-id='{name}'] .ag-cell"
     deadline = time.monotonic() + 20
     while not driver.find_elements("css selector", row) and time.monotonic() < deadline:
@@ -115,6 +115,7 @@ def test_wide_scatter_shows_a_window_and_moving_it_shows_other_features_painted(
     driver.set_window_size(1600, 1400)
     driver.get(wide + "?" + urlencode({"business": "wide", "source": "vision", "shown": "all"}))
     wait_for_charts(driver, timeout=60)
+    _scroll_to(driver, ids.SCATTER)  # below the verdict and the bars
     time.sleep(1.0)
     axis = driver.execute_script(AXIS_JS)
     assert axis["drawn"] == axis["points"] > 5_000  # every point is drawn, not only the window's
@@ -158,8 +159,7 @@ def test_wide_scatter_shows_a_window_and_moving_it_shows_other_features_painted(
 # points) the first trace holds, and the page box of the plot area and of the page slider's rail.
 WINDOWS_JS = """
 const out = {};
-for (const [id, axis] of [['scatter-chart', 'x'], ['avg-with-chart', 'y'], ['impact-chart', 'y'],
-                          ['avg-without-chart', 'y']]) {
+for (const [id, axis] of [['scatter-chart', 'x'], ['avg-with-chart', 'y'], ['impact-chart', 'y']]) {
   const gd = document.querySelector('#' + id + ' .js-plotly-plot');
   if (!gd || !gd._fullLayout) { return null; }
   const box = gd.querySelector('.nsewdrag').getBoundingClientRect();
@@ -223,27 +223,27 @@ def test_wide_bar_charts_show_the_scatters_window_and_follow_it(driver, wide):
     time.sleep(1.0)
     w = figures.FEATURE_WINDOW
     first = _windows(driver)
-    bars = [ids.AVG_WITH, ids.IMPACT, ids.AVG_WITHOUT]
-    k = first[ids.AVG_WITH]["bars"]
+    bars = list(ids.BAR_CHARTS)
+    k = first[ids.IMPACT]["bars"]
     assert k > 2 * w
     for chart in bars:
         assert first[chart]["bars"] == k  # every bar is drawn, not only the window's
         assert first[chart]["range"] == pytest.approx([w - 0.5, -0.5])
-    # Only the first chart labels its rows: one window of labels, the scatter's features.
-    labelled = first[ids.AVG_WITH]["ticks"]
+    # Only the first chart (impact) labels its rows: one window of labels, the scatter's features.
+    labelled = first[ids.IMPACT]["ticks"]
     assert w - 2 <= len(labelled) <= w + 1
-    assert _shown(first, ids.AVG_WITH) == _shown(first, ids.SCATTER)
-    # Rows stay level across the three charts, and only the first draws a page slider.
+    assert _shown(first, ids.IMPACT) == _shown(first, ids.SCATTER)
+    # Rows stay level across the two charts, and only the first draws a page slider.
     assert len({(first[c]["top"], first[c]["area"][3], first[c]["height"]) for c in bars}) == 1
-    assert first[ids.AVG_WITH]["rail"] and not first[ids.IMPACT]["rail"] and not first[ids.AVG_WITHOUT]["rail"]
+    assert first[ids.IMPACT]["rail"] and not first[ids.AVG_WITH]["rail"]
 
     # Paging the scatter to its last page moves the bars to the same features.
     _scroll_to(driver, ids.SCATTER)
     first = _windows(driver)
     _click_last_step(driver, first[ids.SCATTER]["rail"])
     last = _wait_for_windows(driver, k - w / 2 - 0.5)
-    assert max(_shown(last, ids.AVG_WITH)) == k - 1 and _shown(last, ids.AVG_WITH) == _shown(last, ids.SCATTER)
-    assert last[ids.AVG_WITH]["slider"] == last[ids.SCATTER]["slider"] == len(range(0, k, w)) - 1
+    assert max(_shown(last, ids.IMPACT)) == k - 1 and _shown(last, ids.IMPACT) == _shown(last, ids.SCATTER)
+    assert last[ids.IMPACT]["slider"] == last[ids.SCATTER]["slider"] == len(range(0, k, w)) - 1
 
     # Dragging the impact bars downwards pans back towards the first features; the others follow.
     _scroll_to(driver, ids.BAR_CARD)
@@ -255,16 +255,18 @@ def test_wide_bar_charts_show_the_scatters_window_and_follow_it(driver, wide):
         time.sleep(0.1)
     panned = _wait_for_windows(driver, _windows(driver)[ids.IMPACT]["centre"])
     assert panned[ids.IMPACT]["centre"] < last[ids.IMPACT]["centre"] - 5
-    assert _shown(panned, ids.AVG_WITH) == _shown(panned, ids.SCATTER)
-    assert _shown(panned, ids.AVG_WITH) - _shown(last, ids.AVG_WITH), "the pan showed no other feature"
+    assert _shown(panned, ids.IMPACT) == _shown(panned, ids.SCATTER)
+    assert _shown(panned, ids.IMPACT) - _shown(last, ids.IMPACT), "the pan showed no other feature"
 
     # The bar chart's own slider pages all four charts: its first step shows the first window.
-    left, top, width, height = panned[ids.AVG_WITH]["rail"]
+    _scroll_to(driver, ids.BAR_CARD)
+    panned = _windows(driver)
+    left, top, width, height = panned[ids.IMPACT]["rail"]
     _mouse(driver, "mouseMoved", left + 2, top + height / 2)
     _mouse(driver, "mousePressed", left + 2, top + height / 2, 1)
     _mouse(driver, "mouseReleased", left + 2, top + height / 2)
     back = _wait_for_windows(driver, w / 2 - 0.5)
-    assert _shown(back, ids.AVG_WITH) == _shown(first, ids.AVG_WITH) == _shown(back, ids.SCATTER)
+    assert _shown(back, ids.IMPACT) == _shown(first, ids.IMPACT) == _shown(back, ids.SCATTER)
     assert back[ids.SCATTER]["range"] == pytest.approx([-0.6, w - 0.4])
 
     # Selecting a table row of a feature outside the window moves all four windows to it.
@@ -273,7 +275,7 @@ def test_wide_bar_charts_show_the_scatters_window_and_follow_it(driver, wide):
     )
     _select_table_row(driver, name)
     selected = _wait_for_windows(driver, k - 3)
-    assert name in selected[ids.AVG_WITH]["ticks"] and name in selected[ids.SCATTER]["ticks"]
-    assert _shown(selected, ids.AVG_WITH) == _shown(selected, ids.SCATTER)
+    assert name in selected[ids.IMPACT]["ticks"] and name in selected[ids.SCATTER]["ticks"]
+    assert _shown(selected, ids.IMPACT) == _shown(selected, ids.SCATTER)
     severe = [e for e in driver.get_log("browser") if e["level"] == "SEVERE"]
     assert not severe, [e["message"][:300] for e in severe]

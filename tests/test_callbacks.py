@@ -16,6 +16,7 @@ from dashboard import figures
 from dashboard.api import downloads
 from dashboard.factory import create_app
 from dashboard.page import ids, views
+from dashboard.page.callbacks import VIEW_INPUTS, VIEW_OUTPUTS
 from dashboard.page.components import hover_hint, hover_panel, status_component
 from dashboard.page.compute import compute_view, download_csv, select_shown, upload_command
 from dashboard.page.hover import HOVER_HINT, from_typed_array, image_urls
@@ -35,7 +36,7 @@ from data.batches import FeatureBatch, ctr_frame
 from tests.helpers import load_frame
 
 BUSINESS, SOURCE = "acme", "vision"
-FIGURE_KEYS = ("scatter", "avg_with", "impact", "avg_without")
+FIGURE_KEYS = ("scatter", "avg_with", "impact")
 # A request context has no client address unless given one; the layout reads only for loopback (ACCESS=local).
 LOOPBACK = {"REMOTE_ADDR": "127.0.0.1"}
 
@@ -76,6 +77,11 @@ def _find(component, component_id):
     return None
 
 
+def page_order(summary):
+    """A summary as the page shows it: with its answer columns, ranked by evidence."""
+    return views.evidence_order(views.with_answer_columns(summary))
+
+
 # -- compute_view --------------------------------------------------------------------------------
 
 
@@ -89,11 +95,14 @@ def test_compute_view_numbers_equal_feature_summary(loaded, reference_dataset, c
         DEFAULT_FILTERS.replace(confidence=confidence, min_pct=sparsity[0], max_pct=sparsity[1]),
         shown=0,
     )
-    summary = feature_summary(reference_dataset, confidence=confidence, min_pct=sparsity[0], max_pct=sparsity[1])
+    summary = page_order(
+        feature_summary(reference_dataset, confidence=confidence, min_pct=sparsity[0], max_pct=sparsity[1])
+    )
     features = list(summary["feature"])
     assert list(view.avg_with.data[0].y) == features
     assert np.array_equal(view.avg_with.data[0].x, summary["avg_ctr_with"] * 100.0)
-    assert np.array_equal(view.avg_without.data[0].x, summary["avg_ctr_without"] * 100.0, equal_nan=True)
+    # The CTR without each feature is the chart's baseline mark, row by row.
+    assert np.array_equal(view.avg_with.data[2].x, summary["avg_ctr_without"] * 100.0, equal_nan=True)
     assert np.array_equal(view.impact.data[0].x, summary["impact"] * 100.0, equal_nan=True)
     assert list(view.scatter.layout.xaxis.ticktext) == features
     pd.testing.assert_frame_equal(view.summary.reset_index(drop=True), summary)
@@ -103,7 +112,7 @@ def test_compute_view_scatter_has_one_point_per_image_and_feature_present(loaded
     view = compute_view(
         loaded, BUSINESS, SOURCE, None, DEFAULT_FILTERS.replace(confidence=0.3, min_pct=0, max_pct=100), shown=0
     )
-    summary = feature_summary(reference_dataset, confidence=0.3)
+    summary = page_order(feature_summary(reference_dataset, confidence=0.3))
     points = scatter_points(reference_dataset, confidence=0.3, features=summary["feature"])
     scatter = view.scatter.data[0]
     assert len(scatter.x) == len(points)
@@ -149,7 +158,8 @@ def test_hover_hint_is_written_once_and_only_shown_or_hidden_by_the_browser(load
     hint, card = hover_panel()
     assert (hint.id, hint.children.children, card.id) == (ids.HOVER_HINT, HOVER_HINT, ids.HOVER_CARD)
     script = (Path(__file__).resolve().parent.parent / "dashboard" / "page" / "assets" / "dashboard.js").read_text()
-    assert f'"{ids.HOVER_HINT}"' in script and f'"{ids.HOVER_CARD}"' in script and "Hover a point" not in script
+    assert "IDS.HOVER_HINT" in script and "IDS.HOVER_CARD" in script and "Hover a point" not in script
+    assert ids.BROWSER["HOVER_HINT"] == ids.HOVER_HINT and ids.BROWSER["HOVER_CARD"] == ids.HOVER_CARD
 
 
 def test_no_callback_listens_to_the_scatters_hover(settings, store):
@@ -162,7 +172,7 @@ def test_no_callback_listens_to_the_scatters_hover(settings, store):
 
 def test_compute_view_lookup_codes_are_bar_rows(loaded):
     view = compute_view(loaded, BUSINESS, SOURCE, None, DEFAULT_FILTERS.replace(confidence=0.3, min_pct=0, max_pct=100))
-    assert view.lookup["features"] == list(view.impact.data[0].y) == list(view.avg_without.data[0].y)
+    assert view.lookup["features"] == list(view.impact.data[0].y) == list(view.avg_with.data[2].y)
 
 
 def test_compute_view_shows_top_and_bottom_features_of_a_large_build(store):
@@ -170,7 +180,7 @@ def test_compute_view_shows_top_and_bottom_features_of_a_large_build(store):
     view = compute_view(
         store, BUSINESS, SOURCE, None, DEFAULT_FILTERS.replace(confidence=0.1, min_pct=0, max_pct=100), shown=5
     )
-    summary = feature_summary(store.dataset(BUSINESS, SOURCE), confidence=0.1)
+    summary = page_order(feature_summary(store.dataset(BUSINESS, SOURCE), confidence=0.1))
     finite = summary[summary["impact"].notna()]
     expected = list(finite["feature"].iloc[:5]) + list(finite["feature"].iloc[-5:])
     assert list(view.impact.data[0].y) == expected
@@ -426,21 +436,15 @@ def test_poll_callback_updates_nothing_until_a_build_lands(client, store, refere
     assert changed.get_json()["response"][ids.VERSION]["data"] == store.version()
 
 
-REDRAW_OUTPUTS = [(c, "figure") for c in ids.CHARTS] + [
-    (ids.LOOKUP, "data"),
-    (ids.HOVER_PANEL, "children"),
-    (ids.NOTICE, "children"),
-    (ids.STATUS, "children"),
-    (ids.BAR_PANEL, "style"),
-    (ids.TABLE, "rowData"),
-    (ids.TABLE, "style"),
-    (ids.TABLE_HINT, "children"),
-    (ids.DRIFT, "figure"),
-    (ids.DRIFT_CARD, "style"),
-    (ids.DRIFT_FRAME, "style"),
-    (ids.DRIFT_NOTE, "children"),
-    (ids.TABLE, "columnDefs"),
-]
+REDRAW_OUTPUTS = [(o.component_id, o.component_property) for o in VIEW_OUTPUTS.values()]
+
+
+def _view_inputs(controls, impact_mode="marginal", extra=None):
+    """The redraw's (or URL writer's) inputs in its registered order, from ``_controls()``."""
+    by_id = {c: v for c, _, v in controls}
+    by_id[ids.IMPACT_MODE] = impact_mode
+    inputs = [(i.component_id, i.component_property, by_id[i.component_id]) for i in VIEW_INPUTS.values()]
+    return inputs + [(i, p, v) for (i, p), v in (extra or {}).items()]
 
 
 def _controls(
@@ -459,26 +463,12 @@ def _controls(
 
 
 def test_redraw_callback_returns_the_four_figures_and_the_table(client, loaded):
-    controls = dict((c, v) for c, _, v in _controls())
-    inputs = [
-        (c, "value", controls[c])
-        for c in (
-            ids.BUSINESS,
-            ids.SOURCE,
-            ids.BUILD,
-            ids.CONFIDENCE,
-            ids.SPARSITY,
-            ids.SHOWN,
-            ids.WEIGHTING,
-            ids.COMPARE,
-        )
-    ]
-    inputs += [(ids.VERSION, "data", loaded.version()), (ids.IMPACT_MODE, "value", "marginal")]
+    inputs = _view_inputs(_controls(), extra={(ids.VERSION, "data"): loaded.version()})
     response = _dash_post(client, REDRAW_OUTPUTS, inputs, [(ids.STALE_BUILD, "data", None)])
     assert response.status_code == 200
     answer = response.get_json()["response"]
     bars = answer[ids.IMPACT]["figure"]["data"][0]
-    summary = feature_summary(loaded.dataset(BUSINESS, SOURCE), confidence=0.3)
+    summary = page_order(feature_summary(loaded.dataset(BUSINESS, SOURCE), confidence=0.3))
     assert bars["y"] == list(summary["feature"])
     assert [row["feature"] for row in answer[ids.TABLE]["rowData"]] == list(summary["feature"])
 
@@ -507,11 +497,11 @@ def test_compute_view_passes_the_weighting_through(demo):
         DEFAULT_FILTERS.replace(confidence=0.5, min_pct=2, max_pct=100, weighting="impressions"),
         shown=0,
     )
-    summary = feature_summary(dataset, confidence=0.5, min_pct=2, max_pct=100, weighting="impressions")
+    summary = page_order(feature_summary(dataset, confidence=0.5, min_pct=2, max_pct=100, weighting="impressions"))
     assert view.weighting == "impressions"
     assert list(view.impact.data[0].y) == list(summary["feature"])
     assert np.array_equal(view.impact.data[0].x, summary["impact"].to_numpy() * 100.0)
-    mean = feature_summary(dataset, confidence=0.5, min_pct=2, max_pct=100)
+    mean = page_order(feature_summary(dataset, confidence=0.5, min_pct=2, max_pct=100))
     assert not np.allclose(view.avg_with.data[0].x, mean["avg_ctr_with"].to_numpy() * 100.0)
     assert "impression-weighted" in view.shown_text
 
@@ -523,7 +513,7 @@ def test_compute_view_falls_back_to_the_mean_without_counts(demo):
         CURRENT_BUILD,
         DEFAULT_FILTERS.replace(confidence=0.3, min_pct=0, max_pct=100, weighting="impressions"),
     )
-    summary = feature_summary(demo.dataset(*REFERENCE), confidence=0.3)
+    summary = page_order(feature_summary(demo.dataset(*REFERENCE), confidence=0.3))
     assert view.weighting == "mean"
     assert list(view.impact.data[0].x) == list(summary["impact"] * 100.0)
     assert "not available" in view.notice["title"]
@@ -533,7 +523,7 @@ def test_compute_view_table_lists_every_feature_passing_the_filters(demo):
     view = compute_view(
         demo, *NORTHWIND, CURRENT_BUILD, DEFAULT_FILTERS.replace(confidence=0.5, min_pct=2, max_pct=100), shown=10
     )
-    summary = feature_summary(demo.dataset(*NORTHWIND), confidence=0.5, min_pct=2, max_pct=100)
+    summary = page_order(feature_summary(demo.dataset(*NORTHWIND), confidence=0.5, min_pct=2, max_pct=100))
     assert len(view.summary) == 20 < len(summary)
     assert view.table == views.table_rows(summary)
     assert table_hint(view).startswith(f"All {len(summary)} features passing the filters (20 of them charted)")
@@ -601,8 +591,10 @@ def test_download_callback_sends_the_csv(demo, settings):
     [(ids.SHOWN, False), (ids.BUSINESS, False), (ids.CONFIDENCE, True), (ids.SPARSITY, True)],
 )
 def test_url_callback_writes_the_controls_into_the_query(client, loaded, changed, replace):
-    controls = _controls(confidence=0.37000000000000005, sparsity=(5, 60), shown="0")
-    controls += [(ids.IMPACT_MODE, "value", "marginal")]
+    controls = _view_inputs(
+        _controls(confidence=0.37000000000000005, sparsity=(5, 60), shown="0"),
+        extra={(ids.TABLE, "selectedRows"): None},
+    )
     response = _dash_post(client, [(ids.URL, "data")], controls, [(ids.URL, "data", None)], changed=changed)
     written = response.get_json()["response"][ids.URL]["data"]
     assert written["search"] == (

@@ -111,10 +111,17 @@ def test_table_rows_gain_the_drift_columns(two_builds):
 
 
 def test_compare_options_list_every_other_build():
-    builds = pd.DataFrame({"build_id": [9, 7, 4], "received_at": ["2026-11-26T02:21:49+00:00"] * 3})
+    builds = pd.DataFrame(
+        {
+            "build_id": [9, 7, 4],
+            "received_at": ["2026-11-26T02:21:49+00:00"] * 3,
+            "build_tag": ["jenkins-12", None, None],
+        }
+    )
     options = compare_options(builds, 7)
     assert [o["value"] for o in options] == [9, 4]
-    assert options[0]["label"] == "#9 · 26 Nov"
+    # Same-day builds are told apart by their time, and by their tag when they were sent one.
+    assert [o["label"] for o in options] == ["#9 · 26 Nov 02:21 · jenkins-12", "#4 · 26 Nov 02:21"]
 
 
 def test_drift_figure_colours_by_q_and_escapes_names():

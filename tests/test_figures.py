@@ -20,6 +20,9 @@ from data.analysis import Dataset, feature_summary, scatter_points
 # Every module of dashboard/figures/: all pure.
 FIGURE_MODULES = sorted(Path(figures.__file__).parent.glob("*.py"))
 
+# The answer's columns of a summary (verdict, lift, FCR interval): dropped where a test reads the per-test ones.
+ANSWER_COLUMNS = ["verdict", "lift_pct", "ci_low_fcr", "ci_high_fcr"]
+
 
 def _synthetic(n_images: int = 40, n_features: int = 6, seed: int = 42) -> Dataset:
     """Small deterministic data: confidences in [0, 1), CTRs around 1%, one feature never present."""
@@ -256,12 +259,16 @@ def test_impact_figure_numbers_and_colours(reference_dataset):
 
 
 def test_impact_figure_draws_error_bars_from_the_interval_columns(reference_dataset):
+    """The false-coverage-rate interval where the summary has it (it agrees with q), else the per-test one."""
     summary = feature_summary(reference_dataset, confidence=0.0)
-    fig = figures.impact_figure(summary)
-    error = fig.data[0].error_x
     x = summary["impact"].to_numpy() * 100.0
-    assert np.allclose(x + np.asarray(error.array), summary["ci_high"] * 100.0, equal_nan=True)
-    assert np.allclose(x - np.asarray(error.arrayminus), summary["ci_low"] * 100.0, equal_nan=True)
+    for frame, low, high in (
+        (summary, "ci_low_fcr", "ci_high_fcr"),
+        (summary.drop(columns=ANSWER_COLUMNS), "ci_low", "ci_high"),
+    ):
+        error = figures.impact_figure(frame).data[0].error_x
+        assert np.allclose(x + np.asarray(error.array), summary[high] * 100.0, equal_nan=True)
+        assert np.allclose(x - np.asarray(error.arrayminus), summary[low] * 100.0, equal_nan=True)
 
 
 def test_impact_figure_without_interval_columns_has_no_error_bars(reference_dataset):
@@ -284,7 +291,8 @@ def test_impact_figure_fades_features_that_are_not_significant(reference_dataset
 
 def test_impact_figure_and_table_follow_the_analysis_significant_column(reference_dataset):
     """Significance is decided once, by the analysis: the chart and the table read its columns."""
-    summary = feature_summary(reference_dataset, confidence=0.0)
+    # A frame without the answer's columns (a notebook's older one): colour and label follow ``significant``.
+    summary = feature_summary(reference_dataset, confidence=0.0).drop(columns=ANSWER_COLUMNS)
     flipped = summary.assign(significant=~summary["significant"])  # disagrees with q < 0.05 on every row
     fig = figures.impact_figure(flipped)
     for significant, color in zip(flipped["significant"], fig.data[0].marker.color):
@@ -312,19 +320,20 @@ def test_impact_figure_tells_too_few_images_from_not_significant(reference_datas
 
 
 def test_impact_figure_hover_shows_counts_interval_p_and_q(reference_dataset):
-    summary = feature_summary(reference_dataset, confidence=0.3, min_n=40)
+    summary = feature_summary(reference_dataset, confidence=0.3, min_n=40).drop(columns=ANSWER_COLUMNS)
     fig = figures.impact_figure(summary)
     assert fig.data[0].hovertemplate == "%{hovertext}<extra></extra>"
     for text, (_, row) in zip(fig.data[0].hovertext, summary.iterrows()):
         assert text.startswith(f"<b>{row['feature']}</b> · ")
-        assert f"Impact: {row['impact'] * 100:+.3f} pp" in text
+        assert f"Impact: {row['impact'] * 100:+.3f} pp".replace("-", figures.MINUS) in text
         assert f"CTR with: {row['avg_ctr_with'] * 100:.3f}% ({row['n_with']:,} images)" in text
         assert f"CTR without: {row['avg_ctr_without'] * 100:.3f}% ({row['n_without']:,} images)" in text
         assert f"p = {figures.format_p(row['p_value'])} · q = {figures.format_p(row['q_value'])}" in text
         if row["low_n"]:
             assert "95% interval" not in text and "p = – · q = –" in text
         else:
-            assert f"95% interval: {row['ci_low'] * 100:+.3f} pp to {row['ci_high'] * 100:+.3f} pp" in text
+            interval = f"95% interval: {row['ci_low'] * 100:+.3f} pp to {row['ci_high'] * 100:+.3f} pp"
+            assert interval.replace("-", figures.MINUS) in text  # the typographic minus, as everywhere on the page
 
 
 def test_impact_figure_hover_escapes_feature_names():
@@ -353,7 +362,7 @@ def test_format_p_keeps_two_significant_digits(value, text):
 
 def test_format_ctr_and_pp():
     assert figures.format_ctr(0.011723) == "1.172%"
-    assert figures.format_pp(-0.0034012) == "-0.340 pp" and figures.format_pp(0.00242) == "+0.242 pp"
+    assert figures.format_pp(-0.0034012) == "\u22120.340 pp" and figures.format_pp(0.00242) == "+0.242 pp"
     assert figures.format_ctr(float("nan")) == figures.format_pp(None) == "–"
 
 

@@ -28,6 +28,7 @@ from dashboard.figures.style import (
     empty_figure,
     escape_label,
     format_ctr,
+    format_lift,
     format_p,
     format_pp,
     page_slider,
@@ -78,6 +79,45 @@ def _value_labels(values: np.ndarray, *, signed: bool = False, suffix: str = "%"
     return [f'<span style="color:{c}">{t}</span>' if t else t for t, c in zip(labels, colors)]
 
 
+def _row_axis(features: list[str], rows: int, feature_labels: bool, label_px: int | None) -> dict:
+    """The y axis of the rows: categories in the frame's order, the first at the top."""
+    return {
+        "type": "category",
+        "categoryorder": "array",
+        "categoryarray": features,
+        # Fixed rather than autorange: a text trace would pad the range and misalign rows
+        # with the neighbouring charts. Reversed, so the frame's first row is on top.
+        "range": [rows - 0.5, -0.5],
+        "autorange": False,
+        "showticklabels": feature_labels,
+        # Category names are drawn as Plotly's pseudo-HTML: label the rows with escaped text.
+        **(
+            {"tickmode": "array", "tickvals": features, "ticktext": list(map(escape_label, features))}
+            if feature_labels
+            else {}
+        ),
+        "automargin": feature_labels and not label_px,
+        "ticks": "",
+    }
+
+
+def _bar_pager(layout: dict, n: int, window: int, top: int) -> None:
+    """Adds the page slider of a windowed chart, above its x axis."""
+    plot_px = max(layout["height"] - top - BAR_MARGIN["b"], 1)
+    layout["sliders"] = [
+        page_slider(
+            n,
+            window,
+            page_range=lambda first: {"yaxis.range": [first + window - 0.5, first - 0.5]},
+            hint="drag the bars up or down to pan",
+            # Above the x axis and its title, which sit in the top margin.
+            y=1 + BAR_MARGIN["t"] / plot_px,
+            step_labels=False,
+            compact=True,
+        )
+    ]
+
+
 def bar_layout(
     title,
     features,
@@ -93,40 +133,26 @@ def bar_layout(
     pager=True,
     value_labels=None,
 ):
+    """The layout of a horizontal bar chart whose rows line up with its neighbours' (see ``bar_figure``)."""
     n = len(features)
     windowed = bool(window) and n > window
     rows = window if windowed else n
+    xaxis = {
+        "title": {"text": x_title, "standoff": 6},
+        "side": "top",
+        "ticksuffix": x_suffix,
+        "gridcolor": COLORS["grid"],
+        "zeroline": True,
+        "zerolinecolor": "#4b5563",
+        "zerolinewidth": 1.5,
+        # A fixed top margin, so that charts side by side keep their rows level.
+        "automargin": False,
+    }
     layout = base_layout(
         title,
         bargap=0.25,
-        xaxis={
-            "title": {"text": x_title, "standoff": 6},
-            "side": "top",
-            "ticksuffix": x_suffix,
-            "gridcolor": COLORS["grid"],
-            "zeroline": True,
-            "zerolinecolor": "#9ca3af",
-            # A fixed top margin, so that charts side by side keep their rows level.
-            "automargin": False,
-        },
-        yaxis={
-            "type": "category",
-            "categoryorder": "array",
-            "categoryarray": features,
-            # Fixed rather than autorange: a text trace would pad the range and misalign rows
-            # with the neighbouring charts. Reversed, so the highest impact is on top.
-            "range": [rows - 0.5, -0.5],
-            "autorange": False,
-            "showticklabels": feature_labels,
-            # Category names are drawn as Plotly's pseudo-HTML: label the rows with escaped text.
-            **(
-                {"tickmode": "array", "tickvals": features, "ticktext": list(map(escape_label, features))}
-                if feature_labels
-                else {}
-            ),
-            "automargin": feature_labels and not label_px,
-            "ticks": "",
-        },
+        xaxis=xaxis,
+        yaxis=_row_axis(features, rows, feature_labels, label_px),
         meta={"features": n, "window": window if windowed else None},
     )
     left = (label_px or 64) if feature_labels else 12
@@ -148,19 +174,7 @@ def bar_layout(
         layout["dragmode"] = "pan"
         layout["xaxis"]["fixedrange"] = True  # dragging then only pans along the features
         if pager:
-            plot_px = max(layout["height"] - top - BAR_MARGIN["b"], 1)
-            layout["sliders"] = [
-                page_slider(
-                    n,
-                    window,
-                    page_range=lambda first: {"yaxis.range": [first + window - 0.5, first - 0.5]},
-                    hint="drag the bars up or down to pan",
-                    # Above the x axis and its title, which sit in the top margin.
-                    y=1 + BAR_MARGIN["t"] / plot_px,
-                    step_labels=False,
-                    compact=True,
-                )
-            ]
+            _bar_pager(layout, n, window, top)
     return layout
 
 
@@ -177,8 +191,12 @@ def bar_figure(
     height: int | None = None,
     window: int | None = FEATURE_WINDOW,
     pager: bool = True,
+    baseline: str | None = None,
 ) -> go.Figure:
     """Horizontal bars of one CTR column (``avg_ctr_with`` or ``avg_ctr_without``), in the frame's order.
+
+    ``baseline`` (e.g. ``"avg_ctr_without"``) adds a dark mark on each row at that column's value,
+    so that one chart shows the CTR with the feature against the CTR without it.
 
     Rows keep the summary's order (highest impact at the top), so bar *i* is row *i*. With more
     than ``window`` rows the chart shows ``window`` at a time (every bar is in the figure): drag
@@ -211,6 +229,11 @@ def bar_figure(
         ),
         name=value,
     )
+    data = [trace, _VALUE_AXIS_TRACE]
+    if baseline is not None and baseline in summary:
+        base = summary[baseline].to_numpy(dtype=np.float64) * 100.0
+        data.append(_baseline_trace(base, features, baseline))
+        x = np.concatenate([x, base])
     finite = x[np.isfinite(x)]
     if x_range is None and len(finite):
         x_range = [0, max(finite.max(), 0) * 1.06 or 1]
@@ -225,48 +248,127 @@ def bar_figure(
         label_px=label_px,
         window=window,
         pager=pager,
-        value_labels=_value_labels(x),
+        value_labels=_value_labels(x[: len(features)]),
     )
-    return unvalidated_figure([trace, _VALUE_AXIS_TRACE], layout)
+    return unvalidated_figure(data, layout)
+
+
+def _baseline_trace(base: np.ndarray, features: list[str], column: str) -> dict:
+    """A dark tick per row at ``base`` (percent): the CTR the bars are compared with."""
+    what = "without the feature" if column == "avg_ctr_without" else TITLES.get(column, column)
+    return dict(
+        type="scatter",
+        x=base,
+        y=features,
+        mode="markers",
+        marker={"symbol": "line-ns", "size": 14, "line": {"width": 2.5, "color": COLORS["text"]}},
+        hovertext=list(map(escape_label, features)),
+        hovertemplate=f"<b>%{{hovertext}}</b><br>Average CTR {what}: %{{x:.3f}}%<extra></extra>",
+        name="baseline",
+    )
 
 
 # An empty trace on the value axis, so that Plotly draws it.
 _VALUE_AXIS_TRACE = {"type": "scatter", "x": [], "y": [], "yaxis": "y2", "hoverinfo": "skip", "name": "values"}
 
 
-def _impact_hover(summary: pd.DataFrame, feature_col: str, classes) -> list[str]:
-    """One hover text per bar: impact with its interval, both CTRs with their image counts, p and q."""
+def _interval_columns(summary: pd.DataFrame) -> tuple[str, str] | None:
+    """The interval to draw: the FCR-adjusted one when the summary has it, else the per-test 95 % one."""
+    for low, high in (("ci_low_fcr", "ci_high_fcr"), ("ci_low", "ci_high")):
+        if low in summary and high in summary and summary[low].notna().any():
+            return low, high
+    return None
+
+
+def _impact_hover(summary: pd.DataFrame, feature_col: str, classes, interval) -> list[str]:
+    """One hover text per bar: impact and lift with the interval, both CTRs with their image counts, p and q."""
+    wanted = ["impact", "lift_pct", "avg_ctr_with", "avg_ctr_without", "n_with", "n_without", "p_value", "q_value"]
     columns = {
         c: summary[c].to_numpy(dtype=np.float64) if c in summary else np.full(len(summary), np.nan)
-        for c in (
-            "impact",
-            "ci_low",
-            "ci_high",
-            "avg_ctr_with",
-            "avg_ctr_without",
-            "n_with",
-            "n_without",
-            "p_value",
-            "q_value",
-        )
+        for c in wanted + list(interval or ())
     }
+    low, high = interval or ("", "")
+    name = "interval (widened for testing every feature)" if low == "ci_low_fcr" else "95% interval"
     texts = []
     for i, feature in enumerate(summary[feature_col].astype(str)):
         c = {k: v[i] for k, v in columns.items()}
-        interval = (
-            f"<br>95% interval: {format_pp(c['ci_low'])} to {format_pp(c['ci_high'])}"
-            if math.isfinite(c["ci_low"]) and math.isfinite(c["ci_high"])
+        span = (
+            f"<br>{name}: {format_pp(c[low])} to {format_pp(c[high])}"
+            if interval and math.isfinite(c[low]) and math.isfinite(c[high])
             else ""
         )
+        lift = f" (lift {format_lift(c['lift_pct'])})" if math.isfinite(c["lift_pct"]) else ""
         counts = [f"{int(n):,} images" if math.isfinite(n) else "" for n in (c["n_with"], c["n_without"])]
         texts.append(
             f"<b>{escape_label(feature)}</b>{' · ' + classes[i] if classes is not None else ''}"
-            f"<br>Impact: {format_pp(c['impact'])}{interval}"
+            f"<br>Impact: {format_pp(c['impact'])}{lift}{span}"
             f"<br>CTR with: {format_ctr(c['avg_ctr_with'])} ({counts[0]})"
             f"<br>CTR without: {format_ctr(c['avg_ctr_without'])} ({counts[1]})"
             f"<br>p = {format_p(c['p_value'])} · q = {format_p(c['q_value'])}"
         )
     return texts
+
+
+def verdict_classes(summary: pd.DataFrame) -> np.ndarray | None:
+    """Per row its verdict ("helps", "hurts", "unclear", "too few images"), from the summary's
+    ``verdict`` column or, without it, from ``significant``, ``low_n`` and the sign; None without either."""
+    if "verdict" in summary:
+        return summary["verdict"].astype(str).to_numpy()
+    if "significant" not in summary:
+        return None
+    classes = significance_classes(summary)
+    positive = summary["impact"].to_numpy(dtype=np.float64) > 0
+    helps_or_hurts = np.where(positive, "helps", "hurts")
+    return np.where(
+        classes == SIGNIFICANCE_CLASSES[2],
+        "too few images",
+        np.where(classes == SIGNIFICANCE_CLASSES[0], helps_or_hurts, "unclear"),
+    )
+
+
+def _impact_marker(x: np.ndarray, verdicts) -> dict:
+    """Bar colours by verdict: solid green helps, solid orange hurts, pale unclear, grey hatched too few images."""
+    colors = [COLORS["positive"] if v >= 0 else COLORS["negative"] for v in x]
+    if verdicts is None:
+        return {"color": colors, "line": {"width": 0, "color": COLORS["text"]}}
+    colors = [
+        COLORS["low_n"] if v == "too few images" else rgba_color(c, 1.0 if v in ("helps", "hurts") else 0.38)
+        for c, v in zip(colors, verdicts)
+    ]
+    marker = {"color": colors, "line": {"width": 0, "color": COLORS["text"]}}
+    if (verdicts == "too few images").any():
+        marker["pattern"] = {
+            "shape": ["/" if v == "too few images" else "" for v in verdicts],
+            "fgcolor": "white",
+            "size": 6,
+            "solidity": 0.3,
+        }
+    return marker
+
+
+def _whiskers(summary: pd.DataFrame, x: np.ndarray, interval) -> dict | None:
+    if interval is None:
+        return None
+    low, high = (summary[c].to_numpy(dtype=np.float64) * 100.0 for c in interval)
+    return {
+        "type": "data",
+        "symmetric": False,
+        "array": high - x,
+        "arrayminus": x - low,
+        "color": "#374151",
+        "thickness": 1.4,
+        "width": 3,
+    }
+
+
+def _impact_range(x: np.ndarray, error_x: dict | None) -> list[float] | None:
+    extent = np.concatenate([x, x + error_x["array"], x - error_x["arrayminus"]]) if error_x else x
+    extent = extent[np.isfinite(extent)]
+    if not len(extent):
+        return None
+    lo, hi = min(extent.min(), 0.0), max(extent.max(), 0.0)
+    pad = (hi - lo) * 0.04 or 1.0
+    return [lo - (pad if lo < 0 else 0), hi + (pad if hi > 0 else 0)]
 
 
 def impact_figure(
@@ -283,79 +385,45 @@ def impact_figure(
 ) -> go.Figure:
     """Diverging bars of impact (CTR with minus without) in percentage points, in the frame's order.
 
-    Positive and negative bars get their own colours. When the summary has ``ci_low`` and
-    ``ci_high`` the bars get error bars (the 95% interval); with the analysis's ``significant``
-    column the features it did not mark are drawn pale, and those with too few images for a
-    test (``low_n``) grey and hatched. Hovering a bar shows the impact with its interval,
+    Coloured by verdict (the summary's ``verdict``, or ``significant``/``low_n`` and the sign):
+    solid green helps, solid orange hurts, pale unclear, grey and hatched too few images for a
+    test. Whiskers show the summary's false-coverage-rate adjusted interval (``ci_low_fcr``,
+    ``ci_high_fcr``), which clears 0 exactly where the colour is solid; without it, the per-test
+    95 % interval (``ci_low``, ``ci_high``). Hovering a bar shows the impact, lift and interval,
     both CTRs with their image counts, p and q. ``window`` and ``pager`` as in ``bar_figure``.
     """
     title = TITLES["impact"] if title is None else title
     if summary is None or len(summary) == 0:
         return empty_figure("No feature to show at these settings.", title=title)
     features = summary[feature_col].astype(str).tolist()
-    impact = summary["impact"].to_numpy(dtype=np.float64)
-    x = impact * 100.0
-    positive = x >= 0
-    notes = []
-    classes = None
-    colors = [COLORS["positive"] if pos else COLORS["negative"] for pos in positive]
-    pattern = None
-    if "significant" in summary:
-        classes = significance_classes(summary)
-        alpha = np.where(classes == SIGNIFICANCE_CLASSES[0], 1.0, 0.38)
-        colors = [
-            COLORS["low_n"] if cls == SIGNIFICANCE_CLASSES[2] else rgba_color(color, a)
-            for color, a, cls in zip(colors, alpha, classes)
-        ]
-        if (classes == SIGNIFICANCE_CLASSES[2]).any():
-            pattern = {
-                "shape": ["/" if cls == SIGNIFICANCE_CLASSES[2] else "" for cls in classes],
-                "fgcolor": "white",
-                "size": 6,
-                "solidity": 0.3,
-            }
-        notes.append("solid: significant (BH-corrected), pale: not, grey: too few images")
-    error_x = None
-    if "ci_low" in summary and "ci_high" in summary:
-        low = summary["ci_low"].to_numpy(dtype=np.float64) * 100.0
-        high = summary["ci_high"].to_numpy(dtype=np.float64) * 100.0
-        if np.isfinite(low).any() or np.isfinite(high).any():
-            error_x = {
-                "type": "data",
-                "symmetric": False,
-                "array": high - x,
-                "arrayminus": x - low,
-                "color": "#4b5563",
-                "thickness": 1.2,
-                "width": 3,
-            }
-            notes.append("whiskers: 95% interval")
+    x = summary["impact"].to_numpy(dtype=np.float64) * 100.0
+    verdicts = verdict_classes(summary)
+    interval = _interval_columns(summary)
+    error_x = _whiskers(summary, x, interval)
+    notes = ["solid: helps or hurts, pale: unclear, grey: too few images"] if verdicts is not None else []
+    if error_x:
+        notes.append(
+            "whiskers: interval widened for testing every feature"
+            if interval[0] == "ci_low_fcr"
+            else "whiskers: 95% interval"
+        )
     trace = dict(
         type="bar",
         x=x,
         y=features,
         orientation="h",
-        marker={"color": colors, "line": {"width": 0, "color": COLORS["text"]}, "pattern": pattern},
+        marker=_impact_marker(x, verdicts),
         error_x=error_x,
-        hovertext=_impact_hover(summary, feature_col, classes),
+        hovertext=_impact_hover(summary, feature_col, verdicts, interval),
         hovertemplate="%{hovertext}<extra></extra>",
         name="impact",
     )
-    trace["marker"] = {k: v for k, v in trace["marker"].items() if v is not None}
-    data = [trace]
-    if x_range is None:
-        extent = np.concatenate([x, x + error_x["array"], x - error_x["arrayminus"]]) if error_x else x
-        extent = extent[np.isfinite(extent)]
-        if len(extent):
-            lo, hi = min(extent.min(), 0.0), max(extent.max(), 0.0)
-            pad = (hi - lo) * 0.04 or 1.0
-            x_range = [lo - (pad if lo < 0 else 0), hi + (pad if hi > 0 else 0)]
     layout = bar_layout(
         title,
         features,
         height=height,
         x_title="Impact (percentage points)",
-        x_range=x_range,
+        x_range=x_range if x_range is not None else _impact_range(x, error_x),
         feature_labels=feature_labels,
         x_suffix=" pp",
         subtitle="; ".join(notes) or None,
@@ -365,8 +433,7 @@ def impact_figure(
         # In a column of their own at the right, where no whisker crosses them.
         value_labels=_value_labels(x, signed=True, suffix=" pp", colors=[_impact_text_color(v) for v in x]),
     )
-    data.append(_VALUE_AXIS_TRACE)
-    return unvalidated_figure(data, layout)
+    return unvalidated_figure([trace, _VALUE_AXIS_TRACE], layout)
 
 
 def _impact_text_color(value: float) -> str:

@@ -53,54 +53,12 @@ def _feature_codes(points: pd.DataFrame, feature_order) -> tuple[np.ndarray, lis
     return codes.astype(np.int32), order
 
 
-def scatter_figure(
-    points: pd.DataFrame,
-    *,
-    feature_order=None,
-    image_col: str = "image",
-    feature_col: str = "feature",
-    confidence_col: str = "confidence",
-    ctr_col: str = "ctr",
-    means=None,
-    webgl: bool | None = None,
-    title: str | None = TITLES["scatter"],
-    height: int = 460,
-    width: int | None = None,
-    window: int = SCATTER_WINDOW,
-) -> go.Figure:
-    """One point per (image, feature present) at the image's CTR; x lists features with points.
-
-    ``feature_order`` (e.g. a summary's ``feature`` column) orders the x axis; points of other
-    features are dropped, and so are features without points. Points keep the frame's row
-    order, so point *i* of trace 0 is row *i* of the (filtered) frame. Trace 1 is an empty
-    dotted red line, the look of the link that a hover handler draws between one image's
-    points. ``means`` (a Series of CTR fractions by feature, e.g. a summary's ``avg_ctr_with``)
-    adds trace 2: a dash at each feature's average.
-
-    Per-point arrays are compact numpy types (int16 codes, float32 CTR), which Plotly sends as
-    base64 typed arrays, about 10 bytes a point; the image and the confidence are not repeated
-    per point (a hover handler can show them from the point index). With more than ``window`` features the x axis shows
-    ``window`` of them at a time: drag to pan, or page with the slider above the plot. Every
-    point is drawn.
-    """
-    if points is None or len(points) == 0:
-        return empty_figure("No image has a feature present at these settings.", title=title, height=height)
-    frame = points.rename(
-        columns={image_col: "image", feature_col: "feature", confidence_col: "confidence", ctr_col: "ctr"}
-    )
-    codes, order = _feature_codes(frame, feature_order)
-    keep = codes >= 0
-    if not keep.any():
-        return empty_figure("None of the chosen features has a point.", title=title, height=height)
-    if not keep.all():
-        frame, codes = frame[keep], codes[keep]
-    n = len(frame)
-    use_gl = n > WEBGL_THRESHOLD if webgl is None else webgl
-    k = len(order)
-    points_trace = dict(
+def _points_trace(codes: np.ndarray, ctr: np.ndarray, k: int, use_gl: bool) -> dict:
+    n = len(codes)
+    return dict(
         type="scattergl" if use_gl else "scatter",
         x=codes.astype(np.int16 if k <= np.iinfo(np.int16).max else np.int32),
-        y=(frame["ctr"].to_numpy(dtype=np.float64) * 100.0).astype(np.float32),
+        y=(ctr * 100.0).astype(np.float32),
         mode="markers",
         marker={
             "color": COLORS["point"],
@@ -113,38 +71,71 @@ def scatter_figure(
         hovertemplate="CTR: %{y:.2f}%<br>Feature: %{x}<extra></extra>",
         name="images",
     )
-    link_trace = dict(
+
+
+LINK_TRACE = dict(
+    type="scatter",
+    x=[],
+    y=[],
+    mode="lines+markers",
+    line={"color": COLORS["link"], "width": 2, "dash": "dot"},
+    marker={"size": 10, "color": "rgba(0,0,0,0)", "line": {"color": COLORS["link"], "width": 2}},
+    hoverinfo="skip",
+    name=LINK_TRACE_NAME,
+)
+
+
+def _means_trace(means, order: list) -> dict:
+    mean_y = pd.Series(means).reindex(pd.Index(order, dtype=object)).to_numpy(dtype=np.float64) * 100.0
+    return dict(
         type="scatter",
-        x=[],
-        y=[],
-        mode="lines+markers",
-        line={"color": COLORS["link"], "width": 2, "dash": "dot"},
-        marker={"size": 10, "color": "rgba(0,0,0,0)", "line": {"color": COLORS["link"], "width": 2}},
-        hoverinfo="skip",
-        name=LINK_TRACE_NAME,
+        x=np.arange(len(order), dtype=np.int32),
+        y=mean_y,
+        mode="markers",
+        marker={"symbol": "line-ew", "size": 12, "line": {"width": 2.5, "color": COLORS["text"]}},
+        hovertemplate="Average CTR with %{x}: %{y:.2f}%<extra></extra>",
+        name="average",
     )
-    data = [points_trace, link_trace]
-    if means is not None:
-        mean_y = pd.Series(means).reindex(pd.Index(order, dtype=object)).to_numpy(dtype=np.float64) * 100.0
-        data.append(
-            dict(
-                type="scatter",
-                x=np.arange(len(order), dtype=np.int32),
-                y=mean_y,
-                mode="markers",
-                marker={"symbol": "line-ew", "size": 12, "line": {"width": 2.5, "color": COLORS["text"]}},
-                hovertemplate="Average CTR with %{x}: %{y:.2f}%<extra></extra>",
-                name="average",
-            )
-        )
+
+
+def _overall_line(overall_ctr: float, k: int) -> tuple[dict, dict]:
+    """A dashed line across every feature at the CTR of all images, and its label at the right.
+
+    A trace rather than a layout shape: the page's highlight of a selected feature owns the shapes.
+    """
+    y = overall_ctr * 100.0
+    line = dict(
+        type="scatter",
+        x=[-0.6, k - 0.4],
+        y=[y, y],
+        mode="lines",
+        line={"color": COLORS["muted"], "width": 1.5, "dash": "dash"},
+        hovertemplate=f"CTR of all images: {y:.2f}%<extra></extra>",
+        name="all images",
+    )
+    label = {
+        "xref": "paper",
+        "x": 1,
+        "xanchor": "right",
+        "yref": "y",
+        "y": y,
+        "yanchor": "bottom",
+        "text": f"all images: {y:.2f}%",
+        "showarrow": False,
+        "font": {"size": 11, "color": COLORS["muted"]},
+    }
+    return line, label
+
+
+def _scatter_layout(order: list, window: int, *, title, height, width, windowed: bool, meta: dict) -> dict:
+    k = len(order)
     longest = max((len(str(f)) for f in order), default=0)
-    windowed = k > window
     layout = base_layout(
         title,
         height=height,
         width=width,
         xaxis={
-            "title": {"text": "Feature (highest impact first)", "standoff": 8},
+            "title": {"text": "Feature (same order as the impact chart)", "standoff": 8},
             "tickmode": "array",
             "tickvals": list(range(k)),
             "ticktext": [escape_label(str(f)) for f in order],
@@ -163,12 +154,71 @@ def scatter_figure(
             "fixedrange": windowed,  # dragging then only pans along the features
         },
         hovermode="closest",
-        meta={"features": k, "points": n, "webgl": use_gl, "window": window if windowed else None},
+        meta=meta,
     )
     if windowed:
         layout["dragmode"] = "pan"
         layout["sliders"] = [_page_slider(k, window)]
     layout["margin"]["b"] = 40 + min(longest, 28) * 5 if k > 8 else 56
+    return layout
+
+
+def scatter_figure(
+    points: pd.DataFrame,
+    *,
+    feature_order=None,
+    image_col: str = "image",
+    feature_col: str = "feature",
+    confidence_col: str = "confidence",
+    ctr_col: str = "ctr",
+    means=None,
+    overall_ctr: float | None = None,
+    webgl: bool | None = None,
+    title: str | None = TITLES["scatter"],
+    height: int = 460,
+    width: int | None = None,
+    window: int = SCATTER_WINDOW,
+) -> go.Figure:
+    """One point per (image, feature present) at the image's CTR; x lists features with points.
+
+    ``feature_order`` (e.g. a summary's ``feature`` column) orders the x axis; points of other
+    features are dropped, and so are features without points. Points keep the frame's row
+    order, so point *i* of trace 0 is row *i* of the (filtered) frame. Trace 1 is an empty
+    dotted red line, the look of the link that a hover handler draws between one image's
+    points. ``means`` (a Series of CTR fractions by feature, e.g. a summary's ``avg_ctr_with``)
+    adds trace 2: a dash at each feature's average. ``overall_ctr`` (a fraction) adds a last
+    trace: a dashed line at the CTR of all images, the level each feature's points are compared with.
+
+    Per-point arrays are compact numpy types (int16 codes, float32 CTR), which Plotly sends as
+    base64 typed arrays, about 10 bytes a point; the image and the confidence are not repeated
+    per point (a hover handler can show them from the point index). With more than ``window`` features the x axis shows
+    ``window`` of them at a time: drag to pan, or page with the slider above the plot. Every
+    point is drawn.
+    """
+    if points is None or len(points) == 0:
+        return empty_figure("No image has a feature present at these settings.", title=title, height=height)
+    frame = points.rename(
+        columns={image_col: "image", feature_col: "feature", confidence_col: "confidence", ctr_col: "ctr"}
+    )
+    codes, order = _feature_codes(frame, feature_order)
+    keep = codes >= 0
+    if not keep.any():
+        return empty_figure("None of the chosen features has a point.", title=title, height=height)
+    if not keep.all():
+        frame, codes = frame[keep], codes[keep]
+    n, k = len(frame), len(order)
+    use_gl = n > WEBGL_THRESHOLD if webgl is None else webgl
+    data = [_points_trace(codes, frame["ctr"].to_numpy(dtype=np.float64), k, use_gl), dict(LINK_TRACE)]
+    if means is not None:
+        data.append(_means_trace(means, order))
+    windowed = k > window
+    meta = {"features": k, "points": n, "webgl": use_gl, "window": window if windowed else None}
+    layout = _scatter_layout(order, window, title=title, height=height, width=width, windowed=windowed, meta=meta)
+    if overall_ctr is not None and np.isfinite(overall_ctr):
+        line, label = _overall_line(float(overall_ctr), k)
+        data.append(line)
+        layout["annotations"] = [label]
+        layout["meta"]["overall_ctr"] = float(overall_ctr)
     return unvalidated_figure(data, layout)
 
 

@@ -187,9 +187,22 @@ def format_ctr(fraction: float, digits: int = 3) -> str:
     return "–" if fraction is None or not math.isfinite(fraction) else f"{fraction * 100:.{digits}f}%"
 
 
+MINUS = "\u2212"  # the typographic minus of every signed number the page shows (CSV files keep "-")
+
+
+def signed(value: float, digits: int) -> str:
+    """``value`` with its sign, the minus as MINUS: '+0.24', '\u22120.24'."""
+    return f"{value:+.{digits}f}".replace("-", MINUS)
+
+
 def format_pp(fraction: float, digits: int = 3) -> str:
     """A CTR difference in signed percentage points: 0.00242 -> '+0.242 pp' ('–' when undefined)."""
-    return "–" if fraction is None or not math.isfinite(fraction) else f"{fraction * 100:+.{digits}f} pp"
+    return "–" if fraction is None or not math.isfinite(fraction) else f"{signed(fraction * 100, digits)} pp"
+
+
+def format_lift(percent: float) -> str:
+    """A relative lift in signed percent: 12.34 -> '+12.3 %', -5 -> '\u22125.0 %' ('–' when undefined)."""
+    return "–" if percent is None or not math.isfinite(percent) else f"{signed(percent, 1)} %"
 
 
 def significance_classes(summary: pd.DataFrame) -> np.ndarray:

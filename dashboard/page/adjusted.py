@@ -16,16 +16,21 @@ import numpy as np
 import pandas as pd
 from dash import Input, Output, State, html, no_update
 
+from dashboard.figures import format_p, format_pp
+from dashboard.figures.style import signed
 from dashboard.page import ids, views
 from dashboard.page.selection import selected_dataset
 from data.adjusted import adjusted_columns, adjusted_summary, cooccurring
-from data.analysis import SIGNIFICANCE_LEVEL
+from data.analysis import SIGNIFICANCE_LEVEL, feature_summary
 from data.filters import Filters
 from data.store import UnknownDataset
 
 MARGINAL, ADJUSTED = "marginal", "adjusted"
 IMPACT_MODE_LABELS = {MARGINAL: "Marginal", ADJUSTED: "Adjusted"}
-IMPACT_MODE_HELP = "Adjusted: with the features it travels with held fixed."
+IMPACT_MODE_HELP = (
+    "Marginal: CTR with minus without. Adjusted: the same comparison among images that share the "
+    "features it usually appears with, so a companion's effect is not counted as its own."
+)
 PANEL_ROWS = 12  # controls listed, strongest co-occurrence first
 PANEL_HINT = "Select a row in the table or hover a bar to see the features that feature travels with."
 _SWAPPED = {
@@ -34,6 +39,11 @@ _SWAPPED = {
     "ci_high": "adjusted_ci_high",
     "p_value": "adjusted_p_value",
     "q_value": "adjusted_q_value",
+    # The answer's columns, where the summary has them (else the page derives them from the above).
+    "verdict": "adjusted_verdict",
+    "lift_pct": "adjusted_lift_pct",
+    "ci_low_fcr": "adjusted_ci_low_fcr",
+    "ci_high_fcr": "adjusted_ci_high_fcr",
 }
 
 
@@ -50,7 +60,8 @@ def impact_mode_control(adjusted: bool):
 
 
 def as_adjusted(summary: pd.DataFrame, dataset, filters: Filters, *, cache=None) -> pd.DataFrame:
-    """``summary`` (under ``filters``) with impact, interval, p and q replaced by the adjusted ones, ordered by them.
+    """``summary`` (under ``filters``) with impact, interval, p, q (and verdict, lift, FCR interval) replaced by
+    the adjusted ones.
 
     The marginal impact stays in ``marginal_impact``; significance follows the adjusted q.
     """
@@ -58,7 +69,10 @@ def as_adjusted(summary: pd.DataFrame, dataset, filters: Filters, *, cache=None)
     out = full.copy()
     out["marginal_impact"] = full["impact"]
     for column, adjusted in _SWAPPED.items():
-        out[column] = full[adjusted]
+        if adjusted in full:
+            out[column] = full[adjusted]
+        elif column in out:  # a marginal answer column with no adjusted twin: derived again from the swap
+            out = out.drop(columns=column)
     out["significant"] = out["q_value"] < SIGNIFICANCE_LEVEL
     impact = out["impact"].to_numpy(dtype=np.float64)
     names = out["feature"].astype(str).to_numpy()
@@ -98,22 +112,27 @@ def bars_hint(adjusted: bool) -> str:
         if adjusted
         else "impact (CTR with minus without, in percentage points)"
     )
-    return f"Features sorted by {by}, highest first; the three charts share rows. Hover a bar for its numbers."
+    return (
+        f"Features ranked by evidence: those that help at the top, those that hurt at the bottom, each side "
+        f"strongest first. Bars: the {by}. The two charts share rows. Hover a bar for its numbers."
+    )
 
 
 def _pp(value) -> str:
-    return "–" if value is None or (isinstance(value, float) and math.isnan(value)) else f"{value * 100:+.3f} pp"
+    return format_pp(value)
 
 
 def _q(value) -> str:
-    return "" if value is None or (isinstance(value, float) and math.isnan(value)) else f" (q {value:.2g})"
+    return "" if value is None or (isinstance(value, float) and math.isnan(value)) else f" (q {format_p(value)})"
 
 
 def cooccurrence_rows(store, state: views.ViewState, feature: str) -> dict | None:
     """The panel's numbers for ``feature`` in the view ``state``: its impacts and its controls'.
 
-    Every feature of the build at the view's threshold, whatever the prevalence filter, since a
-    control may lie outside it. None when there is no such feature or no data.
+    The feature's own impacts and q are the table's: the same weighting and prevalence filter,
+    so BH runs over the same features. Its controls are every feature of the build at the view's
+    threshold, whatever the prevalence filter, since a control may lie outside it. None when the
+    feature is not in the table or there is no data.
     """
     if not feature or not state.business or not state.source:
         return None
@@ -123,12 +142,16 @@ def cooccurrence_rows(store, state: views.ViewState, feature: str) -> dict | Non
         return None
     if dataset.images_with_ctr == 0 or feature not in set(dataset.features):
         return None
-    # The view's threshold and min_n, but every prevalence and the mean: the model's own terms.
-    filters = Filters(confidence=state.filters.confidence, min_n=state.filters.min_n)
-    every = adjusted_summary(dataset, filters, cache=store.cache).set_index("feature")
-    if feature not in every.index:
+    filters = state.filters.available_for(dataset.has_counts)
+    table = feature_summary(dataset, filters, cache=store.cache)
+    table = adjusted_columns(table, dataset, filters, cache=store.cache).set_index("feature")
+    if feature not in table.index:
         return None
-    controls = cooccurring(dataset, feature, filters, cache=store.cache)
+    # Every feature at the view's threshold and min_n, whatever the prevalence, under the mean:
+    # the model's own terms (a control may lie outside the table's prevalence range).
+    model = Filters(confidence=filters.confidence, min_n=filters.min_n)
+    every = adjusted_summary(dataset, model, cache=store.cache).set_index("feature")
+    controls = cooccurring(dataset, feature, model, cache=store.cache)
     controls = controls.reindex(controls["phi"].abs().sort_values(ascending=False).index)
     rows = []
     for name, phi, dropped in controls.itertuples(index=False):
@@ -142,7 +165,7 @@ def cooccurrence_rows(store, state: views.ViewState, feature: str) -> dict | Non
                 "dropped": dropped,
             }
         )
-    own = every.loc[feature]
+    own = table.loc[feature]
     return {
         "feature": feature,
         "impact": float(own["impact"]),
@@ -175,7 +198,7 @@ def cooccurrence_panel(numbers: dict | None):
         html.Tr(
             [
                 html.Td(row["feature"] + (" (dropped: collinear)" if row["dropped"] else "")),
-                html.Td(f"{row['phi']:+.2f}", className="num"),
+                html.Td(signed(row["phi"], 2), className="num"),
                 html.Td(_pp(row["impact"]), className="num"),
                 html.Td(_pp(row["adjusted_impact"]), className="num"),
             ]
@@ -232,33 +255,24 @@ def hovered_feature(hover_data) -> str | None:
 
 
 def register_adjusted_callbacks(app, store, settings) -> None:
-    """The switch's headings and the co-occurrence panel."""
-
-    @app.callback(
-        Output(ids.IMPACT_TITLE, "children"),
-        Output(ids.BAR_HINT, "children"),
-        Input(ids.IMPACT_MODE, "value"),
-    )
-    def _heading(mode):
-        return impact_title(mode == ADJUSTED), bars_hint(mode == ADJUSTED)
+    """The co-occurrence panel (the impact chart's heading follows the view: see callbacks)."""
 
     @app.callback(
         Output(ids.COOCCURRENCE, "children"),
         Input(ids.TABLE, "selectedRows"),
         Input(ids.AVG_WITH, "hoverData"),
         Input(ids.IMPACT, "hoverData"),
-        Input(ids.AVG_WITHOUT, "hoverData"),
         *(State(c, "value") for c in ids.CONTROLS),
         prevent_initial_call=True,
     )
-    def _panel(selected, hover_with, hover_impact, hover_without, *controls):
+    def _panel(selected, hover_with, hover_impact, *controls):
         from dash import ctx
 
         trigger = ctx.triggered_id
         if trigger == ids.TABLE:
-            feature = selected[0]["feature"] if selected else None
+            feature = views.selected_feature(selected)
         else:
-            hovered = {ids.AVG_WITH: hover_with, ids.IMPACT: hover_impact, ids.AVG_WITHOUT: hover_without}
+            hovered = {ids.AVG_WITH: hover_with, ids.IMPACT: hover_impact}
             feature = hovered_feature(hovered.get(trigger))
             if feature is None:
                 return no_update

@@ -1,8 +1,8 @@
 """Callbacks: thin wiring from the controls to the plain functions that compute and render the view.
 
 Each callback reads its inputs, calls ``compute``/``selection``/``views`` and a component, and
-returns outputs. Hover linking runs in the browser (``assets/dashboard.js``), so mouse moves
-never reach the server.
+returns outputs, keyed by name (never by position). Hover linking and selection run in the
+browser (``assets/dashboard.js``), so mouse moves and clicks on a feature never reach the server.
 """
 
 from __future__ import annotations
@@ -10,10 +10,12 @@ from __future__ import annotations
 from dash import ClientsideFunction, Input, Output, State, callback_context, no_update
 
 from dashboard.page import ids, views
-from dashboard.page.adjusted import register_adjusted_callbacks, table_column_defs
+from dashboard.page.adjusted import bars_hint, impact_title, register_adjusted_callbacks, table_column_defs
 from dashboard.page.components import hover_panel, notice_component, status_component
-from dashboard.page.compute import PLACEHOLDER_API, compute_view, download_csv
-from dashboard.page.drift import compute_drift, drift_outputs, register_drift_callbacks
+from dashboard.page.compute import PLACEHOLDER_API, View, compute_view, download_csv
+from dashboard.page.controls import sparsity_text
+from dashboard.page.drift import DriftView, compute_drift, drift_outputs, register_drift_callbacks
+from dashboard.page.layout import INDEX_STRING
 from dashboard.page.selection import (
     build_options,
     business_options,
@@ -24,13 +26,114 @@ from dashboard.page.selection import (
     stale_build_shown,
 )
 from dashboard.page.table import table_hint
+from dashboard.page.verdict import chart_texts, verdict_panel
 from dashboard.page.views import CURRENT_BUILD
 from data.store import UnknownDataset
 
+HIDDEN = {"display": "none"}
+# The controls that make a view, as keyword arguments of the redraw (and of state_from_controls).
+VIEW_INPUTS = {
+    "business": Input(ids.BUSINESS, "value"),
+    "source": Input(ids.SOURCE, "value"),
+    "build": Input(ids.BUILD, "value"),
+    "confidence": Input(ids.CONFIDENCE, "value"),
+    "sparsity": Input(ids.SPARSITY, "value"),
+    "weighting": Input(ids.WEIGHTING, "value"),
+    "shown": Input(ids.SHOWN, "value"),
+    "compare": Input(ids.COMPARE, "value"),
+    "impact_mode": Input(ids.IMPACT_MODE, "value"),
+}
+VIEW_OUTPUTS = {
+    # The answer
+    "verdict": Output(ids.VERDICT, "children"),
+    "verdict_card": Output(ids.VERDICT_CARD, "style"),
+    "notice": Output(ids.NOTICE, "children"),
+    "status": Output(ids.STATUS, "children"),
+    "evidence": Output(ids.EVIDENCE, "style"),
+    # The charts
+    "scatter": Output(ids.SCATTER, "figure"),
+    "impact": Output(ids.IMPACT, "figure"),
+    "avg_with": Output(ids.AVG_WITH, "figure"),
+    **{
+        f"{name}_text": Output(ids.CHART_TEXT[chart], "children")
+        for name, chart in (("scatter", ids.SCATTER), ("impact", ids.IMPACT), ("avg_with", ids.AVG_WITH))
+    },
+    "lookup": Output(ids.LOOKUP, "data"),
+    "hover": Output(ids.HOVER_PANEL, "children"),
+    "bar_panel": Output(ids.BAR_PANEL, "style"),
+    "impact_title": Output(ids.IMPACT_TITLE, "children"),
+    "bar_hint": Output(ids.BAR_HINT, "children"),
+    # The table
+    "rows": Output(ids.TABLE, "rowData"),
+    "table_style": Output(ids.TABLE, "style"),
+    "table_hint": Output(ids.TABLE_HINT, "children"),
+    "columns": Output(ids.TABLE, "columnDefs"),
+    # The build comparison
+    "drift": Output(ids.DRIFT, "figure"),
+    "drift_card": Output(ids.DRIFT_CARD, "style"),
+    "drift_frame": Output(ids.DRIFT_FRAME, "style"),
+    "drift_note": Output(ids.DRIFT_NOTE, "children"),
+}
+
+
+def answer_outputs(view: View) -> dict:
+    """The verdict card, the notice and the top bar's status for ``view``."""
+    panel = verdict_panel(view.table_summary, impressions=view.impressions, adjusted=view.adjusted, fcr=view.fcr_level)
+    return {
+        "verdict": panel,
+        "verdict_card": {} if panel is not None else HIDDEN,
+        "notice": notice_component(view.notice),
+        "status": status_component(view),
+        "evidence": {} if view.has_data else HIDDEN,
+    }
+
+
+def chart_outputs(view: View) -> dict:
+    """The two bar charts, the scatter, their words, the hover lookup and the impact chart's heading."""
+    texts = chart_texts(view.table_summary, view.summary, view.overall_ctr)
+    return {
+        "scatter": view.scatter,
+        "impact": view.impact,
+        "avg_with": view.avg_with,
+        **{f"{name}_text": text for name, text in texts.items()},
+        "lookup": view.lookup,
+        "hover": hover_panel(),
+        "bar_panel": {"--label-width": f"{view.label_px or 0}px"},
+        # Headed by the impact the view shows, not the one asked for (impression weighting has no adjusted one).
+        "impact_title": impact_title(view.adjusted),
+        "bar_hint": bars_hint(view.adjusted),
+    }
+
+
+def table_outputs(view: View, drift: DriftView) -> dict:
+    """The table's rows, columns, size and hint, and the build comparison above the charts."""
+    figure, card, frame, note, rows, columns = drift_outputs(drift, view.table)
+    return {
+        "rows": rows,
+        "table_style": views.table_style(len(view.table)),
+        "table_hint": table_hint(view),
+        "columns": table_column_defs(columns, view.adjusted),
+        "drift": figure,
+        "drift_card": card,
+        "drift_frame": frame,
+        "drift_note": note,
+    }
+
 
 def register_callbacks(app, store, settings) -> None:
-    """Wire the controls to the charts, the poll to the pickers, and hover linking in the browser."""
+    """Wire the controls to the answer, the charts and the table, the poll to the pickers, and the browser's part."""
+    app.index_string = INDEX_STRING
     register_adjusted_callbacks(app, store, settings)
+    register_picker_callbacks(app, store)
+    register_view_callback(app, store, settings)
+    register_url_callbacks(app)
+    register_download_callbacks(app, store, settings)
+    register_drift_callbacks(app, store)
+    register_browser_callbacks(app)
+
+
+def register_picker_callbacks(app, store) -> None:
+    """The poll, and the dataset, build and weighting pickers following the store."""
 
     @app.callback(
         Output(ids.VERSION, "data"),
@@ -49,8 +152,7 @@ def register_callbacks(app, store, settings) -> None:
         prevent_initial_call=True,
     )
     def _refresh_businesses(_version, business):
-        datasets = store.datasets()
-        options = business_options(datasets)
+        options = business_options(store.datasets())
         return options, choose(options, business)
 
     @app.callback(
@@ -105,59 +207,25 @@ def register_callbacks(app, store, settings) -> None:
             views.weighting_tip(has_counts),
         )
 
+
+def register_view_callback(app, store, settings) -> None:
+    """One computation per view (the summary behind the verdict, the charts and the table), its outputs by card."""
+
     @app.callback(
-        Output(ids.SCATTER, "figure"),
-        Output(ids.AVG_WITH, "figure"),
-        Output(ids.IMPACT, "figure"),
-        Output(ids.AVG_WITHOUT, "figure"),
-        Output(ids.LOOKUP, "data"),
-        Output(ids.HOVER_PANEL, "children"),
-        Output(ids.NOTICE, "children"),
-        Output(ids.STATUS, "children"),
-        Output(ids.BAR_PANEL, "style"),
-        Output(ids.TABLE, "rowData"),
-        Output(ids.TABLE, "style"),
-        Output(ids.TABLE_HINT, "children"),
-        Output(ids.DRIFT, "figure"),
-        Output(ids.DRIFT_CARD, "style"),
-        Output(ids.DRIFT_FRAME, "style"),
-        Output(ids.DRIFT_NOTE, "children"),
-        Output(ids.TABLE, "columnDefs"),
-        Input(ids.BUSINESS, "value"),
-        Input(ids.SOURCE, "value"),
-        Input(ids.BUILD, "value"),
-        Input(ids.CONFIDENCE, "value"),
-        Input(ids.SPARSITY, "value"),
-        Input(ids.SHOWN, "value"),
-        Input(ids.WEIGHTING, "value"),
-        Input(ids.COMPARE, "value"),
-        Input(ids.VERSION, "data"),
-        Input(ids.IMPACT_MODE, "value"),
-        State(ids.STALE_BUILD, "data"),
+        output=VIEW_OUTPUTS,
+        inputs={**VIEW_INPUTS, "version": Input(ids.VERSION, "data")},
+        state={"stale": State(ids.STALE_BUILD, "data")},
     )
-    def _redraw(
-        business, source, build, confidence, sparsity, shown, weighting, compare, _version, impact_mode=None, stale=None
-    ):
+    def _redraw(version, stale, **controls):
         from flask import request
 
         # The same reading of the controls as the URL and the downloads, so all three agree.
-        state = views.state_from_controls(
-            business,
-            source,
-            build,
-            confidence,
-            sparsity,
-            weighting,
-            shown,
-            compare,
-            impact_mode,
-            min_n=settings.min_group_size,
-        )
+        state = views.state_from_controls(**controls, min_n=settings.min_group_size)
         view = compute_view(
             store,
-            business,
-            source,
-            build,
+            controls["business"],
+            controls["source"],
+            controls["build"],
             state.filters,
             shown=state.shown,
             adjusted=state.adjusted,
@@ -170,50 +238,39 @@ def register_callbacks(app, store, settings) -> None:
             view.business,
             view.source,
             view.build_id,
-            compare,
+            controls["compare"],
             state.filters,
             shown=state.shown,
         )
-        drift_figure, drift_style, drift_frame, drift_note, rows, columns = drift_outputs(drift, view.table)
-        columns = table_column_defs(columns, state.adjusted and view.weighting == "mean")
-        return (
-            view.scatter,
-            view.avg_with,
-            view.impact,
-            view.avg_without,
-            view.lookup,
-            hover_panel(),
-            notice_component(view.notice),
-            status_component(view),
-            {"--label-width": f"{view.label_px or 0}px"},
-            rows,
-            views.table_style(len(view.table)),
-            table_hint(view),
-            drift_figure,
-            drift_style,
-            drift_frame,
-            drift_note,
-            columns,
-        )
+        return {**answer_outputs(view), **chart_outputs(view), **table_outputs(view, drift)}
+
+
+def register_url_callbacks(app) -> None:
+    """The controls and the selected feature write the URL (one way: the URL is read once, at load)."""
 
     @app.callback(
         Output(ids.URL, "data"),
-        *(Input(c, "value") for c in ids.CONTROLS),
-        Input(ids.IMPACT_MODE, "value"),
-        State(ids.URL, "data"),
+        inputs={**VIEW_INPUTS, "selected": Input(ids.TABLE, "selectedRows")},
+        state={"written": State(ids.URL, "data")},
         prevent_initial_call=True,
     )
-    def _write_url(business, source, build, confidence, sparsity, weighting, shown, compare, impact_mode, written):
-        # One way only, controls -> URL: the URL is read once, when the layout is built, so
-        # writing it here never feeds back into the controls.
-        query = views.view_query(
-            views.state_from_controls(
-                business, source, build, confidence, sparsity, weighting, shown, compare, impact_mode
-            )
-        )
+    def _write_url(selected, written, **controls):
+        query = views.view_query(views.state_from_controls(**controls, feature=views.selected_feature(selected)))
         if written and written.get("search") == query:
             return no_update  # the view the URL already holds: no new history entry
         return views.history_entry(query, [t["prop_id"] for t in callback_context.triggered])
+
+    @app.callback(Output(ids.SPARSITY_VALUE, "children"), Input(ids.SPARSITY, "value"), prevent_initial_call=True)
+    def _sparsity_value(value):
+        return sparsity_text(value)
+
+    @app.callback(Output(ids.CONFIDENCE_VALUE, "children"), Input(ids.CONFIDENCE, "value"), prevent_initial_call=True)
+    def _confidence_value(value):
+        return f"{float(value or 0):.2f}"
+
+
+def register_download_callbacks(app, store, settings) -> None:
+    """The summary and points CSVs of the view the controls show."""
 
     def _download(kind):
         def send(_clicks, business, source, build, confidence, sparsity, weighting, shown, _compare):
@@ -235,38 +292,49 @@ def register_callbacks(app, store, settings) -> None:
             prevent_initial_call=True,
         )(_download(kind))
 
-    register_drift_callbacks(app, store)
 
-    # Hover linking runs on the scatter's own hover events in the browser (assets/dashboard.js);
-    # each view hands it the view's lookup. No callback listens to hoverData: one would put a
-    # Dash update and a React render between each mouse move and the link.
+def register_browser_callbacks(app) -> None:
+    """The callbacks that run in the browser (assets/dashboard.js, assets/window.js)."""
+    # Hover linking runs on the scatter's own hover events in the browser; each view hands it the
+    # view's lookup. No callback listens to hoverData: one would put a Dash update and a React
+    # render between each mouse move and the link.
     app.clientside_callback(
         ClientsideFunction(namespace="creative", function_name="newView"),
         Input(ids.LOOKUP, "data"),
         prevent_initial_call=True,
     )
-
-    # Selecting a table row highlights its feature in the charts, in the browser (no round trip).
+    # The selected table row (picked in the table or the verdict) is highlighted in the charts.
     app.clientside_callback(
         ClientsideFunction(namespace="creative", function_name="highlightRow"),
         Output(ids.SCATTER, "figure", allow_duplicate=True),
-        Output(ids.AVG_WITH, "figure", allow_duplicate=True),
         Output(ids.IMPACT, "figure", allow_duplicate=True),
-        Output(ids.AVG_WITHOUT, "figure", allow_duplicate=True),
+        Output(ids.AVG_WITH, "figure", allow_duplicate=True),
         Output(ids.TABLE_SELECTION, "children"),
         Input(ids.TABLE, "selectedRows"),
         Input(ids.LOOKUP, "data"),
         prevent_initial_call=True,
     )
-
-    # Panning or paging one chart's window of features moves the others' to the same features,
-    # in the browser (assets/window.js).
+    # The URL's feature=, selected once the table has rows.
+    app.clientside_callback(
+        ClientsideFunction(namespace="creative", function_name="selectAtLoad"),
+        Output(ids.TABLE, "selectedRows"),
+        Output(ids.FEATURE_AT_LOAD, "data"),
+        Input(ids.TABLE, "rowData"),
+        State(ids.FEATURE_AT_LOAD, "data"),
+        prevent_initial_call=True,
+    )
+    app.clientside_callback(
+        ClientsideFunction(namespace="creative", function_name="filterTable"),
+        Output(ids.TABLE, "dashGridOptions"),
+        Input(ids.TABLE_SEARCH, "value"),
+        prevent_initial_call=True,
+    )
+    # Panning or paging one chart's window of features moves the others' to the same features.
     app.clientside_callback(
         ClientsideFunction(namespace="creative_window", function_name="followWindow"),
         *(Input(chart, "relayoutData") for chart in ids.CHARTS),
         prevent_initial_call=True,
     )
-
     # The browser writes the URL: pushState or replaceState, which dcc.Location cannot choose.
     app.clientside_callback(
         ClientsideFunction(namespace="creative", function_name="writeUrl"),
@@ -278,14 +346,12 @@ def register_callbacks(app, store, settings) -> None:
         ClientsideFunction(namespace="creative", function_name="writeUrl"),
         Input(ids.STALE_BUILD, "data"),
     )
-
     app.clientside_callback(
         ClientsideFunction(namespace="creative", function_name="showInCharts"),
         Output(ids.SHOW_IN_CHARTS, "n_clicks"),
         Input(ids.SHOW_IN_CHARTS, "n_clicks"),
         prevent_initial_call=True,
     )
-
     app.clientside_callback(
         ClientsideFunction(namespace="creative", function_name="clearSelection"),
         Output(ids.TABLE, "deselectAll"),

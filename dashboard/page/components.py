@@ -34,13 +34,21 @@ def hover_panel() -> list:
     return [html.Div(hover_hint(), id=ids.HOVER_HINT), html.Div(id=ids.HOVER_CARD)]
 
 
-def loading_graph(graph_id: str, config: dict, **kwargs) -> dcc.Loading:
-    return dcc.Loading(
-        dcc.Graph(id=graph_id, config=config, **kwargs),
-        type="circle",
-        color="#2f6bcf",
-        delay_show=300,
-        overlay_style={"visibility": "visible", "opacity": 0.6},
+def loading_graph(graph_id: str, config: dict, **kwargs) -> html.Figure:
+    """A chart with its text alternative (a caption for screen readers, filled with each view)."""
+    text_id = ids.CHART_TEXT.get(graph_id)
+    return html.Figure(
+        [
+            dcc.Loading(
+                dcc.Graph(id=graph_id, config=config, **kwargs),
+                type="circle",
+                color="#2f6bcf",
+                delay_show=300,
+                overlay_style={"visibility": "visible", "opacity": 0.6},
+            ),
+            html.Figcaption(id=text_id, className="visually-hidden") if text_id else None,
+        ],
+        className="chart-figure",
     )
 
 
@@ -53,32 +61,21 @@ def scatter_card() -> dbc.Card:
                     html.H2("Feature CTR per image", className="card-title-text"),
                     html.Span(
                         "Each dot is an image that has the feature, at the image's CTR; a black dash marks "
-                        "their average. Hover a dot to join the same image's other features.",
+                        "their average, the dashed line the CTR of all images. Hover a dot to join the same "
+                        "image's other features.",
                         className="card-hint",
                     ),
                 ]
             ),
             dbc.CardBody(
-                dbc.Row(
+                html.Div(
                     [
-                        dbc.Col(
-                            html.Div(
-                                loading_graph(ids.SCATTER, GRAPH_CONFIG),
-                                id=ids.SCATTER_FRAME,
-                                className="scatter-frame",
-                            ),
-                            lg=9,
+                        html.Div(
+                            loading_graph(ids.SCATTER, GRAPH_CONFIG), id=ids.SCATTER_FRAME, className="scatter-frame"
                         ),
-                        dbc.Col(
-                            html.Div(
-                                hover_panel(),
-                                id=ids.HOVER_PANEL,
-                                className="hover-panel",
-                            ),
-                            lg=3,
-                        ),
+                        html.Div(hover_panel(), id=ids.HOVER_PANEL, className="hover-panel"),
                     ],
-                    className="g-3",
+                    className="scatter-row",
                 )
             ),
         ],
@@ -89,17 +86,25 @@ def scatter_card() -> dbc.Card:
 def impact_key(min_n: int) -> html.Div:
     """What the impact bars' colours and whiskers mean, as a key above the chart."""
 
-    def item(swatches, text):
+    def item(swatches, text, tip=None):
         return html.Span(
-            [*(html.Span(className=f"swatch {s}") for s in swatches), html.Span(text)], className="key-item"
+            [*(html.Span(className=f"swatch {s}") for s in swatches), html.Span(text)],
+            className="key-item",
+            title=tip,
         )
 
     return html.Div(
         [
-            item(["sig-pos", "sig-neg"], f"significant (q < {SIGNIFICANCE_LEVEL:g}, BH-corrected)"),
-            item(["ns-pos", "ns-neg"], "not significant"),
+            item(["sig-pos"], "helps"),
+            item(["sig-neg"], "hurts"),
+            item(["ns-pos", "ns-neg"], "unclear", f"q ≥ {SIGNIFICANCE_LEVEL:g}: the difference could be chance"),
             item(["low-n"], f"too few images (n < {min_n} on a side)"),
-            item(["whisker"], "95% interval"),
+            item(
+                ["whisker"],
+                "interval",
+                "The range the impact plausibly lies in, widened for testing every feature at once: "
+                "it is clear of 0 exactly for the features that help or hurt.",
+            ),
         ],
         id=ids.IMPACT_KEY,
         className="impact-key",
@@ -107,17 +112,27 @@ def impact_key(min_n: int) -> html.Div:
 
 
 def bars_card(min_n: int) -> dbc.Card:
-    """The three bar charts (CTR with, impact, CTR without) sharing their rows."""
+    """The impact chart and the CTR with / without chart, sharing their rows (one page scroll, no inner one)."""
     heads = [
-        ("Average CTR with the feature", "Images in which the feature is present."),
-        ("Impact", impact_key(min_n)),
-        ("Average CTR without the feature", "Images in which the feature is absent."),
+        (html.Div("Impact", className="bar-head-title", id=ids.IMPACT_TITLE), impact_key(min_n)),
+        (
+            html.Div("Average CTR with the feature", className="bar-head-title"),
+            html.Span(
+                [
+                    html.Span(className="swatch with"),
+                    " with the feature, ",
+                    html.Span(className="swatch base"),
+                    " without it",
+                ],
+                className="bar-head-hint",
+            ),
+        ),
     ]
     return dbc.Card(
         [
             dbc.CardHeader(
                 [
-                    html.H2("Average CTR by feature", className="card-title-text"),
+                    html.H2("The evidence, feature by feature", className="card-title-text"),
                     html.Span(bars_hint(False), id=ids.BAR_HINT, className="card-hint"),
                 ]
             ),
@@ -125,39 +140,41 @@ def bars_card(min_n: int) -> dbc.Card:
                 html.Div(
                     [
                         html.Div(
-                            [
-                                html.Div(
-                                    [
-                                        html.Div(
-                                            t,
-                                            className="bar-head-title",
-                                            **({"id": ids.IMPACT_TITLE} if t == "Impact" else {}),
-                                        ),
-                                        html.Div(h, className="bar-head-hint"),
-                                    ],
-                                    className="bar-head",
-                                )
-                                for t, h in heads
-                            ],
-                            className="bar-grid bar-heads",
+                            [html.Div([t, h], className="bar-head") for t, h in heads], className="bar-grid bar-heads"
                         ),
                         html.Div(
-                            [
-                                loading_graph(ids.AVG_WITH, BAR_CONFIG),
-                                loading_graph(ids.IMPACT, BAR_CONFIG),
-                                loading_graph(ids.AVG_WITHOUT, BAR_CONFIG),
-                            ],
+                            [loading_graph(ids.IMPACT, BAR_CONFIG), loading_graph(ids.AVG_WITH, BAR_CONFIG)],
                             className="bar-grid",
                         ),
                     ],
                     id=ids.BAR_PANEL,
-                    className="bar-scroll",
+                    className="bar-panel",
                 ),
                 className="pt-0",
             ),
         ],
         id=ids.BAR_CARD,
         className="shadow-sm mb-3",
+    )
+
+
+def verdict_card() -> dbc.Card:
+    """The answer: which features help, which hurt, and how sure (filled with each view)."""
+    return dbc.Card(
+        [
+            dbc.CardHeader(
+                [
+                    html.H2("What goes with a higher CTR", className="card-title-text"),
+                    html.Span(
+                        "Select a feature to see it in the charts and the table.",
+                        className="card-hint",
+                    ),
+                ]
+            ),
+            dbc.CardBody(html.Div(id=ids.VERDICT, className="verdict", **{"aria-live": "polite"})),
+        ],
+        id=ids.VERDICT_CARD,
+        className="shadow-sm mb-3 verdict-card",
     )
 
 

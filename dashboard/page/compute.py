@@ -32,9 +32,8 @@ class View:
     """Everything the page shows for one selection; rendering it needs no store."""
 
     scatter: go.Figure
-    avg_with: go.Figure
+    avg_with: go.Figure  # CTR with the feature, with a mark at the CTR without it
     impact: go.Figure
-    avg_without: go.Figure
     lookup: dict | None = None  # for the browser's hover linking; None without points
     summary: pd.DataFrame | None = None  # the rows charted
     table_summary: pd.DataFrame | None = None  # every feature passing the filters
@@ -48,6 +47,15 @@ class View:
     source: str | None = None
     build_id: int | None = None  # the build shown (the current one when the picked one is gone)
     received_at: str | None = None  # when that build arrived (ISO)
+    adjusted: bool = False  # whether the impact shown is the adjusted one (only under the mean weighting)
+    overall_ctr: float | None = None  # the CTR of all images with one, as the weighting computes it
+    impressions: dict | None = None  # per helping or hurting feature, the impressions of its images
+    has_data: bool = False  # False until a dataset with CTRs is selected: the charts and table hide
+
+    @property
+    def fcr_level(self) -> float | None:
+        """The level of the FCR-adjusted intervals of the table's summary (None when unknown)."""
+        return views.fcr_level(self.table_summary)
 
 
 def upload_command(business: str, source: str, *, kind: str = "features", api_base: str = PLACEHOLDER_API) -> str:
@@ -72,11 +80,61 @@ def select_shown(summary: pd.DataFrame, n: int | None) -> pd.DataFrame:
 def _empty_view(message: str, *, notice: dict | None, **fields) -> View:
     return View(
         scatter=figures.empty_figure(message, title=""),
-        avg_with=figures.empty_figure(message, title="", height=260),
-        impact=figures.empty_figure("", title="", height=260),
-        avg_without=figures.empty_figure("", title="", height=260),
+        avg_with=figures.empty_figure("", title="", height=260),
+        impact=figures.empty_figure(message, title="", height=260),
         notice=notice,
         **fields,
+    )
+
+
+def overall_ctr(dataset, weighting: str) -> float | None:
+    """The CTR of all images with one: their mean, or total clicks / total impressions."""
+    known = dataset.has_ctr
+    if not known.any():
+        return None
+    if weighting == "impressions" and dataset.has_counts:
+        shown = float(np.nansum(dataset.impressions[known]))
+        return float(np.nansum(dataset.clicks[known])) / shown if shown > 0 else None
+    return float(np.nanmean(dataset.ctr[known]))
+
+
+def feature_impressions(dataset, confidence: float, features) -> dict | None:
+    """Per feature (of ``features``), the impressions of the images with a CTR in which it is present.
+
+    None without counts. Reads only those features' columns (the verdict's, a few dozen).
+    """
+    if not dataset.has_counts or not len(features):
+        return None
+    cols = pd.Index(dataset.features, dtype=object).get_indexer(pd.Index(features, dtype=object))
+    cols = cols[cols >= 0]
+    known = dataset.has_ctr & np.isfinite(dataset.impressions)
+    block = dataset.confidences[:, cols]
+    present = (block.toarray() if hasattr(block, "toarray") else np.asarray(block)) > confidence
+    totals = dataset.impressions[known] @ present[known]
+    return {str(dataset.features[c]): int(t) for c, t in zip(cols, totals)}
+
+
+def _no_data_view(api_base: str) -> View:
+    return _empty_view(
+        "No data yet.\nSend a build of image features to PUT /api/features.",
+        notice={
+            "title": "No data yet",
+            "text": "The dashboard fills in as soon as a build of image features arrives. Jenkins sends one like this:",
+            "command": upload_command("acme", "vision", api_base=api_base),
+            "after": "Business and Image-Source name the dataset. Then send each image's CTR the same "
+            "way to /api/ctr; the page picks both up without a reload.",
+        },
+    )
+
+
+def _no_build_view(business: str, source: str, api_base: str) -> View:
+    return _empty_view(
+        f"No build for {business} / {source}.",
+        notice={
+            "title": f"No build for {business} / {source} yet",
+            "text": "Send one like this:",
+            "command": upload_command(business, source, api_base=api_base),
+        },
     )
 
 
@@ -102,36 +160,18 @@ def compute_view(
     api_base: str = PLACEHOLDER_API,
     stale_build: int | None = None,
 ) -> View:
-    """The page's view of one selection: the four figures, the hover lookup, the table and text.
+    """The page's view of one selection: the verdict's summary, the figures, the hover lookup, the table and text.
 
     The numbers come from ``feature_summary`` and ``scatter_points`` under ``filters``, the same
-    functions as ``/api/summary``, with the store's analysis cache. ``stale_build``: a build the
-    page's URL pinned that is no longer stored (the page opened at the current one instead); the
-    notice says so.
+    functions as ``/api/summary``, with the store's analysis cache. ``stale_build``: a build the page's URL pinned that is no longer stored
+    (the page opened at the current one instead); the notice says so.
     """
     if not business or not source:
-        return _empty_view(
-            "No data yet.\nSend a build of image features to PUT /api/features.",
-            notice={
-                "title": "No data yet",
-                "text": "The dashboard fills in as soon as a build of image features arrives. "
-                "Jenkins sends one like this:",
-                "command": upload_command("acme", "vision", api_base=api_base),
-                "after": "Business and Image-Source name the dataset. Then send each image's CTR the same "
-                "way to /api/ctr; the page picks both up without a reload.",
-            },
-        )
+        return _no_data_view(api_base)
     try:
         dataset, build_id, gone = selected_dataset(store, business, source, build)
     except UnknownDataset:
-        return _empty_view(
-            f"No build for {business} / {source}.",
-            notice={
-                "title": f"No build for {business} / {source} yet",
-                "text": "Send one like this:",
-                "command": upload_command(business, source, api_base=api_base),
-            },
-        )
+        return _no_build_view(business, source, api_base)
     gone = gone if gone is not None else stale_build
     notice = (
         None if gone is None else {"title": f"Build #{gone} is no longer stored", "text": "Showing the current build."}
@@ -156,54 +196,88 @@ def compute_view(
             **build_fields,
         )
 
-    wanted, filters = filters, filters.available_for(dataset.has_counts)
-    if filters != wanted:
-        notice = notice or {
-            "title": "Impression weighting is not available here",
-            "text": "This dataset's CTRs came without clicks and impressions; showing the mean of the images' CTRs.",
-        }
-    confidence, low, high, weighting = filters.confidence, filters.min_pct, filters.max_pct, filters.weighting
-    summary = feature_summary(dataset, filters, cache=store.cache)
-    if adjusted and weighting != "mean":
-        notice = notice or {
-            "title": "Adjusted impact is computed for the mean of images only",
-            "text": "Showing the marginal impact: switch CTR weighting to the mean of images to adjust it.",
-        }
-    elif adjusted and not summary.empty:
-        summary = as_adjusted(summary, dataset, filters, cache=store.cache)
+    summary, filters, adjusted, note = view_summary(dataset, filters, adjusted=adjusted, cache=store.cache)
+    notice = notice or note
+    build_fields.update(weighting=filters.weighting, adjusted=adjusted, has_data=True)
     if summary.empty:
         message = (
-            f"No feature is present in {low:g}–{high:g}% of the images at confidence above {confidence:g}.\n"
+            f"No feature is present in {filters.min_pct:g}–{filters.max_pct:g}% of the images at confidence "
+            f"above {filters.confidence:g}.\n"
             "Lower the confidence threshold or widen the prevalence range."
         )
         return _empty_view(
             message,
             notice={"title": "No feature left", "text": message.replace("\n", " ")},
             table_summary=summary,
-            weighting=weighting,
             **build_fields,
         )
     charted = select_shown(summary, shown)
-    points = scatter_points(dataset, filters, features=charted["feature"])
+    significant = summary.loc[summary["verdict"].isin(["helps", "hurts"]), "feature"]
+    return View(
+        **_charts(store, dataset, charted, filters, business, source, image_url_template),
+        summary=charted,
+        table_summary=summary,
+        table=views.table_rows(summary),
+        notice=notice,
+        shown_text=_shown_text(len(charted), len(summary), filters, adjusted),
+        label_px=figures.label_width(charted["feature"]),
+        overall_ctr=overall_ctr(dataset, filters.weighting),
+        impressions=feature_impressions(dataset, filters.confidence, significant),
+        **build_fields,
+    )
 
-    k = len(charted)
+
+def view_summary(dataset, filters: Filters, *, adjusted: bool, cache=None):
+    """The summary the page shows: marginal or adjusted, with its answer columns, ranked by evidence.
+
+    Returns ``(summary, filters, adjusted, notice)``: the filters and mode actually shown
+    (impression weighting falls back to the mean without counts; the adjusted impact exists
+    under the mean weighting only) and a notice saying why when they differ from those asked.
+    """
+    notice = None
+    wanted, filters = filters, filters.available_for(dataset.has_counts)
+    if filters != wanted:
+        notice = {
+            "title": "Impression weighting is not available here",
+            "text": "This dataset's CTRs came without clicks and impressions; showing the mean of the images' CTRs.",
+        }
+    summary = feature_summary(dataset, filters, cache=cache)
+    if adjusted and filters.weighting != "mean":
+        adjusted = False
+        notice = notice or {
+            "title": "Adjusted impact is computed for the mean of images only",
+            "text": "Showing the marginal impact: switch CTR weighting to the mean of images to adjust it.",
+        }
+    elif adjusted and not summary.empty:
+        summary = as_adjusted(summary, dataset, filters, cache=cache)
+    return views.evidence_order(views.with_answer_columns(summary)), filters, bool(adjusted), notice
+
+
+def _shown_text(k: int, total: int, filters: Filters, adjusted: bool) -> str:
+    shown = (
+        f"Showing all {k:,} features"
+        if k == total
+        else f"Showing the top {k // 2:,} and bottom {k - k // 2:,} of {total:,} features by evidence"
+    )
+    return (
+        f"{shown} present in {filters.min_pct:g}–{filters.max_pct:g}% of images at confidence above "
+        f"{filters.confidence:g} · CTR: {views.WEIGHTING_LABELS[filters.weighting].lower()}"
+        f"{' · impact adjusted for co-occurring features' if adjusted else ''}."
+    )
+
+
+def _charts(store, dataset, charted: pd.DataFrame, filters: Filters, business, source, image_url_template) -> dict:
+    """The figures of the charted features and the browser's hover lookup."""
+    points = scatter_points(dataset, filters, features=charted["feature"])
+    label_px = figures.label_width(charted["feature"])
     # The scatter fits its card: beyond figures.SCATTER_WINDOW features it pages rather than widens.
     scatter = figures.scatter_figure(
         points,
         feature_order=charted["feature"],
         means=charted.set_index("feature")["avg_ctr_with"],
+        overall_ctr=overall_ctr(dataset, filters.weighting),
         title="",
     )
-    label_px = figures.label_width(charted["feature"])
-    with_without = (
-        np.concatenate(
-            [charted["avg_ctr_with"].to_numpy(dtype=np.float64), charted["avg_ctr_without"].to_numpy(dtype=np.float64)]
-        )
-        * 100.0
-    )
-    finite = with_without[np.isfinite(with_without)]
-    shared_range = [0, float(finite.max()) * 1.06 if len(finite) and finite.max() > 0 else 1.0]
-
     counts = None
     if dataset.has_counts:
         counts = {
@@ -212,11 +286,10 @@ def compute_view(
             if np.isfinite(i)
         }
     # A fresh token per view: the browser forgets its last hovered image when figures are replaced.
-    token = uuid.uuid4().hex
     lookup = hover_lookup(
         points,
         charted,
-        token=token,
+        token=uuid.uuid4().hex,
         images=dataset.images,
         # A stored thumbnail wins over IMAGE_URL_TEMPLATE's picture.
         urls_for=lambda imgs: image_urls(
@@ -224,32 +297,16 @@ def compute_view(
         ),
         counts=counts,
     )
-    shown_text = (
-        f"Showing all {k:,} features"
-        if k == len(summary)
-        else f"Showing the top {k // 2:,} and bottom {k - k // 2:,} of {len(summary):,} features"
-    )
-    return View(
-        scatter=scatter,
-        # The three bar charts page together (assets/window.js keeps them on the scatter's
-        # window), so only the first one draws the page slider.
-        avg_with=figures.bar_figure(charted, value="avg_ctr_with", title="", x_range=shared_range, label_px=label_px),
-        impact=figures.impact_figure(charted, title="", feature_labels=False, pager=False),
-        avg_without=figures.bar_figure(
-            charted, value="avg_ctr_without", title="", x_range=shared_range, feature_labels=False, pager=False
+    return {
+        "scatter": scatter,
+        # The two bar charts page together (assets/window.js keeps them on the scatter's window),
+        # so only the impact chart, which carries the feature labels, draws the page slider.
+        "impact": figures.impact_figure(charted, title="", label_px=label_px),
+        "avg_with": figures.bar_figure(
+            charted, value="avg_ctr_with", title="", feature_labels=False, pager=False, baseline="avg_ctr_without"
         ),
-        lookup=lookup,
-        summary=charted,
-        table_summary=summary,
-        table=views.table_rows(summary),
-        weighting=weighting,
-        notice=notice,
-        shown_text=f"{shown_text} present in {low:g}–{high:g}% of images at confidence above {confidence:g}"
-        f" · CTR: {views.WEIGHTING_LABELS[weighting].lower()}"
-        f"{' · impact adjusted for co-occurring features' if adjusted and weighting == 'mean' else ''}.",
-        label_px=label_px,
-        **build_fields,
-    )
+        "lookup": lookup,
+    }
 
 
 def download_csv(store, state: views.ViewState, kind: str) -> dict | None:

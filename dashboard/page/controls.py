@@ -18,10 +18,15 @@ SHOWN_OPTIONS = [
 ]
 
 
-def _control(label: str, control, *, help_text=None, help_id: str | None = None, label_for=None) -> html.Div:
+def _control(label, control, *, help_text=None, help_id: str | None = None, label_for=None) -> html.Div:
     return html.Div(
         [
-            dbc.Label(label, html_for=label_for or getattr(control, "id", None), className="control-label"),
+            dbc.Label(
+                label,
+                html_for=label_for or getattr(control, "id", None),
+                id=f"{label_for or getattr(control, 'id', None)}-label",
+                className="control-label",
+            ),
             control,
             html.Div(help_text, className="control-help", **({"id": help_id} if help_id else {}))
             if (help_text or help_id)
@@ -56,15 +61,20 @@ def _weighting_control(state: ViewState, has_counts: bool | None) -> html.Div:
     )
 
 
-def controls_card(datasets: pd.DataFrame, state: ViewState, build_opts, has_counts: bool | None) -> dbc.Card:
-    """The controls, opened at ``state``."""
+def sparsity_text(value) -> str:
+    """The prevalence range in words, shown beside the slider (its 2 % default is otherwise invisible)."""
+    low, high = value or views.DEFAULT_SPARSITY
+    return f"{low:g}–{high:g} %"
+
+
+def _sliders(state: ViewState) -> tuple:
     confidence = dcc.Slider(
         id=ids.CONFIDENCE,
         min=0,
         max=1,
         step=0.01,
         value=state.filters.confidence,
-        marks={v: f"{v:g}" for v in (0, 0.25, 0.5, 0.75, 1)},
+        marks={v: f"{v:g}" for v in (0, 0.5, 1)},
         tooltip={"placement": "bottom", "always_visible": False},
         updatemode="mouseup",
     )
@@ -74,77 +84,88 @@ def controls_card(datasets: pd.DataFrame, state: ViewState, build_opts, has_coun
         max=100,
         step=1,
         value=state.sparsity,
-        marks={v: f"{v}%" for v in (0, 25, 50, 75, 100)},
+        marks={v: f"{v}%" for v in (0, 50, 100)},
         allowCross=False,
         tooltip={"placement": "bottom", "always_visible": False},
         updatemode="mouseup",
     )
-    return dbc.Card(
-        dbc.CardBody(
-            html.Div(
-                [
-                    _control(
-                        "Business",
-                        dcc.Dropdown(
-                            id=ids.BUSINESS,
-                            options=business_options(datasets),
-                            value=state.business,
-                            clearable=False,
-                            placeholder="No data yet",
-                        ),
-                    ),
-                    _control(
-                        "Image source",
-                        dcc.Dropdown(
-                            id=ids.SOURCE,
-                            options=source_options(datasets, state.business),
-                            value=state.source,
-                            clearable=False,
-                            placeholder="No data yet",
-                        ),
-                    ),
-                    # The comparison sits under the build it compares with, in one column.
-                    html.Div(
-                        [
-                            _control(
-                                "Build",
-                                dcc.Dropdown(
-                                    id=ids.BUILD,
-                                    options=build_opts,
-                                    value=state.build if build_opts else None,
-                                    clearable=False,
-                                    placeholder="No build yet",
-                                ),
-                            ),
-                            compare_control(state.compare),
-                        ],
-                        className="control-stack",
-                    ),
-                    _control(
-                        "Confidence threshold",
-                        confidence,
-                        help_text="A feature is present when its confidence is above this.",
-                    ),
-                    _control(
-                        "Feature prevalence",
-                        sparsity,
-                        help_text="Keep features present in this share of the images.",
-                    ),
-                    _weighting_control(state, has_counts),
-                    _control(
-                        "Impact",
-                        impact_mode_control(state.adjusted),
-                        help_text=IMPACT_MODE_HELP,
-                        label_for=ids.IMPACT_MODE,
-                    ),
-                    _control(
-                        "Features charted",
-                        dbc.Select(id=ids.SHOWN, options=SHOWN_OPTIONS, value=str(state.shown)),
-                        help_text="Ranked by impact. The table below lists them all.",
-                    ),
-                ],
-                className="control-grid",
-            )
+    return confidence, sparsity
+
+
+def _dataset_pickers(datasets: pd.DataFrame, state: ViewState, build_opts) -> list:
+    # An empty store leaves the pickers blank: the notice beside them says what to send.
+    return [
+        _control(
+            "Business",
+            dcc.Dropdown(
+                id=ids.BUSINESS,
+                options=business_options(datasets),
+                value=state.business,
+                clearable=False,
+                placeholder="–",
+            ),
         ),
-        className="controls shadow-sm",
+        _control(
+            "Image source",
+            dcc.Dropdown(
+                id=ids.SOURCE,
+                options=source_options(datasets, state.business),
+                value=state.source,
+                clearable=False,
+                placeholder="–",
+            ),
+        ),
+        _control(
+            "Build",
+            dcc.Dropdown(
+                id=ids.BUILD,
+                options=build_opts,
+                value=state.build if build_opts else None,
+                clearable=False,
+                placeholder="–",
+                optionHeight=44,
+            ),
+            help_text="Number, time received and tag.",
+        ),
+        compare_control(state.compare),
+    ]
+
+
+def controls_card(datasets: pd.DataFrame, state: ViewState, build_opts, has_counts: bool | None) -> html.Aside:
+    """The controls, opened at ``state``, in a column beside the answer."""
+    confidence, sparsity = _sliders(state)
+    return html.Aside(
+        [
+            html.H2("View", className="visually-hidden"),
+            *_dataset_pickers(datasets, state, build_opts),
+            _control(
+                [
+                    "Confidence threshold ",
+                    html.Span(f"{state.filters.confidence:.2f}", id=ids.CONFIDENCE_VALUE, className="control-value"),
+                ],
+                confidence,
+                help_text="A feature counts as present in an image when the featurizer's confidence is above this.",
+                label_for=ids.CONFIDENCE,
+            ),
+            _control(
+                [
+                    "Feature prevalence ",
+                    html.Span(sparsity_text(state.sparsity), id=ids.SPARSITY_VALUE, className="control-value"),
+                ],
+                sparsity,
+                help_text="Only features present in this share of the images (rare ones give unsteady numbers).",
+                label_for=ids.SPARSITY,
+            ),
+            _weighting_control(state, has_counts),
+            _control(
+                "Impact", impact_mode_control(state.adjusted), help_text=IMPACT_MODE_HELP, label_for=ids.IMPACT_MODE
+            ),
+            _control(
+                "Features charted",
+                dbc.Select(id=ids.SHOWN, options=SHOWN_OPTIONS, value=str(state.shown)),
+                help_text="The clearest answers on both sides. The table lists them all.",
+            ),
+        ],
+        className="controls",
+        **{"aria-label": "View controls"},
     )

@@ -8,7 +8,6 @@ until a build is picked; the picked build is *from*, the build shown is *to*.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import datetime
 
 import dash_bootstrap_components as dbc
 import pandas as pd
@@ -19,7 +18,7 @@ from dashboard.figures import label_width
 from dashboard.figures.drift import drift_figure, select_by_change
 from dashboard.page import ids
 from dashboard.page.components import BAR_CONFIG, loading_graph
-from dashboard.page.selection import format_time, parse_build
+from dashboard.page.selection import build_label, parse_build
 from dashboard.page.table import TABLE_COLUMN_DEFS, number_column
 from dashboard.page.views import CURRENT_BUILD
 from data.drift import feature_drift, image_overlap
@@ -37,6 +36,7 @@ DRIFT_FIELDS = {
     "q_value": "drift_q",
     "n_flipped": "drift_flipped",
 }
+UNCHANGED = "drift_unchanged"  # the feature kept the same images and labels: its change is 0 by construction
 
 
 @dataclass(frozen=True)
@@ -58,18 +58,10 @@ class DriftView:
         return self.from_build is not None
 
 
-def _short_time(iso) -> str:
-    """'26 Nov' (the picker is narrow; the build picker's label has the full time)."""
-    try:
-        return datetime.fromisoformat(str(iso)).strftime("%d %b")
-    except ValueError:
-        return format_time(iso)
-
-
 def compare_options(builds: pd.DataFrame, shown_build: int | None) -> list[dict]:
     """Every stored build but the one shown, newest first, labelled like the build picker."""
     return [
-        {"label": f"#{row.build_id} · {_short_time(row.received_at)}", "value": int(row.build_id)}
+        {"label": build_label(row), "value": int(row.build_id)}
         for row in builds.itertuples(index=False)
         if int(row.build_id) != shown_build
     ]
@@ -191,11 +183,18 @@ def table_rows_with_drift(rows: list[dict], view: DriftView) -> list[dict]:
     out = []
     for row in rows:
         extra = dict.fromkeys(DRIFT_FIELDS.values())
+        extra[UNCHANGED] = False
         if row["feature"] in by_feature.index:
             found = by_feature.loc[row["feature"]]
             for source, target in DRIFT_FIELDS.items():
                 value = found[source]
                 extra[target] = None if pd.isna(value) else value.item() if hasattr(value, "item") else value
+            # Same images, same labels: nothing moved, whatever the group sizes. Said once, the same
+            # way for every such feature (not an interval of zeros here and a dash there).
+            if found["change"] == 0 and found["n_flipped"] == 0:
+                extra.update(
+                    {UNCHANGED: True, "drift_ci_low": None, "drift_ci_high": None, "drift_p": None, "drift_q": None}
+                )
         out.append({**row, **extra})
     return out
 
@@ -218,10 +217,11 @@ def table_columns(view: DriftView) -> list[dict]:
             "field": "drift_ci_low",
             "colId": "drift_interval",
             "headerName": "Change 95% interval",
-            "headerTooltip": "95% interval of the change, clustered by image (sorts by its lower end)",
+            "headerTooltip": "95% interval of the change, clustered by image (sorts by its lower end); "
+            "'unchanged' where the feature kept the same images and labels",
             "type": "rightAligned",
             "valueFormatter": {
-                "function": "formatInterval({ci_low: params.data.drift_ci_low, ci_high: params.data.drift_ci_high})"
+                "function": f"formatInterval(params.data, 'drift_ci_low', 'drift_ci_high', '{UNCHANGED}')"
             },
             "minWidth": 200,
             "filter": False,

@@ -23,13 +23,22 @@ URL = "url"
 # with the query that replaces that URL in the address bar; None when the URL named nothing gone.
 STALE_BUILD = "stale-build"
 
+SPARSITY_VALUE = "sparsity-value"  # the prevalence range in words, beside the slider's label
+CONFIDENCE_VALUE = "confidence-value"
+
+# The answer
+VERDICT = "verdict-panel"  # helps / hurts / unclear, each feature a button that selects it
+VERDICT_CARD = "verdict-card"
+FEATURE_AT_LOAD = "feature-at-load"  # the URL's feature=, selected once the table has its rows
+
 # Charts
 SCATTER = "scatter-chart"
-AVG_WITH = "avg-with-chart"
+AVG_WITH = "avg-with-chart"  # CTR with the feature (bars) and without it (a baseline mark per row)
 IMPACT = "impact-chart"
-AVG_WITHOUT = "avg-without-chart"
-CHARTS = (SCATTER, AVG_WITH, IMPACT, AVG_WITHOUT)
-BAR_CHARTS = (AVG_WITH, IMPACT, AVG_WITHOUT)
+CHARTS = (SCATTER, IMPACT, AVG_WITH)
+BAR_CHARTS = (IMPACT, AVG_WITH)  # the first one carries the feature labels and the page slider
+CHART_TEXT = {SCATTER: "scatter-text", IMPACT: "impact-text", AVG_WITH: "avg-with-text"}  # each chart's words
+EVIDENCE = "evidence"  # the cards holding the charts, hidden while there is no data
 
 # Text around the charts
 STATUS = "view-status"
@@ -57,6 +66,8 @@ TABLE_HINT = "summary-table-hint"
 TABLE_SELECTION = "summary-table-selection"  # which row is highlighted in the charts
 SHOW_IN_CHARTS = "show-in-charts"  # both drawn by assets/dashboard.js in the selection note
 TABLE_CLEAR = "summary-table-clear"
+TABLE_SEARCH = "summary-table-search"  # filters the table's rows by feature name
+TABLE_CARD = "summary-table-card"
 DOWNLOAD_SUMMARY_BUTTON = "download-summary-button"
 DOWNLOAD_POINTS_BUTTON = "download-points-button"
 DOWNLOAD_SUMMARY = "download-summary"
@@ -66,3 +77,22 @@ DOWNLOAD_POINTS = "download-points"
 LOOKUP = "hover-lookup"  # per view: which image each scatter point belongs to, and its features
 VERSION = "data-version"  # store.version() last seen by the page
 POLL = "version-poll"
+
+
+# The ids that assets/*.js use, handed to the browser in the page (layout.INDEX_STRING) as
+# window.CREATIVE_IDS, so that the scripts spell no id of their own.
+BROWSER = {
+    "SCATTER": SCATTER,
+    "IMPACT": IMPACT,
+    "AVG_WITH": AVG_WITH,
+    "BAR_CHARTS": list(BAR_CHARTS),
+    "BAR_PANEL": BAR_PANEL,
+    "BAR_CARD": BAR_CARD,
+    "HOVER_HINT": HOVER_HINT,
+    "HOVER_CARD": HOVER_CARD,
+    "LOOKUP": LOOKUP,
+    "TABLE": TABLE,
+    "TABLE_CLEAR": TABLE_CLEAR,
+    "SHOW_IN_CHARTS": SHOW_IN_CHARTS,
+    "VERDICT": VERDICT,
+}

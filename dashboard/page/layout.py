@@ -1,4 +1,4 @@
-"""The page: controls, four charts, the hovered-image panel, the summary table and browser state.
+"""The page: the answer first, then the evidence (charts), then the table; the controls in a side column.
 
 ``build_layout`` returns a function, so each page load reads the store afresh (the datasets
 on offer and the data version the page starts from) and starts the controls at the view the
@@ -7,13 +7,14 @@ page's URL names.
 
 from __future__ import annotations
 
-import dash_bootstrap_components as dbc
+import json
+
 import pandas as pd
 from dash import dcc, html
 
 from dashboard.page import ids, views
 from dashboard.page.adjusted import cooccurrence_card
-from dashboard.page.components import bars_card, navbar, scatter_card
+from dashboard.page.components import bars_card, navbar, scatter_card, verdict_card
 from dashboard.page.controls import controls_card
 from dashboard.page.drift import drift_card
 from dashboard.page.selection import request_query, resolve_view, stale_build
@@ -62,23 +63,30 @@ def page(
                 },
             ),
             dcc.Store(id=ids.VERSION, data=version),
+            # The URL's feature=, selected once the table has its rows (assets/dashboard.js).
+            dcc.Store(id=ids.FEATURE_AT_LOAD, data=state.feature),
             dcc.Store(id=ids.LOOKUP),
             dcc.Interval(id=ids.POLL, interval=int(poll_seconds * 1000)),
             navbar(),
-            dbc.Container(
+            html.Div(
                 [
                     controls_card(datasets, state, build_opts, has_counts),
-                    html.Div(id=ids.NOTICE, className="notice"),
-                    drift_card(),
-                    scatter_card(),
-                    bars_card(min_n),
-                    cooccurrence_card(),
-                    table_card(),
+                    html.Main(
+                        [
+                            html.Div(id=ids.NOTICE, className="notice"),
+                            verdict_card(),
+                            # Hidden while there is no data: the notice says what to send.
+                            html.Div(
+                                [drift_card(), bars_card(min_n), scatter_card(), cooccurrence_card(), table_card()],
+                                id=ids.EVIDENCE,
+                            ),
+                        ],
+                        className="page-main",
+                    ),
                 ],
-                fluid=True,
                 className="page",
             ),
-        ]
+        ],
     )
 
 
@@ -111,18 +119,44 @@ def outage_page(cause: str) -> html.Div:
     return html.Div(
         [
             navbar(),
-            dbc.Container(
-                dbc.Alert(
+            html.Main(
+                html.Div(
                     [
                         html.H2("The data is unavailable right now", className="h5"),
                         html.P(f"{cause.capitalize()}: {public_detail(cause)}."),
                         html.P("Nothing is lost: reload this page in a minute."),
                     ],
-                    color="warning",
+                    className="alert alert-warning",
+                    role="alert",
                     id="outage",
                 ),
-                fluid=True,
                 className="page",
             ),
         ]
     )
+
+
+# The page's HTML: Dash's own, with the language named and the component ids the scripts in
+# assets/ use (ids.BROWSER) handed to them before they load, so they spell none of their own.
+INDEX_STRING = (
+    """<!DOCTYPE html>
+<html lang="en">
+    <head>
+        {%metas%}
+        <title>{%title%}</title>
+        {%favicon%}
+        {%css%}
+        <script>window.CREATIVE_IDS = """
+    + json.dumps(ids.BROWSER).replace("<", "\\u003c")
+    + """;</script>
+    </head>
+    <body>
+        {%app_entry%}
+        <footer>
+            {%config%}
+            {%scripts%}
+            {%renderer%}
+        </footer>
+    </body>
+</html>"""
+)

@@ -46,15 +46,30 @@ def source_options(datasets: pd.DataFrame, business: str | None) -> list[dict]:
     ]
 
 
+def build_label(row) -> str:
+    """'#7 · 25 Nov 19:24 · jenkins-42': the build's number, the time it arrived and its tag (when sent)."""
+    parts = [f"#{row.build_id}"]
+    try:
+        parts.append(datetime.fromisoformat(str(row.received_at)).strftime("%d %b %H:%M"))
+    except ValueError:
+        pass
+    tag = getattr(row, "build_tag", None)
+    if isinstance(tag, str) and tag:
+        parts.append(tag)
+    return " · ".join(parts)
+
+
 def build_options(builds: pd.DataFrame) -> list[dict]:
-    """The stored builds, newest first; the newest one has the value CURRENT_BUILD so it follows new builds."""
+    """The stored builds, newest first; the newest one has the value CURRENT_BUILD so it follows new builds.
+
+    Each is labelled with its time and tag, so that builds of the same day are told apart.
+    """
     options = []
     for i, row in enumerate(builds.itertuples(index=False)):
         if i == 0:
-            options.append({"label": f"#{row.build_id} · current", "value": CURRENT_BUILD})
+            options.append({"label": f"{build_label(row)} · current", "value": CURRENT_BUILD})
         else:
-            label = f"#{row.build_id} · {format_time(row.received_at)}"
-            options.append({"label": label, "value": int(row.build_id)})
+            options.append({"label": build_label(row), "value": int(row.build_id)})
     return options
 
 

@@ -27,18 +27,78 @@ def number_column(field, header, formatter, *, tooltip=None, width=110, **extra)
     return column
 
 
+def interval_column(low: str, high: str, header: str, tooltip: str, *, col_id: str, width: int = 190) -> dict:
+    """An interval column: 'low to high pp', sorted by its lower end."""
+    return {
+        "field": low,
+        "colId": col_id,
+        "headerName": header,
+        "headerTooltip": tooltip,
+        "type": "rightAligned",
+        "valueFormatter": {"function": f"formatInterval(params.data, '{low}', '{high}')"},
+        "minWidth": width,
+        "filter": False,
+    }
+
+
+VERDICT_COLUMN = {
+    "field": "verdict",
+    "headerName": "Verdict",
+    "headerTooltip": "Helps or hurts: the difference is unlikely to be chance (q < 0.05). Unclear: it could be. "
+    "Too few images: not tested.",
+    "minWidth": 110,
+    "filter": False,
+    "cellClass": "verdict-cell",
+    "cellClassRules": {
+        "verdict-helps": "params.value === 'helps'",
+        "verdict-hurts": "params.value === 'hurts'",
+        "verdict-low": "params.value === 'too few images'",
+    },
+}
+
 TABLE_COLUMN_DEFS = [
     {
         "field": "feature",
         "headerName": "Feature",
         "filter": "agTextColumnFilter",
-        "floatingFilter": True,
-        "filterParams": {"buttons": ["reset"], "debounceMs": 150},
         "suppressHeaderMenuButton": True,
         "pinned": "left",
-        "minWidth": 170,
+        "minWidth": 160,
         "flex": 2,
     },
+    VERDICT_COLUMN,
+    number_column(
+        "lift_pct",
+        "Lift",
+        "formatLift",
+        width=90,
+        tooltip="The impact relative to the CTR without the feature: +10 % means a tenth more clicks per view",
+        cellClassRules={"impact-pos": "params.value > 0", "impact-neg": "params.value < 0"},
+    ),
+    number_column(
+        "impact",
+        "Impact",
+        "formatImpact",
+        width=110,
+        tooltip="CTR with minus CTR without, in percentage points",
+        cellClassRules={"impact-pos": "params.value > 0", "impact-neg": "params.value < 0"},
+    ),
+    interval_column(
+        "ci_low_fcr",
+        "ci_high_fcr",
+        "Interval",
+        "Where the impact plausibly lies, widened for testing every feature at once (false coverage rate): "
+        "clear of 0 exactly when the feature helps or hurts. Sorts by its lower end",
+        col_id="interval",
+    ),
+    number_column(
+        "q_value",
+        "q",
+        "formatP",
+        width=80,
+        tooltip="The chance that a feature called helps or hurts at this q is a false find, after testing every "
+        "feature in the table (Benjamini-Hochberg); below 0.05 counts as an answer",
+    ),
     number_column("n_with", "Images with", "formatCount", tooltip="Images with a CTR that have the feature"),
     number_column("n_without", "Images without", "formatCount", tooltip="Images with a CTR that lack the feature"),
     number_column(
@@ -49,96 +109,87 @@ TABLE_COLUMN_DEFS = [
     ),
     number_column("avg_ctr_with", "CTR with", "formatCtr", tooltip="Average CTR of the images with the feature"),
     number_column("avg_ctr_without", "CTR without", "formatCtr", tooltip="Average CTR of the images without it"),
-    number_column(
-        "impact",
-        "Impact",
-        "formatImpact",
-        tooltip="CTR with minus CTR without, in percentage points",
-        cellClassRules={"impact-pos": "params.value > 0", "impact-neg": "params.value < 0"},
+    interval_column(
+        "ci_low",
+        "ci_high",
+        "95% interval (this test)",
+        "95% interval of the impact for this feature alone, not widened for testing many (sorts by its lower end)",
+        col_id="interval_test",
     ),
-    {
-        "field": "ci_low",
-        "colId": "interval",
-        "headerName": "95% interval",
-        "headerTooltip": "95% interval of the impact, in percentage points (sorts by its lower end)",
-        "type": "rightAligned",
-        "valueFormatter": {"function": "formatInterval(params.data)"},
-        "minWidth": 200,
-        "filter": False,
-    },
     number_column(
         "p_value",
         "p",
         "formatP",
-        width=90,
-        tooltip="Two-sided permutation p-value of the impact (share of image shufflings as extreme)",
+        width=80,
+        tooltip="Two-sided permutation p-value of the impact (share of image shufflings as extreme), for this "
+        "feature alone",
     ),
-    number_column(
-        "q_value",
-        "q",
-        "formatP",
-        width=90,
-        tooltip="Benjamini-Hochberg adjusted p-value over the features in the table",
-    ),
-    {
-        "field": "result",
-        "headerName": "Result",
-        "minWidth": 150,
-        "filter": False,
-        "cellClass": "result-cell",
-        "cellClassRules": {
-            "result-sig": f"params.value === '{views.RESULT_SIGNIFICANT}'",
-            "result-low": f"params.value === '{views.RESULT_LOW_N}'",
-        },
-    },
 ]
 
 
-def table_card() -> dbc.Card:
-    """The summary table with its hint, the row-selection note and the two CSV downloads."""
+def _downloads() -> html.Div:
+    """The two CSV download buttons, with what each file holds on hover."""
     download = "Every feature passing the filters, not only the ones charted"
+    return html.Div(
+        [
+            dbc.Button(
+                "Download summary CSV",
+                id=ids.DOWNLOAD_SUMMARY_BUTTON,
+                color="primary",
+                outline=True,
+                size="sm",
+            ),
+            dbc.Tooltip(
+                f"{download}, all columns at full precision.",
+                target=ids.DOWNLOAD_SUMMARY_BUTTON,
+                placement="bottom",
+            ),
+            dbc.Button(
+                "Download points CSV",
+                id=ids.DOWNLOAD_POINTS_BUTTON,
+                color="primary",
+                outline=True,
+                size="sm",
+            ),
+            dbc.Tooltip(
+                f"Image, feature, confidence and CTR of each point of the scatter, for "
+                f"{download[0].lower()}{download[1:]}.",
+                target=ids.DOWNLOAD_POINTS_BUTTON,
+                placement="bottom",
+            ),
+            dcc.Download(id=ids.DOWNLOAD_SUMMARY),
+            dcc.Download(id=ids.DOWNLOAD_POINTS),
+        ],
+        className="card-actions",
+    )
+
+
+def table_card() -> dbc.Card:
+    """The summary table with its hint, the search box, the row-selection note and the two CSV downloads."""
     return dbc.Card(
         [
             dbc.CardHeader(
                 [
                     html.H2("Feature summary", className="card-title-text"),
                     html.Span(id=ids.TABLE_HINT, className="card-hint"),
-                    html.Div(
-                        [
-                            dbc.Button(
-                                "Download summary CSV",
-                                id=ids.DOWNLOAD_SUMMARY_BUTTON,
-                                color="primary",
-                                outline=True,
-                                size="sm",
-                            ),
-                            dbc.Tooltip(
-                                f"{download}, all columns at full precision.",
-                                target=ids.DOWNLOAD_SUMMARY_BUTTON,
-                                placement="bottom",
-                            ),
-                            dbc.Button(
-                                "Download points CSV",
-                                id=ids.DOWNLOAD_POINTS_BUTTON,
-                                color="primary",
-                                outline=True,
-                                size="sm",
-                            ),
-                            dbc.Tooltip(
-                                f"Image, feature, confidence and CTR of each point of the scatter, for "
-                                f"{download[0].lower()}{download[1:]}.",
-                                target=ids.DOWNLOAD_POINTS_BUTTON,
-                                placement="bottom",
-                            ),
-                            dcc.Download(id=ids.DOWNLOAD_SUMMARY),
-                            dcc.Download(id=ids.DOWNLOAD_POINTS),
-                        ],
-                        className="card-actions",
-                    ),
+                    _downloads(),
                 ]
             ),
             dbc.CardBody(
                 [
+                    html.Div(
+                        [
+                            dbc.Label("Find a feature", html_for=ids.TABLE_SEARCH, className="control-label me-2 mb-0"),
+                            dcc.Input(
+                                id=ids.TABLE_SEARCH,
+                                type="text",
+                                placeholder="name contains…",
+                                debounce=False,
+                                className="form-control form-control-sm table-search",
+                            ),
+                        ],
+                        className="table-tools",
+                    ),
                     html.Div(id=ids.TABLE_SELECTION, className="table-selection"),
                     dag.AgGrid(
                         id=ids.TABLE,
@@ -157,7 +208,7 @@ def table_card() -> dbc.Card:
                             "rowSelection": {"mode": "singleRow", "checkboxes": False, "enableClickSelection": True},
                             "tooltipShowDelay": 300,
                             "animateRows": False,
-                            "localeText": {"noRowsToShow": "No feature passes the filters."},
+                            "localeText": {"noRowsToShow": "No feature to list."},
                         },
                         className="summary-grid",
                         style=views.table_style(0),
@@ -165,6 +216,7 @@ def table_card() -> dbc.Card:
                 ]
             ),
         ],
+        id=ids.TABLE_CARD,
         className="shadow-sm mb-4",
     )
 
@@ -178,4 +230,4 @@ def table_hint(view: View) -> str:
         return "No feature passes the filters."
     n, charted = len(summary), len(view.summary) if view.summary is not None else 0
     scope = f"All {n:,} features passing the filters" + ("" if charted == n else f" ({charted:,} of them charted)")
-    return f"{scope}. Click a row to highlight its feature in the charts; filter by name in the Feature column."
+    return f"{scope}, ranked by evidence. Click a row (or press Space on it) to select its feature everywhere."

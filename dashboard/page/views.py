@@ -19,6 +19,7 @@ import pandas as pd
 from dashboard import figures
 from dashboard.api.params import PARAMS, parse_lenient
 from dashboard.page import ids
+from data.analysis import SIGNIFICANCE_LEVEL
 from data.filters import DEFAULT_MIN_GROUP_SIZE, Filters
 
 CURRENT_BUILD = "current"
@@ -60,18 +61,23 @@ COUNTS_TIP = (
 
 TABLE_COLUMNS = [
     "feature",
+    "verdict",
+    "lift_pct",
+    "impact",
+    "ci_low_fcr",
+    "ci_high_fcr",
+    "q_value",
     "n_with",
     "n_without",
     "prevalence_pct",
     "avg_ctr_with",
     "avg_ctr_without",
-    "impact",
     "ci_low",
     "ci_high",
     "p_value",
-    "q_value",
     "result",
 ]
+VERDICTS = ("helps", "hurts", "unclear", "too few images")
 RESULT_SIGNIFICANT, RESULT_NOT_SIGNIFICANT, RESULT_LOW_N = figures.SIGNIFICANCE_CLASSES
 
 
@@ -90,6 +96,7 @@ class ViewState:
     shown: int = DEFAULT_SHOWN
     compare: int | None = None  # a build id to compare the shown build with; None: off
     adjusted: bool = False  # impact adjusted for co-occurring features (data/adjusted.py)
+    feature: str | None = None  # the feature selected (the table row, the verdict's button); URL feature=
 
     @property
     def sparsity(self) -> list[int]:
@@ -124,7 +131,16 @@ def parse_view(args: Mapping, *, min_n: int = DEFAULT_MIN_GROUP_SIZE) -> ViewSta
         shown=0 if values["shown"] == ALL_SHOWN else int(values["shown"]),
         compare=values["compare_build"],
         adjusted=values["adjusted"] == "1",
+        feature=_feature_param(args),
     )
+
+
+def _feature_param(args: Mapping) -> str | None:
+    """The URL's ``feature`` (the selected one), None when absent or empty; any name is accepted."""
+    raw = args.get("feature") if hasattr(args, "get") else None
+    if isinstance(raw, (list, tuple)):
+        raw = raw[0] if raw else None
+    return str(raw) if raw else None
 
 
 def query_from_url(url: str | None) -> dict[str, str]:
@@ -140,11 +156,11 @@ def query_from_url(url: str | None) -> dict[str, str]:
 def history_entry(query: str, changed) -> dict:
     """How the browser writes ``query`` (from a change of the ``changed`` prop ids) into its history.
 
-    A slider drag replaces the current entry, so that Back leaves the view the user came from
-    rather than replaying each step; any other change pushes a new entry.
+    A slider drag or a selected feature replaces the current entry, so that Back leaves the view
+    the user came from rather than replaying each step; any other change pushes a new entry.
     """
     moved = {str(prop).split(".")[0] for prop in changed}
-    return {"search": query, "replace": bool(moved) and moved <= set(ids.SLIDERS)}
+    return {"search": query, "replace": bool(moved) and moved <= {*ids.SLIDERS, ids.TABLE}}
 
 
 def view_query(state: ViewState) -> str:
@@ -171,6 +187,8 @@ def view_query(state: ViewState) -> str:
     ]
     if state.compare is not None:
         params.append(("compare_build", str(state.compare)))
+    if state.feature:
+        params.append(("feature", state.feature))
     # quote, not quote_plus: a space stays %20 and a literal '+' survives as %2B.
     return "?" + urlencode(params, quote_via=quote, safe="")
 
@@ -185,6 +203,7 @@ def state_from_controls(
     shown,
     compare=None,
     impact_mode=None,
+    feature=None,
     *,
     min_n: int = DEFAULT_MIN_GROUP_SIZE,
 ) -> ViewState:
@@ -205,9 +224,26 @@ def state_from_controls(
             "shown": None if shown is None else (ALL_SHOWN if str(shown) == "0" else str(shown)),
             "compare_build": compare,
             "adjusted": "1" if impact_mode == "adjusted" else "0",
+            "feature": feature or "",
         },
         min_n=min_n,
     )
+
+
+def selected_feature(selected_rows) -> str | None:
+    """The feature of the table's selection: its rows (a list of row dicts) or, as a script sets it, ``{"ids": [...]}``."""
+    if isinstance(selected_rows, dict):
+        chosen = selected_rows.get("ids") or []
+        return str(chosen[0]) if chosen else None
+    if selected_rows:
+        first = selected_rows[0]
+        return first.get("feature") if isinstance(first, dict) else None
+    return None
+
+
+def available_weighting(weighting: str, has_counts: bool | None) -> str:
+    """``weighting``, or the mean when it is impression weighting and the dataset has no counts."""
+    return "mean" if weighting == "impressions" and not has_counts else weighting
 
 
 def with_weighting_available(state: ViewState, has_counts: bool | None) -> ViewState:
@@ -245,6 +281,78 @@ def weighting_tip(has_counts: bool | None) -> str:
     return COUNTS_TIP if has_counts else NO_COUNTS_TIP
 
 
+# -- the answer: verdict, lift and the interval that agrees with them -------------------------
+
+
+def with_answer_columns(summary: pd.DataFrame) -> pd.DataFrame:
+    """``summary`` with ``verdict``, ``lift_pct``, ``ci_low_fcr``/``ci_high_fcr`` and ``attrs["fcr_level"]``.
+
+    Stand-in for a summary computed without them (an older ``feature_summary``): columns the
+    summary has are kept as they are. ``verdict`` from q < SIGNIFICANCE_LEVEL and the sign of impact
+    ("too few images" where ``low_n``); ``lift_pct`` = 100 x impact / avg_ctr_without; the FCR
+    interval, which needs the permutation null, falls back to the per-test interval.
+    """
+    if summary is None or all(c in summary for c in ("verdict", "lift_pct", "ci_low_fcr", "ci_high_fcr")):
+        return summary
+    out = summary.copy()
+    impact = out["impact"].to_numpy(dtype=np.float64)
+    q = out["q_value"].to_numpy(dtype=np.float64)
+    if "verdict" not in out:
+        low_n = out["low_n"].fillna(False).to_numpy(dtype=bool) if "low_n" in out else np.zeros(len(out), bool)
+        selected = q < SIGNIFICANCE_LEVEL
+        verdict = np.where(selected & (impact > 0), "helps", np.where(selected & (impact < 0), "hurts", "unclear"))
+        out["verdict"] = pd.Series(np.where(low_n, "too few images", verdict), index=out.index, dtype=object)
+    if "lift_pct" not in out:
+        base = out["avg_ctr_without"].to_numpy(dtype=np.float64)
+        with np.errstate(divide="ignore", invalid="ignore"):
+            out["lift_pct"] = np.where(base > 0, 100.0 * impact / base, np.nan)
+    for fcr, per_test in (("ci_low_fcr", "ci_low"), ("ci_high_fcr", "ci_high")):
+        if fcr not in out:
+            out[fcr] = out[per_test] if per_test in out else np.nan
+    return out
+
+
+def interval_columns(summary: pd.DataFrame) -> tuple[str, str]:
+    """The interval the page draws: the FCR-adjusted one where the summary has it, else the per-test one."""
+    if "ci_low_fcr" in summary and summary["ci_low_fcr"].notna().any():
+        return "ci_low_fcr", "ci_high_fcr"
+    return "ci_low", "ci_high"
+
+
+def fcr_level(summary: pd.DataFrame) -> float | None:
+    """The level of the summary's FCR intervals (its ``fcr_level`` column or attribute), None when unknown."""
+    if summary is None:
+        return None
+    if "fcr_level" in summary and len(summary):
+        value = summary["fcr_level"].iloc[0]
+    else:
+        value = summary.attrs.get("fcr_level")
+    return float(value) if value is not None and np.isfinite(value) else None
+
+
+def evidence_order(summary: pd.DataFrame) -> pd.DataFrame:
+    """``summary`` ranked by evidence, as the charts and the verdict show it.
+
+    Features whose impact is above 0 come first, strongest evidence first (lowest q, then
+    largest |impact|); then those without a test (too few images, or no impact); then those
+    below 0, weakest evidence first, so that the strongest negatives sit at the bottom. A chart
+    of the top and bottom n then always holds the clearest answers on both sides.
+    """
+    if summary is None or summary.empty:
+        return summary
+    impact = summary["impact"].to_numpy(dtype=np.float64)
+    q = summary["q_value"].to_numpy(dtype=np.float64)
+    tested = np.isfinite(q) & np.isfinite(impact)
+    side = np.where(~tested, 1, np.where(impact > 0, 0, 2))
+    # Within a side: q ascending above 0, descending below; |impact| breaks ties the same way.
+    q_key = np.where(side == 2, -np.nan_to_num(q, nan=1.0), np.nan_to_num(q, nan=1.0))
+    size = np.abs(np.nan_to_num(impact, nan=0.0))
+    size_key = np.where(side == 2, size, -size)
+    names = summary["feature"].astype(str).to_numpy()
+    order = np.lexsort((names, size_key, q_key, side))
+    return summary.iloc[order].reset_index(drop=True)
+
+
 # -- the table -------------------------------------------------------------------------------
 
 
@@ -260,6 +368,7 @@ def table_rows(summary: pd.DataFrame) -> list[dict]:
     """The summary as the table's rows: numbers at full precision (formatted in the browser), None for NaN."""
     if summary is None or summary.empty:
         return []
+    summary = with_answer_columns(summary)
     columns = {c: summary[c].tolist() for c in TABLE_COLUMNS if c != "result"}
     columns["result"] = result_labels(summary).tolist()
     rows = []

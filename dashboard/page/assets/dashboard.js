@@ -17,9 +17,12 @@
 (function () {
   "use strict";
 
-  var SCATTER = "scatter-chart";
-  var HOVER_HINT = "hover-hint";  // the panel's hint (dashboard/components.py hover_panel)
-  var HOVER_CARD = "hover-card-slot";  // where the hovered image's card goes
+  // Component ids come from the page (dashboard/page/ids.py BROWSER, put in the page's HTML by
+  // dashboard/page/layout.py INDEX_STRING): this script spells none of its own.
+  var IDS = window.CREATIVE_IDS || {};
+  var SCATTER = IDS.SCATTER;
+  var HOVER_HINT = IDS.HOVER_HINT;  // the panel's hint (dashboard/page/components.py hover_panel)
+  var HOVER_CARD = IDS.HOVER_CARD;  // where the hovered image's card goes
   var LINK_TRACE = 1;
   var DIM = 0.25;
   var OUTLINE = "#111827";
@@ -37,6 +40,8 @@
     return {type: type, namespace: "dash_html_components", props: p};
   }
 
+  var MINUS = "\u2212";  // the typographic minus, as dashboard/figures/style.py MINUS
+
   function pct(value, digits) {
     return value === null || value === undefined || !isFinite(value) ? "–" : value.toFixed(digits) + "%";
   }
@@ -45,7 +50,7 @@
     if (value === null || value === undefined || !isFinite(value)) {
       return "–";
     }
-    return (value >= 0 ? "+" : "") + value.toFixed(2) + " pp";
+    return (value >= 0 ? "+" : MINUS) + Math.abs(value).toFixed(2) + " pp";
   }
 
   // The image of the point a plotly_hover event is about, or -1 (no point, or another trace).
@@ -162,7 +167,7 @@
     return patch.build();
   }
 
-  var BAR_CHARTS = ["avg-with-chart", "impact-chart", "avg-without-chart"];
+  var BAR_CHARTS = IDS.BAR_CHARTS || [];
 
   // Hover highlights bars by classes on their SVG elements (dashboard.css): the chart's class
   // dims every bar, a class on the hovered image's bars keeps them solid and outlined. Only the
@@ -506,7 +511,7 @@
       type: "rect", xref: "x", yref: "paper", x0: code - 0.5, x1: code + 0.5, y0: 0, y1: 1,
       fillcolor: BAND, line: {width: 0}, layer: "below"
     }]);
-    moveWindow(patch, "scatter-chart", "xaxis", code);
+    moveWindow(patch, SCATTER, "xaxis", code);
     return patch.build();
   }
 
@@ -524,26 +529,11 @@
     return reveal.range;
   }
 
-  // Scrolls the bar charts' own panel (not the page) so that the highlighted row is in view;
-  // ``range``: the y range the chart is moving to, when its window moves to the row.
-  function scrollBarsTo(code, range) {
-    var panel = document.getElementById("bar-panel");
-    var gd = graphDiv("impact-chart");
-    if (!panel || !gd || !gd._fullLayout || !gd._fullLayout.yaxis) {
-      return;
-    }
-    var axis = gd._fullLayout.yaxis;
-    var rowTop = gd.getBoundingClientRect().top - panel.getBoundingClientRect().top + panel.scrollTop;
-    var y = rowTop + axis._offset +
-      (range ? axis._length * (range[1] - code) / (range[1] - range[0]) : axis.l2p(code));
-    panel.scrollTo({top: Math.max(0, y - panel.clientHeight / 2), behavior: "smooth"});
-  }
-
   function selectionNote(feature, code, lookup) {
     if (feature === null) {
       return null;
     }
-    var clear = html("Button", {id: "summary-table-clear", className: "btn btn-link btn-sm p-0 ms-2"}, "Clear");
+    var clear = html("Button", {id: IDS.TABLE_CLEAR, className: "btn btn-link btn-sm p-0 ms-2"}, "Clear");
     if (code < 0) {
       var charted = lookup ? lookup.features.length : 0;
       return html("Div", {className: "selection-note muted"}, [
@@ -557,7 +547,7 @@
       html("Span", {className: "swatch band"}),
       html("Strong", {}, feature),
       " is highlighted in the charts.",
-      html("Button", {id: "show-in-charts", className: "btn btn-link btn-sm p-0 ms-2"}, "Show in charts \u2191"),
+      html("Button", {id: IDS.SHOW_IN_CHARTS, className: "btn btn-link btn-sm p-0 ms-2"}, "Show in charts \u2191"),
       clear
     ]);
   }
@@ -565,33 +555,88 @@
   function highlightRow(selectedRows, lookup) {
     var dc = window.dash_clientside;
     var none = dc.no_update;
-    var feature = selectedRows && selectedRows.length ? selectedRows[0].feature : null;
+    // Rows as the grid reports them, or {ids: [...]} as a script sets them (selectAtLoad).
+    var feature = Array.isArray(selectedRows) ? (selectedRows.length ? selectedRows[0].feature : null)
+      : (selectedRows && selectedRows.ids && selectedRows.ids.length ? selectedRows.ids[0] : null);
     var context = dc.callback_context;
     var byNewView = context && context.triggered && context.triggered.length &&
-      context.triggered[0].prop_id.indexOf("hover-lookup") === 0;
+      context.triggered[0].prop_id.indexOf(IDS.LOOKUP) === 0;
     if (byNewView && lookup) {
       decodeLookup(lookup);
     }
+    markVerdict(feature);
     if (feature === null && (byNewView || selection.feature === null)) {
       selection = {feature: null, token: lookup ? lookup.token : null, code: -1};
-      return [none, none, none, none, null];  // nothing highlighted, nothing to undo
+      return [none, none, none, null];  // nothing highlighted, nothing to undo
     }
     if (!lookup) {
       selection = {feature: feature, token: null, code: -1};
-      return [none, none, none, none, selectionNote(feature, -1, null)];
+      return [none, none, none, selectionNote(feature, -1, null)];
     }
     var code = feature === null ? -1 : lookup.features.indexOf(feature);
     selection = {feature: feature, token: lookup.token, code: code};
     var n = lookup.features.length;
     var codes = code >= 0 ? [code] : null;
-    var moved = {};
-    var bars = ["avg-with-chart", "impact-chart", "avg-without-chart"].map(function (componentId) {
-      return barPatch(n, codes, function (patch) { moved[componentId] = moveWindow(patch, componentId, "yaxis", code); });
+    var bars = BAR_CHARTS.map(function (componentId) {
+      return barPatch(n, codes, function (patch) { moveWindow(patch, componentId, "yaxis", code); });
     });
-    if (code >= 0) {
-      window.setTimeout(function () { scrollBarsTo(code, moved["impact-chart"]); }, 0);
+    return [bandPatch(code), bars[0], bars[1], selectionNote(feature, code, lookup)];
+  }
+
+  // The verdict's buttons of the selected feature show it (aria-pressed), the others do not.
+  function markVerdict(feature) {
+    var panel = document.getElementById(IDS.VERDICT);
+    if (!panel) {
+      return;
     }
-    return [bandPatch(code), bars[0], bars[1], bars[2], selectionNote(feature, code, lookup)];
+    Array.prototype.forEach.call(panel.querySelectorAll("[data-feature]"), function (node) {
+      node.setAttribute("aria-pressed", node.getAttribute("data-feature") === feature ? "true" : "false");
+    });
+  }
+
+  // Selects ``feature`` everywhere by selecting its table row: the charts, "Travels with" and the
+  // URL follow the table's selection. A second press on the selected feature clears it.
+  function selectFeature(feature) {
+    if (!window.dash_ag_grid || !window.dash_ag_grid.getApiAsync) {
+      return;
+    }
+    window.dash_ag_grid.getApiAsync(IDS.TABLE).then(function (api) {
+      var node = api.getRowNode(feature);
+      if (!node) {
+        return;
+      }
+      if (node.isSelected()) {
+        api.deselectAll();
+      } else {
+        node.setSelected(true, true);
+        api.ensureNodeVisible(node, "middle");
+      }
+    });
+  }
+
+  // A click (or Enter or Space, which buttons turn into a click) on a feature of the verdict.
+  document.addEventListener("click", function (event) {
+    var target = event.target && event.target.closest ? event.target.closest("[data-feature]") : null;
+    if (target && target.closest("#" + IDS.VERDICT)) {
+      selectFeature(target.getAttribute("data-feature"));
+    }
+  });
+
+  // The URL's feature= (``feature``), selected once the table holds the view's rows; then forgotten.
+  function selectAtLoad(rows, feature) {
+    var none = window.dash_clientside.no_update;
+    if (!feature || !rows || !rows.length) {
+      return [none, none];
+    }
+    var found = rows.some(function (row) { return row.feature === feature; });
+    return [found ? {ids: [feature]} : none, null];
+  }
+
+  // The search box above the table: rows whose feature name holds the text.
+  function filterTable(text) {
+    var patch = new window.dash_clientside.Patch();
+    patch.assign(["quickFilterText"], text || "");
+    return patch.build();
   }
 
   function clearSelection(nClicks) {
@@ -599,7 +644,7 @@
   }
 
   function showInCharts(nClicks) {
-    var card = document.getElementById("bar-card");
+    var card = document.getElementById(IDS.BAR_CARD);
     if (nClicks && card) {
       card.scrollIntoView({behavior: "smooth", block: "start"});
     }
@@ -609,7 +654,7 @@
   window.dash_clientside = window.dash_clientside || {};
   window.dash_clientside.creative = {
     newView: newView, highlightRow: highlightRow, showInCharts: showInCharts, clearSelection: clearSelection,
-    writeUrl: writeUrl
+    writeUrl: writeUrl, selectAtLoad: selectAtLoad, filterTable: filterTable
   };
 
   // Cell formats of the summary table (dash-ag-grid looks functions up here by name). They
@@ -631,7 +676,7 @@
   }
 
   function pp(v) {
-    return (v >= 0 ? "+" : "-") + Math.abs(v * 100).toFixed(3);
+    return (v >= 0 ? "+" : MINUS) + Math.abs(v * 100).toFixed(3);
   }
 
   var grid = window.dashAgGridFunctions = window.dashAgGridFunctions || {};
@@ -639,9 +684,14 @@
   grid.formatShare = function (v) { return missing(v) ? "\u2013" : v.toFixed(1) + "%"; };
   grid.formatCtr = function (v) { return missing(v) ? "\u2013" : (v * 100).toFixed(3) + "%"; };
   grid.formatImpact = function (v) { return missing(v) ? "\u2013" : pp(v) + " pp"; };
-  grid.formatInterval = function (row) {
-    if (!row || missing(row.ci_low) || missing(row.ci_high)) { return "\u2013"; }
-    return pp(row.ci_low) + " to " + pp(row.ci_high) + " pp";
+  // ``unchanged``: the field that marks a row whose interval is 0 by construction (a build comparison).
+  grid.formatInterval = function (row, low, high, unchanged) {
+    if (row && unchanged && row[unchanged]) { return "unchanged"; }
+    if (!row || missing(row[low]) || missing(row[high])) { return "\u2013"; }
+    return pp(row[low]) + " to " + pp(row[high]) + " pp";
+  };
+  grid.formatLift = function (v) {
+    return missing(v) ? "\u2013" : (v >= 0 ? "+" : MINUS) + Math.abs(v).toFixed(1) + " %";
   };
   grid.formatP = formatP;
 
@@ -674,4 +724,45 @@
       window.location.reload();
     }
   });
+  // Repairs to the markup of widgets the page does not draw itself, so that assistive
+  // technology reads them right; run again whenever the page's DOM changes (cheap: a few queries).
+  //  - Dash's dropdowns keep a focusable input inside aria-hidden: take it out of the tab order
+  //    (the dropdown's own button, which its label names, takes the focus).
+  //  - Slider handles have no name: name them by their control's label.
+  //  - AG Grid keeps row groups for pinned, sticky and full-width rows even when they hold no
+  //    row: hide the empty ones from the accessibility tree.
+  function repairAccessibility() {
+    Array.prototype.forEach.call(document.querySelectorAll("[aria-hidden=true] input, input[aria-hidden=true]"),
+      function (node) {
+        if (node.getAttribute("tabindex") !== "-1") {
+          node.setAttribute("tabindex", "-1");
+        }
+      });
+    Array.prototype.forEach.call(document.querySelectorAll("[role=slider]:not([aria-labelledby]):not([aria-label])"),
+      function (node) {
+        var label = node.closest(".control") && node.closest(".control").querySelector("label[id]");
+        if (label) {
+          node.setAttribute("aria-labelledby", label.id);
+        }
+      });
+    Array.prototype.forEach.call(document.querySelectorAll(".ag-root [role=rowgroup]"), function (node) {
+      var empty = !node.querySelector("[role=row]");
+      if (empty && node.getAttribute("aria-hidden") !== "true") {
+        node.setAttribute("aria-hidden", "true");
+      } else if (!empty && node.getAttribute("aria-hidden") === "true") {
+        node.removeAttribute("aria-hidden");
+      }
+    });
+  }
+
+  var repairPending = false;
+  new MutationObserver(function () {
+    if (!repairPending) {
+      repairPending = true;
+      window.requestAnimationFrame(function () {
+        repairPending = false;
+        repairAccessibility();
+      });
+    }
+  }).observe(document.documentElement, {subtree: true, childList: true});
 })();

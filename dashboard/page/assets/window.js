@@ -10,7 +10,11 @@
 (function () {
   "use strict";
 
-  var AXES = {"scatter-chart": "xaxis", "avg-with-chart": "yaxis", "impact-chart": "yaxis", "avg-without-chart": "yaxis"};
+  // Component ids come from the page (dashboard/page/ids.py BROWSER), as in dashboard.js.
+  var IDS = window.CREATIVE_IDS || {};
+  var AXES = {};
+  AXES[IDS.SCATTER] = "xaxis";
+  (IDS.BAR_CHARTS || []).forEach(function (chart) { AXES[chart] = "yaxis"; });
   var SAME = 0.01;  // centres closer than this are the same window
 
   function plotOf(componentId) {

@@ -1,0 +1,216 @@
+"""The answer first, read off the screen: the verdict above the fold, one scroll, axe-core clean.
+
+Headless Chromium at a laptop's 1280 x 800 and a desktop's 1600 x 1400, on the demo data.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+from urllib.parse import quote
+
+import pytest
+
+from dashboard.factory import create_app
+from dashboard.page import ids
+from dashboard.page.compute import compute_view
+from dashboard.page.views import CURRENT_BUILD
+from data.demo import DEMO_BUSINESS, DEMO_SOURCE, demo_build
+from data.settings import Settings
+from data.store import FeatureStore
+from tests.axe import severe_violations
+from tests.browser import serve, wait_for, wait_for_charts
+
+SIZES = [(1280, 800), (1600, 1400)]
+ASSETS = Path(__file__).resolve().parent.parent / "dashboard" / "page" / "assets"
+
+# The text of every element inside the first viewport, with the helps / hurts heading it sits under.
+FIRST_SCREEN_JS = """
+const out = {helps: [], hurts: [], pageWidth: document.documentElement.scrollWidth,
+             viewWidth: document.documentElement.clientWidth};
+for (const side of ['helps', 'hurts']) {
+  const box = document.querySelector('#' + arguments[0] + ' .vd-side.' + side);
+  if (!box) continue;
+  for (const node of box.querySelectorAll('[data-feature]')) {
+    const r = node.getBoundingClientRect();
+    if (r.bottom <= window.innerHeight && r.top >= 0 && r.width > 0) out[side].push(node.getAttribute('data-feature'));
+  }
+}
+return out;
+"""
+# Elements holding a chart that scroll on their own (content taller or wider than the box, and not hidden).
+SCROLLERS_JS = """
+const found = [];
+for (const chart of document.querySelectorAll('.js-plotly-plot')) {
+  for (let node = chart.parentElement; node && node !== document.body; node = node.parentElement) {
+    const style = getComputedStyle(node);
+    const scrolls = (v) => v === 'auto' || v === 'scroll';
+    if ((scrolls(style.overflowY) && node.scrollHeight > node.clientHeight + 1) ||
+        (scrolls(style.overflowX) && node.scrollWidth > node.clientWidth + 1)) {
+      found.push(node.id || node.className);
+    }
+  }
+}
+return found;
+"""
+
+
+@pytest.fixture(scope="module")
+def live_answer(tmp_path_factory):
+    """The app on the demo data, and one with an empty store (DEMO_DATA=0)."""
+    from data.demo import load_demo
+
+    path = tmp_path_factory.mktemp("answer") / "features.db"
+    store = FeatureStore(f"sqlite:///{path}")
+    earlier, _ = demo_build(seed=7)
+    store.add_build(DEMO_BUSINESS, DEMO_SOURCE, earlier, tag="nightly-41")  # a build to compare with
+    load_demo(store)
+    empty_path = tmp_path_factory.mktemp("empty") / "features.db"
+    empty = FeatureStore(f"sqlite:///{empty_path}")
+    settings = Settings.from_env({}, database_url=f"sqlite:///{path}", demo_data=False, poll_seconds=3600)
+    empty_settings = Settings.from_env({}, database_url=f"sqlite:///{empty_path}", demo_data=False, poll_seconds=3600)
+    with serve(create_app(settings, store)) as url, serve(create_app(empty_settings, empty)) as empty_url:
+        yield url, empty_url, store, settings
+    store.close()
+    empty.close()
+
+
+def _significant(store, settings, **kwargs):
+    view = compute_view(
+        store, DEMO_BUSINESS, DEMO_SOURCE, CURRENT_BUILD, 0.5, [2, 100], min_n=settings.min_group_size, **kwargs
+    )
+    summary = view.table_summary
+    return (
+        set(summary.loc[summary["verdict"] == "helps", "feature"]),
+        set(summary.loc[summary["verdict"] == "hurts", "feature"]),
+    )
+
+
+def _open(driver, url, size):
+    driver.set_window_size(*size)
+    driver.get(url)
+    wait_for_charts(driver, timeout=60)
+    wait_for(lambda: driver.find_elements("css selector", f"#{ids.VERDICT} [data-feature]"), message="the verdict")
+
+
+@pytest.mark.parametrize("size", SIZES)
+@pytest.mark.parametrize("query", ["", "?weighting=impressions", "?adjusted=1"])
+def test_every_significant_feature_is_named_in_the_first_viewport_by_sign(driver, live_answer, size, query):
+    url, _, store, settings = live_answer
+    _open(driver, url + query, size)
+    inner = driver.execute_script("return [window.innerWidth, window.innerHeight]")
+    helps, hurts = _significant(
+        store, settings, weighting="impressions" if "impressions" in query else "mean", adjusted="adjusted" in query
+    )
+    assert helps and hurts  # the demo plants both
+    shown = driver.execute_script(FIRST_SCREEN_JS, ids.VERDICT)
+    assert set(shown["helps"]) == helps, (inner, shown)
+    assert set(shown["hurts"]) == hurts, (inner, shown)
+    assert shown["pageWidth"] <= shown["viewWidth"]  # no sideways scroll of the page
+    assert driver.execute_script(SCROLLERS_JS) == []
+
+
+@pytest.mark.parametrize("query", ["", "?adjusted=1", "compare"])
+def test_axe_core_finds_no_serious_violation(driver, live_answer, query):
+    url, _, store, _ = live_answer
+    if query == "compare":
+        builds = store.builds(DEMO_BUSINESS, DEMO_SOURCE)["build_id"].tolist()
+        query = f"?compare_build={builds[-1]}"
+    _open(driver, url + query, SIZES[0])
+    if "compare" in query:
+        wait_for(lambda: driver.find_element("id", ids.DRIFT_CARD).is_displayed(), message="the comparison")
+    assert severe_violations(driver) == []
+
+
+def test_axe_core_finds_no_serious_violation_on_the_empty_page(driver, live_answer):
+    _, empty_url, _, _ = live_answer
+    driver.set_window_size(*SIZES[0])
+    driver.get(empty_url)
+    wait_for(lambda: "No data yet" in driver.find_element("tag name", "body").text, message="the empty notice")
+    body = driver.find_element("tag name", "body").text
+    assert "No feature passes the filters" not in body
+    # No chart, toolbar or table while there is nothing to show: only the notice.
+    assert not driver.execute_script(
+        "return [...document.querySelectorAll('.modebar, .ag-root')].some(n => n.offsetParent !== null)"
+    )
+    assert severe_violations(driver) == []
+
+
+def test_selecting_a_verdict_feature_by_keyboard_selects_it_everywhere(driver, live_answer):
+    url, _, store, settings = live_answer
+    _open(driver, url, SIZES[1])
+    helps, _ = _significant(store, settings)
+    button = driver.find_element("css selector", f"#{ids.VERDICT} .vd-row")
+    feature = button.get_attribute("data-feature")
+    assert feature in helps
+    driver.execute_script("arguments[0].focus()", button)
+    button.send_keys("\n")
+    wait_for(lambda: f"feature={quote(feature, safe='')}" in driver.current_url, message="the URL to name the feature")
+    note = wait_for(lambda: driver.find_element("id", ids.TABLE_SELECTION).text, message="the selection note")
+    assert feature in note
+    wait_for(lambda: button.get_attribute("aria-pressed") == "true", message="the button to show it is selected")
+    panel = wait_for(lambda: driver.find_element("id", ids.COOCCURRENCE).text, message="Travels with")
+    assert feature in panel
+    # The URL reopens the view with the feature selected.
+    driver.get(driver.current_url)
+    wait_for_charts(driver, timeout=60)
+    wait_for(lambda: feature in driver.find_element("id", ids.TABLE_SELECTION).text, message="the selection at load")
+
+
+def test_scripts_use_only_the_ids_the_page_hands_them():
+    """assets/*.js spell no component id: each reads window.CREATIVE_IDS, whose keys ids.BROWSER defines."""
+    known = set(ids.BROWSER)
+    every_id = {v for k, v in vars(ids).items() if k.isupper() and isinstance(v, str)}
+    for script in ASSETS.glob("*.js"):
+        text = script.read_text()
+        used = set(re.findall(r"IDS\.([A-Z_]+)", text))
+        assert used <= known, (script.name, used - known)
+        literals = set(re.findall(r"[\"']([a-z0-9]+(?:-[a-z0-9]+)+)[\"']", text))
+        assert not literals & every_id, (script.name, literals & every_id)
+    assert json.loads(json.dumps(ids.BROWSER)) == ids.BROWSER
+
+
+@pytest.mark.parametrize("size", SIZES)
+def test_the_tables_answer_columns_show_without_scrolling_sideways(driver, live_answer, size):
+    url, _, _, _ = live_answer
+    _open(driver, url, size)
+    seen = driver.execute_script(
+        """
+        const grid = document.getElementById(arguments[0]).getBoundingClientRect();
+        const out = {};
+        for (const cell of document.querySelectorAll('#' + arguments[0] + ' .ag-header-cell')) {
+          const r = cell.getBoundingClientRect();
+          out[cell.getAttribute('col-id')] = r.width > 0 && r.left >= grid.left - 1 && r.right <= grid.right + 1;
+        }
+        return out;
+        """,
+        ids.TABLE,
+    )
+    for column in ("feature", "verdict", "lift_pct", "impact", "interval", "q_value"):
+        assert seen.get(column), (column, seen)
+
+
+def test_the_header_lines_up_when_it_wraps(driver, live_answer):
+    """At a width where the title and the status no longer fit one line, both start at the same left edge."""
+    url, _, _, _ = live_answer
+    _open(driver, url, (900, 900))
+    brand, status = (
+        driver.execute_script("return document.querySelector(arguments[0]).getBoundingClientRect().toJSON()", sel)
+        for sel in (".topbar .brand", "#" + ids.STATUS)
+    )
+    assert status["top"] >= brand["bottom"] - 1  # wrapped
+    assert abs(status["left"] - brand["left"]) <= 2
+
+
+def test_a_table_row_selects_its_feature_by_keyboard(driver, live_answer):
+    url, _, _, _ = live_answer
+    _open(driver, url, SIZES[1])
+    row = f"#{ids.TABLE} .ag-pinned-left-cols-container .ag-row[row-index='1']"
+    feature = driver.find_element("css selector", row).get_attribute("row-id")
+    cell = driver.find_element("css selector", row + " .ag-cell")
+    driver.execute_script("arguments[0].scrollIntoView({block: 'center'}); arguments[0].focus()", cell)
+    cell.send_keys(" ")
+    wait_for(
+        lambda: f"feature={quote(feature, safe='')}" in driver.current_url, message="the row to be selected by Space"
+    )
