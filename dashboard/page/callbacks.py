@@ -14,6 +14,7 @@ from dashboard.page.adjusted import register_adjusted_callbacks, table_column_de
 from dashboard.page.components import hover_panel, notice_component, status_component
 from dashboard.page.compute import PLACEHOLDER_API, compute_view, download_csv
 from dashboard.page.drift import compute_drift, drift_outputs, register_drift_callbacks
+from dashboard.page.gallery import register_gallery_callbacks
 from dashboard.page.selection import (
     build_options,
     business_options,
@@ -195,15 +196,27 @@ def register_callbacks(app, store, settings) -> None:
         Output(ids.URL, "data"),
         *(Input(c, "value") for c in ids.CONTROLS),
         Input(ids.IMPACT_MODE, "value"),
+        Input(ids.TABLE, "selectedRows"),
         State(ids.URL, "data"),
         prevent_initial_call=True,
     )
-    def _write_url(business, source, build, confidence, sparsity, weighting, shown, compare, impact_mode, written):
+    def _write_url(
+        business, source, build, confidence, sparsity, weighting, shown, compare, impact_mode, selected, written
+    ):
         # One way only, controls -> URL: the URL is read once, when the layout is built, so
         # writing it here never feeds back into the controls.
         query = views.view_query(
             views.state_from_controls(
-                business, source, build, confidence, sparsity, weighting, shown, compare, impact_mode
+                business,
+                source,
+                build,
+                confidence,
+                sparsity,
+                weighting,
+                shown,
+                compare,
+                impact_mode,
+                feature=views.selected_feature(selected),
             )
         )
         if written and written.get("search") == query:
@@ -229,6 +242,7 @@ def register_callbacks(app, store, settings) -> None:
         )(_download(kind))
 
     register_drift_callbacks(app, store)
+    register_gallery_callbacks(app, store, settings)
 
     # Hover linking runs on the scatter's own hover events in the browser (assets/dashboard.js);
     # each view hands it the view's lookup. No callback listens to hoverData: one would put a

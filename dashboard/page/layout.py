@@ -16,6 +16,7 @@ from dashboard.page.adjusted import cooccurrence_card
 from dashboard.page.components import bars_card, navbar, scatter_card
 from dashboard.page.controls import controls_card
 from dashboard.page.drift import drift_card
+from dashboard.page.gallery import gallery_card
 from dashboard.page.selection import request_query, resolve_view, stale_build
 from dashboard.page.table import table_card
 from dashboard.page.views import ViewState
@@ -73,6 +74,7 @@ def page(
                     scatter_card(),
                     bars_card(min_n),
                     cooccurrence_card(),
+                    gallery_card(state),
                     table_card(),
                 ],
                 fluid=True,

@@ -86,6 +86,7 @@ class ViewState:
     shown: int = DEFAULT_SHOWN
     compare: int | None = None  # a build id to compare the shown build with; None: off
     adjusted: bool = False  # impact adjusted for co-occurring features (data/adjusted.py)
+    feature: str | None = None  # the feature selected (the table row, the verdict's button); URL feature=
 
     @property
     def sparsity(self) -> list[int]:
@@ -117,7 +118,16 @@ def parse_view(args: Mapping) -> ViewState:
         shown=0 if values["shown"] == ALL_SHOWN else int(values["shown"]),
         compare=values["compare_build"],
         adjusted=values["adjusted"] == "1",
+        feature=_feature_param(args),
     )
+
+
+def _feature_param(args: Mapping) -> str | None:
+    """The URL's ``feature`` (the selected one), None when absent or empty; any name is accepted."""
+    raw = args.get("feature") if hasattr(args, "get") else None
+    if isinstance(raw, (list, tuple)):
+        raw = raw[0] if raw else None
+    return str(raw) if raw else None
 
 
 def query_from_url(url: str | None) -> dict[str, str]:
@@ -133,11 +143,11 @@ def query_from_url(url: str | None) -> dict[str, str]:
 def history_entry(query: str, changed) -> dict:
     """How the browser writes ``query`` (from a change of the ``changed`` prop ids) into its history.
 
-    A slider drag replaces the current entry, so that Back leaves the view the user came from
-    rather than replaying each step; any other change pushes a new entry.
+    A slider drag or a selected feature replaces the current entry, so that Back leaves the view
+    the user came from rather than replaying each step; any other change pushes a new entry.
     """
     moved = {str(prop).split(".")[0] for prop in changed}
-    return {"search": query, "replace": bool(moved) and moved <= set(ids.SLIDERS)}
+    return {"search": query, "replace": bool(moved) and moved <= {*ids.SLIDERS, ids.TABLE}}
 
 
 def view_query(state: ViewState) -> str:
@@ -163,12 +173,14 @@ def view_query(state: ViewState) -> str:
     ]
     if state.compare is not None:
         params.append(("compare_build", str(state.compare)))
+    if state.feature:
+        params.append(("feature", state.feature))
     # quote, not quote_plus: a space stays %20 and a literal '+' survives as %2B.
     return "?" + urlencode(params, quote_via=quote, safe="")
 
 
 def state_from_controls(
-    business, source, build, confidence, sparsity, weighting, shown, compare=None, impact_mode=None
+    business, source, build, confidence, sparsity, weighting, shown, compare=None, impact_mode=None, feature=None
 ) -> ViewState:
     """The ViewState the controls' current values stand for (values as the browser sends them)."""
     return parse_view(
@@ -183,8 +195,20 @@ def state_from_controls(
             "shown": "" if shown is None else (ALL_SHOWN if str(shown) == "0" else str(shown)),
             "compare_build": "" if compare is None else str(compare),
             "adjusted": "1" if impact_mode == "adjusted" else "0",
+            "feature": feature or "",
         }
     )
+
+
+def selected_feature(selected_rows) -> str | None:
+    """The feature of the table's selection: its rows (a list of row dicts) or, as a script sets it, ``{"ids": [...]}``."""
+    if isinstance(selected_rows, dict):
+        chosen = selected_rows.get("ids") or []
+        return str(chosen[0]) if chosen else None
+    if selected_rows:
+        first = selected_rows[0]
+        return first.get("feature") if isinstance(first, dict) else None
+    return None
 
 
 def available_weighting(weighting: str, has_counts: bool | None) -> str:
