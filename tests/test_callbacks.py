@@ -546,7 +546,7 @@ def test_download_callback_sends_the_csv(demo, settings):
 )
 def test_url_callback_writes_the_controls_into_the_query(client, loaded, changed, replace):
     controls = _controls(confidence=0.37000000000000005, sparsity=(5, 60), shown="0")
-    controls += [(ids.IMPACT_MODE, "value", "marginal")]
+    controls += [(ids.IMPACT_MODE, "value", "marginal"), (ids.TABLE, "selectedRows", None)]
     response = _dash_post(client, [(ids.URL, "data")], controls, [(ids.URL, "data", None)], changed=changed)
     written = response.get_json()["response"][ids.URL]["data"]
     assert written["search"] == (
@@ -558,6 +558,16 @@ def test_url_callback_writes_the_controls_into_the_query(client, loaded, changed
     assert written["replace"] is replace  # a slider drag replaces the history entry
     again = _dash_post(client, [(ids.URL, "data")], controls, [(ids.URL, "data", written)], changed=changed)
     assert again.get_json()["response"] == {}  # unchanged: no new history entry
+
+
+def test_url_callback_keeps_the_selected_feature_and_a_selection_replaces_the_entry(client, loaded):
+    controls = _controls() + [(ids.IMPACT_MODE, "value", "marginal")]
+    controls += [(ids.TABLE, "selectedRows", [{"feature": "a&b <c>"}])]
+    response = _dash_post(client, [(ids.URL, "data")], controls, [(ids.URL, "data", None)], changed=ids.TABLE)
+    written = response.get_json()["response"][ids.URL]["data"]
+    assert written["search"].endswith("&feature=a%26b%20%3Cc%3E")
+    assert views.parse_view(views.query_from_url(written["search"])).feature == "a&b <c>"
+    assert written["replace"] is True  # selecting a feature does not add a history entry
 
 
 @pytest.mark.parametrize("dataset, has_counts", [(NORTHWIND, True), (REFERENCE, False)])

@@ -253,7 +253,7 @@ def register_adjusted_callbacks(app, store, settings) -> None:
 
         trigger = ctx.triggered_id
         if trigger == ids.TABLE:
-            feature = selected[0]["feature"] if selected else None
+            feature = views.selected_feature(selected)
         else:
             hovered = {ids.AVG_WITH: hover_with, ids.IMPACT: hover_impact, ids.AVG_WITHOUT: hover_without}
             feature = hovered_feature(hovered.get(trigger))

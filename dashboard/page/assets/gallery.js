@@ -63,11 +63,9 @@
     var name = element("span", "gallery-name", record.image);
     name.title = record.image;
     caption.appendChild(name);
-    var facts = element("span", "gallery-facts");
-    facts.appendChild(element("strong", "gallery-ctr", "CTR " + percent(record.ctr)));
-    facts.appendChild(document.createTextNode(" · confidence " +
-      (record.confidence === null ? "–" : record.confidence.toFixed(2))));
-    caption.appendChild(facts);
+    caption.appendChild(element("strong", "gallery-ctr", "CTR " + percent(record.ctr)));
+    caption.appendChild(element("span", "gallery-confidence",
+      "confidence " + (record.confidence === null ? "–" : record.confidence.toFixed(2))));
     if (record.clicks !== null && record.impressions !== null) {
       caption.appendChild(element("span", "gallery-counts",
         count(record.clicks) + " clicks / " + count(record.impressions) + " impressions"));
