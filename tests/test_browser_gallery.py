@@ -16,6 +16,7 @@ from dashboard.factory import create_app
 from dashboard.page import ids
 from dashboard.page.gallery import PAGE_SIZE
 from data.demo import REFERENCE_BUSINESS, REFERENCE_SOURCE, load_demo
+from data.demo_images import demo_thumbnails
 from data.gallery import feature_gallery
 from data.settings import Settings
 from data.store import FeatureStore
@@ -193,3 +194,53 @@ def test_axe_core_finds_no_serious_violation_in_the_gallery(driver, live):
     results = axe.run(context={"include": [[f"#{ids.GALLERY_CARD}"]]})
     severe = [(v["id"], [n["target"] for n in v["nodes"]][:3]) for v in results["violations"] if v["impact"] in SEVERE]
     assert severe == []
+
+
+@pytest.fixture(scope="module")
+def live_markup(tmp_path_factory):
+    """A dataset whose feature and image names read like HTML; half the images have a thumbnail."""
+    import numpy as np
+    import pandas as pd
+
+    from data.batches import FeatureBatch
+    from tests.helpers import load_frame
+
+    path = tmp_path_factory.mktemp("gallery-markup") / "features.db"
+    store = FeatureStore(f"sqlite:///{path}")
+    rng = np.random.default_rng(42)
+    frame = pd.DataFrame(np.where(rng.random((30, 2)) < 0.5, 0.9, 0.0), columns=["<b>bold</b>", "plain"])
+    frame.insert(0, "ctr", 0.01 + rng.random(30) * 0.01)
+    frame.insert(0, "image_name", [f'<img src=x onerror="window.__owned=1">_{i}' for i in range(30)])
+    load_frame(store, frame, "Markup & Co", "vision")
+    pictured = list(frame["image_name"][::2])
+    store.put_thumbnails("Markup & Co", "vision", demo_thumbnails(FeatureBatch.from_wide(frame), pictured))
+    settings = Settings.from_env({}, database_url=f"sqlite:///{path}", demo_data=False, poll_seconds=3600)
+    with serve(create_app(settings, store)) as url:
+        yield url, store
+    store.close()
+
+
+def test_names_like_markup_show_as_text_in_tiles_and_placeholders(driver, live_markup):
+    from urllib.parse import quote
+
+    url, store = live_markup
+    driver.get(
+        f"{url.rstrip('/')}/?business={quote('Markup & Co')}&source=vision&min_pct=0&feature=" + quote("<b>bold</b>")
+    )
+    wait_for_charts(driver)
+    names = list(feature_gallery(store.dataset("Markup & Co", "vision"), "<b>bold</b>", CONFIDENCE)["image"])
+    tiles = wait_for(lambda: _shows(driver, "with", names), message="the tiles")
+    assert driver.find_element("id", ids.GALLERY_TITLE).text == "Images of <b>bold</b>"
+    stored = set(store.thumbnail_tags("Markup & Co", "vision"))
+    for tile in tiles:
+        assert tile["image"] in tile["text"]  # the name as text
+        assert tile["placeholder"] is (tile["image"] not in stored)
+        assert tile["alt"] == (tile["image"] if tile["image"] in stored else None)
+    # Only the pictures' own <img>s exist in the gallery: no name became an element.
+    assert (
+        driver.execute_script(
+            "return document.querySelectorAll('#gallery-card img:not(.gallery-img), #gallery-card b').length"
+        )
+        == 0
+    )
+    assert driver.execute_script("return window.__owned === undefined")
