@@ -174,6 +174,10 @@ def test_tiles_are_reached_and_moved_through_by_keyboard_and_link_the_scatter(dr
     assert driver.switch_to.active_element.get_attribute("data-image") == names[1 + across]
     ActionChains(driver).send_keys(Keys.END).perform()
     assert driver.switch_to.active_element.get_attribute("data-image") == names[-1]
+    # The pointer on another tile links that one while it rests there.
+    hovered = driver.find_element("css selector", f"#{ids.gallery_id('with', 'tiles')} > [data-image='{names[2]}']")
+    ActionChains(driver).move_to_element(hovered).perform()
+    wait_for(lambda: names[2] in driver.find_element("id", ids.HOVER_CARD).text, message="the hovered tile's link")
     # Tab leaves the grid for the pager, and focus elsewhere ends the link.
     ActionChains(driver).send_keys(Keys.TAB).perform()
     assert driver.switch_to.active_element.get_attribute("data-image") is None

@@ -220,6 +220,13 @@ def test_gallery_callback_follows_the_selection_and_its_pager(loaded, db_url):
     images = paged["response"][ids.GALLERY_TILES]["data"]["sides"]["without"]["images"]
     assert [r["image"] for r in images] == expected[PAGE_SIZE : 2 * PAGE_SIZE]
     assert paged["response"][ids.GALLERY_OFFSETS]["data"] == {"with": 0, "without": PAGE_SIZE}
-    # Any other change starts again at the first page.
+    # Any other change starts again at the first page; the threshold decides which images are listed.
+    inputs = [(i, p, 0.9 if i == ids.CONFIDENCE else v) for i, p, v in inputs]
     again = _post(client, GALLERY_OUTPUTS, inputs, state, changed=ids.CONFIDENCE).get_json()["response"]
     assert again[ids.GALLERY_OFFSETS]["data"] == {"with": 0, "without": 0}
+    at_09 = feature_gallery(dataset, "poster", 0.9, "without")
+    assert len(at_09) != len(expected)
+    shown = again[ids.GALLERY_TILES]["data"]["sides"]["without"]["images"]
+    assert [r["image"] for r in shown] == list(at_09["image"][:PAGE_SIZE])
+    heading = again[ids.gallery_id("without", "heading")]["children"]
+    assert heading == f"Without poster: {len(at_09)} images, highest CTR first"
