@@ -612,6 +612,16 @@ def test_url_callback_writes_the_controls_into_the_query(client, loaded, changed
     assert again.get_json()["response"] == {}  # unchanged: no new history entry
 
 
+def test_url_callback_keeps_the_selected_feature_and_a_selection_replaces_the_entry(client, loaded):
+    controls = _controls() + [(ids.IMPACT_MODE, "value", "marginal")]
+    controls += [(ids.TABLE, "selectedRows", [{"feature": "a&b <c>"}])]
+    response = _dash_post(client, [(ids.URL, "data")], controls, [(ids.URL, "data", None)], changed=ids.TABLE)
+    written = response.get_json()["response"][ids.URL]["data"]
+    assert written["search"].endswith("&feature=a%26b%20%3Cc%3E")
+    assert views.parse_view(views.query_from_url(written["search"])).feature == "a&b <c>"
+    assert written["replace"] is True  # selecting a feature does not add a history entry
+
+
 @pytest.mark.parametrize("dataset, has_counts", [(NORTHWIND, True), (REFERENCE, False)])
 def test_weighting_callback_disables_impressions_without_counts(demo, settings, dataset, has_counts):
     app = create_app(settings, demo)

@@ -15,6 +15,7 @@ from dashboard.page.components import hover_panel, notice_component, status_comp
 from dashboard.page.compute import PLACEHOLDER_API, View, compute_view, download_csv
 from dashboard.page.controls import sparsity_text
 from dashboard.page.drift import DriftView, compute_drift, drift_outputs, register_drift_callbacks
+from dashboard.page.gallery import register_gallery_callbacks
 from dashboard.page.layout import INDEX_STRING
 from dashboard.page.selection import (
     build_options,
@@ -129,6 +130,7 @@ def register_callbacks(app, store, settings) -> None:
     register_url_callbacks(app)
     register_download_callbacks(app, store, settings)
     register_drift_callbacks(app, store)
+    register_gallery_callbacks(app, store, settings)
     register_browser_callbacks(app)
 
 

@@ -54,6 +54,23 @@ IMPACT_TITLE = "impact-title"  # "Impact" or "Adjusted impact"
 BAR_HINT = "bar-hint"  # what the bar charts are sorted by
 COOCCURRENCE = "cooccurrence-panel"  # the features the selected or hovered one travels with
 
+# The gallery of the selected feature's images (dashboard/page/gallery.py, assets/gallery.js)
+GALLERY_CARD = "gallery-card"
+GALLERY_TITLE = "gallery-title"
+GALLERY_SIDE = "gallery-side"  # with / without / both side by side
+GALLERY_HINT = "gallery-hint"  # what to do, or why there is nothing to show
+GALLERY_COLUMNS = "gallery-columns"
+GALLERY_OFFSETS = "gallery-offsets"  # the first image shown of each side (its page)
+GALLERY_TILES = "gallery-tiles"  # the page's records, drawn as tiles by assets/gallery.js
+GALLERY_AT_LOAD = "gallery-feature-at-load"  # the URL's feature=, selected once the table has its rows
+GALLERY_SIDES = ("with", "without")
+
+
+def gallery_id(side: str, part: str) -> str:
+    """The id of a part of one side's column of the gallery: "gallery-with-tiles", ..."""
+    return f"gallery-{side}-{part}"
+
+
 # The build comparison
 DRIFT = "drift-chart"
 DRIFT_CARD = "drift-card"

@@ -17,6 +17,7 @@ from dashboard.page.adjusted import cooccurrence_card
 from dashboard.page.components import bars_card, navbar, scatter_card, verdict_card
 from dashboard.page.controls import controls_card
 from dashboard.page.drift import drift_card
+from dashboard.page.gallery import gallery_card
 from dashboard.page.selection import request_query, resolve_view, stale_build
 from dashboard.page.table import table_card
 from dashboard.page.views import ViewState
@@ -77,7 +78,14 @@ def page(
                             verdict_card(),
                             # Hidden while there is no data: the notice says what to send.
                             html.Div(
-                                [drift_card(), bars_card(min_n), scatter_card(), cooccurrence_card(), table_card()],
+                                [
+                                    drift_card(),
+                                    bars_card(min_n),
+                                    scatter_card(),
+                                    cooccurrence_card(),
+                                    gallery_card(state),
+                                    table_card(),
+                                ],
                                 id=ids.EVIDENCE,
                             ),
                         ],

@@ -485,6 +485,29 @@
     }
   }, {capture: true, passive: true});
 
+  // Links the image named ``name`` as hovering one of its points does (the link over the scatter,
+  // the side panel, the bars), or ends the link for null; for the rest of the page (assets/gallery.js).
+  // True when the image has points in the scatter shown.
+  var imageIndex = new WeakMap();  // lookup -> Map of image name -> its index in lookup.images
+
+  function linkImageNamed(name) {
+    var gd = graphDiv(SCATTER);
+    var lookup = view.lookup;
+    if (!gd || !lookup) {
+      return false;
+    }
+    var index = imageIndex.get(lookup);
+    if (!index) {
+      index = new Map(lookup.images.map(function (image, i) { return [image, i]; }));
+      imageIndex.set(lookup, index);
+    }
+    var image = name === null || !index.has(name) ? -1 : index.get(name);
+    showImage(gd, image);
+    return image >= 0;
+  }
+
+  window.creativeHover = {linkImageNamed: linkImageNamed};
+
   // A new view: keep its lookup, decoded and its points grouped by image, and clear what the
   // last one linked.
   function newView(lookup) {
