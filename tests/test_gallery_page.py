@@ -115,7 +115,13 @@ def test_gallery_view_uses_the_template_for_images_without_a_thumbnail(loaded, r
     ],
 )
 def test_gallery_view_explains_when_there_is_nothing_to_show(loaded, feature, business, message):
-    view = gallery_view(loaded, views.ViewState(business, PAIR[1], filters=views.DEFAULT_FILTERS.replace(confidence=CONFIDENCE)), feature, "both", None)
+    view = gallery_view(
+        loaded,
+        views.ViewState(business, PAIR[1], filters=views.DEFAULT_FILTERS.replace(confidence=CONFIDENCE)),
+        feature,
+        "both",
+        None,
+    )
     assert view.sides == {} and view.message == message
     out = gallery_outputs(view)
     assert out["hint"] == message and out["with_hidden"] and out["without_hidden"]
