@@ -16,6 +16,7 @@ from urllib.parse import urlsplit
 from dash import html
 from flask import Flask, g, redirect, request
 
+from data.errors import StorageUnavailable
 from ingest.access import (
     current_actor,
     end_session,
@@ -100,8 +101,12 @@ def install_access(server: Flask, store, settings) -> None:
         path = request.path
         if server.secret_key is None and path != "/healthz" and not path.startswith(OPEN_PREFIXES):
             # Read (or made) in the database on first use, not at start: a worker boots while the
-            # database is down, and a request then answers 503 until it is back.
-            server.secret_key = session_key(store, settings)
+            # database is down. Until it is back no session can be read (none is signed in): the
+            # page says the data is unavailable, and data routes answer 503 on their own.
+            try:
+                server.secret_key = session_key(store, settings)
+            except StorageUnavailable:
+                pass
         if path in OPEN_PATHS or path.startswith(OPEN_PREFIXES):
             return None
         if path.startswith(API_PREFIX):

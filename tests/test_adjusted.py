@@ -321,10 +321,11 @@ def test_fit_adjusted_cache_is_keyed_by_the_presence_pattern(reference_dataset):
     """Thresholds with no confidence between them give the same fit, computed once."""
     values = np.unique(reference_dataset.confidences)
     low, high = values[values > 0.5][:2]
-    first = fit_adjusted(reference_dataset, float(low))
-    assert fit_adjusted(reference_dataset, float(low) + (high - low) / 3) is first
-    assert fit_adjusted(reference_dataset, float(np.nextafter(high, 0))) is first
-    assert fit_adjusted(reference_dataset, float(high)) is not first
+    cache = AnalysisCache()
+    first = fit_adjusted(reference_dataset, float(low), cache=cache)
+    assert fit_adjusted(reference_dataset, float(low) + (high - low) / 3, cache=cache) is first
+    assert fit_adjusted(reference_dataset, float(np.nextafter(high, 0)), cache=cache) is first
+    assert fit_adjusted(reference_dataset, float(high), cache=cache) is not first
 
 
 # -- calibration at every group size and tail, order, floors -----------------------------------

@@ -17,6 +17,7 @@ from dashboard.page import ids
 from dashboard.page.compute import compute_view
 from dashboard.page.views import CURRENT_BUILD
 from data.demo import DEMO_BUSINESS, DEMO_SOURCE, demo_build
+from data.filters import Filters
 from data.settings import Settings
 from data.store import FeatureStore
 from tests.axe import severe_violations
@@ -76,10 +77,9 @@ def live_answer(tmp_path_factory):
     empty.close()
 
 
-def _significant(store, settings, **kwargs):
-    view = compute_view(
-        store, DEMO_BUSINESS, DEMO_SOURCE, CURRENT_BUILD, 0.5, [2, 100], min_n=settings.min_group_size, **kwargs
-    )
+def _significant(store, settings, weighting="mean", **kwargs):
+    filters = Filters(confidence=0.5, min_pct=2, min_n=settings.min_group_size, weighting=weighting)
+    view = compute_view(store, DEMO_BUSINESS, DEMO_SOURCE, CURRENT_BUILD, filters, **kwargs)
     summary = view.table_summary
     return (
         set(summary.loc[summary["verdict"] == "helps", "feature"]),
