@@ -249,8 +249,8 @@ def _side_column(side: str) -> html.Section:
     )
 
 
-def gallery_card(state: views.ViewState | None = None) -> dbc.Card:
-    """The gallery's card, empty until a feature is selected; ``state.feature`` is selected at load."""
+def gallery_card() -> dbc.Card:
+    """The gallery's card, empty until a feature is selected (the URL's ``feature=`` selects its table row at load)."""
     switch = html.Fieldset(
         [
             html.Legend("Show images", className="gallery-legend"),
@@ -282,8 +282,6 @@ def gallery_card(state: views.ViewState | None = None) -> dbc.Card:
                     html.Div([_side_column(s) for s in SIDES], id=ids.GALLERY_COLUMNS, className="gallery-columns"),
                     dcc.Store(id=ids.GALLERY_OFFSETS, data={s: 0 for s in SIDES}),
                     dcc.Store(id=ids.GALLERY_TILES),
-                    # The URL's feature=, selected in the table once it has its rows (then forgotten).
-                    dcc.Store(id=ids.GALLERY_AT_LOAD, data=state.feature if state else None),
                 ]
             ),
         ],
@@ -338,15 +336,6 @@ def register_gallery_callbacks(app, store, settings) -> None:
     app.clientside_callback(
         ClientsideFunction(namespace="creative_gallery", function_name="render"),
         Input(ids.GALLERY_TILES, "data"),
-        prevent_initial_call=True,
-    )
-    # The URL's feature=, selected once the table holds the view's rows.
-    app.clientside_callback(
-        ClientsideFunction(namespace="creative_gallery", function_name="selectAtLoad"),
-        Output(ids.TABLE, "selectedRows", allow_duplicate=True),
-        Output(ids.GALLERY_AT_LOAD, "data"),
-        Input(ids.TABLE, "rowData"),
-        State(ids.GALLERY_AT_LOAD, "data"),
         prevent_initial_call=True,
     )
     # Clicking a bar selects its feature (its table row), which the charts, the URL and the gallery follow.

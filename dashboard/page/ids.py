@@ -62,7 +62,6 @@ GALLERY_HINT = "gallery-hint"  # what to do, or why there is nothing to show
 GALLERY_COLUMNS = "gallery-columns"
 GALLERY_OFFSETS = "gallery-offsets"  # the first image shown of each side (its page)
 GALLERY_TILES = "gallery-tiles"  # the page's records, drawn as tiles by assets/gallery.js
-GALLERY_AT_LOAD = "gallery-feature-at-load"  # the URL's feature=, selected once the table has its rows
 GALLERY_SIDES = ("with", "without")
 
 

@@ -83,7 +83,7 @@ def page(
                                     bars_card(min_n),
                                     scatter_card(),
                                     cooccurrence_card(),
-                                    gallery_card(state),
+                                    gallery_card(),
                                     table_card(),
                                 ],
                                 id=ids.EVIDENCE,

@@ -190,16 +190,6 @@
 
   // -- selecting a feature -------------------------------------------------------------------
 
-  // The URL's feature=, selected once the table holds the view's rows (and then forgotten).
-  function selectAtLoad(rows, feature) {
-    var none = window.dash_clientside.no_update;
-    if (!feature || !rows || !rows.length) {
-      return [none, none];
-    }
-    var found = rows.some(function (row) { return row.feature === feature; });
-    return [found ? {ids: [feature]} : none, null];
-  }
-
   // A clicked bar selects its feature (the bars' y is the feature's name).
   function selectClicked() {
     var context = window.dash_clientside.callback_context;
@@ -212,5 +202,5 @@
   }
 
   window.dash_clientside = window.dash_clientside || {};
-  window.dash_clientside.creative_gallery = {render: render, selectAtLoad: selectAtLoad, selectClicked: selectClicked};
+  window.dash_clientside.creative_gallery = {render: render, selectClicked: selectClicked};
 })();
