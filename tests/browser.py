@@ -152,6 +152,33 @@ def wait_for(predicate, *, timeout: float = 30.0, message: str = "condition", in
     raise AssertionError(f"timed out waiting for {message}")
 
 
+STEADY_RECT_JS = """
+const r = arguments[0].getBoundingClientRect();
+return [Math.round(r.left), Math.round(r.top), Math.round(r.width), Math.round(r.height)];
+"""
+
+
+def rest_pointer_on(driver, element, *, away) -> None:
+    """Move the mouse onto ``element`` as a user would: bring it into view, wait until it stops
+    moving (smooth scrolling and late layout shift it), start from the ``away`` element so the
+    move crosses into ``element`` and fires a fresh ``mouseover``, then rest there."""
+    from selenium.webdriver.common.action_chains import ActionChains
+
+    into_view = "arguments[0].scrollIntoView({block: 'center', behavior: 'instant'})"
+    driver.execute_script(into_view, away)
+    ActionChains(driver).move_to_element(away).perform()
+    driver.execute_script(into_view, element)
+    last = [None]
+
+    def steady():
+        rect = driver.execute_script(STEADY_RECT_JS, element)
+        still, last[0] = rect == last[0], rect
+        return still
+
+    wait_for(steady, message="the element to stop moving", interval=0.15)
+    ActionChains(driver).move_to_element(element).perform()
+
+
 CHARTS_DRAWN_JS = """
 const ids = arguments[0];
 return ids.every(id => {

@@ -21,7 +21,7 @@ from data.gallery import feature_gallery
 from data.settings import Settings
 from data.store import FeatureStore
 from tests.axe import SEVERE, axe_script
-from tests.browser import serve, wait_for, wait_for_charts
+from tests.browser import rest_pointer_on, serve, wait_for, wait_for_charts
 
 PAIR = (REFERENCE_BUSINESS, REFERENCE_SOURCE)
 CONFIDENCE = 0.5  # the page's default threshold
@@ -176,7 +176,7 @@ def test_tiles_are_reached_and_moved_through_by_keyboard_and_link_the_scatter(dr
     assert driver.switch_to.active_element.get_attribute("data-image") == names[-1]
     # The pointer on another tile links that one while it rests there.
     hovered = driver.find_element("css selector", f"#{ids.gallery_id('with', 'tiles')} > [data-image='{names[2]}']")
-    ActionChains(driver).move_to_element(hovered).perform()
+    rest_pointer_on(driver, hovered, away=driver.find_element("id", ids.GALLERY_SIDE))
     wait_for(lambda: names[2] in driver.find_element("id", ids.HOVER_CARD).text, message="the hovered tile's link")
     # Tab leaves the grid for the pager, and focus elsewhere ends the link.
     ActionChains(driver).send_keys(Keys.TAB).perform()
