@@ -21,17 +21,7 @@ ASSETS = Path(__file__).resolve().parent / "page" / "assets"
 
 def create_app(settings: Settings | None = None, store: FeatureStore | None = None) -> dash.Dash:
     """Build the whole app: Flask server, ingest and read API, Dash layout and callbacks."""
-    from dashboard.api.drift import create_drift_blueprint
-    from dashboard.api.gallery import create_gallery_blueprint
-    from dashboard.api.openapi import create_openapi_blueprint
-    from dashboard.api.routes import create_api_blueprint
-    from dashboard.budget import register_request_budget
     from dashboard.page.callbacks import register_callbacks
-    from dashboard.page.layout import build_layout, outage_page
-    from dashboard.signin import install_access, with_sign_out
-    from data.demo import load_demo
-    from ingest.image_routes import create_images_blueprint
-    from ingest.routes import create_ingest_blueprint
     from ingest.scoped import ScopedStore
 
     settings = settings or Settings.from_env()
@@ -40,6 +30,22 @@ def create_app(settings: Settings | None = None, store: FeatureStore | None = No
     # with its store: whatever reads a dataset has the store, and passes ``store.cache`` on. A
     # store handed in brings its own.
     store = store or open_store(settings, AnalysisCache(settings.cache_mb), initialise=False)
+    startup = _start_in_background(store, settings)
+    if not settings.ingest_token:
+        log.warning("INGEST_TOKEN is not set: writes are accepted only from loopback addresses")
+    server = _create_server(store, startup, settings)
+    # Reads go through the permission seam: the API, the layout and every callback see only the actor's datasets.
+    readable = ScopedStore(store, settings)
+    _register_routes(server, store, readable, startup, settings)
+    app = _mount_dash(server, readable, startup, settings)
+    register_callbacks(app, readable, settings)
+    return app
+
+
+def _start_in_background(store: FeatureStore, settings: Settings) -> Startup:
+    """The store's start-up (migrations, the demo data when asked and the database is empty), retried
+    in the background while the database is down."""
+    from data.demo import load_demo
 
     def start_up():
         # Once for all workers and hosts: under the store's start-up lock, in one transaction.
@@ -48,9 +54,12 @@ def create_app(settings: Settings | None = None, store: FeatureStore | None = No
             log.info("empty database: loaded the demo data (%s)", loaded)
         return loaded
 
-    startup = Startup(start_up).start()
-    if not settings.ingest_token:
-        log.warning("INGEST_TOKEN is not set: writes are accepted only from loopback addresses")
+    return Startup(start_up).start()
+
+
+def _create_server(store: FeatureStore, startup: Startup, settings: Settings) -> Flask:
+    """The Flask server: body limit, JSON error shape, 503 until start-up is done, each request's budget."""
+    from dashboard.budget import register_request_budget
 
     server = Flask(__name__)
     server.config["MAX_CONTENT_LENGTH"] = settings.max_body_bytes
@@ -66,8 +75,19 @@ def create_app(settings: Settings | None = None, store: FeatureStore | None = No
             raise startup.unavailable()
 
     register_request_budget(server, settings.request_budget_seconds)
-    # Reads go through the permission seam: the API, the layout and every callback see only the actor's datasets.
-    readable = ScopedStore(store, settings)
+    return server
+
+
+def _register_routes(server: Flask, store: FeatureStore, readable, startup: Startup, settings: Settings) -> None:
+    """The write routes (on ``store``), the read API (on ``readable``), access and sign-in, /healthz."""
+    from dashboard.api.drift import create_drift_blueprint
+    from dashboard.api.gallery import create_gallery_blueprint
+    from dashboard.api.openapi import create_openapi_blueprint
+    from dashboard.api.routes import create_api_blueprint
+    from dashboard.signin import install_access
+    from ingest.image_routes import create_images_blueprint
+    from ingest.routes import create_ingest_blueprint
+
     server.register_blueprint(create_ingest_blueprint(store, settings))
     server.register_blueprint(create_images_blueprint(store, settings))
     server.register_blueprint(create_api_blueprint(readable, settings))
@@ -89,6 +109,12 @@ def create_app(settings: Settings | None = None, store: FeatureStore | None = No
             log.exception("health check failed")
             return unhealthy("database error")
         return jsonify({"status": "ok"})
+
+
+def _mount_dash(server: Flask, readable, startup: Startup, settings: Settings) -> dash.Dash:
+    """The Dash app on ``server``: its layout (or the outage page) and the check of callback requests."""
+    from dashboard.page.layout import build_layout, outage_page
+    from dashboard.signin import with_sign_out
 
     app = dash.Dash(
         __name__,
@@ -123,7 +149,6 @@ def create_app(settings: Settings | None = None, store: FeatureStore | None = No
                 return error_response(400, "invalid callback request", problems)
         return None
 
-    register_callbacks(app, readable, settings)
     return app
 
 

@@ -22,31 +22,23 @@ Pure numpy/scipy, no I/O.
 
 from __future__ import annotations
 
-import functools
-import hashlib
 import math
 import weakref
-import zlib
 from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
 from scipy import special, stats
 
-from data import budget, matrix
+from data import matrix
 from data import stats as marginal
+from data.adjusted_models import PERMUTATION_GATE as PERMUTATION_GATE
+from data.adjusted_models import SIGNIFICANCE, FeatureFits, fit_models
+from data.adjusted_models import phi_matrix as phi_matrix
 from data.analysis import DEFAULT_MIN_GROUP_SIZE, Dataset, feature_summary, presence
 from data.cache import AnalysisCache
 from data.filters import Filters, as_filters
-from data.regression import batched_hc3, hc3, independent_columns
-from data.residual_permutation import (
-    FIRST_RESAMPLES,
-    MIN_RESAMPLES,
-    FreedmanLane,
-    critical_values,
-    permutations,
-    resamples_for,
-)
+from data.residual_permutation import critical_values
 
 PHI_THRESHOLD = 0.05
 # At most this many controls per feature, the strongest |phi| first, and at most one per
@@ -68,20 +60,10 @@ ADJUSTED_COLUMNS = [
     "adjusted_ci_low_fcr",
     "adjusted_ci_high_fcr",
 ]
-SIGNIFICANCE = 0.05
 ADJUSTED_UNAVAILABLE = (
     "adjusted impact is computed for weighting=mean only: an impression-weighted model with the same "
     "controls is not offered until its p-values pass the null calibration the marginal ones pass"
 )
-# A feature whose HC3 t-distribution p is below PERMUTATION_GATE gets a permutation p (see
-# data/residual_permutation.py), whatever its group size: on shuffled CTRs the t distribution
-# was liberal for small groups (20 % p < 0.05 at 9 images) and still at 30-100 images with
-# skewed or heavy-tailed CTRs (11-18 % at 30 images for lognormal sigma 1-1.5 and Pareto).
-# Above the gate the t p is kept: far from any decision, and resampling there costs most.
-PERMUTATION_GATE = 0.2
-# A feature's null is drawn further only while its p could, at this confidence, still fall
-# below the Benjamini-Hochberg threshold.
-REFINE_CONFIDENCE = 0.999
 
 
 @dataclass(frozen=True, eq=False)
@@ -159,19 +141,6 @@ class AdjustedFit:
         return low, high
 
 
-def phi_matrix(present: np.ndarray) -> np.ndarray:
-    """Pearson correlation of every pair of columns of a dense boolean matrix; NaN for a constant column."""
-    n = present.shape[0]
-    # float32 products of 0/1 are exact integers below 2**24 images and twice as fast.
-    exact = n < 2**24
-    x = present.astype(np.float32 if exact else np.float64)
-    both = (x.T @ x).astype(np.float64)
-    count = np.diag(both).copy()
-    with np.errstate(divide="ignore", invalid="ignore"):
-        spread = np.sqrt(count * (n - count))
-        return (n * both - np.outer(count, count)) / np.outer(spread, spread)
-
-
 def max_controls(n_images: int) -> int:
     """How many controls a feature's model may hold with ``n_images`` images with a CTR."""
     return int(min(MAX_CONTROLS, max(0, n_images // CONTROLS_PER_IMAGES)))
@@ -217,64 +186,25 @@ def _fit(dataset: Dataset, present, min_n: int, phi_threshold: float) -> Adjuste
     n, m = present.shape
     count = matrix.column_counts(present)
     testable = np.flatnonzero((count >= min_n) & (n - count >= min_n))
-    names = dataset.features[columns].astype(str)
-
-    estimate, se, df, p = (np.full(m, np.nan) for _ in range(4))
-    controls: list[np.ndarray] = [np.empty(0, dtype=np.int64)] * m
-    phis: list[np.ndarray] = [np.empty(0)] * m
-    dropped: list[list[tuple[int, str, float]]] = [[] for _ in range(m)]
-    tests: dict[int, FreedmanLane] = {}
+    fits = FeatureFits.empty(m)
     if len(testable) and n > 2:
         # The regression needs the tested columns dense: n x tested floats, not the whole build.
         tested = present[:, testable].toarray()
-        phi = phi_matrix(tested)
-        np.fill_diagonal(phi, 0.0)
-        # Column 0 is the intercept, column t + 1 the t-th testable feature.
-        design = np.hstack([np.ones((n, 1)), tested.astype(np.float64)])
-        models = []
-        cap = max_controls(n)
-        for pos in range(len(testable)):
-            # Strongest co-occurrence first (ties by name), so that of two collinear controls the weaker goes.
-            near = np.flatnonzero(np.abs(phi[pos]) >= phi_threshold)
-            near = near[np.argsort(-np.abs(phi[pos, near]), kind="stable")][:cap]
-            models.append(np.concatenate(([0, pos + 1], near + 1)))
-        # Seeded from the data in canonical order: the same data give the same resamples, so the
-        # page and the API never disagree, whatever order the images and features came in.
-        digest = hashlib.sha256(np.ascontiguousarray(y).tobytes() + np.int64([n, len(testable)]).tobytes())
-        seed = int.from_bytes(digest.digest()[:8], "little")
-        # Drawn when a feature first needs them: most builds need few or none.
-        first = functools.cache(lambda: permutations(np.random.default_rng(seed), FIRST_RESAMPLES, n))
-        limit = budget.current()
-        for done, (pos, fitted) in enumerate(batched_hc3(design, y, models)):
-            limit.check(done, 2 * len(testable), "the adjusted impact")
-            j = testable[pos]
-            cols = models[pos]
-            if fitted is None:
-                kept, why = independent_columns(design[:, cols])
-                dropped[j] = [
-                    (int(testable[cols[k] - 1]), _reason(on_j, phi[pos, cols[k] - 1]), float(phi[pos, cols[k] - 1]))
-                    for k, on_j in why.items()
-                ]
-                cols = cols[kept]
-                fitted = hc3(design[:, cols], y)
-            controls[j] = testable[cols[2:] - 1]
-            phis[j] = phi[pos, cols[2:] - 1]
-            estimate[j], se[j], df[j] = fitted.coef, fitted.se, fitted.df
-            if np.isfinite(fitted.se) and fitted.se > 0:
-                t_p = float(2.0 * stats.t.sf(abs(fitted.coef / fitted.se), fitted.df))
-                if t_p >= PERMUTATION_GATE:
-                    p[j] = t_p
-                else:
-                    feature_seed = [seed, zlib.crc32(names[j].encode("utf-8"))]
-                    tests[j] = FreedmanLane(fitted, lambda s=feature_seed: np.random.default_rng(s))
-        _resolve(tests, first, p, resamples_for(len(testable)), limit, len(testable))
+        names = dataset.features[columns].astype(str)
+        fit_models(fits, tested, testable, y, names, phi_threshold, max_controls(n))
+    return _in_dataset_order(fits, columns, n, count)
 
+
+def _in_dataset_order(fits: FeatureFits, columns: np.ndarray, n: int, count: np.ndarray) -> AdjustedFit:
+    """The AdjustedFit of features fitted in name order ``columns``, with the floor of p and the t test's."""
+    estimate, se, df = fits.estimate, fits.se, fits.df
     floor = np.minimum(1.0, 2.0 / _ways(n, np.minimum(count, n - count)))
-    p = np.maximum(p, floor)  # NaN stays NaN
+    p = np.maximum(fits.p, floor)  # NaN stays NaN
     with np.errstate(invalid="ignore", divide="ignore"):
         t_p = np.where(np.isnan(p), np.nan, 2.0 * stats.t.sf(np.abs(estimate / se), df))
         t_half = np.where(np.isnan(p), np.nan, stats.t.ppf(0.5 + CONFIDENCE_LEVEL / 2.0, df) * se)
     # Back to the dataset's order of features: canonical position back[k] holds feature k.
+    m = len(columns)
     back = np.empty(m, dtype=np.int64)
     back[columns] = np.arange(m)
     fit = AdjustedFit(
@@ -284,60 +214,24 @@ def _fit(dataset: Dataset, present, min_n: int, phi_threshold: float) -> Adjuste
         np.full(m, np.nan),
         np.full(m, np.nan),
         p[back],
-        [columns[controls[k]] for k in back],
-        [phis[k] for k in back],
-        [[(int(columns[c]), why, value) for c, why, value in dropped[k]] for k in back],
+        [columns[fits.controls[k]] for k in back],
+        [fits.phis[k] for k in back],
+        [[(int(columns[c]), why, value) for c, why, value in fits.dropped[k]] for k in back],
         t_p[back],
         (estimate - t_half)[back],
         (estimate + t_half)[back],
         floor[back],
-        {int(columns[j]): test.tails() for j, test in tests.items()},
+        {int(columns[j]): test.tails() for j, test in fits.tests.items()},
     )
     low, high = fit.interval(1.0 - CONFIDENCE_LEVEL)
     fit.ci_low[:], fit.ci_high[:] = low, high
     return fit
 
 
-def _resolve(tests: dict, first, p: np.ndarray, total: int, limit, n_features: int) -> None:
-    """Draw each permuted feature's null until its p is resolved or cannot change a decision.
-
-    In stages: every feature up to FIRST_RESAMPLES, then only those still unresolved whose
-    Benjamini-Hochberg q (over every tested feature, with the p drawn so far) is not yet below
-    0.05 go on, their resamples doubled at each stage up to ``total``, where an equal-tailed p
-    can fall below 0.05 / features. A lone strong feature thus reaches q < 0.05, and a strong
-    feature among many stops as soon as its q is below 0.05.
-    """
-    pending = sorted(tests)
-    until = FIRST_RESAMPLES
-    while pending:
-        for j in pending:
-            limit.check(n_features, 2 * n_features, "the adjusted impact")
-            tests[j].extend(first(), max(until, MIN_RESAMPLES))
-            p[j] = tests[j].p_value
-        if until >= total:
-            break
-        q = marginal.benjamini_hochberg(p)
-        pending = [j for j in pending if not tests[j].resolved and q[j] >= SIGNIFICANCE]
-        # Only those that could still be selected: their p's 0.1 % lower confidence bound (from
-        # the resamples in the smaller tail) below BH's threshold if every candidate were selected.
-        tested = np.count_nonzero(~np.isnan(p))
-        threshold = SIGNIFICANCE * (np.count_nonzero(q < SIGNIFICANCE) + len(pending)) / tested
-        pending = [j for j in pending if tests[j].p_lower_bound(REFINE_CONFIDENCE) < threshold]
-        until = min(total, 2 * until + 1)
-
-
 def _ways(n: int, k: np.ndarray) -> np.ndarray:
     """C(n, k), as a float (inf past the float range)."""
     with np.errstate(over="ignore"):
         return np.exp(special.gammaln(n + 1.0) - special.gammaln(k + 1.0) - special.gammaln(n - k + 1.0))
-
-
-def _reason(dependent_on_j: bool, phi: float) -> str:
-    if dependent_on_j and phi > 0:
-        return "same images as the feature"
-    if dependent_on_j:
-        return "exactly the images without the feature"
-    return "collinear with the other controls"
 
 
 def adjusted_columns(

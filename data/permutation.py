@@ -18,7 +18,7 @@ most ``GRID_STEP`` apart up to ``n / 2``; a feature between two tabulated sizes 
 both and keeps the larger p (and the wider interval), so tied values (many zero CTRs, whose
 statistic moves with the group size) never make it liberal. So one table serves every
 threshold and sparsity setting, and is small enough to be kept in the database (``data/nulls.py``).
-Beyond its largest resamples, a side's tail is extrapolated by a generalised Pareto tail fitted to
+Beyond its largest resamples, a side's tail is extrapolated by a generalised Pareto tail (``data/tails.py``) fitted to
 its ``TAIL_FIT`` largest (never lighter than exponential), so a feature far beyond every resample
 gets a p below ``1 / (B + 1)`` and can pass Benjamini-Hochberg among thousands of features.
 
@@ -39,6 +39,7 @@ from scipy.special import gammaln
 
 from data import stats
 from data.cache import AnalysisCache
+from data.tails import TIE_RTOL, critical_ends, fit_tails, one_sided_p
 
 LEVEL = 0.95
 SIGNIFICANCE = 0.05
@@ -47,7 +48,6 @@ MAX_RESAMPLES = 49_999  # table memory and drawing time grow with it; the fitted
 SIDE_SHARE = 0.03  # one-sided tails up to this (p up to 0.06, and 95 % quantiles) are counts over all resamples
 BODY_RESAMPLES = 1_000  # larger p-values are counted over the first resamples only
 TAIL_FIT = 250  # each side's largest resamples fitted by the tail that extrapolates beyond them
-TIE_RTOL = 1e-9  # a null statistic this close to the observed one counts as a tie (>=)
 CHUNK_CELLS = 1_000_000  # permutations x images drawn at a time
 DENSE_SIZES = 100  # every group size up to this has a null of its own
 GRID_STEP = 1.02  # above it, tabulated sizes are at most 2 % apart
@@ -264,10 +264,10 @@ def critical_values(table: NullTable, k: np.ndarray, alpha: float) -> tuple[np.n
     Between tabulated sizes the wider of the two neighbours'.
     """
     below, above = table.neighbour_rows(k)
-    c_low, c_high = _critical(table, below, alpha)
+    c_low, c_high = critical_ends(table, below, alpha)
     between = np.flatnonzero(below != above)
     if len(between):
-        low2, high2 = _critical(table, above[between], alpha)
+        low2, high2 = critical_ends(table, above[between], alpha)
         c_low[between] = np.minimum(c_low[between], low2)
         c_high[between] = np.maximum(c_high[between], high2)
     for size in table.exact.keys() & set(np.unique(k).tolist()):
@@ -280,95 +280,9 @@ def critical_values(table: NullTable, k: np.ndarray, alpha: float) -> tuple[np.n
 
 
 def _two_sided(table: NullTable, rows: np.ndarray, statistic: np.ndarray) -> np.ndarray:
-    upper = _one_sided(table, 0, rows, statistic)
-    lower = _one_sided(table, 1, rows, -statistic)
+    upper = one_sided_p(table, 0, rows, statistic)
+    lower = one_sided_p(table, 1, rows, -statistic)
     return np.minimum(2.0 * np.minimum(upper, lower), 1.0)
-
-
-def _one_sided(table: NullTable, side: int, rows: np.ndarray, x: np.ndarray) -> np.ndarray:
-    """Share of resamples on ``side`` at least ``x`` (upper tail of the side's values), counting the observed."""
-    tail = table.upper if side == 0 else table.lower
-    size = tail.shape[1]
-    threshold = x - TIE_RTOL * np.abs(x)
-    # Counting by comparison over each feature's row is one vectorised pass (F x T values); a
-    # binary search per row needs a Python loop over the group sizes, which was slower.
-    count = np.count_nonzero(tail[rows] >= threshold[:, None], axis=1)
-    p = (1.0 + count) / (table.resamples + 1.0)
-    beyond = np.flatnonzero(count >= size)
-    if len(beyond):
-        body = table.body[rows[beyond]] if side == 0 else -table.body[rows[beyond]]
-        body_p = (1.0 + np.count_nonzero(body >= threshold[beyond, None], axis=1)) / (body.shape[1] + 1.0)
-        p[beyond] = np.maximum(body_p, (1.0 + size) / (table.resamples + 1.0))
-    past = np.flatnonzero(count == 0)
-    if len(past):
-        p[past] = np.fmin(p[past], tail_probability(table.tails[rows[past], side], x[past]))
-    return p
-
-
-def _critical(table: NullTable, rows: np.ndarray, alpha: float) -> tuple[np.ndarray, np.ndarray]:
-    """Each side's critical value for one-sided p <= alpha / 2, mirrored back for the lower side."""
-    ends = []
-    for side, tail in enumerate((table.upper, table.lower)):
-        size = tail.shape[1]
-        # (1 + count) / (B + 1) <= alpha / 2 exactly when count <= r: beyond the (r + 1)-th largest.
-        r = math.floor(alpha / 2.0 * (table.resamples + 1.0) * (1 + 1e-12)) - 1
-        if r >= 0:
-            value = tail[rows, size - 1 - min(r, size - 1)]
-        else:  # beyond every resample: the fitted tail's quantile, or the largest resample without one
-            value = tail_quantile(table.tails[rows, side], alpha / 2.0)
-            value = np.where(np.isnan(value), tail[rows, size - 1], value)
-        ends.append(value if side == 0 else -value)
-    return ends[1], ends[0]
-
-
-def tail_probability(fit: np.ndarray, x: np.ndarray) -> np.ndarray:
-    """P(statistic >= x) from a fitted tail ``(threshold, scale, shape, rate)`` rows; NaN without a fit."""
-    threshold, scale, shape, rate = fit.T
-    with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
-        excess = np.maximum(x - threshold, 0.0) / scale
-        heavy = rate * np.power(1.0 + shape * excess, -1.0 / np.where(shape > 0, shape, 1.0))
-        return np.where(shape > 0, heavy, rate * np.exp(-excess))
-
-
-def tail_quantile(fit: np.ndarray, probability: float) -> np.ndarray:
-    """The value the fitted tail exceeds with ``probability`` (below its rate); NaN without a fit."""
-    threshold, scale, shape, rate = fit.T
-    with np.errstate(divide="ignore", invalid="ignore"):
-        log_ratio = np.log(rate / probability)
-        heavy = threshold + scale / np.where(shape > 0, shape, 1.0) * np.expm1(shape * log_ratio)
-        return np.where(shape > 0, heavy, threshold + scale * log_ratio)
-
-
-def fit_tails(tail: np.ndarray, resamples: int) -> np.ndarray:
-    """Generalised Pareto tails ``(threshold, scale, shape, rate)`` of each row's TAIL_FIT largest values.
-
-    ``tail`` rows are a side's largest resamples, ascending. Probability-weighted moments
-    (Hosking & Wallis 1987) give scale and shape in closed form for every row at once; a shape
-    below 0 (a bounded tail) is replaced by an exponential tail of the same mean excess, which
-    lies above it far out, so extrapolated p-values err on the large side. Rows whose largest
-    values are not finite or are mostly tied (an atom-ridden discrete null) get no fit (NaN).
-    """
-    rows, size = tail.shape
-    fit = np.full((rows, 4), np.nan)
-    count = min(TAIL_FIT, size - 1)
-    if count < 20:
-        return fit
-    threshold = tail[:, size - 1 - count]
-    excess = tail[:, size - count :] - threshold[:, None]  # ascending
-    with np.errstate(invalid="ignore", divide="ignore"):
-        a0 = excess.mean(axis=1)
-        weights = (count - np.arange(1, count + 1)) / (count - 1.0)
-        a1 = (excess * weights).mean(axis=1)
-        shape = 2.0 - a0 / (a0 - 2.0 * a1)
-        scale = 2.0 * a0 * a1 / (a0 - 2.0 * a1)
-    distinct = np.count_nonzero(np.diff(tail[:, size - 1 - count :], axis=1) > 0, axis=1)
-    usable = np.isfinite(excess).all(axis=1) & np.isfinite(threshold) & (a0 > 0) & (distinct >= 0.9 * count)
-    bounded = ~(shape > 0)
-    shape = np.where(bounded, 0.0, shape)
-    scale = np.where(bounded, a0, scale)
-    usable &= np.isfinite(scale) & (scale > 0)
-    fit[usable] = np.column_stack([threshold, scale, shape, np.full(rows, count / (resamples + 1.0))])[usable]
-    return fit
 
 
 def is_cached(cache: AnalysisCache | None, key) -> bool:
@@ -442,7 +356,7 @@ def compute_table(columns: np.ndarray, difference, resamples: int, seed: int) ->
     upper = np.sort(_largest(drawn, n_side), axis=1)
     lower = np.sort(_largest(np.negative(drawn, out=drawn), n_side), axis=1)
     body = np.sort(-drawn[:, :BODY_RESAMPLES], axis=1)
-    tails = np.stack([fit_tails(upper, resamples), fit_tails(lower, resamples)], axis=1)
+    tails = np.stack([fit_tails(upper, resamples, TAIL_FIT), fit_tails(lower, resamples, TAIL_FIT)], axis=1)
     return NullTable(
         n=n, resamples=resamples, sizes=sizes, upper=upper, lower=lower, body=body, tails=tails, exact=exact
     )

@@ -6,11 +6,12 @@ write; nothing here opens, commits or caches.
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
 from itertools import chain, repeat
 
 import numpy as np
 import pandas as pd
-from sqlalchemy import BigInteger, delete, func, select
+from sqlalchemy import BigInteger, delete, func, select, update
 
 from data import database, matrix
 from data.batches import CTR_COLUMNS, FeatureBatch
@@ -24,10 +25,22 @@ from data.schema import (
     ctr_values,
     feature_values,
     null_tables,
+    store_version,
 )
 
 # Rows fetched from the database at a time while a build is read: bounds the Python objects alive.
 _FETCH_ROWS = 65536
+
+
+def now() -> str:
+    """The time a row is written: UTC, ISO 8601 to the microsecond."""
+    return datetime.now(UTC).isoformat(timespec="microseconds")
+
+
+def bump_version(conn) -> None:
+    """Change the store's version token; last in each write of data."""
+    # Last, because on PostgreSQL the row lock it takes is held only until commit.
+    conn.execute(update(store_version).where(store_version.c.id == 1).values(version=store_version.c.version + 1))
 
 
 def tagged_build(conn, business: str, source: str, tag: str) -> dict | None:
@@ -85,6 +98,36 @@ def ctr_frame(conn, set_id: int | None) -> pd.DataFrame:
     for col in ("clicks", "impressions"):
         frame[col] = frame[col].astype("Int64")
     return frame
+
+
+def pair_builds(conn, business: str, source: str) -> pd.DataFrame:
+    """The stored builds of a (business, source), newest first; raises UnknownDataset."""
+    query = (
+        select(
+            builds.c.id.label("build_id"),
+            builds.c.received_at,
+            builds.c.n_images.label("images"),
+            builds.c.n_features.label("features"),
+            builds.c.n_values.label("values"),
+            builds.c.tag.label("build_tag"),
+        )
+        .where(builds.c.business == business, builds.c.source == source)
+        .order_by(builds.c.id.desc())
+    )
+    rows = conn.execute(query).mappings().all()
+    if not rows:
+        raise UnknownDataset(f"no build for business {business!r} and source {source!r}")
+    return pd.DataFrame(rows, columns=["build_id", "received_at", "images", "features", "values", "build_tag"])
+
+
+def build_pair(conn, build_id) -> tuple[str, str]:
+    """The (business, source) a build belongs to; raises UnknownBuild."""
+    row = build_id_in_range(conn, build_id) and (
+        conn.execute(select(builds.c.business, builds.c.source).where(builds.c.id == int(build_id))).first()
+    )
+    if not row:
+        raise UnknownBuild(f"build {build_id} is not a stored build")
+    return row.business, row.source
 
 
 def build_id_in_range(conn, build_id) -> bool:

@@ -6,14 +6,13 @@ import functools
 import threading
 import weakref
 from contextlib import contextmanager
-from datetime import UTC, datetime
 
 import pandas as pd
-from sqlalchemy import delete, select, text, update
+from sqlalchemy import select, text
 
-from data import database, image_queries, migrations, nulls, queries
+from data import database, image_queries, migrations, nulls, queries, token_queries
 from data.analysis import Dataset, permutation_tests
-from data.batches import CTR_COLUMNS, FeatureBatch
+from data.batches import FeatureBatch
 from data.cache import DEFAULT_CACHE_MB, AnalysisCache
 from data.errors import (
     CtrFormConflict,
@@ -24,7 +23,8 @@ from data.errors import (
     UnknownBuild,
     UnknownDataset,
 )
-from data.schema import access_tokens, app_secrets, builds, store_version
+from data.schema import builds, store_version
+from data.store_writer import StoreWriter
 
 __all__ = [
     "CtrFormConflict",
@@ -41,10 +41,6 @@ DEFAULT_KEEP_BUILDS = 20
 KEEP_NULL_TABLES = 32  # the permutation null tables kept, newest first (a few MiB each at 10k images)
 
 
-def _now() -> str:
-    return datetime.now(UTC).isoformat(timespec="microseconds")
-
-
 def _guarded(method):
     """Turn a storage fault inside ``method`` into StorageUnavailable (see database.storage_faults)."""
 
@@ -54,31 +50,6 @@ def _guarded(method):
             return method(self, *args, **kwargs)
 
     return wrapper
-
-
-class _Writer:
-    """The store's writes inside one open transaction (see FeatureStore.transaction)."""
-
-    def __init__(self, store: FeatureStore, conn):
-        self._store = store
-        self._conn = conn
-
-    def add_build(self, business: str, source: str, batch: FeatureBatch, *, tag: str | None = None) -> dict:
-        """As FeatureStore.add_build, in the enclosing transaction."""
-        queries.check_batch(batch)
-        return self._store._add_build(self._conn, business, source, batch, tag)
-
-    def replace_ctr(self, business: str, source: str, ctr: pd.DataFrame) -> dict:
-        """As FeatureStore.replace_ctr, in the enclosing transaction."""
-        return self._store._replace_ctr(self._conn, business, source, ctr)
-
-    def merge_ctr(self, business: str, source: str, ctr: pd.DataFrame) -> dict:
-        """As FeatureStore.merge_ctr, in the enclosing transaction."""
-        return self._store._merge_ctr(self._conn, business, source, ctr.reindex(columns=CTR_COLUMNS))
-
-    def put_thumbnails(self, business: str, source: str, items) -> list[bool]:
-        """As FeatureStore.put_thumbnails, in the enclosing transaction."""
-        return self._store._put_thumbnails(self._conn, business, source, items)
 
 
 class FeatureStore:
@@ -137,7 +108,7 @@ class FeatureStore:
             migrations.upgrade(conn)
             if seed is None or conn.execute(select(builds.c.id).limit(1)).first() is not None:
                 return None
-            return seed(_Writer(self, conn))
+            return seed(self._writer(conn))
 
     # -- writing ---------------------------------------------------------------------------
 
@@ -145,12 +116,15 @@ class FeatureStore:
     def transaction(self):
         """Several writes stored as one: ``with store.transaction() as w: w.add_build(...); w.replace_ctr(...)``."""
         with self._writing() as conn:
-            yield _Writer(self, conn)
+            yield self._writer(conn)
 
     def write(self, work):
         """``work(writer)`` as one transaction (writer as in ``transaction``), run once more after a
         storage fault as every single write is; returns what ``work`` returns."""
-        return self._write(lambda conn: work(_Writer(self, conn)))
+        return self._write(lambda conn: work(self._writer(conn)))
+
+    def _writer(self, conn) -> StoreWriter:
+        return StoreWriter(conn, keep_builds=self.keep_builds, fresh_ctr_id=self._is_sqlite)
 
     @contextmanager
     def _writing(self, *, probe: bool = False):
@@ -187,11 +161,6 @@ class FeatureStore:
             with database.read_connection(self.engine) as conn, conn.begin():
                 yield conn
 
-    @staticmethod
-    def _changed(conn) -> None:
-        # Last in each write: on PostgreSQL the row lock it takes is held only until commit.
-        conn.execute(update(store_version).where(store_version.c.id == 1).values(version=store_version.c.version + 1))
-
     def add_build(self, business: str, source: str, batch: FeatureBatch, *, tag: str | None = None) -> dict:
         """Store a new build, which becomes the current one of its (business, source).
 
@@ -202,37 +171,11 @@ class FeatureStore:
         build with ``created`` False.
         """
         queries.check_batch(batch)
-        return self._write(lambda conn: self._add_build(conn, business, source, batch, tag))
-
-    def _add_build(self, conn, business: str, source: str, batch: FeatureBatch, tag: str | None) -> dict:
-        database.lock_dataset(conn, business, source)
-        if tag is not None:
-            found = queries.tagged_build(conn, business, source, tag)
-            if found is not None:
-                return found
-        received_at = _now()
-        build_id = queries.insert_build(conn, business, source, batch, tag, received_at)
-        queries.prune_builds(conn, business, source, self.keep_builds)
-        self._changed(conn)
-        return {
-            "build_id": build_id,
-            "business": business,
-            "source": source,
-            "received_at": received_at,
-            "images": len(batch.images),
-            "features": len(batch.features),
-            "values": len(batch.values),
-            "build_tag": tag,
-            "created": True,
-        }
+        return self._write(lambda conn: self._writer(conn).add_checked_build(business, source, batch, tag=tag))
 
     def replace_ctr(self, business: str, source: str, ctr: pd.DataFrame) -> dict:
         """Replace the CTR set of a (business, source) with ``ctr`` (columns image, ctr, clicks, impressions)."""
-        return self._write(lambda conn: self._replace_ctr(conn, business, source, ctr))
-
-    def _replace_ctr(self, conn, business: str, source: str, ctr: pd.DataFrame) -> dict:
-        database.lock_dataset(conn, business, source)
-        return self._store_ctr_set(conn, business, source, ctr.reindex(columns=CTR_COLUMNS))
+        return self._write(lambda conn: self._writer(conn).replace_ctr(business, source, ctr))
 
     def merge_ctr(self, business: str, source: str, ctr: pd.DataFrame) -> dict:
         """Upsert the given images' CTRs into the pair's set, keeping every other image's.
@@ -241,39 +184,7 @@ class FeatureStore:
         transaction. A set is all rates or all counts: raises CtrFormConflict, writing nothing,
         when ``ctr`` is in the other form than a non-empty stored set.
         """
-        given = ctr.reindex(columns=CTR_COLUMNS)
-        return self._write(lambda conn: self._merge_ctr(conn, business, source, given))
-
-    def _merge_ctr(self, conn, business: str, source: str, given: pd.DataFrame) -> dict:
-        given_counts = queries.has_counts(given)
-        # Read inside the write transaction, after the pair's lock: a concurrent PUT or PATCH
-        # either lands wholly before this read or waits for this transaction to end.
-        database.lock_dataset(conn, business, source)
-        stored = queries.ctr_frame(conn, queries.ctr_set_id(conn, business, source))
-        if len(stored) and queries.has_counts(stored) != given_counts:
-            have, sent = ("counts", "rates") if given_counts is False else ("rates", "counts")
-            raise CtrFormConflict(
-                f"the stored CTR set of {business!r} / {source!r} holds {have}, this body holds {sent}; "
-                f"send {have}, or PUT the whole set to replace it"
-            )
-        kept = stored[~stored["image"].isin(given["image"])]
-        merged = given if kept.empty else pd.concat([kept, given], ignore_index=True)
-        return self._store_ctr_set(conn, business, source, merged)
-
-    def _store_ctr_set(self, conn, business: str, source: str, frame: pd.DataFrame) -> dict:
-        """Write ``frame`` as the pair's only CTR set, inside the caller's transaction."""
-        received_at = _now()
-        has_counts, n_images = queries.write_ctr_set(
-            conn, business, source, frame, received_at, fresh_id=self._is_sqlite
-        )
-        self._changed(conn)
-        return {
-            "business": business,
-            "source": source,
-            "received_at": received_at,
-            "images": n_images,
-            "has_counts": has_counts,
-        }
+        return self._write(lambda conn: self._writer(conn).merge_ctr(business, source, ctr))
 
     # -- reading ---------------------------------------------------------------------------
 
@@ -290,7 +201,7 @@ class FeatureStore:
             database.check_writable(self.engine)
         if self.write_fault is not None:
             # Only then: a probe write waits behind any PUT in progress.
-            self._write(self._changed, probe=True)
+            self._write(queries.bump_version, probe=True)
         return True
 
     def version(self) -> str:
@@ -314,23 +225,8 @@ class FeatureStore:
 
     def builds(self, business: str, source: str) -> pd.DataFrame:
         """The stored builds of a (business, source), newest first; raises UnknownDataset."""
-        query = (
-            select(
-                builds.c.id.label("build_id"),
-                builds.c.received_at,
-                builds.c.n_images.label("images"),
-                builds.c.n_features.label("features"),
-                builds.c.n_values.label("values"),
-                builds.c.tag.label("build_tag"),
-            )
-            .where(builds.c.business == business, builds.c.source == source)
-            .order_by(builds.c.id.desc())
-        )
         with self._reading() as conn:
-            rows = conn.execute(query).mappings().all()
-        if not rows:
-            raise UnknownDataset(f"no build for business {business!r} and source {source!r}")
-        return pd.DataFrame(rows, columns=["build_id", "received_at", "images", "features", "values", "build_tag"])
+            return queries.pair_builds(conn, business, source)
 
     def ctr(self, business: str, source: str) -> pd.DataFrame:
         """The current CTR set of a (business, source) (empty when none was uploaded)."""
@@ -346,14 +242,7 @@ class FeatureStore:
     def build_pair(self, build_id: int) -> tuple[str, str]:
         """The (business, source) a build belongs to; raises UnknownBuild."""
         with self._reading() as conn:
-            in_range = queries.build_id_in_range(conn, build_id)
-            row = (
-                in_range
-                and conn.execute(select(builds.c.business, builds.c.source).where(builds.c.id == int(build_id))).first()
-            )
-        if not row:
-            raise UnknownBuild(f"build {build_id} is not a stored build")
-        return row.business, row.source
+            return queries.build_pair(conn, build_id)
 
     def dataset(self, business: str, source: str, build_id: int | None = None) -> Dataset:
         """The build (current by default) as a Dataset with the pair's CTRs aligned to it."""
@@ -405,14 +294,7 @@ class FeatureStore:
         """Store each ``(image, Thumbnail)`` (data/thumbnails.py) of the pair in one transaction,
         replacing a stored one of the same name; returns, per item, whether it was new."""
         items = list(items)
-        return self._write(lambda conn: self._put_thumbnails(conn, business, source, items))
-
-    def _put_thumbnails(self, conn, business: str, source: str, items) -> list[bool]:
-        database.lock_dataset(conn, business, source)
-        created = image_queries.upsert_thumbnails(conn, business, source, items, _now())
-        if created:
-            self._changed(conn)
-        return created
+        return self._write(lambda conn: self._writer(conn).put_thumbnails(business, source, items))
 
     def thumbnail(self, business: str, source: str, image: str):
         """The stored thumbnail of an image (a ``data.image_queries.StoredThumbnail``), or None."""
@@ -426,15 +308,7 @@ class FeatureStore:
 
     def delete_thumbnail(self, business: str, source: str, image: str) -> bool:
         """Delete an image's thumbnail; returns whether one was stored."""
-
-        def delete(conn):
-            database.lock_dataset(conn, business, source)
-            deleted = image_queries.delete_thumbnail(conn, business, source, image)
-            if deleted:
-                self._changed(conn)
-            return deleted
-
-        return self._write(delete)
+        return self._write(lambda conn: self._writer(conn).delete_thumbnail(business, source, image))
 
     # -- permutation nulls (derived data: no version bump, and losing one only costs a draw) --
 
@@ -462,75 +336,45 @@ class FeatureStore:
 
     def save_null_table(self, key: str, data: bytes) -> None:
         """Store a permutation null table's bytes, keeping the newest ``KEEP_NULL_TABLES``."""
-        self._write(lambda conn: queries.save_null_table(conn, key, data, _now(), KEEP_NULL_TABLES))
+        self._write(lambda conn: queries.save_null_table(conn, key, data, queries.now(), KEEP_NULL_TABLES))
 
     # -- access tokens and shared secrets (no version bump: they are not data) -------------
-
-    _TOKEN_COLUMNS = ("id", "name", "token_hash", "role", "businesses", "created_at", "last_used_at")
 
     def create_token(self, name: str, role: str, businesses: str, token_hash: str) -> dict:
         """Store a token's hash under ``name`` (``businesses``: data.tokens.encode_businesses);
         raises TokenExists, storing nothing, when the name is taken."""
-
-        def write(conn):
-            if conn.execute(select(access_tokens.c.id).where(access_tokens.c.name == name)).first() is not None:
-                raise TokenExists(f"a token named {name!r} exists; revoke it first or choose another name")
-            values = {"name": name, "token_hash": token_hash, "role": role, "businesses": businesses}
-            conn.execute(access_tokens.insert().values(**values, created_at=_now()))
-
-        self._write(write)
+        self._write(lambda conn: token_queries.insert_token(conn, name, role, businesses, token_hash, queries.now()))
         return self.token_by_hash(token_hash)
 
     def tokens(self) -> pd.DataFrame:
         """Every stored token by name: name, role, businesses, created_at, last_used_at (never the hash)."""
-        columns = ["name", "role", "businesses", "created_at", "last_used_at"]
         with self._reading() as conn:
-            rows = conn.execute(select(*(access_tokens.c[c] for c in columns)).order_by(access_tokens.c.name)).all()
-        return pd.DataFrame([tuple(r) for r in rows], columns=columns)
+            return token_queries.tokens(conn)
 
     def revoke_token(self, name: str) -> bool:
         """Delete the token named ``name``; False when there is none."""
-        return self._write(
-            lambda conn: conn.execute(delete(access_tokens).where(access_tokens.c.name == name)).rowcount > 0
-        )
-
-    def _token_where(self, condition) -> dict | None:
-        with self._reading() as conn:
-            row = conn.execute(select(*(access_tokens.c[c] for c in self._TOKEN_COLUMNS)).where(condition)).first()
-        return None if row is None else dict(row._mapping)
+        return self._write(lambda conn: token_queries.delete_token(conn, name))
 
     def token_by_hash(self, token_hash: str) -> dict | None:
         """The stored token whose hash is ``token_hash`` (its row as a dict), or None."""
-        return self._token_where(access_tokens.c.token_hash == token_hash)
+        with self._reading() as conn:
+            return token_queries.token_by_hash(conn, token_hash)
 
     def token_by_id(self, token_id: int) -> dict | None:
         """The stored token with that id, or None once it was revoked."""
-        return self._token_where(access_tokens.c.id == int(token_id))
+        with self._reading() as conn:
+            return token_queries.token_by_id(conn, token_id)
 
     def touch_token(self, token_id: int) -> None:
         """Record that the token was used now."""
-        stamp = _now()
-        self._write(
-            lambda conn: conn.execute(
-                update(access_tokens).where(access_tokens.c.id == int(token_id)).values(last_used_at=stamp)
-            )
-        )
+        stamp = queries.now()
+        self._write(lambda conn: token_queries.touch_token(conn, token_id, stamp))
 
     def secret(self, name: str, make) -> bytes:
         """The stored secret ``name``; the first caller stores ``make()``, every later one (any worker
         or host) reads that same value."""
-        query = select(app_secrets.c.value).where(app_secrets.c.name == name)
         with self._reading() as conn:
-            found = conn.execute(query).scalar()
+            found = token_queries.secret(conn, name)
         if found is not None:
-            return bytes(found)
-
-        def write(conn):
-            database.lock_startup(conn)  # PostgreSQL: one generator at a time; SQLite: BEGIN IMMEDIATE
-            stored = conn.execute(query).scalar()
-            if stored is None:
-                stored = make()
-                conn.execute(app_secrets.insert().values(name=name, value=stored))
-            return bytes(stored)
-
-        return self._write(write)
+            return found
+        return self._write(lambda conn: token_queries.secret_or_store(conn, name, make))

@@ -147,16 +147,8 @@ def drift_parameters(min_n: int) -> list[dict]:
     return shared[:2] + builds + [p for p in shared[2:] if p["name"] not in ("build_id", "adjusted")]
 
 
-def _schemas() -> dict:
-    count = {"type": "integer", "minimum": 0, "maximum": MAX_COUNT}
-    feature_types = {c: _NULLABLE_NUMBER for c in SUMMARY_COLUMNS}
-    feature_types.update(feature=_TEXT, n_with=_INT, n_without=_INT, low_n={"type": "boolean"})
-    feature_types["significant"] = {"type": "boolean"}
-    feature_types["verdict"] = {"enum": list(stats.VERDICTS)}
-    adjusted_types = dict.fromkeys(ADJUSTED_COLUMNS, _NULLABLE_NUMBER)
-    adjusted_types["adjusted_controls"] = {"type": ["array", "null"], "items": _TEXT}
-    adjusted_types["adjusted_verdict"] = {"type": ["string", "null"], "enum": [*stats.VERDICTS, None]}
-    dataset_types = dict.fromkeys(DATASET_FIELDS, _INT) | {"business": _TEXT, "source": _TEXT, "received_at": _TEXT}
+def _summary_types() -> dict:
+    """The fields of /api/summary's answer."""
     summary_types = dict.fromkeys(SUMMARY_PARAMS, _TEXT)
     summary_types.update(
         confidence={"type": "number"},
@@ -173,6 +165,27 @@ def _schemas() -> dict:
     summary_types["adjusted"] = {"const": True}  # present with adjusted=1 only
     summary_types["adjusted_unavailable"] = _TEXT  # adjusted=1 under impression weighting
     summary_types["adjusted_fcr_level"] = _NULLABLE_NUMBER  # adjusted=1: level of the FCR intervals
+    return summary_types
+
+
+def _summary_schemas(summary_types: dict) -> dict:
+    """SummaryFeature and Summary."""
+    feature_types = {c: _NULLABLE_NUMBER for c in SUMMARY_COLUMNS}
+    feature_types.update(feature=_TEXT, n_with=_INT, n_without=_INT, low_n={"type": "boolean"})
+    feature_types["significant"] = {"type": "boolean"}
+    feature_types["verdict"] = {"enum": list(stats.VERDICTS)}
+    adjusted_types = dict.fromkeys(ADJUSTED_COLUMNS, _NULLABLE_NUMBER)
+    adjusted_types["adjusted_controls"] = {"type": ["array", "null"], "items": _TEXT}
+    adjusted_types["adjusted_verdict"] = {"type": ["string", "null"], "enum": [*stats.VERDICTS, None]}
+    return {
+        # adjusted=1 adds the adjusted_* fields to each feature.
+        "SummaryFeature": _object(feature_types | adjusted_types, required=feature_types),
+        "Summary": _object(summary_types, required=[k for k in summary_types if not k.startswith("adjusted")]),
+    }
+
+
+def _drift_schemas(summary_types: dict) -> dict:
+    """DriftFeature and Drift (whose shared fields are typed as the summary's)."""
     drift_types = {c: _NULLABLE_NUMBER for c in DRIFT_COLUMNS}
     drift_types.update(feature=_TEXT, n_with_from=_INT, n_with_to=_INT, n_flipped=_INT)
     drift_types.update(low_n={"type": "boolean"}, significant={"type": "boolean"})
@@ -180,15 +193,13 @@ def _schemas() -> dict:
     drift_head += ["max_pct", "min_n", "weighting", "shared_images_with_ctr", "images_with_ctr_from"]
     drift_fields = {k: summary_types.get(k, _INT) for k in drift_head + ["images_with_ctr_to"]}
     drift_fields["features"] = {"type": "array", "items": _ref("DriftFeature")}
+    return {"DriftFeature": _object(drift_types), "Drift": _object(drift_fields)}
+
+
+def _write_schemas() -> dict:
+    """The bodies of the writes and their answers."""
+    count = {"type": "integer", "minimum": 0, "maximum": MAX_COUNT}
     return {
-        "DriftFeature": _object(drift_types),
-        "Drift": _object(drift_fields),
-        "Error": _object(
-            {
-                "error": {"type": "string", "description": "one-line summary"},
-                "details": {"type": "array", "items": _TEXT},
-            }
-        ),
         "FeaturesBody": {
             "type": "object",
             "minProperties": 1,
@@ -231,12 +242,29 @@ def _schemas() -> dict:
                 "has_counts": {"type": "boolean"},
             }
         ),
-        "Dataset": _object(dataset_types),
-        "Build": _object(dict.fromkeys(BUILD_FIELDS, _INT) | {"received_at": _TEXT}),
-        # adjusted=1 adds the adjusted_* fields to each feature.
-        "SummaryFeature": _object(feature_types | adjusted_types, required=feature_types),
-        "Summary": _object(summary_types, required=[k for k in summary_types if not k.startswith("adjusted")]),
     }
+
+
+def _schemas() -> dict:
+    summary_types = _summary_types()
+    dataset_types = dict.fromkeys(DATASET_FIELDS, _INT) | {"business": _TEXT, "source": _TEXT, "received_at": _TEXT}
+    return (
+        _drift_schemas(summary_types)
+        | {
+            "Error": _object(
+                {
+                    "error": {"type": "string", "description": "one-line summary"},
+                    "details": {"type": "array", "items": _TEXT},
+                }
+            ),
+        }
+        | _write_schemas()
+        | {
+            "Dataset": _object(dataset_types),
+            "Build": _object(dict.fromkeys(BUILD_FIELDS, _INT) | {"received_at": _TEXT}),
+        }
+        | _summary_schemas(summary_types)
+    )
 
 
 def dataset_headers() -> list[dict]:
@@ -291,10 +319,10 @@ def _csv(kind: str, columns: list[str], min_n: int) -> dict:
     }
 
 
-def openapi_document(min_n: int) -> dict:
-    """The whole OpenAPI 3.1 document (``min_n`` is the server's default group size)."""
+def _write_paths() -> dict:
+    """PUT /api/features, PUT and PATCH /api/ctr."""
     get = _json
-    paths = {
+    return {
         "/api/features": {
             "put": _write(
                 "store a new build of image features",
@@ -322,6 +350,13 @@ def openapi_document(min_n: int) -> dict:
                 409,
             ),
         },
+    }  # fmt: skip
+
+
+def _dataset_paths() -> dict:
+    """GET /api/datasets and /api/builds."""
+    get = _json
+    return {
         "/api/datasets": {
             "get": {
                 "summary": "the current build of each dataset, most recently updated first",
@@ -338,6 +373,13 @@ def openapi_document(min_n: int) -> dict:
                 | _errors(400, 404),
             }
         },
+    }  # fmt: skip
+
+
+def _summary_paths(min_n: int) -> dict:
+    """GET /api/summary, /api/drift and the CSV downloads."""
+    get = _json
+    return {
         "/api/summary": {
             "get": {
                 "summary": "per-feature CTR with and without, impact, interval, p and q",
@@ -355,6 +397,13 @@ def openapi_document(min_n: int) -> dict:
         },
         "/api/summary.csv": {"get": _csv("summary", SUMMARY_COLUMNS, min_n)},
         "/api/points.csv": {"get": _csv("scatter points", POINT_COLUMNS, min_n)},
+    }  # fmt: skip
+
+
+def _service_paths() -> dict:
+    """GET /api/version, /api/openapi.json and /healthz."""
+    get = _json
+    return {
         "/api/version": {
             "get": {
                 "summary": "a token that changes whenever anything is written",
@@ -379,6 +428,11 @@ def openapi_document(min_n: int) -> dict:
             }
         },
     }  # fmt: skip
+
+
+def openapi_document(min_n: int) -> dict:
+    """The whole OpenAPI 3.1 document (``min_n`` is the server's default group size)."""
+    paths = _write_paths() | _dataset_paths() | _summary_paths(min_n) | _service_paths()
     paths |= image_paths(min_n)
     return {
         "openapi": "3.1.0",
@@ -435,11 +489,9 @@ def _upload(summary: str, parameters: list[dict], content: dict, answers: dict) 
     }
 
 
-def image_paths(min_n: int) -> dict:
-    """The paths of PUT /api/images[/{name}], DELETE and GET /api/images/{name}, GET /api/gallery."""
-    del min_n  # the gallery has no group-size parameter
-    image_body = {t: {"schema": _BINARY} for t in _UPLOAD_TYPES}
-    served_headers = {
+def _served_headers() -> dict:
+    """The headers of a served thumbnail."""
+    return {
         "ETag": {"schema": _TEXT, "description": "a tag of the thumbnail's bytes"},
         "Cache-Control": {
             "schema": _TEXT,
@@ -448,7 +500,11 @@ def image_paths(min_n: int) -> dict:
         "X-Content-Type-Options": {"schema": {"const": "nosniff"}},
         "Content-Security-Policy": {"schema": {"const": "default-src 'none'"}},
     }
-    gallery_parameters = [
+
+
+def _gallery_parameters() -> list[dict]:
+    """The query parameters of GET /api/gallery."""
+    return [
         _query("business", param_schema(PARAMS["business"]), "dataset's business", required=True),
         _query("source", param_schema(PARAMS["source"]), "dataset's image source", required=True),
         _query("feature", _NAME, "the feature whose images to list", required=True),
@@ -463,6 +519,55 @@ def image_paths(min_n: int) -> dict:
         ),
         _query("offset", {"type": "integer", "minimum": 0, "default": 0}, "images skipped"),
     ]
+
+
+def _thumbnail_path() -> dict:
+    """PUT, DELETE and GET /api/images/{name}."""
+    image_body = {t: {"schema": _BINARY} for t in _UPLOAD_TYPES}
+    served_headers = _served_headers()
+    return {
+        "put": _upload(
+            f"store an image's thumbnail (JPEG, PNG, WebP or GIF of at most {MAX_PIXELS:,} pixels, re-encoded "
+            f"as WebP of at most {MAX_SIDE} px on its long side)",
+            [_IMAGE_NAME_PARAM] + dataset_headers(),
+            image_body,
+            {
+                "201": _json(_ref("ImageStored"), "thumbnail stored"),
+                "200": _json(_ref("ImageStored"), "thumbnail stored, replacing the image's previous one"),
+            },
+        ),
+        "delete": {
+            "summary": "delete an image's thumbnail",
+            "parameters": [_IMAGE_NAME_PARAM] + dataset_headers(),
+            "security": [{}, {"bearer": []}],
+            "responses": {"200": _json(_object({"image": _TEXT, "deleted": {"const": True}}), "thumbnail deleted")}
+            | _errors(400, 401, 403, 404, 503),
+        },
+        "get": {
+            "summary": "an image's stored thumbnail",
+            "parameters": [
+                _IMAGE_NAME_PARAM,
+                _query("business", param_schema(PARAMS["business"]), "dataset's business", required=True),
+                _query("source", param_schema(PARAMS["source"]), "dataset's image source", required=True),
+                _query("v", _TEXT, "the thumbnail's etag (as in a gallery's thumbnail_url): cached for a year"),
+            ],
+            "responses": {
+                "200": {
+                    "description": "the thumbnail",
+                    "headers": served_headers,
+                    "content": {CONTENT_TYPE: {"schema": _BINARY}},
+                },
+                "304": {"description": "If-None-Match holds the thumbnail's ETag", "headers": served_headers},
+            }
+            | _errors(400, 404),
+        },
+    }
+
+
+def image_paths(min_n: int) -> dict:
+    """The paths of PUT /api/images[/{name}], DELETE and GET /api/images/{name}, GET /api/gallery."""
+    del min_n  # the gallery has no group-size parameter
+    gallery_parameters = _gallery_parameters()
     return {
         "/api/images": {
             "put": _upload(
@@ -474,43 +579,7 @@ def image_paths(min_n: int) -> dict:
                 {"200": _json(_ref("ArchiveStored"), "the files stored and those refused, with why")},
             )
         },
-        "/api/images/{name}": {
-            "put": _upload(
-                f"store an image's thumbnail (JPEG, PNG, WebP or GIF of at most {MAX_PIXELS:,} pixels, re-encoded "
-                f"as WebP of at most {MAX_SIDE} px on its long side)",
-                [_IMAGE_NAME_PARAM] + dataset_headers(),
-                image_body,
-                {
-                    "201": _json(_ref("ImageStored"), "thumbnail stored"),
-                    "200": _json(_ref("ImageStored"), "thumbnail stored, replacing the image's previous one"),
-                },
-            ),
-            "delete": {
-                "summary": "delete an image's thumbnail",
-                "parameters": [_IMAGE_NAME_PARAM] + dataset_headers(),
-                "security": [{}, {"bearer": []}],
-                "responses": {"200": _json(_object({"image": _TEXT, "deleted": {"const": True}}), "thumbnail deleted")}
-                | _errors(400, 401, 403, 404, 503),
-            },
-            "get": {
-                "summary": "an image's stored thumbnail",
-                "parameters": [
-                    _IMAGE_NAME_PARAM,
-                    _query("business", param_schema(PARAMS["business"]), "dataset's business", required=True),
-                    _query("source", param_schema(PARAMS["source"]), "dataset's image source", required=True),
-                    _query("v", _TEXT, "the thumbnail's etag (as in a gallery's thumbnail_url): cached for a year"),
-                ],
-                "responses": {
-                    "200": {
-                        "description": "the thumbnail",
-                        "headers": served_headers,
-                        "content": {CONTENT_TYPE: {"schema": _BINARY}},
-                    },
-                    "304": {"description": "If-None-Match holds the thumbnail's ETag", "headers": served_headers},
-                }
-                | _errors(400, 404),
-            },
-        },
+        "/api/images/{name}": _thumbnail_path(),
         "/api/gallery": {
             "get": {
                 "summary": "the images with (or without) a feature that the summary counts in n_with "
