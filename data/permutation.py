@@ -36,6 +36,7 @@ from itertools import combinations
 
 import numpy as np
 from scipy.special import gammaln
+from scipy.stats import t as student_t
 
 from data import stats
 from data.cache import AnalysisCache
@@ -60,6 +61,9 @@ KINDS = {
     ),
     "impressions": (lambda units: stats.ratio_columns(units[:, 0], units[:, 1]), stats.ratio_difference),
 }
+# Where a side's no-effect variance floor binds, the degrees of freedom of a t reference for the
+# floored statistic, conditional on the groups' exposures (NaN elsewhere): see StudentizedTest.run.
+FLOOR_REFERENCES = {"mean": stats.mean_floor_df}
 
 
 def resamples_for(n_tests: int) -> int:
@@ -112,6 +116,7 @@ class _Observed:
     statistic: np.ndarray  # of the folded group (minus the feature's where the feature holds most images)
     flip: np.ndarray
     defined: np.ndarray
+    floor_df: np.ndarray  # the floored statistic's t reference where a no-effect floor binds, else NaN
 
 
 class StudentizedTest:
@@ -138,6 +143,7 @@ class StudentizedTest:
         self.columns = np.empty_like(self._sorted_columns)
         self.columns[order] = self._sorted_columns
         self.totals = self._sorted_columns.sum(axis=0)
+        self._floor_df = FLOOR_REFERENCES.get(kind)
 
     def group_sums(self, membership) -> np.ndarray:
         """Sums of the columns over each feature's images: (columns, features); membership is images x features."""
@@ -159,12 +165,22 @@ class StudentizedTest:
         interval is ``[impact - c_high se, impact - c_low se]`` with ``c_low`` and ``c_high``
         the permutation quantiles of the statistic at ``(1 - level) / 2`` and ``(1 + level) / 2``,
         so it excludes 0 exactly when p <= 1 - level.
+
+        Where a side's no-effect variance floor binds (its images' impressions make it noisier
+        than its spread shows), shuffling whole images does not represent that side: p is then
+        the larger of the permutation p and the statistic's p against a t reference
+        conditional on the exposures, and the interval the wider of the two, so the agreement
+        holds.
         """
         observed = self._observed(k, sums, impact)
         p = np.full(len(observed.impact), np.nan)
         if observed.defined.any():
             at = observed.defined
             p[at] = p_values(self.table(), self.n, observed.folded[at], observed.statistic[at])
+        binds = ~np.isnan(observed.floor_df)
+        if binds.any():
+            reference = 2.0 * student_t.sf(np.abs(observed.statistic[binds]), observed.floor_df[binds])
+            p[binds] = np.minimum(np.maximum(p[binds], reference), 1.0)
         low, high = self._interval(observed, 1.0 - level)
         low, high = agree(low, high, p <= 1.0 - level)
         return low, high, p
@@ -189,7 +205,10 @@ class StudentizedTest:
         folded = np.where(flip, self.n - k, k)
         statistic = np.where(flip, -statistic, statistic)
         defined = np.isfinite(statistic) & (folded >= 2)
-        return _Observed(impact, se, folded, statistic, flip, defined)
+        floor_df = np.full(len(impact), np.nan)
+        if self._floor_df is not None:
+            floor_df = np.where(defined, self._floor_df(k, sums, self.totals[:, None], self.n), np.nan)
+        return _Observed(impact, se, folded, statistic, flip, defined, floor_df)
 
     def _interval(self, observed: _Observed, alpha: float) -> tuple[np.ndarray, np.ndarray]:
         size = len(observed.impact)
@@ -200,6 +219,10 @@ class StudentizedTest:
         # Back from the folded side: the group's quantiles are minus the other side's, swapped.
         flip = observed.flip
         c_low[flip], c_high[flip] = -c_high[flip], -c_low[flip]
+        binds = ~np.isnan(observed.floor_df)
+        if binds.any():  # the wider of the permutation's and the floor's t reference's (see run)
+            quantile = student_t.isf(alpha / 2.0, observed.floor_df[binds])
+            c_low[binds], c_high[binds] = np.minimum(c_low[binds], -quantile), np.maximum(c_high[binds], quantile)
         return observed.impact - c_high * observed.se, observed.impact - c_low * observed.se
 
     @property
