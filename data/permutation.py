@@ -35,8 +35,7 @@ from dataclasses import dataclass
 from itertools import combinations
 
 import numpy as np
-from scipy.special import gammaln
-from scipy.stats import t as student_t
+from scipy.special import gammaln, stdtr, stdtrit
 
 from data import stats
 from data.cache import AnalysisCache
@@ -179,7 +178,7 @@ class StudentizedTest:
             p[at] = p_values(self.table(), self.n, observed.folded[at], observed.statistic[at])
         binds = ~np.isnan(observed.floor_df)
         if binds.any():
-            reference = 2.0 * student_t.sf(np.abs(observed.statistic[binds]), observed.floor_df[binds])
+            reference = 2.0 * stdtr(observed.floor_df[binds], -np.abs(observed.statistic[binds]))
             p[binds] = np.minimum(np.maximum(p[binds], reference), 1.0)
         low, high = self._interval(observed, 1.0 - level)
         low, high = agree(low, high, p <= 1.0 - level)
@@ -221,7 +220,7 @@ class StudentizedTest:
         c_low[flip], c_high[flip] = -c_high[flip], -c_low[flip]
         binds = ~np.isnan(observed.floor_df)
         if binds.any():  # the wider of the permutation's and the floor's t reference's (see run)
-            quantile = student_t.isf(alpha / 2.0, observed.floor_df[binds])
+            quantile = -stdtrit(observed.floor_df[binds], alpha / 2.0)
             c_low[binds], c_high[binds] = np.minimum(c_low[binds], -quantile), np.maximum(c_high[binds], quantile)
         return observed.impact - c_high * observed.se, observed.impact - c_low * observed.se
 

@@ -20,7 +20,7 @@ FLAT_RTOL = 1e-9
 # A side whose images' mean no-effect variance is more than this factor above or below all
 # images' has atypical exposure: the shuffle null, made of groups of typical exposure, does not
 # represent it (see mean_floor_df). Random groups of a build with a 30-fold impression range
-# stay within 10 % of all images'; features favouring low-exposure images reach 2 to 3 times.
+# stayed within 11 % of all images'; features favouring low-exposure images reach 2 to 3 times.
 ATYPICAL_EXPOSURE = 1.25
 
 
