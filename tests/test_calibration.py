@@ -56,7 +56,7 @@ def test_feature_summary_null_error_rates_with_heavy_ties(scenario, weighting, d
 def test_feature_summary_null_error_rates_when_features_travel_with_exposure(weighting, tilt):
     """Features favouring low-exposure images, impressions over a 1,000-fold range, no effect: p < 0.05
     <= 6 %, any q < 0.05 <= 7 % (impressions: 10 % from the residuals alone, without the no-effect
-    variance; mean: 6.1 % and 15 % of builds from the shuffle alone, without the exposure reference)."""
+    variance; mean: up to 6.1 % and 8.3 % of 60 builds from the shuffle alone, without the exposure reference)."""
     rates = simulation.exposure_null_rates(weighting, builds=20, n_features=100, seed=7, tilt=tilt)
     assert rates.tests >= 1_900
     assert rates.false_positive_rate <= 0.06
