@@ -60,8 +60,9 @@ KINDS = {
     ),
     "impressions": (lambda units: stats.ratio_columns(units[:, 0], units[:, 1]), stats.ratio_difference),
 }
-# Where a side's no-effect variance floor binds, the degrees of freedom of a t reference for the
-# floored statistic, conditional on the groups' exposures (NaN elsewhere): see StudentizedTest.run.
+# Where a side's no-effect variance floor binds on exposure atypical of the build, the degrees of
+# freedom of a t reference for the floored statistic, conditional on the groups' exposures (NaN
+# elsewhere): see StudentizedTest.run.
 FLOOR_REFERENCES = {"mean": stats.mean_floor_df}
 
 
@@ -115,7 +116,7 @@ class _Observed:
     statistic: np.ndarray  # of the folded group (minus the feature's where the feature holds most images)
     flip: np.ndarray
     defined: np.ndarray
-    floor_df: np.ndarray  # the floored statistic's t reference where a no-effect floor binds, else NaN
+    floor_df: np.ndarray  # the floored statistic's t reference where the shuffle misses exposure, else NaN
 
 
 class StudentizedTest:
@@ -166,10 +167,11 @@ class StudentizedTest:
         so it excludes 0 exactly when p <= 1 - level.
 
         Where a side's no-effect variance floor binds (its images' impressions make it noisier
-        than its spread shows), shuffling whole images does not represent that side: p is then
-        the larger of the permutation p and the statistic's p against a t reference
-        conditional on the exposures, and the interval the wider of the two, so the agreement
-        holds.
+        than its spread shows) and a side's exposure is atypical of the build
+        (``FLOOR_REFERENCES``, e.g. :func:`stats.mean_floor_df`), shuffling whole images does not
+        represent it: p is then the larger of the permutation p and the statistic's p against a
+        t reference conditional on the exposures, and the interval the wider of the two, so
+        the agreement holds.
         """
         observed = self._observed(k, sums, impact)
         p = np.full(len(observed.impact), np.nan)
