@@ -35,7 +35,7 @@ from dataclasses import dataclass
 from itertools import combinations
 
 import numpy as np
-from scipy.special import gammaln
+from scipy.special import gammaln, stdtr, stdtrit
 
 from data import stats
 from data.cache import AnalysisCache
@@ -60,6 +60,10 @@ KINDS = {
     ),
     "impressions": (lambda units: stats.ratio_columns(units[:, 0], units[:, 1]), stats.ratio_difference),
 }
+# Where a side's no-effect variance floor binds on exposure atypical of the build, the degrees of
+# freedom of a t reference for the floored statistic, conditional on the groups' exposures (NaN
+# elsewhere): see StudentizedTest.run.
+FLOOR_REFERENCES = {"mean": stats.mean_floor_df}
 
 
 def resamples_for(n_tests: int) -> int:
@@ -112,6 +116,7 @@ class _Observed:
     statistic: np.ndarray  # of the folded group (minus the feature's where the feature holds most images)
     flip: np.ndarray
     defined: np.ndarray
+    floor_df: np.ndarray  # the floored statistic's t reference where the shuffle misses exposure, else NaN
 
 
 class StudentizedTest:
@@ -138,6 +143,7 @@ class StudentizedTest:
         self.columns = np.empty_like(self._sorted_columns)
         self.columns[order] = self._sorted_columns
         self.totals = self._sorted_columns.sum(axis=0)
+        self._floor_df = FLOOR_REFERENCES.get(kind)
 
     def group_sums(self, membership) -> np.ndarray:
         """Sums of the columns over each feature's images: (columns, features); membership is images x features."""
@@ -159,12 +165,23 @@ class StudentizedTest:
         interval is ``[impact - c_high se, impact - c_low se]`` with ``c_low`` and ``c_high``
         the permutation quantiles of the statistic at ``(1 - level) / 2`` and ``(1 + level) / 2``,
         so it excludes 0 exactly when p <= 1 - level.
+
+        Where a side's no-effect variance floor binds (its images' impressions make it noisier
+        than its spread shows) and a side's exposure is atypical of the build
+        (``FLOOR_REFERENCES``, e.g. :func:`stats.mean_floor_df`), shuffling whole images does not
+        represent it: p is then the larger of the permutation p and the statistic's p against a
+        t reference conditional on the exposures, and the interval the wider of the two, so
+        the agreement holds.
         """
         observed = self._observed(k, sums, impact)
         p = np.full(len(observed.impact), np.nan)
         if observed.defined.any():
             at = observed.defined
             p[at] = p_values(self.table(), self.n, observed.folded[at], observed.statistic[at])
+        binds = ~np.isnan(observed.floor_df)
+        if binds.any():
+            reference = 2.0 * stdtr(observed.floor_df[binds], -np.abs(observed.statistic[binds]))
+            p[binds] = np.minimum(np.maximum(p[binds], reference), 1.0)
         low, high = self._interval(observed, 1.0 - level)
         low, high = agree(low, high, p <= 1.0 - level)
         return low, high, p
@@ -189,7 +206,10 @@ class StudentizedTest:
         folded = np.where(flip, self.n - k, k)
         statistic = np.where(flip, -statistic, statistic)
         defined = np.isfinite(statistic) & (folded >= 2)
-        return _Observed(impact, se, folded, statistic, flip, defined)
+        floor_df = np.full(len(impact), np.nan)
+        if self._floor_df is not None:
+            floor_df = np.where(defined, self._floor_df(k, sums, self.totals[:, None], self.n), np.nan)
+        return _Observed(impact, se, folded, statistic, flip, defined, floor_df)
 
     def _interval(self, observed: _Observed, alpha: float) -> tuple[np.ndarray, np.ndarray]:
         size = len(observed.impact)
@@ -200,6 +220,10 @@ class StudentizedTest:
         # Back from the folded side: the group's quantiles are minus the other side's, swapped.
         flip = observed.flip
         c_low[flip], c_high[flip] = -c_high[flip], -c_low[flip]
+        binds = ~np.isnan(observed.floor_df)
+        if binds.any():  # the wider of the permutation's and the floor's t reference's (see run)
+            quantile = -stdtrit(observed.floor_df[binds], alpha / 2.0)
+            c_low[binds], c_high[binds] = np.minimum(c_low[binds], -quantile), np.maximum(c_high[binds], quantile)
         return observed.impact - c_high * observed.se, observed.impact - c_low * observed.se
 
     @property

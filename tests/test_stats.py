@@ -521,17 +521,79 @@ def test_feature_summary_fcr_interval_agrees_with_q_on_demo(weighting):
     assert "smile" in helps and {"text", "poster"} <= hurts
 
 
-def test_feature_summary_impressions_low_exposure_zero_clicks_are_not_a_discovery():
+@pytest.mark.parametrize("weighting", ["mean", "impressions"])
+def test_feature_summary_low_exposure_zero_clicks_are_not_a_discovery(weighting):
     """5 images with 0 clicks in 50 impressions each against 35 at ~1 % of 5,000: 0 clicks in 250
-    impressions at 1 % happens 8 % of the time, so no p below 0.01 (the residuals alone gave 1e-4)."""
+    impressions at 1 % happens 8 % of the time, so no p below 0.01. With impression weighting the
+    residuals alone gave 1e-4; under the mean the shuffle alone gave 2e-4 (its random groups of
+    well-exposed images are no null for five barely exposed ones)."""
     rng = np.random.default_rng(0)
     impressions = np.r_[np.full(5, 50.0), np.full(35, 5_000.0)]
     clicks = np.r_[np.zeros(5), rng.binomial(5_000, 0.01, 35)].astype(float)
     dataset = _one_feature(clicks / impressions, np.arange(40) < 5, clicks, impressions)
-    row = feature_summary(dataset, confidence=0.5, weighting="impressions").iloc[0]
+    row = feature_summary(dataset, confidence=0.5, weighting=weighting).iloc[0]
     assert 0.99**250 == pytest.approx(0.081, abs=0.001)
     assert row["p_value"] >= 0.01
     assert row["ci_low"] < 0 < row["ci_high"]
+    assert row["ci_low_fcr"] < 0 < row["ci_high_fcr"]
+    if weighting == "mean":  # the plain means of per-image CTRs, whatever the test
+        assert row["avg_ctr_with"] == 0.0
+        assert row["avg_ctr_without"] == pytest.approx((clicks[5:] / 5_000).mean(), rel=1e-12)
+
+
+def test_mean_floor_reference_applies_only_where_a_floor_binds_on_atypical_exposure():
+    """The exposure reference applies to the five barely exposed zero-click images (floored, at 2 %
+    of the build's typical precision), not to groups of a build whose images are equally exposed,
+    nor without impressions."""
+    rng = np.random.default_rng(0)
+    impressions = np.r_[np.full(5, 50.0), np.full(35, 5_000.0)]
+    clicks = np.r_[np.zeros(5), rng.binomial(5_000, 0.01, 35)].astype(float)
+    ctr = clicks / impressions
+    groups = np.column_stack([np.arange(40) < 5, np.isin(np.arange(40), [10, 14, 20, 27, 33])]).astype(float)
+
+    def floor_df(ctr, impressions):
+        columns = stats.mean_columns(ctr, impressions)
+        return stats.mean_floor_df(groups.sum(axis=0), columns.T @ groups, columns.sum(axis=0)[:, None], 40)
+
+    # The zero-click images' floored variance counts as known and dominates: the reference is
+    # about the normal (the rest's variance, from its spread, spends its 34 degrees of freedom).
+    assert floor_df(ctr, impressions)[0] > 1_000
+    equal = np.full(40, 5_000.0)
+    assert np.isnan(floor_df(np.rint(ctr * equal) / equal, equal)).all()
+    assert np.isnan(floor_df(ctr, None)).all()
+    test = permutation.StudentizedTest("mean", np.column_stack([ctr, impressions]), n_tests=1)
+    k, group_sums = groups.sum(axis=0), test.group_sums(groups)
+    diff, se = test.standard_error(k, group_sums)
+    low, high, p = test.run(k, group_sums, diff)
+    # The larger of the shuffle's p and the normal's, and an interval at least the normal's.
+    assert p[0] >= 2 * sps.norm.sf(abs(diff[0] / se[0])) > 0.1
+    assert low[0] <= diff[0] - 1.959 * se[0] and high[0] >= diff[0] + 1.959 * se[0]
+
+
+def test_feature_summary_mean_test_and_intervals_agree_where_features_travel_with_exposure():
+    """A build whose features favour low-exposure images, one of them raising CTR by half: under the
+    mean many features take the exposure reference, and the intervals still exclude 0 exactly when p <=
+    0.05 (per test) and q < 0.05 (false coverage rate)."""
+    from tests import simulation
+
+    rng = np.random.default_rng(11)
+    rate = simulation.lognormal_ctr(rng, sigma=0.3)
+    impressions = np.rint(np.exp(rng.uniform(np.log(50), np.log(50_000), simulation.N_IMAGES)))
+    present = simulation.exposure_presence(rng, impressions, 60, tilt=1.0)
+    rate = np.where(present[:, 0], 1.5 * rate, rate)
+    clicks = rng.binomial(impressions.astype(np.int64), rate).astype(np.float64)
+    dataset = simulation.dataset(present, clicks=clicks, impressions=impressions)
+    summary = feature_summary(dataset, confidence=0.5, weighting="mean")
+    tested = summary[summary["p_value"].notna()]
+    excludes = (tested["ci_low"] > 0) | (tested["ci_high"] < 0)
+    assert (excludes == (tested["p_value"] <= 0.05)).all()
+    assert _check_fcr_interval(summary) >= 1
+    assert summary.set_index("feature").loc["f0", "verdict"] == "helps"
+    known = dataset.has_ctr
+    test = permutation.StudentizedTest("mean", np.column_stack([dataset.ctr, impressions])[known], n_tests=60)
+    k = present[known].sum(axis=0)
+    df = stats.mean_floor_df(k, test.group_sums(present[known]), test.totals[:, None], test.n)
+    assert np.count_nonzero(~np.isnan(df)) >= 20
 
 
 def test_ratio_standard_error_is_at_least_the_no_effect_variance():
