@@ -35,11 +35,11 @@ from dataclasses import dataclass
 from itertools import combinations
 
 import numpy as np
-from scipy.special import gammaln, stdtr, stdtrit
+from scipy.special import gammaln
 
-from data import stats
+from data import exposure, stats
 from data.cache import AnalysisCache
-from data.tails import TIE_RTOL, critical_ends, fit_tails, one_sided_p
+from data.tails import TIE_RTOL, critical_ends, fit_tails, largest, one_sided_p
 
 LEVEL = 0.95
 SIGNIFICANCE = 0.05
@@ -60,10 +60,6 @@ KINDS = {
     ),
     "impressions": (lambda units: stats.ratio_columns(units[:, 0], units[:, 1]), stats.ratio_difference),
 }
-# Where a side's no-effect variance floor binds on exposure atypical of the build, the degrees of
-# freedom of a t reference for the floored statistic, conditional on the groups' exposures (NaN
-# elsewhere): see StudentizedTest.run.
-FLOOR_REFERENCES = {"mean": stats.mean_floor_df}
 
 
 def resamples_for(n_tests: int) -> int:
@@ -143,7 +139,6 @@ class StudentizedTest:
         self.columns = np.empty_like(self._sorted_columns)
         self.columns[order] = self._sorted_columns
         self.totals = self._sorted_columns.sum(axis=0)
-        self._floor_df = FLOOR_REFERENCES.get(kind)
 
     def group_sums(self, membership) -> np.ndarray:
         """Sums of the columns over each feature's images: (columns, features); membership is images x features."""
@@ -166,22 +161,15 @@ class StudentizedTest:
         the permutation quantiles of the statistic at ``(1 - level) / 2`` and ``(1 + level) / 2``,
         so it excludes 0 exactly when p <= 1 - level.
 
-        Where a side's no-effect variance floor binds (its images' impressions make it noisier
-        than its spread shows) and a side's exposure is atypical of the build
-        (``FLOOR_REFERENCES``, e.g. :func:`stats.mean_floor_df`), shuffling whole images does not
-        represent it: p is then the larger of the permutation p and the statistic's p against a
-        t reference conditional on the exposures, and the interval the wider of the two, so
-        the agreement holds.
+        Where shuffling whole images cannot stand for a group (a floor binding on atypical
+        exposure), p and the interval also answer to a t reference: see ``data/exposure.py``.
         """
         observed = self._observed(k, sums, impact)
         p = np.full(len(observed.impact), np.nan)
         if observed.defined.any():
             at = observed.defined
             p[at] = p_values(self.table(), self.n, observed.folded[at], observed.statistic[at])
-        binds = ~np.isnan(observed.floor_df)
-        if binds.any():
-            reference = 2.0 * stdtr(observed.floor_df[binds], -np.abs(observed.statistic[binds]))
-            p[binds] = np.minimum(np.maximum(p[binds], reference), 1.0)
+        exposure.raise_p(p, observed.floor_df, observed.statistic)
         low, high = self._interval(observed, 1.0 - level)
         low, high = agree(low, high, p <= 1.0 - level)
         return low, high, p
@@ -206,9 +194,7 @@ class StudentizedTest:
         folded = np.where(flip, self.n - k, k)
         statistic = np.where(flip, -statistic, statistic)
         defined = np.isfinite(statistic) & (folded >= 2)
-        floor_df = np.full(len(impact), np.nan)
-        if self._floor_df is not None:
-            floor_df = np.where(defined, self._floor_df(k, sums, self.totals[:, None], self.n), np.nan)
+        floor_df = exposure.floor_df(self.kind, k, sums, self.totals[:, None], self.n, defined)
         return _Observed(impact, se, folded, statistic, flip, defined, floor_df)
 
     def _interval(self, observed: _Observed, alpha: float) -> tuple[np.ndarray, np.ndarray]:
@@ -220,10 +206,7 @@ class StudentizedTest:
         # Back from the folded side: the group's quantiles are minus the other side's, swapped.
         flip = observed.flip
         c_low[flip], c_high[flip] = -c_high[flip], -c_low[flip]
-        binds = ~np.isnan(observed.floor_df)
-        if binds.any():  # the wider of the permutation's and the floor's t reference's (see run)
-            quantile = -stdtrit(observed.floor_df[binds], alpha / 2.0)
-            c_low[binds], c_high[binds] = np.minimum(c_low[binds], -quantile), np.maximum(c_high[binds], quantile)
+        exposure.widen(c_low, c_high, observed.floor_df, alpha)  # the wider of the two references (see run)
         return observed.impact - c_high * observed.se, observed.impact - c_low * observed.se
 
     @property
@@ -377,8 +360,8 @@ def compute_table(columns: np.ndarray, difference, resamples: int, seed: int) ->
             np.cumsum(columns[prefix], axis=1, out=sums[:count])
             diff, se = difference(sizes, np.moveaxis(sums[:count, sizes - 1], -1, 0), totals, n)
             drawn[:, start : start + count] = _statistic(diff, se).T
-    upper = np.sort(_largest(drawn, n_side), axis=1)
-    lower = np.sort(_largest(np.negative(drawn, out=drawn), n_side), axis=1)
+    upper = np.sort(largest(drawn, n_side), axis=1)
+    lower = np.sort(largest(np.negative(drawn, out=drawn), n_side), axis=1)
     body = np.sort(-drawn[:, :BODY_RESAMPLES], axis=1)
     tails = np.stack([fit_tails(upper, resamples, TAIL_FIT), fit_tails(lower, resamples, TAIL_FIT)], axis=1)
     return NullTable(
@@ -402,13 +385,6 @@ def _draw_prefixes(rng: np.random.Generator, n: int, top: int, count: int) -> np
     an image for shuffling all ``n`` of a row; with ``top <= n / 2`` picking is always cheaper.
     """
     return np.stack([rng.choice(n, top, replace=False, shuffle=True) for _ in range(count)])
-
-
-def _largest(rows: np.ndarray, count: int) -> np.ndarray:
-    width = rows.shape[1]
-    if width <= count:
-        return rows.copy()
-    return np.partition(rows, width - count, axis=1)[:, width - count :]
 
 
 def _enumerate(columns: np.ndarray, difference, n: int, k: int) -> np.ndarray:

@@ -100,3 +100,11 @@ def fit_tails(tail: np.ndarray, resamples: int, count: int) -> np.ndarray:
     usable &= np.isfinite(scale) & (scale > 0)
     fit[usable] = np.column_stack([threshold, scale, shape, np.full(rows, count / (resamples + 1.0))])[usable]
     return fit
+
+
+def largest(rows: np.ndarray, count: int) -> np.ndarray:
+    """The ``count`` largest values of each row (unordered): the tail a null table keeps of its draws."""
+    width = rows.shape[1]
+    if width <= count:
+        return rows.copy()
+    return np.partition(rows, width - count, axis=1)[:, width - count :]
