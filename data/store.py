@@ -11,23 +11,26 @@ from datetime import UTC, datetime
 import pandas as pd
 from sqlalchemy import delete, select, text, update
 
-from data import database, image_queries, migrations, nulls, queries
+from data import database, image_queries, metrics_queries, migrations, nulls, queries
 from data.analysis import Dataset, permutation_tests
 from data.batches import CTR_COLUMNS, FeatureBatch
 from data.cache import DEFAULT_CACHE_MB, AnalysisCache
 from data.errors import (
     CtrFormConflict,
+    DatasetKindConflict,
     InvalidBatch,
     StorageUnavailable,
     StoreError,
     TokenExists,
     UnknownBuild,
     UnknownDataset,
+    WindowUnavailable,
 )
 from data.schema import access_tokens, app_secrets, builds, store_version
 
 __all__ = [
     "CtrFormConflict",
+    "DatasetKindConflict",
     "FeatureStore",
     "InvalidBatch",
     "StorageUnavailable",
@@ -35,6 +38,7 @@ __all__ = [
     "TokenExists",
     "UnknownBuild",
     "UnknownDataset",
+    "WindowUnavailable",
 ]
 
 DEFAULT_KEEP_BUILDS = 20
@@ -79,6 +83,14 @@ class _Writer:
     def put_thumbnails(self, business: str, source: str, items) -> list[bool]:
         """As FeatureStore.put_thumbnails, in the enclosing transaction."""
         return self._store._put_thumbnails(self._conn, business, source, items)
+
+    def replace_metrics(self, business: str, source: str, frame: pd.DataFrame) -> dict:
+        """As FeatureStore.replace_metrics, in the enclosing transaction."""
+        return self._store._metrics_write(self._conn, metrics_queries.replace_metrics, business, source, frame)
+
+    def merge_metrics(self, business: str, source: str, frame: pd.DataFrame) -> dict:
+        """As FeatureStore.merge_metrics, in the enclosing transaction."""
+        return self._store._metrics_write(self._conn, metrics_queries.merge_metrics, business, source, frame)
 
 
 class FeatureStore:
@@ -232,6 +244,7 @@ class FeatureStore:
 
     def _replace_ctr(self, conn, business: str, source: str, ctr: pd.DataFrame) -> dict:
         database.lock_dataset(conn, business, source)
+        metrics_queries.refuse_ctr(conn, business, source)
         return self._store_ctr_set(conn, business, source, ctr.reindex(columns=CTR_COLUMNS))
 
     def merge_ctr(self, business: str, source: str, ctr: pd.DataFrame) -> dict:
@@ -249,6 +262,7 @@ class FeatureStore:
         # Read inside the write transaction, after the pair's lock: a concurrent PUT or PATCH
         # either lands wholly before this read or waits for this transaction to end.
         database.lock_dataset(conn, business, source)
+        metrics_queries.refuse_ctr(conn, business, source)
         stored = queries.ctr_frame(conn, queries.ctr_set_id(conn, business, source))
         if len(stored) and queries.has_counts(stored) != given_counts:
             have, sent = ("counts", "rates") if given_counts is False else ("rates", "counts")
@@ -274,6 +288,36 @@ class FeatureStore:
             "images": n_images,
             "has_counts": has_counts,
         }
+
+    # -- dated metrics (data/metrics_queries.py) --------------------------------------------
+
+    def replace_metrics(self, business: str, source: str, frame: pd.DataFrame) -> dict:
+        """Make ``frame`` (image, day, clicks, impressions) the pair's dated metrics; raises DatasetKindConflict over a CTR set."""
+        return self._write(
+            lambda conn: self._metrics_write(conn, metrics_queries.replace_metrics, business, source, frame)
+        )
+
+    def merge_metrics(self, business: str, source: str, frame: pd.DataFrame) -> dict:
+        """Upsert ``frame``'s (image, day) rows into the pair's dated metrics, keeping every other day."""
+        return self._write(
+            lambda conn: self._metrics_write(conn, metrics_queries.merge_metrics, business, source, frame)
+        )
+
+    def _metrics_write(self, conn, write, business: str, source: str, frame: pd.DataFrame) -> dict:
+        database.lock_dataset(conn, business, source)
+        result = write(conn, business, source, frame, _now())
+        self._changed(conn)
+        return result
+
+    def metrics(self, business: str, source: str, window=None) -> pd.DataFrame:
+        """The pair's dated metrics (image, day, clicks, impressions) within ``window`` (a data.window.Window)."""
+        with self._reading() as conn:
+            return metrics_queries.daily(conn, business, source, window)
+
+    def metric_set(self, business: str, source: str):
+        """The pair's ``metrics_queries.MetricSet`` (id, extent), or None without dated metrics."""
+        with self._reading() as conn:
+            return metrics_queries.metric_set(conn, business, source)
 
     # -- reading ---------------------------------------------------------------------------
 
@@ -306,7 +350,7 @@ class FeatureStore:
     def datasets(self) -> pd.DataFrame:
         """The current build of each (business, source), most recently updated first."""
         with self._reading() as conn:
-            frame = queries.current_builds(conn)
+            frame = metrics_queries.with_metrics(conn, queries.current_builds(conn))
         frame["has_counts"] = frame["has_counts"].fillna(0).astype(bool)
         updated = frame[["received_at", "ctr_received_at"]].fillna("").max(axis=1)
         frame = frame.assign(updated_at=updated).sort_values(["updated_at", "build_id"], ascending=False)
@@ -355,12 +399,12 @@ class FeatureStore:
             raise UnknownBuild(f"build {build_id} is not a stored build")
         return row.business, row.source
 
-    def dataset(self, business: str, source: str, build_id: int | None = None) -> Dataset:
-        """The build (current by default) as a Dataset with the pair's CTRs aligned to it."""
-        return self.load_build(business, source, build_id)[0]
+    def dataset(self, business: str, source: str, build_id: int | None = None, *, window=None) -> Dataset:
+        """The build (current by default) as a Dataset with the pair's CTRs (over ``window``) aligned to it."""
+        return self.load_build(business, source, build_id, window=window)[0]
 
     def load_build(
-        self, business: str, source: str, build_id: int | None = None, *, fall_back: bool = False
+        self, business: str, source: str, build_id: int | None = None, *, fall_back: bool = False, window=None
     ) -> tuple[Dataset, int, int | None]:
         """``(dataset, build id, gone)`` of a build (current by default), resolved and read in one
         snapshot, so a build pruned by a concurrent write cannot vanish between the two.
@@ -370,7 +414,9 @@ class FeatureStore:
         array where that is smaller than a dense matrix. Cached per (build, CTR set) within
         ``cache_mb``: builds never change, and a new CTR upload gets a new id, so a cache hit
         costs two indexed lookups; after a CTR upload the build's matrix is reused rather than
-        read again.
+        read again. A pair with dated metrics gets each image's clicks and impressions summed
+        over ``window`` (a ``data.window.Window``; None: every day), cached per window; a window
+        on a pair without them raises WindowUnavailable.
         """
         gone = None
         with self._reading() as conn:
@@ -381,7 +427,8 @@ class FeatureStore:
                     raise
                 bid, gone = queries.resolve_build(conn, business, source, None), build_id
             set_id = queries.ctr_set_id(conn, business, source)
-            key = (bid, set_id)
+            metrics_key = metrics_queries.dataset_key(conn, business, source, window)
+            key = (bid, set_id if metrics_key is None else metrics_key)
             cached = self._cache.get(key)
             if cached is not None:
                 self._adopt_nulls(cached)
@@ -391,10 +438,13 @@ class FeatureStore:
                 images, features, confidences = same_build.images, same_build.features, same_build.confidences
             else:
                 images, features, confidences = queries.read_matrix(conn, bid)
-            ctr = queries.ctr_frame(conn, set_id)
+            if metrics_key is None:
+                ctr = queries.ctr_frame(conn, set_id)
+            else:
+                ctr = metrics_queries.window_ctr(conn, business, source, metrics_key[2])
         dataset = Dataset.from_matrix(images, features, confidences, ctr)
         # A replaced CTR set never comes back: its entry would only hold the build twice.
-        self._cache.discard(lambda k: k[0] == bid and k != key)
+        self._cache.discard(lambda k: k[0] == bid and not metrics_queries.same_ctrs(k[1], key[1]))
         self._cache.put(key, dataset, dataset.nbytes)
         self._adopt_nulls(dataset)
         return dataset, bid, gone
