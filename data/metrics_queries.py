@@ -87,7 +87,7 @@ def _refuse_metrics(conn, business: str, source: str) -> None:
     if n_images:
         raise DatasetKindConflict(
             f"{business!r} / {source!r} holds a CTR set (PUT/PATCH /api/ctr), not dated metrics; "
-            "send CTRs, or PUT /api/ctr with {} to empty the set first"
+            "send CTRs (PUT/PATCH /api/ctr), or store the dated metrics under another image source"
         )
     if n_images is not None:  # an emptied CTR set gives way to the dated metrics
         conn.execute(delete(ctr_sets).where(ctr_sets.c.business == business, ctr_sets.c.source == source))

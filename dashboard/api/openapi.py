@@ -380,6 +380,7 @@ def openapi_document(min_n: int) -> dict:
         },
     }  # fmt: skip
     paths |= image_paths(min_n)
+    paths = metrics_paths(paths, min_n)
     return {
         "openapi": "3.1.0",
         "info": {
@@ -394,7 +395,7 @@ def openapi_document(min_n: int) -> dict:
         "security": [{}, {"bearer": []}],
         "paths": paths,
         "components": {
-            "schemas": _schemas() | image_schemas(),
+            "schemas": _schemas() | image_schemas() | metrics_schemas(),
             "securitySchemes": {
                 "bearer": {"type": "http", "scheme": "bearer", "description": "an access token, or INGEST_TOKEN"}
             },
@@ -566,6 +567,61 @@ def image_schemas() -> dict:
                 "limit": _INT,
                 "total": _INT,
                 "images": {"type": "array", "items": _ref("GalleryImage")},
+            }
+        ),
+    }
+
+
+# Dated metrics: PUT and PATCH /api/metrics (a dataset holds a CTR set or dated metrics, so a write
+# of the other kind is a 409 both ways).
+_DAY = {"type": "string", "format": "date", "pattern": "^[0-9]{4}-[0-9]{2}-[0-9]{2}$"}
+
+
+def metrics_paths(paths: dict, min_n: int) -> dict:
+    """``paths`` with PUT and PATCH /api/metrics, and the 409 a CTR write onto dated metrics gets."""
+    del min_n  # no read parameters here
+    paths = dict(paths)
+    ctr = dict(paths["/api/ctr"])
+    ctr["put"] = ctr["put"] | {"responses": ctr["put"]["responses"] | _errors(409)}
+    paths["/api/ctr"] = ctr
+    stored = {"200": _json(_ref("MetricsStored"), "dated metrics stored; images and rows count the whole set")}
+    paths["/api/metrics"] = {
+        "put": _write("replace the dataset's dated metrics ({} removes them)", "MetricsBody", stored, 409),
+        "patch": _write(
+            "insert or overwrite the given image-days, keeping every other day", "MetricsPatchBody", stored, 409
+        ),
+    }
+    return paths
+
+
+def metrics_schemas() -> dict:
+    """The bodies and answer of PUT and PATCH /api/metrics."""
+    count = {"type": "integer", "minimum": 0, "maximum": MAX_COUNT}
+    days = {
+        "type": "object",
+        "minProperties": 1,
+        "propertyNames": _DAY,
+        "additionalProperties": _object({"clicks": count, "impressions": count}) | {"additionalProperties": False},
+    }
+    body = {
+        "type": "object",
+        "description": "image name -> day (YYYY-MM-DD) -> clicks and impressions; counts are JSON integers, "
+        "clicks must not exceed impressions (400 otherwise)",
+        "propertyNames": _NAME,
+        "additionalProperties": days,
+    }
+    return {
+        "MetricsBody": body | {"minProperties": 0},
+        "MetricsPatchBody": body | {"minProperties": 1},
+        "MetricsStored": _object(
+            {
+                "business": _TEXT,
+                "source": _TEXT,
+                "received_at": _TEXT,
+                "images": _INT,
+                "rows": _INT,
+                "first_day": {"type": ["string", "null"], "format": "date"},
+                "last_day": {"type": ["string", "null"], "format": "date"},
             }
         ),
     }
