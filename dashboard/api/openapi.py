@@ -103,6 +103,9 @@ _DESCRIPTIONS = {
     "min_n": "images needed on each side for statistics (default: MIN_GROUP_SIZE)",
     "weighting": "mean of images or impression-weighted",
     "adjusted": "1: add each feature's impact adjusted for its co-occurring features",
+    "from": "first day (YYYY-MM-DD, inclusive) of the dated metrics summed into each image's CTR; "
+    "must not be after to (400 otherwise); a window on a dataset without dated metrics: 400",
+    "to": "last day (YYYY-MM-DD, inclusive) of the dated metrics summed into each image's CTR",
 }
 
 
@@ -110,6 +113,8 @@ def param_schema(param: Param, default=None) -> dict:
     """The JSON Schema of one query parameter, from the spec the parsers read."""
     if param.kind == "text":
         schema = dict(_NAME)
+    elif param.kind == "date":
+        schema = dict(_DAY)
     elif param.kind == "choice":
         schema = {"type": "string", "enum": list(param.choices)}
     else:
@@ -395,7 +400,7 @@ def openapi_document(min_n: int) -> dict:
         "security": [{}, {"bearer": []}],
         "paths": paths,
         "components": {
-            "schemas": _schemas() | image_schemas() | metrics_schemas(),
+            "schemas": with_windows(_schemas() | image_schemas() | metrics_schemas()),
             "securitySchemes": {
                 "bearer": {"type": "http", "scheme": "bearer", "description": "an access token, or INGEST_TOKEN"}
             },
@@ -578,13 +583,17 @@ _DAY = {"type": "string", "format": "date", "pattern": "^[0-9]{4}-[0-9]{2}-[0-9]
 
 
 def metrics_paths(paths: dict, min_n: int) -> dict:
-    """``paths`` with PUT and PATCH /api/metrics, and the 409 a CTR write onto dated metrics gets."""
+    """``paths`` with PUT and PATCH /api/metrics, the 409 a CTR write onto dated metrics gets, and the gallery's window."""
     del min_n  # no read parameters here
     paths = dict(paths)
     ctr = dict(paths["/api/ctr"])
     ctr["put"] = ctr["put"] | {"responses": ctr["put"]["responses"] | _errors(409)}
     paths["/api/ctr"] = ctr
     stored = {"200": _json(_ref("MetricsStored"), "dated metrics stored; images and rows count the whole set")}
+    if "/api/gallery" in paths:  # the gallery takes the summary's window
+        gallery = paths["/api/gallery"]["get"]
+        window = [_query(name, param_schema(PARAMS[name]), _DESCRIPTIONS[name]) for name in ("from", "to")]
+        paths["/api/gallery"] = {"get": gallery | {"parameters": gallery["parameters"] + window}}
     paths["/api/metrics"] = {
         "put": _write("replace the dataset's dated metrics ({} removes them)", "MetricsBody", stored, 409),
         "patch": _write(
@@ -592,6 +601,29 @@ def metrics_paths(paths: dict, min_n: int) -> dict:
         ),
     }
     return paths
+
+
+def with_windows(schemas: dict) -> dict:
+    """``schemas`` with the ``window`` every windowed answer states (``{"from", "to"}``, null: open),
+    in the place the answers put it; the summary's ``from``/``to`` parameters are stated there only."""
+    window = _object({"from": {"type": ["string", "null"]}, "to": {"type": ["string", "null"]}})
+    after = {"Summary": "has_counts", "Drift": "weighting", "Gallery": "sort"}
+    schemas = dict(schemas)
+    for name, previous in after.items():
+        if name not in schemas:
+            continue
+        schema = schemas[name]
+        properties = {}
+        for key, value in schema["properties"].items():
+            if key in ("from", "to"):
+                continue
+            properties[key] = value
+            if key == previous:
+                properties["window"] = window
+        was_required = set(schema.get("required", [])) | {"window"}
+        required = [k for k in properties if k in was_required]
+        schemas[name] = schema | {"properties": properties, "required": required}
+    return schemas
 
 
 def metrics_schemas() -> dict:
