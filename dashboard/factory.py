@@ -25,6 +25,7 @@ def create_app(settings: Settings | None = None, store: FeatureStore | None = No
     from dashboard.api.gallery import create_gallery_blueprint
     from dashboard.api.openapi import create_openapi_blueprint
     from dashboard.api.routes import create_api_blueprint
+    from dashboard.api.trend import create_trend_blueprint
     from dashboard.budget import register_request_budget
     from dashboard.page.callbacks import register_callbacks
     from dashboard.page.layout import build_layout, outage_page
@@ -74,6 +75,7 @@ def create_app(settings: Settings | None = None, store: FeatureStore | None = No
     server.register_blueprint(create_drift_blueprint(readable, settings))
     server.register_blueprint(create_openapi_blueprint(settings))
     server.register_blueprint(create_gallery_blueprint(readable, settings))
+    server.register_blueprint(create_trend_blueprint(readable, settings))
     install_access(server, store, settings)
 
     @server.get("/healthz")

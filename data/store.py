@@ -314,6 +314,11 @@ class FeatureStore:
         with self._reading() as conn:
             return metrics_queries.daily(conn, business, source, window)
 
+    def metric_ctr(self, business: str, source: str, window=None) -> pd.DataFrame:
+        """The pair's CTRs summed over ``window`` (image, ctr, clicks, impressions; images with impressions in it)."""
+        with self._reading() as conn:
+            return metrics_queries.window_ctr(conn, business, source, window)
+
     def metric_set(self, business: str, source: str):
         """The pair's ``metrics_queries.MetricSet`` (id, extent), or None without dated metrics."""
         with self._reading() as conn:

@@ -85,6 +85,16 @@ class ScopedStore:
         self._check(business, source)
         return self._store.load_build(business, source, build_id, fall_back=fall_back, window=window)
 
+    def metric_set(self, business: str, source: str):
+        """As FeatureStore.metric_set, within the scope."""
+        self._check(business, source)
+        return self._store.metric_set(business, source)
+
+    def metric_ctr(self, business: str, source: str, window=None):
+        """As FeatureStore.metric_ctr, within the scope."""
+        self._check(business, source)
+        return self._store.metric_ctr(business, source, window)
+
     def metrics(self, business: str, source: str, window=None):
         """As FeatureStore.metrics, within the scope."""
         self._check(business, source)

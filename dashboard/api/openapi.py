@@ -12,6 +12,7 @@ from flask import Blueprint, jsonify
 from dashboard.api.gallery import DEFAULT_GALLERY_LIMIT, MAX_GALLERY_LIMIT
 from dashboard.api.params import PARAMS, Param
 from dashboard.api.routes import BUILD_FIELDS, DATASET_FIELDS, SUMMARY_PARAMS, no_store
+from dashboard.api.trend import TREND_OWN, TREND_PARAMS
 from data import stats
 from data.adjusted import ADJUSTED_COLUMNS
 from data.analysis import POINT_COLUMNS, SUMMARY_COLUMNS
@@ -583,8 +584,8 @@ _DAY = {"type": "string", "format": "date", "pattern": "^[0-9]{4}-[0-9]{2}-[0-9]
 
 
 def metrics_paths(paths: dict, min_n: int) -> dict:
-    """``paths`` with PUT and PATCH /api/metrics, the 409 a CTR write onto dated metrics gets, and the gallery's window."""
-    del min_n  # no read parameters here
+    """``paths`` with PUT and PATCH /api/metrics, GET /api/trend, the 409 a CTR write onto dated
+    metrics gets, and the gallery's window."""
     paths = dict(paths)
     ctr = dict(paths["/api/ctr"])
     ctr["put"] = ctr["put"] | {"responses": ctr["put"]["responses"] | _errors(409)}
@@ -594,6 +595,7 @@ def metrics_paths(paths: dict, min_n: int) -> dict:
         gallery = paths["/api/gallery"]["get"]
         window = [_query(name, param_schema(PARAMS[name]), _DESCRIPTIONS[name]) for name in ("from", "to")]
         paths["/api/gallery"] = {"get": gallery | {"parameters": gallery["parameters"] + window}}
+    paths["/api/trend"] = {"get": trend_operation(min_n)}
     paths["/api/metrics"] = {
         "put": _write("replace the dataset's dated metrics ({} removes them)", "MetricsBody", stored, 409),
         "patch": _write(
@@ -601,6 +603,27 @@ def metrics_paths(paths: dict, min_n: int) -> dict:
         ),
     }
     return paths
+
+
+def trend_operation(min_n: int) -> dict:
+    """GET /api/trend: its parameters (the summary's, a feature and a period) and answer."""
+    own = {
+        "feature": "the feature whose trend to draw",
+        "period": "day, week (Monday to Sunday) or month; the first and last periods are clipped to the window",
+    }
+    parameters = []
+    for name in TREND_PARAMS:
+        param = TREND_OWN.get(name) or PARAMS[name]
+        default = min_n if name == "min_n" else None
+        description = own.get(name) or _DESCRIPTIONS.get(name, "dataset's " + name)
+        if name in ("from", "to"):
+            description += "; default: the first (last) stored day"
+        parameters.append(_query(name, param_schema(param, default), description, required=param.required))
+    return {
+        "summary": "one feature's summary on each day, week or month of the dataset's dated metrics",
+        "parameters": parameters,
+        "responses": {"200": _json(_ref("Trend"), "a point per period, oldest first")} | _errors(400, 404, 422, 503),
+    }
 
 
 def with_windows(schemas: dict) -> dict:
@@ -642,7 +665,14 @@ def metrics_schemas() -> dict:
         "propertyNames": _NAME,
         "additionalProperties": days,
     }
+    point = {c: _NULLABLE_NUMBER for c in ("avg_ctr_with", "avg_ctr_without", "impact", "ci_low", "ci_high", "p_value")}
+    point = {"from": _TEXT, "to": _TEXT, "n_with": _INT, "n_without": _INT} | point
+    window = _object({"from": {"type": ["string", "null"]}, "to": {"type": ["string", "null"]}})
+    trend = {"business": _TEXT, "source": _TEXT, "build_id": _INT, "feature": _TEXT, "period": _TEXT}
+    trend |= {"window": window, "points": {"type": "array", "items": _ref("TrendPoint")}}
     return {
+        "Trend": _object(trend),
+        "TrendPoint": _object(point),
         "MetricsBody": body | {"minProperties": 0},
         "MetricsPatchBody": body | {"minProperties": 1},
         "MetricsStored": _object(
