@@ -144,3 +144,20 @@ def test_window_checks_its_bounds():
     assert len(refused.value.problems) == 2
     with pytest.raises(WindowError, match="must not be after"):
         Window("2026-01-03", "2026-01-02")
+
+
+def test_a_large_write_refreshes_the_planner_statistics_on_postgresql(store, engine_name):
+    """PostgreSQL plans a window's sums by hashing once it knows the table's size (see ANALYZE_AFTER_ROWS)."""
+    from sqlalchemy import text
+
+    from data.metrics_queries import ANALYZE_AFTER_ROWS
+
+    if engine_name != "postgresql":
+        return  # SQLite plans the range scan by its key alone
+    images = [f"img_{i}" for i in range(ANALYZE_AFTER_ROWS // 20)]
+    store.replace_metrics("Acme", "vision", make_metrics(images, days=20, skip=0))
+    with store.engine.connect() as conn:
+        tuples = conn.execute(
+            text("SELECT reltuples FROM pg_class WHERE oid = 'image_metrics_daily'::regclass")
+        ).scalar()
+    assert tuples >= 0.9 * ANALYZE_AFTER_ROWS
