@@ -84,6 +84,7 @@ def _register_routes(server: Flask, store: FeatureStore, readable, startup: Star
     from dashboard.api.gallery import create_gallery_blueprint
     from dashboard.api.openapi import create_openapi_blueprint
     from dashboard.api.routes import create_api_blueprint
+    from dashboard.api.trend import create_trend_blueprint
     from dashboard.signin import install_access
     from ingest.image_routes import create_images_blueprint
     from ingest.routes import create_ingest_blueprint
@@ -94,6 +95,7 @@ def _register_routes(server: Flask, store: FeatureStore, readable, startup: Star
     server.register_blueprint(create_drift_blueprint(readable, settings))
     server.register_blueprint(create_openapi_blueprint(settings))
     server.register_blueprint(create_gallery_blueprint(readable, settings))
+    server.register_blueprint(create_trend_blueprint(readable, settings))
     install_access(server, store, settings)
 
     @server.get("/healthz")

@@ -9,6 +9,7 @@ same build bit for bit.
 
 from __future__ import annotations
 
+from datetime import date, timedelta
 from pathlib import Path
 
 import numpy as np
@@ -37,6 +38,14 @@ PLANTED_EFFECTS = {
     "smile": 1.35,
     "headwear": 1.35,
 }
+
+# The demo's clicks and impressions arrive per day, over DAILY_DAYS days from DAILY_START, their
+# sums over every day exactly the counts above (so every all-days number stays what it was). One
+# planted effect fades with time, as creatives wear out: images with FADING_FEATURE get its
+# planted lift at first and none by the last day (creative fatigue), visible in GET /api/trend.
+DAILY_START = date(2026, 9, 1)
+DAILY_DAYS = 90
+FADING_FEATURE = "smile"
 
 # Share of images in which a label is detected, for the labels whose rate is not drawn at random.
 _LABEL_RATES = {
@@ -282,16 +291,65 @@ def demo_build(
     return batch, ctr
 
 
+def demo_daily(
+    batch: FeatureBatch, ctr: pd.DataFrame, seed: int = DEFAULT_SEED, days: int = DAILY_DAYS
+) -> pd.DataFrame:
+    """The CTR set's clicks and impressions spread over ``days`` days (image, day, clicks, impressions).
+
+    Per image the days' sums are exactly its clicks and impressions. Impressions follow a shared
+    daily traffic curve with per-image noise; clicks follow the impressions, and for images with
+    ``FADING_FEATURE`` lean towards the first days, so that its lift over the others falls from
+    about twice its planted size to none (the mean lift over every day is unchanged).
+    """
+    rng = np.random.default_rng(seed + 1)  # not the build's stream: the build stays bit for bit
+    column = batch.features.index(FADING_FEATURE)
+    fading = {batch.images[i] for i, j, value in batch.values if j == column and value > 0}
+    traffic = rng.gamma(20.0, 1.0, days) * (1.0 + 0.25 * np.sin(np.arange(days) * 2 * np.pi / 7))
+    elapsed = np.arange(days) / (days - 1)
+    late = 1.0 / PLANTED_EFFECTS[FADING_FEATURE]  # the last day: no lift left
+    day_names = [(DAILY_START + timedelta(days=d)).isoformat() for d in range(days)]
+    images, day_col, click_col, impression_col = [], [], [], []
+    for image, clicks, impressions in zip(ctr["image"], ctr["clicks"], ctr["impressions"]):
+        weights = traffic * rng.gamma(8.0, 1.0, days)
+        shown = rng.multinomial(int(impressions), weights / weights.sum())
+        lean = np.ones(days)
+        if image in fading:
+            lean = (2.0 - late) + (late - (2.0 - late)) * elapsed  # linear, from 2 - late down to late
+        rate = shown * lean
+        clicked = rng.multinomial(int(clicks), rate / rate.sum()) if rate.sum() > 0 else np.zeros(days, np.int64)
+        _fit_clicks(clicked, shown)
+        images += [image] * days
+        day_col += day_names
+        click_col += clicked.tolist()
+        impression_col += shown.tolist()
+    return pd.DataFrame({"image": images, "day": day_col, "clicks": click_col, "impressions": impression_col})
+
+
+def _fit_clicks(clicked: np.ndarray, shown: np.ndarray) -> None:
+    """Move clicks from days with more clicks than impressions to the days with room (in place)."""
+    excess = int(np.clip(clicked - shown, 0, None).sum())
+    if not excess:
+        return
+    np.minimum(clicked, shown, out=clicked)
+    for d in np.argsort(shown - clicked)[::-1]:
+        room = min(int(shown[d] - clicked[d]), excess)
+        clicked[d] += room
+        excess -= room
+        if not excess:
+            return
+
+
 def load_demo(store, seed: int = DEFAULT_SEED) -> dict:
-    """Load the reference dataset, then the demo build, so the demo is the most recently updated,
-    and a thumbnail drawn for every image of both (``data.demo_images``)."""
+    """Load the reference dataset, then the demo build with its dated metrics (``demo_daily``), so
+    the demo is the most recently updated, and a thumbnail drawn for every image of both (``data.demo_images``)."""
     frame = pd.read_csv(REFERENCE_CSV)
     reference = store.add_build(REFERENCE_BUSINESS, REFERENCE_SOURCE, FeatureBatch.from_wide(frame))
     store.replace_ctr(REFERENCE_BUSINESS, REFERENCE_SOURCE, ctr_frame(frame["image_name"], frame["ctr"]))
 
     batch, ctr = demo_build(seed)
     demo = store.add_build(DEMO_BUSINESS, DEMO_SOURCE, batch)
-    store.replace_ctr(DEMO_BUSINESS, DEMO_SOURCE, ctr)
+    # As the ad server sends them: per day. Their sums over every day are ``ctr``'s counts.
+    store.replace_metrics(DEMO_BUSINESS, DEMO_SOURCE, demo_daily(batch, ctr, seed))
     # Pictures drawn from each image's features, so the gallery has thumbnails on the first run.
     from data.demo_images import demo_thumbnails
 

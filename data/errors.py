@@ -19,6 +19,14 @@ class CtrFormConflict(StoreError, ValueError):
     """A CTR upsert in the other form (rates or counts) than the stored set."""
 
 
+class DatasetKindConflict(StoreError, ValueError):
+    """A write of dated metrics to a dataset holding a CTR set, or of CTRs to one holding dated metrics."""
+
+
+class WindowUnavailable(StoreError, ValueError):
+    """A time window was asked of a dataset without dated metrics."""
+
+
 class InvalidBatch(StoreError, ValueError):
     """A batch that repeats a name or whose values point outside its own images or features."""
 

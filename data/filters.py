@@ -1,7 +1,8 @@
 """The filters every summary takes, in one value, and the selection they make.
 
 ``Filters`` holds what the analyst chooses (the confidence threshold, the prevalence range,
-the images needed on a side for a test, the CTR weighting). The read API and the page parse
+the images needed on a side for a test, the CTR weighting, the window of days whose clicks and
+impressions make each image's CTR). The read API and the page parse
 one from their query (``dashboard/api/params.py``); a notebook builds one, or names its fields
 as keywords of the analysis functions. A new filter (a time window, say) is one more field
 here and one more parameter there: the functions that take a ``Filters`` keep their signature.
@@ -18,6 +19,7 @@ from dataclasses import dataclass, fields, replace
 import numpy as np
 
 from data import matrix
+from data.window import Window, WindowError
 
 WEIGHTINGS = ("mean", "impressions")
 DEFAULT_MIN_GROUP_SIZE = 5
@@ -58,6 +60,9 @@ class Filters:
     ``min_pct``/``max_pct``: keep features present in that range of the build's images (%).
     ``min_n``: images with a CTR needed on each side of a feature for its statistics.
     ``weighting``: ``"mean"`` of per-image CTRs or ``"impressions"`` (clicks / impressions).
+    ``date_from``/``date_to``: the first and last day (``YYYY-MM-DD`` or a date; None: open) whose
+    dated metrics make each image's CTR; the query parameters ``from`` and ``to``. The store
+    applies them when it loads the dataset (``store.dataset(..., window=filters.window)``).
     Raises FilterError naming every value it cannot use.
     """
 
@@ -66,6 +71,8 @@ class Filters:
     max_pct: float = 100.0
     min_n: int = DEFAULT_MIN_GROUP_SIZE
     weighting: str = "mean"
+    date_from: str | None = None
+    date_to: str | None = None
 
     def __post_init__(self):
         problems: list[str] = []
@@ -83,6 +90,12 @@ class Filters:
             problems.append(f"weighting must be one of {', '.join(WEIGHTINGS)}, got {self.weighting!r}")
         if self.min_pct > self.max_pct:
             problems.append(f"min_pct ({self.min_pct:g}) must not exceed max_pct ({self.max_pct:g})")
+        try:
+            window = Window(self.date_from, self.date_to)
+            set_(self, "date_from", window.start)
+            set_(self, "date_to", window.end)
+        except WindowError as exc:
+            problems.extend(exc.problems)
         if problems:
             raise FilterError(problems)
 
@@ -95,6 +108,17 @@ class Filters:
         if self.weighting == "impressions" and not has_counts:
             return replace(self, weighting="mean")
         return self
+
+    @property
+    def window(self) -> Window | None:
+        """The window of days these filters choose, or None for every day (no ``from`` or ``to``)."""
+        if self.date_from is None and self.date_to is None:
+            return None
+        return Window(self.date_from, self.date_to)
+
+    def window_fields(self) -> dict:
+        """``{"from": ..., "to": ...}``: the window as answers state it (None: open)."""
+        return {"from": self.date_from, "to": self.date_to}
 
     @classmethod
     def names(cls) -> tuple[str, ...]:

@@ -7,6 +7,7 @@ written against these, and the revisions, not ``create_all``, make and change th
 from sqlalchemy import (
     BigInteger,
     Column,
+    Date,
     Float,
     ForeignKey,
     Index,
@@ -173,4 +174,52 @@ app_secrets = Table(
     metadata,
     Column("name", Text, primary_key=True),
     Column("value", LargeBinary, nullable=False),
+)
+
+# A calendar day: DATE on PostgreSQL; ISO text ("2026-03-01") on SQLite, which has no date type
+# and whose text order is the calendar's. Both compare, sort and filter by range as dates.
+DAY = Date().with_variant(String(10), "sqlite")
+
+# Dated metrics (data/metrics_queries.py): a dataset holds either a CTR set or these. One row per
+# pair that has them; a write replaces the row, so its id (never reused) keys the dataset cache.
+metric_sets = Table(
+    "metric_sets",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("business", Text, nullable=False),
+    Column("source", Text, nullable=False),
+    Column("received_at", String(32), nullable=False),
+    Column("n_images", Integer, nullable=False),
+    Column("n_rows", BigInteger, nullable=False),
+    Column("first_day", DAY, nullable=True),
+    Column("last_day", DAY, nullable=True),
+    Index("ux_metric_sets_pair", "business", "source", unique=True),
+    sqlite_autoincrement=True,
+)
+
+# Clicks and impressions per image and day, as ad servers export them. Keyed by day before
+# image: a window is one range scan of the pair's key, summed per image.
+image_metrics_daily = Table(
+    "image_metrics_daily",
+    metadata,
+    Column("business", Text, primary_key=True),
+    Column("source", Text, primary_key=True),
+    Column("day", DAY, primary_key=True),
+    Column("image", Text, primary_key=True),
+    Column("clicks", BigInteger, nullable=False),
+    Column("impressions", BigInteger, nullable=False),
+    sqlite_with_rowid=False,
+)
+
+# Each image's sums over every stored day, kept with the daily rows in the same transaction: a
+# read without a window (the page, the listing) reads one row per image, not one per image-day.
+image_metrics_totals = Table(
+    "image_metrics_totals",
+    metadata,
+    Column("business", Text, primary_key=True),
+    Column("source", Text, primary_key=True),
+    Column("image", Text, primary_key=True),
+    Column("clicks", BigInteger, nullable=False),
+    Column("impressions", BigInteger, nullable=False),
+    sqlite_with_rowid=False,
 )

@@ -10,24 +10,28 @@ from contextlib import contextmanager
 import pandas as pd
 from sqlalchemy import select, text
 
-from data import database, image_queries, migrations, nulls, queries, token_queries
+from data import database, image_queries, metrics_queries, migrations, nulls, queries, token_queries
 from data.analysis import Dataset, permutation_tests
 from data.batches import FeatureBatch
 from data.cache import DEFAULT_CACHE_MB, AnalysisCache
 from data.errors import (
     CtrFormConflict,
+    DatasetKindConflict,
     InvalidBatch,
     StorageUnavailable,
     StoreError,
     TokenExists,
     UnknownBuild,
     UnknownDataset,
+    WindowUnavailable,
 )
+from data.metrics_store import DatedMetrics
 from data.schema import builds, store_version
 from data.store_writer import StoreWriter
 
 __all__ = [
     "CtrFormConflict",
+    "DatasetKindConflict",
     "FeatureStore",
     "InvalidBatch",
     "StorageUnavailable",
@@ -35,6 +39,7 @@ __all__ = [
     "TokenExists",
     "UnknownBuild",
     "UnknownDataset",
+    "WindowUnavailable",
 ]
 
 DEFAULT_KEEP_BUILDS = 20
@@ -52,7 +57,7 @@ def _guarded(method):
     return wrapper
 
 
-class FeatureStore:
+class FeatureStore(DatedMetrics):
     """Builds of image features and CTR sets per (business, image source), in long format."""
 
     def __init__(
@@ -217,7 +222,7 @@ class FeatureStore:
     def datasets(self) -> pd.DataFrame:
         """The current build of each (business, source), most recently updated first."""
         with self._reading() as conn:
-            frame = queries.current_builds(conn)
+            frame = metrics_queries.with_metrics(conn, queries.current_builds(conn))
         frame["has_counts"] = frame["has_counts"].fillna(0).astype(bool)
         updated = frame[["received_at", "ctr_received_at"]].fillna("").max(axis=1)
         frame = frame.assign(updated_at=updated).sort_values(["updated_at", "build_id"], ascending=False)
@@ -244,12 +249,12 @@ class FeatureStore:
         with self._reading() as conn:
             return queries.build_pair(conn, build_id)
 
-    def dataset(self, business: str, source: str, build_id: int | None = None) -> Dataset:
-        """The build (current by default) as a Dataset with the pair's CTRs aligned to it."""
-        return self.load_build(business, source, build_id)[0]
+    def dataset(self, business: str, source: str, build_id: int | None = None, *, window=None) -> Dataset:
+        """The build (current by default) as a Dataset with the pair's CTRs (over ``window``) aligned to it."""
+        return self.load_build(business, source, build_id, window=window)[0]
 
     def load_build(
-        self, business: str, source: str, build_id: int | None = None, *, fall_back: bool = False
+        self, business: str, source: str, build_id: int | None = None, *, fall_back: bool = False, window=None
     ) -> tuple[Dataset, int, int | None]:
         """``(dataset, build id, gone)`` of a build (current by default), resolved and read in one
         snapshot, so a build pruned by a concurrent write cannot vanish between the two.
@@ -259,7 +264,9 @@ class FeatureStore:
         array where that is smaller than a dense matrix. Cached per (build, CTR set) within
         ``cache_mb``: builds never change, and a new CTR upload gets a new id, so a cache hit
         costs two indexed lookups; after a CTR upload the build's matrix is reused rather than
-        read again.
+        read again. A pair with dated metrics gets each image's clicks and impressions summed
+        over ``window`` (a ``data.window.Window``; None: every day), cached per window; a window
+        on a pair without them raises WindowUnavailable.
         """
         gone = None
         with self._reading() as conn:
@@ -270,7 +277,8 @@ class FeatureStore:
                     raise
                 bid, gone = queries.resolve_build(conn, business, source, None), build_id
             set_id = queries.ctr_set_id(conn, business, source)
-            key = (bid, set_id)
+            metrics_key = metrics_queries.dataset_key(conn, business, source, window)
+            key = (bid, set_id if metrics_key is None else metrics_key)
             cached = self._cache.get(key)
             if cached is not None:
                 self._adopt_nulls(cached)
@@ -280,10 +288,13 @@ class FeatureStore:
                 images, features, confidences = same_build.images, same_build.features, same_build.confidences
             else:
                 images, features, confidences = queries.read_matrix(conn, bid)
-            ctr = queries.ctr_frame(conn, set_id)
+            if metrics_key is None:
+                ctr = queries.ctr_frame(conn, set_id)
+            else:
+                ctr = metrics_queries.window_ctr(conn, business, source, metrics_key[2])
         dataset = Dataset.from_matrix(images, features, confidences, ctr)
         # A replaced CTR set never comes back: its entry would only hold the build twice.
-        self._cache.discard(lambda k: k[0] == bid and k != key)
+        self._cache.discard(lambda k: k[0] == bid and not metrics_queries.same_ctrs(k[1], key[1]))
         self._cache.put(key, dataset, dataset.nbytes)
         self._adopt_nulls(dataset)
         return dataset, bid, gone

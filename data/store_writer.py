@@ -1,4 +1,4 @@
-"""StoreWriter: the store's writes (builds, CTR sets, thumbnails) on one connection in an open transaction.
+"""StoreWriter: the store's writes (builds, CTR sets, dated metrics, thumbnails) on one connection in an open transaction.
 
 FeatureStore runs each of these in a transaction of its own, or hands a StoreWriter to
 ``transaction``, ``write`` and ``initialise``'s seed, so several writes are stored as one.
@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import pandas as pd
 
-from data import database, image_queries, queries
+from data import database, image_queries, metrics_queries, queries
 from data.batches import CTR_COLUMNS, FeatureBatch
 from data.errors import CtrFormConflict
 
@@ -54,6 +54,7 @@ class StoreWriter:
     def replace_ctr(self, business: str, source: str, ctr: pd.DataFrame) -> dict:
         """As FeatureStore.replace_ctr, in the enclosing transaction."""
         database.lock_dataset(self.conn, business, source)
+        metrics_queries.refuse_ctr(self.conn, business, source)
         return self._store_ctr_set(business, source, ctr.reindex(columns=CTR_COLUMNS))
 
     def merge_ctr(self, business: str, source: str, ctr: pd.DataFrame) -> dict:
@@ -63,6 +64,7 @@ class StoreWriter:
         # Read inside the write transaction, after the pair's lock: a concurrent PUT or PATCH
         # either lands wholly before this read or waits for this transaction to end.
         database.lock_dataset(self.conn, business, source)
+        metrics_queries.refuse_ctr(self.conn, business, source)
         stored = queries.ctr_frame(self.conn, queries.ctr_set_id(self.conn, business, source))
         if len(stored) and queries.has_counts(stored) != given_counts:
             have, sent = ("counts", "rates") if given_counts is False else ("rates", "counts")
@@ -88,6 +90,20 @@ class StoreWriter:
             "images": n_images,
             "has_counts": has_counts,
         }
+
+    def replace_metrics(self, business: str, source: str, frame: pd.DataFrame) -> dict:
+        """As FeatureStore.replace_metrics, in the enclosing transaction."""
+        return self._metrics_write(metrics_queries.replace_metrics, business, source, frame)
+
+    def merge_metrics(self, business: str, source: str, frame: pd.DataFrame) -> dict:
+        """As FeatureStore.merge_metrics, in the enclosing transaction."""
+        return self._metrics_write(metrics_queries.merge_metrics, business, source, frame)
+
+    def _metrics_write(self, write, business: str, source: str, frame: pd.DataFrame) -> dict:
+        database.lock_dataset(self.conn, business, source)
+        result = write(self.conn, business, source, frame, queries.now())
+        queries.bump_version(self.conn)
+        return result
 
     def put_thumbnails(self, business: str, source: str, items) -> list[bool]:
         """As FeatureStore.put_thumbnails, in the enclosing transaction."""

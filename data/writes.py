@@ -46,6 +46,14 @@ class _Recording:
         self.pairs.append((business, source))
         return self._writer.merge_ctr(business, source, ctr)
 
+    def replace_metrics(self, business: str, source: str, frame) -> dict:
+        self.pairs.append((business, source))
+        return self._writer.replace_metrics(business, source, frame)
+
+    def merge_metrics(self, business: str, source: str, frame) -> dict:
+        self.pairs.append((business, source))
+        return self._writer.merge_metrics(business, source, frame)
+
     def put_thumbnails(self, business: str, source: str, items) -> list[bool]:
         # Pictures change no statistic: nothing to draw after them.
         return self._writer.put_thumbnails(business, source, items)
@@ -54,7 +62,8 @@ class _Recording:
 def write(store, work: Callable, schedule: Callable[[Job], None] = run_now):
     """Run ``work(writer)`` as one transaction of ``store``, then ``after_write``; returns ``work``'s result.
 
-    ``writer`` has ``add_build``, ``replace_ctr``, ``merge_ctr`` and ``put_thumbnails`` (as ``FeatureStore``'s). An
+    ``writer`` has ``add_build``, ``replace_ctr``, ``merge_ctr``, ``replace_metrics``, ``merge_metrics`` and
+    ``put_thumbnails`` (as ``FeatureStore``'s). An
     exception from ``work`` or the store rolls everything back and schedules nothing.
     ``schedule(job)`` decides when the post-write work runs: ``run_now``, or after the answer.
     """

@@ -1,4 +1,4 @@
-"""Command-line loader: ``python -m ingest csv|json|images|demo ...`` writes straight into the store.
+"""Command-line loader: ``python -m ingest csv|json|metrics|images|demo ...`` writes straight into the store.
 
 It validates with the same functions as the HTTP write path, so a file the CLI accepts is a
 body the API accepts, and prints one line on success or the problems on stderr.
@@ -16,7 +16,7 @@ from pathlib import Path
 
 from data import writes
 from data.settings import Settings, SettingsError, open_store
-from data.store import TokenExists
+from data.store import DatasetKindConflict, TokenExists
 from data.tokens import ALL_BUSINESSES, ROLES, encode_businesses, new_token, token_hash
 from ingest.validation import (
     Problems,
@@ -25,6 +25,7 @@ from ingest.validation import (
     target_names,
     validate_ctr,
     validate_features,
+    validate_metrics,
     validate_target,
 )
 
@@ -175,6 +176,59 @@ def load_demo_data(store) -> str:
     return "loaded the demo data: " + ("; ".join(builds) or str(loaded))
 
 
+METRICS_COLUMNS = ("image", "date", "clicks", "impressions")
+
+
+def metrics_document(text: str) -> dict:
+    """The PUT /api/metrics body of a CSV with columns image, date, clicks and impressions (one row per image and day)."""
+    rows = csv.reader(io.StringIO(text))
+    header = next(rows, None)
+    if not header:
+        raise InputError("empty CSV", ["the file has no header row"])
+    missing = [c for c in METRICS_COLUMNS if c not in header]
+    if missing:
+        raise InputError("invalid CSV header", [f"the header has no {', '.join(repr(c) for c in missing)} column"])
+    at = [header.index(c) for c in METRICS_COLUMNS]
+    doc: dict = {}
+    problems = Problems()
+    for line, row in enumerate(rows, start=2):
+        if not any(cell.strip() for cell in row):
+            continue
+        if len(row) != len(header):
+            problems.add(f"line {line}: {len(row)} cells, the header has {len(header)}")
+            continue
+        image, day, clicks, impressions = (row[i] for i in at)
+        days = doc.setdefault(image, {})
+        if day in days:
+            problems.add(f"line {line}: image {image!r} day {day!r} appears more than once")
+        days[day] = {"clicks": _cell(clicks), "impressions": _cell(impressions)}
+    if problems:
+        raise InputError("invalid CSV", problems.report())
+    return doc
+
+
+def load_metrics(store, path: Path, business: str, source: str, *, merge: bool = False) -> str:
+    """Load a CSV of dated metrics as PUT /api/metrics does (``merge``: as PATCH, day by day)."""
+    business, source = target_names(business, source)
+    problems = validate_target(business, source, labels=("--business", "--source"))
+    if problems:
+        raise InputError("invalid arguments", problems)
+    try:
+        text = _read(path).decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        raise InputError(f"invalid CSV in {path}", [f"not valid UTF-8 at byte offset {exc.start}"]) from None
+    frame = _checked(validate_metrics, metrics_document(text), "dated metrics")
+    method = "merge_metrics" if merge else "replace_metrics"
+    try:
+        stored = writes.write(store, lambda writer: getattr(writer, method)(business, source, frame))
+    except DatasetKindConflict as exc:
+        raise InputError("the dataset holds the other kind of CTR data", [str(exc)]) from None
+    return (
+        f"stored dated metrics of {business!r} / {source!r}: {stored['rows']} image-days of {stored['images']} images, "
+        f"{stored['first_day']} to {stored['last_day']}"
+    )
+
+
 THUMBNAIL_BATCH = 500  # thumbnails written per transaction by ``images``
 
 
@@ -275,6 +329,12 @@ def build_parser() -> argparse.ArgumentParser:
     from_json.add_argument("file", type=Path)
     from_json.add_argument("--ctr", type=Path, help="a JSON file in the PUT /api/ctr layout")
     pair(from_json)
+    from_metrics = commands.add_parser("metrics", help="a CSV of dated metrics: image, date, clicks, impressions")
+    from_metrics.add_argument("file", type=Path)
+    from_metrics.add_argument(
+        "--merge", action="store_true", help="merge day by day (as PATCH) instead of replacing every stored day"
+    )
+    pair(from_metrics)
     from_images = commands.add_parser("images", help="a folder of JPEG, PNG, WebP or GIF images, stored as thumbnails")
     from_images.add_argument("folder", type=Path)
     pair(from_images)
@@ -320,6 +380,8 @@ def main(argv=None) -> int:
             line = load_csv(store, args.file, args.business, args.source)
         elif args.command == "json":
             line = load_json(store, args.file, args.business, args.source, args.ctr)
+        elif args.command == "metrics":
+            line = load_metrics(store, args.file, args.business, args.source, merge=args.merge)
         elif args.command == "images":
             line, refused = load_images(store, args.folder, args.business, args.source, settings.max_body_bytes)
             if refused:

@@ -1,21 +1,32 @@
-"""Flask routes of the write path: PUT /api/features, PUT and PATCH /api/ctr."""
+"""Flask routes of the write path: PUT /api/features, PUT and PATCH /api/ctr, PUT and PATCH /api/metrics."""
 
 from __future__ import annotations
+
+from contextlib import contextmanager
 
 from flask import Blueprint, jsonify, request
 
 from data import writes
-from data.store import CtrFormConflict
+from data.store import CtrFormConflict, DatasetKindConflict
 from ingest.access import authorise_write, is_loopback, is_loopback_host
 from ingest.framing import check_header_sizes, read_build_tag, read_json_body, read_target
 from ingest.http import API_PREFIX, ApiError
-from ingest.validation import validate_ctr, validate_features
+from ingest.validation import validate_ctr, validate_features, validate_metrics
 
 __all__ = ["create_ingest_blueprint", "is_loopback", "is_loopback_host"]
 
 
+@contextmanager
+def other_kind_conflicts():
+    """A write of CTRs onto dated metrics, or the reverse, as a 409 saying which the dataset holds."""
+    try:
+        yield
+    except DatasetKindConflict as exc:
+        raise ApiError(409, "the dataset holds the other kind of CTR data", [str(exc)]) from None
+
+
 def create_ingest_blueprint(store, settings) -> Blueprint:
-    """The blueprint with PUT /api/features, PUT /api/ctr (replace) and PATCH /api/ctr (upsert)."""
+    """The blueprint with PUT /api/features, PUT /api/ctr and /api/metrics (replace), PATCH /api/ctr and /api/metrics (upsert)."""
     bp = Blueprint("ingest", __name__)
 
     @bp.before_app_request
@@ -62,13 +73,28 @@ def create_ingest_blueprint(store, settings) -> Blueprint:
 
     @bp.put("/api/ctr")
     def put_ctr():
-        return accept(validate_ctr, "CTR", "replace_ctr", 200)
+        with other_kind_conflicts():
+            return accept(validate_ctr, "CTR", "replace_ctr", 200)
 
     @bp.patch("/api/ctr")
     def patch_ctr():
         try:
-            return accept(validate_ctr, "CTR", "merge_ctr", 200)
+            with other_kind_conflicts():
+                return accept(validate_ctr, "CTR", "merge_ctr", 200)
         except CtrFormConflict as exc:
             raise ApiError(409, "CTR form differs from the stored set", [str(exc)]) from None
+
+    def validate_all_metrics(doc):
+        return validate_metrics(doc, allow_empty=True)
+
+    @bp.put("/api/metrics")
+    def put_metrics():
+        with other_kind_conflicts():
+            return accept(validate_all_metrics, "dated metrics", "replace_metrics", 200)
+
+    @bp.patch("/api/metrics")
+    def patch_metrics():
+        with other_kind_conflicts():
+            return accept(validate_metrics, "dated metrics", "merge_metrics", 200)
 
     return bp

@@ -73,15 +73,32 @@ class ScopedStore:
         self._check(business, source)
         return self._store.resolve_build(business, source, build_id)
 
-    def dataset(self, business: str, source: str, build_id: int | None = None):
+    def dataset(self, business: str, source: str, build_id: int | None = None, *, window=None):
         """As FeatureStore.dataset, within the scope."""
         self._check(business, source)
-        return self._store.dataset(business, source, build_id)
+        return self._store.dataset(business, source, build_id, window=window)
 
-    def load_build(self, business: str, source: str, build_id: int | None = None, *, fall_back: bool = False):
+    def load_build(
+        self, business: str, source: str, build_id: int | None = None, *, fall_back: bool = False, window=None
+    ):
         """As FeatureStore.load_build, within the scope."""
         self._check(business, source)
-        return self._store.load_build(business, source, build_id, fall_back=fall_back)
+        return self._store.load_build(business, source, build_id, fall_back=fall_back, window=window)
+
+    def metric_set(self, business: str, source: str):
+        """As FeatureStore.metric_set, within the scope."""
+        self._check(business, source)
+        return self._store.metric_set(business, source)
+
+    def metric_ctr(self, business: str, source: str, window=None):
+        """As FeatureStore.metric_ctr, within the scope."""
+        self._check(business, source)
+        return self._store.metric_ctr(business, source, window)
+
+    def metrics(self, business: str, source: str, window=None):
+        """As FeatureStore.metrics, within the scope."""
+        self._check(business, source)
+        return self._store.metrics(business, source, window)
 
     def build_pair(self, build_id: int) -> tuple[str, str]:
         """As FeatureStore.build_pair; a build outside the scope is as unknown as one never stored."""

@@ -16,6 +16,7 @@ import pandas as pd
 
 from data.batches import FeatureBatch, ctr_frame
 from data.names import is_normal_name, name_length_problem, normal_name
+from data.window import parse_day
 
 MAX_PROBLEMS = 50
 
@@ -318,15 +319,15 @@ def validate_ctr(doc) -> tuple[pd.DataFrame | None, list[str]]:
     return ctr_frame(list(rates), list(rates.values())), []
 
 
-def _counts(value: dict, place: str, problems: Problems) -> tuple[int, int] | None:
-    """(clicks, impressions) from one image's counts object, or None after recording problems."""
+def _counts(value: dict, place: str, problems: Problems, least_impressions: int = 1) -> tuple[int, int] | None:
+    """(clicks, impressions) from one counts object, or None after recording problems."""
     before = problems.count
     for name in getattr(value, "duplicates", ()):
         problems.add(f"{place}: {_quoted(name)} appears more than once")
     for key in value:
         if key not in _COUNT_KEYS:
             problems.add(f'{place}: unexpected key {_quoted(key)}, expected only "clicks" and "impressions"')
-    for key, lowest in zip(_COUNT_KEYS, (0, 1)):
+    for key, lowest in zip(_COUNT_KEYS, (0, least_impressions)):
         if key not in value:
             problems.add(f'{place}: "{key}" is missing')
         elif type(value[key]) is not int or value[key] < lowest:
@@ -342,6 +343,50 @@ def _counts(value: dict, place: str, problems: Problems) -> tuple[int, int] | No
         problems.add(f"{place}: clicks ({clicks}) must not exceed impressions ({impressions})")
         return None
     return clicks, impressions
+
+
+# -- dated metrics -------------------------------------------------------------------------
+
+METRICS_LAYOUT = '{"<image>": {"<YYYY-MM-DD>": {"clicks": <int >= 0>, "impressions": <int >= 0>}, ...}, ...}'
+
+
+def validate_metrics(doc, *, allow_empty: bool = False) -> tuple[pd.DataFrame | None, list[str]]:
+    """Dated metrics (image, day, clicks, impressions) from ``{image: {day: {clicks, impressions}}}``, or every problem.
+
+    Days are ISO dates (``2026-03-01``); clicks and impressions whole numbers >= 0, clicks at most
+    impressions (a day without impressions is kept: the image was not shown). ``allow_empty``
+    accepts ``{}`` (PUT: remove the dataset's dated metrics).
+    """
+    problems = Problems()
+    rows: list[tuple[str, str, int, int]] = []
+    if allow_empty and isinstance(doc, dict) and not doc:
+        return pd.DataFrame(rows, columns=["image", "day", "clicks", "impressions"]), []
+    for place, image, days in _entries(doc, METRICS_LAYOUT, problems):
+        if not isinstance(days, dict):
+            problems.add(
+                f'{place}: must be an object of day -> {{"clicks": ..., "impressions": ...}}, got {show(days)}'
+            )
+            continue
+        if not days:
+            problems.add(f"{place}: has no days")
+        for name in getattr(days, "duplicates", ()):
+            problems.add(f"{place} day {_quoted(name)}: appears more than once")
+        for day, value in days.items():
+            where = f"{place} day {_quoted(day)}"
+            try:
+                day = parse_day(day, "day").isoformat()
+            except ValueError:
+                problems.add(f"{where}: must be a date written YYYY-MM-DD, got {show(day)}")
+                continue
+            if not isinstance(value, dict):
+                problems.add(f'{where}: expected {{"clicks": <int>, "impressions": <int>}}, got {show(value)}')
+                continue
+            pair = _counts(value, where, problems, least_impressions=0)
+            if pair:
+                rows.append((image, day, *pair))
+    if problems:
+        return None, problems.report()
+    return pd.DataFrame(rows, columns=["image", "day", "clicks", "impressions"]), []
 
 
 def image_name_problem(name) -> str | None:

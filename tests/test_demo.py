@@ -11,16 +11,20 @@ import pytest
 from data.analysis import Dataset, feature_summary
 from data.demo import (
     CSS_COLOURS,
+    DAILY_DAYS,
     DEMO_BUSINESS,
     DEMO_SOURCE,
+    FADING_FEATURE,
     PLANTED_EFFECTS,
     REFERENCE_BUSINESS,
     REFERENCE_CSV,
     REFERENCE_SOURCE,
     demo_build,
+    demo_daily,
     feature_names,
     load_demo,
 )
+from data.trend import feature_trend
 from tests.helpers import dense_batch
 
 NAME_PATTERN = re.compile(r"imgcontent\.[a-z]+-[a-z]+_imgtemp\.[a-z0-9-]+")
@@ -204,3 +208,36 @@ def test_load_demo_stores_the_reference_csv_ctr_only(store):
     assert np.array_equal(stored.dense(), frame.iloc[:, 2:].to_numpy())
     assert np.array_equal(stored.ctr, frame["ctr"].to_numpy())
     assert not stored.has_counts
+
+
+def test_demo_daily_counts_sum_to_the_ctr_set_and_fit_each_day():
+    """Per image the days' clicks and impressions add up to the demo's counts exactly, clicks <= impressions each day."""
+    batch, ctr = demo_build()
+    daily = demo_daily(batch, ctr)
+    assert daily["day"].nunique() == DAILY_DAYS and daily["image"].nunique() == len(ctr)
+    sums = daily.groupby("image")[["clicks", "impressions"]].sum()
+    expected = ctr.set_index("image")
+    assert (sums["clicks"] == expected["clicks"].astype("int64")).all()
+    assert (sums["impressions"] == expected["impressions"].astype("int64")).all()
+    assert (daily["clicks"] <= daily["impressions"]).all()
+    assert daily.equals(demo_daily(batch, ctr))  # deterministic
+
+
+def test_demo_trend_shows_the_planted_effect_fading(store):
+    """The demo's FADING_FEATURE lifts CTR clearly in its first month and no longer in its last."""
+    load_demo(store)
+    assert store.metric_set(DEMO_BUSINESS, DEMO_SOURCE).n_rows == DAILY_DAYS * 646
+    base = store.dataset(DEMO_BUSINESS, DEMO_SOURCE)
+
+    def dataset_for(window):
+        return Dataset.from_matrix(
+            base.images, base.features, base.confidences, store.metric_ctr(DEMO_BUSINESS, DEMO_SOURCE, window)
+        )
+
+    trend = feature_trend(
+        dataset_for, FADING_FEATURE, "2026-09-01", "2026-11-29", "month", confidence=0.5, cache=store.cache
+    )
+    assert trend["from"].tolist() == ["2026-09-01", "2026-10-01", "2026-11-01"]
+    first, last = trend.iloc[0], trend.iloc[-1]
+    assert first["ci_low"] > 0 and first["p_value"] < 0.001
+    assert last["impact"] < first["impact"] / 3 and last["ci_low"] < 0 < last["ci_high"]

@@ -15,11 +15,30 @@ from data.drift import feature_drift
 from data.filters import FilterError, Filters, as_filters
 
 NAMES = ("confidence", "min_pct", "max_pct", "min_n", "weighting")
+WINDOW = ("date_from", "date_to")
 
 
 def test_filters_default_to_every_feature_at_threshold_zero():
     assert Filters() == Filters(confidence=0.0, min_pct=0.0, max_pct=100.0, min_n=5, weighting="mean")
-    assert Filters.names() == NAMES
+    assert Filters.names() == NAMES + WINDOW
+    assert Filters().window is None
+
+
+def test_filters_check_and_normalise_their_window():
+    from datetime import date
+
+    filters = Filters(date_from=date(2026, 3, 1), date_to="2026-03-31")
+    assert (filters.date_from, filters.date_to) == ("2026-03-01", "2026-03-31")
+    assert filters.window_fields() == {"from": "2026-03-01", "to": "2026-03-31"}
+    assert Filters(date_to="2026-03-31").window.as_dict() == {"from": None, "to": "2026-03-31"}
+    with pytest.raises(FilterError) as refused:
+        Filters(date_from="2026-04-01", date_to="2026-03-31", confidence=2)
+    assert (
+        len(refused.value.problems) == 2
+        and "from (2026-04-01) must not be after to (2026-03-31)" in refused.value.problems
+    )
+    with pytest.raises(FilterError, match="from must be a date written YYYY-MM-DD"):
+        Filters(date_from="2026-3-1")
 
 
 def test_filters_normalise_numbers_to_their_types():

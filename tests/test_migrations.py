@@ -39,7 +39,7 @@ pytestmark = pytest.mark.both_engines
 FIXTURES = Path(__file__).resolve().parent / "fixtures"
 RELEASE_DB = FIXTURES / "release_store.db"
 RELEASE_DDL = FIXTURES / "release_schema_postgresql.sql"
-REVISIONS = ["0001", "0002", "0003", "0004", "0005"]
+REVISIONS = ["0001", "0002", "0003", "0004", "0005", "0006"]
 # (table, column) of every build id, 64-bit on PostgreSQL from revision 0003 on.
 BUILD_ID_COLUMNS = [
     ("builds", "id"),

@@ -18,6 +18,7 @@ from hypothesis import strategies as st
 from jsonschema import Draft202012Validator
 
 from dashboard.api.drift import DRIFT_PARAMS, DriftQuery
+from dashboard.api.params import FILTER_ALIASES
 from dashboard.api.routes import SUMMARY_PARAMS, PairQuery, SummaryQuery
 from data.analysis import DEFAULT_MIN_GROUP_SIZE, SUMMARY_COLUMNS
 from data.filters import Filters
@@ -108,7 +109,10 @@ def test_openapi_parameters_match_the_query_parsers(doc, settings):
         expected = [n for n in SUMMARY_PARAMS if path == "/api/summary" or n != "adjusted"]
         assert [p["name"] for p in parameters] == expected
         defaults = {p["name"]: p["schema"].get("default") for p in parameters}
-        assert {name: defaults[name] for name in Filters.names()} == dataclasses.asdict(parsed.filters)
+        param_of = {field: param for param, field in FILTER_ALIASES.items()}  # from/to are date_from/date_to
+        assert {name: defaults[param_of.get(name, name)] for name in Filters.names()} == dataclasses.asdict(
+            parsed.filters
+        )
         assert defaults["min_n"] == settings.min_group_size == DEFAULT_MIN_GROUP_SIZE
         assert defaults.get("adjusted", "0") == "0" and parsed.adjusted is False and parsed.build_id is None
         assert {p["name"] for p in parameters if p["required"]} == {"business", "source"}

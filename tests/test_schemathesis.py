@@ -71,7 +71,7 @@ OPERATIONS = [(method.upper(), path) for path, methods in openapi_document(2)["p
 
 
 def within_documented_range(case) -> bool:
-    """min_pct <= max_pct and clicks <= impressions: stated in the document's descriptions, as JSON
+    """min_pct <= max_pct, from <= to and clicks <= impressions: stated in the document's descriptions, as JSON
     Schema cannot relate two values."""
     query = case.query or {}
     try:
@@ -81,6 +81,11 @@ def within_documented_range(case) -> bool:
         pass
     body = case.body if isinstance(case.body, dict) else {}
     counts = [v for v in body.values() if isinstance(v, dict) and {"clicks", "impressions"} <= v.keys()]
+    # Dated metrics hold their counts one level down, per day.
+    days = [d for v in body.values() if isinstance(v, dict) for d in v.values() if isinstance(d, dict)]
+    counts += [d for d in days if {"clicks", "impressions"} <= d.keys()]
+    if str(query.get("from") or "") > str(query.get("to") or "9999-99-99"):
+        return False  # from <= to: stated in the document, as min_pct <= max_pct
     # Counts are written as JSON integers (no fraction, no exponent); JSON Schema's integer also takes 5.0.
     return all(type(v["clicks"]) is int and type(v["impressions"]) is int for v in counts) and all(
         v["clicks"] <= v["impressions"] for v in counts

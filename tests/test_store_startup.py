@@ -82,7 +82,8 @@ def test_stores_starting_at_once_load_the_demo_exactly_once(db_url):
     store = FeatureStore(db_url)
     try:
         rows = snapshot(store)
-        assert len(rows["builds"]) == 2 and len(rows["ctr_sets"]) == 2
+        # The reference's CTR set and the demo's dated metrics, once each.
+        assert len(rows["builds"]) == 2 and (len(rows["ctr_sets"]), len(rows["metric_sets"])) == (1, 1)
     finally:
         store.close()
 
@@ -95,7 +96,14 @@ def test_store_upgrades_a_database_without_build_tags(db_url):
         conn.execute(text("DROP INDEX ux_builds_tag"))
         conn.execute(text("ALTER TABLE builds DROP COLUMN tag"))
         conn.execute(text("DROP TABLE alembic_version"))
-        for table in ("image_thumbnails", "access_tokens", "app_secrets"):  # added by later revisions
+        for table in (
+            "image_thumbnails",
+            "access_tokens",
+            "app_secrets",
+            "metric_sets",
+            "image_metrics_daily",
+            "image_metrics_totals",
+        ):  # added by later revisions
             conn.execute(text(f"DROP TABLE {table}"))
     store.close()
     store = FeatureStore(db_url)

@@ -37,8 +37,10 @@ def download_filename(business: str, source: str, build_id: int, filters: Filter
         f"conf-{filters.confidence:.2f}",
         f"prev-{filters.min_pct:g}-{filters.max_pct:g}",
         filters.weighting,
-        kind,
     ]
+    if filters.window is not None:  # a file of a window says which (none: every day, as before windows)
+        parts.append(f"days-{filters.window.label()}")
+    parts.append(kind)
     return "_".join(parts) + ".csv"
 
 

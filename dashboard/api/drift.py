@@ -24,6 +24,8 @@ DRIFT_PARAMS = (
     "max_pct",
     "min_n",
     "weighting",
+    "from",
+    "to",
 )
 
 
@@ -54,7 +56,8 @@ def drift_payload(before, after, query: DriftQuery) -> dict:
         "from_build": query.from_build,
         "to_build": query.to_build,
         "shared_images": shared,
-        **asdict(query.filters),
+        **{k: v for k, v in asdict(query.filters).items() if k not in ("date_from", "date_to")},
+        "window": query.filters.window_fields(),
         "shared_images_with_ctr": shared_with_ctr,
         "images_with_ctr_from": before.images_with_ctr,
         "images_with_ctr_to": after.images_with_ctr,
@@ -91,8 +94,9 @@ def create_drift_blueprint(store, settings) -> Blueprint:
             store.builds(query.business, query.source)  # an unknown dataset is a 404 first
         check_same_pair(store, query)
         with not_found():
-            before = store.dataset(query.business, query.source, query.from_build)
-            after = store.dataset(query.business, query.source, query.to_build)
+            window = query.filters.window
+            before = store.dataset(query.business, query.source, query.from_build, window=window)
+            after = store.dataset(query.business, query.source, query.to_build, window=window)
         return jsonify(drift_payload(before, after, query))
 
     return bp

@@ -17,7 +17,7 @@ from ingest.http import ApiError
 
 MAX_GALLERY_LIMIT = 200
 DEFAULT_GALLERY_LIMIT = 48
-# The gallery's own parameters; business, source, build_id and confidence are the summary's.
+# The gallery's own parameters; business, source, build_id, confidence, from and to are the summary's.
 GALLERY_OWN = {
     p.name: p
     for p in (
@@ -28,7 +28,7 @@ GALLERY_OWN = {
         Param("offset", "integer", default=0, low=0),
     )
 }
-SHARED = ("business", "source", "build_id", "confidence")
+SHARED = ("business", "source", "build_id", "confidence", "from", "to")
 GALLERY_PARAMS = SHARED + tuple(GALLERY_OWN)
 IMAGE_FIELDS = ["image", "ctr", "clicks", "impressions", "confidence", "has_thumbnail", "thumbnail_url"]
 
@@ -112,6 +112,7 @@ def gallery_payload(dataset, query: GalleryQuery, build_id: int, thumbnail_tags)
         "confidence": query.filters.confidence,
         "side": query.side,
         "sort": query.sort,
+        "window": query.filters.window_fields(),
         "offset": query.offset,
         "limit": query.limit,
         "total": len(gallery),
@@ -127,7 +128,9 @@ def create_gallery_blueprint(store, settings) -> Blueprint:
     def gallery():
         query = parse_query(GalleryQuery, request.args)
         with not_found():
-            dataset, build_id, _ = store.load_build(query.business, query.source, query.build_id)
+            dataset, build_id, _ = store.load_build(
+                query.business, query.source, query.build_id, window=query.filters.window
+            )
 
         def tags(names):
             return store.thumbnail_tags(query.business, query.source, names)

@@ -12,6 +12,7 @@ from flask import Blueprint, jsonify
 from dashboard.api.gallery import DEFAULT_GALLERY_LIMIT, MAX_GALLERY_LIMIT
 from dashboard.api.params import PARAMS, Param
 from dashboard.api.routes import BUILD_FIELDS, DATASET_FIELDS, SUMMARY_PARAMS, no_store
+from dashboard.api.trend import TREND_OWN, TREND_PARAMS
 from data import stats
 from data.adjusted import ADJUSTED_COLUMNS
 from data.analysis import POINT_COLUMNS, SUMMARY_COLUMNS
@@ -103,6 +104,9 @@ _DESCRIPTIONS = {
     "min_n": "images needed on each side for statistics (default: MIN_GROUP_SIZE)",
     "weighting": "mean of images or impression-weighted",
     "adjusted": "1: add each feature's impact adjusted for its co-occurring features",
+    "from": "first day (YYYY-MM-DD, inclusive) of the dated metrics summed into each image's CTR; "
+    "must not be after to (400 otherwise); a window on a dataset without dated metrics: 400",
+    "to": "last day (YYYY-MM-DD, inclusive) of the dated metrics summed into each image's CTR",
 }
 
 
@@ -110,6 +114,8 @@ def param_schema(param: Param, default=None) -> dict:
     """The JSON Schema of one query parameter, from the spec the parsers read."""
     if param.kind == "text":
         schema = dict(_NAME)
+    elif param.kind == "date":
+        schema = dict(_DAY)
     elif param.kind == "choice":
         schema = {"type": "string", "enum": list(param.choices)}
     else:
@@ -434,6 +440,7 @@ def openapi_document(min_n: int) -> dict:
     """The whole OpenAPI 3.1 document (``min_n`` is the server's default group size)."""
     paths = _write_paths() | _dataset_paths() | _summary_paths(min_n) | _service_paths()
     paths |= image_paths(min_n)
+    paths = metrics_paths(paths, min_n)
     return {
         "openapi": "3.1.0",
         "info": {
@@ -448,7 +455,7 @@ def openapi_document(min_n: int) -> dict:
         "security": [{}, {"bearer": []}],
         "paths": paths,
         "components": {
-            "schemas": _schemas() | image_schemas(),
+            "schemas": with_windows(_schemas() | image_schemas() | metrics_schemas()),
             "securitySchemes": {
                 "bearer": {"type": "http", "scheme": "bearer", "description": "an access token, or INGEST_TOKEN"}
             },
@@ -635,6 +642,117 @@ def image_schemas() -> dict:
                 "limit": _INT,
                 "total": _INT,
                 "images": {"type": "array", "items": _ref("GalleryImage")},
+            }
+        ),
+    }
+
+
+# Dated metrics: PUT and PATCH /api/metrics (a dataset holds a CTR set or dated metrics, so a write
+# of the other kind is a 409 both ways).
+_DAY = {"type": "string", "format": "date", "pattern": "^[0-9]{4}-[0-9]{2}-[0-9]{2}$"}
+
+
+def metrics_paths(paths: dict, min_n: int) -> dict:
+    """``paths`` with PUT and PATCH /api/metrics, GET /api/trend, the 409 a CTR write onto dated
+    metrics gets, and the gallery's window."""
+    paths = dict(paths)
+    ctr = dict(paths["/api/ctr"])
+    ctr["put"] = ctr["put"] | {"responses": ctr["put"]["responses"] | _errors(409)}
+    paths["/api/ctr"] = ctr
+    stored = {"200": _json(_ref("MetricsStored"), "dated metrics stored; images and rows count the whole set")}
+    if "/api/gallery" in paths:  # the gallery takes the summary's window
+        gallery = paths["/api/gallery"]["get"]
+        window = [_query(name, param_schema(PARAMS[name]), _DESCRIPTIONS[name]) for name in ("from", "to")]
+        paths["/api/gallery"] = {"get": gallery | {"parameters": gallery["parameters"] + window}}
+    paths["/api/trend"] = {"get": trend_operation(min_n)}
+    paths["/api/metrics"] = {
+        "put": _write("replace the dataset's dated metrics ({} removes them)", "MetricsBody", stored, 409),
+        "patch": _write(
+            "insert or overwrite the given image-days, keeping every other day", "MetricsPatchBody", stored, 409
+        ),
+    }
+    return paths
+
+
+def trend_operation(min_n: int) -> dict:
+    """GET /api/trend: its parameters (the summary's, a feature and a period) and answer."""
+    own = {
+        "feature": "the feature whose trend to draw",
+        "period": "day, week (Monday to Sunday) or month; the first and last periods are clipped to the window",
+    }
+    parameters = []
+    for name in TREND_PARAMS:
+        param = TREND_OWN.get(name) or PARAMS[name]
+        default = min_n if name == "min_n" else None
+        description = own.get(name) or _DESCRIPTIONS.get(name, "dataset's " + name)
+        if name in ("from", "to"):
+            description += "; default: the first (last) stored day"
+        parameters.append(_query(name, param_schema(param, default), description, required=param.required))
+    return {
+        "summary": "one feature's summary on each day, week or month of the dataset's dated metrics",
+        "parameters": parameters,
+        "responses": {"200": _json(_ref("Trend"), "a point per period, oldest first")} | _errors(400, 404, 422, 503),
+    }
+
+
+def with_windows(schemas: dict) -> dict:
+    """``schemas`` with the ``window`` every windowed answer states (``{"from", "to"}``, null: open),
+    in the place the answers put it; the summary's ``from``/``to`` parameters are stated there only."""
+    window = _object({"from": {"type": ["string", "null"]}, "to": {"type": ["string", "null"]}})
+    after = {"Summary": "has_counts", "Drift": "weighting", "Gallery": "sort"}
+    schemas = dict(schemas)
+    for name, previous in after.items():
+        if name not in schemas:
+            continue
+        schema = schemas[name]
+        properties = {}
+        for key, value in schema["properties"].items():
+            if key in ("from", "to"):
+                continue
+            properties[key] = value
+            if key == previous:
+                properties["window"] = window
+        was_required = set(schema.get("required", [])) | {"window"}
+        required = [k for k in properties if k in was_required]
+        schemas[name] = schema | {"properties": properties, "required": required}
+    return schemas
+
+
+def metrics_schemas() -> dict:
+    """The bodies and answer of PUT and PATCH /api/metrics."""
+    count = {"type": "integer", "minimum": 0, "maximum": MAX_COUNT}
+    days = {
+        "type": "object",
+        "minProperties": 1,
+        "propertyNames": _DAY,
+        "additionalProperties": _object({"clicks": count, "impressions": count}) | {"additionalProperties": False},
+    }
+    body = {
+        "type": "object",
+        "description": "image name -> day (YYYY-MM-DD) -> clicks and impressions; counts are JSON integers, "
+        "clicks must not exceed impressions (400 otherwise)",
+        "propertyNames": _NAME,
+        "additionalProperties": days,
+    }
+    point = {c: _NULLABLE_NUMBER for c in ("avg_ctr_with", "avg_ctr_without", "impact", "ci_low", "ci_high", "p_value")}
+    point = {"from": _TEXT, "to": _TEXT, "n_with": _INT, "n_without": _INT} | point
+    window = _object({"from": {"type": ["string", "null"]}, "to": {"type": ["string", "null"]}})
+    trend = {"business": _TEXT, "source": _TEXT, "build_id": _INT, "feature": _TEXT, "period": _TEXT}
+    trend |= {"window": window, "points": {"type": "array", "items": _ref("TrendPoint")}}
+    return {
+        "Trend": _object(trend),
+        "TrendPoint": _object(point),
+        "MetricsBody": body | {"minProperties": 0},
+        "MetricsPatchBody": body | {"minProperties": 1},
+        "MetricsStored": _object(
+            {
+                "business": _TEXT,
+                "source": _TEXT,
+                "received_at": _TEXT,
+                "images": _INT,
+                "rows": _INT,
+                "first_day": {"type": ["string", "null"], "format": "date"},
+                "last_day": {"type": ["string", "null"], "format": "date"},
             }
         ),
     }

@@ -22,6 +22,7 @@ from data.filters import (
     Filters,
 )
 from data.names import name_length_problem, normal_name
+from data.window import parse_day
 
 MISSING = object()  # a parameter left out or blank
 
@@ -40,7 +41,7 @@ class ParamError(ValueError):
 
 @dataclass(frozen=True)
 class Param:
-    """One query parameter: ``kind`` is "text", "number", "integer" or "choice"."""
+    """One query parameter: ``kind`` is "text", "number", "integer", "date" or "choice"."""
 
     name: str
     kind: str
@@ -82,6 +83,11 @@ class Param:
             if not self.low <= value <= self.high:
                 raise ParamError(f"{self.name} must be a number in [{self.low:g}, {self.high:g}], got {raw!r}")
             return value
+        if self.kind == "date":
+            try:
+                return parse_day(text, self.name).isoformat()
+            except ValueError as exc:
+                raise ParamError(str(exc)) from None
         if self.kind == "integer":
             # isascii: other scripts' digits pass isdigit but are no build id anyone wrote.
             if not (text.isascii() and text.isdigit()) or _whole(text) < self.low:
@@ -100,7 +106,11 @@ class Param:
         if self.kind == "integer" and numeric and float(value).is_integer() and value >= self.low:
             return int(value)
         if self.kind in ("number", "integer"):
-            return self.parse(repr(value))  # refused, with the message its text would get
+            return self.parse(repr(value))
+        if self.kind == "date":
+            raise ParamError(
+                f"{self.name} must be a date written YYYY-MM-DD, got {value!r}"
+            )  # refused, with the message its text would get
         raise ParamError(f"{self.name} must be one of {', '.join(self.choices)}, got {value!r}")
 
 
@@ -150,6 +160,9 @@ PARAMS = {
         ),
         Param("min_n", "integer", low=SMALLEST_GROUP_SIZE),  # default: the MIN_GROUP_SIZE setting
         Param("weighting", "choice", default=Filters.weighting, page_default="mean", choices=WEIGHTINGS),
+        # The window of dated metrics (inclusive days; either end open): Filters' date_from and date_to.
+        Param("from", "date"),
+        Param("to", "date"),
         Param("adjusted", "choice", default="0", page_default="0", choices=("0", "1")),
         Param("compare_build", "integer", low=1),  # the page's build comparison; none: off
         Param("shown", "choice", page_default="25", choices=("10", "25", "50", "all"), fold_case=True),
@@ -165,8 +178,15 @@ def first_value(args: Mapping, name: str) -> str | float | None:
     return value if isinstance(value, (str, int, float)) and not isinstance(value, bool) else None
 
 
+# Query parameters named otherwise in Filters (``from`` is a Python keyword).
+FILTER_ALIASES = {"from": "date_from", "to": "date_to"}
+
+
 def _pop_filters(values: dict, defaults: Mapping) -> Filters:
     """The filter parameters among ``values`` (removed from it) as one Filters; the others from ``defaults``."""
+    for param, name in FILTER_ALIASES.items():
+        if param in values:
+            values[name] = values.pop(param)
     given = {name: values.pop(name) for name in Filters.names() if name in values}
     given.update({name: defaults[name] for name in Filters.names() if given.get(name) is None and name in defaults})
     # None: no default here (min_n without the MIN_GROUP_SIZE setting), so the Filters' own.

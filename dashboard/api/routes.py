@@ -17,7 +17,7 @@ from data import stats
 from data.adjusted import ADJUSTED_UNAVAILABLE, adjusted_columns
 from data.analysis import feature_summary
 from data.filters import DEFAULT_MIN_GROUP_SIZE, Filters, WeightingUnavailable
-from data.store import UnknownBuild, UnknownDataset
+from data.store import UnknownBuild, UnknownDataset, WindowUnavailable
 from ingest.http import ApiError
 
 DATASET_FIELDS = ["business", "source", "build_id", "received_at", "images", "features", "images_with_ctr"]
@@ -31,6 +31,8 @@ SUMMARY_PARAMS = (
     "build_id",
     "min_n",
     "weighting",
+    "from",
+    "to",
     "adjusted",
 )
 
@@ -125,6 +127,7 @@ def summary_payload(dataset, query: SummaryQuery, build_id: int, cache=None) -> 
         "images": len(dataset.images),
         "images_with_ctr": dataset.images_with_ctr,
         "has_counts": dataset.has_counts,
+        "window": query.filters.window_fields(),
         "fcr_level": _finite(stats.fcr_level(summary["q_value"])),
         **extra,
         "features": records(summary, list(summary.columns)),
@@ -150,14 +153,16 @@ def create_api_blueprint(store, settings) -> Blueprint:
     def summary():
         query = parse_query(SummaryQuery, request.args, min_n=settings.min_group_size)
         with not_found():
-            dataset, build_id, _ = store.load_build(query.business, query.source, query.build_id)
+            dataset, build_id, _ = store.load_build(
+                query.business, query.source, query.build_id, window=query.filters.window
+            )
         return jsonify(summary_payload(dataset, query, build_id, store.cache))
 
     def summary_csv_file(kind: str):
         query = parse_query(SummaryQuery, request.args, min_n=settings.min_group_size)
         with not_found():
             build_id = store.resolve_build(query.business, query.source, query.build_id)
-            dataset = store.dataset(query.business, query.source, build_id)
+            dataset = store.dataset(query.business, query.source, build_id, window=query.filters.window)
         with weighting_available():
             # The page's files: the summary's own columns, so ``adjusted`` is not read here.
             name, content = downloads.csv_download(
@@ -209,10 +214,13 @@ def parse_query(query_class, args, **defaults):
 
 @contextmanager
 def not_found():
-    """Turn the store's lookup errors into a 404 in the API's error shape."""
+    """Turn the store's lookup errors into a 404 in the API's error shape (a window on a dataset
+    without dated metrics into a 400)."""
     try:
         yield
     except UnknownBuild as exc:
         raise ApiError(404, "unknown build", [str(exc)]) from None
     except UnknownDataset as exc:
         raise ApiError(404, "unknown dataset", [str(exc)]) from None
+    except WindowUnavailable as exc:
+        raise ApiError(400, "a time window needs dated metrics", [str(exc)]) from None
