@@ -174,7 +174,8 @@ def test_panel_callback_follows_the_table_selection(settings, demo_store):
             (ids.AVG_WITH, "hoverData", None),
             (ids.IMPACT, "hoverData", None),
         ],
-        [(c, "value", v) for c, v in zip(ids.CONTROLS, controls)],
+        [(c, "value", v) for c, v in zip(ids.CONTROLS, controls)]
+        + [(ids.DATE_RANGE, "start_date", None), (ids.DATE_RANGE, "end_date", None)],
     )
     assert response.status_code == 200
     text = response.get_data(as_text=True)

@@ -19,6 +19,7 @@ from dashboard.page import ids, views
 from dashboard.page.callbacks import VIEW_INPUTS, VIEW_OUTPUTS
 from dashboard.page.components import hover_hint, hover_panel, status_component
 from dashboard.page.compute import compute_view, download_csv, select_shown, upload_command
+from dashboard.page.dates import WINDOW_PROPS
 from dashboard.page.hover import HOVER_HINT, from_typed_array, image_urls
 from dashboard.page.selection import (
     build_options,
@@ -33,6 +34,7 @@ from dashboard.page.table import table_hint
 from dashboard.page.views import CURRENT_BUILD, DEFAULT_CONFIDENCE, DEFAULT_FILTERS, DEFAULT_SPARSITY
 from data.analysis import feature_summary, scatter_points
 from data.batches import FeatureBatch, ctr_frame
+from data.window import Window
 from tests.helpers import load_frame
 
 BUSINESS, SOURCE = "acme", "vision"
@@ -441,9 +443,12 @@ REDRAW_OUTPUTS = [(o.component_id, o.component_property) for o in VIEW_OUTPUTS.v
 
 def _view_inputs(controls, impact_mode="marginal", extra=None):
     """The redraw's (or URL writer's) inputs in its registered order, from ``_controls()``."""
-    by_id = {c: v for c, _, v in controls}
-    by_id[ids.IMPACT_MODE] = impact_mode
-    inputs = [(i.component_id, i.component_property, by_id[i.component_id]) for i in VIEW_INPUTS.values()]
+    by_prop = {(c, p): v for c, p, v in controls}
+    by_prop[(ids.IMPACT_MODE, "value")] = impact_mode
+    inputs = [
+        (i.component_id, i.component_property, by_prop[(i.component_id, i.component_property)])
+        for i in VIEW_INPUTS.values()
+    ]
     return inputs + [(i, p, v) for (i, p), v in (extra or {}).items()]
 
 
@@ -456,10 +461,13 @@ def _controls(
     weighting="mean",
     shown="25",
     compare=None,
+    date_from=None,
+    date_to=None,
 ):
-    """The controls' values as the browser sends them, in ids.CONTROLS order."""
+    """The controls' values as the browser sends them, in ids.CONTROLS order, then the window's two days."""
     values = dict(zip(ids.CONTROLS, (business, source, build, confidence, list(sparsity), weighting, shown, compare)))
-    return [(c, "value", values[c]) for c in ids.CONTROLS]
+    window = [(c, p, v) for (c, p), v in zip(WINDOW_PROPS, (date_from, date_to), strict=True)]
+    return [(c, "value", values[c]) for c in ids.CONTROLS] + window
 
 
 def test_redraw_callback_returns_the_four_figures_and_the_table(client, loaded):
@@ -612,9 +620,20 @@ def test_url_callback_writes_the_controls_into_the_query(client, loaded, changed
     assert again.get_json()["response"] == {}  # unchanged: no new history entry
 
 
+def test_url_callback_writes_the_date_range(client, loaded):
+    controls = _view_inputs(
+        _controls(date_from="2026-10-01T00:00:00", date_to="2026-10-31"), extra={(ids.TABLE, "selectedRows"): None}
+    )
+    response = _dash_post(client, [(ids.URL, "data")], controls, [(ids.URL, "data", None)], changed=ids.DATE_RANGE)
+    written = response.get_json()["response"][ids.URL]["data"]
+    assert "&from=2026-10-01&to=2026-10-31" in written["search"]
+    assert views.parse_view(views.query_from_url(written["search"])).filters.window == Window(
+        "2026-10-01", "2026-10-31"
+    )
+
+
 def test_url_callback_keeps_the_selected_feature_and_a_selection_replaces_the_entry(client, loaded):
-    controls = _controls() + [(ids.IMPACT_MODE, "value", "marginal")]
-    controls += [(ids.TABLE, "selectedRows", [{"feature": "a&b <c>"}])]
+    controls = _view_inputs(_controls(), extra={(ids.TABLE, "selectedRows"): [{"feature": "a&b <c>"}]})
     response = _dash_post(client, [(ids.URL, "data")], controls, [(ids.URL, "data", None)], changed=ids.TABLE)
     written = response.get_json()["response"][ids.URL]["data"]
     assert written["search"].endswith("&feature=a%26b%20%3Cc%3E")

@@ -203,6 +203,8 @@ def _gallery_inputs(selected, mode="with", pages=(None, None, None, None)):
         (ids.SOURCE, "value", PAIR[1]),
         (ids.BUILD, "value", views.CURRENT_BUILD),
         (ids.CONFIDENCE, "value", CONFIDENCE),
+        (ids.DATE_RANGE, "start_date", None),
+        (ids.DATE_RANGE, "end_date", None),
         (ids.VERSION, "data", "v"),
         *((b, "n_clicks", n) for b, n in zip(buttons, pages)),
     ]

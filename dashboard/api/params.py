@@ -222,7 +222,7 @@ def parse_lenient(args: Mapping, names: Sequence[str], defaults: Mapping | None 
     """The named parameters' values, each missing or unusable one at the page's default (or ``defaults``').
 
     As ``parse_strict``, the filter parameters come back as one ``filters`` value; a prevalence
-    range whose ends cross falls back to the page's whole default range.
+    range or window whose ends cross falls back to the page's whole default range.
     """
     defaults = defaults or {}
     values = {}
@@ -237,8 +237,12 @@ def parse_lenient(args: Mapping, names: Sequence[str], defaults: Mapping | None 
         try:
             values["filters"] = _pop_filters(dict(values), defaults)
         except FilterError:
+            # Ends that cross (a prevalence range, a window) fall back to the whole range.
             values["min_pct"], values["max_pct"] = PARAMS["min_pct"].page_default, PARAMS["max_pct"].page_default
+            values.update({name: None for name in FILTER_ALIASES if name in values})
             values["filters"] = _pop_filters(dict(values), defaults)
+        for name in FILTER_ALIASES:
+            values.pop(name, None)
         for name in Filters.names():
             values.pop(name, None)
     return values

@@ -38,8 +38,11 @@ from dashboard.figures.style import (
     rgba_color,
     significance_classes,
 )
+from dashboard.figures.trend import trend_figure, trend_text
 
 __all__ = [
+    "trend_figure",
+    "trend_text",
     "BAR_MARGIN",
     "BAR_MIN_PLOT_PX",
     "BAR_PAGER_PX",

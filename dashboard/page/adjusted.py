@@ -19,6 +19,7 @@ from dash import Input, Output, State, html, no_update
 from dashboard.figures import format_p, format_pp
 from dashboard.figures.style import signed
 from dashboard.page import ids, views
+from dashboard.page.dates import WINDOW_PROPS
 from dashboard.page.selection import selected_dataset
 from data.adjusted import adjusted_columns, adjusted_summary, cooccurring
 from data.analysis import SIGNIFICANCE_LEVEL, feature_summary
@@ -137,7 +138,7 @@ def cooccurrence_rows(store, state: views.ViewState, feature: str) -> dict | Non
     if not feature or not state.business or not state.source:
         return None
     try:
-        dataset, _, _ = selected_dataset(store, state.business, state.source, state.build)
+        dataset, _, _ = selected_dataset(store, state.business, state.source, state.build, state.filters)
     except UnknownDataset:
         return None
     if dataset.images_with_ctr == 0 or feature not in set(dataset.features):
@@ -263,6 +264,7 @@ def register_adjusted_callbacks(app, store, settings) -> None:
         Input(ids.AVG_WITH, "hoverData"),
         Input(ids.IMPACT, "hoverData"),
         *(State(c, "value") for c in ids.CONTROLS),
+        *(State(c, prop) for c, prop in WINDOW_PROPS),
         prevent_initial_call=True,
     )
     def _panel(selected, hover_with, hover_impact, *controls):
@@ -276,5 +278,6 @@ def register_adjusted_callbacks(app, store, settings) -> None:
             feature = hovered_feature(hovered.get(trigger))
             if feature is None:
                 return no_update
-        state = views.state_from_controls(*controls, min_n=settings.min_group_size)
+        *values, date_from, date_to = controls
+        state = views.state_from_controls(*values, date_from=date_from, date_to=date_to, min_n=settings.min_group_size)
         return cooccurrence_panel(cooccurrence_rows(store, state, feature))

@@ -14,6 +14,7 @@ from dashboard.page.adjusted import bars_hint, impact_title, register_adjusted_c
 from dashboard.page.components import hover_panel, notice_component, status_component
 from dashboard.page.compute import PLACEHOLDER_API, View, compute_view, download_csv
 from dashboard.page.controls import sparsity_text
+from dashboard.page.dates import WINDOW_PROPS, register_date_callbacks
 from dashboard.page.drift import DriftView, compute_drift, drift_outputs, register_drift_callbacks
 from dashboard.page.gallery import register_gallery_callbacks
 from dashboard.page.layout import INDEX_STRING
@@ -27,6 +28,7 @@ from dashboard.page.selection import (
     stale_build_shown,
 )
 from dashboard.page.table import table_hint
+from dashboard.page.trend import register_trend_callbacks
 from dashboard.page.verdict import chart_texts, verdict_panel
 from dashboard.page.views import CURRENT_BUILD
 from data.store import UnknownDataset
@@ -43,6 +45,8 @@ VIEW_INPUTS = {
     "shown": Input(ids.SHOWN, "value"),
     "compare": Input(ids.COMPARE, "value"),
     "impact_mode": Input(ids.IMPACT_MODE, "value"),
+    "date_from": Input(*WINDOW_PROPS[0]),
+    "date_to": Input(*WINDOW_PROPS[1]),
 }
 VIEW_OUTPUTS = {
     # The answer
@@ -131,6 +135,8 @@ def register_callbacks(app, store, settings) -> None:
     register_download_callbacks(app, store, settings)
     register_drift_callbacks(app, store)
     register_gallery_callbacks(app, store, settings)
+    register_date_callbacks(app, store)
+    register_trend_callbacks(app, store, settings)
     register_browser_callbacks(app)
 
 
@@ -275,9 +281,20 @@ def register_download_callbacks(app, store, settings) -> None:
     """The summary and points CSVs of the view the controls show."""
 
     def _download(kind):
-        def send(_clicks, business, source, build, confidence, sparsity, weighting, shown, _compare):
+        def send(
+            _clicks, business, source, build, confidence, sparsity, weighting, shown, _compare, date_from, date_to
+        ):
             state = views.state_from_controls(
-                business, source, build, confidence, sparsity, weighting, shown, min_n=settings.min_group_size
+                business,
+                source,
+                build,
+                confidence,
+                sparsity,
+                weighting,
+                shown,
+                date_from=date_from,
+                date_to=date_to,
+                min_n=settings.min_group_size,
             )
             return download_csv(store, state, kind) or no_update
 
@@ -291,6 +308,7 @@ def register_download_callbacks(app, store, settings) -> None:
             Output(target, "data"),
             Input(button, "n_clicks"),
             *(State(c, "value") for c in ids.CONTROLS),
+            *(State(c, prop) for c, prop in WINDOW_PROPS),
             prevent_initial_call=True,
         )(_download(kind))
 

@@ -224,6 +224,8 @@ def status_component(view: View):
     if view.build_id is not None:
         parts.append(html.Span(f"Build #{view.build_id} · {format_time(view.received_at)}"))
     parts.append(html.Span(view.status))
+    if view.window:
+        parts.append(html.Span(view.window, className="status-window"))
     lines = [html.Div(parts, className="status-line")]
     if view.shown_text:
         lines.append(html.Div(view.shown_text, className="status-line status-shown"))

@@ -17,6 +17,7 @@ from dashboard import figures
 from dashboard.api import downloads
 from dashboard.page import views
 from dashboard.page.adjusted import as_adjusted
+from dashboard.page.dates import dataset_extent, window_text
 from dashboard.page.hover import hover_lookup, image_urls
 from dashboard.page.selection import selected_dataset
 from dashboard.page.views import DEFAULT_FILTERS, DEFAULT_SHOWN
@@ -41,6 +42,7 @@ class View:
     weighting: str | None = None  # the one used: impressions fall back to the mean without counts
     notice: dict | None = None  # explains an empty or unusual state
     status: str = ""  # image, CTR and feature counts of the build
+    window: str = ""  # the days whose clicks and impressions make the CTRs, in words ('' without dated metrics)
     shown_text: str = ""  # which features are charted, at which filters
     label_px: int | None = None  # width of the bar charts' feature labels
     business: str | None = None
@@ -169,7 +171,7 @@ def compute_view(
     if not business or not source:
         return _no_data_view(api_base)
     try:
-        dataset, build_id, gone = selected_dataset(store, business, source, build)
+        dataset, build_id, gone = selected_dataset(store, business, source, build, filters)
     except UnknownDataset:
         return _no_build_view(business, source, api_base)
     gone = gone if gone is not None else stale_build
@@ -183,6 +185,7 @@ def compute_view(
         "build_id": build_id,
         "received_at": _received_at(store, business, source, build_id),
         "status": f"{n_images:,} images · {dataset.images_with_ctr:,} with CTR · {n_features:,} features",
+        "window": window_text(filters, dataset_extent(store, business, source)),
     }
     if dataset.images_with_ctr == 0:
         return _empty_view(
@@ -319,7 +322,7 @@ def download_csv(store, state: views.ViewState, kind: str) -> dict | None:
     if not state.business or not state.source:
         return None
     try:
-        dataset, build_id, _ = selected_dataset(store, state.business, state.source, state.build)
+        dataset, build_id, _ = selected_dataset(store, state.business, state.source, state.build, state.filters)
     except UnknownDataset:
         return None
     if dataset.images_with_ctr == 0:

@@ -8,6 +8,7 @@ from dash import dcc, html
 
 from dashboard.page import ids, views
 from dashboard.page.adjusted import IMPACT_MODE_HELP, impact_mode_control
+from dashboard.page.dates import Extent, date_control
 from dashboard.page.drift import compare_control
 from dashboard.page.selection import business_options, source_options
 from dashboard.page.views import ViewState
@@ -131,13 +132,16 @@ def _dataset_pickers(datasets: pd.DataFrame, state: ViewState, build_opts) -> li
     ]
 
 
-def controls_card(datasets: pd.DataFrame, state: ViewState, build_opts, has_counts: bool | None) -> html.Aside:
-    """The controls, opened at ``state``, in a column beside the answer."""
+def controls_card(
+    datasets: pd.DataFrame, state: ViewState, build_opts, has_counts: bool | None, extent: Extent | None = None
+) -> html.Aside:
+    """The controls, opened at ``state``, in a column beside the answer (the date range when ``extent`` has days)."""
     confidence, sparsity = _sliders(state)
     return html.Aside(
         [
             html.H2("View", className="visually-hidden"),
             *_dataset_pickers(datasets, state, build_opts),
+            date_control(state.filters, extent),
             _control(
                 [
                     "Confidence threshold ",

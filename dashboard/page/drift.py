@@ -18,7 +18,7 @@ from dashboard.figures import label_width
 from dashboard.figures.drift import drift_figure, select_by_change
 from dashboard.page import ids
 from dashboard.page.components import BAR_CONFIG, loading_graph
-from dashboard.page.selection import build_label, parse_build
+from dashboard.page.selection import build_label, parse_build, selected_dataset
 from dashboard.page.table import TABLE_COLUMN_DEFS, number_column
 from dashboard.page.views import CURRENT_BUILD
 from data.drift import feature_drift, image_overlap
@@ -143,8 +143,8 @@ def compute_drift(
         return DriftView()
     try:
         store.resolve_build(business, source, from_build)
-        before = store.dataset(business, source, from_build)
-        after = store.dataset(business, source, build_id)
+        before = selected_dataset(store, business, source, from_build, filters)[0]
+        after = selected_dataset(store, business, source, build_id, filters)[0]
     except (UnknownBuild, UnknownDataset):
         return DriftView(from_build, build_id, note=f"Build #{from_build} is no longer stored.")
     drift = feature_drift(before, after, filters.available_for(before.has_counts and after.has_counts))

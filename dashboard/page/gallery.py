@@ -19,6 +19,7 @@ import pandas as pd
 from dash import ClientsideFunction, Input, Output, State, ctx, dcc, html
 
 from dashboard.page import ids, views
+from dashboard.page.dates import WINDOW_PROPS
 from dashboard.page.hover import image_urls
 from dashboard.page.selection import selected_dataset
 from data.errors import UnknownBuild, UnknownDataset
@@ -142,7 +143,7 @@ def gallery_view(
     if not state.business or not state.source:
         return GalleryView(feature, message="No data yet: the gallery shows the images once a build is stored.")
     try:
-        dataset, _, _ = selected_dataset(store, state.business, state.source, state.build)
+        dataset, _, _ = selected_dataset(store, state.business, state.source, state.build, state.filters)
     except (UnknownDataset, UnknownBuild):
         return GalleryView(feature, message="No build of this dataset is stored.")
 
@@ -316,14 +317,18 @@ def register_gallery_callbacks(app, store, settings) -> None:
             "source": Input(ids.SOURCE, "value"),
             "build": Input(ids.BUILD, "value"),
             "confidence": Input(ids.CONFIDENCE, "value"),
+            "date_from": Input(*WINDOW_PROPS[0]),
+            "date_to": Input(*WINDOW_PROPS[1]),
             "version": Input(ids.VERSION, "data"),
             "pages": [Input(button, "n_clicks") for button in pagers.values()],
         },
         state={"offsets": State(ids.GALLERY_OFFSETS, "data")},
         prevent_initial_call=True,
     )
-    def _gallery(selected, mode, business, source, build, confidence, version, pages, offsets):
-        state = views.state_from_controls(business, source, build, confidence, None, None, None)
+    def _gallery(selected, mode, business, source, build, confidence, date_from, date_to, version, pages, offsets):
+        state = views.state_from_controls(
+            business, source, build, confidence, None, None, None, date_from=date_from, date_to=date_to
+        )
         step = next(((s, d) for (s, d), button in pagers.items() if button == ctx.triggered_id), None)
         # A new feature, view or switch starts each side at its first page; a pager moves its side.
         offsets = stepped_offsets(offsets, *step) if step else None

@@ -14,6 +14,12 @@ WEIGHTING_IMPRESSIONS_LABEL = "weighting-impressions-label"  # the tooltip's tar
 COMPARE = "compare-build"  # a build to compare the shown one with (dashboard/page/drift.py)
 CONTROLS = (BUSINESS, SOURCE, BUILD, CONFIDENCE, SPARSITY, WEIGHTING, SHOWN, COMPARE)
 IMPACT_MODE = "impact-mode"  # marginal / adjusted impact in the impact chart and the table
+# The window of days of a dataset with dated metrics (dashboard/page/dates.py)
+DATE_CONTROL = "date-control"  # hidden for a dataset with one CTR per image
+DATE_PRESET = "date-preset"  # last 7 / 30 / 90 days, all
+DATE_RANGE = "date-range"
+DATE_FROM_INPUT = "date-from"
+DATE_TO_INPUT = "date-to"
 SLIDERS = (CONFIDENCE, SPARSITY)  # their moves replace the URL's history entry instead of adding one
 
 # The page's address: its query string holds the view (see dashboard/views.py); this store
@@ -37,7 +43,12 @@ AVG_WITH = "avg-with-chart"  # CTR with the feature (bars) and without it (a bas
 IMPACT = "impact-chart"
 CHARTS = (SCATTER, IMPACT, AVG_WITH)
 BAR_CHARTS = (IMPACT, AVG_WITH)  # the first one carries the feature labels and the page slider
-CHART_TEXT = {SCATTER: "scatter-text", IMPACT: "impact-text", AVG_WITH: "avg-with-text"}  # each chart's words
+CHART_TEXT = {
+    SCATTER: "scatter-text",
+    IMPACT: "impact-text",
+    AVG_WITH: "avg-with-text",
+    "trend-chart": "trend-text",
+}  # each chart's words
 EVIDENCE = "evidence"  # the cards holding the charts, hidden while there is no data
 
 # Text around the charts
@@ -69,6 +80,13 @@ def gallery_id(side: str, part: str) -> str:
     """The id of a part of one side's column of the gallery: "gallery-with-tiles", ..."""
     return f"gallery-{side}-{part}"
 
+
+# The selected feature's impact period by period (dashboard/page/trend.py)
+TREND = "trend-chart"
+TREND_CARD = "trend-card"
+TREND_TITLE = "trend-title"
+TREND_PERIOD = "trend-period"
+TREND_HINT = "trend-hint"
 
 # The build comparison
 DRIFT = "drift-chart"

@@ -8,6 +8,7 @@ page's URL names.
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 
 import pandas as pd
 from dash import dcc, html
@@ -16,10 +17,12 @@ from dashboard.page import ids, views
 from dashboard.page.adjusted import cooccurrence_card
 from dashboard.page.components import bars_card, navbar, scatter_card, verdict_card
 from dashboard.page.controls import controls_card
+from dashboard.page.dates import Extent, dataset_extent, page_window
 from dashboard.page.drift import drift_card
 from dashboard.page.gallery import gallery_card
 from dashboard.page.selection import request_query, resolve_view, stale_build
 from dashboard.page.table import table_card
+from dashboard.page.trend import trend_card
 from dashboard.page.views import ViewState
 from data.analysis import DEFAULT_MIN_GROUP_SIZE
 
@@ -34,10 +37,12 @@ def page(
     has_counts: bool = True,
     min_n: int = DEFAULT_MIN_GROUP_SIZE,
     stale: int | None = None,
+    extent: Extent | None = None,
 ) -> html.Div:
     """The component tree for a store whose datasets are ``datasets`` (newest first), opened at ``state``.
 
     ``stale``: the build the page's URL pinned that is no longer stored (``state`` shows the current one).
+    ``extent``: the days of the dataset's dated metrics (None: one CTR per image, no date range).
     """
     if state is None:
         state = ViewState(
@@ -71,7 +76,7 @@ def page(
             navbar(),
             html.Div(
                 [
-                    controls_card(datasets, state, build_opts, has_counts),
+                    controls_card(datasets, state, build_opts, has_counts, extent),
                     html.Main(
                         [
                             html.Div(id=ids.NOTICE, className="notice"),
@@ -81,6 +86,7 @@ def page(
                                 [
                                     drift_card(),
                                     bars_card(min_n),
+                                    trend_card(shown=extent is not None),
                                     scatter_card(),
                                     cooccurrence_card(),
                                     gallery_card(),
@@ -106,6 +112,8 @@ def build_layout(store, settings):
         version = store.version()
         requested = views.parse_view(request_query(), min_n=settings.min_group_size)
         state, datasets, build_opts, has_counts = resolve_view(requested, store)
+        extent = dataset_extent(store, state.business, state.source)
+        state = replace(state, filters=page_window(state.filters, extent))
         return page(
             datasets,
             build_opts,
@@ -115,6 +123,7 @@ def build_layout(store, settings):
             has_counts=has_counts,
             min_n=settings.min_group_size,
             stale=stale_build(requested, state),
+            extent=extent,
         )
 
     return serve_layout

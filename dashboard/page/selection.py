@@ -14,7 +14,7 @@ from dash import no_update
 
 from dashboard.page import views
 from dashboard.page.views import CURRENT_BUILD, ViewState
-from data.store import UnknownBuild, UnknownDataset
+from data.store import UnknownBuild, UnknownDataset, WindowUnavailable
 
 # -- options of the dataset and build pickers ----------------------------------------------
 
@@ -96,14 +96,20 @@ def parse_build(value) -> int | None:
         return None
 
 
-def selected_dataset(store, business, source, build):
+def selected_dataset(store, business, source, build, filters=None):
     """The picked build's dataset, or the current build's when the picked one is no longer stored.
 
     Returns ``(dataset, build_id, gone)``: ``gone`` is the picked build id that fell back, else
-    None. Raises UnknownDataset when the pair has no build at all.
+    None. Raises UnknownDataset when the pair has no build at all. A pair with dated metrics
+    gets its CTRs over the window of ``filters`` (a ``Filters``; None: every day); a pair with
+    one CTR per image has no days, and the page sets the window aside there.
     """
+    window = filters.window if filters is not None else None
     # One snapshot: a build pruned by a concurrent write cannot vanish between resolving and reading it.
-    return store.load_build(business, source, parse_build(build), fall_back=True)
+    try:
+        return store.load_build(business, source, parse_build(build), fall_back=True, window=window)
+    except WindowUnavailable:
+        return store.load_build(business, source, parse_build(build), fall_back=True)
 
 
 def dataset_has_counts(store, business, source, build) -> bool | None:

@@ -44,6 +44,8 @@ VIEW_PARAMS = (
     "shown",
     "compare_build",
     "adjusted",
+    "from",
+    "to",
 )
 
 WEIGHTING_LABELS = {"mean": "Mean of images", "impressions": "Impression-weighted"}
@@ -185,6 +187,10 @@ def view_query(state: ViewState) -> str:
         ("shown", ALL_SHOWN if state.shown == 0 else str(state.shown)),
         ("adjusted", "1" if state.adjusted else "0"),
     ]
+    if filters.date_from:
+        params.append(("from", filters.date_from))
+    if filters.date_to:
+        params.append(("to", filters.date_to))
     if state.compare is not None:
         params.append(("compare_build", str(state.compare)))
     if state.feature:
@@ -204,6 +210,8 @@ def state_from_controls(
     compare=None,
     impact_mode=None,
     feature=None,
+    date_from=None,
+    date_to=None,
     *,
     min_n: int = DEFAULT_MIN_GROUP_SIZE,
 ) -> ViewState:
@@ -225,6 +233,9 @@ def state_from_controls(
             "compare_build": compare,
             "adjusted": "1" if impact_mode == "adjusted" else "0",
             "feature": feature or "",
+            # A picker may send a day with a time ("2026-11-01T00:00:00"): the day is what counts.
+            "from": date_from[:10] if isinstance(date_from, str) else date_from,
+            "to": date_to[:10] if isinstance(date_to, str) else date_to,
         },
         min_n=min_n,
     )
