@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
-from datetime import date
+from datetime import date, timedelta
 
 _ISO_DAY = re.compile(r"\d{4}-\d{2}-\d{2}")
 
@@ -75,3 +75,19 @@ class Window:
     def label(self) -> str:
         """A file-name part: ``2026-01-01_2026-01-31``, an open end written ``start`` or ``end``."""
         return f"{self.start or 'start'}_{self.end or 'end'}"
+
+
+# The recent windows analysts look at first (the page's presets): their null tables are drawn
+# when dated metrics land, so that choosing one is as quick as a slider move.
+RECENT_DAYS = (7, 30, 90)
+
+
+def recent(days: int, first_day, last_day) -> Window:
+    """The last ``days`` days up to ``last_day``, not before ``first_day`` (the data's extent)."""
+    first, last = parse_day(first_day, "first day"), parse_day(last_day, "last day")
+    return Window(max(last - timedelta(days=days - 1), first).isoformat(), last.isoformat())
+
+
+def recent_windows(first_day, last_day) -> list[Window]:
+    """``recent`` for each of RECENT_DAYS, without repeats (a short extent gives one window several times)."""
+    return list(dict.fromkeys(recent(days, first_day, last_day) for days in RECENT_DAYS))

@@ -16,6 +16,7 @@ from functools import partial
 
 from data import nulls
 from data.errors import UnknownDataset
+from data.window import recent_windows
 
 log = logging.getLogger(__name__)
 
@@ -95,10 +96,17 @@ def prepare_nulls(store, business: str, source: str) -> int:
     """Draw and store the null tables of the pair's current build and CTRs unless stored; returns how many were drawn.
 
     Reading the dataset takes its stored tables into the cache already. A pair with CTRs but
-    no build yet has none to draw.
+    no build yet has none to draw. A pair with dated metrics also gets the tables of its recent
+    windows (``data.window.RECENT_DAYS``), so that the first look at one does not draw them.
     """
     try:
-        dataset = store.dataset(business, source)
+        datasets = [store.dataset(business, source)]
+        extent = store.metric_set(business, source)
+        if extent is not None and extent.first_day and extent.last_day:
+            # Dated metrics: the recent windows too (the page's presets), each with its own CTRs.
+            windows = recent_windows(str(extent.first_day)[:10], str(extent.last_day)[:10])
+            datasets += [store.dataset(business, source, window=window) for window in windows]
     except UnknownDataset:
         return 0
-    return nulls.prepare(store.has_null_table, store.save_null_table, store.null_tests(dataset))
+    tests = [test for dataset in datasets for test in store.null_tests(dataset)]
+    return nulls.prepare(store.has_null_table, store.save_null_table, tests)

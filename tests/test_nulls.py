@@ -84,6 +84,30 @@ def test_another_worker_reads_the_stored_tables_and_gets_the_same_numbers(store,
         other.close()
 
 
+def test_dated_metrics_get_the_tables_of_their_recent_windows(store, db_url, monkeypatch):
+    """Last 7, 30 and 90 days are drawn with every day, so another worker opens them without drawing."""
+    from data.demo import demo_daily
+    from data.window import recent
+
+    batch, ctr = demo_build(n_images=200, n_features=30)
+    store.add_build("Acme", "vision", batch)
+    daily = demo_daily(batch, ctr, days=40)
+    store.replace_metrics("Acme", "vision", daily)
+    first, last = daily["day"].min(), daily["day"].max()
+    # Every day, 7 days and 30 days, in both weightings; 90 days is every day again (40 days of data).
+    assert writes.prepare_nulls(store, "Acme", "vision") == 6
+    assert writes.prepare_nulls(store, "Acme", "vision") == 0
+    monkeypatch.setattr(permutation, "compute_table", lambda *a, **k: pytest.fail("drawn"))
+    other = FeatureStore(db_url)
+    try:
+        for days in (7, 30, 90):
+            dataset = other.dataset("Acme", "vision", window=recent(days, first, last))
+            for weighting in ("mean", "impressions"):
+                feature_summary(dataset, confidence=0.5, weighting=weighting, cache=other.cache)
+    finally:
+        other.close()
+
+
 def test_a_pair_without_a_build_or_ctrs_has_nothing_to_draw(store):
     assert writes.prepare_nulls(store, "Acme", "vision") == 0
     batch, _ = demo_build(n_images=50, n_features=10)

@@ -12,17 +12,18 @@ window in the URL is set aside (the read API refuses one there instead).
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import date, timedelta
+from datetime import date
 
 import dash_bootstrap_components as dbc
 from dash import dcc, html
 
 from dashboard.page import ids
 from data.filters import Filters
+from data.window import RECENT_DAYS, recent
 
 ALL_DAYS = "all"
 CUSTOM = "custom"
-PRESET_DAYS = (7, 30, 90)
+PRESET_DAYS = RECENT_DAYS  # their null tables are drawn when the metrics land (data/writes.py)
 PRESET_OPTIONS = [
     *({"label": f"{n} days", "value": str(n)} for n in PRESET_DAYS),
     {"label": "All", "value": ALL_DAYS},
@@ -63,9 +64,8 @@ def preset_range(preset, extent: Extent | None) -> tuple[str | None, str | None]
     """``(from, to)`` of a preset over ``extent``: the last n days of the data, or (None, None) for every day."""
     if extent is None or preset in (None, ALL_DAYS, CUSTOM):
         return None, None
-    last = date.fromisoformat(extent.last)
-    start = max(last - timedelta(days=int(preset) - 1), date.fromisoformat(extent.first))
-    return start.isoformat(), extent.last
+    window = recent(int(preset), extent.first, extent.last)
+    return window.start, window.end
 
 
 def matching_preset(date_from, date_to, extent: Extent | None) -> str:
