@@ -79,7 +79,7 @@ def _find(component, component_id):
 
 def page_order(summary):
     """A summary as the page shows it: with its answer columns, ranked by evidence."""
-    return views.evidence_order(views.with_answer_columns(summary))
+    return views.evidence_order(summary)
 
 
 # -- compute_view --------------------------------------------------------------------------------

@@ -19,7 +19,6 @@ import pandas as pd
 from dashboard import figures
 from dashboard.api.params import PARAMS, parse_lenient
 from dashboard.page import ids
-from data.analysis import SIGNIFICANCE_LEVEL
 from data.filters import DEFAULT_MIN_GROUP_SIZE, Filters
 
 CURRENT_BUILD = "current"
@@ -284,32 +283,19 @@ def weighting_tip(has_counts: bool | None) -> str:
 # -- the answer: verdict, lift and the interval that agrees with them -------------------------
 
 
-def with_answer_columns(summary: pd.DataFrame) -> pd.DataFrame:
-    """``summary`` with ``verdict``, ``lift_pct``, ``ci_low_fcr``/``ci_high_fcr`` and ``attrs["fcr_level"]``.
+ANSWER_COLUMNS = ("verdict", "lift_pct", "ci_low_fcr", "ci_high_fcr")
 
-    Stand-in for a summary computed without them (an older ``feature_summary``): columns the
-    summary has are kept as they are. ``verdict`` from q < SIGNIFICANCE_LEVEL and the sign of impact
-    ("too few images" where ``low_n``); ``lift_pct`` = 100 x impact / avg_ctr_without; the FCR
-    interval, which needs the permutation null, falls back to the per-test interval.
-    """
-    if summary is None or all(c in summary for c in ("verdict", "lift_pct", "ci_low_fcr", "ci_high_fcr")):
-        return summary
-    out = summary.copy()
-    impact = out["impact"].to_numpy(dtype=np.float64)
-    q = out["q_value"].to_numpy(dtype=np.float64)
-    if "verdict" not in out:
-        low_n = out["low_n"].fillna(False).to_numpy(dtype=bool) if "low_n" in out else np.zeros(len(out), bool)
-        selected = q < SIGNIFICANCE_LEVEL
-        verdict = np.where(selected & (impact > 0), "helps", np.where(selected & (impact < 0), "hurts", "unclear"))
-        out["verdict"] = pd.Series(np.where(low_n, "too few images", verdict), index=out.index, dtype=object)
-    if "lift_pct" not in out:
-        base = out["avg_ctr_without"].to_numpy(dtype=np.float64)
-        with np.errstate(divide="ignore", invalid="ignore"):
-            out["lift_pct"] = np.where(base > 0, 100.0 * impact / base, np.nan)
-    for fcr, per_test in (("ci_low_fcr", "ci_low"), ("ci_high_fcr", "ci_high")):
-        if fcr not in out:
-            out[fcr] = out[per_test] if per_test in out else np.nan
-    return out
+
+def require_answer_columns(summary: pd.DataFrame, *, what: str = "summary") -> pd.DataFrame:
+    """``summary`` itself when it has the answer's columns (``ANSWER_COLUMNS``), which
+    ``data.analysis.feature_summary`` computes; else a ValueError naming the missing ones."""
+    missing = [c for c in ANSWER_COLUMNS if c not in summary]
+    if missing:
+        raise ValueError(
+            f"the {what} lacks the column{'s' if len(missing) > 1 else ''} {', '.join(missing)}: "
+            "pass a frame from data.analysis.feature_summary, which computes the verdict, the lift and the FCR interval"
+        )
+    return summary
 
 
 def interval_columns(summary: pd.DataFrame) -> tuple[str, str]:
@@ -368,7 +354,7 @@ def table_rows(summary: pd.DataFrame) -> list[dict]:
     """The summary as the table's rows: numbers at full precision (formatted in the browser), None for NaN."""
     if summary is None or summary.empty:
         return []
-    summary = with_answer_columns(summary)
+    require_answer_columns(summary)
     columns = {c: summary[c].tolist() for c in TABLE_COLUMNS if c != "result"}
     columns["result"] = result_labels(summary).tolist()
     rows = []
