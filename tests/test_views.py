@@ -394,3 +394,17 @@ def test_history_entry_replaces_only_for_sliders():
     assert history_entry("?a", ["confidence.value", "sparsity.value"])["replace"] is True
     assert history_entry("?a", ["confidence.value", "features-shown.value"])["replace"] is False
     assert history_entry("?a", [])["replace"] is False
+
+
+def test_the_feature_column_is_as_wide_as_its_longest_name_within_bounds():
+    from dashboard.page.table import FEATURE_PX, TABLE_COLUMN_DEFS, sized_columns
+
+    def width(names):
+        columns = sized_columns(TABLE_COLUMN_DEFS, [{"feature": n} for n in names])
+        return next(c["minWidth"] for c in columns if c["field"] == "feature")
+
+    assert width(["smile"]) == FEATURE_PX[0]  # short names: the least width
+    assert FEATURE_PX[0] < width(["x" * 20, "smile"]) < width(["x" * 30]) < FEATURE_PX[1]
+    assert width(["x" * 200]) == FEATURE_PX[1]
+    assert width([]) == FEATURE_PX[0]
+    assert TABLE_COLUMN_DEFS[0]["minWidth"] == FEATURE_PX[0]  # the shared definition is left as it was

@@ -26,7 +26,7 @@ from dashboard.page.selection import (
     source_options,
     stale_build_shown,
 )
-from dashboard.page.table import table_hint
+from dashboard.page.table import sized_columns, table_hint
 from dashboard.page.verdict import chart_texts, verdict_panel
 from dashboard.page.views import CURRENT_BUILD
 from data.store import UnknownDataset
@@ -113,7 +113,7 @@ def table_outputs(view: View, drift: DriftView) -> dict:
         "rows": rows,
         "table_style": views.table_style(len(view.table)),
         "table_hint": table_hint(view),
-        "columns": table_column_defs(columns, view.adjusted),
+        "columns": sized_columns(table_column_defs(columns, view.adjusted), rows),
         "drift": figure,
         "drift_card": card,
         "drift_frame": frame,

@@ -27,7 +27,7 @@ def number_column(field, header, formatter, *, tooltip=None, width=110, **extra)
     return column
 
 
-def interval_column(low: str, high: str, header: str, tooltip: str, *, col_id: str, width: int = 190) -> dict:
+def interval_column(low: str, high: str, header: str, tooltip: str, *, col_id: str, width: int = 210) -> dict:
     """An interval column: 'low to high pp', sorted by its lower end."""
     return {
         "field": low,
@@ -41,12 +41,34 @@ def interval_column(low: str, high: str, header: str, tooltip: str, *, col_id: s
     }
 
 
+# The answer's columns (feature, verdict, lift, interval, q) are at least as wide as their widest
+# values at the grid's 13 px, so that at 1280 px they show in full (the columns flex to fill
+# wider screens; those after q scroll sideways when they no longer fit). Lift: "+1234.5 %" in
+# bold; q and p: "8.1 x 10^-31"; an interval: "-0.123 to +0.456 pp"; each with 2 x 16 px padding.
+LIFT_PX = 110
+P_PX = 120
+FEATURE_PX = (160, 360)  # the feature column: from its longest name, within these bounds
+FEATURE_CHAR_PX = 7.5  # about the widest average character width of a name at 13 px
+
+
+def feature_width(names) -> int:
+    """The feature column's width in px: its longest name in full, within FEATURE_PX."""
+    longest = max((len(str(n)) for n in names), default=0)
+    return int(min(FEATURE_PX[1], max(FEATURE_PX[0], 40 + FEATURE_CHAR_PX * longest)))
+
+
+def sized_columns(columns: list[dict], rows: list[dict]) -> list[dict]:
+    """``columns`` with the feature column as wide as the longest feature name of ``rows`` needs."""
+    width = feature_width(r["feature"] for r in rows)
+    return [{**c, "minWidth": width} if c.get("field") == "feature" else c for c in columns]
+
+
 VERDICT_COLUMN = {
     "field": "verdict",
     "headerName": "Verdict",
     "headerTooltip": "Helps or hurts: the difference is unlikely to be chance (q < 0.05). Unclear: it could be. "
     "Too few images: not tested.",
-    "minWidth": 110,
+    "minWidth": 130,  # "too few images" in full
     "filter": False,
     "cellClass": "verdict-cell",
     "cellClassRules": {
@@ -63,7 +85,8 @@ TABLE_COLUMN_DEFS = [
         "filter": "agTextColumnFilter",
         "suppressHeaderMenuButton": True,
         "pinned": "left",
-        "minWidth": 160,
+        "minWidth": FEATURE_PX[0],
+        "tooltipField": "feature",  # a name longer than FEATURE_PX allows still reads in full
         "flex": 2,
     },
     VERDICT_COLUMN,
@@ -71,7 +94,7 @@ TABLE_COLUMN_DEFS = [
         "lift_pct",
         "Lift",
         "formatLift",
-        width=90,
+        width=LIFT_PX,
         tooltip="The impact relative to the CTR without the feature: +10 % means a tenth more clicks per view",
         cellClassRules={"impact-pos": "params.value > 0", "impact-neg": "params.value < 0"},
     ),
@@ -95,7 +118,7 @@ TABLE_COLUMN_DEFS = [
         "q_value",
         "q",
         "formatP",
-        width=80,
+        width=P_PX,
         tooltip="The chance that a feature called helps or hurts at this q is a false find, after testing every "
         "feature in the table (Benjamini-Hochberg); below 0.05 counts as an answer",
     ),
@@ -120,7 +143,7 @@ TABLE_COLUMN_DEFS = [
         "p_value",
         "p",
         "formatP",
-        width=80,
+        width=P_PX,
         tooltip="Two-sided permutation p-value of the impact (share of image shufflings as extreme), for this "
         "feature alone",
     ),
