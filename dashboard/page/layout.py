@@ -8,6 +8,7 @@ page's URL names.
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 
 import pandas as pd
 from dash import dcc, html
@@ -16,7 +17,7 @@ from dashboard.page import ids, views
 from dashboard.page.adjusted import cooccurrence_card
 from dashboard.page.components import bars_card, navbar, scatter_card, verdict_card
 from dashboard.page.controls import controls_card
-from dashboard.page.drift import drift_card
+from dashboard.page.drift import compare_choice, drift_card
 from dashboard.page.gallery import gallery_card
 from dashboard.page.selection import request_query, resolve_view, stale_build
 from dashboard.page.table import table_card
@@ -34,10 +35,12 @@ def page(
     has_counts: bool = True,
     min_n: int = DEFAULT_MIN_GROUP_SIZE,
     stale: int | None = None,
+    compare_opts: list[dict] | None = None,
 ) -> html.Div:
     """The component tree for a store whose datasets are ``datasets`` (newest first), opened at ``state``.
 
-    ``stale``: the build the page's URL pinned that is no longer stored (``state`` shows the current one).
+    ``stale``: the build the page's URL pinned that is no longer stored (``state`` shows the current one);
+    ``compare_opts``: the builds to compare with (``drift.compare_choice``).
     """
     if state is None:
         state = ViewState(
@@ -71,7 +74,7 @@ def page(
             navbar(),
             html.Div(
                 [
-                    controls_card(datasets, state, build_opts, has_counts),
+                    controls_card(datasets, state, build_opts, has_counts, compare_opts),
                     html.Main(
                         [
                             html.Div(id=ids.NOTICE, className="notice"),
@@ -106,6 +109,8 @@ def build_layout(store, settings):
         version = store.version()
         requested = views.parse_view(request_query(), min_n=settings.min_group_size)
         state, datasets, build_opts, has_counts = resolve_view(requested, store)
+        compare_opts, compare = compare_choice(store, state.business, state.source, state.build, state.compare)
+        state = replace(state, compare=compare)
         return page(
             datasets,
             build_opts,
@@ -115,6 +120,7 @@ def build_layout(store, settings):
             has_counts=has_counts,
             min_n=settings.min_group_size,
             stale=stale_build(requested, state),
+            compare_opts=compare_opts,
         )
 
     return serve_layout
