@@ -65,7 +65,7 @@ VIEW_OUTPUTS = {
     "impact_title": Output(ids.IMPACT_TITLE, "children"),
     "bar_hint": Output(ids.BAR_HINT, "children"),
     # The table
-    "rows": Output(ids.TABLE, "rowData"),
+    "rows": Output(ids.TABLE_ROWS, "data"),  # unpacked into the table's rowData in the browser
     "table_style": Output(ids.TABLE, "style"),
     "table_hint": Output(ids.TABLE_HINT, "children"),
     "columns": Output(ids.TABLE, "columnDefs"),
@@ -110,7 +110,7 @@ def table_outputs(view: View, drift: DriftView) -> dict:
     """The table's rows, columns, size and hint, and the build comparison above the charts."""
     figure, card, frame, note, rows, columns = drift_outputs(drift, view.table)
     return {
-        "rows": rows,
+        "rows": views.packed_rows(rows),
         "table_style": views.table_style(len(view.table)),
         "table_hint": table_hint(view),
         "columns": sized_columns(table_column_defs(columns, view.adjusted), rows),
@@ -303,6 +303,13 @@ def register_browser_callbacks(app) -> None:
     app.clientside_callback(
         ClientsideFunction(namespace="creative", function_name="newView"),
         Input(ids.LOOKUP, "data"),
+        prevent_initial_call=True,
+    )
+    # The view's rows, sent by column, become the table's rows.
+    app.clientside_callback(
+        ClientsideFunction(namespace="creative", function_name="unpackRows"),
+        Output(ids.TABLE, "rowData"),
+        Input(ids.TABLE_ROWS, "data"),
         prevent_initial_call=True,
     )
     # The selected table row (picked in the table or the verdict) is highlighted in the charts.

@@ -214,6 +214,7 @@ def table_card() -> dbc.Card:
                         className="table-tools",
                     ),
                     html.Div(id=ids.TABLE_SELECTION, className="table-selection"),
+                    dcc.Store(id=ids.TABLE_ROWS),
                     dag.AgGrid(
                         id=ids.TABLE,
                         columnDefs=TABLE_COLUMN_DEFS,
