@@ -4,7 +4,8 @@
  *
  * The server ships a lookup with each view (see dashboard/hover.py hover_lookup) holding only
  * what the scatter's trace lacks: point_image[i] is the image of scatter point i and
- * point_conf_pct[i] its confidence in hundredths (base64 typed arrays), with the names once.
+ * point_conf_pct[i] its confidence in hundredths (base64 typed arrays), with the names once
+ * (the images' as one zlib stream, inflated when the view arrives: see inflateNames).
  * When a view arrives its points are grouped by image here (groupByImage, a counting sort); a
  * point's feature (the code of the scatter x and of the bar rows) and its image's CTR are read
  * from the drawn trace's own x and y. Hover data may lack customdata, so only pointIndex is
