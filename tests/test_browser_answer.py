@@ -92,6 +92,8 @@ def _open(driver, url, size):
     driver.get(url)
     wait_for_charts(driver, timeout=60)
     wait_for(lambda: driver.find_elements("css selector", f"#{ids.VERDICT} [data-feature]"), message="the verdict")
+    # The table's rows arrive by column and are unpacked in the browser, after the charts.
+    wait_for(lambda: driver.find_elements("css selector", f"#{ids.TABLE} .ag-row"), message="the table's rows")
 
 
 @pytest.mark.parametrize("size", SIZES)
