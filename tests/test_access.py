@@ -11,7 +11,7 @@ import pytest
 
 from dashboard.factory import create_app
 from dashboard.page import ids
-from dashboard.page.views import CURRENT_BUILD
+from dashboard.page.views import CURRENT_BUILD, unpacked_rows
 from data.store import TokenExists, UnknownBuild, UnknownDataset
 from data.tokens import READ, WRITE, Actor, encode_businesses, may, new_token, token_hash
 from ingest.access import SESSION_COOKIE
@@ -377,11 +377,11 @@ def test_a_forged_callback_naming_another_business_shows_nothing_of_it(settings,
     client = app_client(settings, seeded, access="tokens")
     sign_in(client, tokens["read_a"])
     mine = _dash_post(client, REDRAW_OUTPUTS, _redraw_inputs(A, seeded.version()), [(ids.STALE_BUILD, "data", None)])
-    assert mine.status_code == 200 and len(mine.get_json()["response"][ids.TABLE]["rowData"]) > 0
+    assert mine.status_code == 200 and len(unpacked_rows(mine.get_json()["response"][ids.TABLE_ROWS]["data"])) > 0
     theirs = _dash_post(client, REDRAW_OUTPUTS, _redraw_inputs(B, seeded.version()), [(ids.STALE_BUILD, "data", None)])
     assert theirs.status_code == 200
     answer = theirs.get_json()["response"]
-    assert answer[ids.TABLE]["rowData"] == []
+    assert unpacked_rows(answer[ids.TABLE_ROWS]["data"]) == []
     assert all(not trace.get("x") for c in ids.CHARTS for trace in answer[c]["figure"]["data"])
     builds = _dash_post(
         client,

@@ -191,9 +191,7 @@ def _close(shown, expected, **tolerance) -> bool:
 def _charts_match(driver, store, dataset_key, confidence, low, high):
     """Whether the charts show feature_summary's numbers for these settings, ranked by evidence."""
     dataset = store.dataset(*dataset_key)
-    summary = views.evidence_order(
-        views.with_answer_columns(feature_summary(dataset, confidence=confidence, min_pct=low, max_pct=high))
-    )
+    summary = views.evidence_order(feature_summary(dataset, confidence=confidence, min_pct=low, max_pct=high))
     features = list(summary["feature"])
     impact, with_bar = (_chart(driver, c) for c in ids.BAR_CHARTS)
     without = _chart(driver, ids.AVG_WITH, 2)  # the CTR without each feature: a mark on the CTR chart
@@ -243,9 +241,7 @@ def _isolated_points(dataset, confidence, low, high, shown=25, count=1):
     """
     from dashboard.page.compute import select_shown
 
-    ranked = views.evidence_order(
-        views.with_answer_columns(feature_summary(dataset, confidence=confidence, min_pct=low, max_pct=high))
-    )
+    ranked = views.evidence_order(feature_summary(dataset, confidence=confidence, min_pct=low, max_pct=high))
     summary = select_shown(ranked, shown)  # the features charted, in the page's order
     points = scatter_points(dataset, confidence=confidence, features=summary["feature"])
     codes = points["feature"].cat.codes.to_numpy()
@@ -435,13 +431,11 @@ def _hover_keeps_the_scatter_painted(driver, store, dataset_key, state, expect_t
     from dashboard.page.compute import select_shown
 
     summary = views.evidence_order(
-        views.with_answer_columns(
-            feature_summary(
-                dataset,
-                confidence=state.filters.confidence,
-                min_pct=state.filters.min_pct,
-                max_pct=state.filters.max_pct,
-            )
+        feature_summary(
+            dataset,
+            confidence=state.filters.confidence,
+            min_pct=state.filters.min_pct,
+            max_pct=state.filters.max_pct,
         )
     )
     names = list(select_shown(summary, state.shown)["feature"])  # by feature code, as the x axis
@@ -667,7 +661,7 @@ def _view_matches(driver, store, state, min_n):
         min_n=min_n,
         weighting=state.filters.weighting,
     )
-    summary = views.evidence_order(views.with_answer_columns(summary))  # as the page ranks it
+    summary = views.evidence_order(summary)  # as the page ranks it
     charted = select_shown(summary, state.shown)
     impact, with_bar = (_chart(driver, c) for c in ids.BAR_CHARTS)
     without = _chart(driver, ids.AVG_WITH, 2)  # the CTR without each feature: a mark on the CTR chart
@@ -737,7 +731,7 @@ def test_impact_chart_draws_intervals_and_marks_significant_features(driver, liv
     )
     from dashboard.page.compute import select_shown
 
-    summary = views.evidence_order(views.with_answer_columns(summary))
+    summary = views.evidence_order(summary)
     charted = select_shown(summary, state.shown).reset_index(drop=True)
     low, high = views.interval_columns(charted)  # the interval the verdict reads: FCR-adjusted where known
     bars = driver.execute_script(
@@ -796,9 +790,7 @@ def test_selecting_a_table_row_highlights_the_feature_in_the_charts(driver, live
     url, store, settings = live_demo
     _open(driver, url)
     rows = _wait_for(lambda: driver.execute_script(GRID_ROWS_JS), message="the table")
-    summary = views.evidence_order(
-        views.with_answer_columns(feature_summary(store.dataset(*NORTHWIND), confidence=0.5, min_pct=2, max_pct=100))
-    )
+    summary = views.evidence_order(feature_summary(store.dataset(*NORTHWIND), confidence=0.5, min_pct=2, max_pct=100))
     assert [r["feature"] for r in rows] == list(summary["feature"])  # every feature, not only those charted
 
     grid = driver.find_element("id", ids.TABLE)

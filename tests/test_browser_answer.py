@@ -92,6 +92,8 @@ def _open(driver, url, size):
     driver.get(url)
     wait_for_charts(driver, timeout=60)
     wait_for(lambda: driver.find_elements("css selector", f"#{ids.VERDICT} [data-feature]"), message="the verdict")
+    # The table's rows arrive by column and are unpacked in the browser, after the charts.
+    wait_for(lambda: driver.find_elements("css selector", f"#{ids.TABLE} .ag-row"), message="the table's rows")
 
 
 @pytest.mark.parametrize("size", SIZES)
@@ -189,6 +191,55 @@ def test_the_tables_answer_columns_show_without_scrolling_sideways(driver, live_
     )
     for column in ("feature", "verdict", "lift_pct", "impact", "interval", "q_value"):
         assert seen.get(column), (column, seen)
+
+
+# Per key column of the summary table: its rendered cells' text, and those whose text is wider than the cell.
+CLIPPED_CELLS_JS = """
+const out = {};
+for (const column of arguments[1]) {
+  const cells = document.querySelectorAll('#' + arguments[0] + ' .ag-center-cols-container .ag-cell[col-id="' + column + '"], '
+                                           + '#' + arguments[0] + ' .ag-pinned-left-cols-container .ag-cell[col-id="' + column + '"]');
+  out[column] = {texts: [], clipped: []};
+  for (const cell of cells) {
+    const text = cell.textContent.trim();
+    out[column].texts.push(text);
+    for (const node of [cell, ...cell.querySelectorAll('*')]) {
+      if (node.scrollWidth > node.clientWidth) { out[column].clipped.push([text, node.scrollWidth, node.clientWidth]); break; }
+    }
+  }
+}
+return out;
+"""
+KEY_COLUMNS = ("feature", "verdict", "lift_pct", "interval", "q_value")
+
+
+@pytest.mark.parametrize("query", ["", "?confidence=0.2&min_pct=0"])
+def test_the_tables_key_values_show_in_full_at_1280(driver, live_answer, query):
+    """At 1280 x 800 no cell of the feature, verdict, lift, interval or q column is cut short ("+26.0…")."""
+    url, _, _, _ = live_answer
+    _open(driver, url + query, (1280, 800))
+    seen = wait_for(
+        lambda: (lambda got: got if all(got[c]["texts"] for c in KEY_COLUMNS) else None)(
+            driver.execute_script(CLIPPED_CELLS_JS, ids.TABLE, KEY_COLUMNS)
+        ),
+        message="the table's cells",
+    )
+    for column in KEY_COLUMNS:
+        assert not seen[column]["clipped"], (column, seen[column]["clipped"])
+    # The cells read the values' full forms: a lift with its sign and unit, q in scientific form.
+    assert any(re.fullmatch(r"[+\u2212]\d+\.\d %", t) for t in seen["lift_pct"]["texts"]), seen["lift_pct"]["texts"]
+    assert any("\u00d7 10" in t for t in seen["q_value"]["texts"]), seen["q_value"]["texts"]
+    assert all(t.endswith(" pp") or t == "\u2013" for t in seen["interval"]["texts"]), seen["interval"]["texts"]
+    # ... and the answer's columns still need no sideways scroll.
+    grid = driver.execute_script(
+        "return document.getElementById(arguments[0]).getBoundingClientRect().right", ids.TABLE
+    )
+    rights = driver.execute_script(
+        "return [...document.querySelectorAll('#' + arguments[0] + ' .ag-header-cell')]"
+        ".map(c => [c.getAttribute('col-id'), c.getBoundingClientRect().right])",
+        ids.TABLE,
+    )
+    assert all(right <= grid + 1 for column, right in rights if column in KEY_COLUMNS), rights
 
 
 def test_the_header_lines_up_when_it_wraps(driver, live_answer):

@@ -20,7 +20,7 @@ from dashboard.page.callbacks import VIEW_INPUTS, VIEW_OUTPUTS
 from dashboard.page.components import hover_hint, hover_panel, status_component
 from dashboard.page.compute import compute_view, download_csv, select_shown, upload_command
 from dashboard.page.dates import WINDOW_PROPS
-from dashboard.page.hover import HOVER_HINT, from_typed_array, image_urls
+from dashboard.page.hover import HOVER_HINT, from_typed_array, image_urls, unpacked_names
 from dashboard.page.selection import (
     build_options,
     choose,
@@ -81,7 +81,7 @@ def _find(component, component_id):
 
 def page_order(summary):
     """A summary as the page shows it: with its answer columns, ranked by evidence."""
-    return views.evidence_order(views.with_answer_columns(summary))
+    return views.evidence_order(summary)
 
 
 # -- compute_view --------------------------------------------------------------------------------
@@ -120,7 +120,7 @@ def test_compute_view_scatter_has_one_point_per_image_and_feature_present(loaded
     assert len(scatter.x) == len(points)
     assert np.array_equal(scatter.y, (points["ctr"] * 100.0).astype(np.float32))
     lookup = view.lookup
-    images = np.array(lookup["images"], dtype=object)[from_typed_array(lookup["point_image"])]
+    images = np.array(unpacked_names(lookup["images"]), dtype=object)[from_typed_array(lookup["point_image"])]
     assert list(images) == list(points["image"])
 
 
@@ -133,18 +133,20 @@ def test_compute_view_hover_lookup_links_each_point_to_its_image(loaded, referen
     lookup = json.loads(json.dumps(view.lookup))  # as the browser gets it
     assert not {"ctr", "image_start", "image_codes", "image_conf_pct"} & set(lookup)  # the trace carries these
     point_image, conf = from_typed_array(lookup["point_image"]), from_typed_array(lookup["point_conf_pct"])
+    image_names = unpacked_names(lookup["images"])  # sent packed: one zlib stream
+    assert isinstance(lookup["images"], dict) and lookup["images"]["count"] == len(image_names)
     assert conf.dtype == np.uint8
-    assert point_image.dtype == (np.uint8 if len(lookup["images"]) <= 256 else np.uint16)  # the smallest
+    assert point_image.dtype == (np.uint8 if len(image_names) <= 256 else np.uint16)  # the smallest
     scatter = view.scatter.data[0]
     x, y = np.asarray(scatter.x), np.asarray(scatter.y)
     points = scatter_points(reference_dataset, confidence=0.3, features=lookup["features"])
     assert len(point_image) == len(conf) == len(x) == len(points)
     assert lookup["features"] == list(view.scatter.layout.xaxis.ticktext)
-    assert list(np.array(lookup["images"], dtype=object)[point_image]) == list(points["image"])
+    assert list(np.array(image_names, dtype=object)[point_image]) == list(points["image"])
     order = np.argsort(point_image, kind="stable")  # the browser's counting sort
-    start = np.searchsorted(point_image[order], np.arange(len(lookup["images"]) + 1))
+    start = np.searchsorted(point_image[order], np.arange(len(image_names) + 1))
     features, names = list(reference_dataset.features), list(reference_dataset.images)
-    for image, name in enumerate(lookup["images"]):
+    for image, name in enumerate(image_names):
         at = order[start[image] : start[image + 1]]
         assert len(at), name  # only images with points are listed
         row = names.index(name)
@@ -300,9 +302,11 @@ def test_compute_view_ships_image_urls_and_counts(store, reference_frame):
         image_url_template="https://img.example/{business}/{source}/{image}.jpg",
     )
     lookup = view.lookup
-    assert lookup["urls"][0] == f"https://img.example/acme/web%20ads/{lookup['images'][0]}.jpg"
-    row = list(frame["image_name"]).index(lookup["images"][0])
-    assert (lookup["clicks"][0], lookup["impressions"][0]) == (clicks[row], impressions[row])
+    first = unpacked_names(lookup["images"])[0]
+    assert lookup["urls"][0] == f"https://img.example/acme/web%20ads/{first}.jpg"
+    row = list(frame["image_name"]).index(first)
+    sent = (from_typed_array(lookup["clicks"])[0], from_typed_array(lookup["impressions"])[0])  # whole numbers: typed
+    assert sent == (clicks[row], impressions[row])
 
 
 # -- helpers -------------------------------------------------------------------------------------
@@ -478,7 +482,9 @@ def test_redraw_callback_returns_the_four_figures_and_the_table(client, loaded):
     bars = answer[ids.IMPACT]["figure"]["data"][0]
     summary = page_order(feature_summary(loaded.dataset(BUSINESS, SOURCE), confidence=0.3))
     assert bars["y"] == list(summary["feature"])
-    assert [row["feature"] for row in answer[ids.TABLE]["rowData"]] == list(summary["feature"])
+    rows = views.unpacked_rows(answer[ids.TABLE_ROWS]["data"])  # the table's rows, sent by column
+    assert [row["feature"] for row in rows] == list(summary["feature"])
+    assert rows == json.loads(json.dumps(views.table_rows(summary)))  # every number exact
 
 
 # -- weighting, the URL and downloads ------------------------------------------------------------
@@ -888,7 +894,7 @@ def test_compute_view_prefers_a_stored_thumbnail_to_the_url_template(store, refe
         DEFAULT_FILTERS.replace(confidence=0.0, min_pct=0, max_pct=100),
         image_url_template=template,
     ).lookup
-    stored = before["images"][0]
+    stored = unpacked_names(before["images"])[0]
     thumb = make_thumbnail(samples.png())
     store.put_thumbnails(BUSINESS, SOURCE, [(stored, thumb)])
     after = compute_view(

@@ -297,6 +297,12 @@ def test_impact_figure_and_table_follow_the_analysis_significant_column(referenc
     fig = figures.impact_figure(flipped)
     for significant, color in zip(flipped["significant"], fig.data[0].marker.color):
         assert color.endswith(",1)") == bool(significant)
+    # The table needs the answer's columns (a frame without them is refused, naming them) ...
+    with pytest.raises(ValueError, match="lacks the columns verdict, lift_pct"):
+        views.table_rows(flipped)
+    # ... and labels the rows by ``significant`` too.
+    full = feature_summary(reference_dataset, confidence=0.0)
+    flipped = full.assign(significant=~full["significant"])
     labels = [row["result"] for row in views.table_rows(flipped)]
     assert labels == ["significant" if s else "not significant" for s in flipped["significant"]]
     assert not hasattr(figures, "SIGNIFICANCE_LEVEL")
@@ -535,11 +541,11 @@ def _wide_points(n_features: int, n_images: int = 30) -> pd.DataFrame:
 
 
 def test_scatter_figure_sends_compact_typed_arrays_without_strings_per_point():
-    """x as int16 codes and CTR as float32, base64-encoded; no per-point strings."""
+    """x as uint8 codes up to 256 features (else int16) and CTR as float32, base64-encoded; no per-point strings."""
     points = _wide_points(120)
     fig = figures.scatter_figure(points)
     trace = json.loads(fig.to_json())["data"][0]
-    for key, dtype in (("x", "i2"), ("y", "f4")):
+    for key, dtype in (("x", "u1"), ("y", "f4")):
         assert trace[key]["dtype"] == dtype
     decoded = {
         key: np.frombuffer(base64.b64decode(trace[key]["bdata"]), dtype="<" + trace[key]["dtype"]) for key in ("x", "y")

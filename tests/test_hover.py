@@ -10,7 +10,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from dashboard.page.hover import from_typed_array, hover_lookup, typed_array
+from dashboard.page.hover import from_typed_array, hover_lookup, typed_array, unpacked_names
 
 
 @pytest.mark.parametrize(
@@ -66,10 +66,11 @@ def _grouped(lookup, x):
     lookup = json.loads(json.dumps(lookup))  # as the browser gets it
     point_image, conf = from_typed_array(lookup["point_image"]), from_typed_array(lookup["point_conf_pct"])
     order = np.argsort(point_image, kind="stable")  # the browser's counting sort
-    start = np.searchsorted(point_image[order], np.arange(len(lookup["images"]) + 1))
+    names = unpacked_names(lookup["images"])
+    start = np.searchsorted(point_image[order], np.arange(len(names) + 1))
     return {
         name: sorted(zip(x[order[a:b]].tolist(), conf[order[a:b]].tolist()))
-        for name, a, b in zip(lookup["images"], start[:-1], start[1:])
+        for name, a, b in zip(names, start[:-1], start[1:])
     }
 
 
@@ -87,12 +88,13 @@ def test_hover_lookup_maps_every_point_to_its_image(n_images, n_features, n_poin
     lookup = hover_lookup(points, shown, token="t", images=build)
     assert set(lookup) == {"token", "features", "impact", "images", "point_image", "point_conf_pct", "urls"}
     assert (lookup["point_image"]["dtype"], lookup["point_conf_pct"]["dtype"]) == (dtype, "u1")
-    names = np.array(lookup["images"], dtype=object)
+    image_names = unpacked_names(lookup["images"])
+    names = np.array(image_names, dtype=object)
     assert list(names[from_typed_array(lookup["point_image"])]) == list(points["image"])
     with_points = set(points["image"])
-    assert sorted(lookup["images"]) == sorted(with_points)  # each image with points, once
+    assert sorted(image_names) == sorted(with_points)  # each image with points, once
     if given_images:
-        assert lookup["images"] == [i for i in build if i in with_points]  # in the build's order
+        assert image_names == [i for i in build if i in with_points]  # in the build's order
     codes = points["feature"].cat.codes.to_numpy()
     pct = np.round(points["confidence"].to_numpy() * 100).astype(int)
     expected = {}
@@ -106,7 +108,7 @@ def test_hover_lookup_falls_back_when_a_point_names_an_unknown_image():
     points, shown = _points(20, 4, 100)
     for images in ([f"img_{i}" for i in range(5)], ["img_1", "img_1"] + [f"img_{i}" for i in range(20)]):
         lookup = hover_lookup(points, shown, token="t", images=images)
-        names = np.array(lookup["images"], dtype=object)
+        names = np.array(unpacked_names(lookup["images"]), dtype=object)
         assert list(names[from_typed_array(lookup["point_image"])]) == list(points["image"])
 
 
@@ -115,5 +117,49 @@ def test_hover_lookup_per_image_facts_follow_its_images():
     points, shown = _points(30, 4, 200)
     counts = {f"img_{i}": (i, 100 * i) for i in range(30)}
     lookup = hover_lookup(points, shown, token="t", urls_for=lambda imgs: [f"u/{i}" for i in imgs], counts=counts)
-    assert lookup["urls"] == [f"u/{i}" for i in lookup["images"]]
-    assert [(c, n) for c, n in zip(lookup["clicks"], lookup["impressions"])] == [counts[i] for i in lookup["images"]]
+    names = unpacked_names(lookup["images"])
+    assert lookup["urls"] == [f"u/{i}" for i in names]
+    clicks, impressions = (from_typed_array(lookup[k]).tolist() for k in ("clicks", "impressions"))
+    assert list(zip(clicks, impressions)) == [counts[i] for i in names]
+    # An image without counts: plain lists, null where unknown.
+    del counts["img_3"]
+    lookup = hover_lookup(points, shown, token="t", counts=counts)
+    names = unpacked_names(lookup["images"])
+    assert lookup["clicks"] == [counts.get(i, (None, None))[0] for i in names]
+
+
+@pytest.mark.parametrize(
+    "names",
+    [
+        [],
+        ["img_1"],
+        ["imgcontent.brand-falltour_imgtemp.splitgrid", "émoji 🙂 name", "tab\tand\nnewline", "img_1"],
+        [f"imgcontent.brand{i % 7}-campaign{i % 13}_imgtemp.story{i}" for i in range(5_000)],
+    ],
+    ids=["none", "one", "unicode", "many"],
+)
+def test_image_names_are_packed_and_unpack_to_the_same_list(names):
+    from dashboard.page.hover import packed_names, unpacked_names
+
+    packed = json.loads(json.dumps(packed_names(names)))  # as the browser gets it
+    assert packed["count"] == len(names) and set(packed) == {"count", "deflate"}
+    assert unpacked_names(packed) == names
+    if len(names) > 100:
+        assert len(packed["deflate"]) < len(json.dumps(names)) / 5  # names repeat their parts
+
+
+def test_a_name_holding_the_separator_is_sent_as_a_plain_list():
+    from dashboard.page.hover import packed_names, unpacked_names
+
+    names = ["a\x00b", "c"]
+    assert packed_names(names) == names and unpacked_names(names) == names
+
+
+def test_whole_counts_are_sent_as_the_smallest_typed_array_and_others_as_lists():
+    from dashboard.page.hover import _counts_array
+
+    assert _counts_array([3, 200, 0])["dtype"] == "u1"
+    assert from_typed_array(_counts_array([3, 70_000])).tolist() == [3, 70_000]
+    assert _counts_array([3, 70_000])["dtype"] == "u4"
+    assert _counts_array([3, None]) == [3, None]  # an image without counts: a list, with null
+    assert _counts_array([2.5, 1]) == [2.5, 1]

@@ -28,10 +28,20 @@ ASSETS = Path(__file__).resolve().parent.parent / "dashboard" / "page" / "assets
 
 
 def _summary(rows):
-    """A small summary frame: (feature, impact, q, low_n, avg_ctr_without)."""
+    """A small summary frame: (feature, impact, q, low_n, avg_ctr_without), with the answer's columns
+    as ``feature_summary`` sets them (verdict from q < 0.05 and the sign, the FCR interval the per-test one)."""
     frame = pd.DataFrame(rows, columns=["feature", "impact", "q_value", "low_n", "avg_ctr_without"])
     frame["ci_low"], frame["ci_high"] = frame["impact"] - 0.001, frame["impact"] + 0.001
     frame["n_with"] = 20
+    called = frame["q_value"] < 0.05
+    frame["verdict"] = np.where(
+        frame["low_n"], "too few images", np.where(called, np.where(frame["impact"] > 0, "helps", "hurts"), "unclear")
+    )
+    with np.errstate(divide="ignore", invalid="ignore"):
+        frame["lift_pct"] = np.where(
+            frame["avg_ctr_without"] > 0, 100 * frame["impact"] / frame["avg_ctr_without"], np.nan
+        )
+    frame["ci_low_fcr"], frame["ci_high_fcr"] = frame["ci_low"], frame["ci_high"]
     return frame
 
 
@@ -54,24 +64,18 @@ def _text(component) -> str:
     return _text(getattr(component, "children", None))
 
 
-def test_with_answer_columns_derives_verdict_lift_and_interval_when_missing():
-    summary = _summary(
-        [
-            ("a", 0.002, 0.01, False, 0.01),
-            ("b", -0.003, 0.001, False, 0.01),
-            ("c", 0.004, 0.2, False, 0.01),
-            ("d", np.nan, np.nan, True, 0.01),
-            ("e", 0.001, 0.04, False, 0.0),
-        ]
-    )
-    out = views.with_answer_columns(summary)
-    assert list(out["verdict"]) == ["helps", "hurts", "unclear", "too few images", "helps"]
-    np.testing.assert_allclose(out["lift_pct"][:3], [20.0, -30.0, 40.0])
-    assert np.isnan(out["lift_pct"].iloc[4])  # no baseline CTR: no lift
-    assert out["ci_low_fcr"].equals(out["ci_low"])  # without the FCR interval: the per-test one
-    # Columns the summary has are kept as they are.
-    given = summary.assign(verdict="unclear", lift_pct=1.0, ci_low_fcr=-1.0, ci_high_fcr=1.0)
-    assert views.with_answer_columns(given) is given
+def test_a_summary_without_the_answer_columns_is_refused_by_name():
+    summary = _summary([("a", 0.002, 0.01, False, 0.01), ("b", -0.003, 0.001, False, 0.01)])
+    older = summary.drop(columns=["verdict", "ci_high_fcr"])  # e.g. a frame from elsewhere
+    for call in (verdict_panel, verdict_groups, views.table_rows):
+        with pytest.raises(ValueError, match=r"lacks the columns verdict, ci_high_fcr: .*feature_summary"):
+            call(older)
+    with pytest.raises(ValueError, match=r"lacks the column lift_pct:"):
+        views.table_rows(summary.drop(columns=["lift_pct"]))
+    # A summary from the analysis has them, and is taken as it is.
+    assert views.require_answer_columns(summary) is summary
+    groups = verdict_groups(summary)
+    assert (list(groups.helps["feature"]), list(groups.hurts["feature"])) == (["a"], ["b"])
 
 
 def test_evidence_order_puts_clear_gains_on_top_and_clear_losses_at_the_bottom():
@@ -90,7 +94,7 @@ def test_evidence_order_puts_clear_gains_on_top_and_clear_losses_at_the_bottom()
 
 
 def test_verdict_panel_names_every_significant_feature_ranked_by_evidence(reference_dataset):
-    summary = views.with_answer_columns(feature_summary(reference_dataset, confidence=0.0))
+    summary = feature_summary(reference_dataset, confidence=0.0)
     groups = verdict_groups(summary)
     assert groups.significant  # the reference data has answers
     assert list(groups.helps["q_value"]) == sorted(groups.helps["q_value"])
@@ -107,7 +111,7 @@ def test_verdict_panel_names_every_significant_feature_ranked_by_evidence(refere
 
 
 def test_verdict_panel_prints_signs_with_the_typographic_minus(reference_dataset):
-    summary = views.with_answer_columns(feature_summary(reference_dataset, confidence=0.0))
+    summary = feature_summary(reference_dataset, confidence=0.0)
     text = _text(verdict_panel(summary))
     assert figures.MINUS in text
     assert not re.search(r"(?<![\w])-\d", text)  # no hyphen-minus before a number

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import json
 import random
 from urllib.parse import parse_qs, urlsplit
 
@@ -295,7 +296,7 @@ def test_table_rows_equal_the_summary():
     assert summary["low_n"].any() and summary["significant"].any()
     rows = views.table_rows(summary)
     assert [r["feature"] for r in rows] == list(summary["feature"])
-    for row, (_, expected) in zip(rows, views.with_answer_columns(summary).iterrows()):
+    for row, (_, expected) in zip(rows, summary.iterrows()):
         for column in views.TABLE_COLUMNS[:-1]:
             value = expected[column]
             if isinstance(value, float) and np.isnan(value):
@@ -394,3 +395,29 @@ def test_history_entry_replaces_only_for_sliders():
     assert history_entry("?a", ["confidence.value", "sparsity.value"])["replace"] is True
     assert history_entry("?a", ["confidence.value", "features-shown.value"])["replace"] is False
     assert history_entry("?a", [])["replace"] is False
+
+
+def test_the_feature_column_is_as_wide_as_its_longest_name_within_bounds():
+    from dashboard.page.table import FEATURE_PX, TABLE_COLUMN_DEFS, sized_columns
+
+    def width(names):
+        columns = sized_columns(TABLE_COLUMN_DEFS, [{"feature": n} for n in names])
+        return next(c["minWidth"] for c in columns if c["field"] == "feature")
+
+    assert width(["smile"]) == FEATURE_PX[0]  # short names: the least width
+    assert FEATURE_PX[0] < width(["x" * 20, "smile"]) < width(["x" * 30]) < FEATURE_PX[1]
+    assert width(["x" * 200]) == FEATURE_PX[1]
+    assert width([]) == FEATURE_PX[0]
+    assert TABLE_COLUMN_DEFS[0]["minWidth"] == FEATURE_PX[0]  # the shared definition is left as it was
+
+
+def test_packed_rows_unpack_to_the_same_rows_with_every_double_exact():
+    summary = feature_summary(_synthetic(n_images=40), confidence=0.2, min_pct=0, max_pct=100, min_n=12)
+    rows = views.table_rows(summary)
+    assert any(v is None for r in rows for v in r.values())  # NaN, sent as null
+    packed = json.loads(json.dumps(views.packed_rows(rows)))  # as the browser gets it
+    assert packed["columns"]["impact"]["dtype"] == "f8" and isinstance(packed["columns"]["feature"], list)
+    assert isinstance(packed["columns"]["n_with"], list)  # whole numbers read shorter as JSON
+    assert views.unpacked_rows(packed) == rows
+    assert len(json.dumps(packed)) < 0.6 * len(json.dumps(rows))
+    assert views.unpacked_rows(views.packed_rows([])) == []

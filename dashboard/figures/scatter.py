@@ -57,7 +57,8 @@ def _points_trace(codes: np.ndarray, ctr: np.ndarray, k: int, use_gl: bool) -> d
     n = len(codes)
     return dict(
         type="scattergl" if use_gl else "scatter",
-        x=codes.astype(np.int16 if k <= np.iinfo(np.int16).max else np.int32),
+        # The smallest type that holds the codes: a byte a point up to 256 features.
+        x=codes.astype(np.uint8 if k <= 256 else np.int16 if k <= np.iinfo(np.int16).max else np.int32),
         y=(ctr * 100.0).astype(np.float32),
         mode="markers",
         marker={
@@ -189,8 +190,8 @@ def scatter_figure(
     adds trace 2: a dash at each feature's average. ``overall_ctr`` (a fraction) adds a last
     trace: a dashed line at the CTR of all images, the level each feature's points are compared with.
 
-    Per-point arrays are compact numpy types (int16 codes, float32 CTR), which Plotly sends as
-    base64 typed arrays, about 10 bytes a point; the image and the confidence are not repeated
+    Per-point arrays are compact numpy types (uint8 codes up to 256 features, else int16; float32
+    CTR), which Plotly sends as base64 typed arrays, about 7 to 8 bytes a point; the image and the confidence are not repeated
     per point (a hover handler can show them from the point index). With more than ``window`` features the x axis shows
     ``window`` of them at a time: drag to pan, or page with the slider above the plot. Every
     point is drawn.

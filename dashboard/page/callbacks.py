@@ -27,7 +27,7 @@ from dashboard.page.selection import (
     source_options,
     stale_build_shown,
 )
-from dashboard.page.table import table_hint
+from dashboard.page.table import sized_columns, table_hint
 from dashboard.page.trend import register_trend_callbacks
 from dashboard.page.verdict import chart_texts, verdict_panel
 from dashboard.page.views import CURRENT_BUILD
@@ -69,7 +69,7 @@ VIEW_OUTPUTS = {
     "impact_title": Output(ids.IMPACT_TITLE, "children"),
     "bar_hint": Output(ids.BAR_HINT, "children"),
     # The table
-    "rows": Output(ids.TABLE, "rowData"),
+    "rows": Output(ids.TABLE_ROWS, "data"),  # unpacked into the table's rowData in the browser
     "table_style": Output(ids.TABLE, "style"),
     "table_hint": Output(ids.TABLE_HINT, "children"),
     "columns": Output(ids.TABLE, "columnDefs"),
@@ -114,10 +114,10 @@ def table_outputs(view: View, drift: DriftView) -> dict:
     """The table's rows, columns, size and hint, and the build comparison above the charts."""
     figure, card, frame, note, rows, columns = drift_outputs(drift, view.table)
     return {
-        "rows": rows,
+        "rows": views.packed_rows(rows),
         "table_style": views.table_style(len(view.table)),
         "table_hint": table_hint(view),
-        "columns": table_column_defs(columns, view.adjusted),
+        "columns": sized_columns(table_column_defs(columns, view.adjusted), rows),
         "drift": figure,
         "drift_card": card,
         "drift_frame": frame,
@@ -321,6 +321,13 @@ def register_browser_callbacks(app) -> None:
     app.clientside_callback(
         ClientsideFunction(namespace="creative", function_name="newView"),
         Input(ids.LOOKUP, "data"),
+        prevent_initial_call=True,
+    )
+    # The view's rows, sent by column, become the table's rows.
+    app.clientside_callback(
+        ClientsideFunction(namespace="creative", function_name="unpackRows"),
+        Output(ids.TABLE, "rowData"),
+        Input(ids.TABLE_ROWS, "data"),
         prevent_initial_call=True,
     )
     # The selected table row (picked in the table or the verdict) is highlighted in the charts.

@@ -253,7 +253,7 @@ def view_summary(dataset, filters: Filters, *, adjusted: bool, cache=None):
         }
     elif adjusted and not summary.empty:
         summary = as_adjusted(summary, dataset, filters, cache=cache)
-    return views.evidence_order(views.with_answer_columns(summary)), filters, bool(adjusted), notice
+    return views.evidence_order(summary), filters, bool(adjusted), notice
 
 
 def _shown_text(k: int, total: int, filters: Filters, adjusted: bool) -> str:

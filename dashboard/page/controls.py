@@ -93,7 +93,7 @@ def _sliders(state: ViewState) -> tuple:
     return confidence, sparsity
 
 
-def _dataset_pickers(datasets: pd.DataFrame, state: ViewState, build_opts) -> list:
+def _dataset_pickers(datasets: pd.DataFrame, state: ViewState, build_opts, compare_opts=None) -> list:
     # An empty store leaves the pickers blank: the notice beside them says what to send.
     return [
         _control(
@@ -128,19 +128,25 @@ def _dataset_pickers(datasets: pd.DataFrame, state: ViewState, build_opts) -> li
             ),
             help_text="Number, time received and tag.",
         ),
-        compare_control(state.compare),
+        compare_control(state.compare, compare_opts),
     ]
 
 
 def controls_card(
-    datasets: pd.DataFrame, state: ViewState, build_opts, has_counts: bool | None, extent: Extent | None = None
+    datasets: pd.DataFrame,
+    state: ViewState,
+    build_opts,
+    has_counts: bool | None,
+    compare_opts=None,
+    extent: Extent | None = None,
 ) -> html.Aside:
-    """The controls, opened at ``state``, in a column beside the answer (the date range when ``extent`` has days)."""
+    """The controls, opened at ``state``, in a column beside the answer; ``compare_opts``: the build
+    comparison's; the date range when ``extent`` has days."""
     confidence, sparsity = _sliders(state)
     return html.Aside(
         [
             html.H2("View", className="visually-hidden"),
-            *_dataset_pickers(datasets, state, build_opts),
+            *_dataset_pickers(datasets, state, build_opts, compare_opts),
             date_control(state.filters, extent),
             _control(
                 [

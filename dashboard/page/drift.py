@@ -12,7 +12,7 @@ from dataclasses import dataclass
 import dash_bootstrap_components as dbc
 import pandas as pd
 import plotly.graph_objects as go
-from dash import Input, Output, State, dcc, html
+from dash import Input, Output, State, dcc, html, no_update
 
 from dashboard.figures import label_width
 from dashboard.figures.drift import drift_figure, select_by_change
@@ -67,12 +67,26 @@ def compare_options(builds: pd.DataFrame, shown_build: int | None) -> list[dict]
     ]
 
 
-def compare_control(value: int | None) -> html.Div:
-    """The picker, off (empty) by default; its options arrive from the store on page load."""
+def compare_choice(store, business, source, build, compare) -> tuple[list[dict], int | None]:
+    """The picker's options for the pair's build ``build`` (every other stored build), and ``compare``
+    when it is still one of them, else None (off)."""
+    try:
+        builds = store.builds(business, source)
+    except UnknownDataset:
+        return [], None
+    shown = parse_build(build)
+    if build == CURRENT_BUILD or shown is None:
+        shown = int(builds["build_id"].iloc[0])
+    options = compare_options(builds, shown)
+    return options, compare if compare in [o["value"] for o in options] else None
+
+
+def compare_control(value: int | None, options: list[dict] | None = None) -> html.Div:
+    """The picker, off (empty) by default, with the options the page opens with (``compare_choice``)."""
     return html.Div(
         [
             dbc.Label("Compare with build", html_for=ids.COMPARE, className="control-label"),
-            dcc.Dropdown(id=ids.COMPARE, options=[], value=value, clearable=True, placeholder="Off"),
+            dcc.Dropdown(id=ids.COMPARE, options=options or [], value=value, clearable=True, placeholder="Off"),
             html.Div("Shows how each feature's impact changed since then.", className="control-help"),
         ],
         className="control",
@@ -253,7 +267,11 @@ def drift_outputs(view: DriftView, rows: list[dict]) -> tuple:
 
 
 def register_drift_callbacks(app, store) -> None:
-    """Fill the picker with the pair's other builds; drop a picked build that is gone or now shown."""
+    """Fill the picker with the pair's other builds; drop a picked build that is gone or now shown.
+
+    The page opens with them (``build_layout``): a callback at load would hold back the view's,
+    which reads the picker, by a round trip.
+    """
 
     @app.callback(
         Output(ids.COMPARE, "options"),
@@ -263,14 +281,8 @@ def register_drift_callbacks(app, store) -> None:
         Input(ids.VERSION, "data"),
         State(ids.BUSINESS, "value"),
         State(ids.COMPARE, "value"),
+        prevent_initial_call=True,
     )
     def _compare_options(source, build, _version, business, compare):
-        try:
-            builds = store.builds(business, source)
-        except UnknownDataset:
-            return [], None
-        shown = parse_build(build)
-        if build == CURRENT_BUILD or shown is None:
-            shown = int(builds["build_id"].iloc[0])
-        options = compare_options(builds, shown)
-        return options, compare if compare in [o["value"] for o in options] else None
+        options, value = compare_choice(store, business, source, build, compare)
+        return options, no_update if value == compare else value

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import zlib
 from collections.abc import Mapping
 from urllib.parse import quote
 
@@ -49,6 +50,44 @@ def from_typed_array(value) -> np.ndarray:
     return np.asarray(value)
 
 
+# Between the names of a packed list: image names never hold a NUL (the write path refuses it).
+NAME_SEPARATOR = "\x00"
+
+
+def packed_names(names: list[str]) -> dict | list[str]:
+    """``names`` as one zlib stream (base64) of the names joined by NUL, ``{"count", "deflate"}``,
+    which the browser inflates with DecompressionStream("deflate"); the plain list when a name
+    holds a NUL. Image names repeat their parts (a campaign, a template): 540 kB of names at
+    10,000 images pack into 57 kB."""
+    if any(NAME_SEPARATOR in n for n in names):
+        return list(names)
+    raw = NAME_SEPARATOR.join(names).encode("utf-8", "surrogatepass")
+    return {"count": len(names), "deflate": base64.b64encode(zlib.compress(raw, 6)).decode("ascii")}
+
+
+def unpacked_names(value) -> list[str]:
+    """The names of a ``packed_names`` value (or of a plain list)."""
+    if isinstance(value, dict):
+        if not value["count"]:
+            return []
+        text = zlib.decompress(base64.b64decode(value["deflate"])).decode("utf-8", "surrogatepass")
+        return text.split(NAME_SEPARATOR)
+    return list(value)
+
+
+def _counts_array(values: list):
+    """Clicks or impressions per image as the smallest unsigned typed array that holds them, or the
+    plain list (None where unknown) when one is missing or not a whole number."""
+    if not values or any(v is None for v in values):
+        return values
+    array = np.asarray(values, dtype=np.float64)
+    if not (np.isfinite(array).all() and (array == np.round(array)).all() and array.min() >= 0):
+        return values
+    if array.max() > np.iinfo(np.uint32).max:
+        return values
+    return typed_array(array, _index_dtype(int(array.max())))
+
+
 def _index_dtype(largest: int):
     """The smallest unsigned integer type that holds ``largest`` (up to 32 bits, as the browser reads them)."""
     return next((d for d in (np.uint8, np.uint16) if largest <= np.iinfo(d).max), np.uint32)
@@ -84,7 +123,9 @@ def hover_lookup(
     ``point_conf_pct[i]`` its confidence in hundredths, both base64 typed arrays (see
     ``typed_array``) of the smallest integer type that holds them. The browser groups the points
     by image itself and reads each point's feature (the code of the bar rows, ``features``) and
-    its image's CTR from the trace's x and y. Names are sent once per image and feature. The
+    its image's CTR from the trace's x and y. Names are sent once per image and feature, the
+    images' packed (``packed_names``; ``unpacked_names`` reads them), and clicks and impressions
+    as typed arrays when all are whole numbers. The
     argument ``images`` lists the names the points may hold (faster than hashing every point's
     name; see ``_image_of_point``); ``urls_for(images)`` gives picture URLs; ``counts`` maps
     image to (clicks, impressions).
@@ -95,13 +136,13 @@ def hover_lookup(
         "token": token,
         "features": shown["feature"].astype(str).tolist(),
         "impact": [None if not np.isfinite(v) else v * 100.0 for v in shown["impact"].to_numpy(dtype=np.float64)],
-        "images": names,
+        "images": packed_names(names),
         "point_image": typed_array(image_of_point, _index_dtype(max(len(names) - 1, 0))),
         # Hundredths fit a byte and are what the panel shows (two decimals).
         "point_conf_pct": typed_array(np.round(points["confidence"].to_numpy(dtype=np.float64) * 100), np.uint8),
         "urls": urls_for(names) if urls_for else None,
     }
     if counts is not None:
-        lookup["clicks"] = [counts.get(i, (None, None))[0] for i in names]
-        lookup["impressions"] = [counts.get(i, (None, None))[1] for i in names]
+        lookup["clicks"] = _counts_array([counts.get(i, (None, None))[0] for i in names])
+        lookup["impressions"] = _counts_array([counts.get(i, (None, None))[1] for i in names])
     return lookup

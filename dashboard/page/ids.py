@@ -97,6 +97,7 @@ DRIFT_NOTE = "drift-note"
 # The summary table and the downloads
 TABLE = "summary-table"
 TABLE_HINT = "summary-table-hint"
+TABLE_ROWS = "summary-table-rows"  # the view's rows, packed by column (views.packed_rows)
 TABLE_SELECTION = "summary-table-selection"  # which row is highlighted in the charts
 SHOW_IN_CHARTS = "show-in-charts"  # both drawn by assets/dashboard.js in the selection note
 TABLE_CLEAR = "summary-table-clear"

@@ -18,7 +18,7 @@ from dashboard.page.adjusted import cooccurrence_card
 from dashboard.page.components import bars_card, navbar, scatter_card, verdict_card
 from dashboard.page.controls import controls_card
 from dashboard.page.dates import Extent, dataset_extent, page_window
-from dashboard.page.drift import drift_card
+from dashboard.page.drift import compare_choice, drift_card
 from dashboard.page.gallery import gallery_card
 from dashboard.page.selection import request_query, resolve_view, stale_build
 from dashboard.page.table import table_card
@@ -37,12 +37,14 @@ def page(
     has_counts: bool = True,
     min_n: int = DEFAULT_MIN_GROUP_SIZE,
     stale: int | None = None,
+    compare_opts: list[dict] | None = None,
     extent: Extent | None = None,
 ) -> html.Div:
     """The component tree for a store whose datasets are ``datasets`` (newest first), opened at ``state``.
 
-    ``stale``: the build the page's URL pinned that is no longer stored (``state`` shows the current one).
-    ``extent``: the days of the dataset's dated metrics (None: one CTR per image, no date range).
+    ``stale``: the build the page's URL pinned that is no longer stored (``state`` shows the current one);
+    ``compare_opts``: the builds to compare with (``drift.compare_choice``); ``extent``: the days of
+    the dataset's dated metrics (None: one CTR per image, no date range).
     """
     if state is None:
         state = ViewState(
@@ -76,7 +78,7 @@ def page(
             navbar(),
             html.Div(
                 [
-                    controls_card(datasets, state, build_opts, has_counts, extent),
+                    controls_card(datasets, state, build_opts, has_counts, compare_opts, extent),
                     html.Main(
                         [
                             html.Div(id=ids.NOTICE, className="notice"),
@@ -112,8 +114,9 @@ def build_layout(store, settings):
         version = store.version()
         requested = views.parse_view(request_query(), min_n=settings.min_group_size)
         state, datasets, build_opts, has_counts = resolve_view(requested, store)
+        compare_opts, compare = compare_choice(store, state.business, state.source, state.build, state.compare)
         extent = dataset_extent(store, state.business, state.source)
-        state = replace(state, filters=page_window(state.filters, extent))
+        state = replace(state, compare=compare, filters=page_window(state.filters, extent))
         return page(
             datasets,
             build_opts,
@@ -123,6 +126,7 @@ def build_layout(store, settings):
             has_counts=has_counts,
             min_n=settings.min_group_size,
             stale=stale_build(requested, state),
+            compare_opts=compare_opts,
             extent=extent,
         )
 

@@ -41,6 +41,29 @@ def interval_column(low: str, high: str, header: str, tooltip: str, *, col_id: s
     }
 
 
+# The answer's columns (feature, verdict, lift, interval, q) are at least as wide as their values
+# at the grid's 13 px, so that at 1280 px they show in full (the columns flex to fill wider
+# screens; those after q scroll sideways when they no longer fit). Lift: "+1234.5 %" in bold;
+# q and p: "8.1 x 10^-31"; each with 2 x 16 px padding. (Wider verdict and interval columns,
+# 130 and 210 px, made axe-core report the grid's header rows and viewport at 1280 px.)
+LIFT_PX = 110
+P_PX = 120
+FEATURE_PX = (160, 360)  # the feature column: from its longest name, within these bounds
+FEATURE_CHAR_PX = 7.5  # about the widest average character width of a name at 13 px
+
+
+def feature_width(names) -> int:
+    """The feature column's width in px: its longest name in full, within FEATURE_PX."""
+    longest = max((len(str(n)) for n in names), default=0)
+    return int(min(FEATURE_PX[1], max(FEATURE_PX[0], 40 + FEATURE_CHAR_PX * longest)))
+
+
+def sized_columns(columns: list[dict], rows: list[dict]) -> list[dict]:
+    """``columns`` with the feature column as wide as the longest feature name of ``rows`` needs."""
+    width = feature_width(r["feature"] for r in rows)
+    return [{**c, "minWidth": width} if c.get("field") == "feature" else c for c in columns]
+
+
 VERDICT_COLUMN = {
     "field": "verdict",
     "headerName": "Verdict",
@@ -63,7 +86,7 @@ TABLE_COLUMN_DEFS = [
         "filter": "agTextColumnFilter",
         "suppressHeaderMenuButton": True,
         "pinned": "left",
-        "minWidth": 160,
+        "minWidth": FEATURE_PX[0],
         "flex": 2,
     },
     VERDICT_COLUMN,
@@ -71,7 +94,7 @@ TABLE_COLUMN_DEFS = [
         "lift_pct",
         "Lift",
         "formatLift",
-        width=90,
+        width=LIFT_PX,
         tooltip="The impact relative to the CTR without the feature: +10 % means a tenth more clicks per view",
         cellClassRules={"impact-pos": "params.value > 0", "impact-neg": "params.value < 0"},
     ),
@@ -95,7 +118,7 @@ TABLE_COLUMN_DEFS = [
         "q_value",
         "q",
         "formatP",
-        width=80,
+        width=P_PX,
         tooltip="The chance that a feature called helps or hurts at this q is a false find, after testing every "
         "feature in the table (Benjamini-Hochberg); below 0.05 counts as an answer",
     ),
@@ -120,7 +143,7 @@ TABLE_COLUMN_DEFS = [
         "p_value",
         "p",
         "formatP",
-        width=80,
+        width=P_PX,
         tooltip="Two-sided permutation p-value of the impact (share of image shufflings as extreme), for this "
         "feature alone",
     ),
@@ -191,6 +214,7 @@ def table_card() -> dbc.Card:
                         className="table-tools",
                     ),
                     html.Div(id=ids.TABLE_SELECTION, className="table-selection"),
+                    dcc.Store(id=ids.TABLE_ROWS),
                     dag.AgGrid(
                         id=ids.TABLE,
                         columnDefs=TABLE_COLUMN_DEFS,

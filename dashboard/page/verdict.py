@@ -59,7 +59,7 @@ def _ranked(frame: pd.DataFrame) -> pd.DataFrame:
 
 def verdict_groups(summary: pd.DataFrame) -> VerdictGroups:
     """The features of ``summary`` (with its answer columns) grouped as the panel shows them."""
-    summary = views.with_answer_columns(summary)
+    views.require_answer_columns(summary)
     verdict = summary["verdict"].astype(str)
     low, high = views.interval_columns(summary)
     return VerdictGroups(

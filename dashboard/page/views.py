@@ -19,7 +19,7 @@ import pandas as pd
 from dashboard import figures
 from dashboard.api.params import PARAMS, parse_lenient
 from dashboard.page import ids
-from data.analysis import SIGNIFICANCE_LEVEL
+from dashboard.page.hover import from_typed_array, typed_array
 from data.filters import DEFAULT_MIN_GROUP_SIZE, Filters
 
 CURRENT_BUILD = "current"
@@ -295,32 +295,19 @@ def weighting_tip(has_counts: bool | None) -> str:
 # -- the answer: verdict, lift and the interval that agrees with them -------------------------
 
 
-def with_answer_columns(summary: pd.DataFrame) -> pd.DataFrame:
-    """``summary`` with ``verdict``, ``lift_pct``, ``ci_low_fcr``/``ci_high_fcr`` and ``attrs["fcr_level"]``.
+ANSWER_COLUMNS = ("verdict", "lift_pct", "ci_low_fcr", "ci_high_fcr")
 
-    Stand-in for a summary computed without them (an older ``feature_summary``): columns the
-    summary has are kept as they are. ``verdict`` from q < SIGNIFICANCE_LEVEL and the sign of impact
-    ("too few images" where ``low_n``); ``lift_pct`` = 100 x impact / avg_ctr_without; the FCR
-    interval, which needs the permutation null, falls back to the per-test interval.
-    """
-    if summary is None or all(c in summary for c in ("verdict", "lift_pct", "ci_low_fcr", "ci_high_fcr")):
-        return summary
-    out = summary.copy()
-    impact = out["impact"].to_numpy(dtype=np.float64)
-    q = out["q_value"].to_numpy(dtype=np.float64)
-    if "verdict" not in out:
-        low_n = out["low_n"].fillna(False).to_numpy(dtype=bool) if "low_n" in out else np.zeros(len(out), bool)
-        selected = q < SIGNIFICANCE_LEVEL
-        verdict = np.where(selected & (impact > 0), "helps", np.where(selected & (impact < 0), "hurts", "unclear"))
-        out["verdict"] = pd.Series(np.where(low_n, "too few images", verdict), index=out.index, dtype=object)
-    if "lift_pct" not in out:
-        base = out["avg_ctr_without"].to_numpy(dtype=np.float64)
-        with np.errstate(divide="ignore", invalid="ignore"):
-            out["lift_pct"] = np.where(base > 0, 100.0 * impact / base, np.nan)
-    for fcr, per_test in (("ci_low_fcr", "ci_low"), ("ci_high_fcr", "ci_high")):
-        if fcr not in out:
-            out[fcr] = out[per_test] if per_test in out else np.nan
-    return out
+
+def require_answer_columns(summary: pd.DataFrame, *, what: str = "summary") -> pd.DataFrame:
+    """``summary`` itself when it has the answer's columns (``ANSWER_COLUMNS``), which
+    ``data.analysis.feature_summary`` computes; else a ValueError naming the missing ones."""
+    missing = [c for c in ANSWER_COLUMNS if c not in summary]
+    if missing:
+        raise ValueError(
+            f"the {what} lacks the column{'s' if len(missing) > 1 else ''} {', '.join(missing)}: "
+            "pass a frame from data.analysis.feature_summary, which computes the verdict, the lift and the FCR interval"
+        )
+    return summary
 
 
 def interval_columns(summary: pd.DataFrame) -> tuple[str, str]:
@@ -379,13 +366,41 @@ def table_rows(summary: pd.DataFrame) -> list[dict]:
     """The summary as the table's rows: numbers at full precision (formatted in the browser), None for NaN."""
     if summary is None or summary.empty:
         return []
-    summary = with_answer_columns(summary)
+    require_answer_columns(summary)
     columns = {c: summary[c].tolist() for c in TABLE_COLUMNS if c != "result"}
     columns["result"] = result_labels(summary).tolist()
     rows = []
     for values in zip(*(columns[c] for c in TABLE_COLUMNS)):
         rows.append({c: (None if isinstance(v, float) and math.isnan(v) else v) for c, v in zip(TABLE_COLUMNS, values)})
     return rows
+
+
+def packed_rows(rows: list[dict]) -> dict:
+    """``rows`` (dicts with the same keys) by column, ``{"n", "columns"}``: a column of floats (None
+    for NaN) as a base64 float64 typed array, the exact doubles in 10.7 characters each where JSON
+    spells 18 to 24, and without repeating each key in every row; any other column as a list. The
+    browser unpacks them into the table's rowData (assets/dashboard.js unpackRows)."""
+    columns = {}
+    for key in rows[0] if rows else ():
+        values = [r[key] for r in rows]
+        numbers = [v for v in values if v is not None]
+        if numbers and all(type(v) is float for v in numbers):
+            array = np.array([np.nan if v is None else v for v in values], dtype=np.float64)
+            columns[key] = typed_array(array, np.float64)
+        else:
+            columns[key] = values
+    return {"n": len(rows), "columns": columns}
+
+
+def unpacked_rows(packed: dict) -> list[dict]:
+    """The rows of a ``packed_rows`` value, as the browser unpacks them (NaN back to None)."""
+    columns = {
+        key: [None if v != v else float(v) for v in from_typed_array(values).tolist()]
+        if isinstance(values, dict)
+        else values
+        for key, values in packed["columns"].items()
+    }
+    return [{key: values[i] for key, values in columns.items()} for i in range(packed["n"])]
 
 
 TABLE_MAX_PX = 560

@@ -4,7 +4,8 @@
  *
  * The server ships a lookup with each view (see dashboard/hover.py hover_lookup) holding only
  * what the scatter's trace lacks: point_image[i] is the image of scatter point i and
- * point_conf_pct[i] its confidence in hundredths (base64 typed arrays), with the names once.
+ * point_conf_pct[i] its confidence in hundredths (base64 typed arrays), with the names once
+ * (the images' as one zlib stream, inflated when the view arrives: see inflateNames).
  * When a view arrives its points are grouped by image here (groupByImage, a counting sort); a
  * point's feature (the code of the scatter x and of the bar rows) and its image's CTR are read
  * from the drawn trace's own x and y. Hover data may lack customdata, so only pointIndex is
@@ -92,21 +93,24 @@
     rows.sort(function (a, b) { return b.confidence - a.confidence; });
     var node = element("div", "hover-card");
     var url = lookup.urls ? lookup.urls[image] : null;
+    var known = imageNames(lookup);
+    var called = known ? known[image] : "";
     if (url) {
       var img = element("img", "hover-image");
       img.src = url;
-      img.alt = lookup.images[image];
+      img.alt = called;
       node.appendChild(img);
     }
-    var name = element("div", "hover-name", lookup.images[image]);
-    name.title = lookup.images[image];
+    var name = element("div", "hover-name", called);
+    name.title = called;
     node.appendChild(name);
     var facts = element("div", "hover-facts");
     facts.appendChild(element("span", "hover-ctr", "CTR " + pct(points.ctr, 2)));
-    if (lookup.clicks && lookup.impressions && lookup.impressions[image] !== null) {
+    var clicks = numbers(lookup.clicks), impressions = numbers(lookup.impressions);
+    if (clicks && impressions && impressions[image] !== null && impressions[image] !== undefined) {
       facts.appendChild(element("span", "text-muted",
-        " · " + lookup.clicks[image].toLocaleString() + " clicks / " +
-        lookup.impressions[image].toLocaleString() + " impressions"));
+        " · " + clicks[image].toLocaleString() + " clicks / " +
+        impressions[image].toLocaleString() + " impressions"));
     }
     node.appendChild(facts);
     node.appendChild(element("div", "hover-subhead",
@@ -256,11 +260,46 @@
     return array;
   }
 
+  // The images' names: sent packed (dashboard/page/hover.py packed_names, one zlib stream of the
+  // names joined by NUL), inflated once per view off the main path; null until then.
+  var names = new WeakMap();  // lookup -> its images' names
+
+  function imageNames(lookup) {
+    return Array.isArray(lookup.images) ? lookup.images : (names.get(lookup) || null);
+  }
+
+  function imageCount(lookup) {
+    return Array.isArray(lookup.images) ? lookup.images.length : lookup.images.count;
+  }
+
+  function inflateNames(lookup) {
+    var packed = lookup.images;
+    if (Array.isArray(packed) || names.has(lookup)) {
+      return;
+    }
+    if (!packed.count) {
+      names.set(lookup, []);
+      return;
+    }
+    var stream = new Blob([base64Bytes(packed.deflate)]).stream().pipeThrough(new DecompressionStream("deflate"));
+    new Response(stream).text().then(function (text) {
+      names.set(lookup, text.split("\u0000"));
+      if (view.lookup === lookup && last.image >= 0) {
+        var gd = graphDiv(SCATTER);
+        var points = gd ? imagePoints(gd, lookup, last.image) : null;
+        if (points) {
+          showCard(lookup, last.image, points);  // a card shown meanwhile gets its image's name
+        }
+      }
+    });
+  }
+
   // Decoded once when a view arrives, so that the first hover does not pay for it.
   function decodeLookup(lookup) {
-    ["point_image", "point_conf_pct"].forEach(function (name) {
+    ["point_image", "point_conf_pct", "clicks", "impressions"].forEach(function (name) {
       numbers(lookup[name]);
     });
+    inflateNames(lookup);
   }
 
   // The view's points grouped by image: points order[start[j]] to order[start[j + 1] - 1] are
@@ -271,7 +310,7 @@
     }
     var image = numbers(lookup.point_image);
     var n = image.length;
-    var m = lookup.images.length;
+    var m = imageCount(lookup);
     var start = new Int32Array(m + 1);
     var i;
     for (i = 0; i < n; i++) {
@@ -498,7 +537,11 @@
     }
     var index = imageIndex.get(lookup);
     if (!index) {
-      index = new Map(lookup.images.map(function (image, i) { return [image, i]; }));
+      var known = imageNames(lookup);
+      if (!known) {
+        return false;  // still inflating: a moment after the view arrives
+      }
+      index = new Map(known.map(function (image, i) { return [image, i]; }));
       imageIndex.set(lookup, index);
     }
     var image = name === null || !index.has(name) ? -1 : index.get(name);
@@ -655,6 +698,27 @@
     return [found ? {ids: [feature]} : none, null];
   }
 
+  // The view's rows for the table, sent by column (dashboard/page/views.py packed_rows): a
+  // column of floats as a typed array (NaN for none), any other as a list.
+  function unpackRows(packed) {
+    if (!packed || !packed.columns) {
+      return window.dash_clientside.no_update;
+    }
+    var keys = Object.keys(packed.columns);
+    var columns = keys.map(function (key) { return numbers(packed.columns[key]); });
+    var floats = keys.map(function (key) { return typeof packed.columns[key].bdata === "string"; });
+    var rows = new Array(packed.n);
+    for (var i = 0; i < packed.n; i++) {
+      var row = {};
+      for (var k = 0; k < keys.length; k++) {
+        var v = columns[k][i];
+        row[keys[k]] = floats[k] && v !== v ? null : v;
+      }
+      rows[i] = row;
+    }
+    return rows;
+  }
+
   // The search box above the table: rows whose feature name holds the text.
   function filterTable(text) {
     var patch = new window.dash_clientside.Patch();
@@ -677,7 +741,7 @@
   window.dash_clientside = window.dash_clientside || {};
   window.dash_clientside.creative = {
     newView: newView, highlightRow: highlightRow, showInCharts: showInCharts, clearSelection: clearSelection,
-    writeUrl: writeUrl, selectAtLoad: selectAtLoad, filterTable: filterTable
+    writeUrl: writeUrl, selectAtLoad: selectAtLoad, filterTable: filterTable, unpackRows: unpackRows
   };
 
   // Cell formats of the summary table (dash-ag-grid looks functions up here by name). They
