@@ -265,6 +265,45 @@ def exposure_null_rates(
     return rates
 
 
+def windowed_null_rates(
+    weighting: str, builds: int, n_features: int, seed: int, window_days: int | None = 30, tilt: float = 1.0
+) -> Rates:
+    """Null builds of dated metrics: 400 images launched on days spread over 90, each shown from its
+    launch day (daily impressions Poisson, means log-uniform over 5..500) at its own click rate
+    (lognormal sigma 0.3 around 1 %, whatever its features); features favour newer images (odds
+    rising as exp(tilt x launch day / 90)), which have fewer days, so fewer impressions, in a window.
+    Each image's clicks and impressions are summed over the last ``window_days`` days (None: all
+    90), as the store sums them; an image without impressions there has no CTR."""
+    rng = np.random.default_rng(seed)
+    rates = Rates()
+    n_images, days = 400, 90
+    for _ in range(builds):
+        launch = rng.integers(0, days, n_images)
+        daily = np.exp(rng.uniform(np.log(5), np.log(500), n_images))
+        rate = lognormal_ctr(rng, n_images, sigma=0.3)
+        first = 0 if window_days is None else days - window_days
+        shown_days = days - np.maximum(launch, first)  # days in the window since launch
+        impressions = rng.poisson(daily * shown_days).astype(np.float64)
+        clicks = rng.binomial(impressions.astype(np.int64), rate).astype(np.float64)
+        share = np.exp(rng.uniform(np.log(0.02), np.log(0.5), n_features))
+        lean = np.exp(tilt * launch / days)
+        chance = np.minimum(share[None, :] * lean[:, None] / lean.mean(), 0.95)
+        present = rng.random((n_images, n_features)) < chance
+        seen = impressions > 0
+        names = [f"img_{i}" for i in range(n_images)]
+        frame = pd.DataFrame(
+            {
+                "image": names,
+                "ctr": clicks / np.where(seen, impressions, 1),
+                "clicks": clicks,
+                "impressions": impressions,
+            }
+        )[seen]
+        data = Dataset.from_matrix(names, [f"f{j}" for j in range(n_features)], present.astype(np.float64), frame)
+        rates.add(feature_summary(data, confidence=0.5, weighting=weighting))
+    return rates
+
+
 TIED_SCENARIOS = [
     # (scenario, weighting, draws, runs per draw, features): conservative by design (a discrete null)
     ("sparse", "mean", 5, 40, 200),

@@ -64,6 +64,20 @@ def test_feature_summary_null_error_rates_when_features_travel_with_exposure(wei
     assert rates.coverage >= 0.94
 
 
+@pytest.mark.parametrize("weighting", ["mean", "impressions"])
+def test_feature_summary_null_error_rates_on_windowed_dated_metrics(weighting):
+    """CTRs summed over a window of dated metrics (the last 30 days, and every day), images launched
+    on different days, features favouring the newer ones (fewer days, fewer impressions in the
+    window), no effect: p < 0.05 <= 6 %, intervals holding 0 >= 94 %, and any q < 0.05 in <= 3 of
+    the 40 builds (7.5 %; 20 builds a window: one build is 5 %, too coarse for one window alone)."""
+    windows = [simulation.windowed_null_rates(weighting, 20, 100, seed=12, window_days=d) for d in (30, None)]
+    for rates in windows:
+        assert rates.tests >= 1_900
+        assert rates.false_positive_rate <= 0.06
+        assert rates.coverage >= 0.94
+    assert sum(rates.runs_with_discovery for rates in windows) <= 3
+
+
 def test_feature_summary_finds_a_rise_on_a_small_group_of_skewed_ctrs():
     """x1.5 on 25 of 659 lognormal (sigma 1) CTRs: p < 0.05 in >= 35 % of builds (0.8 % with |t|'s null)."""
     found = simulation.small_group_power(1.5, sizes=(8, 25), builds=60, seed=3)
