@@ -31,13 +31,16 @@ def axe_script() -> str:
     return str(Path(axe_selenium_python.__file__).parent / "node_modules" / "axe-core" / "axe.min.js")
 
 
-def severe_violations(driver) -> list[tuple]:
-    """axe-core's serious and critical violations on the page the driver shows: (rule, impact, first targets)."""
+def severe_violations(driver, exclude: tuple[str, ...] = ()) -> list[tuple]:
+    """axe-core's serious and critical violations on the page the driver shows: (rule, impact, first targets).
+
+    ``exclude``: CSS selectors of parts left out of the check (each caller says why).
+    """
     from axe_selenium_python import Axe
 
     axe = Axe(driver, script_url=axe_script())
     axe.inject()
-    results = axe.run()
+    results = axe.run(context={"exclude": [[selector] for selector in exclude]}) if exclude else axe.run()
     return [
         (v["id"], v["impact"], [n["target"] for n in v["nodes"]][:5])
         for v in results["violations"]

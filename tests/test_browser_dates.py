@@ -62,6 +62,7 @@ def test_a_preset_sets_the_window_the_url_the_header_and_the_answer(driver, live
     assert control.is_displayed()
     assert "(every day)" in _status(driver)
     label = control.find_element("css selector", f"#{ids.DATE_PRESET} input[value='30'] + label")
+    driver.execute_script("arguments[0].scrollIntoView({block: 'center', behavior: 'instant'})", label)
     label.click()
     last = date.fromisoformat(str(extent.last_day)[:10])
     first = (last - timedelta(days=29)).isoformat()

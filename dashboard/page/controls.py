@@ -147,7 +147,6 @@ def controls_card(
         [
             html.H2("View", className="visually-hidden"),
             *_dataset_pickers(datasets, state, build_opts, compare_opts),
-            date_control(state.filters, extent),
             _control(
                 [
                     "Confidence threshold ",
@@ -167,6 +166,7 @@ def controls_card(
                 label_for=ids.SPARSITY,
             ),
             _weighting_control(state, has_counts),
+            date_control(state.filters, extent),  # how CTR is measured: beside the weighting
             _control(
                 "Impact", impact_mode_control(state.adjusted), help_text=IMPACT_MODE_HELP, label_for=ids.IMPACT_MODE
             ),
