@@ -232,6 +232,9 @@ def table_card() -> dbc.Card:
                             "rowSelection": {"mode": "singleRow", "checkboxes": False, "enableClickSelection": True},
                             "tooltipShowDelay": 300,
                             "animateRows": False,
+                            # Laid out even while below the fold: with AG Grid's content-visibility: auto,
+                            # an unseen grid's header and cells read as hidden to assistive technology checks.
+                            "suppressContentVisibilityAuto": True,
                             "localeText": {"noRowsToShow": "No feature to list."},
                         },
                         className="summary-grid",
