@@ -239,6 +239,14 @@ for (const column of arguments[1]) {
 return out;
 """
 KEY_COLUMNS = ("feature", "verdict", "lift_pct", "interval", "q_value")
+# Scroll the grid to its first row whose ``field`` is ``value``; its index, or -1.
+SHOW_FIRST_ROW_JS = """
+const api = dash_ag_grid.getApi(arguments[0]);
+let index = -1;
+api.forEachNodeAfterFilterAndSort((node, i) => { if (index < 0 && node.data[arguments[1]] === arguments[2]) index = i; });
+if (index >= 0) api.ensureIndexVisible(index, 'middle');
+return index;
+"""
 
 
 @pytest.mark.parametrize("query", ["", "?confidence=0.2&min_pct=0"])
@@ -258,6 +266,15 @@ def test_the_tables_key_values_show_in_full_at_1280(driver, live_answer, query):
     assert any(re.fullmatch(r"[+\u2212]\d+\.\d %", t) for t in seen["lift_pct"]["texts"]), seen["lift_pct"]["texts"]
     assert any("\u00d7 10" in t for t in seen["q_value"]["texts"]), seen["q_value"]["texts"]
     assert all(t.endswith(" pp") or t == "\u2013" for t in seen["interval"]["texts"]), seen["interval"]["texts"]
+    if "min_pct=0" in query:  # rare features come in: the longest verdict, scrolled to
+        assert driver.execute_script(SHOW_FIRST_ROW_JS, ids.TABLE, "verdict", "too few images") >= 0
+        bottom = wait_for(
+            lambda: (lambda got: got if "too few images" in got["verdict"]["texts"] else None)(
+                driver.execute_script(CLIPPED_CELLS_JS, ids.TABLE, ("verdict",))
+            ),
+            message="a 'too few images' verdict",
+        )
+        assert not bottom["verdict"]["clipped"], bottom["verdict"]["clipped"]
     # ... and the answer's columns still need no sideways scroll.
     grid = driver.execute_script(
         "return document.getElementById(arguments[0]).getBoundingClientRect().right", ids.TABLE

@@ -44,8 +44,8 @@ def interval_column(low: str, high: str, header: str, tooltip: str, *, col_id: s
 # The answer's columns (feature, verdict, lift, interval, q) are at least as wide as their values
 # at the grid's 13 px, so that at 1280 px they show in full (the columns flex to fill wider
 # screens; those after q scroll sideways when they no longer fit). Lift: "+1234.5 %" in bold;
-# q and p: "8.1 x 10^-31"; each with 2 x 16 px padding. (Wider verdict and interval columns,
-# 130 and 210 px, made axe-core report the grid's header rows and viewport at 1280 px.)
+# q and p: "8.1 x 10^-31"; verdict: "too few images" in italics; each with 2 x 16 px padding.
+VERDICT_PX = 140
 LIFT_PX = 110
 P_PX = 120
 FEATURE_PX = (160, 360)  # the feature column: from its longest name, within these bounds
@@ -69,7 +69,7 @@ VERDICT_COLUMN = {
     "headerName": "Verdict",
     "headerTooltip": "Helps or hurts: the difference is unlikely to be chance (q < 0.05). Unclear: it could be. "
     "Too few images: not tested.",
-    "minWidth": 110,
+    "minWidth": VERDICT_PX,
     "filter": False,
     "cellClass": "verdict-cell",
     "cellClassRules": {
