@@ -503,15 +503,40 @@ def _http(port, method, path, body=None, headers=None):
         conn.close()
 
 
+# Each answer's worker in gunicorn's access log: "served-by=<pid> GET /path HTTP/1.1 status".
+ACCESS_LOG = "--access-logfile - --access-logformat 'served-by=%(p)s %(m)s %(U)s %(s)s'"
+
+
+def _served(server, path: str, status: int) -> set[int]:
+    """The workers whose access log lines show ``path`` answered with ``status``."""
+    pattern = rf"served-by=<(\d+)> GET {re.escape(path)} {status}"
+    return {int(pid) for pid in re.findall(pattern, server.output())}
+
+
+def _until_every_worker(server, workers: set[int], send, paths: list[tuple[str, int]], most: int = 60) -> None:
+    """Call ``send()`` (which asserts its answers) until each worker has answered each (path, status)."""
+    import time
+
+    for _ in range(most):
+        send()
+        time.sleep(0.05)  # the access log line follows the answer
+        if all(_served(server, path, status) >= workers for path, status in paths):
+            return
+    seen = {f"{path} {status}": sorted(_served(server, path, status)) for path, status in paths}
+    raise AssertionError(f"not every worker {sorted(workers)} answered: {seen}")
+
+
 def test_revocation_reaches_every_worker_at_the_next_request(db_url, tmp_path, seeded):
+    """Both gunicorn workers serve the token and its session; once revoked, each refuses them at once."""
     from urllib.parse import urlencode
 
     from tests.servers import gunicorn
 
     token = make_token(seeded, "reader-a", READ, A)
-    with gunicorn(tmp_path, db_url, workers=2, threads=1, ACCESS="tokens") as server:
+    with gunicorn(tmp_path, db_url, workers=2, threads=1, ACCESS="tokens", GUNICORN_CMD_ARGS=ACCESS_LOG) as server:
         assert server.wait_ready(2), server.output()[-3000:]
-        port = server.port
+        port, workers = server.port, set(server.worker_pids())
+        assert len(workers) == 2
         form = urlencode({"token": token, "next": "/"})
         status, headers = _http(
             port,
@@ -524,12 +549,18 @@ def test_revocation_reaches_every_worker_at_the_next_request(db_url, tmp_path, s
         cookie = headers["Set-Cookie"].split(";")[0]
         session, key = {"Cookie": cookie}, bearer(token)
         summary = f"/api/summary?business={A.replace(' ', '%20')}&source=vision"
-        for _ in range(12):  # sequential new connections: both workers serve some of them
+
+        def allowed():  # each on a new connection, so that either worker may take it
             assert _http(port, "GET", summary, headers=key)[0] == 200
             assert _http(port, "GET", "/_dash-layout", headers=session)[0] == 200
-        seeded.revoke_token("reader-a")
-        for _ in range(12):
+
+        def refused():
             assert _http(port, "GET", summary, headers=key)[0] == 401
             status, headers = _http(port, "GET", "/_dash-layout", headers=session)
             assert status == 401 and SESSION_COOKIE in headers.get("Set-Cookie", "")
+
+        _until_every_worker(server, workers, allowed, [("/api/summary", 200), ("/_dash-layout", 200)])
+        seeded.revoke_token("reader-a")
+        # From the revocation on, no worker answers 200 again: each refuses at its next request.
+        _until_every_worker(server, workers, refused, [("/api/summary", 401), ("/_dash-layout", 401)])
         assert "Traceback" not in server.output()
