@@ -214,8 +214,33 @@ def test_a_thumbnail_is_served_only_within_the_scope(settings, tokens, seeded):
     assert client.get(url, headers=bearer(tokens["read_a"]), environ_base=REMOTE).status_code == 200
     outside = client.get(url, headers=bearer(b_reader), environ_base=REMOTE)
     missing = client.get(url.replace(image, "no-such-image"), headers=bearer(tokens["read_a"]), environ_base=REMOTE)
-    assert outside.status_code == missing.status_code == 404
+    nobody = client.get(url.replace(A, "Nobody Inc"), headers=bearer(b_reader), environ_base=REMOTE)
+    assert outside.status_code == missing.status_code == nobody.status_code == 404
     assert outside.get_json()["error"] == missing.get_json()["error"] == "no thumbnail"
+    # Apart from the name, the body is that of a business that does not exist.
+    assert outside.get_data(as_text=True).replace(A, "X") == nobody.get_data(as_text=True).replace("Nobody Inc", "X")
+
+
+def test_trend_answers_401_without_a_token_and_404_outside_the_scope(settings, tokens, seeded, reference_frame, caplog):
+    """/api/trend (dated metrics of both businesses): 401 off this machine, B as unknown as no business."""
+    from tests.metrics_data import make_metrics
+
+    for business in (A, B):
+        load_frame(seeded, reference_frame, business, "daily", ctr=False)
+        seeded.replace_metrics(business, "daily", make_metrics(list(reference_frame["image_name"][:60]), days=10))
+    client = app_client(settings, seeded)
+    path = "/api/trend?business={}&source=daily&feature=text&period=day"
+    assert client.get(path.format(A), environ_base=REMOTE).status_code == 401
+    for who in ("read_a", "all"):
+        mine = client.get(path.format(A), headers=bearer(tokens[who]), environ_base=REMOTE)
+        assert mine.status_code == 200 and len(mine.get_json()["points"]) == 10
+    assert client.get(path.format(B), headers=bearer(tokens["all"]), environ_base=REMOTE).status_code == 200
+    with caplog.at_level(logging.WARNING, logger="creatives.access"):
+        hidden = client.get(path.format(B), headers=bearer(tokens["read_a"]), environ_base=REMOTE)
+    unknown = client.get(path.format("Nobody Inc"), headers=bearer(tokens["read_a"]), environ_base=REMOTE)
+    assert hidden.status_code == unknown.status_code == 404
+    assert hidden.get_data(as_text=True).replace(B, "X") == unknown.get_data(as_text=True).replace("Nobody Inc", "X")
+    assert "actor=reader-a route=GET /api/trend" in caplog.text and tokens["read_a"] not in caplog.text
 
 
 def test_drift_of_another_business_build_answers_as_an_unknown_build(settings, tokens, seeded):
@@ -275,6 +300,60 @@ def test_a_write_out_of_scope_is_403_and_stores_nothing(settings, tokens, seeded
     if who == "read_a":  # a read token writes nowhere, its own business included
         assert put_ctr(client, A, bearer(tokens[who]), environ_base=REMOTE).status_code == 403
         assert snapshot(seeded) == before
+
+
+def _write_requests():
+    """(method, path, body, extra headers) of every write route, each a valid write of one image."""
+    from tests.image_samples import png, zip_of
+
+    day = {"2026-03-01": {"clicks": 3, "impressions": 100}}
+    return [
+        ("PUT", "/api/features", json.dumps({"img_new.png": {"text": 0.9}}), {}),
+        ("PUT", "/api/ctr", json.dumps({"img_new.png": 0.5}), {}),
+        ("PATCH", "/api/ctr", json.dumps({"img_new.png": 0.5}), {}),
+        # Dated metrics go to a source of their own: the stored one holds a plain CTR set.
+        ("PUT", "/api/metrics", json.dumps({"img_new.png": day}), {"Image-Source": "daily"}),
+        ("PATCH", "/api/metrics", json.dumps({"img_new.png": day}), {"Image-Source": "daily"}),
+        ("PUT", "/api/images/img_new.png", png(40, 30), {}),
+        ("PUT", "/api/images", zip_of({"img_new.png": png(40, 30)}), {"Content-Type": "application/zip"}),
+        ("DELETE", "/api/images/kept.png", b"", {}),
+    ]
+
+
+WRITES = _write_requests()
+
+
+@pytest.mark.parametrize("method, path, body, extra", WRITES, ids=[f"{m} {p}" for m, p, _, _ in WRITES])
+def test_every_write_route_refuses_a_business_outside_the_scope_and_stores_nothing(
+    settings, tokens, seeded, method, path, body, extra, caplog
+):
+    from data.thumbnails import make_thumbnail
+    from tests.image_samples import png
+    from tests.tables import snapshot as every_row
+
+    for business in (A, B):
+        seeded.put_thumbnails(business, SOURCE, [("kept.png", make_thumbnail(png(40, 30)))])
+    client = app_client(settings, seeded, access="tokens")
+
+    def send(business, who):
+        headers = {"Business": business, "Image-Source": SOURCE, **extra, **bearer(tokens[who])}
+        return client.open(path, method=method, data=body, headers=headers, environ_base=REMOTE)
+
+    def data_rows():  # every row but the tokens' last use, which a request may record
+        return {table: rows for table, rows in every_row(seeded).items() if table != "access_tokens"}
+
+    before = data_rows()
+    with caplog.at_level(logging.WARNING, logger="creatives.access"):
+        refused = [send(B, "write_a"), send(A, "read_a")]
+    for response in refused:
+        assert response.status_code == 403, response.get_data(as_text=True)
+        assert set(response.get_json()) == {"error", "details"}
+    assert data_rows() == before
+    assert caplog.text.count("refused 403: actor=jenkins-a") == 1 and f"business={B!r}" in caplog.text
+    assert tokens["write_a"] not in caplog.text and tokens["read_a"] not in caplog.text
+    # The same write within the token's scope is stored (the refusal was the scope, not the request).
+    assert send(A, "write_a").status_code in (200, 201)
+    assert data_rows() != before
 
 
 def test_a_write_token_writes_its_business_from_anywhere(settings, tokens, seeded):
