@@ -115,14 +115,14 @@ def test_cli_token_create_list_revoke(db_url, store, capsys):
     out = capsys.readouterr().out
     token = out.strip().splitlines()[-1].split()[-1]
     assert store.token_by_hash(token_hash(token))["role"] == WRITE
-    assert cli_main(["--database-url", db_url, "token", "list"]) == 0
+    assert cli_main(["token", "list", "--database-url", db_url]) == 0  # the URL before or after the action
     listing = capsys.readouterr().out
     assert "ci" in listing and A in listing and "never" in listing and token not in listing
     assert (
         cli_main(["--database-url", db_url, "token", "create", "--name", "ci", "--role", "read", "--business", B]) == 1
     )
     assert "exists" in capsys.readouterr().err
-    assert cli_main(["--database-url", db_url, "token", "revoke", "ci"]) == 0
+    assert cli_main(["token", "revoke", "ci", "--database-url", db_url]) == 0
     assert cli_main(["--database-url", db_url, "token", "revoke", "ci"]) == 1
     assert store.tokens().empty
 
