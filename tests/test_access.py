@@ -419,8 +419,13 @@ def test_page_without_a_session_is_a_sign_in_form_and_nothing_else(settings, tok
 
 def test_sign_in_sets_a_protected_cookie_and_shows_only_the_tokens_data(settings, tokens, seeded):
     client = app_client(settings, seeded)
-    assert sign_in(client, "cat_wrong", environ_base=REMOTE).status_code == 401
-    assert session_cookie(client) is None
+    refused = sign_in(client, "cat_wrong", environ_base=REMOTE)
+    assert refused.status_code == 401 and session_cookie(client) is None
+    # The field is marked invalid and names the message (a first visit's form has neither).
+    page = refused.get_data(as_text=True)
+    assert 'aria-invalid="true"' in page and 'aria-describedby="token-help token-error"' in page
+    assert 'id="token-error"' in page and "cat_wrong" not in page
+    assert "aria-invalid" not in client.get("/", environ_base=REMOTE).get_data(as_text=True)
     response = sign_in(client, tokens["read_a"], environ_base=REMOTE)
     assert response.status_code == 303 and response.headers["Location"] == "/?business=x"
     set_cookie = response.headers["Set-Cookie"]
