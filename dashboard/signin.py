@@ -152,6 +152,21 @@ def install_access(server: Flask, store, settings) -> None:
             return page, 401, {"Cache-Control": "no-store"}
         return set_session(redirect(safe_next(next_path), 303), actor.token_id)
 
+    @server.get("/login")
+    def login_form():
+        # The address bar shows /login after a refused token: reloading it (a GET) must give the
+        # form again, not the page's shell, whose layout request would be refused, and reload.
+        resolve(store, settings)
+        next_path = safe_next(request.args.get("next"))
+        if current_actor() is not None:
+            return redirect(next_path, 303)
+        return sign_in_page(next_path), 200, {"Cache-Control": "no-store"}
+
+    @server.get("/logout")
+    def logout_link():
+        # Only a same-site POST ends a session (a link or an image elsewhere must not): back to the page.
+        return redirect("/", 303)
+
     @server.post("/logout")
     def logout():
         if not same_origin():

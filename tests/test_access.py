@@ -532,6 +532,22 @@ def test_a_session_of_a_revoked_token_stays_ended_when_its_name_is_reused(settin
     assert client.get("/api/datasets").status_code == 401
 
 
+def test_get_login_and_logout_never_serve_the_page_shell(settings, tokens, seeded):
+    """/login reloaded after a refused token shows the form again; GET /logout ends nothing."""
+    client = app_client(settings, seeded, access="tokens")
+    form = client.get("/login?next=/%3Fbusiness%3Dx")
+    html = form.get_data(as_text=True)
+    assert form.status_code == 200 and 'name="token"' in html and "_dash" not in html
+    assert 'name="next" value="/?business=x"' in html
+    assert 'value="/"' in client.get("/login?next=https://evil.example/").get_data(as_text=True)
+    sign_in(client, tokens["read_a"])
+    signed_in = client.get("/login?next=/%3Fbusiness%3Dx")
+    assert signed_in.status_code == 303 and signed_in.headers["Location"] == "/?business=x"
+    out = client.get("/logout")
+    assert out.status_code == 303 and out.headers["Location"] == "/" and session_cookie(client) is not None
+    assert client.get("/_dash-layout").status_code == 200
+
+
 def test_sign_in_from_another_site_is_refused(settings, tokens, seeded):
     client = app_client(settings, seeded)
     response = client.post("/login", data={"token": tokens["read_a"]}, headers={"Origin": "http://evil.example"})

@@ -6,6 +6,7 @@ Skipped when Chromium or chromedriver is missing, unless CI is set: then they fa
 from __future__ import annotations
 
 import json
+import time
 
 import pytest
 
@@ -133,3 +134,17 @@ def test_revoking_the_token_ends_the_open_page_at_its_next_request(driver, live)
     wait_for(lambda: driver.find_elements("css selector", "input[name=token]"), message="sign-in form after revocation")
     assert MINE not in driver.page_source and not driver.find_elements("id", ids.STATUS)
     assert driver.get_cookie("creatives_session") is None
+
+
+def test_reloading_the_sign_in_address_shows_the_form_and_stays(driver, live):
+    """After a refused token the address is /login: loading it again gives the form, with no reload loop."""
+    url, store, token = live
+    driver.get(url.rstrip("/") + "/login")
+    field = wait_for(lambda: driver.find_elements("css selector", "input[name=token]"), message="sign-in form")[0]
+    driver.execute_script("window.__same_document = true;")
+    time.sleep(2)  # a page shell would have asked for its layout, been refused and reloaded by now
+    assert driver.execute_script("return window.__same_document === true && window.__traffic.length === 0;")
+    field.send_keys(token)
+    driver.find_element("css selector", "form button[type=submit]").click()
+    wait_for_charts(driver)
+    assert MINE in driver.find_element("id", ids.STATUS).text
