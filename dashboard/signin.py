@@ -43,6 +43,7 @@ SIGN_IN_PAGE = """<!DOCTYPE html>
 <meta name="referrer" content="same-origin">
 <title>Sign in - Creative analytics</title>
 <link rel="stylesheet" href="/assets/bootstrap.min.css">
+<link rel="icon" type="image/x-icon" href="/_favicon.ico">
 </head>
 <body class="bg-light">
 <main class="container" style="max-width: 28rem; margin-top: 4rem">

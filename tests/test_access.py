@@ -403,6 +403,9 @@ def test_page_without_a_session_is_a_sign_in_form_and_nothing_else(settings, tok
     html = page.get_data(as_text=True)
     assert re.search(r'<input type="password" id="token" name="token"', html) and '<label for="token"' in html
     assert html.count("<input") == 2  # the token and the hidden return path
+    # Its icon is the open one: a browser asking /favicon.ico would get this form, and log a refusal.
+    assert '<link rel="icon" type="image/x-icon" href="/_favicon.ico">' in html
+    assert client.get("/_favicon.ico", environ_base=REMOTE).status_code == 200
     assert "Acme" not in html and "Reference" not in html
     # The URL asked for comes back only as where to return after signing in.
     assert html.count("Bravo") == 1 and 'name="next" value="/?business=Bravo Shoes&amp;source=vision"' in html
