@@ -186,6 +186,22 @@ def test_access_public_reads_without_a_token(settings, seeded, template):
     assert client.get(_route(template, seeded, B), environ_base=REMOTE).status_code == 200
 
 
+def test_an_authorization_of_another_scheme_is_left_to_the_proxy(settings, tokens, seeded):
+    """Basic (a proxy's sign-in in front of the app) is no token: public reads and sessions still work."""
+    basic = {"Authorization": "Basic Zm9vOmJhcg=="}
+    public = app_client(settings, seeded, access="public")
+    assert public.get("/api/datasets", headers=basic, environ_base=REMOTE).status_code == 200
+    client = app_client(settings, seeded, access="tokens")
+    assert client.get("/api/datasets", headers=basic).status_code == 401
+    sign_in(client, tokens["read_a"], headers=basic)
+    assert client.get("/_dash-layout", headers=basic).status_code == 200
+    assert put_ctr(client, A, basic, environ_base=REMOTE).status_code == 403  # the session's read token
+    before = snapshot(seeded)
+    fresh = app_client(settings, seeded, access="tokens")
+    assert put_ctr(fresh, A, basic, environ_base=REMOTE).status_code == 401 and snapshot(seeded) == before
+    assert client.get("/api/datasets", headers=bearer("cat_mistyped")).status_code == 401  # a bad Bearer still fails
+
+
 @pytest.mark.parametrize("template", [t for t in READ_ROUTES if "{b}" in t])
 def test_a_business_outside_the_scope_answers_as_an_unknown_one(settings, tokens, seeded, template, caplog):
     client = app_client(settings, seeded)
