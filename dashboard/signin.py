@@ -43,14 +43,15 @@ SIGN_IN_PAGE = """<!DOCTYPE html>
 <meta name="referrer" content="same-origin">
 <title>Sign in - Creative analytics</title>
 <link rel="stylesheet" href="/assets/bootstrap.min.css">
+<link rel="icon" type="image/x-icon" href="/_favicon.ico">
 </head>
 <body class="bg-light">
 <main class="container" style="max-width: 28rem; margin-top: 4rem">
 <h1 class="h3 mb-3">Creative analytics</h1>
 <form method="post" action="/login" class="card card-body">
 <label for="token" class="form-label">Access token</label>
-<input type="password" id="token" name="token" class="form-control" autocomplete="current-password" required
- autofocus aria-describedby="token-help">
+<input type="password" id="token" name="token" class="form-control{invalid_class}" autocomplete="current-password" required
+ autofocus aria-describedby="token-help{error_id}"{invalid}>
 <div id="token-help" class="form-text">A read or write token made with <code>python -m ingest token create</code>.</div>
 {error}<input type="hidden" name="next" value="{next}">
 <button type="submit" class="btn btn-primary mt-3">Sign in</button>
@@ -63,8 +64,16 @@ SIGN_IN_PAGE = """<!DOCTYPE html>
 
 def sign_in_page(next_path: str = "/", error: str | None = None) -> str:
     """The sign-in form: one password field named ``token``, and nothing of the data."""
-    message = f'<div class="alert alert-danger mt-3 mb-0" role="alert">{escape(error)}</div>\n' if error else ""
-    return SIGN_IN_PAGE.format(error=message, next=escape(safe_next(next_path), quote=True))
+    message = (
+        f'<div id="token-error" class="alert alert-danger mt-3 mb-0" role="alert">{escape(error)}</div>\n'
+        if error
+        else ""
+    )
+    # After a refused token the field says so to assistive technology, and names the message.
+    marks = {"invalid_class": " is-invalid", "error_id": " token-error", "invalid": ' aria-invalid="true"'}
+    return SIGN_IN_PAGE.format(
+        error=message, next=escape(safe_next(next_path), quote=True), **(marks if error else dict.fromkeys(marks, ""))
+    )
 
 
 def safe_next(value: str | None) -> str:
@@ -144,6 +153,21 @@ def install_access(server: Flask, store, settings) -> None:
             return page, 401, {"Cache-Control": "no-store"}
         return set_session(redirect(safe_next(next_path), 303), actor.token_id)
 
+    @server.get("/login")
+    def login_form():
+        # The address bar shows /login after a refused token: reloading it (a GET) must give the
+        # form again, not the page's shell, whose layout request would be refused, and reload.
+        resolve(store, settings)
+        next_path = safe_next(request.args.get("next"))
+        if current_actor() is not None:
+            return redirect(next_path, 303)
+        return sign_in_page(next_path), 200, {"Cache-Control": "no-store"}
+
+    @server.get("/logout")
+    def logout_link():
+        # Only a same-site POST ends a session (a link or an image elsewhere must not): back to the page.
+        return redirect("/", 303)
+
     @server.post("/logout")
     def logout():
         if not same_origin():
@@ -157,7 +181,7 @@ def sign_out_bar(name: str) -> html.Form:
     return html.Form(
         [
             html.Span(["Signed in as ", html.Strong(name)], className="me-2"),
-            html.Button("Sign out", type="submit", id="sign-out", className="btn btn-sm btn-outline-secondary"),
+            html.Button("Sign out", type="submit", id="sign-out", className="btn btn-sm btn-outline-light"),
         ],
         action="/logout",
         method="POST",

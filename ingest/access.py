@@ -178,7 +178,9 @@ def resolve(store, settings) -> None:
         return
     g.actor, g.credential_error, g.signed_in = None, None, False
     header = request.headers.get("Authorization")
-    if header is not None:
+    # Only a Bearer credential is this app's: another scheme (a proxy's Basic sign-in in front of
+    # it) is the proxy's business, and must not turn away the page's session or an ACCESS=public read.
+    if header is not None and header.partition(" ")[0].lower() == "bearer":
         # A credential that was sent must be valid, even where none is needed.
         g.actor = _bearer_actor(store, settings, header)
         if g.actor is None:

@@ -350,9 +350,11 @@ def build_parser() -> argparse.ArgumentParser:
     create.add_argument(
         "--business", required=True, action="append", help="a business it may use (repeat for more; '*' for all)"
     )
-    actions.add_parser("list", help="name, role, businesses, created, last used (never the token)")
+    listing = actions.add_parser("list", help="name, role, businesses, created, last used (never the token)")
     revoke = actions.add_parser("revoke", help="delete a token; refused from its next request on")
     revoke.add_argument("name")
+    for action in (create, listing, revoke):  # also after the action, as the loaders take it
+        action.add_argument("--database-url", default=argparse.SUPPRESS, help="overrides DATABASE_URL")
     return parser
 
 

@@ -2,7 +2,7 @@
 
 Writes take the same token, dataset headers, body limit and error shape as PUT /api/features;
 the bytes are decoded and re-encoded by ``data.thumbnails`` (never stored as sent). A GET is a
-read: anyone who can see the page can load its thumbnails.
+read: a reader of the business (the read API's check, ``ScopedStore``) loads its thumbnails.
 """
 
 from __future__ import annotations

@@ -115,14 +115,14 @@ def test_cli_token_create_list_revoke(db_url, store, capsys):
     out = capsys.readouterr().out
     token = out.strip().splitlines()[-1].split()[-1]
     assert store.token_by_hash(token_hash(token))["role"] == WRITE
-    assert cli_main(["--database-url", db_url, "token", "list"]) == 0
+    assert cli_main(["token", "list", "--database-url", db_url]) == 0  # the URL before or after the action
     listing = capsys.readouterr().out
     assert "ci" in listing and A in listing and "never" in listing and token not in listing
     assert (
         cli_main(["--database-url", db_url, "token", "create", "--name", "ci", "--role", "read", "--business", B]) == 1
     )
     assert "exists" in capsys.readouterr().err
-    assert cli_main(["--database-url", db_url, "token", "revoke", "ci"]) == 0
+    assert cli_main(["token", "revoke", "ci", "--database-url", db_url]) == 0
     assert cli_main(["--database-url", db_url, "token", "revoke", "ci"]) == 1
     assert store.tokens().empty
 
@@ -186,6 +186,22 @@ def test_access_public_reads_without_a_token(settings, seeded, template):
     assert client.get(_route(template, seeded, B), environ_base=REMOTE).status_code == 200
 
 
+def test_an_authorization_of_another_scheme_is_left_to_the_proxy(settings, tokens, seeded):
+    """Basic (a proxy's sign-in in front of the app) is no token: public reads and sessions still work."""
+    basic = {"Authorization": "Basic Zm9vOmJhcg=="}
+    public = app_client(settings, seeded, access="public")
+    assert public.get("/api/datasets", headers=basic, environ_base=REMOTE).status_code == 200
+    client = app_client(settings, seeded, access="tokens")
+    assert client.get("/api/datasets", headers=basic).status_code == 401
+    sign_in(client, tokens["read_a"], headers=basic)
+    assert client.get("/_dash-layout", headers=basic).status_code == 200
+    assert put_ctr(client, A, basic, environ_base=REMOTE).status_code == 403  # the session's read token
+    before = snapshot(seeded)
+    fresh = app_client(settings, seeded, access="tokens")
+    assert put_ctr(fresh, A, basic, environ_base=REMOTE).status_code == 401 and snapshot(seeded) == before
+    assert client.get("/api/datasets", headers=bearer("cat_mistyped")).status_code == 401  # a bad Bearer still fails
+
+
 @pytest.mark.parametrize("template", [t for t in READ_ROUTES if "{b}" in t])
 def test_a_business_outside_the_scope_answers_as_an_unknown_one(settings, tokens, seeded, template, caplog):
     client = app_client(settings, seeded)
@@ -214,8 +230,33 @@ def test_a_thumbnail_is_served_only_within_the_scope(settings, tokens, seeded):
     assert client.get(url, headers=bearer(tokens["read_a"]), environ_base=REMOTE).status_code == 200
     outside = client.get(url, headers=bearer(b_reader), environ_base=REMOTE)
     missing = client.get(url.replace(image, "no-such-image"), headers=bearer(tokens["read_a"]), environ_base=REMOTE)
-    assert outside.status_code == missing.status_code == 404
+    nobody = client.get(url.replace(A, "Nobody Inc"), headers=bearer(b_reader), environ_base=REMOTE)
+    assert outside.status_code == missing.status_code == nobody.status_code == 404
     assert outside.get_json()["error"] == missing.get_json()["error"] == "no thumbnail"
+    # Apart from the name, the body is that of a business that does not exist.
+    assert outside.get_data(as_text=True).replace(A, "X") == nobody.get_data(as_text=True).replace("Nobody Inc", "X")
+
+
+def test_trend_answers_401_without_a_token_and_404_outside_the_scope(settings, tokens, seeded, reference_frame, caplog):
+    """/api/trend (dated metrics of both businesses): 401 off this machine, B as unknown as no business."""
+    from tests.metrics_data import make_metrics
+
+    for business in (A, B):
+        load_frame(seeded, reference_frame, business, "daily", ctr=False)
+        seeded.replace_metrics(business, "daily", make_metrics(list(reference_frame["image_name"][:60]), days=10))
+    client = app_client(settings, seeded)
+    path = "/api/trend?business={}&source=daily&feature=text&period=day"
+    assert client.get(path.format(A), environ_base=REMOTE).status_code == 401
+    for who in ("read_a", "all"):
+        mine = client.get(path.format(A), headers=bearer(tokens[who]), environ_base=REMOTE)
+        assert mine.status_code == 200 and len(mine.get_json()["points"]) == 10
+    assert client.get(path.format(B), headers=bearer(tokens["all"]), environ_base=REMOTE).status_code == 200
+    with caplog.at_level(logging.WARNING, logger="creatives.access"):
+        hidden = client.get(path.format(B), headers=bearer(tokens["read_a"]), environ_base=REMOTE)
+    unknown = client.get(path.format("Nobody Inc"), headers=bearer(tokens["read_a"]), environ_base=REMOTE)
+    assert hidden.status_code == unknown.status_code == 404
+    assert hidden.get_data(as_text=True).replace(B, "X") == unknown.get_data(as_text=True).replace("Nobody Inc", "X")
+    assert "actor=reader-a route=GET /api/trend" in caplog.text and tokens["read_a"] not in caplog.text
 
 
 def test_drift_of_another_business_build_answers_as_an_unknown_build(settings, tokens, seeded):
@@ -277,6 +318,60 @@ def test_a_write_out_of_scope_is_403_and_stores_nothing(settings, tokens, seeded
         assert snapshot(seeded) == before
 
 
+def _write_requests():
+    """(method, path, body, extra headers) of every write route, each a valid write of one image."""
+    from tests.image_samples import png, zip_of
+
+    day = {"2026-03-01": {"clicks": 3, "impressions": 100}}
+    return [
+        ("PUT", "/api/features", json.dumps({"img_new.png": {"text": 0.9}}), {}),
+        ("PUT", "/api/ctr", json.dumps({"img_new.png": 0.5}), {}),
+        ("PATCH", "/api/ctr", json.dumps({"img_new.png": 0.5}), {}),
+        # Dated metrics go to a source of their own: the stored one holds a plain CTR set.
+        ("PUT", "/api/metrics", json.dumps({"img_new.png": day}), {"Image-Source": "daily"}),
+        ("PATCH", "/api/metrics", json.dumps({"img_new.png": day}), {"Image-Source": "daily"}),
+        ("PUT", "/api/images/img_new.png", png(40, 30), {}),
+        ("PUT", "/api/images", zip_of({"img_new.png": png(40, 30)}), {"Content-Type": "application/zip"}),
+        ("DELETE", "/api/images/kept.png", b"", {}),
+    ]
+
+
+WRITES = _write_requests()
+
+
+@pytest.mark.parametrize("method, path, body, extra", WRITES, ids=[f"{m} {p}" for m, p, _, _ in WRITES])
+def test_every_write_route_refuses_a_business_outside_the_scope_and_stores_nothing(
+    settings, tokens, seeded, method, path, body, extra, caplog
+):
+    from data.thumbnails import make_thumbnail
+    from tests.image_samples import png
+    from tests.tables import snapshot as every_row
+
+    for business in (A, B):
+        seeded.put_thumbnails(business, SOURCE, [("kept.png", make_thumbnail(png(40, 30)))])
+    client = app_client(settings, seeded, access="tokens")
+
+    def send(business, who):
+        headers = {"Business": business, "Image-Source": SOURCE, **extra, **bearer(tokens[who])}
+        return client.open(path, method=method, data=body, headers=headers, environ_base=REMOTE)
+
+    def data_rows():  # every row but the tokens' last use, which a request may record
+        return {table: rows for table, rows in every_row(seeded).items() if table != "access_tokens"}
+
+    before = data_rows()
+    with caplog.at_level(logging.WARNING, logger="creatives.access"):
+        refused = [send(B, "write_a"), send(A, "read_a")]
+    for response in refused:
+        assert response.status_code == 403, response.get_data(as_text=True)
+        assert set(response.get_json()) == {"error", "details"}
+    assert data_rows() == before
+    assert caplog.text.count("refused 403: actor=jenkins-a") == 1 and f"business={B!r}" in caplog.text
+    assert tokens["write_a"] not in caplog.text and tokens["read_a"] not in caplog.text
+    # The same write within the token's scope is stored (the refusal was the scope, not the request).
+    assert send(A, "write_a").status_code in (200, 201)
+    assert data_rows() != before
+
+
 def test_a_write_token_writes_its_business_from_anywhere(settings, tokens, seeded):
     client = app_client(settings, seeded, access="tokens")
     assert put_ctr(client, A, bearer(tokens["write_a"]), environ_base=REMOTE).status_code == 200
@@ -324,6 +419,9 @@ def test_page_without_a_session_is_a_sign_in_form_and_nothing_else(settings, tok
     html = page.get_data(as_text=True)
     assert re.search(r'<input type="password" id="token" name="token"', html) and '<label for="token"' in html
     assert html.count("<input") == 2  # the token and the hidden return path
+    # Its icon is the open one: a browser asking /favicon.ico would get this form, and log a refusal.
+    assert '<link rel="icon" type="image/x-icon" href="/_favicon.ico">' in html
+    assert client.get("/_favicon.ico", environ_base=REMOTE).status_code == 200
     assert "Acme" not in html and "Reference" not in html
     # The URL asked for comes back only as where to return after signing in.
     assert html.count("Bravo") == 1 and 'name="next" value="/?business=Bravo Shoes&amp;source=vision"' in html
@@ -340,8 +438,13 @@ def test_page_without_a_session_is_a_sign_in_form_and_nothing_else(settings, tok
 
 def test_sign_in_sets_a_protected_cookie_and_shows_only_the_tokens_data(settings, tokens, seeded):
     client = app_client(settings, seeded)
-    assert sign_in(client, "cat_wrong", environ_base=REMOTE).status_code == 401
-    assert session_cookie(client) is None
+    refused = sign_in(client, "cat_wrong", environ_base=REMOTE)
+    assert refused.status_code == 401 and session_cookie(client) is None
+    # The field is marked invalid and names the message (a first visit's form has neither).
+    page = refused.get_data(as_text=True)
+    assert 'aria-invalid="true"' in page and 'aria-describedby="token-help token-error"' in page
+    assert 'id="token-error"' in page and "cat_wrong" not in page
+    assert "aria-invalid" not in client.get("/", environ_base=REMOTE).get_data(as_text=True)
     response = sign_in(client, tokens["read_a"], environ_base=REMOTE)
     assert response.status_code == 303 and response.headers["Location"] == "/?business=x"
     set_cookie = response.headers["Set-Cookie"]
@@ -448,6 +551,22 @@ def test_a_session_of_a_revoked_token_stays_ended_when_its_name_is_reused(settin
     assert client.get("/api/datasets").status_code == 401
 
 
+def test_get_login_and_logout_never_serve_the_page_shell(settings, tokens, seeded):
+    """/login reloaded after a refused token shows the form again; GET /logout ends nothing."""
+    client = app_client(settings, seeded, access="tokens")
+    form = client.get("/login?next=/%3Fbusiness%3Dx")
+    html = form.get_data(as_text=True)
+    assert form.status_code == 200 and 'name="token"' in html and "_dash" not in html
+    assert 'name="next" value="/?business=x"' in html
+    assert 'value="/"' in client.get("/login?next=https://evil.example/").get_data(as_text=True)
+    sign_in(client, tokens["read_a"])
+    signed_in = client.get("/login?next=/%3Fbusiness%3Dx")
+    assert signed_in.status_code == 303 and signed_in.headers["Location"] == "/?business=x"
+    out = client.get("/logout")
+    assert out.status_code == 303 and out.headers["Location"] == "/" and session_cookie(client) is not None
+    assert client.get("/_dash-layout").status_code == 200
+
+
 def test_sign_in_from_another_site_is_refused(settings, tokens, seeded):
     client = app_client(settings, seeded)
     response = client.post("/login", data={"token": tokens["read_a"]}, headers={"Origin": "http://evil.example"})
@@ -503,15 +622,40 @@ def _http(port, method, path, body=None, headers=None):
         conn.close()
 
 
+# Each answer's worker in gunicorn's access log: "served-by=<pid> GET /path HTTP/1.1 status".
+ACCESS_LOG = "--access-logfile - --access-logformat 'served-by=%(p)s %(m)s %(U)s %(s)s'"
+
+
+def _served(server, path: str, status: int) -> set[int]:
+    """The workers whose access log lines show ``path`` answered with ``status``."""
+    pattern = rf"served-by=<(\d+)> GET {re.escape(path)} {status}"
+    return {int(pid) for pid in re.findall(pattern, server.output())}
+
+
+def _until_every_worker(server, workers: set[int], send, paths: list[tuple[str, int]], most: int = 60) -> None:
+    """Call ``send()`` (which asserts its answers) until each worker has answered each (path, status)."""
+    import time
+
+    for _ in range(most):
+        send()
+        time.sleep(0.05)  # the access log line follows the answer
+        if all(_served(server, path, status) >= workers for path, status in paths):
+            return
+    seen = {f"{path} {status}": sorted(_served(server, path, status)) for path, status in paths}
+    raise AssertionError(f"not every worker {sorted(workers)} answered: {seen}")
+
+
 def test_revocation_reaches_every_worker_at_the_next_request(db_url, tmp_path, seeded):
+    """Both gunicorn workers serve the token and its session; once revoked, each refuses them at once."""
     from urllib.parse import urlencode
 
     from tests.servers import gunicorn
 
     token = make_token(seeded, "reader-a", READ, A)
-    with gunicorn(tmp_path, db_url, workers=2, threads=1, ACCESS="tokens") as server:
+    with gunicorn(tmp_path, db_url, workers=2, threads=1, ACCESS="tokens", GUNICORN_CMD_ARGS=ACCESS_LOG) as server:
         assert server.wait_ready(2), server.output()[-3000:]
-        port = server.port
+        port, workers = server.port, set(server.worker_pids())
+        assert len(workers) == 2
         form = urlencode({"token": token, "next": "/"})
         status, headers = _http(
             port,
@@ -524,12 +668,18 @@ def test_revocation_reaches_every_worker_at_the_next_request(db_url, tmp_path, s
         cookie = headers["Set-Cookie"].split(";")[0]
         session, key = {"Cookie": cookie}, bearer(token)
         summary = f"/api/summary?business={A.replace(' ', '%20')}&source=vision"
-        for _ in range(12):  # sequential new connections: both workers serve some of them
+
+        def allowed():  # each on a new connection, so that either worker may take it
             assert _http(port, "GET", summary, headers=key)[0] == 200
             assert _http(port, "GET", "/_dash-layout", headers=session)[0] == 200
-        seeded.revoke_token("reader-a")
-        for _ in range(12):
+
+        def refused():
             assert _http(port, "GET", summary, headers=key)[0] == 401
             status, headers = _http(port, "GET", "/_dash-layout", headers=session)
             assert status == 401 and SESSION_COOKIE in headers.get("Set-Cookie", "")
+
+        _until_every_worker(server, workers, allowed, [("/api/summary", 200), ("/_dash-layout", 200)])
+        seeded.revoke_token("reader-a")
+        # From the revocation on, no worker answers 200 again: each refuses at its next request.
+        _until_every_worker(server, workers, refused, [("/api/summary", 401), ("/_dash-layout", 401)])
         assert "Traceback" not in server.output()

@@ -6,6 +6,7 @@ Skipped when Chromium or chromedriver is missing, unless CI is set: then they fa
 from __future__ import annotations
 
 import json
+import time
 
 import pytest
 
@@ -13,6 +14,7 @@ from dashboard.factory import create_app
 from dashboard.page import ids
 from data.settings import Settings
 from data.tokens import READ, encode_businesses, new_token, token_hash
+from tests.axe import severe_violations
 from tests.browser import serve, wait_for, wait_for_charts
 from tests.helpers import load_frame
 
@@ -71,6 +73,13 @@ def test_signed_in_page_shows_its_business_and_nothing_of_another(driver, live):
     assert label.text.strip() and field.get_attribute("id") == "token"
     assert MINE not in driver.page_source and SECRET_FEATURE not in driver.page_source
     assert driver.execute_script("return window.__traffic.length") == 0  # no Dash request without a session
+    assert severe_violations(driver) == []
+    field.send_keys("cat_mistyped")
+    driver.find_element("css selector", "form button[type=submit]").click()
+    wait_for(lambda: driver.find_elements("id", "token-error"), message="the refusal's message")
+    assert severe_violations(driver) == []
+    field = driver.find_element("css selector", "input[name=token]")
+    assert field.get_attribute("aria-invalid") == "true"
 
     field.send_keys(token)
     driver.find_element("css selector", "form button[type=submit]").click()
@@ -78,6 +87,10 @@ def test_signed_in_page_shows_its_business_and_nothing_of_another(driver, live):
     wait_for_charts(driver)
     wait_for(lambda: MINE in driver.find_element("id", ids.STATUS).text, message="the signed-in business")
     assert "Signed in as" in driver.page_source and "acme-analyst" in driver.page_source
+    bar, topbar = (driver.find_element("css selector", c) for c in (".sign-out", ".topbar"))
+    # The bar reads as the top bar's first line: its colours, directly above it.
+    assert bar.value_of_css_property("background-color") == topbar.value_of_css_property("background-color")
+    assert bar.rect["y"] + bar.rect["height"] <= topbar.rect["y"] + 1
     options = driver.execute_script(
         "return Array.from(document.querySelectorAll('#" + ids.BUSINESS + " *')).map(e => e.textContent).join(' ');"
     )
@@ -121,3 +134,17 @@ def test_revoking_the_token_ends_the_open_page_at_its_next_request(driver, live)
     wait_for(lambda: driver.find_elements("css selector", "input[name=token]"), message="sign-in form after revocation")
     assert MINE not in driver.page_source and not driver.find_elements("id", ids.STATUS)
     assert driver.get_cookie("creatives_session") is None
+
+
+def test_reloading_the_sign_in_address_shows_the_form_and_stays(driver, live):
+    """After a refused token the address is /login: loading it again gives the form, with no reload loop."""
+    url, store, token = live
+    driver.get(url.rstrip("/") + "/login")
+    field = wait_for(lambda: driver.find_elements("css selector", "input[name=token]"), message="sign-in form")[0]
+    driver.execute_script("window.__same_document = true;")
+    time.sleep(2)  # a page shell would have asked for its layout, been refused and reloaded by now
+    assert driver.execute_script("return window.__same_document === true && window.__traffic.length === 0;")
+    field.send_keys(token)
+    driver.find_element("css selector", "form button[type=submit]").click()
+    wait_for_charts(driver)
+    assert MINE in driver.find_element("id", ids.STATUS).text

@@ -29,6 +29,7 @@ from data import migrations, nulls, writes
 from data.errors import UnknownBuild
 from data.schema import metadata
 from data.store import FeatureStore
+from data.tokens import encode_businesses, new_token, token_hash
 from tests.databases import fresh_database
 from tests.servers import gunicorn
 from tests.tables import snapshot
@@ -338,5 +339,51 @@ def test_the_newest_revisions_step_down_and_up_again_keeping_every_row(release_u
     store = FeatureStore(release_url)
     try:
         assert stored_data(store) == release_rows()
+    finally:
+        store.close()
+
+
+def test_a_database_of_the_release_before_tokens_gains_them_and_they_work(release_url, tmp_path, capsys):
+    """At 0004 (no tokens), the next start adds revision 0005: a token made then reads, and its id is never reused."""
+    from dashboard.factory import create_app
+    from data.settings import Settings
+    from ingest.cli import main as cli_main
+
+    FeatureStore(release_url).close()
+    engine = create_engine(release_url, poolclass=NullPool)
+    try:
+        config = migrations.alembic_config()
+        with engine.begin() as conn:
+            config.attributes["connection"] = conn
+            command.downgrade(config, "0004")
+        assert not {"access_tokens", "app_secrets"} & set(inspect(engine).get_table_names())
+    finally:
+        engine.dispose()
+
+    assert (
+        cli_main(
+            ["token", "create", "--database-url", release_url, "--name", "ci", "--role", "read"]
+            + ["--business", "Acme"]
+        )
+        == 0
+    )
+    token = capsys.readouterr().out.strip().splitlines()[-1].split()[-1]
+    store = FeatureStore(release_url)
+    try:
+        assert alembic_versions(store) == [REVISIONS[-1]]
+        assert stored_data(store)["access_tokens"] and {
+            k: v for k, v in stored_data(store).items() if k != "access_tokens"
+        } == {k: v for k, v in release_rows().items() if k != "access_tokens"}
+        first_id = store.token_by_hash(token_hash(token))["id"]
+        settings = Settings.from_env({}, database_url=release_url, demo_data=False, access="tokens")
+        client = create_app(settings, store).server.test_client()
+        answer = client.get("/api/datasets", headers={"Authorization": f"Bearer {token}"})
+        assert answer.status_code == 200 and [d["business"] for d in answer.get_json()["datasets"]] == ["Acme"]
+        assert client.get("/api/datasets").status_code == 401
+        assert store.revoke_token("ci")
+        again = new_token()
+        store.create_token("ci", "read", encode_businesses(["Acme"]), token_hash(again))
+        assert store.token_by_hash(token_hash(again))["id"] > first_id  # a revoked id never comes back
+        assert client.get("/api/datasets", headers={"Authorization": f"Bearer {token}"}).status_code == 401
     finally:
         store.close()
