@@ -124,6 +124,17 @@ def test_zip_entries_checks_declared_sizes_and_counts_before_reading():
         next(zip_entries(b"PK\x03\x04 not really", max_bytes=1000))
 
 
+def test_zip_entries_counts_directory_records_before_parsing_them(monkeypatch):
+    """Too many records is refused from a count of their signatures: zipfile never parses them."""
+    raw = samples.zip_of_many(31)
+    monkeypatch.setattr(thumbnails.zipfile, "ZipFile", lambda *a, **k: pytest.fail("the directory was parsed"))
+    with pytest.raises(ArchiveTooLarge, match="directory lists 31 entries; at most 10 files"):
+        next(zip_entries(raw, max_bytes=1000, max_entries=10))
+    monkeypatch.undo()
+    folders = samples.zip_of({**{f"d{i}/": b"" for i in range(20)}, "a.png": b"A"})  # 21 records, 1 file
+    assert [e.image for e in zip_entries(folders, max_bytes=1000, max_entries=10)] == ["a"]
+
+
 def test_zip_entries_counts_the_bytes_it_inflates_whatever_the_directory_says(monkeypatch):
     """A directory understating sizes passes the declared check; counting while reading stops it."""
     raw = samples.zip_of({"a.png": b"\x00" * 3000, "b.png": b"\x00" * 3000})
