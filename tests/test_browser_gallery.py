@@ -107,7 +107,8 @@ def test_feature_in_the_url_shows_its_images_by_ctr_with_their_pictures(driver, 
         assert tile["alt"] == tile["image"] and not tile["placeholder"]
     assert _tiles(driver, "without") is None  # the other side stays hidden
     heading = driver.find_element("id", ids.gallery_id("with", "heading")).text
-    assert heading == f"With text: {len(frame)} images, highest CTR first"
+    average = frame["ctr"].mean() * 100  # the summary's avg_ctr_with under the page's default mean weighting
+    assert heading == f"With text: {len(frame)} images, average CTR {average:.2f}%, highest first"
     assert driver.find_element("id", ids.gallery_id("with", "range")).text == f"1–{PAGE_SIZE} of {len(frame)}"
     assert "feature=text" in driver.current_url
     assert [e for e in driver.get_log("browser") if e["level"] == "SEVERE"] == []
