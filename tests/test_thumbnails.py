@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import time
 import zipfile
 
 import pytest
@@ -72,8 +73,14 @@ def test_make_thumbnail_refuses_with_a_reason(raw, message):
 def test_make_thumbnail_refuses_a_decompression_bomb_from_its_header():
     bomb = samples.png_bomb()
     assert len(bomb) < 10_000
+    images_made = Image.core.get_stats()["new_count"]  # Pillow's count of image buffers allocated
+    start = time.perf_counter()
     with pytest.raises(ImageTooLarge, match="at most 50,000,000"):
         make_thumbnail(bomb)
+    assert time.perf_counter() - start < 0.5  # a header read (milliseconds), never 900 MP decoded
+    assert Image.core.get_stats()["new_count"] == images_made  # not one pixel buffer allocated
+    make_thumbnail(samples.png(40, 30))
+    assert Image.core.get_stats()["new_count"] > images_made  # the count does see a decoded image
 
 
 def test_make_thumbnail_checks_the_pixel_count_before_decoding():
