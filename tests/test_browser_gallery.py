@@ -33,7 +33,7 @@ if (!list || list.closest('[hidden]')) { return null; }
 return Array.from(list.querySelectorAll(':scope > .gallery-tile')).map(tile => {
   const img = tile.querySelector('img');
   return {image: tile.dataset.image, text: tile.innerText, tabindex: tile.tabIndex,
-          alt: img ? img.alt : null, loaded: Boolean(img && img.complete && img.naturalWidth > 0),
+          alt: img ? img.alt : null, loading: img ? img.loading : null, loaded: Boolean(img && img.complete && img.naturalWidth > 0),
           placeholder: Boolean(tile.querySelector('.gallery-placeholder'))};
 });
 """
@@ -101,6 +101,8 @@ def test_feature_in_the_url_shows_its_images_by_ctr_with_their_pictures(driver, 
     )
     ctrs = list(frame["ctr"].iloc[: len(tiles)])
     assert ctrs == sorted(ctrs, reverse=True) and len(tiles) == min(PAGE_SIZE, len(frame))
+    # The first 24 pictures are fetched as soon as they are drawn, the rest as they scroll into view.
+    assert len(tiles) > 24 and [t["loading"] for t in tiles] == ["eager"] * 24 + ["lazy"] * (len(tiles) - 24)
     # Each tile's label holds its CTR and confidence as the API computes them.
     for tile, ctr, conf in zip(tiles, ctrs, frame["confidence"]):
         assert f"CTR {ctr * 100:.2f}%" in tile["text"] and f"confidence {conf:.2f}" in tile["text"]
