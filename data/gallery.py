@@ -8,6 +8,8 @@ notebook calls it directly.
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 import pandas as pd
 
@@ -85,3 +87,15 @@ def _counts(values: np.ndarray) -> pd.arrays.IntegerArray:
     """Counts held as float64 (NaN where unknown) as nullable integers, built without a per-value pass."""
     unknown = np.isnan(values)
     return pd.arrays.IntegerArray(np.where(unknown, 0, values).astype(np.int64), unknown)
+
+
+def gallery_average(gallery: pd.DataFrame, weighting: str = "mean") -> float:
+    """The average CTR of a side as ``feature_summary`` states it: ``avg_ctr_with`` or ``avg_ctr_without``.
+
+    ``weighting="mean"``: the mean of the images' CTRs; ``"impressions"``: their total clicks over
+    their total impressions. NaN for an empty side (or no impressions).
+    """
+    if weighting == "impressions":
+        impressions = float(gallery["impressions"].sum())
+        return float(gallery["clicks"].sum()) / impressions if impressions > 0 else math.nan
+    return float(gallery["ctr"].mean()) if len(gallery) else math.nan

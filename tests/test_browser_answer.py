@@ -180,8 +180,12 @@ def test_selecting_a_verdict_feature_by_keyboard_selects_it_everywhere(driver, l
     note = wait_for(lambda: driver.find_element("id", ids.TABLE_SELECTION).text, message="the selection note")
     assert feature in note
     wait_for(lambda: button.get_attribute("aria-pressed") == "true", message="the button to show it is selected")
-    panel = wait_for(lambda: driver.find_element("id", ids.COOCCURRENCE).text, message="Travels with")
-    assert feature in panel
+    # The panel's hint is text too: wait for the feature's own panel, not for any text.
+    wait_for(lambda: feature in driver.find_element("id", ids.COOCCURRENCE).text, message="Travels with")
+    # The gallery opens on the feature's images.
+    tiles = f"#{ids.gallery_id('with', 'tiles')} > .gallery-tile"
+    wait_for(lambda: driver.find_elements("css selector", tiles), message="the gallery's tiles")
+    assert driver.find_element("id", ids.GALLERY_TITLE).text == f"Images of {feature}"
     # The URL reopens the view with the feature selected.
     driver.get(driver.current_url)
     wait_for_charts(driver, timeout=60)

@@ -33,7 +33,7 @@ if (!list || list.closest('[hidden]')) { return null; }
 return Array.from(list.querySelectorAll(':scope > .gallery-tile')).map(tile => {
   const img = tile.querySelector('img');
   return {image: tile.dataset.image, text: tile.innerText, tabindex: tile.tabIndex,
-          alt: img ? img.alt : null, loaded: Boolean(img && img.complete && img.naturalWidth > 0),
+          alt: img ? img.alt : null, loading: img ? img.loading : null, loaded: Boolean(img && img.complete && img.naturalWidth > 0),
           placeholder: Boolean(tile.querySelector('.gallery-placeholder'))};
 });
 """
@@ -101,13 +101,16 @@ def test_feature_in_the_url_shows_its_images_by_ctr_with_their_pictures(driver, 
     )
     ctrs = list(frame["ctr"].iloc[: len(tiles)])
     assert ctrs == sorted(ctrs, reverse=True) and len(tiles) == min(PAGE_SIZE, len(frame))
+    # The first 24 pictures are fetched as soon as they are drawn, the rest as they scroll into view.
+    assert len(tiles) > 24 and [t["loading"] for t in tiles] == ["eager"] * 24 + ["lazy"] * (len(tiles) - 24)
     # Each tile's label holds its CTR and confidence as the API computes them.
     for tile, ctr, conf in zip(tiles, ctrs, frame["confidence"]):
         assert f"CTR {ctr * 100:.2f}%" in tile["text"] and f"confidence {conf:.2f}" in tile["text"]
         assert tile["alt"] == tile["image"] and not tile["placeholder"]
     assert _tiles(driver, "without") is None  # the other side stays hidden
     heading = driver.find_element("id", ids.gallery_id("with", "heading")).text
-    assert heading == f"With text: {len(frame)} images, highest CTR first"
+    average = frame["ctr"].mean() * 100  # the summary's avg_ctr_with under the page's default mean weighting
+    assert heading == f"With text: {len(frame)} images, average CTR {average:.2f}%, highest first"
     assert driver.find_element("id", ids.gallery_id("with", "range")).text == f"1–{PAGE_SIZE} of {len(frame)}"
     assert "feature=text" in driver.current_url
     assert [e for e in driver.get_log("browser") if e["level"] == "SEVERE"] == []

@@ -9,7 +9,7 @@ import pytest
 from data.analysis import Dataset, feature_summary
 from data.batches import FeatureBatch, ctr_frame
 from data.demo import demo_build
-from data.gallery import GALLERY_COLUMNS, UnknownFeature, feature_gallery
+from data.gallery import GALLERY_COLUMNS, UnknownFeature, feature_gallery, gallery_average
 from tests import image_samples as samples
 
 REFERENCE = ("Reference 2018", "vision")
@@ -65,6 +65,7 @@ def test_feature_gallery_counts_reproduce_both_weightings():
                 rows = gallery["clicks"].sum() / gallery["impressions"].sum()
                 value = gallery["ctr"].mean() if weighting == "mean" else rows
                 assert value == pytest.approx(summary.loc[feature, column], rel=1e-12)
+                assert gallery_average(gallery, weighting) == pytest.approx(summary.loc[feature, column], rel=1e-12)
                 assert (gallery["clicks"] / gallery["impressions"]).to_numpy() == pytest.approx(gallery["ctr"])
 
 

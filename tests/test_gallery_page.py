@@ -134,7 +134,10 @@ def test_gallery_outputs_show_the_chosen_sides_with_headings_ranges_and_pagers(l
     out = gallery_outputs(view)
     assert out["title"] == "Images of text" and out["hint"] == ""
     assert out["with_hidden"] and not out["without_hidden"] and out["both"] == "gallery-columns"
-    assert out["without_heading"] == f"Without text: {side.total:,} images, highest CTR first"
+    average = feature_summary(loaded.dataset(*PAIR), confidence=CONFIDENCE).set_index("feature").loc["text"]
+    assert side.average == pytest.approx(average["avg_ctr_without"], rel=1e-12)
+    heading = f"Without text: {side.total:,} images, average CTR {average['avg_ctr_without'] * 100:.2f}%, highest first"
+    assert out["without_heading"] == heading
     assert out["without_range"] == f"{PAGE_SIZE + 1}–{min(2 * PAGE_SIZE, side.total)} of {side.total}"
     assert out["without_prev"] is False and out["without_next"] is (2 * PAGE_SIZE >= side.total)
     assert out["offsets"] == {"with": 0, "without": PAGE_SIZE}
@@ -145,10 +148,33 @@ def test_gallery_outputs_show_the_chosen_sides_with_headings_ranges_and_pagers(l
     assert both["with_prev"] is True  # the first page has no previous one
 
 
+@pytest.mark.parametrize("weighting", ["mean", "impressions"])
+def test_gallery_view_states_each_sides_average_ctr_as_the_summary_does(store, weighting):
+    """Under either weighting each side's average is the summary's avg_ctr_with / avg_ctr_without."""
+    from data.demo import demo_build
+
+    batch, ctr = demo_build(n_images=300, n_features=60)
+    store.add_build(*PAIR, batch)
+    store.replace_ctr(*PAIR, ctr)
+    filters = views.DEFAULT_FILTERS.replace(confidence=CONFIDENCE, weighting=weighting)
+    view = gallery_view(store, views.ViewState(*PAIR, filters=filters), "smile", "both", None)
+    summary = feature_summary(store.dataset(*PAIR), confidence=CONFIDENCE, weighting=weighting)
+    row = summary.set_index("feature").loc["smile"]
+    assert view.sides["with"].average == pytest.approx(row["avg_ctr_with"], rel=1e-12)
+    assert view.sides["without"].average == pytest.approx(row["avg_ctr_without"], rel=1e-12)
+    if weighting == "impressions":  # the two weightings differ here, so the test tells them apart
+        mean = feature_summary(store.dataset(*PAIR), confidence=CONFIDENCE).set_index("feature").loc["smile"]
+        assert mean["avg_ctr_with"] != pytest.approx(row["avg_ctr_with"], rel=1e-6)
+    assert f"average CTR {row['avg_ctr_with'] * 100:.2f}%" in gallery_outputs(view)["with_heading"]
+
+
 def test_side_heading_and_range_speak_of_one_image_and_of_none():
     from dashboard.page.gallery import GallerySide
 
     assert side_heading("a<b>", GallerySide("with", 0, 1)) == "With a<b>: 1 image, highest CTR first"
+    one = GallerySide("with", 0, 1, average=0.01234)
+    assert side_heading("a", one) == "With a: 1 image, average CTR 1.23%, highest first"
+    assert side_heading("a", GallerySide("without", 0, 0)) == "Without a: 0 images, highest CTR first"
     assert range_text(GallerySide("without", 0, 0)) == "none"
     assert range_text(GallerySide("with", 0, 1234)) == "1–48 of 1,234"
 
@@ -203,6 +229,7 @@ def _gallery_inputs(selected, mode="with", pages=(None, None, None, None)):
         (ids.SOURCE, "value", PAIR[1]),
         (ids.BUILD, "value", views.CURRENT_BUILD),
         (ids.CONFIDENCE, "value", CONFIDENCE),
+        (ids.WEIGHTING, "value", "mean"),
         (ids.DATE_RANGE, "start_date", None),
         (ids.DATE_RANGE, "end_date", None),
         (ids.VERSION, "data", "v"),
@@ -237,4 +264,5 @@ def test_gallery_callback_follows_the_selection_and_its_pager(loaded, db_url):
     shown = again[ids.GALLERY_TILES]["data"]["sides"]["without"]["images"]
     assert [r["image"] for r in shown] == list(at_09["image"][:PAGE_SIZE])
     heading = again[ids.gallery_id("without", "heading")]["children"]
-    assert heading == f"Without poster: {len(at_09)} images, highest CTR first"
+    average = at_09["ctr"].mean() * 100
+    assert heading == f"Without poster: {len(at_09)} images, average CTR {average:.2f}%, highest first"

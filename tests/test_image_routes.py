@@ -267,6 +267,14 @@ def test_put_zip_refuses_a_bad_archive_whole(small_client, seeded, body, status,
     assert_refused(small_client, seeded, before, response, status, error)
 
 
+def test_put_zip_refuses_a_directory_of_too_many_records_before_parsing_it(client, seeded):
+    body = samples.zip_of_many(3 * MAX_ARCHIVE_ENTRIES + 1)  # 2.6 MB: over small_client's body limit
+    before = snapshot(seeded)
+    response = client.put("/api/images", data=body, headers=ZIP)
+    assert_refused(client, seeded, before, response, 413, "archive too large")
+    assert "directory lists 30,001 entries" in response.get_json()["details"][0]
+
+
 def test_put_zip_refuses_an_archive_over_the_limit_with_good_files_first(small_client, seeded):
     """Uncompressed bytes over MAX_BODY_MB: nothing is stored, not even the files before them."""
     good = {f"g{i}.png": samples.png() for i in range(3)}

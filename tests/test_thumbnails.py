@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import time
 import zipfile
 
 import pytest
@@ -72,8 +73,14 @@ def test_make_thumbnail_refuses_with_a_reason(raw, message):
 def test_make_thumbnail_refuses_a_decompression_bomb_from_its_header():
     bomb = samples.png_bomb()
     assert len(bomb) < 10_000
+    images_made = Image.core.get_stats()["new_count"]  # Pillow's count of image buffers allocated
+    start = time.perf_counter()
     with pytest.raises(ImageTooLarge, match="at most 50,000,000"):
         make_thumbnail(bomb)
+    assert time.perf_counter() - start < 0.5  # a header read (milliseconds), never 900 MP decoded
+    assert Image.core.get_stats()["new_count"] == images_made  # not one pixel buffer allocated
+    make_thumbnail(samples.png(40, 30))
+    assert Image.core.get_stats()["new_count"] > images_made  # the count does see a decoded image
 
 
 def test_make_thumbnail_checks_the_pixel_count_before_decoding():
@@ -122,6 +129,17 @@ def test_zip_entries_checks_declared_sizes_and_counts_before_reading():
         next(zip_entries(samples.zip_of_many(11), max_bytes=1000, max_entries=10))
     with pytest.raises(InvalidArchive, match="not a readable zip"):
         next(zip_entries(b"PK\x03\x04 not really", max_bytes=1000))
+
+
+def test_zip_entries_counts_directory_records_before_parsing_them(monkeypatch):
+    """Too many records is refused from a count of their signatures: zipfile never parses them."""
+    raw = samples.zip_of_many(31)
+    monkeypatch.setattr(thumbnails.zipfile, "ZipFile", lambda *a, **k: pytest.fail("the directory was parsed"))
+    with pytest.raises(ArchiveTooLarge, match="directory lists 31 entries; at most 10 files"):
+        next(zip_entries(raw, max_bytes=1000, max_entries=10))
+    monkeypatch.undo()
+    folders = samples.zip_of({**{f"d{i}/": b"" for i in range(20)}, "a.png": b"A"})  # 21 records, 1 file
+    assert [e.image for e in zip_entries(folders, max_bytes=1000, max_entries=10)] == ["a"]
 
 
 def test_zip_entries_counts_the_bytes_it_inflates_whatever_the_directory_says(monkeypatch):

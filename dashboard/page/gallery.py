@@ -23,7 +23,7 @@ from dashboard.page.dates import WINDOW_PROPS
 from dashboard.page.hover import image_urls
 from dashboard.page.selection import selected_dataset
 from data.errors import UnknownBuild, UnknownDataset
-from data.gallery import UnknownFeature, feature_gallery
+from data.gallery import UnknownFeature, feature_gallery, gallery_average
 
 PAGE_SIZE = 48
 SIDES = ids.GALLERY_SIDES
@@ -45,6 +45,7 @@ class GallerySide:
     offset: int
     total: int
     images: list[dict] = field(default_factory=list)  # image, ctr, clicks, impressions, confidence, url
+    average: float | None = None  # the side's average CTR, as the summary states it (avg_ctr_with / _without)
 
 
 @dataclass(frozen=True)
@@ -93,11 +94,13 @@ def gallery_side(
     tags_for,
     template: str | None = None,
     limit: int = PAGE_SIZE,
+    weighting: str = "mean",
 ) -> GallerySide:
     """One page of ``feature_gallery`` as plain records with each image's picture URL (or None).
 
     ``tags_for(names)`` maps the page's images to their stored thumbnails' etags; an image
     without one gets ``template``'s URL when that is set, else None (the tile shows its name).
+    The side's average CTR is taken over all its images under ``weighting``, as the summary's.
     """
     frame = feature_gallery(dataset, feature, confidence, side)
     total = len(frame)
@@ -124,7 +127,7 @@ def gallery_side(
             urls,
         )
     ]
-    return GallerySide(side, offset, total, images)
+    return GallerySide(side, offset, total, images, _finite(gallery_average(frame, weighting)))
 
 
 def gallery_view(
@@ -150,6 +153,8 @@ def gallery_view(
     def tags_for(names):
         return store.thumbnail_tags(state.business, state.source, names)
 
+    weighting = state.filters.available_for(dataset.has_counts).weighting
+
     try:
         sides = {
             side: gallery_side(
@@ -163,6 +168,7 @@ def gallery_view(
                 tags_for=tags_for,
                 template=template,
                 limit=limit,
+                weighting=weighting,
             )
             for side in MODES.get(mode, MODES[DEFAULT_MODE])
         }
@@ -172,11 +178,12 @@ def gallery_view(
 
 
 def side_heading(feature: str, side: GallerySide) -> str:
-    """'With text: 96 images, highest CTR first' (the count the summary calls n_with or n_without)."""
+    """'With text: 96 images, average CTR 0.84%, highest first' (the summary's n_with and avg_ctr_with)."""
     n = f"{side.total:,} image{'' if side.total == 1 else 's'}"
-    if side.side == "with":
-        return f"With {feature}: {n}, highest CTR first"
-    return f"Without {feature}: {n}, highest CTR first"
+    if side.average is not None:
+        n += f", average CTR {side.average * 100:.2f}%"
+    order = "highest first" if side.average is not None else "highest CTR first"
+    return f"{'With' if side.side == 'with' else 'Without'} {feature}: {n}, {order}"
 
 
 def range_text(side: GallerySide, limit: int = PAGE_SIZE) -> str:
@@ -317,6 +324,7 @@ def register_gallery_callbacks(app, store, settings) -> None:
             "source": Input(ids.SOURCE, "value"),
             "build": Input(ids.BUILD, "value"),
             "confidence": Input(ids.CONFIDENCE, "value"),
+            "weighting": Input(ids.WEIGHTING, "value"),
             "date_from": Input(*WINDOW_PROPS[0]),
             "date_to": Input(*WINDOW_PROPS[1]),
             "version": Input(ids.VERSION, "data"),
@@ -325,9 +333,11 @@ def register_gallery_callbacks(app, store, settings) -> None:
         state={"offsets": State(ids.GALLERY_OFFSETS, "data")},
         prevent_initial_call=True,
     )
-    def _gallery(selected, mode, business, source, build, confidence, date_from, date_to, version, pages, offsets):
+    def _gallery(
+        selected, mode, business, source, build, confidence, weighting, date_from, date_to, version, pages, offsets
+    ):
         state = views.state_from_controls(
-            business, source, build, confidence, None, None, None, date_from=date_from, date_to=date_to
+            business, source, build, confidence, None, weighting, None, date_from=date_from, date_to=date_to
         )
         step = next(((s, d) for (s, d), button in pagers.items() if button == ctx.triggered_id), None)
         # A new feature, view or switch starts each side at its first page; a pager moves its side.

@@ -1,8 +1,8 @@
 /*
  * The gallery of the selected feature's images (dashboard/page/gallery.py sends one page of
  * records per side): each image a tile built as DOM nodes, names as text (never markup), its
- * picture an <img loading="lazy"> with the name as alt text, or a placeholder with the name
- * where there is none (or it fails to load). Tiles are one tab stop per side (a roving tabindex):
+ * picture an <img> (the first 24 fetched at once, the rest lazily) with the name as alt text,
+ * or a placeholder with the name where there is none (or it fails to load). Tiles are one tab stop per side (a roving tabindex):
  * Tab enters and leaves the grid, the arrow keys, Home and End move within it. Hovering or
  * focusing a tile links its image in the scatter through assets/dashboard.js.
  */
@@ -37,14 +37,22 @@
     return node;
   }
 
-  function picture(record) {
+  // The first tiles of a side are fetched as soon as they are drawn: a lazy picture waits for a
+  // layout pass to find it near the viewport, a frame or more after the tiles (about 150 ms while
+  // the charts redraw for the same selection). The rest load as they scroll into view.
+  var EAGER_TILES = 24;
+
+  function picture(record, eager) {
     var frame = element("div", "gallery-frame");
     if (!record.url) {
       frame.appendChild(placeholder(record.image));
       return frame;
     }
     var img = element("img", "gallery-img");
-    img.loading = "lazy";  // set before src, or the browser fetches it at once
+    img.loading = eager ? "eager" : "lazy";  // set before src, or the browser fetches it at once
+    if (eager) {
+      img.fetchPriority = "high";
+    }
     img.decoding = "async";
     img.alt = record.image;
     img.addEventListener("error", function () { frame.replaceChildren(placeholder(record.image)); }, {once: true});
@@ -53,12 +61,12 @@
     return frame;
   }
 
-  function tile(record, first) {
+  function tile(record, index) {
     var node = element("li", "gallery-tile");
-    node.tabIndex = first ? 0 : -1;
+    node.tabIndex = index === 0 ? 0 : -1;
     node.dataset.image = record.image;
     var figure = element("figure", "gallery-figure");
-    figure.appendChild(picture(record));
+    figure.appendChild(picture(record, index < EAGER_TILES));
     var caption = element("figcaption", "gallery-caption");
     var name = element("span", "gallery-name", record.image);
     name.title = record.image;
@@ -94,7 +102,7 @@
       }
       lists.push(part.list);
       var fragment = document.createDocumentFragment();
-      part.images.forEach(function (record, i) { fragment.appendChild(tile(record, i === 0)); });
+      part.images.forEach(function (record, i) { fragment.appendChild(tile(record, i)); });
       node.replaceChildren(fragment);
     });
   }
