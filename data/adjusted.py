@@ -33,7 +33,7 @@ from scipy import special, stats
 from data import matrix
 from data import stats as marginal
 from data.adjusted_models import PERMUTATION_GATE as PERMUTATION_GATE
-from data.adjusted_models import SIGNIFICANCE, FeatureFits, fit_models
+from data.adjusted_models import SIGNIFICANCE, FeatureFits, feature_model, fit_models
 from data.adjusted_models import phi_matrix as phi_matrix
 from data.analysis import DEFAULT_MIN_GROUP_SIZE, Dataset, feature_summary, presence
 from data.cache import AnalysisCache
@@ -48,6 +48,13 @@ PHI_THRESHOLD = 0.05
 MAX_CONTROLS = 30
 CONTROLS_PER_IMAGES = 10
 CONFIDENCE_LEVEL = 0.95
+# fit_seconds' cost model, from cold fits of demo builds on one core of the shared machine
+# (659 x 480: 350 features tested, 1.07 s; 1,960 x 400: 1.35 s; 9,800 x 1,000: 985 tested, 16.5 s).
+FIT_SECONDS_PER_FEATURE = 2e-3
+FIT_SECONDS_PER_FEATURE_IMAGE = 1.5e-6
+# An answer that shows the adjusted numbers beside others fits them itself only below this:
+# once, then cached, and far inside a request's budget.
+QUICK_FIT_SECONDS = 2.0
 ADJUSTED_COLUMNS = [
     "adjusted_impact",
     "adjusted_ci_low",
@@ -159,11 +166,7 @@ def fit_adjusted(
     Checks the current request budget (data/budget.py) between chunks of features.
     """
     present = presence(dataset.confidences, confidence)
-    # Keyed by the presence pattern, not the float: how many values lie above the threshold
-    # can only stay the same between two thresholds if no value lies between them, and then
-    # every feature is present on the same images. A weak reference: the cache keeps no
-    # dataset alive (the store caches those per build and CTR set).
-    key = (weakref.ref(dataset), int(present.nnz), int(min_n), float(phi_threshold))
+    key = _fit_key(dataset, present, min_n, phi_threshold)
     # Fits of every dataset and threshold, least recently used dropped first beyond the cache's share.
     fits = (cache or AnalysisCache(0)).adjusted_fits  # no cache: a fit for this call only
     cached = fits.get(key)
@@ -175,14 +178,67 @@ def fit_adjusted(
     return fit
 
 
-def _fit(dataset: Dataset, present, min_n: int, phi_threshold: float) -> AdjustedFit:
-    # Images in name order and features in name order: the same data listed in another order
-    # go through the same arithmetic and the same resamples, so they give the same numbers.
+def _fit_key(dataset: Dataset, present, min_n: int, phi_threshold: float) -> tuple:
+    # Keyed by the presence pattern, not the float: how many values lie above the threshold
+    # can only stay the same between two thresholds if no value lies between them, and then
+    # every feature is present on the same images. A weak reference: the cache keeps no
+    # dataset alive (the store caches those per build and CTR set).
+    return (weakref.ref(dataset), int(present.nnz), int(min_n), float(phi_threshold))
+
+
+def fit_seconds(dataset: Dataset, confidence: float = 0.0, *, min_n: int = DEFAULT_MIN_GROUP_SIZE) -> float:
+    """The CPU seconds ``fit_adjusted`` is expected to take on one core (a cost model, not a measurement).
+
+    Each tested feature costs a model fit and, for about a fifth of them, a permutation null
+    drawn over every image: FIT_SECONDS_PER_FEATURE plus FIT_SECONDS_PER_FEATURE_IMAGE per image.
+    """
+    return _fit_seconds(dataset, presence(dataset.confidences, confidence), min_n)
+
+
+def _fit_seconds(dataset: Dataset, present, min_n: int) -> float:
+    present = matrix.to_csc(present)[np.flatnonzero(dataset.has_ctr)]
+    n = present.shape[0]
+    count = matrix.column_counts(present)
+    tested = int(np.count_nonzero((count >= min_n) & (n - count >= min_n))) if n > 2 else 0
+    return tested * (FIT_SECONDS_PER_FEATURE + FIT_SECONDS_PER_FEATURE_IMAGE * n)
+
+
+def known_fit(
+    dataset: Dataset,
+    confidence: float = 0.0,
+    *,
+    min_n: int = DEFAULT_MIN_GROUP_SIZE,
+    cache: AnalysisCache | None = None,
+    quick: float | None = None,
+) -> AdjustedFit | None:
+    """The adjusted fit if ``cache`` holds it or ``fit_seconds`` is at most ``quick`` (default
+    QUICK_FIT_SECONDS; then fitted); else None, having fitted nothing.
+
+    For answers that show the adjusted numbers beside cheaper ones: they never start a long fit.
+    """
+    present = presence(dataset.confidences, confidence)
+    if cache is not None:
+        cached = cache.adjusted_fits.get(_fit_key(dataset, present, min_n, PHI_THRESHOLD))
+        if cached is not None:
+            return cached
+    if _fit_seconds(dataset, present, min_n) > (QUICK_FIT_SECONDS if quick is None else quick):
+        return None
+    return fit_adjusted(dataset, confidence, min_n=min_n, cache=cache)
+
+
+def _canonical(dataset: Dataset, present) -> tuple[np.ndarray, np.ndarray, object]:
+    """Images with a CTR and features, each in name order, and the presence matrix in that order (CSC)."""
+    # The same data listed in another order go through the same arithmetic and the same
+    # resamples, so they give the same numbers.
     rows = np.flatnonzero(dataset.has_ctr)
     rows = rows[np.argsort(dataset.images[rows].astype(str), kind="stable")]
     columns = np.argsort(dataset.features.astype(str), kind="stable")
+    return rows, columns, matrix.to_csc(present)[rows][:, columns]
+
+
+def _fit(dataset: Dataset, present, min_n: int, phi_threshold: float) -> AdjustedFit:
+    rows, columns, present = _canonical(dataset, present)
     y = dataset.ctr[rows]
-    present = matrix.to_csc(present)[rows][:, columns]
     n, m = present.shape
     count = matrix.column_counts(present)
     testable = np.flatnonzero((count >= min_n) & (n - count >= min_n))
@@ -240,11 +296,14 @@ def adjusted_columns(
     filters: Filters | None = None,
     *,
     cache: AnalysisCache | None = None,
+    fit: AdjustedFit | None = None,
     **criteria,
 ) -> pd.DataFrame:
     """``summary`` (from feature_summary under the same filters) with the adjusted columns; q is BH over its rows.
 
-    Under impression weighting the columns are added empty: see ADJUSTED_UNAVAILABLE.
+    From ``fit`` when given (the dataset's at the filters' confidence and min_n), else fitted or
+    read from ``cache``. Under impression weighting the columns are added empty: see
+    ADJUSTED_UNAVAILABLE.
     """
     filters = as_filters(filters, **criteria)
     out = summary.copy()
@@ -253,7 +312,8 @@ def adjusted_columns(
             textual = column in ("adjusted_controls", "adjusted_verdict")
             out[column] = pd.Series([None] * len(out), dtype=object) if textual else np.nan
         return out
-    fit = fit_adjusted(dataset, filters.confidence, min_n=filters.min_n, cache=cache)
+    if fit is None:
+        fit = fit_adjusted(dataset, filters.confidence, min_n=filters.min_n, cache=cache)
     index = pd.Index(dataset.features, dtype=object).get_indexer(summary["feature"].to_numpy(dtype=object))
     names = dataset.features
     out["adjusted_impact"] = fit.estimate[index]
@@ -300,14 +360,24 @@ def adjusted_summary(
 def cooccurring(
     dataset: Dataset, feature: str, filters: Filters | None = None, *, cache: AnalysisCache | None = None, **criteria
 ):
-    """The controls of one feature's adjusted model (at ``filters``' confidence and min_n): feature, phi, dropped reason (None if kept)."""
+    """The controls of one feature's adjusted model (at ``filters``' confidence and min_n): feature, phi, dropped reason (None if kept).
+
+    Chosen from the presence matrix as ``fit_adjusted`` chooses them, without fitting any model:
+    cheap at any size. ``cache`` is accepted for symmetry with the other functions and not used.
+    """
     filters = as_filters(filters, **criteria)
-    fit = fit_adjusted(dataset, filters.confidence, min_n=filters.min_n, cache=cache)
     found = np.flatnonzero(dataset.features == feature)
     if not len(found):
         raise KeyError(f"unknown feature: {feature!r}")
-    j = found[0]
+    _, columns, present = _canonical(dataset, presence(dataset.confidences, filters.confidence))
+    n = present.shape[0]
+    count = matrix.column_counts(present)
+    testable = np.flatnonzero((count >= filters.min_n) & (n - count >= filters.min_n))
+    pos = np.flatnonzero(columns[testable] == found[0])
     names = dataset.features
-    rows = [(names[c], float(p), None) for c, p in zip(fit.controls[j], fit.phi[j])]
-    rows += [(names[c], phi, reason) for c, reason, phi in fit.dropped[j]]
+    if not len(pos) or n <= 2:
+        return pd.DataFrame({"feature": [], "phi": [], "dropped": []}).astype({"feature": object, "dropped": object})
+    kept, phi, dropped = feature_model(present, int(pos[0]), testable, PHI_THRESHOLD, max_controls(n))
+    rows = [(names[columns[c]], float(p), None) for c, p in zip(kept, phi)]
+    rows += [(names[columns[c]], value, reason) for c, reason, value in dropped]
     return pd.DataFrame(rows, columns=["feature", "phi", "dropped"])
