@@ -48,13 +48,6 @@ PHI_THRESHOLD = 0.05
 MAX_CONTROLS = 30
 CONTROLS_PER_IMAGES = 10
 CONFIDENCE_LEVEL = 0.95
-# fit_seconds' cost model, from cold fits of demo builds on one core of the shared machine
-# (659 x 480: 350 features tested, 1.07 s; 1,960 x 400: 1.35 s; 9,800 x 1,000: 985 tested, 16.5 s).
-FIT_SECONDS_PER_FEATURE = 2e-3
-FIT_SECONDS_PER_FEATURE_IMAGE = 1.5e-6
-# An answer that shows the adjusted numbers beside others fits them itself only below this:
-# once, then cached, and far inside a request's budget.
-QUICK_FIT_SECONDS = 2.0
 ADJUSTED_COLUMNS = [
     "adjusted_impact",
     "adjusted_ci_low",
@@ -166,19 +159,21 @@ def fit_adjusted(
     Checks the current request budget (data/budget.py) between chunks of features.
     """
     present = presence(dataset.confidences, confidence)
-    key = _fit_key(dataset, present, min_n, phi_threshold)
+    key = fit_key(dataset, present, min_n, phi_threshold)
     # Fits of every dataset and threshold, least recently used dropped first beyond the cache's share.
     fits = (cache or AnalysisCache(0)).adjusted_fits  # no cache: a fit for this call only
     cached = fits.get(key)
     if cached is not None:
         return cached
-    fit = _fit(dataset, present, min_n, phi_threshold)
+    with (cache or AnalysisCache(0)).computing(running_key(key)):
+        fit = _fit(dataset, present, min_n, phi_threshold)
     fits.discard(lambda k: k[0]() is None)  # fits of datasets no longer used anywhere
     fits.put(key, fit, fit.nbytes)
     return fit
 
 
-def _fit_key(dataset: Dataset, present, min_n: int, phi_threshold: float) -> tuple:
+def fit_key(dataset: Dataset, present, min_n: int, phi_threshold: float) -> tuple:
+    """The key of a fit in the cache's ``adjusted_fits``."""
     # Keyed by the presence pattern, not the float: how many values lie above the threshold
     # can only stay the same between two thresholds if no value lies between them, and then
     # every feature is present on the same images. A weak reference: the cache keeps no
@@ -186,44 +181,9 @@ def _fit_key(dataset: Dataset, present, min_n: int, phi_threshold: float) -> tup
     return (weakref.ref(dataset), int(present.nnz), int(min_n), float(phi_threshold))
 
 
-def fit_seconds(dataset: Dataset, confidence: float = 0.0, *, min_n: int = DEFAULT_MIN_GROUP_SIZE) -> float:
-    """The CPU seconds ``fit_adjusted`` is expected to take on one core (a cost model, not a measurement).
-
-    Each tested feature costs a model fit and, for about a fifth of them, a permutation null
-    drawn over every image: FIT_SECONDS_PER_FEATURE plus FIT_SECONDS_PER_FEATURE_IMAGE per image.
-    """
-    return _fit_seconds(dataset, presence(dataset.confidences, confidence), min_n)
-
-
-def _fit_seconds(dataset: Dataset, present, min_n: int) -> float:
-    present = matrix.to_csc(present)[np.flatnonzero(dataset.has_ctr)]
-    n = present.shape[0]
-    count = matrix.column_counts(present)
-    tested = int(np.count_nonzero((count >= min_n) & (n - count >= min_n))) if n > 2 else 0
-    return tested * (FIT_SECONDS_PER_FEATURE + FIT_SECONDS_PER_FEATURE_IMAGE * n)
-
-
-def known_fit(
-    dataset: Dataset,
-    confidence: float = 0.0,
-    *,
-    min_n: int = DEFAULT_MIN_GROUP_SIZE,
-    cache: AnalysisCache | None = None,
-    quick: float | None = None,
-) -> AdjustedFit | None:
-    """The adjusted fit if ``cache`` holds it or ``fit_seconds`` is at most ``quick`` (default
-    QUICK_FIT_SECONDS; then fitted); else None, having fitted nothing.
-
-    For answers that show the adjusted numbers beside cheaper ones: they never start a long fit.
-    """
-    present = presence(dataset.confidences, confidence)
-    if cache is not None:
-        cached = cache.adjusted_fits.get(_fit_key(dataset, present, min_n, PHI_THRESHOLD))
-        if cached is not None:
-            return cached
-    if _fit_seconds(dataset, present, min_n) > (QUICK_FIT_SECONDS if quick is None else quick):
-        return None
-    return fit_adjusted(dataset, confidence, min_n=min_n, cache=cache)
+def running_key(key: tuple) -> tuple:
+    """The key under which the cache marks the fit of ``key`` as running (``AnalysisCache.computing``)."""
+    return ("adjusted_fit", *key)
 
 
 def _canonical(dataset: Dataset, present) -> tuple[np.ndarray, np.ndarray, object]:

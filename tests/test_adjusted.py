@@ -12,13 +12,11 @@ from data.adjusted import (
     ADJUSTED_COLUMNS,
     PERMUTATION_GATE,
     PHI_THRESHOLD,
-    QUICK_FIT_SECONDS,
     adjusted_summary,
     cooccurring,
     fit_adjusted,
-    fit_seconds,
-    known_fit,
 )
+from data.adjusted_cost import QUICK_FIT_SECONDS, fit_seconds, known_fit
 from data.analysis import Dataset, feature_summary
 from data.analysis import presence as sparse_presence
 from data.cache import AnalysisCache

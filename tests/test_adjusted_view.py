@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import threading
 
 import numpy as np
 import pytest
@@ -10,6 +11,7 @@ import pytest
 from dashboard.factory import create_app
 from dashboard.page import ids, views
 from dashboard.page.adjusted import (
+    ADJUSTED_COMPUTING,
     ADJUSTED_DEFERRED,
     PANEL_HINT,
     cooccurrence_panel,
@@ -22,7 +24,9 @@ from dashboard.page.compute import compute_view
 from dashboard.page.table import TABLE_COLUMN_DEFS
 from dashboard.page.views import DEFAULT_FILTERS
 from data import adjusted as adjusted_module
-from data.adjusted import QUICK_FIT_SECONDS, adjusted_summary, cooccurring, fit_seconds
+from data import adjusted_cost
+from data.adjusted import adjusted_summary, cooccurring
+from data.adjusted_cost import QUICK_FIT_SECONDS, fit_seconds
 from data.analysis import feature_summary
 from data.batches import FeatureBatch, ctr_frame
 from data.demo import DEMO_BUSINESS, DEMO_SOURCE, demo_build
@@ -209,7 +213,7 @@ def test_panel_callback_on_a_large_build_answers_without_fitting(settings, large
 def test_cooccurrence_rows_show_the_adjusted_numbers_once_the_adjusted_view_fitted_them(
     reference_store, reference_dataset, fits, monkeypatch
 ):
-    monkeypatch.setattr(adjusted_module, "QUICK_FIT_SECONDS", 0.0)  # every fit counts as slow
+    monkeypatch.setattr(adjusted_cost, "QUICK_FIT_SECONDS", 0.0)  # every fit counts as slow
     filters = DEFAULT_FILTERS.replace(confidence=0.0, min_pct=0, max_pct=100)
     state = views.ViewState(*PAIR, filters=filters)
     before = cooccurrence_rows(reference_store, state, "skyblue")
@@ -227,8 +231,38 @@ def test_cooccurrence_rows_show_the_adjusted_numbers_once_the_adjusted_view_fitt
     assert ADJUSTED_DEFERRED not in str(cooccurrence_panel(after))
 
 
+def test_cooccurrence_rows_say_the_adjusted_numbers_are_on_their_way_while_the_view_fits_them(
+    reference_store, monkeypatch
+):
+    monkeypatch.setattr(adjusted_cost, "QUICK_FIT_SECONDS", 0.0)
+    started, release = threading.Event(), threading.Event()
+    real = adjusted_module._fit
+
+    def slow(*args):
+        started.set()
+        release.wait(30)
+        return real(*args)
+
+    monkeypatch.setattr(adjusted_module, "_fit", slow)
+    filters = DEFAULT_FILTERS.replace(confidence=0.0, min_pct=0, max_pct=100)
+    state = views.ViewState(*PAIR, filters=filters)
+    view = threading.Thread(
+        target=compute_view, args=(reference_store, *PAIR), kwargs={"filters": filters, "adjusted": True}
+    )
+    view.start()
+    try:
+        assert started.wait(30)
+        numbers = cooccurrence_rows(reference_store, state, "skyblue")
+        assert numbers["adjusted"] == "computing"
+        assert ADJUSTED_COMPUTING in str(cooccurrence_panel(numbers))
+    finally:
+        release.set()
+        view.join(60)
+    assert cooccurrence_rows(reference_store, state, "skyblue")["adjusted"] == "shown"
+
+
 def test_cooccurrence_rows_in_the_adjusted_view_fit_as_the_view_does(reference_store, fits, monkeypatch):
-    monkeypatch.setattr(adjusted_module, "QUICK_FIT_SECONDS", 0.0)
+    monkeypatch.setattr(adjusted_cost, "QUICK_FIT_SECONDS", 0.0)
     filters = DEFAULT_FILTERS.replace(confidence=0.0, min_pct=0, max_pct=100)
     numbers = cooccurrence_rows(reference_store, views.ViewState(*PAIR, filters=filters, adjusted=True), "skyblue")
     assert numbers["adjusted"] == "shown" and len(fits) == 1 and math.isfinite(numbers["adjusted_impact"])

@@ -21,7 +21,8 @@ from dashboard.figures.style import signed
 from dashboard.page import ids, views
 from dashboard.page.dates import WINDOW_PROPS
 from dashboard.page.selection import selected_dataset
-from data.adjusted import adjusted_columns, cooccurring, fit_adjusted, known_fit
+from data.adjusted import adjusted_columns, cooccurring, fit_adjusted
+from data.adjusted_cost import fit_running, known_fit
 from data.analysis import SIGNIFICANCE_LEVEL, feature_summary
 from data.filters import Filters
 from data.store import UnknownDataset
@@ -39,6 +40,9 @@ PANEL_ROWS = 12  # controls listed, strongest co-occurrence first
 ADJUSTED_DEFERRED = (
     "too costly to compute on each selection for this build; switch Impact to Adjusted to compute it "
     "(once), after which the adjusted numbers show here too"
+)
+ADJUSTED_COMPUTING = (
+    "being computed for the Adjusted view; select the feature again once that view is drawn to see them here"
 )
 PANEL_HINT = "Select a row in the table or hover a bar to see the features that feature travels with."
 _SWAPPED = {
@@ -142,8 +146,9 @@ def cooccurrence_rows(store, state: views.ViewState, feature: str) -> dict | Non
     threshold, whatever the prevalence filter, since a control may lie outside it; they and
     their marginal impacts cost milliseconds at any size. The adjusted numbers need the fit of
     every feature: in the adjusted view it is fitted (the view needs it anyway); in the marginal
-    view they are shown only when the fit is cached or quick (``data.adjusted.known_fit``), and
-    ``adjusted`` says which ("shown", "deferred", or "unavailable" under impression weighting).
+    view they are shown only when the fit is cached or quick (``data.adjusted_cost.known_fit``), and
+    ``adjusted`` says which: "shown", "computing" (another request is fitting it now), "deferred",
+    or "unavailable" under impression weighting.
     None when the feature is not in the table or there is no data.
     """
     if not feature or not state.business or not state.source:
@@ -161,14 +166,19 @@ def cooccurrence_rows(store, state: views.ViewState, feature: str) -> dict | Non
     # Every feature at the view's threshold, min_n and weighting, whatever the prevalence: the
     # model's own terms (a control may lie outside the table's prevalence range).
     model = filters.replace(min_pct=0.0, max_pct=100.0)
-    every = feature_summary(dataset, model, cache=store.cache)
+    every = table if model == filters else feature_summary(dataset, model, cache=store.cache)
     fit, status = None, "unavailable"
     if filters.weighting == "mean":
         if state.adjusted:
             fit = fit_adjusted(dataset, filters.confidence, min_n=filters.min_n, cache=store.cache)
         else:
             fit = known_fit(dataset, filters.confidence, min_n=filters.min_n, cache=store.cache)
-        status = "shown" if fit is not None else "deferred"
+        if fit is not None:
+            status = "shown"
+        elif fit_running(dataset, filters.confidence, min_n=filters.min_n, cache=store.cache):
+            status = "computing"
+        else:
+            status = "deferred"
     if fit is not None:
         table = adjusted_columns(table, dataset, filters, fit=fit)
         every = adjusted_columns(every, dataset, model, fit=fit)
@@ -207,6 +217,8 @@ def _adjusted_head(numbers: dict):
     status = numbers.get("adjusted", "shown")
     if status == "deferred":
         return html.Span(f" · adjusted: {ADJUSTED_DEFERRED}", className="cooc-deferred")
+    if status == "computing":
+        return html.Span(f" · adjusted: {ADJUSTED_COMPUTING}", className="cooc-deferred")
     if status == "unavailable":
         return html.Span(" · adjusted: computed for the mean weighting only", className="cooc-deferred")
     return html.Span(f" · adjusted {_pp(numbers['adjusted_impact'])}{_q(numbers['adjusted_q_value'])}")
