@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import json
 import math
+import re
 import threading
 
 import numpy as np
@@ -201,6 +203,7 @@ def test_panel_callback_on_a_large_build_answers_without_fitting(settings, large
             (ids.TABLE, "selectedRows", [{"feature": "text"}]),
             (ids.AVG_WITH, "hoverData", None),
             (ids.IMPACT, "hoverData", None),
+            (ids.IMPACT_TITLE, "children", "Impact"),
         ],
         [(c, "value", v) for c, v in zip(ids.CONTROLS, controls)]
         + [(ids.DATE_RANGE, "start_date", None), (ids.DATE_RANGE, "end_date", None)],
@@ -208,6 +211,37 @@ def test_panel_callback_on_a_large_build_answers_without_fitting(settings, large
     assert response.status_code == 200
     assert "switch Impact to Adjusted" in response.get_data(as_text=True)
     assert fits == []
+
+
+@pytest.mark.parametrize("selected, shown", [([{"feature": "font"}], True), (None, False)])
+def test_panel_callback_follows_a_redrawn_view_for_the_selected_feature(settings, demo_store, selected, shown):
+    """The view drawn again (another mode, threshold or filter) refreshes the selected feature's panel."""
+    client = create_app(settings, demo_store).server.test_client()
+    controls = [DEMO_BUSINESS, DEMO_SOURCE, "current", 0.5, [2, 100], "mean", "25", None, "adjusted"]
+    body = {
+        "output": f"{ids.COOCCURRENCE}.children",
+        "outputs": {"id": ids.COOCCURRENCE, "property": "children"},
+        "inputs": [
+            {"id": ids.TABLE, "property": "selectedRows", "value": selected},
+            {"id": ids.AVG_WITH, "property": "hoverData", "value": None},
+            {"id": ids.IMPACT, "property": "hoverData", "value": None},
+            {"id": ids.IMPACT_TITLE, "property": "children", "value": "Adjusted impact"},
+        ],
+        "changedPropIds": [f"{ids.IMPACT_TITLE}.children"],
+        "state": [{"id": c, "property": "value", "value": v} for c, v in zip(ids.CONTROLS, controls)]
+        + [
+            {"id": ids.DATE_RANGE, "property": "start_date", "value": None},
+            {"id": ids.DATE_RANGE, "property": "end_date", "value": None},
+        ],
+    }
+    response = client.post("/_dash-update-component", json=body)
+    if shown:
+        assert response.status_code == 200
+        text = json.dumps(response.get_json(), ensure_ascii=False)
+        assert '"font"' in text and re.search(r"· adjusted [+\u2212]\d", text)
+    else:
+        # Nothing selected: the panel stays as it is (no_update: the answer holds no output).
+        assert response.status_code == 204 or ids.COOCCURRENCE not in response.get_json().get("response", {})
 
 
 def test_cooccurrence_rows_show_the_adjusted_numbers_once_the_adjusted_view_fitted_them(
@@ -308,6 +342,7 @@ def test_panel_callback_follows_the_table_selection(settings, demo_store):
             (ids.TABLE, "selectedRows", [{"feature": "font"}]),
             (ids.AVG_WITH, "hoverData", None),
             (ids.IMPACT, "hoverData", None),
+            (ids.IMPACT_TITLE, "children", "Impact"),
         ],
         [(c, "value", v) for c, v in zip(ids.CONTROLS, controls)]
         + [(ids.DATE_RANGE, "start_date", None), (ids.DATE_RANGE, "end_date", None)],

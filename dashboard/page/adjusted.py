@@ -41,9 +41,7 @@ ADJUSTED_DEFERRED = (
     "too costly to compute on each selection for this build; switch Impact to Adjusted to compute it "
     "(once), after which the adjusted numbers show here too"
 )
-ADJUSTED_COMPUTING = (
-    "being computed for the Adjusted view; select the feature again once that view is drawn to see them here"
-)
+ADJUSTED_COMPUTING = "being computed for the Adjusted view; they show here once it is drawn"
 PANEL_HINT = "Select a row in the table or hover a bar to see the features that feature travels with."
 _SWAPPED = {
     "impact": "adjusted_impact",
@@ -311,16 +309,23 @@ def register_adjusted_callbacks(app, store, settings) -> None:
         Input(ids.TABLE, "selectedRows"),
         Input(ids.AVG_WITH, "hoverData"),
         Input(ids.IMPACT, "hoverData"),
+        # Written each time the view is drawn: the selected feature's panel follows a new mode,
+        # threshold or filter, and shows the adjusted numbers once the Adjusted view has fitted them.
+        Input(ids.IMPACT_TITLE, "children"),
         *(State(c, "value") for c in ids.CONTROLS),
         *(State(c, prop) for c, prop in WINDOW_PROPS),
         prevent_initial_call=True,
     )
-    def _panel(selected, hover_with, hover_impact, *controls):
+    def _panel(selected, hover_with, hover_impact, _drawn, *controls):
         from dash import ctx
 
         trigger = ctx.triggered_id
         if trigger == ids.TABLE:
             feature = views.selected_feature(selected)
+        elif trigger == ids.IMPACT_TITLE:
+            feature = views.selected_feature(selected)
+            if feature is None:
+                return no_update
         else:
             hovered = {ids.AVG_WITH: hover_with, ids.IMPACT: hover_impact}
             feature = hovered_feature(hovered.get(trigger))
