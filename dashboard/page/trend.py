@@ -17,6 +17,7 @@ from dashboard.figures.trend import trend_figure, trend_text
 from dashboard.page import ids, views
 from dashboard.page.components import BAR_CONFIG, loading_graph
 from dashboard.page.dates import HIDDEN, WINDOW_PROPS, dataset_extent
+from dashboard.page.radios import button_radios
 from dashboard.page.selection import selected_dataset
 from data.store import UnknownBuild, UnknownDataset
 from data.trend import TrendTooLong, UnknownFeature, feature_trend
@@ -48,18 +49,11 @@ def trend_card(shown: bool = False) -> dbc.Card:
                 [
                     html.H2("Trend", id=ids.TREND_TITLE, className="card-title-text"),
                     html.Span(id=ids.TREND_HINT, className="card-hint"),
-                    html.Div(
-                        dbc.RadioItems(
-                            id=ids.TREND_PERIOD,
-                            options=PERIOD_OPTIONS,
-                            value=DEFAULT_PERIOD,
-                            inline=True,
-                            input_class_name="btn-check",
-                            label_class_name="btn btn-outline-secondary btn-sm",
-                            label_checked_class_name="active",
-                        ),
-                        className="trend-period ms-auto",
-                        role="radiogroup",
+                    button_radios(
+                        ids.TREND_PERIOD,
+                        PERIOD_OPTIONS,
+                        DEFAULT_PERIOD,
+                        class_name="trend-period ms-auto",
                         **{"aria-label": "Trend period"},
                     ),
                 ],
