@@ -208,3 +208,37 @@ def test_page_view_that_cannot_fit_asks_for_a_narrower_view(store, settings, mon
     app = create_app(settings.with_overrides(request_budget_seconds=3.0), store)
     text = _notice_text(_redraw_adjusted(app, store))
     assert "needs more computation than a request may take" in text and "turn off the adjusted impact" in text
+
+
+def test_adjusted_read_stops_when_its_client_leaves(store, settings, caplog):
+    """A client that closes its connection mid-computation frees the thread: the work is abandoned
+    at the next check (no fit completed or cached) instead of running on for nobody."""
+    import logging
+    import threading
+    import time
+
+    from werkzeug.serving import make_server
+
+    from dashboard.factory import create_app
+    from tests.browser import wait_for
+
+    _store_wide(store, n_images=300, n_features=1_000)  # seconds of adjusted fits
+    store.cache.clear()
+    app = create_app(settings.with_overrides(request_budget_seconds=600), store)
+    server = make_server("127.0.0.1", 0, app.server, threaded=True)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        with caplog.at_level(logging.INFO, logger="dashboard.budget"):
+            query = "business=wide&source=vision&adjusted=1&confidence=0.5"
+            with socket.create_connection(("127.0.0.1", server.server_port)) as conn:
+                conn.sendall(f"GET /api/summary?{query} HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n".encode())
+                time.sleep(0.5)
+            left = time.monotonic()
+            wait_for(lambda: "work abandoned" in caplog.text, timeout=60, message="the work abandoned")
+        print(f"\nabandoned {time.monotonic() - left:.2f} s after the client left")
+        assert "client left GET /api/summary" in caplog.text
+        assert len(store.cache.adjusted_fits) == 0  # nothing half-done was kept
+    finally:
+        server.shutdown()
+        thread.join(timeout=10)
