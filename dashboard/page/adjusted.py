@@ -14,12 +14,12 @@ import math
 import dash_bootstrap_components as dbc
 import numpy as np
 import pandas as pd
-from dash import Input, Output, State, html, no_update
+from dash import Input, Output, html, no_update
 
 from dashboard.figures import format_p, format_pp
 from dashboard.figures.style import signed
 from dashboard.page import ids, views
-from dashboard.page.dates import WINDOW_PROPS
+from dashboard.page.dependencies import control_states
 from dashboard.page.selection import selected_dataset
 from data.adjusted import adjusted_columns, adjusted_summary, cooccurring
 from data.analysis import SIGNIFICANCE_LEVEL, feature_summary
@@ -263,8 +263,7 @@ def register_adjusted_callbacks(app, store, settings) -> None:
         Input(ids.TABLE, "selectedRows"),
         Input(ids.AVG_WITH, "hoverData"),
         Input(ids.IMPACT, "hoverData"),
-        *(State(c, "value") for c in ids.CONTROLS),
-        *(State(c, prop) for c, prop in WINDOW_PROPS),
+        *control_states(),
         prevent_initial_call=True,
     )
     def _panel(selected, hover_with, hover_impact, *controls):
