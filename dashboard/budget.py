@@ -73,3 +73,43 @@ def register_request_budget(server: Flask, seconds: float) -> None:
         # Nobody reads this answer; it only ends the request without a traceback.
         log.info("client left %s %s: work abandoned", request.method, request.path)
         return error_response(499, "client closed the request", [str(exc)])
+
+
+def budget_notice(exc: budget.BudgetExceeded) -> dict:
+    """The page's notice when a view's statistics ran out of the request's time budget: what happened, what to do."""
+    if exc.fits:
+        return {
+            "title": "This view took too long to compute",
+            "text": (
+                "The server is busy and the statistics did not finish within a request's "
+                f"{exc.seconds:g} s. Retry in a few seconds (move a control or reload the page), "
+                "or narrow the view: a higher minimum group size or confidence leaves fewer features to compute."
+            ),
+        }
+    return {
+        "title": "This view needs more computation than a request may take",
+        "text": (
+            f"The statistics would take longer than a request's {exc.seconds:g} s even on an idle server. "
+            "Narrow the view: raise the minimum group size or the confidence so fewer features are "
+            "compared, or turn off the adjusted impact."
+        ),
+    }
+
+
+def page_callback_error(exc: Exception):
+    """Dash's ``on_error`` for the page's callbacks: a budget refusal becomes the page's notice.
+
+    The callback's own outputs keep what they showed (the refused view is not drawn) and the
+    notice says why and what to do; without this the browser got a 503 that nobody sees. Every
+    other error goes on to the server's error handlers as before.
+    """
+    if not isinstance(exc, budget.BudgetExceeded):
+        raise exc
+    from dash import set_props
+
+    from dashboard.page import ids
+    from dashboard.page.components import notice_component
+
+    log.warning("page view over the request budget on %s: %s", request.path, exc)
+    set_props(ids.NOTICE, {"children": notice_component(budget_notice(exc))})
+    return None

@@ -115,6 +115,7 @@ def _register_routes(server: Flask, store: FeatureStore, readable, startup: Star
 
 def _mount_dash(server: Flask, readable, startup: Startup, settings: Settings) -> dash.Dash:
     """The Dash app on ``server``: its layout (or the outage page) and the check of callback requests."""
+    from dashboard.budget import page_callback_error
     from dashboard.page.layout import build_layout, outage_page
     from dashboard.signin import with_sign_out
 
@@ -128,6 +129,8 @@ def _mount_dash(server: Flask, readable, startup: Startup, settings: Settings) -
         # The layout request carries the page's URL (its view) as the referrer: keep it whole
         # for same-origin requests even behind a proxy that sets a stricter Referrer-Policy.
         meta_tags=[{"name": "referrer", "content": "same-origin"}],
+        # A view over the request's time budget says so in the page's notice, not in a silent 503.
+        on_error=page_callback_error,
     )
     serve_layout = with_sign_out(build_layout(readable, settings))
 

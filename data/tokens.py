@@ -12,6 +12,8 @@ import json
 import secrets
 from dataclasses import dataclass
 
+from data.names import normal_name
+
 READ = "read"
 WRITE = "write"
 ROLES = (READ, WRITE)
@@ -67,8 +69,9 @@ def same_hash(stored: str, computed: str) -> bool:
 
 
 def encode_businesses(businesses) -> str:
-    """The scope as stored: a JSON list of business names, ``["*"]`` for every business."""
-    names = sorted(set(businesses))
+    """The scope as stored: a JSON list of business names in NFC, ``["*"]`` for every business."""
+    # Business names are stored and looked up in NFC (data/names.py): a scope typed decomposed must match them.
+    names = sorted({normal_name(name) for name in businesses})
     return json.dumps([ALL_BUSINESSES] if ALL_BUSINESSES in names else names)
 
 

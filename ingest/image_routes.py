@@ -12,6 +12,7 @@ from collections import Counter
 from flask import Blueprint, Response, jsonify, request
 
 from data.errors import UnknownDataset
+from data.names import normal_name
 from data.thumbnails import (
     MAX_ARCHIVE_PIXELS,
     ArchiveTooLarge,
@@ -25,7 +26,7 @@ from ingest.access import authorise_write
 from ingest.framing import GZIP_ENCODINGS, IDENTITY_ENCODINGS, gunzip, read_raw_body, read_target
 from ingest.http import ApiError
 from ingest.scoped import ScopedStore
-from ingest.validation import MAX_PROBLEMS, image_name_problem, validate_target
+from ingest.validation import MAX_PROBLEMS, image_name_problem, target_names, validate_target
 
 # A thumbnail's URL with ``v=<its etag>`` names those bytes for good, so it may be cached for a
 # year; without ``v`` it may be replaced under the same URL, so caches keep it for a day.
@@ -55,11 +56,11 @@ def read_image_body(limit: int) -> bytes:
 
 
 def checked_name(name: str) -> str:
-    """The image name from the URL; raises 400 when the features PUT would refuse it."""
+    """The image name from the URL in NFC (as the features PUT stores it); raises 400 when that PUT would refuse it."""
     problem = image_name_problem(name)
     if problem:
         raise ApiError(400, "invalid image name", [f"image {name!r}: {problem}"])
-    return name
+    return normal_name(name)
 
 
 def thumbnail_response(row, version: str | None) -> Response:
@@ -85,6 +86,8 @@ def archive_report(raw: bytes, limit: int):
     try:
         for entry in zip_entries(raw, limit):
             problem = entry.problem or image_name_problem(entry.image)
+            # Archives made on macOS name files in NFD: the image is the NFC name the features PUT stored.
+            image = entry.image if problem else normal_name(entry.image)
             thumb = None
             if problem is None:
                 try:
@@ -93,9 +96,9 @@ def archive_report(raw: bytes, limit: int):
                 except InvalidImage as exc:
                     problem = str(exc)
             if problem is None:
-                entries.append((entry.path, entry.image, thumb))
+                entries.append((entry.path, image, thumb))
             else:
-                refused.append({"path": entry.path, "image": entry.image, "error": problem})
+                refused.append({"path": entry.path, "image": image, "error": problem})
     except ArchiveTooLarge as exc:
         raise ApiError(413, "archive too large", [str(exc)]) from None
     except InvalidArchive as exc:
@@ -175,6 +178,7 @@ def create_images_blueprint(store, settings) -> Blueprint:
         problems = validate_target(business, source, labels=("business parameter", "source parameter"))
         if problems:
             raise ApiError(400, "invalid query parameters", problems)
+        business, source = target_names(business, source)
         image = checked_name(name)
         try:
             row = readable.thumbnail(business, source, image)

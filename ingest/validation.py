@@ -105,6 +105,8 @@ def validate_target(business, source, *, labels=("Business header", "Image-Sourc
             problems.append(f"{label} is missing")
         elif not isinstance(value, str) or not value.strip():
             problems.append(f"{label} must not be empty")
+        elif "\x00" in value:  # PostgreSQL's text cannot hold it: refused on every engine
+            problems.append(f"{label} must not contain the NUL character (\\u0000)")
         elif too_long := name_length_problem(value):
             problems.append(f"{label}: {too_long}")
     return problems

@@ -127,6 +127,22 @@ def test_cli_token_create_list_revoke(db_url, store, capsys):
     assert store.tokens().empty
 
 
+def test_a_token_for_a_business_typed_decomposed_reads_that_business(db_url, settings, store, reference_frame, capsys):
+    """Business names are NFC wherever they enter: a scope given with a decomposed accent is the stored name."""
+    import unicodedata
+
+    cafe = "Café Outfitters"
+    load_frame(store, reference_frame, cafe, SOURCE)
+    decomposed = unicodedata.normalize("NFD", cafe)
+    assert decomposed != cafe
+    create = ["--database-url", db_url, "token", "create", "--name", "cafe", "--role", "read", "--business", decomposed]
+    assert cli_main(create) == 0
+    token = capsys.readouterr().out.strip().splitlines()[-1].split()[-1]
+    assert json.loads(store.token_by_hash(token_hash(token))["businesses"]) == [cafe]
+    listed = app_client(settings, store).get("/api/datasets", headers=bearer(token), environ_base=REMOTE).get_json()
+    assert [d["business"] for d in listed["datasets"]] == [cafe]
+
+
 def test_using_a_token_records_its_last_use(settings, tokens, seeded):
     client = app_client(settings, seeded)
     assert seeded.tokens().set_index("name").loc["reader-a", "last_used_at"] is None

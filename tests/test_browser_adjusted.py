@@ -138,3 +138,30 @@ def test_panel_says_where_the_adjusted_numbers_are_then_shows_them_once_the_adju
             assert "switch Impact to Adjusted" not in panel and panel.startswith("skyblue")
     finally:
         store.close()
+
+
+def test_adjusted_view_over_the_time_budget_says_so_in_the_notice(driver, live):
+    """A view whose statistics run out of the request's budget leaves the charts as they were and
+    says in the notice that it took too long and what to do."""
+    _, store = live
+    database = store.engine.url.render_as_string(hide_password=False)
+    fresh = FeatureStore(database)  # a cache of its own: the adjusted fit is computed, not found
+    settings = Settings.from_env(
+        {}, database_url=database, demo_data=False, poll_seconds=3600, request_budget_seconds=1e-9
+    )
+    try:
+        with serve(create_app(settings, fresh)) as url:
+            driver.get(f"{url.rstrip('/')}/?business=Reference%202018&source=vision&confidence=0&min_pct=0&max_pct=100")
+            wait_for_charts(driver)
+            marginal = driver.execute_script(IMPACT_X_JS)
+            assert not driver.find_element("id", ids.NOTICE).text
+            mode = f"//*[@id='{ids.IMPACT_MODE}']//label[normalize-space()='Adjusted']"
+            _click(driver, driver.find_element("xpath", mode))
+            notice = _wait_for(
+                lambda: "took too long" in (text := driver.find_element("id", ids.NOTICE).text) and text,
+                message="the budget's notice",
+            )
+            assert "Retry" in notice and "minimum group size" in notice
+            assert driver.execute_script(IMPACT_X_JS) == marginal  # the refused view is not drawn
+    finally:
+        fresh.close()

@@ -137,6 +137,19 @@ def test_every_significant_feature_is_named_in_the_first_viewport_by_sign(driver
     assert driver.execute_script(SCROLLERS_JS) == []
 
 
+def test_a_phone_wide_page_does_not_scroll_sideways(driver, live_answer):
+    """At 420 px the verdict stacks helps above hurts and fits; the page scrolls only down."""
+    url, _, _, _ = live_answer
+    driver.set_window_size(420, 900)
+    driver.get(url)
+    wait_for_charts(driver, timeout=60)
+    wait_for(lambda: driver.find_elements("css selector", f"#{ids.VERDICT} [data-feature]"), message="the verdict")
+    widths = driver.execute_script(
+        "return [document.documentElement.scrollWidth, document.documentElement.clientWidth]"
+    )
+    assert widths[0] <= widths[1], widths
+
+
 @pytest.mark.parametrize("query", ["", "?adjusted=1", "compare"])
 def test_axe_core_finds_no_serious_violation(driver, live_answer, query):
     url, _, store, _ = live_answer

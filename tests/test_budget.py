@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import socket
 
 import numpy as np
@@ -164,3 +165,80 @@ def test_drift_past_the_budget_answers_503_in_the_error_shape(store, settings):
     assert response.status_code == 503, response.get_data(as_text=True)
     assert set(response.get_json()) == {"error", "details"}
     assert response.headers["Retry-After"] == "10"
+
+
+def _redraw_adjusted(app, store):
+    from dashboard.page import ids
+    from tests.test_callbacks import REDRAW_OUTPUTS, _controls, _dash_post, _view_inputs
+
+    inputs = _view_inputs(_controls(**PAIR), impact_mode="adjusted", extra={(ids.VERSION, "data"): store.version()})
+    return _dash_post(app.server.test_client(), REDRAW_OUTPUTS, inputs, [(ids.STALE_BUILD, "data", None)])
+
+
+def _notice_text(response) -> str:
+    from dashboard.page import ids
+
+    assert response.status_code == 200, response.get_data(as_text=True)[:500]
+    body = response.get_json()
+    # The refused view is not drawn: the callback's own outputs keep what they showed.
+    assert ids.TABLE_ROWS not in body.get("response", {}) and ids.IMPACT not in body.get("response", {})
+    return json.dumps(body["sideUpdate"][ids.NOTICE]["children"])
+
+
+def test_page_view_past_the_budget_says_so_in_the_notice(store, settings):
+    from dashboard.factory import create_app
+
+    _store_wide(store)
+    store.cache.clear()
+    app = create_app(settings.with_overrides(request_budget_seconds=1e-9), store)
+    text = _notice_text(_redraw_adjusted(app, store))
+    assert "This view took too long to compute" in text and "Retry" in text and "minimum group size" in text
+    # Within the budget the same view draws, and its notice is not the budget's.
+    drawn = _redraw_adjusted(create_app(settings, store), store)
+    assert drawn.status_code == 200 and "took too long" not in drawn.get_data(as_text=True)
+
+
+def test_page_view_that_cannot_fit_asks_for_a_narrower_view(store, settings, monkeypatch):
+    from dashboard.factory import create_app
+
+    _store_wide(store)
+    store.cache.clear()
+    ticks = iter(range(10**6))
+    monkeypatch.setattr(budget.time, "thread_time", lambda: float(next(ticks)))
+    app = create_app(settings.with_overrides(request_budget_seconds=3.0), store)
+    text = _notice_text(_redraw_adjusted(app, store))
+    assert "needs more computation than a request may take" in text and "turn off the adjusted impact" in text
+
+
+def test_adjusted_read_stops_when_its_client_leaves(store, settings, caplog):
+    """A client that closes its connection mid-computation frees the thread: the work is abandoned
+    at the next check (no fit completed or cached) instead of running on for nobody."""
+    import logging
+    import threading
+    import time
+
+    from werkzeug.serving import make_server
+
+    from dashboard.factory import create_app
+    from tests.browser import wait_for
+
+    _store_wide(store, n_images=300, n_features=1_000)  # seconds of adjusted fits
+    store.cache.clear()
+    app = create_app(settings.with_overrides(request_budget_seconds=600), store)
+    server = make_server("127.0.0.1", 0, app.server, threaded=True)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        with caplog.at_level(logging.INFO, logger="dashboard.budget"):
+            query = "business=wide&source=vision&adjusted=1&confidence=0.5"
+            with socket.create_connection(("127.0.0.1", server.server_port)) as conn:
+                conn.sendall(f"GET /api/summary?{query} HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n".encode())
+                time.sleep(0.5)
+            left = time.monotonic()
+            wait_for(lambda: "work abandoned" in caplog.text, timeout=60, message="the work abandoned")
+        print(f"\nabandoned {time.monotonic() - left:.2f} s after the client left")
+        assert "client left GET /api/summary" in caplog.text
+        assert len(store.cache.adjusted_fits) == 0  # nothing half-done was kept
+    finally:
+        server.shutdown()
+        thread.join(timeout=10)

@@ -115,6 +115,30 @@ def test_image_names_are_url_decoded_and_kept_per_dataset(client, store):
     assert other.status_code == 404
 
 
+def test_image_and_dataset_names_are_nfc_on_every_image_route(client, store):
+    """A name sent decomposed (as macOS names files) is the NFC name the features PUT stores."""
+    import unicodedata
+    from urllib.parse import quote
+
+    nfc, nfd = "café", unicodedata.normalize("NFD", "café")
+    assert nfc != nfd
+    assert client.put(f"/api/images/{quote(nfd)}.png", data=samples.png(), headers=HEADERS).status_code == 201
+    assert store.thumbnail_tags("Acme", "vision").keys() == {nfc + ".png"}
+    assert served(client, quote(nfc) + ".png").status_code == 200
+    assert served(client, quote(nfd) + ".png").status_code == 200
+    business = {"Business": unicodedata.normalize("NFD", "Crème"), "Image-Source": "vision"}
+    assert client.put("/api/images/x.png", data=samples.png(), headers=business).status_code == 201
+    query = {"business": unicodedata.normalize("NFD", "Crème"), "source": "vision"}
+    assert client.get("/api/images/x.png", query_string=query).status_code == 200
+    assert store.thumbnail_tags("Crème", "vision").keys() == {"x.png"}
+    archive = samples.zip_of({f"{nfd}2.png": samples.png(), f"{nfd}3.png": samples.png(), "café3.jpg": samples.jpeg()})
+    answer = client.put("/api/images", data=archive, headers=ZIP).get_json()
+    assert [s["image"] for s in answer["stored"]] == [nfc + "2"]
+    assert {r["image"] for r in answer["refused"]} == {nfc + "3"}  # one name in NFC: refused for both files
+    assert client.delete(f"/api/images/{quote(nfd)}2", headers=HEADERS).status_code == 200
+    assert store.thumbnail_tags("Acme", "vision").keys() == {nfc + ".png"}
+
+
 # -- serving -------------------------------------------------------------------------------------
 
 

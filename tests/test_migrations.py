@@ -15,6 +15,7 @@ import logging
 import shutil
 import sqlite3
 import threading
+import unicodedata
 import urllib.request
 from pathlib import Path
 
@@ -40,7 +41,7 @@ pytestmark = pytest.mark.both_engines
 FIXTURES = Path(__file__).resolve().parent / "fixtures"
 RELEASE_DB = FIXTURES / "release_store.db"
 RELEASE_DDL = FIXTURES / "release_schema_postgresql.sql"
-REVISIONS = ["0001", "0002", "0003", "0004", "0005", "0006"]
+REVISIONS = ["0001", "0002", "0003", "0004", "0005", "0006", "0007"]
 # (table, column) of every build id, 64-bit on PostgreSQL from revision 0003 on.
 BUILD_ID_COLUMNS = [
     ("builds", "id"),
@@ -385,5 +386,112 @@ def test_a_database_of_the_release_before_tokens_gains_them_and_they_work(releas
         store.create_token("ci", "read", encode_businesses(["Acme"]), token_hash(again))
         assert store.token_by_hash(token_hash(again))["id"] > first_id  # a revoked id never comes back
         assert client.get("/api/datasets", headers={"Authorization": f"Bearer {token}"}).status_code == 401
+    finally:
+        store.close()
+
+
+def _at_revision(url: str, revision: str) -> None:
+    engine = create_engine(url, poolclass=NullPool)
+    try:
+        config = migrations.alembic_config()
+        with engine.begin() as conn:
+            config.attributes["connection"] = conn
+            command.downgrade(config, revision)
+    finally:
+        engine.dispose()
+
+
+def _thumbnail_row(business: str, image: str, stored_at: str) -> dict:
+    return {
+        "business": business,
+        "source": "vision",
+        "image": image,
+        "content_type": "image/png",
+        "width": 1,
+        "height": 1,
+        "etag": stored_at,
+        "stored_at": stored_at,
+        "image_data": stored_at.encode(),
+    }
+
+
+def test_names_stored_decomposed_become_nfc_and_their_datasets_merge(db_url, caplog):
+    """A database at 0006 holding names in NFD (written before names were normalised): after the
+    upgrade every name reads back in NFC, two datasets that become one merge (one build history,
+    the newer CTR upload, the newer thumbnail, the Build-Tag on the newer build), and two images of
+    one build that become one name are left as stored, with a warning."""
+    from data.batches import FeatureBatch
+    from tests.metrics_data import make_metrics
+
+    nfd = lambda name: unicodedata.normalize("NFD", name)  # noqa: E731
+    cafe, images = "Café", [f"imagé_{i}" for i in range(6)]
+    assert nfd(cafe) != cafe
+    store = FeatureStore(db_url)  # the data layer keeps names as given, as every write did before
+    try:
+        decomposed = FeatureBatch([nfd(i) for i in images], [nfd("fûr"), "text"], [(i, i % 2, 0.75) for i in range(6)])
+        older = store.add_build(nfd(cafe), "vision", decomposed, tag=nfd("jenkins-é-1"))["build_id"]
+        store.replace_ctr(nfd(cafe), "vision", make_ctr(decomposed.images, 1))
+        newer = store.add_build(cafe, "vision", make_batch(2, n_images=6, prefix="imagé"), tag="jenkins-é-1")[
+            "build_id"
+        ]
+        store.replace_ctr(cafe, "vision", make_ctr(images, 2))
+        clash = FeatureBatch(["e\u0301.png", "é.png"], ["feature"], [(0, 0, 0.25), (1, 0, 0.5)])
+        clash_id = store.add_build("Acme", "vision", clash)["build_id"]
+        store.write(lambda w: w.replace_metrics(nfd(cafe), "ads", make_metrics([nfd(i) for i in images], days=3)))
+        store.create_token("reader", "read", json.dumps([nfd(cafe)]), "0" * 64)
+        with store.engine.begin() as conn:
+            conn.execute(
+                text(
+                    "INSERT INTO image_thumbnails (business, source, image, content_type, width, height, etag, "
+                    "stored_at, image_data) VALUES (:business, :source, :image, :content_type, :width, :height, "
+                    ":etag, :stored_at, :image_data)"
+                ),
+                [_thumbnail_row(nfd(cafe), nfd("é.png"), "2026-01-02"), _thumbnail_row(cafe, "é.png", "2026-01-01")],
+            )
+        version = store.version()
+        expected_ctr = store.ctr(cafe, "vision").sort_values("image").reset_index(drop=True)
+    finally:
+        store.close()
+    _at_revision(db_url, "0006")
+
+    with caplog.at_level(logging.WARNING):
+        store = FeatureStore(db_url)
+    try:
+        assert alembic_versions(store) == [REVISIONS[-1]]
+        assert store.version() != version
+        listed = store.datasets()
+        assert sorted(zip(listed["business"], listed["source"])) == [("Acme", "vision"), (cafe, "vision")]
+        assert store.builds(cafe, "vision")["build_id"].tolist() == [newer, older]
+        assert store.resolve_build(cafe, "vision") == newer
+        old_build = store.dataset(cafe, "vision", older)
+        assert list(old_build.images) == images and list(old_build.features) == ["fûr", "text"]
+        read_ctr = store.ctr(cafe, "vision").sort_values("image").reset_index(drop=True)
+        assert read_ctr.equals(expected_ctr)  # the newer upload stays
+        with store.engine.connect() as conn:
+            tags = dict(conn.execute(text("SELECT id, tag FROM builds")).all())
+            thumbs = conn.execute(text("SELECT business, image, stored_at FROM image_thumbnails")).all()
+            metric_names = conn.execute(text("SELECT DISTINCT business, image FROM image_metrics_daily")).all()
+            scope = conn.execute(text("SELECT businesses FROM access_tokens")).scalar_one()
+        assert tags[newer] == "jenkins-é-1" and tags[older] is None
+        assert [tuple(row) for row in thumbs] == [(cafe, "é.png", "2026-01-02")]
+        assert sorted(tuple(row) for row in metric_names) == [(cafe, image) for image in images]
+        assert json.loads(scope) == [cafe]
+        assert list(store.dataset("Acme", "vision", clash_id).images) == clash.images  # kept as stored
+        assert "are one name in Unicode NFC; kept as stored" in caplog.text
+    finally:
+        store.close()
+
+
+def test_nfc_revision_on_a_database_already_in_nfc_changes_nothing(release_url):
+    """The release's names (NFC already, "Café Ünïcode" among them) and the store's version stay as they were."""
+    store = FeatureStore(release_url)
+    try:
+        version = store.version()
+    finally:
+        store.close()
+    _at_revision(release_url, "0006")
+    store = FeatureStore(release_url)
+    try:
+        assert stored_data(store) == release_rows() and store.version() == version
     finally:
         store.close()

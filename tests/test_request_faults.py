@@ -57,6 +57,10 @@ def test_summary_and_csv_build_id_out_of_range_is_an_unknown_build(client, one_b
         ("/api/drift", {**PAIR, "source": "vision\x00", "from_build": "1", "to_build": "1"}),
         ("/api/summary", {**PAIR, "weighting": "mean\x00"}),
         ("/api/summary", {**PAIR, "confidence": "0.5\x00"}),
+        ("/api/images/one.png", {**PAIR, "business": "Ac\x00me"}),
+        ("/api/images/one.png", {**PAIR, "source": "\x00"}),
+        ("/api/gallery", {**PAIR, "business": "Ac\x00me", "feature": "text"}),
+        ("/api/trend", {**PAIR, "source": "vi\x00sion", "feature": "text"}),
     ],
 )
 def test_nul_in_a_read_parameter_is_a_400(client, one_build, path, params):

@@ -9,7 +9,7 @@ from urllib.parse import quote, urlencode
 import pandas as pd
 from flask import Blueprint, jsonify, request
 
-from dashboard.api.params import MISSING, Param, ParamError, QueryError, first_value, parse_strict
+from dashboard.api.params import Param, parse_with_own
 from dashboard.api.routes import no_store, not_found, parse_query
 from data.filters import Filters
 from data.gallery import GALLERY_SIDES, GALLERY_SORTS, UnknownFeature, feature_gallery
@@ -56,22 +56,7 @@ class GalleryQuery:
     @classmethod
     def from_args(cls, args: Mapping[str, str]) -> GalleryQuery:
         """Parse a query string mapping; raises QueryError naming every problem."""
-        problems = []
-        try:
-            values = parse_strict(args, SHARED)
-        except QueryError as exc:
-            values, problems = {}, list(exc.problems)
-        for name, param in GALLERY_OWN.items():
-            try:
-                value = param.parse(first_value(args, name))
-                if value is not MISSING and param.high is not None and value > param.high:
-                    raise ParamError(f"{name} must be a whole number in [{param.low:g}, {param.high:g}], got {value}")
-            except ParamError as exc:
-                problems.append(str(exc))
-                continue
-            values[name] = param.default if value is MISSING else value
-        if problems:
-            raise QueryError(problems)
+        values = parse_with_own(args, SHARED, GALLERY_OWN)
         return cls(**values)
 
 

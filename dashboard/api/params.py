@@ -92,7 +92,10 @@ class Param:
             # isascii: other scripts' digits pass isdigit but are no build id anyone wrote.
             if not (text.isascii() and text.isdigit()) or _whole(text) < self.low:
                 raise ParamError(f"{self.name} must be a whole number >= {self.low:g}, got {raw!r}")
-            return _whole(text)
+            value = _whole(text)
+            if self.high is not None and value > self.high:
+                raise ParamError(f"{self.name} must be a whole number in [{self.low:g}, {self.high:g}], got {value}")
+            return value
         key = text.casefold() if self.fold_case else raw
         if key not in self.choices:
             raise ParamError(f"{self.name} must be one of {', '.join(self.choices)}, got {raw!r}")
@@ -103,7 +106,13 @@ class Param:
         numeric = isinstance(value, (int, float)) and not isinstance(value, bool)
         if self.kind == "number" and numeric and self.low <= value <= self.high:
             return float(value)
-        if self.kind == "integer" and numeric and float(value).is_integer() and value >= self.low:
+        if (
+            self.kind == "integer"
+            and numeric
+            and float(value).is_integer()
+            and value >= self.low
+            and (self.high is None or value <= self.high)
+        ):
             return int(value)
         if self.kind in ("number", "integer"):
             return self.parse(repr(value))
@@ -213,6 +222,27 @@ def parse_strict(args: Mapping, names: Sequence[str], defaults: Mapping | None =
             values["filters"] = _pop_filters(values, defaults)
         except FilterError as exc:  # what no one parameter shows: min_pct above max_pct
             problems.extend(exc.problems)
+    if problems:
+        raise QueryError(problems)
+    return values
+
+
+def parse_with_own(args: Mapping, shared: Sequence[str], own: Mapping[str, Param], defaults=None) -> dict:
+    """``parse_strict``'s values of the ``shared`` parameters, and beside them a route's ``own``
+    (parameters outside PARAMS), each at its default when left out; raises QueryError naming every
+    problem of both."""
+    problems = []
+    try:
+        values = parse_strict(args, shared, defaults)
+    except QueryError as exc:
+        values, problems = {}, list(exc.problems)
+    for name, param in own.items():
+        try:
+            value = param.parse(first_value(args, name))
+        except ParamError as exc:
+            problems.append(str(exc))
+            continue
+        values[name] = param.default if value is MISSING else value
     if problems:
         raise QueryError(problems)
     return values

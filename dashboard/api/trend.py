@@ -8,7 +8,7 @@ from dataclasses import dataclass, field
 from flask import Blueprint, jsonify, request
 
 from dashboard.api.gallery import GALLERY_OWN
-from dashboard.api.params import MISSING, Param, ParamError, QueryError, first_value, parse_strict
+from dashboard.api.params import Param, parse_with_own
 from dashboard.api.routes import no_store, not_found, parse_query, records, weighting_available
 from data.dataset import Dataset
 from data.filters import DEFAULT_MIN_GROUP_SIZE, Filters
@@ -48,20 +48,7 @@ class TrendQuery:
     @classmethod
     def from_args(cls, args: Mapping[str, str], *, min_n: int = DEFAULT_MIN_GROUP_SIZE) -> TrendQuery:
         """Parse a query string mapping; raises QueryError naming every problem."""
-        problems = []
-        try:
-            values = parse_strict(args, TREND_SHARED, defaults={"min_n": min_n})
-        except QueryError as exc:
-            values, problems = {}, list(exc.problems)
-        for name, param in TREND_OWN.items():
-            try:
-                value = param.parse(first_value(args, name))
-            except ParamError as exc:
-                problems.append(str(exc))
-                continue
-            values[name] = param.default if value is MISSING else value
-        if problems:
-            raise QueryError(problems)
+        values = parse_with_own(args, TREND_SHARED, TREND_OWN, defaults={"min_n": min_n})
         return cls(**values)
 
 

@@ -14,12 +14,12 @@ import math
 import dash_bootstrap_components as dbc
 import numpy as np
 import pandas as pd
-from dash import Input, Output, State, html, no_update
+from dash import Input, Output, html, no_update
 
 from dashboard.figures import format_p, format_pp
 from dashboard.figures.style import signed
 from dashboard.page import ids, views
-from dashboard.page.dates import WINDOW_PROPS
+from dashboard.page.dependencies import control_states
 from dashboard.page.selection import selected_dataset
 from data.adjusted import adjusted_columns, cooccurring, fit_adjusted
 from data.adjusted_cost import fit_running, known_fit
@@ -312,8 +312,7 @@ def register_adjusted_callbacks(app, store, settings) -> None:
         # Written each time the view is drawn: the selected feature's panel follows a new mode,
         # threshold or filter, and shows the adjusted numbers once the Adjusted view has fitted them.
         Input(ids.IMPACT_TITLE, "children"),
-        *(State(c, "value") for c in ids.CONTROLS),
-        *(State(c, prop) for c, prop in WINDOW_PROPS),
+        *control_states(),
         prevent_initial_call=True,
     )
     def _panel(selected, hover_with, hover_impact, _drawn, *controls):

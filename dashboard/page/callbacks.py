@@ -14,7 +14,8 @@ from dashboard.page.adjusted import bars_hint, impact_title, register_adjusted_c
 from dashboard.page.components import hover_panel, notice_component, status_component
 from dashboard.page.compute import PLACEHOLDER_API, View, compute_view, download_csv
 from dashboard.page.controls import sparsity_text
-from dashboard.page.dates import WINDOW_PROPS, register_date_callbacks
+from dashboard.page.dates import register_date_callbacks
+from dashboard.page.dependencies import control_states, view_controls
 from dashboard.page.drift import DriftView, compute_drift, drift_outputs, register_drift_callbacks
 from dashboard.page.gallery import register_gallery_callbacks
 from dashboard.page.layout import INDEX_STRING
@@ -35,19 +36,7 @@ from data.store import UnknownDataset
 
 HIDDEN = {"display": "none"}
 # The controls that make a view, as keyword arguments of the redraw (and of state_from_controls).
-VIEW_INPUTS = {
-    "business": Input(ids.BUSINESS, "value"),
-    "source": Input(ids.SOURCE, "value"),
-    "build": Input(ids.BUILD, "value"),
-    "confidence": Input(ids.CONFIDENCE, "value"),
-    "sparsity": Input(ids.SPARSITY, "value"),
-    "weighting": Input(ids.WEIGHTING, "value"),
-    "shown": Input(ids.SHOWN, "value"),
-    "compare": Input(ids.COMPARE, "value"),
-    "impact_mode": Input(ids.IMPACT_MODE, "value"),
-    "date_from": Input(*WINDOW_PROPS[0]),
-    "date_to": Input(*WINDOW_PROPS[1]),
-}
+VIEW_INPUTS = view_controls()
 VIEW_OUTPUTS = {
     # The answer
     "verdict": Output(ids.VERDICT, "children"),
@@ -307,8 +296,7 @@ def register_download_callbacks(app, store, settings) -> None:
         app.callback(
             Output(target, "data"),
             Input(button, "n_clicks"),
-            *(State(c, "value") for c in ids.CONTROLS),
-            *(State(c, prop) for c, prop in WINDOW_PROPS),
+            *control_states(),
             prevent_initial_call=True,
         )(_download(kind))
 

@@ -14,10 +14,10 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import date
 
-import dash_bootstrap_components as dbc
 from dash import dcc, html
 
 from dashboard.page import ids
+from dashboard.page.radios import button_radios
 from data.filters import Filters
 from data.window import RECENT_DAYS, recent
 
@@ -110,18 +110,11 @@ def date_control(filters: Filters, extent: Extent | None) -> html.Div:
     return html.Div(
         [
             html.Div("Date range", id=label_id, className="control-label form-label"),
-            html.Div(
-                dbc.RadioItems(
-                    id=ids.DATE_PRESET,
-                    options=PRESET_OPTIONS,
-                    value=matching_preset(filters.date_from, filters.date_to, extent),
-                    inline=True,
-                    className="date-presets",
-                    input_class_name="btn-check",
-                    label_class_name="btn btn-outline-secondary btn-sm",
-                    label_checked_class_name="active",
-                ),
-                role="radiogroup",
+            button_radios(
+                ids.DATE_PRESET,
+                PRESET_OPTIONS,
+                matching_preset(filters.date_from, filters.date_to, extent),
+                items_class_name="date-presets",
                 **{"aria-labelledby": label_id},
             ),
             html.Div(

@@ -19,7 +19,7 @@ import pandas as pd
 from dash import ClientsideFunction, Input, Output, State, ctx, dcc, html
 
 from dashboard.page import ids, views
-from dashboard.page.dates import WINDOW_PROPS
+from dashboard.page.dependencies import view_controls
 from dashboard.page.hover import image_urls
 from dashboard.page.selection import selected_dataset
 from data.errors import UnknownBuild, UnknownDataset
@@ -320,13 +320,7 @@ def register_gallery_callbacks(app, store, settings) -> None:
         inputs={
             "selected": Input(ids.TABLE, "selectedRows"),
             "mode": Input(ids.GALLERY_SIDE, "value"),
-            "business": Input(ids.BUSINESS, "value"),
-            "source": Input(ids.SOURCE, "value"),
-            "build": Input(ids.BUILD, "value"),
-            "confidence": Input(ids.CONFIDENCE, "value"),
-            "weighting": Input(ids.WEIGHTING, "value"),
-            "date_from": Input(*WINDOW_PROPS[0]),
-            "date_to": Input(*WINDOW_PROPS[1]),
+            **view_controls(names=("business", "source", "build", "confidence", "weighting", "date_from", "date_to")),
             "version": Input(ids.VERSION, "data"),
             "pages": [Input(button, "n_clicks") for button in pagers.values()],
         },

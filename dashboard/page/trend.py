@@ -16,7 +16,9 @@ from dash import Input, Output, html
 from dashboard.figures.trend import trend_figure, trend_text
 from dashboard.page import ids, views
 from dashboard.page.components import BAR_CONFIG, loading_graph
-from dashboard.page.dates import HIDDEN, WINDOW_PROPS, dataset_extent
+from dashboard.page.dates import HIDDEN, dataset_extent
+from dashboard.page.dependencies import view_controls
+from dashboard.page.radios import button_radios
 from dashboard.page.selection import selected_dataset
 from data.store import UnknownBuild, UnknownDataset
 from data.trend import TrendTooLong, UnknownFeature, feature_trend
@@ -48,18 +50,11 @@ def trend_card(shown: bool = False) -> dbc.Card:
                 [
                     html.H2("Trend", id=ids.TREND_TITLE, className="card-title-text"),
                     html.Span(id=ids.TREND_HINT, className="card-hint"),
-                    html.Div(
-                        dbc.RadioItems(
-                            id=ids.TREND_PERIOD,
-                            options=PERIOD_OPTIONS,
-                            value=DEFAULT_PERIOD,
-                            inline=True,
-                            input_class_name="btn-check",
-                            label_class_name="btn btn-outline-secondary btn-sm",
-                            label_checked_class_name="active",
-                        ),
-                        className="trend-period ms-auto",
-                        role="radiogroup",
+                    button_radios(
+                        ids.TREND_PERIOD,
+                        PERIOD_OPTIONS,
+                        DEFAULT_PERIOD,
+                        class_name="trend-period ms-auto",
                         **{"aria-label": "Trend period"},
                     ),
                 ],
@@ -138,14 +133,9 @@ def register_trend_callbacks(app, store, settings) -> None:
         inputs={
             "selected": Input(ids.TABLE, "selectedRows"),
             "period": Input(ids.TREND_PERIOD, "value"),
-            "business": Input(ids.BUSINESS, "value"),
-            "source": Input(ids.SOURCE, "value"),
-            "build": Input(ids.BUILD, "value"),
-            "confidence": Input(ids.CONFIDENCE, "value"),
-            "sparsity": Input(ids.SPARSITY, "value"),
-            "weighting": Input(ids.WEIGHTING, "value"),
-            "date_from": Input(*WINDOW_PROPS[0]),
-            "date_to": Input(*WINDOW_PROPS[1]),
+            **view_controls(
+                names=("business", "source", "build", "confidence", "sparsity", "weighting", "date_from", "date_to")
+            ),
             "version": Input(ids.VERSION, "data"),
         },
         prevent_initial_call=True,
