@@ -33,7 +33,7 @@ from scipy import special, stats
 from data import matrix
 from data import stats as marginal
 from data.adjusted_models import PERMUTATION_GATE as PERMUTATION_GATE
-from data.adjusted_models import SIGNIFICANCE, FeatureFits, fit_models
+from data.adjusted_models import SIGNIFICANCE, FeatureFits, feature_model, fit_models
 from data.adjusted_models import phi_matrix as phi_matrix
 from data.analysis import DEFAULT_MIN_GROUP_SIZE, Dataset, feature_summary, presence
 from data.cache import AnalysisCache
@@ -159,30 +159,46 @@ def fit_adjusted(
     Checks the current request budget (data/budget.py) between chunks of features.
     """
     present = presence(dataset.confidences, confidence)
-    # Keyed by the presence pattern, not the float: how many values lie above the threshold
-    # can only stay the same between two thresholds if no value lies between them, and then
-    # every feature is present on the same images. A weak reference: the cache keeps no
-    # dataset alive (the store caches those per build and CTR set).
-    key = (weakref.ref(dataset), int(present.nnz), int(min_n), float(phi_threshold))
+    key = fit_key(dataset, present, min_n, phi_threshold)
     # Fits of every dataset and threshold, least recently used dropped first beyond the cache's share.
     fits = (cache or AnalysisCache(0)).adjusted_fits  # no cache: a fit for this call only
     cached = fits.get(key)
     if cached is not None:
         return cached
-    fit = _fit(dataset, present, min_n, phi_threshold)
+    with (cache or AnalysisCache(0)).computing(running_key(key)):
+        fit = _fit(dataset, present, min_n, phi_threshold)
     fits.discard(lambda k: k[0]() is None)  # fits of datasets no longer used anywhere
     fits.put(key, fit, fit.nbytes)
     return fit
 
 
-def _fit(dataset: Dataset, present, min_n: int, phi_threshold: float) -> AdjustedFit:
-    # Images in name order and features in name order: the same data listed in another order
-    # go through the same arithmetic and the same resamples, so they give the same numbers.
+def fit_key(dataset: Dataset, present, min_n: int, phi_threshold: float) -> tuple:
+    """The key of a fit in the cache's ``adjusted_fits``."""
+    # Keyed by the presence pattern, not the float: how many values lie above the threshold
+    # can only stay the same between two thresholds if no value lies between them, and then
+    # every feature is present on the same images. A weak reference: the cache keeps no
+    # dataset alive (the store caches those per build and CTR set).
+    return (weakref.ref(dataset), int(present.nnz), int(min_n), float(phi_threshold))
+
+
+def running_key(key: tuple) -> tuple:
+    """The key under which the cache marks the fit of ``key`` as running (``AnalysisCache.computing``)."""
+    return ("adjusted_fit", *key)
+
+
+def _canonical(dataset: Dataset, present) -> tuple[np.ndarray, np.ndarray, object]:
+    """Images with a CTR and features, each in name order, and the presence matrix in that order (CSC)."""
+    # The same data listed in another order go through the same arithmetic and the same
+    # resamples, so they give the same numbers.
     rows = np.flatnonzero(dataset.has_ctr)
     rows = rows[np.argsort(dataset.images[rows].astype(str), kind="stable")]
     columns = np.argsort(dataset.features.astype(str), kind="stable")
+    return rows, columns, matrix.to_csc(present)[rows][:, columns]
+
+
+def _fit(dataset: Dataset, present, min_n: int, phi_threshold: float) -> AdjustedFit:
+    rows, columns, present = _canonical(dataset, present)
     y = dataset.ctr[rows]
-    present = matrix.to_csc(present)[rows][:, columns]
     n, m = present.shape
     count = matrix.column_counts(present)
     testable = np.flatnonzero((count >= min_n) & (n - count >= min_n))
@@ -240,11 +256,14 @@ def adjusted_columns(
     filters: Filters | None = None,
     *,
     cache: AnalysisCache | None = None,
+    fit: AdjustedFit | None = None,
     **criteria,
 ) -> pd.DataFrame:
     """``summary`` (from feature_summary under the same filters) with the adjusted columns; q is BH over its rows.
 
-    Under impression weighting the columns are added empty: see ADJUSTED_UNAVAILABLE.
+    From ``fit`` when given (the dataset's at the filters' confidence and min_n), else fitted or
+    read from ``cache``. Under impression weighting the columns are added empty: see
+    ADJUSTED_UNAVAILABLE.
     """
     filters = as_filters(filters, **criteria)
     out = summary.copy()
@@ -253,7 +272,8 @@ def adjusted_columns(
             textual = column in ("adjusted_controls", "adjusted_verdict")
             out[column] = pd.Series([None] * len(out), dtype=object) if textual else np.nan
         return out
-    fit = fit_adjusted(dataset, filters.confidence, min_n=filters.min_n, cache=cache)
+    if fit is None:
+        fit = fit_adjusted(dataset, filters.confidence, min_n=filters.min_n, cache=cache)
     index = pd.Index(dataset.features, dtype=object).get_indexer(summary["feature"].to_numpy(dtype=object))
     names = dataset.features
     out["adjusted_impact"] = fit.estimate[index]
@@ -300,14 +320,24 @@ def adjusted_summary(
 def cooccurring(
     dataset: Dataset, feature: str, filters: Filters | None = None, *, cache: AnalysisCache | None = None, **criteria
 ):
-    """The controls of one feature's adjusted model (at ``filters``' confidence and min_n): feature, phi, dropped reason (None if kept)."""
+    """The controls of one feature's adjusted model (at ``filters``' confidence and min_n): feature, phi, dropped reason (None if kept).
+
+    Chosen from the presence matrix as ``fit_adjusted`` chooses them, without fitting any model:
+    cheap at any size. ``cache`` is accepted for symmetry with the other functions and not used.
+    """
     filters = as_filters(filters, **criteria)
-    fit = fit_adjusted(dataset, filters.confidence, min_n=filters.min_n, cache=cache)
     found = np.flatnonzero(dataset.features == feature)
     if not len(found):
         raise KeyError(f"unknown feature: {feature!r}")
-    j = found[0]
+    _, columns, present = _canonical(dataset, presence(dataset.confidences, filters.confidence))
+    n = present.shape[0]
+    count = matrix.column_counts(present)
+    testable = np.flatnonzero((count >= filters.min_n) & (n - count >= filters.min_n))
+    pos = np.flatnonzero(columns[testable] == found[0])
     names = dataset.features
-    rows = [(names[c], float(p), None) for c, p in zip(fit.controls[j], fit.phi[j])]
-    rows += [(names[c], phi, reason) for c, reason, phi in fit.dropped[j]]
+    if not len(pos) or n <= 2:
+        return pd.DataFrame({"feature": [], "phi": [], "dropped": []}).astype({"feature": object, "dropped": object})
+    kept, phi, dropped = feature_model(present, int(pos[0]), testable, PHI_THRESHOLD, max_controls(n))
+    rows = [(names[columns[c]], float(p), None) for c, p in zip(kept, phi)]
+    rows += [(names[columns[c]], value, reason) for c, reason, value in dropped]
     return pd.DataFrame(rows, columns=["feature", "phi", "dropped"])

@@ -81,6 +81,38 @@ def control_models(phi: np.ndarray, phi_threshold: float, cap: int) -> list[np.n
     return models
 
 
+def feature_model(
+    present, pos: int, testable: np.ndarray, phi_threshold: float, cap: int
+) -> tuple[np.ndarray, np.ndarray, list[tuple[int, str, float]]]:
+    """One tested feature's controls as ``fit_models`` chooses them, without fitting any model.
+
+    ``present`` is the (images, features) CSC presence matrix in canonical order, ``testable`` the
+    canonical columns tested and ``pos`` the feature's position among them. Returns the kept
+    controls (canonical columns), their phi with the feature, and the dropped ones as (column,
+    reason, phi). Costs one sparse product and one model's collinearity pass, not every pair's phi.
+    """
+    n = present.shape[0]
+    tested = present[:, testable]
+    count = np.asarray(tested.sum(axis=0), dtype=np.float64).ravel()
+    column = tested[:, [pos]]
+    both = np.asarray((tested.T @ column).todense(), dtype=np.float64).ravel()
+    # The same float64 arithmetic as phi_matrix's row ``pos``, so the same phi to the last bit.
+    with np.errstate(divide="ignore", invalid="ignore"):
+        spread = np.sqrt(count * (n - count))
+        phi = (n * both - count[pos] * count) / (spread[pos] * spread)
+    phi[pos] = 0.0
+    cols = control_models(phi[None, :], phi_threshold, cap)[0]
+    cols = np.concatenate(([0, pos + 1], cols[2:]))  # control_models numbers its one row as feature 0
+    design = np.hstack([np.ones((n, 1)), tested[:, cols[1:] - 1].toarray().astype(np.float64)])
+    kept, why = independent_columns(design)
+    dropped = [
+        (int(testable[cols[k] - 1]), drop_reason(on_j, phi[cols[k] - 1]), float(phi[cols[k] - 1]))
+        for k, on_j in why.items()
+    ]
+    controls = cols[kept][2:] - 1
+    return testable[controls], phi[controls], dropped
+
+
 def data_seed(y: np.ndarray, n_tested: int) -> int:
     """The resamples' seed, from the data in canonical order: the same data give the same resamples, so
     the page and the API never disagree, whatever order the images and features came in."""

@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import threading
-from collections import OrderedDict
+from collections import Counter, OrderedDict
+from contextlib import contextmanager
 
 
 class ByteLRU:
@@ -105,6 +106,7 @@ class AnalysisCache:
         self.adjusted_fits = ByteLRU(int(budget * ADJUSTED_FIT_SHARE))
         self._drawing: dict = {}  # null table key -> the lock its one draw holds
         self._drawing_lock = threading.Lock()
+        self._computing: Counter = Counter()  # key -> computations of it running now
 
     def __repr__(self) -> str:
         sizes = ", ".join(f"{name} {len(lru)} ({lru.nbytes:,} B)" for name, lru in self._lrus())
@@ -130,3 +132,21 @@ class AnalysisCache:
                 for old in [k for k, lock in self._drawing.items() if not lock.locked()]:
                     del self._drawing[old]
             return self._drawing.setdefault(key, threading.Lock())
+
+    @contextmanager
+    def computing(self, key):
+        """Mark ``key`` as being computed while the block runs (see ``is_computing``)."""
+        with self._drawing_lock:
+            self._computing[key] += 1
+        try:
+            yield
+        finally:
+            with self._drawing_lock:
+                self._computing[key] -= 1
+                if self._computing[key] <= 0:
+                    del self._computing[key]
+
+    def is_computing(self, key) -> bool:
+        """Whether some thread is computing ``key`` now: answers can say a result is on its way."""
+        with self._drawing_lock:
+            return self._computing[key] > 0

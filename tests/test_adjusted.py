@@ -7,6 +7,7 @@ import pandas as pd
 import pytest
 import statsmodels.api as sm
 
+from data import adjusted as adjusted_module
 from data.adjusted import (
     ADJUSTED_COLUMNS,
     PERMUTATION_GATE,
@@ -15,6 +16,7 @@ from data.adjusted import (
     cooccurring,
     fit_adjusted,
 )
+from data.adjusted_cost import QUICK_FIT_SECONDS, fit_seconds, known_fit
 from data.analysis import Dataset, feature_summary
 from data.analysis import presence as sparse_presence
 from data.cache import AnalysisCache
@@ -220,6 +222,71 @@ def test_cooccurring_lists_controls_with_their_phi(reference_dataset):
     assert (table["phi"].abs() >= PHI_THRESHOLD).all()
     with pytest.raises(KeyError):
         cooccurring(reference_dataset, "nope", confidence=0.0)
+
+
+def _fits_counted(monkeypatch) -> list:
+    """Every fit of every feature that runs from now on (the cache's hits are not fits)."""
+    calls = []
+    real = adjusted_module._fit
+
+    def counted(*args):
+        calls.append(args)
+        return real(*args)
+
+    monkeypatch.setattr(adjusted_module, "_fit", counted)
+    return calls
+
+
+@pytest.mark.parametrize("confidence", [0.0, 0.5])
+def test_cooccurring_lists_each_features_controls_as_its_fit_holds_them(reference_frame, confidence):
+    """cooccurring fits no model: its controls, phi (to the bit) and dropped ones must be the fit's."""
+    text = reference_frame["text"]
+    rng = np.random.default_rng(5)
+    part = rng.integers(0, 3, len(reference_frame))
+    columns = {f"part{k}": (part == k).astype(float) for k in range(3)}
+    ds = _with_columns(reference_frame, text_copy=text, no_text=np.where(text > 0.5, 0.0, 1.0), **columns)
+    fit = fit_adjusted(ds, confidence)
+    names = list(ds.features)
+    assert any(fit.dropped) and any(len(c) for c in fit.controls)
+    for j, name in enumerate(names):
+        table = cooccurring(ds, name, confidence=confidence)
+        kept = table[table["dropped"].isna()]
+        assert list(kept["feature"]) == [names[c] for c in fit.controls[j]]
+        assert kept["phi"].tolist() == [float(p) for p in fit.phi[j]]
+        dropped = table[table["dropped"].notna()]
+        assert list(dropped.itertuples(index=False, name=None)) == [(names[c], p, why) for c, why, p in fit.dropped[j]]
+
+
+def test_known_fit_fits_only_when_cached_or_quick(reference_dataset, monkeypatch):
+    calls = _fits_counted(monkeypatch)
+    cache = AnalysisCache()
+    assert 0 < fit_seconds(reference_dataset, 0.0) <= QUICK_FIT_SECONDS
+    # Too costly for the caller's limit: nothing fitted, nothing cached.
+    assert known_fit(reference_dataset, 0.0, cache=cache, quick=0.0) is None
+    assert calls == [] and len(cache.adjusted_fits) == 0
+    # Once fitted (the adjusted view drew it), the cached fit whatever its cost.
+    fit = fit_adjusted(reference_dataset, 0.0, cache=cache)
+    assert known_fit(reference_dataset, 0.0, cache=cache, quick=0.0) is fit
+    assert len(calls) == 1
+    # Quick enough: fitted on the spot, and kept.
+    other = known_fit(reference_dataset, 0.5, cache=cache)
+    assert other is not None and len(calls) == 2
+    assert known_fit(reference_dataset, 0.5, cache=cache, quick=0.0) is other
+
+
+def _demo_dataset(n_images: int, n_features: int) -> Dataset:
+    batch, ctr = demo_build(n_images=n_images, n_features=n_features)
+    conf = np.zeros((len(batch.images), len(batch.features)))
+    rows, cols, values = zip(*batch.values)
+    conf[rows, cols] = values
+    return Dataset.from_matrix(batch.images, batch.features, conf, ctr)
+
+
+def test_fit_seconds_grows_with_the_images_and_the_features_tested():
+    small, wide, tall = _demo_dataset(300, 60), _demo_dataset(300, 240), _demo_dataset(1200, 60)
+    assert 0 < fit_seconds(small, 0.5) < fit_seconds(wide, 0.5)
+    assert fit_seconds(small, 0.5) < fit_seconds(tall, 0.5)
+    assert fit_seconds(small, 0.5, min_n=10_000) == 0.0  # nothing tested: nothing to fit
 
 
 # -- simulations -----------------------------------------------------------------------------

@@ -2,12 +2,19 @@
 
 from __future__ import annotations
 
+import json
+import math
+import re
+import threading
+
 import numpy as np
 import pytest
 
 from dashboard.factory import create_app
 from dashboard.page import ids, views
 from dashboard.page.adjusted import (
+    ADJUSTED_COMPUTING,
+    ADJUSTED_DEFERRED,
     PANEL_HINT,
     cooccurrence_panel,
     cooccurrence_rows,
@@ -18,7 +25,11 @@ from dashboard.page.callbacks import chart_outputs
 from dashboard.page.compute import compute_view
 from dashboard.page.table import TABLE_COLUMN_DEFS
 from dashboard.page.views import DEFAULT_FILTERS
-from data.adjusted import adjusted_summary
+from data import adjusted as adjusted_module
+from data import adjusted_cost
+from data.adjusted import adjusted_summary, cooccurring
+from data.adjusted_cost import QUICK_FIT_SECONDS, fit_seconds
+from data.analysis import feature_summary
 from data.batches import FeatureBatch, ctr_frame
 from data.demo import DEMO_BUSINESS, DEMO_SOURCE, demo_build
 
@@ -133,6 +144,164 @@ def test_cooccurrence_panel_lists_at_most_the_strongest_controls():
     assert PANEL_HINT in str(cooccurrence_panel(None))
 
 
+@pytest.fixture
+def fits(monkeypatch) -> list:
+    """Every adjusted fit of every feature run from now on (the cache's hits are not fits)."""
+    calls = []
+    real = adjusted_module._fit
+
+    def counted(*args):
+        calls.append(args)
+        return real(*args)
+
+    monkeypatch.setattr(adjusted_module, "_fit", counted)
+    return calls
+
+
+@pytest.fixture
+def large_store(store):
+    batch, ctr = demo_build(n_images=4000, n_features=500)
+    store.add_build("acme", "vision", batch)
+    store.replace_ctr("acme", "vision", ctr)
+    return store
+
+
+def test_cooccurrence_rows_in_the_marginal_view_of_a_large_build_fit_nothing(large_store, fits):
+    """At a size where the fit of every feature is slow, selecting a feature must not start it."""
+    filters = DEFAULT_FILTERS.replace(confidence=0.5)
+    dataset = large_store.dataset("acme", "vision")
+    assert fit_seconds(dataset, 0.5, min_n=filters.min_n) > QUICK_FIT_SECONDS
+    view = compute_view(large_store, "acme", "vision", filters=filters)
+    table = {row["feature"]: row for row in view.table}
+    state = views.ViewState("acme", "vision", filters=filters)
+    feature = next(f for f in table if len(cooccurring(dataset, f, filters)) >= 2)
+    numbers = cooccurrence_rows(large_store, state, feature)
+    assert fits == [] and len(large_store.cache.adjusted_fits) == 0
+    assert numbers["adjusted"] == "deferred"
+    # The table's impact and q: the same BH family.
+    assert numbers["impact"] == table[feature]["impact"] and numbers["q_value"] == table[feature]["q_value"]
+    assert math.isnan(numbers["adjusted_impact"]) and math.isnan(numbers["adjusted_q_value"])
+    # The controls and their marginal impacts are all there.
+    every = feature_summary(dataset, filters.replace(min_pct=0, max_pct=100)).set_index("feature")
+    expected = cooccurring(dataset, feature, filters)
+    assert [r["feature"] for r in numbers["controls"]] == list(
+        expected.reindex(expected["phi"].abs().sort_values(ascending=False).index)["feature"]
+    )
+    for row in numbers["controls"]:
+        assert row["impact"] == every.at[row["feature"], "impact"]
+    text = str(cooccurrence_panel(numbers))
+    assert ADJUSTED_DEFERRED in text and "nan" not in text.lower()
+
+
+def test_panel_callback_on_a_large_build_answers_without_fitting(settings, large_store, fits):
+    client = create_app(settings, large_store).server.test_client()
+    controls = ["acme", "vision", "current", 0.5, [2, 100], "mean", "25", None, "marginal"]
+    response = _post(
+        client,
+        [(ids.COOCCURRENCE, "children")],
+        [
+            (ids.TABLE, "selectedRows", [{"feature": "text"}]),
+            (ids.AVG_WITH, "hoverData", None),
+            (ids.IMPACT, "hoverData", None),
+            (ids.IMPACT_TITLE, "children", "Impact"),
+        ],
+        [(c, "value", v) for c, v in zip(ids.CONTROLS, controls)]
+        + [(ids.DATE_RANGE, "start_date", None), (ids.DATE_RANGE, "end_date", None)],
+    )
+    assert response.status_code == 200
+    assert "switch Impact to Adjusted" in response.get_data(as_text=True)
+    assert fits == []
+
+
+@pytest.mark.parametrize("selected, shown", [([{"feature": "font"}], True), (None, False)])
+def test_panel_callback_follows_a_redrawn_view_for_the_selected_feature(settings, demo_store, selected, shown):
+    """The view drawn again (another mode, threshold or filter) refreshes the selected feature's panel."""
+    client = create_app(settings, demo_store).server.test_client()
+    controls = [DEMO_BUSINESS, DEMO_SOURCE, "current", 0.5, [2, 100], "mean", "25", None, "adjusted"]
+    body = {
+        "output": f"{ids.COOCCURRENCE}.children",
+        "outputs": {"id": ids.COOCCURRENCE, "property": "children"},
+        "inputs": [
+            {"id": ids.TABLE, "property": "selectedRows", "value": selected},
+            {"id": ids.AVG_WITH, "property": "hoverData", "value": None},
+            {"id": ids.IMPACT, "property": "hoverData", "value": None},
+            {"id": ids.IMPACT_TITLE, "property": "children", "value": "Adjusted impact"},
+        ],
+        "changedPropIds": [f"{ids.IMPACT_TITLE}.children"],
+        "state": [{"id": c, "property": "value", "value": v} for c, v in zip(ids.CONTROLS, controls)]
+        + [
+            {"id": ids.DATE_RANGE, "property": "start_date", "value": None},
+            {"id": ids.DATE_RANGE, "property": "end_date", "value": None},
+        ],
+    }
+    response = client.post("/_dash-update-component", json=body)
+    if shown:
+        assert response.status_code == 200
+        text = json.dumps(response.get_json(), ensure_ascii=False)
+        assert '"font"' in text and re.search(r"· adjusted [+\u2212]\d", text)
+    else:
+        # Nothing selected: the panel stays as it is (no_update: the answer holds no output).
+        assert response.status_code == 204 or ids.COOCCURRENCE not in response.get_json().get("response", {})
+
+
+def test_cooccurrence_rows_show_the_adjusted_numbers_once_the_adjusted_view_fitted_them(
+    reference_store, reference_dataset, fits, monkeypatch
+):
+    monkeypatch.setattr(adjusted_cost, "QUICK_FIT_SECONDS", 0.0)  # every fit counts as slow
+    filters = DEFAULT_FILTERS.replace(confidence=0.0, min_pct=0, max_pct=100)
+    state = views.ViewState(*PAIR, filters=filters)
+    before = cooccurrence_rows(reference_store, state, "skyblue")
+    assert before["adjusted"] == "deferred" and fits == []
+    compute_view(reference_store, *PAIR, filters=filters, adjusted=True)  # the adjusted view is drawn
+    assert len(fits) == 1
+    after = cooccurrence_rows(reference_store, state, "skyblue")
+    assert len(fits) == 1 and after["adjusted"] == "shown"
+    expected = adjusted_summary(reference_dataset, confidence=0.0).set_index("feature")
+    assert after["adjusted_impact"] == expected.at["skyblue", "adjusted_impact"]
+    assert after["adjusted_q_value"] == expected.at["skyblue", "adjusted_q_value"]
+    text = next(row for row in after["controls"] if row["feature"] == "text")
+    assert text["adjusted_impact"] == expected.at["text", "adjusted_impact"]
+    assert after["q_value"] == before["q_value"] and after["controls"][0]["phi"] == before["controls"][0]["phi"]
+    assert ADJUSTED_DEFERRED not in str(cooccurrence_panel(after))
+
+
+def test_cooccurrence_rows_say_the_adjusted_numbers_are_on_their_way_while_the_view_fits_them(
+    reference_store, monkeypatch
+):
+    monkeypatch.setattr(adjusted_cost, "QUICK_FIT_SECONDS", 0.0)
+    started, release = threading.Event(), threading.Event()
+    real = adjusted_module._fit
+
+    def slow(*args):
+        started.set()
+        release.wait(30)
+        return real(*args)
+
+    monkeypatch.setattr(adjusted_module, "_fit", slow)
+    filters = DEFAULT_FILTERS.replace(confidence=0.0, min_pct=0, max_pct=100)
+    state = views.ViewState(*PAIR, filters=filters)
+    view = threading.Thread(
+        target=compute_view, args=(reference_store, *PAIR), kwargs={"filters": filters, "adjusted": True}
+    )
+    view.start()
+    try:
+        assert started.wait(30)
+        numbers = cooccurrence_rows(reference_store, state, "skyblue")
+        assert numbers["adjusted"] == "computing"
+        assert ADJUSTED_COMPUTING in str(cooccurrence_panel(numbers))
+    finally:
+        release.set()
+        view.join(60)
+    assert cooccurrence_rows(reference_store, state, "skyblue")["adjusted"] == "shown"
+
+
+def test_cooccurrence_rows_in_the_adjusted_view_fit_as_the_view_does(reference_store, fits, monkeypatch):
+    monkeypatch.setattr(adjusted_cost, "QUICK_FIT_SECONDS", 0.0)
+    filters = DEFAULT_FILTERS.replace(confidence=0.0, min_pct=0, max_pct=100)
+    numbers = cooccurrence_rows(reference_store, views.ViewState(*PAIR, filters=filters, adjusted=True), "skyblue")
+    assert numbers["adjusted"] == "shown" and len(fits) == 1 and math.isfinite(numbers["adjusted_impact"])
+
+
 def test_table_column_defs_name_the_adjusted_columns():
     assert table_column_defs(TABLE_COLUMN_DEFS, False) is TABLE_COLUMN_DEFS
     adjusted = table_column_defs(TABLE_COLUMN_DEFS, True)
@@ -173,6 +342,7 @@ def test_panel_callback_follows_the_table_selection(settings, demo_store):
             (ids.TABLE, "selectedRows", [{"feature": "font"}]),
             (ids.AVG_WITH, "hoverData", None),
             (ids.IMPACT, "hoverData", None),
+            (ids.IMPACT_TITLE, "children", "Impact"),
         ],
         [(c, "value", v) for c, v in zip(ids.CONTROLS, controls)]
         + [(ids.DATE_RANGE, "start_date", None), (ids.DATE_RANGE, "end_date", None)],

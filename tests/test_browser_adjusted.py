@@ -8,7 +8,9 @@ import numpy as np
 import pytest
 
 from dashboard.factory import create_app
+from dashboard.figures import format_pp
 from dashboard.page import ids
+from data import adjusted_cost
 from data.adjusted import adjusted_summary
 from data.batches import FeatureBatch, ctr_frame
 from data.settings import Settings
@@ -98,6 +100,44 @@ def test_switch_charts_the_adjusted_impact_and_the_panel_shows_what_a_feature_tr
     np.testing.assert_allclose(again["x"], adjusted["x"], rtol=1e-12)
     severe = [e for e in driver.get_log("browser") if e["level"] == "SEVERE"]
     assert not severe
+
+
+def test_panel_says_where_the_adjusted_numbers_are_then_shows_them_once_the_adjusted_view_is_drawn(
+    driver, tmp_path, reference_frame, monkeypatch
+):
+    """When the fit of every feature is too costly for a selection, the marginal view's panel says so in
+    words, and the Adjusted view, once drawn, fills it in."""
+    monkeypatch.setattr(adjusted_cost, "QUICK_FIT_SECONDS", 0.0)  # the server runs in this process
+    path = tmp_path / "features.db"
+    store = FeatureStore(f"sqlite:///{path}")
+    store.add_build(*PAIR, FeatureBatch.from_wide(reference_frame))
+    store.replace_ctr(*PAIR, ctr_frame(reference_frame["image_name"], reference_frame["ctr"]))
+    settings = Settings.from_env({}, database_url=f"sqlite:///{path}", demo_data=False, poll_seconds=3600)
+    try:
+        with serve(create_app(settings, store)) as url:
+            driver.get(f"{url.rstrip('/')}/?business=Reference%202018&source=vision&confidence=0&min_pct=0&max_pct=100")
+            wait_for_charts(driver)
+            _click(driver, driver.find_element("css selector", "#summary-table .ag-row[row-id='skyblue'] .ag-cell"))
+            panel = _wait_for(
+                lambda: "skyblue" in (t := driver.find_element("id", ids.COOCCURRENCE).text) and "text" in t and t,
+                message="the panel for skyblue",
+            )
+            expected = adjusted_summary(store.dataset(*PAIR), confidence=0.0).set_index("feature")
+            assert "switch Impact to Adjusted" in panel
+            assert f"marginal {format_pp(expected.at['skyblue', 'impact'])}" in panel
+            assert len(store.cache.adjusted_fits) == 0
+            _click(
+                driver,
+                driver.find_element("xpath", f"//*[@id='{ids.IMPACT_MODE}']//label[normalize-space()='Adjusted']"),
+            )
+            shown = f"adjusted {format_pp(expected.at['skyblue', 'adjusted_impact'])}"
+            panel = _wait_for(
+                lambda: shown in (t := driver.find_element("id", ids.COOCCURRENCE).text) and t,
+                message="the adjusted numbers in the panel",
+            )
+            assert "switch Impact to Adjusted" not in panel and panel.startswith("skyblue")
+    finally:
+        store.close()
 
 
 def test_adjusted_view_over_the_time_budget_says_so_in_the_notice(driver, live):

@@ -21,7 +21,8 @@ from dashboard.figures.style import signed
 from dashboard.page import ids, views
 from dashboard.page.dependencies import control_states
 from dashboard.page.selection import selected_dataset
-from data.adjusted import adjusted_columns, adjusted_summary, cooccurring
+from data.adjusted import adjusted_columns, cooccurring, fit_adjusted
+from data.adjusted_cost import fit_running, known_fit
 from data.analysis import SIGNIFICANCE_LEVEL, feature_summary
 from data.filters import Filters
 from data.store import UnknownDataset
@@ -33,6 +34,14 @@ IMPACT_MODE_HELP = (
     "features it usually appears with, so a companion's effect is not counted as its own."
 )
 PANEL_ROWS = 12  # controls listed, strongest co-occurrence first
+# What the panel says in the marginal view when the adjusted fit of every feature is neither
+# cached nor quick at this size: the Adjusted view computes it (once, then kept) and the panel
+# shows the numbers from then on.
+ADJUSTED_DEFERRED = (
+    "too costly to compute on each selection for this build; switch Impact to Adjusted to compute it "
+    "(once), after which the adjusted numbers show here too"
+)
+ADJUSTED_COMPUTING = "being computed for the Adjusted view; they show here once it is drawn"
 PANEL_HINT = "Select a row in the table or hover a bar to see the features that feature travels with."
 _SWAPPED = {
     "impact": "adjusted_impact",
@@ -132,8 +141,13 @@ def cooccurrence_rows(store, state: views.ViewState, feature: str) -> dict | Non
 
     The feature's own impacts and q are the table's: the same weighting and prevalence filter,
     so BH runs over the same features. Its controls are every feature of the build at the view's
-    threshold, whatever the prevalence filter, since a control may lie outside it. None when the
-    feature is not in the table or there is no data.
+    threshold, whatever the prevalence filter, since a control may lie outside it; they and
+    their marginal impacts cost milliseconds at any size. The adjusted numbers need the fit of
+    every feature: in the adjusted view it is fitted (the view needs it anyway); in the marginal
+    view they are shown only when the fit is cached or quick (``data.adjusted_cost.known_fit``), and
+    ``adjusted`` says which: "shown", "computing" (another request is fitting it now), "deferred",
+    or "unavailable" under impression weighting.
+    None when the feature is not in the table or there is no data.
     """
     if not feature or not state.business or not state.source:
         return None
@@ -145,14 +159,29 @@ def cooccurrence_rows(store, state: views.ViewState, feature: str) -> dict | Non
         return None
     filters = state.filters.available_for(dataset.has_counts)
     table = feature_summary(dataset, filters, cache=store.cache)
-    table = adjusted_columns(table, dataset, filters, cache=store.cache).set_index("feature")
-    if feature not in table.index:
+    if feature not in set(table["feature"]):
         return None
-    # Every feature at the view's threshold and min_n, whatever the prevalence, under the mean:
-    # the model's own terms (a control may lie outside the table's prevalence range).
-    model = Filters(confidence=filters.confidence, min_n=filters.min_n)
-    every = adjusted_summary(dataset, model, cache=store.cache).set_index("feature")
-    controls = cooccurring(dataset, feature, model, cache=store.cache)
+    # Every feature at the view's threshold, min_n and weighting, whatever the prevalence: the
+    # model's own terms (a control may lie outside the table's prevalence range).
+    model = filters.replace(min_pct=0.0, max_pct=100.0)
+    every = table if model == filters else feature_summary(dataset, model, cache=store.cache)
+    fit, status = None, "unavailable"
+    if filters.weighting == "mean":
+        if state.adjusted:
+            fit = fit_adjusted(dataset, filters.confidence, min_n=filters.min_n, cache=store.cache)
+        else:
+            fit = known_fit(dataset, filters.confidence, min_n=filters.min_n, cache=store.cache)
+        if fit is not None:
+            status = "shown"
+        elif fit_running(dataset, filters.confidence, min_n=filters.min_n, cache=store.cache):
+            status = "computing"
+        else:
+            status = "deferred"
+    if fit is not None:
+        table = adjusted_columns(table, dataset, filters, fit=fit)
+        every = adjusted_columns(every, dataset, model, fit=fit)
+    table, every = table.set_index("feature"), every.set_index("feature")
+    controls = cooccurring(dataset, feature, model)
     controls = controls.reindex(controls["phi"].abs().sort_values(ascending=False).index)
     rows = []
     for name, phi, dropped in controls.itertuples(index=False):
@@ -162,19 +191,35 @@ def cooccurrence_rows(store, state: views.ViewState, feature: str) -> dict | Non
                 "feature": str(name),
                 "phi": float(phi),
                 "impact": float(every.at[name, "impact"]) if known else math.nan,
-                "adjusted_impact": float(every.at[name, "adjusted_impact"]) if known else math.nan,
+                "adjusted_impact": _number(every, name, "adjusted_impact"),
                 "dropped": dropped,
             }
         )
-    own = table.loc[feature]
     return {
         "feature": feature,
-        "impact": float(own["impact"]),
-        "q_value": float(own["q_value"]),
-        "adjusted_impact": float(own["adjusted_impact"]),
-        "adjusted_q_value": float(own["adjusted_q_value"]),
+        "impact": float(table.at[feature, "impact"]),
+        "q_value": float(table.at[feature, "q_value"]),
+        "adjusted_impact": _number(table, feature, "adjusted_impact"),
+        "adjusted_q_value": _number(table, feature, "adjusted_q_value"),
+        "adjusted": status,
         "controls": rows,
     }
+
+
+def _number(frame: pd.DataFrame, row, column: str) -> float:
+    return float(frame.at[row, column]) if column in frame.columns and row in frame.index else math.nan
+
+
+def _adjusted_head(numbers: dict):
+    """The head's adjusted part: the numbers, or in words why they are not here."""
+    status = numbers.get("adjusted", "shown")
+    if status == "deferred":
+        return html.Span(f" · adjusted: {ADJUSTED_DEFERRED}", className="cooc-deferred")
+    if status == "computing":
+        return html.Span(f" · adjusted: {ADJUSTED_COMPUTING}", className="cooc-deferred")
+    if status == "unavailable":
+        return html.Span(" · adjusted: computed for the mean weighting only", className="cooc-deferred")
+    return html.Span(f" · adjusted {_pp(numbers['adjusted_impact'])}{_q(numbers['adjusted_q_value'])}")
 
 
 def cooccurrence_panel(numbers: dict | None):
@@ -185,7 +230,7 @@ def cooccurrence_panel(numbers: dict | None):
         [
             html.Strong(numbers["feature"]),
             html.Span(f" marginal {_pp(numbers['impact'])}{_q(numbers['q_value'])}"),
-            html.Span(f" · adjusted {_pp(numbers['adjusted_impact'])}{_q(numbers['adjusted_q_value'])}"),
+            _adjusted_head(numbers),
         ],
         className="cooc-head",
     )
@@ -195,13 +240,14 @@ def cooccurrence_panel(numbers: dict | None):
             [head, html.Div("It travels with no other feature (no |phi| of 0.05 or more).", className="cooc-hint")]
         )
     shown = controls[:PANEL_ROWS]
+    adjusted = numbers.get("adjusted", "shown") == "shown"
     body = [
         html.Tr(
             [
                 html.Td(row["feature"] + (" (dropped: collinear)" if row["dropped"] else "")),
                 html.Td(signed(row["phi"], 2), className="num"),
                 html.Td(_pp(row["impact"]), className="num"),
-                html.Td(_pp(row["adjusted_impact"]), className="num"),
+                html.Td(_pp(row["adjusted_impact"]) if adjusted else "…", className="num"),
             ]
         )
         for row in shown
@@ -263,15 +309,22 @@ def register_adjusted_callbacks(app, store, settings) -> None:
         Input(ids.TABLE, "selectedRows"),
         Input(ids.AVG_WITH, "hoverData"),
         Input(ids.IMPACT, "hoverData"),
+        # Written each time the view is drawn: the selected feature's panel follows a new mode,
+        # threshold or filter, and shows the adjusted numbers once the Adjusted view has fitted them.
+        Input(ids.IMPACT_TITLE, "children"),
         *control_states(),
         prevent_initial_call=True,
     )
-    def _panel(selected, hover_with, hover_impact, *controls):
+    def _panel(selected, hover_with, hover_impact, _drawn, *controls):
         from dash import ctx
 
         trigger = ctx.triggered_id
         if trigger == ids.TABLE:
             feature = views.selected_feature(selected)
+        elif trigger == ids.IMPACT_TITLE:
+            feature = views.selected_feature(selected)
+            if feature is None:
+                return no_update
         else:
             hovered = {ids.AVG_WITH: hover_with, ids.IMPACT: hover_impact}
             feature = hovered_feature(hovered.get(trigger))
