@@ -4,7 +4,8 @@
  * picture an <img> (the first 24 fetched at once, the rest lazily) with the name as alt text,
  * or a placeholder with the name where there is none (or it fails to load). Tiles are one tab stop per side (a roving tabindex):
  * Tab enters and leaves the grid, the arrow keys, Home and End move within it. Hovering or
- * focusing a tile links its image in the scatter through assets/dashboard.js.
+ * focusing a tile links its image in the scatter through assets/dashboard.js, which also waits
+ * for a selection's tiles here before it highlights the feature in the charts (afterShown).
  */
 (function () {
   "use strict";
@@ -83,6 +84,51 @@
     return node;
   }
 
+  // Work that should wait until a selection's tiles are on screen with their first pictures:
+  // the charts' highlight of the same selection holds the main thread for up to a second or
+  // more at 10,000 images (Plotly redraws the WebGL scatter), and done first it delayed the
+  // tiles by as much. Each waiter runs once: when the tiles of its feature have been drawn and
+  // their first pictures decoded (or failed), or when a cap runs out, whichever comes first.
+  var TILES_WAIT_MS = 1000;  // from the request: the gallery's answer may be slow or never come
+  var PICTURES_WAIT_MS = 1000;  // from the tiles: a picture may be slow to arrive
+  var waiters = [];
+
+  function afterShown(feature, callback) {
+    var waiter = {feature: feature, done: false, timer: null};
+    waiter.run = function () {
+      if (!waiter.done) {
+        waiter.done = true;
+        window.clearTimeout(waiter.timer);
+        waiters = waiters.filter(function (w) { return w !== waiter; });
+        callback();
+      }
+    };
+    waiter.timer = window.setTimeout(waiter.run, TILES_WAIT_MS);
+    waiters.push(waiter);
+  }
+
+  // Once the first pictures drawn are decoded and a frame has painted them, run the waiters of
+  // ``feature``; the picture cap takes over from the tiles' cap.
+  function releaseWaiters(feature, images) {
+    var mine = waiters.filter(function (w) { return w.feature === feature; });
+    if (!mine.length) {
+      return;
+    }
+    mine.forEach(function (w) {
+      window.clearTimeout(w.timer);
+      w.timer = window.setTimeout(w.run, PICTURES_WAIT_MS);
+    });
+    var decoded = images.map(function (img) {
+      return img.decode ? img.decode().catch(function () {}) : Promise.resolve();
+    });
+    Promise.all(decoded).then(function () {
+      // After the next frame has painted them, not in the task before it.
+      window.requestAnimationFrame(function () {
+        window.setTimeout(function () { mine.forEach(function (w) { w.run(); }); }, 0);
+      });
+    });
+  }
+
   function render(data) {
     lists.forEach(function (list) {
       var node = document.getElementById(list);
@@ -92,6 +138,7 @@
     });
     lists = [];
     if (!data || !data.sides) {
+      releaseWaiters(data ? data.feature : null, []);
       return;
     }
     Object.keys(data.sides).forEach(function (side) {
@@ -105,6 +152,12 @@
       part.images.forEach(function (record, i) { fragment.appendChild(tile(record, i)); });
       node.replaceChildren(fragment);
     });
+    var first = [];
+    lists.forEach(function (list) {
+      var node = document.getElementById(list);
+      first = first.concat(Array.prototype.slice.call(node.querySelectorAll(".gallery-img"), 0, EAGER_TILES));
+    });
+    releaseWaiters(data.feature === undefined ? null : data.feature, first);
   }
 
   // -- keyboard: one tab stop per grid, the arrows move by tile and by row --------------------
@@ -211,4 +264,5 @@
 
   window.dash_clientside = window.dash_clientside || {};
   window.dash_clientside.creative_gallery = {render: render, selectClicked: selectClicked};
+  window.creativeGallery = {afterShown: afterShown};
 })();
