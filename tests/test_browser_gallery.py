@@ -108,6 +108,17 @@ def test_feature_in_the_url_shows_its_images_by_ctr_with_their_pictures(driver, 
         assert f"CTR {ctr * 100:.2f}%" in tile["text"] and f"confidence {conf:.2f}" in tile["text"]
         assert tile["alt"] == tile["image"] and not tile["placeholder"]
     assert _tiles(driver, "without") is None  # the other side stays hidden
+    # Each name of up to 80 characters shows whole, on at most four lines (the reference names
+    # share "imgcontent." and differ in their middle and end; a one-line ellipsis showed only
+    # the shared start). Longer ones end in an ellipsis; the tile's title holds the whole name.
+    clipped = driver.execute_script(
+        "return Array.from(document.querySelectorAll('#' + arguments[0] + ' .gallery-name'))"
+        ".filter(n => n.textContent.length <= 80)"
+        ".filter(n => n.scrollHeight > n.clientHeight + 1 || n.scrollWidth > n.clientWidth + 1)"
+        ".map(n => [n.textContent, n.scrollHeight, n.clientHeight, n.clientWidth]);",
+        ids.gallery_id("with", "tiles"),
+    )
+    assert clipped == []
     heading = driver.find_element("id", ids.gallery_id("with", "heading")).text
     average = frame["ctr"].mean() * 100  # the summary's avg_ctr_with under the page's default mean weighting
     assert heading == f"With text: {len(frame)} images, average CTR {average:.2f}%, highest first"
