@@ -87,3 +87,19 @@ def driver():
     browser = browser_or_skip()
     yield browser
     browser.quit()
+
+
+@pytest.fixture
+def fits(monkeypatch) -> list:
+    """Every adjusted fit of every feature run from now on (the cache's hits are not fits)."""
+    from data import adjusted as adjusted_module
+
+    calls = []
+    real = adjusted_module._fit
+
+    def counted(*args):
+        calls.append(args)
+        return real(*args)
+
+    monkeypatch.setattr(adjusted_module, "_fit", counted)
+    return calls

@@ -7,7 +7,6 @@ import pandas as pd
 import pytest
 import statsmodels.api as sm
 
-from data import adjusted as adjusted_module
 from data.adjusted import (
     ADJUSTED_COLUMNS,
     PERMUTATION_GATE,
@@ -224,19 +223,6 @@ def test_cooccurring_lists_controls_with_their_phi(reference_dataset):
         cooccurring(reference_dataset, "nope", confidence=0.0)
 
 
-def _fits_counted(monkeypatch) -> list:
-    """Every fit of every feature that runs from now on (the cache's hits are not fits)."""
-    calls = []
-    real = adjusted_module._fit
-
-    def counted(*args):
-        calls.append(args)
-        return real(*args)
-
-    monkeypatch.setattr(adjusted_module, "_fit", counted)
-    return calls
-
-
 @pytest.mark.parametrize("confidence", [0.0, 0.5])
 def test_cooccurring_lists_each_features_controls_as_its_fit_holds_them(reference_frame, confidence):
     """cooccurring fits no model: its controls, phi (to the bit) and dropped ones must be the fit's."""
@@ -257,8 +243,8 @@ def test_cooccurring_lists_each_features_controls_as_its_fit_holds_them(referenc
         assert list(dropped.itertuples(index=False, name=None)) == [(names[c], p, why) for c, why, p in fit.dropped[j]]
 
 
-def test_known_fit_fits_only_when_cached_or_quick(reference_dataset, monkeypatch):
-    calls = _fits_counted(monkeypatch)
+def test_known_fit_fits_only_when_cached_or_quick(reference_dataset, fits):
+    calls = fits
     cache = AnalysisCache()
     assert 0 < fit_seconds(reference_dataset, 0.0) <= QUICK_FIT_SECONDS
     # Too costly for the caller's limit: nothing fitted, nothing cached.

@@ -23,6 +23,7 @@ from dashboard.page.adjusted import (
 )
 from dashboard.page.callbacks import chart_outputs
 from dashboard.page.compute import compute_view
+from dashboard.page.dependencies import READ_CONTROLS, VIEW_CONTROLS
 from dashboard.page.table import TABLE_COLUMN_DEFS
 from dashboard.page.views import DEFAULT_FILTERS
 from data import adjusted as adjusted_module
@@ -145,20 +146,6 @@ def test_cooccurrence_panel_lists_at_most_the_strongest_controls():
 
 
 @pytest.fixture
-def fits(monkeypatch) -> list:
-    """Every adjusted fit of every feature run from now on (the cache's hits are not fits)."""
-    calls = []
-    real = adjusted_module._fit
-
-    def counted(*args):
-        calls.append(args)
-        return real(*args)
-
-    monkeypatch.setattr(adjusted_module, "_fit", counted)
-    return calls
-
-
-@pytest.fixture
 def large_store(store):
     batch, ctr = demo_build(n_images=4000, n_features=500)
     store.add_build("acme", "vision", batch)
@@ -195,19 +182,7 @@ def test_cooccurrence_rows_in_the_marginal_view_of_a_large_build_fit_nothing(lar
 
 def test_panel_callback_on_a_large_build_answers_without_fitting(settings, large_store, fits):
     client = create_app(settings, large_store).server.test_client()
-    controls = ["acme", "vision", "current", 0.5, [2, 100], "mean", "25", None, "marginal"]
-    response = _post(
-        client,
-        [(ids.COOCCURRENCE, "children")],
-        [
-            (ids.TABLE, "selectedRows", [{"feature": "text"}]),
-            (ids.AVG_WITH, "hoverData", None),
-            (ids.IMPACT, "hoverData", None),
-            (ids.IMPACT_TITLE, "children", "Impact"),
-        ],
-        [(c, "value", v) for c, v in zip(ids.CONTROLS, controls)]
-        + [(ids.DATE_RANGE, "start_date", None), (ids.DATE_RANGE, "end_date", None)],
-    )
+    response = _panel_request(client, "acme", "vision", [{"feature": "text"}])
     assert response.status_code == 200
     assert "switch Impact to Adjusted" in response.get_data(as_text=True)
     assert fits == []
@@ -217,24 +192,14 @@ def test_panel_callback_on_a_large_build_answers_without_fitting(settings, large
 def test_panel_callback_follows_a_redrawn_view_for_the_selected_feature(settings, demo_store, selected, shown):
     """The view drawn again (another mode, threshold or filter) refreshes the selected feature's panel."""
     client = create_app(settings, demo_store).server.test_client()
-    controls = [DEMO_BUSINESS, DEMO_SOURCE, "current", 0.5, [2, 100], "mean", "25", None, "adjusted"]
-    body = {
-        "output": f"{ids.COOCCURRENCE}.children",
-        "outputs": {"id": ids.COOCCURRENCE, "property": "children"},
-        "inputs": [
-            {"id": ids.TABLE, "property": "selectedRows", "value": selected},
-            {"id": ids.AVG_WITH, "property": "hoverData", "value": None},
-            {"id": ids.IMPACT, "property": "hoverData", "value": None},
-            {"id": ids.IMPACT_TITLE, "property": "children", "value": "Adjusted impact"},
-        ],
-        "changedPropIds": [f"{ids.IMPACT_TITLE}.children"],
-        "state": [{"id": c, "property": "value", "value": v} for c, v in zip(ids.CONTROLS, controls)]
-        + [
-            {"id": ids.DATE_RANGE, "property": "start_date", "value": None},
-            {"id": ids.DATE_RANGE, "property": "end_date", "value": None},
-        ],
-    }
-    response = client.post("/_dash-update-component", json=body)
+    response = _panel_request(
+        client,
+        DEMO_BUSINESS,
+        DEMO_SOURCE,
+        selected,
+        title="Adjusted impact",
+        changed=(ids.IMPACT_TITLE, "children"),
+    )
     if shown:
         assert response.status_code == 200
         text = json.dumps(response.get_json(), ensure_ascii=False)
@@ -316,7 +281,8 @@ def test_hovered_feature_reads_the_bar_category():
     assert hovered_feature({"points": []}) is None
 
 
-def _post(client, outputs, inputs, state=()):
+def _post(client, outputs, inputs, state=(), changed=None):
+    """A Dash update of ``outputs``; ``changed`` the input that fired it (by default the first)."""
     multi = len(outputs) > 1
     body = {
         "output": (
@@ -326,27 +292,33 @@ def _post(client, outputs, inputs, state=()):
         if multi
         else {"id": outputs[0][0], "property": outputs[0][1]},
         "inputs": [{"id": i, "property": p, "value": v} for i, p, v in inputs],
-        "changedPropIds": [f"{inputs[0][0]}.{inputs[0][1]}"],
+        "changedPropIds": [f"{(changed or inputs[0])[0]}.{(changed or inputs[0])[1]}"],
         "state": [{"id": i, "property": p, "value": v} for i, p, v in state],
     }
     return client.post("/_dash-update-component", json=body)
 
 
-def test_panel_callback_follows_the_table_selection(settings, demo_store):
-    client = create_app(settings, demo_store).server.test_client()
-    controls = [DEMO_BUSINESS, DEMO_SOURCE, "current", 0.5, [2, 100], "mean", "25", None]
-    response = _post(
+def _panel_request(client, business, source, selected, title="Impact", changed=None):
+    """The Travels-with panel's callback for ``selected`` rows, the view at the page's defaults."""
+    values = {"business": business, "source": source, "build": "current", "confidence": 0.5}
+    values |= {"sparsity": [2, 100], "weighting": "mean", "shown": "25"}
+    return _post(
         client,
         [(ids.COOCCURRENCE, "children")],
         [
-            (ids.TABLE, "selectedRows", [{"feature": "font"}]),
+            (ids.TABLE, "selectedRows", selected),
             (ids.AVG_WITH, "hoverData", None),
             (ids.IMPACT, "hoverData", None),
-            (ids.IMPACT_TITLE, "children", "Impact"),
+            (ids.IMPACT_TITLE, "children", title),
         ],
-        [(c, "value", v) for c, v in zip(ids.CONTROLS, controls)]
-        + [(ids.DATE_RANGE, "start_date", None), (ids.DATE_RANGE, "end_date", None)],
+        [(*VIEW_CONTROLS[name], values.get(name)) for name in READ_CONTROLS],
+        changed=changed,
     )
+
+
+def test_panel_callback_follows_the_table_selection(settings, demo_store):
+    client = create_app(settings, demo_store).server.test_client()
+    response = _panel_request(client, DEMO_BUSINESS, DEMO_SOURCE, [{"feature": "font"}])
     assert response.status_code == 200
     text = response.get_data(as_text=True)
     assert '"font"' in text and '"text"' in text and "Travels with" in text
