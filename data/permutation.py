@@ -63,10 +63,7 @@ KINDS = {
 
 
 def resamples_for(n_tests: int) -> int:
-    """Permutations drawn for a build of ``n_tests`` features: 20 per feature, at least MIN_RESAMPLES.
-
-    At most MAX_RESAMPLES: a table's memory and drawing time grow with it.
-    """
+    """Permutations drawn for ``n_tests`` features: 20 per feature, from MIN_RESAMPLES to MAX_RESAMPLES."""
     return min(MAX_RESAMPLES, max(MIN_RESAMPLES, math.ceil(n_tests / SIGNIFICANCE) - 1))
 
 
@@ -152,7 +149,7 @@ class StudentizedTest:
         """``(diff, se)`` of each feature from its group size and sums."""
         return self._difference(k, sums, self.totals[:, None], self.n)
 
-    def run(self, k, sums, impact, level: float = LEVEL):
+    def run(self, k, sums, impact, level: float = LEVEL, table: NullTable | None = None):
         """Interval and p-value of each feature's impact: ``(ci_low, ci_high, p)``.
 
         The statistic is ``impact / se``; p is twice the smaller share of permutations at least
@@ -168,19 +165,19 @@ class StudentizedTest:
         p = np.full(len(observed.impact), np.nan)
         if observed.defined.any():
             at = observed.defined
-            p[at] = p_values(self.table(), self.n, observed.folded[at], observed.statistic[at])
+            p[at] = p_values(table or self.table(), self.n, observed.folded[at], observed.statistic[at])
         exposure.raise_p(p, observed.floor_df, observed.statistic)
-        low, high = self._interval(observed, 1.0 - level)
+        low, high = self._interval(observed, 1.0 - level, table)
         low, high = agree(low, high, p <= 1.0 - level)
         return low, high, p
 
-    def interval(self, k, sums, impact, alpha: float, excludes) -> tuple[np.ndarray, np.ndarray]:
+    def interval(self, k, sums, impact, alpha: float, excludes, table=None) -> tuple[np.ndarray, np.ndarray]:
         """Equal-tailed interval of each feature's impact at level ``1 - alpha``, as in :meth:`run`.
 
         ``excludes`` says where the test at ``alpha`` rejects (from the p-values, with the
         caller's rule at the boundary): the interval excludes 0 exactly there.
         """
-        low, high = self._interval(self._observed(k, sums, impact), alpha)
+        low, high = self._interval(self._observed(k, sums, impact), alpha, table)
         return agree(low, high, np.asarray(excludes, dtype=bool))
 
     def _observed(self, k, sums, impact) -> _Observed:
@@ -197,12 +194,12 @@ class StudentizedTest:
         floor_df = exposure.floor_df(self.kind, k, sums, self.totals[:, None], self.n, defined)
         return _Observed(impact, se, folded, statistic, flip, defined, floor_df)
 
-    def _interval(self, observed: _Observed, alpha: float) -> tuple[np.ndarray, np.ndarray]:
+    def _interval(self, observed: _Observed, alpha: float, table=None) -> tuple[np.ndarray, np.ndarray]:
         size = len(observed.impact)
         c_low, c_high = np.full(size, np.nan), np.full(size, np.nan)
         at = observed.defined
         if at.any():
-            c_low[at], c_high[at] = critical_values(self.table(), observed.folded[at], alpha)
+            c_low[at], c_high[at] = critical_values(table or self.table(), observed.folded[at], alpha)
         # Back from the folded side: the group's quantiles are minus the other side's, swapped.
         flip = observed.flip
         c_low[flip], c_high[flip] = -c_high[flip], -c_low[flip]
@@ -222,6 +219,11 @@ class StudentizedTest:
     def table(self) -> NullTable:
         """The null table of these images' values, from the cache or drawn."""
         return null_table(self._key, self._sorted_columns, self._difference, self.cache)
+
+    def smaller_table(self, resamples: int, **drawing) -> NullTable:
+        """A null table of fewer resamples (``data/refine.py``), drawn as ``drawing`` says, cached."""
+        key = (self.kind, resamples, self._key[2], "smaller", *sorted(drawing.items()))
+        return null_table(key, self._sorted_columns, self._difference, self.cache, **drawing)
 
 
 def min_p_value(n: int, k) -> np.ndarray:
@@ -303,10 +305,11 @@ def adopt(cache: AnalysisCache | None, key, table: NullTable) -> None:
         cache.null_tables.put(key, table, table.nbytes)
 
 
-def null_table(key, columns: np.ndarray, difference, cache: AnalysisCache | None = None) -> NullTable:
-    """The null table for ``key`` from ``cache``, drawn on first use (without a cache: drawn now)."""
+def null_table(key, columns, difference, cache: AnalysisCache | None = None, **options) -> NullTable:
+    """The null table for ``key`` (resamples second) from ``cache``, drawn on first use; ``options``: ``compute_table``'s."""
+    draw = lambda: compute_table(columns, difference, key[1], int(key[2][:16], 16), **options)  # noqa: E731
     if cache is None:
-        return compute_table(columns, difference, key[1], int(key[2][:16], 16))
+        return draw()
     table = cache.null_tables.get(key)
     if table is not None:
         return table
@@ -314,17 +317,17 @@ def null_table(key, columns: np.ndarray, difference, cache: AnalysisCache | None
     with cache.drawing(key):
         table = cache.null_tables.get(key)
         if table is None:
-            table = compute_table(columns, difference, key[1], int(key[2][:16], 16))
+            table = draw()
             cache.null_tables.put(key, table, table.nbytes)
     return table
 
 
-def group_sizes(n: int) -> np.ndarray:
+def group_sizes(n: int, max_size: int = MAX_SIZE) -> np.ndarray:
     """The folded group sizes a table holds a null for: every size up to DENSE_SIZES, then steps of GRID_STEP.
 
-    The last is ``min(n // 2, MAX_SIZE)``.
+    The last is ``min(n // 2, max_size)``.
     """
-    top = min(n // 2, MAX_SIZE)
+    top = min(n // 2, max_size)
     sizes = list(range(2, min(DENSE_SIZES, top) + 1))
     k = DENSE_SIZES
     while (k := max(k + 1, math.floor(k * GRID_STEP))) <= top:
@@ -334,15 +337,17 @@ def group_sizes(n: int) -> np.ndarray:
     return np.asarray(sizes, dtype=np.int64)
 
 
-def compute_table(columns: np.ndarray, difference, resamples: int, seed: int) -> NullTable:
+def compute_table(columns, difference, resamples: int, seed: int, max_size=MAX_SIZE, fit=TAIL_FIT, side=SIDE_SHARE):
     """Draw ``resamples`` permutations (in fixed chunks, each seeded from ``seed`` and its index) and tabulate.
+
+    Groups above ``max_size`` use its null; each side keeps a ``side`` share and fits a tail to its ``fit`` largest.
 
     The first ``k`` images of a permutation are a uniformly random group of ``k``: cumulative sums
     along the first half of each permutation give one draw for every tabulated size at once.
     """
     n, width = columns.shape
-    sizes = group_sizes(n)
-    n_side = min(math.ceil(SIDE_SHARE * (resamples + 1)), resamples)
+    sizes = group_sizes(n, max_size)
+    n_side = min(math.ceil(side * (resamples + 1)), resamples)
     exact = {}
     for k in sizes.tolist():
         if math.comb(n, k) > resamples:
@@ -363,7 +368,7 @@ def compute_table(columns: np.ndarray, difference, resamples: int, seed: int) ->
     upper = np.sort(largest(drawn, n_side), axis=1)
     lower = np.sort(largest(np.negative(drawn, out=drawn), n_side), axis=1)
     body = np.sort(-drawn[:, :BODY_RESAMPLES], axis=1)
-    tails = np.stack([fit_tails(upper, resamples, TAIL_FIT), fit_tails(lower, resamples, TAIL_FIT)], axis=1)
+    tails = np.stack([fit_tails(upper, resamples, fit), fit_tails(lower, resamples, fit)], axis=1)
     return NullTable(
         n=n, resamples=resamples, sizes=sizes, upper=upper, lower=lower, body=body, tails=tails, exact=exact
     )
@@ -381,8 +386,7 @@ def _statistic(diff: np.ndarray, se: np.ndarray) -> np.ndarray:
 def _draw_prefixes(rng: np.random.Generator, n: int, top: int, count: int) -> np.ndarray:
     """``count`` rows, each the first ``top`` images of a uniformly random permutation of ``n``.
 
-    Picking ``top`` distinct images in random order costs about 23 ns each, against about 15 ns
-    an image for shuffling all ``n`` of a row; with ``top <= n / 2`` picking is always cheaper.
+    Picking costs about 23 ns an image, shuffling a row 15 ns an image of all ``n``: with ``top <= n / 2`` picking wins.
     """
     return np.stack([rng.choice(n, top, replace=False, shuffle=True) for _ in range(count)])
 
