@@ -12,6 +12,7 @@ from dashboard.api.errors import RETRY_AFTER, error_response, public_detail, reg
 from dashboard.callback_requests import CALLBACK_PATH, callback_request_problems
 from dashboard.startup import Startup
 from data.cache import AnalysisCache
+from data.refine import Refiner
 from data.settings import Settings, open_store
 from data.store import FeatureStore, StorageUnavailable
 
@@ -30,6 +31,9 @@ def create_app(settings: Settings | None = None, store: FeatureStore | None = No
     # with its store: whatever reads a dataset has the store, and passes ``store.cache`` on. A
     # store handed in brings its own.
     store = store or open_store(settings, AnalysisCache(settings.cache_mb), initialise=False)
+    if settings.provisional_windows and store.cache.refiner is None:
+        # A new window's first summary answers from a smaller null; the full one is drawn and stored behind it.
+        store.cache.refiner = Refiner(store.save_null_table)
     startup = _start_in_background(store, settings)
     if not settings.ingest_token:
         log.warning("INGEST_TOKEN is not set: writes are accepted only from loopback addresses")
@@ -75,6 +79,13 @@ def _create_server(store: FeatureStore, startup: Startup, settings: Settings) ->
             raise startup.unavailable()
 
     register_request_budget(server, settings.request_budget_seconds)
+
+    @server.teardown_request
+    def _refine_after_answer(_error):
+        # Full null tables behind this request's provisional answers (data/refine.py): drawn now it is answered.
+        if store.cache.refiner is not None:
+            store.cache.refiner.start()
+
     return server
 
 

@@ -13,7 +13,7 @@ import numpy as np
 import pandas as pd
 import scipy.sparse as sp
 
-from data import matrix, permutation, stats
+from data import matrix, permutation, refine, stats
 from data.cache import AnalysisCache
 from data.dataset import Dataset
 from data.filters import (
@@ -72,7 +72,7 @@ POINT_COLUMNS = ["image", "feature", "confidence", "ctr"]
 
 
 def feature_summary(
-    dataset: Dataset, filters: Filters | None = None, *, cache: AnalysisCache | None = None, **criteria
+    dataset: Dataset, filters: Filters | None = None, *, cache: AnalysisCache | None = None, wait=False, **criteria
 ) -> pd.DataFrame:
     """Per feature: n with/without, prevalence, CTR with and without, impact and its uncertainty.
 
@@ -88,6 +88,8 @@ def feature_summary(
     statistics and ``low_n``. ``q_value`` is Benjamini-Hochberg over the returned
     features; ``verdict``, ``lift_pct`` and the false coverage rate adjusted interval
     ``ci_low_fcr``/``ci_high_fcr`` (at ``stats.verdict_fields(...)["fcr_level"]``) read them. Rows are ordered by impact, highest first (undefined impact last), then by name.
+    Over a time window, a cache with a refiner may answer from a smaller null first (``data/refine.py``;
+    ``refine.pending(frame)`` says so); ``wait`` asks for the full one.
     """
     filters = as_filters(filters, **criteria)
     confidence, min_pct, max_pct = filters.confidence, filters.min_pct, filters.max_pct
@@ -106,7 +108,8 @@ def feature_summary(
         )
     avg_with, avg_without, test, k, sums = groups
     impact = avg_with - avg_without
-    ci_low, ci_high, p_value = test.run(k, sums, impact)
+    table, pending = refine.null_table(test, cache, filters, wait)
+    ci_low, ci_high, p_value = test.run(k, sums, impact, table=table)
 
     low_n = (n_with[idx] < min_n) | (n_without[idx] < min_n)
     ci_low[low_n] = ci_high[low_n] = p_value[low_n] = np.nan
@@ -118,7 +121,7 @@ def feature_summary(
         # The same null and tails at the false coverage rate's level, 0 excluded exactly where q < 0.05.
         at = np.flatnonzero(tested)
         ci_low_fcr[at], ci_high_fcr[at] = test.interval(
-            k[at], sums[:, at], impact[at], 1.0 - answer["fcr_level"], q_value[at] < SIGNIFICANCE_LEVEL
+            k[at], sums[:, at], impact[at], 1.0 - answer["fcr_level"], q_value[at] < SIGNIFICANCE_LEVEL, table
         )
 
     # Highest impact first; NaN impact (feature in every image with a CTR) last; ties by name.
@@ -146,7 +149,7 @@ def feature_summary(
             "ci_high_fcr": ci_high_fcr[order],
         },
         columns=SUMMARY_COLUMNS,
-    )
+    ).pipe(refine.marked, pending)
 
 
 def permutation_tests(dataset: Dataset, cache: AnalysisCache | None = None) -> list[permutation.StudentizedTest]:

@@ -107,6 +107,8 @@ class AnalysisCache:
         self._drawing: dict = {}  # null table key -> the lock its one draw holds
         self._drawing_lock = threading.Lock()
         self._computing: Counter = Counter()  # key -> computations of it running now
+        # The app's data.refine.Refiner: with one, a new window's summary may answer from a smaller null first.
+        self.refiner = None
 
     def __repr__(self) -> str:
         sizes = ", ".join(f"{name} {len(lru)} ({lru.nbytes:,} B)" for name, lru in self._lrus())

@@ -54,6 +54,7 @@ class Settings:
     poll_seconds: float = field(default=10.0, metadata={"env": "POLL_SECONDS", "parse": float})
     min_group_size: int = field(default=5, metadata={"env": "MIN_GROUP_SIZE", "parse": int})
     cache_mb: float = field(default=1024.0, metadata={"env": "CACHE_MB", "parse": float})
+    provisional_windows: bool = field(default=True, metadata={"env": "PROVISIONAL_WINDOWS", "parse": _bool})
     request_budget_seconds: float = field(default=30.0, metadata={"env": "REQUEST_BUDGET_SECONDS", "parse": float})
     access: str = field(default="local", metadata={"env": "ACCESS", "parse": _access})
     secret_key: str | None = field(default=None, metadata={"env": "SECRET_KEY", "parse": str}, repr=False)

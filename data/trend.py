@@ -15,7 +15,7 @@ from datetime import date, timedelta
 import numpy as np
 import pandas as pd
 
-from data import budget
+from data import budget, refine
 from data.analysis import feature_summary
 from data.cache import AnalysisCache
 from data.dataset import Dataset
@@ -23,6 +23,7 @@ from data.filters import Filters, as_filters
 from data.window import Window, parse_day
 
 PERIODS = ("day", "week", "month")
+PROVISIONAL = "provisional"  # a trend frame's attrs key
 MAX_TREND_POINTS = 400  # a year and more of days; beyond it a request asks for weeks or months
 TREND_COLUMNS = [
     "from",
@@ -96,16 +97,19 @@ def feature_trend(
     ``filters`` as in ``feature_summary`` (its window is ignored: each period is its own). A period
     where the feature is left out of the summary (no image with a CTR has it, or the prevalence
     range drops it) has 0 or NaN throughout but its window. Raises UnknownFeature, TrendTooLong.
+    ``frame.attrs["provisional"]``: whether some period was answered from a smaller null (``data/refine.py``).
     """
     filters = as_filters(filters, **criteria).replace(date_from=None, date_to=None)
     windows = periods(first_day, last_day, period)
-    rows = []
+    rows, provisional = [], False
     for done, window in enumerate(windows):
         budget.current().check(done, len(windows), "the trend")
         dataset = dataset_for(window)
         if feature not in set(dataset.features.tolist()):
             raise UnknownFeature(f"feature {feature!r} is not in the build")
-        summary = feature_summary(dataset, filters, cache=cache)
+        # The period's window, so that a cache with a refiner may answer it provisionally (data/refine.py).
+        summary = feature_summary(dataset, filters.replace(date_from=window.start, date_to=window.end), cache=cache)
+        provisional |= refine.pending(summary) is not None
         found = summary[summary["feature"] == feature]
         row = {"from": window.start, "to": window.end}
         if len(found):
@@ -117,4 +121,5 @@ def feature_trend(
     frame = pd.DataFrame(rows, columns=TREND_COLUMNS)
     frame["n_with"] = frame["n_with"].astype("int64")
     frame["n_without"] = frame["n_without"].astype("int64")
+    frame.attrs[PROVISIONAL] = provisional
     return frame

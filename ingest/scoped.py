@@ -119,6 +119,11 @@ class ScopedStore:
         self._check(business, source)
         return self._store.thumbnail_tags(business, source, images)
 
+    def has_null_table(self, key: str) -> bool:
+        """Whether a permutation null is stored under ``key`` (data/refine.py), for any actor: the
+        name is a digest of CTR values, and says nothing of whose they are."""
+        return self._actor() is not None and self._store.has_null_table(key)
+
     def version(self) -> str:
         """A token that changes whenever anything the actor may read is written ("0" without an actor).
 

@@ -60,3 +60,15 @@ def pandas_summary(frame: pd.DataFrame, threshold: float, min_pct: float = 0.0, 
     expected["_undefined"] = expected["impact"].isna()
     expected = expected.sort_values(["_undefined", "impact", "feature"], ascending=[True, False, True])
     return expected.drop(columns="_undefined").reset_index(drop=True)
+
+
+def refined_get(client, url: str, query: dict):
+    """GET a read of the API as it answers once every null it draws behind a provisional answer
+    (a new time window's, ``data/refine.py``) is stored: asked again after the app's refiner is done."""
+    answer = client.get(url, query_string=query)
+    if answer.status_code == 200 and answer.get_json().get("provisional"):
+        refiner = client.application.extensions["feature_store"].cache.refiner
+        assert refiner.wait(120), "the full null was not drawn"
+        answer = client.get(url, query_string=query)
+        assert answer.get_json()["provisional"] is False
+    return answer

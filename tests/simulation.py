@@ -19,6 +19,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from data import refine
 from data.analysis import Dataset, feature_summary
 from data.cache import AnalysisCache
 from data.permutation import resamples_for
@@ -266,7 +267,13 @@ def exposure_null_rates(
 
 
 def windowed_null_rates(
-    weighting: str, builds: int, n_features: int, seed: int, window_days: int | None = 30, tilt: float = 1.0
+    weighting: str,
+    builds: int,
+    n_features: int,
+    seed: int,
+    window_days: int | None = 30,
+    tilt: float = 1.0,
+    summarise=feature_summary,
 ) -> Rates:
     """Null builds of dated metrics: 400 images launched on days spread over 90, each shown from its
     launch day (daily impressions Poisson, means log-uniform over 5..500) at its own click rate
@@ -300,8 +307,24 @@ def windowed_null_rates(
             }
         )[seen]
         data = Dataset.from_matrix(names, [f"f{j}" for j in range(n_features)], present.astype(np.float64), frame)
-        rates.add(feature_summary(data, confidence=0.5, weighting=weighting))
+        rates.add(summarise(data, confidence=0.5, weighting=weighting))
     return rates
+
+
+class _SmallerNull:
+    """A refiner that answers every summary from the smaller null of a new window's first answer."""
+
+    def table(self, test):
+        return test.smaller_table(refine.QUICK_RESAMPLES, **refine.QUICK_DRAW), "pending"
+
+
+def provisional_summary(data: Dataset, filters=None, *, cache: AnalysisCache | None = None, **criteria):
+    """``feature_summary`` as a new window's first, provisional answer computes it (``data/refine.py``)."""
+    cache = cache or AnalysisCache()
+    cache.refiner = _SmallerNull()
+    if filters is None or filters.window is None:
+        criteria.setdefault("date_from", "2000-01-01")  # any window: only a window's answer may be provisional
+    return feature_summary(data, filters, cache=cache, **criteria)
 
 
 TIED_SCENARIOS = [

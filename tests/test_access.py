@@ -490,7 +490,8 @@ def _redraw_inputs(business, version):
     }
     inputs = [(c, "value", v) for c, v in controls.items()]
     window = [(ids.DATE_RANGE, "start_date", None), (ids.DATE_RANGE, "end_date", None)]
-    return inputs + [(ids.VERSION, "data", version), (ids.IMPACT_MODE, "value", "marginal"), *window]
+    refined = (ids.REFINED, "data", None)
+    return inputs + [(ids.VERSION, "data", version), refined, (ids.IMPACT_MODE, "value", "marginal"), *window]
 
 
 def test_a_forged_callback_naming_another_business_shows_nothing_of_it(settings, tokens, seeded, reference_frame):

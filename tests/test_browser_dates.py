@@ -104,6 +104,48 @@ def test_the_trend_of_the_selected_feature_is_painted_and_the_page_stays_accessi
     assert severe_violations(driver) == []
 
 
+# Each answer of the page's redraw, as it arrives: whether its notice says the window is being refined.
+NOTICES_JS = """
+window.__refining = [];
+const fetched = window.fetch;
+window.fetch = function (input, init) {
+  const url = typeof input === 'string' ? input : input.url;
+  return fetched.apply(this, arguments).then(response => {
+    if (url.includes('_dash-update-component')) {
+      response.clone().text().then(text => {
+        if (text.includes('"view-notice"')) window.__refining.push(text.includes('refining the p-values'));
+      });
+    }
+    return response;
+  });
+};
+"""
+
+
+def test_a_new_window_answers_provisionally_then_redraws_by_itself_with_the_exact_answer(driver, live):
+    url, store = live
+    driver.execute_cdp_cmd("Page.addScriptToEvaluateOnNewDocument", {"source": NOTICES_JS})
+    window = Window("2026-09-03", "2026-10-01")  # not a preset: no null was drawn for it
+    _open(driver, url, f"&from={window.start}&to={window.end}")
+    # First the provisional answer, saying so; then, unasked, the exact one.
+    wait_for(
+        lambda: (lambda seen: seen[:1] == [True] and seen[-1] is False)(
+            driver.execute_script("return window.__refining")
+        ),
+        message="a provisional answer, then the refined one",
+        timeout=90,
+    )
+    expected = _answer(store, window)
+    shown = wait_for(
+        lambda: (lambda v: v if set(map(tuple, v or [])) == expected else None)(
+            driver.execute_script(VERDICT_JS, ids.VERDICT)
+        ),
+        message="the exact verdict of the window",
+        timeout=90,
+    )
+    assert shown and "refining" not in driver.find_element("id", ids.NOTICE).text
+
+
 def test_a_dataset_with_one_ctr_per_image_has_no_date_range(driver, live):
     url, _ = live
     driver.get(f"{url}/?business={REFERENCE_BUSINESS.replace(' ', '%20')}&source={REFERENCE_SOURCE}&from=2026-10-01")

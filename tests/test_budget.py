@@ -171,7 +171,8 @@ def _redraw_adjusted(app, store):
     from dashboard.page import ids
     from tests.test_callbacks import REDRAW_OUTPUTS, _controls, _dash_post, _view_inputs
 
-    inputs = _view_inputs(_controls(**PAIR), impact_mode="adjusted", extra={(ids.VERSION, "data"): store.version()})
+    extra = {(ids.VERSION, "data"): store.version(), (ids.REFINED, "data"): None}
+    inputs = _view_inputs(_controls(**PAIR), impact_mode="adjusted", extra=extra)
     return _dash_post(app.server.test_client(), REDRAW_OUTPUTS, inputs, [(ids.STALE_BUILD, "data", None)])
 
 

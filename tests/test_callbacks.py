@@ -475,7 +475,7 @@ def _controls(
 
 
 def test_redraw_callback_returns_the_four_figures_and_the_table(client, loaded):
-    inputs = _view_inputs(_controls(), extra={(ids.VERSION, "data"): loaded.version()})
+    inputs = _view_inputs(_controls(), extra={(ids.VERSION, "data"): loaded.version(), (ids.REFINED, "data"): None})
     response = _dash_post(client, REDRAW_OUTPUTS, inputs, [(ids.STALE_BUILD, "data", None)])
     assert response.status_code == 200
     answer = response.get_json()["response"]

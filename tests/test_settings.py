@@ -25,6 +25,7 @@ FULL_ENV = {
     "POLL_SECONDS": "2.5",
     "MIN_GROUP_SIZE": "8",
     "CACHE_MB": "256",
+    "PROVISIONAL_WINDOWS": "0",
     "REQUEST_BUDGET_SECONDS": "12.5",
     "ACCESS": "Tokens",
     "SECRET_KEY": "k3y",
@@ -46,6 +47,7 @@ def test_settings_defaults():
     assert settings.poll_seconds == 10.0
     assert settings.min_group_size == 5
     assert settings.cache_mb == 1024.0
+    assert settings.provisional_windows is True
     assert settings.request_budget_seconds == 30.0
     assert settings.access == "local" and settings.secret_key is None
 
@@ -65,6 +67,7 @@ def test_settings_from_env_parses_every_variable():
         poll_seconds=2.5,
         min_group_size=8,
         cache_mb=256.0,
+        provisional_windows=False,
         request_budget_seconds=12.5,
         access="tokens",
         secret_key="k3y",
@@ -178,6 +181,7 @@ def test_settings_env_names_in_declaration_order():
         "POLL_SECONDS",
         "MIN_GROUP_SIZE",
         "CACHE_MB",
+        "PROVISIONAL_WINDOWS",
         "REQUEST_BUDGET_SECONDS",
         "ACCESS",
         "SECRET_KEY",

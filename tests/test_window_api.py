@@ -18,6 +18,7 @@ from data.cache import AnalysisCache
 from data.drift import DRIFT_COLUMNS, feature_drift
 from data.filters import Filters
 from data.gallery import feature_gallery
+from tests.helpers import refined_get
 from tests.metrics_data import make_metrics, window_ctrs
 from tests.test_store import make_batch
 
@@ -75,7 +76,7 @@ def window_query(window) -> dict:
 def test_summary_of_a_window_matches_the_raw_rows(client, loaded, window, weighting):
     batches, frame = loaded
     query = {**PAIR, **window_query(window), "weighting": weighting, "min_n": 2}
-    answer = client.get("/api/summary", query_string=query)
+    answer = refined_get(client, "/api/summary", query)
     assert answer.status_code == 200, answer.get_json()
     body = answer.get_json()
     assert body["window"] == {"from": window[0], "to": window[1]}
@@ -105,7 +106,7 @@ def test_adjusted_drift_and_gallery_take_the_window(client, loaded, window):
     before, after = (_from_batch(batch, frame, window) for batch in batches)
     wq = window_query(window)
     # adjusted=1
-    body = client.get("/api/summary", query_string={**PAIR, **wq, "min_n": 2, "adjusted": 1}).get_json()
+    body = refined_get(client, "/api/summary", {**PAIR, **wq, "min_n": 2, "adjusted": 1}).get_json()
     filters = Filters(min_n=2)
     cache = AnalysisCache()
     summary = adjusted_columns(feature_summary(after, filters, cache=cache), after, filters, cache=cache)

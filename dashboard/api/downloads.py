@@ -104,7 +104,7 @@ def csv_download(
     a file has the same name and rows whichever way it was fetched (``cache``: the app's
     AnalysisCache). Raises WeightingUnavailable.
     """
-    summary = feature_summary(dataset, filters, cache=cache)
+    summary = feature_summary(dataset, filters, cache=cache, wait=True)  # a file keeps exact p-values
     if kind == "summary":
         content = summary_csv(summary)
     else:

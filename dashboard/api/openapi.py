@@ -166,6 +166,7 @@ def _summary_types() -> dict:
         images_with_ctr=_INT,
         has_counts={"type": "boolean"},
         fcr_level=_NULLABLE_NUMBER,
+        provisional={"type": "boolean"},
         features={"type": "array", "items": _ref("SummaryFeature")},
     )
     summary_types["adjusted"] = {"const": True}  # present with adjusted=1 only
@@ -738,7 +739,8 @@ def metrics_schemas() -> dict:
     point = {"from": _TEXT, "to": _TEXT, "n_with": _INT, "n_without": _INT} | point
     window = _object({"from": {"type": ["string", "null"]}, "to": {"type": ["string", "null"]}})
     trend = {"business": _TEXT, "source": _TEXT, "build_id": _INT, "feature": _TEXT, "period": _TEXT}
-    trend |= {"window": window, "points": {"type": "array", "items": _ref("TrendPoint")}}
+    trend |= {"window": window, "provisional": {"type": "boolean"}}
+    trend |= {"points": {"type": "array", "items": _ref("TrendPoint")}}
     return {
         "Trend": _object(trend),
         "TrendPoint": _object(point),

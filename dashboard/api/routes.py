@@ -13,7 +13,7 @@ from flask import Blueprint, jsonify, request, send_file
 
 from dashboard.api import downloads
 from dashboard.api.params import QueryError, parse_strict
-from data import stats
+from data import refine, stats
 from data.adjusted import ADJUSTED_UNAVAILABLE, adjusted_columns
 from data.analysis import feature_summary
 from data.filters import DEFAULT_MIN_GROUP_SIZE, Filters, WeightingUnavailable
@@ -111,6 +111,8 @@ def summary_payload(dataset, query: SummaryQuery, build_id: int, cache=None) -> 
     """The JSON body of GET /api/summary for one dataset (``cache``: the app's AnalysisCache)."""
     with weighting_available():
         summary = feature_summary(dataset, query.filters, cache=cache)
+    # A new window's first answer may come from a smaller null, the full one drawn behind it (data/refine.py).
+    provisional = refine.pending(summary) is not None
     fields = {"business": query.business, "source": query.source, "build_id": build_id, **asdict(query.filters)}
     extra = {}
     # Without adjusted=1 the answer stays exactly what it was before the option existed.
@@ -129,6 +131,7 @@ def summary_payload(dataset, query: SummaryQuery, build_id: int, cache=None) -> 
         "has_counts": dataset.has_counts,
         "window": query.filters.window_fields(),
         "fcr_level": _finite(stats.fcr_level(summary["q_value"])),
+        "provisional": provisional,
         **extra,
         "features": records(summary, list(summary.columns)),
     }

@@ -12,7 +12,7 @@ from dashboard.api.params import Param, parse_with_own
 from dashboard.api.routes import no_store, not_found, parse_query, records, weighting_available
 from data.dataset import Dataset
 from data.filters import DEFAULT_MIN_GROUP_SIZE, Filters
-from data.trend import PERIODS, TREND_COLUMNS, TrendTooLong, UnknownFeature, feature_trend
+from data.trend import PERIODS, PROVISIONAL, TREND_COLUMNS, TrendTooLong, UnknownFeature, feature_trend
 from ingest.http import ApiError
 
 TREND_SHARED = (
@@ -99,6 +99,7 @@ def create_trend_blueprint(store, settings) -> Blueprint:
                 "feature": query.feature,
                 "period": query.period,
                 "window": {"from": first, "to": last},
+                "provisional": points is not None and bool(points.attrs.get(PROVISIONAL)),
                 "points": [] if points is None else records(points, TREND_COLUMNS),
             }
         )

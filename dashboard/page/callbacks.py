@@ -67,6 +67,8 @@ VIEW_OUTPUTS = {
     "drift_card": Output(ids.DRIFT_CARD, "style"),
     "drift_frame": Output(ids.DRIFT_FRAME, "style"),
     "drift_note": Output(ids.DRIFT_NOTE, "children"),
+    "pending": Output(ids.PENDING_NULL, "data"),
+    "refine_off": Output(ids.REFINE_POLL, "disabled"),
 }
 
 
@@ -210,10 +212,10 @@ def register_view_callback(app, store, settings) -> None:
 
     @app.callback(
         output=VIEW_OUTPUTS,
-        inputs={**VIEW_INPUTS, "version": Input(ids.VERSION, "data")},
+        inputs={**VIEW_INPUTS, "version": Input(ids.VERSION, "data"), "refined": Input(ids.REFINED, "data")},
         state={"stale": State(ids.STALE_BUILD, "data")},
     )
-    def _redraw(version, stale, **controls):
+    def _redraw(version, refined, stale, **controls):
         from flask import request
 
         # The same reading of the controls as the URL and the downloads, so all three agree.
@@ -239,7 +241,22 @@ def register_view_callback(app, store, settings) -> None:
             state.filters,
             shown=state.shown,
         )
-        return {**answer_outputs(view), **chart_outputs(view), **table_outputs(view, drift)}
+        refining = {"pending": view.pending, "refine_off": view.pending is None}
+        return {**answer_outputs(view), **chart_outputs(view), **table_outputs(view, drift), **refining}
+
+    @app.callback(
+        Output(ids.REFINED, "data"),
+        Input(ids.REFINE_POLL, "n_intervals"),
+        State(ids.PENDING_NULL, "data"),
+        State(ids.REFINED, "data"),
+        prevent_initial_call=True,
+    )
+    def _refined(_n, pending, refined):
+        # A provisional view (data/refine.py) redraws once its window's full null is stored; the
+        # redraw turns the poll off.
+        if pending and pending != refined and store.has_null_table(pending):
+            return pending
+        return no_update
 
 
 def register_url_callbacks(app) -> None:

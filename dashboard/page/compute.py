@@ -21,11 +21,17 @@ from dashboard.page.dates import dataset_extent, window_text
 from dashboard.page.hover import hover_lookup, image_urls
 from dashboard.page.selection import selected_dataset
 from dashboard.page.views import DEFAULT_FILTERS, DEFAULT_SHOWN
+from data import refine
 from data.analysis import feature_summary, scatter_points
 from data.filters import Filters
 from data.store import UnknownDataset
 
 PLACEHOLDER_API = "http://HOST:PORT"
+PROVISIONAL_NOTICE = {
+    "title": "First look at this window: refining the p-values",
+    "text": f"These p-values, q-values and intervals come from {refine.QUICK_RESAMPLES:,} random splits of the "
+    "window's images; the full set is being drawn and the page updates by itself in a few seconds.",
+}
 
 
 @dataclass(frozen=True)
@@ -53,6 +59,7 @@ class View:
     overall_ctr: float | None = None  # the CTR of all images with one, as the weighting computes it
     impressions: dict | None = None  # per helping or hurting feature, the impressions of its images
     has_data: bool = False  # False until a dataset with CTRs is selected: the charts and table hide
+    pending: str | None = None  # the stored name of the full null a provisional answer waits for (data/refine.py)
 
     @property
     def fcr_level(self) -> float | None:
@@ -199,9 +206,9 @@ def compute_view(
             **build_fields,
         )
 
-    summary, filters, adjusted, note = view_summary(dataset, filters, adjusted=adjusted, cache=store.cache)
+    summary, filters, adjusted, note, pending = view_summary(dataset, filters, adjusted=adjusted, cache=store.cache)
     notice = notice or note
-    build_fields.update(weighting=filters.weighting, adjusted=adjusted, has_data=True)
+    build_fields.update(weighting=filters.weighting, adjusted=adjusted, has_data=True, pending=pending)
     if summary.empty:
         message = (
             f"No feature is present in {filters.min_pct:g}–{filters.max_pct:g}% of the images at confidence "
@@ -233,9 +240,10 @@ def compute_view(
 def view_summary(dataset, filters: Filters, *, adjusted: bool, cache=None):
     """The summary the page shows: marginal or adjusted, with its answer columns, ranked by evidence.
 
-    Returns ``(summary, filters, adjusted, notice)``: the filters and mode actually shown
+    Returns ``(summary, filters, adjusted, notice, pending)``: the filters and mode actually shown
     (impression weighting falls back to the mean without counts; the adjusted impact exists
-    under the mean weighting only) and a notice saying why when they differ from those asked.
+    under the mean weighting only) and a notice saying why when they differ from those asked;
+    ``pending``: the full null a new window's provisional answer waits for (``data/refine.py``), or None.
     """
     notice = None
     wanted, filters = filters, filters.available_for(dataset.has_counts)
@@ -245,6 +253,9 @@ def view_summary(dataset, filters: Filters, *, adjusted: bool, cache=None):
             "text": "This dataset's CTRs came without clicks and impressions; showing the mean of the images' CTRs.",
         }
     summary = feature_summary(dataset, filters, cache=cache)
+    pending = refine.pending(summary)
+    if pending is not None:
+        notice = notice or PROVISIONAL_NOTICE
     if adjusted and filters.weighting != "mean":
         adjusted = False
         notice = notice or {
@@ -253,7 +264,7 @@ def view_summary(dataset, filters: Filters, *, adjusted: bool, cache=None):
         }
     elif adjusted and not summary.empty:
         summary = as_adjusted(summary, dataset, filters, cache=cache)
-    return views.evidence_order(summary), filters, bool(adjusted), notice
+    return views.evidence_order(summary), filters, bool(adjusted), notice, pending
 
 
 def _shown_text(k: int, total: int, filters: Filters, adjusted: bool) -> str:

@@ -112,6 +112,9 @@ DOWNLOAD_POINTS = "download-points"
 LOOKUP = "hover-lookup"  # per view: which image each scatter point belongs to, and its features
 VERSION = "data-version"  # store.version() last seen by the page
 POLL = "version-poll"
+REFINE_POLL = "refine-poll"  # runs while the view waits for a window's full null (data/refine.py)
+PENDING_NULL = "pending-null"  # the stored name of that null
+REFINED = "refined"  # set when it is stored: the view redraws
 
 
 # The ids that assets/*.js use, handed to the browser in the page (layout.INDEX_STRING) as

@@ -26,6 +26,8 @@ from dashboard.page.trend import trend_card
 from dashboard.page.views import ViewState
 from data.analysis import DEFAULT_MIN_GROUP_SIZE
 
+REFINE_POLL_MS = 1_000  # how often a provisional view asks whether its full null is stored
+
 
 def page(
     datasets: pd.DataFrame,
@@ -75,6 +77,9 @@ def page(
             dcc.Store(id=ids.FEATURE_AT_LOAD, data=state.feature),
             dcc.Store(id=ids.LOOKUP),
             dcc.Interval(id=ids.POLL, interval=int(poll_seconds * 1000)),
+            dcc.Interval(id=ids.REFINE_POLL, interval=REFINE_POLL_MS, disabled=True),
+            dcc.Store(id=ids.PENDING_NULL),
+            dcc.Store(id=ids.REFINED),
             navbar(),
             html.Div(
                 [
