@@ -1,9 +1,12 @@
 """The SQL of dated metrics (clicks and impressions per image and day) on one connection.
 
 Composed by FeatureStore into its transactions, as ``data/image_queries.py`` is. A pair's
-rows live in ``image_metrics_daily``; ``image_metrics_totals`` keeps each image's all-days sums
-in step with them, and ``metric_sets`` holds one row per pair that has any (a new id per write).
-A dataset holds either a CTR set or dated metrics, never both.
+rows live in ``image_metrics_daily``, each with its image's running totals through its day;
+``image_metrics_totals`` keeps each image's all-days sums and first and last days in step with
+them, and ``metric_sets`` holds one row per pair that has any (a new id per write). A PATCH
+writes again every row after its earliest day of the images it sends, whose running totals it
+changes. Window sums are read in ``data/metrics_windows.py``. A dataset holds either a CTR set or
+dated metrics, never both.
 """
 
 from __future__ import annotations
@@ -11,20 +14,22 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import date
 
-import numpy as np
 import pandas as pd
-from sqlalchemy import BigInteger, and_, bindparam, delete, func, select, text
+from sqlalchemy import and_, delete, func, select, text
 
 from data import database
-from data.batches import CTR_COLUMNS
 from data.errors import DatasetKindConflict, WindowUnavailable
 from data.schema import build_images, ctr_sets, image_metrics_daily, image_metrics_totals, metric_sets
 from data.window import Window
 
 METRIC_COLUMNS = ["image", "day", "clicks", "impressions"]
-# Rows written at once past which PostgreSQL's planner statistics are refreshed in the write: with
-# the counts of an empty table it sorts a window's 300k rows on disk (0.8 s) instead of hashing
-# them (0.3 s). SQLite plans the range scan by its key either way.
+# A daily row as stored: the image's running totals through its day follow its day's counts.
+DAILY_COLUMNS = ("business", "source", "day", "image", "clicks", "impressions", "cum_clicks", "cum_impressions")
+TOTALS_COLUMNS = ("business", "source", "image", "clicks", "impressions", "first_day", "last_day")
+# Rows written at once past which PostgreSQL's planner statistics are refreshed in the write, so
+# the reads that follow are planned for the tables' size: with the counts of an empty table, a
+# sum of a window's 300k rows was once sorted on disk (0.8 s) instead of hashed (0.3 s). SQLite
+# plans its range scans by its keys either way.
 ANALYZE_AFTER_ROWS = 50_000
 # Names or days per IN (...) list: well under SQLite's and PostgreSQL's bound-parameter limits.
 _IN_CHUNK = 500
@@ -45,16 +50,19 @@ class MetricSet:
     last_day: str | None
 
 
-def _day(conn, day: str):
+def as_day(conn, day: str):
+    """``day`` (ISO text) as the engine compares it with a stored day."""
     # DATE on PostgreSQL takes a date; SQLite's ISO text compares as text.
     return date.fromisoformat(day) if conn.dialect.name == "postgresql" else day
 
 
-def _text(day) -> str | None:
+def day_text(day) -> str | None:
+    """A stored day (a date on PostgreSQL, text on SQLite) as ISO text; None stays None."""
     return None if day is None else str(day)[:10]
 
 
-def _chunks(items: list, size: int = _IN_CHUNK):
+def chunks(items: list, size: int = _IN_CHUNK):
+    """``items`` in lists of at most ``size`` (an IN list each)."""
     for start in range(0, len(items), size):
         yield items[start : start + size]
 
@@ -68,7 +76,7 @@ def metric_set(conn, business: str, source: str) -> MetricSet | None:
     ).first()
     if row is None:
         return None
-    return MetricSet(row[0], row[1], row[2], row[3], _text(row[4]), _text(row[5]))
+    return MetricSet(row[0], row[1], row[2], row[3], day_text(row[4]), day_text(row[5]))
 
 
 def _ctr_set_images(conn, business: str, source: str) -> int | None:
@@ -103,8 +111,41 @@ def _rows(business: str, source: str, frame: pd.DataFrame):
         [source] * len(frame),
         frame["day"].tolist(),
         frame["image"].tolist(),
-        frame["clicks"].astype("int64").tolist(),
-        frame["impressions"].astype("int64").tolist(),
+        *(frame[column].astype("int64").tolist() for column in DAILY_COLUMNS[4:]),
+    )
+
+
+def _running(frame: pd.DataFrame, base: pd.DataFrame | None = None) -> pd.DataFrame:
+    """``frame``'s rows in day order with each image's running totals (cum_clicks, cum_impressions),
+    counted on from ``base``'s sums (image, clicks, impressions; 0 for images not in it)."""
+    ordered = frame[METRIC_COLUMNS]
+    if not ordered["day"].is_monotonic_increasing:  # as ad servers export them, usually
+        ordered = ordered.sort_values("day", kind="stable")
+    ordered = ordered.reset_index(drop=True)
+    for column in ("clicks", "impressions"):
+        ordered[column] = ordered[column].astype("int64")
+    running = ordered.groupby("image", sort=False)[["clicks", "impressions"]].cumsum()
+    for column in ("clicks", "impressions"):
+        start = 0
+        if base is not None and len(base):
+            start = ordered["image"].map(dict(zip(base["image"], base[column]))).fillna(0).astype("int64")
+        ordered[f"cum_{column}"] = running[column] + start
+    return ordered
+
+
+def _image_totals(running: pd.DataFrame) -> pd.DataFrame:
+    """Each image's all-days sums and first and last days (TOTALS_COLUMNS after the pair) from all
+    its rows in day order with their running totals (``_running``)."""
+    last = running.drop_duplicates("image", keep="last")
+    first = running.drop_duplicates("image", keep="first")
+    return pd.DataFrame(
+        {
+            "image": last["image"].to_numpy(),
+            "clicks": last["cum_clicks"].to_numpy(),
+            "impressions": last["cum_impressions"].to_numpy(),
+            "first_day": last["image"].map(dict(zip(first["image"], first["day"]))).to_numpy(),
+            "last_day": last["day"].to_numpy(),
+        }
     )
 
 
@@ -115,6 +156,8 @@ def _totals_rows(business: str, source: str, totals: pd.DataFrame):
         totals["image"].tolist(),
         totals["clicks"].astype("int64").tolist(),
         totals["impressions"].astype("int64").tolist(),
+        totals["first_day"].tolist(),
+        totals["last_day"].tolist(),
     )
 
 
@@ -138,8 +181,8 @@ def _write_set(
                 received_at=received_at,
                 n_images=n_images,
                 n_rows=n_rows,
-                first_day=None if first is None else _day(conn, first),
-                last_day=None if last is None else _day(conn, last),
+                first_day=None if first is None else as_day(conn, first),
+                last_day=None if last is None else as_day(conn, last),
             )
         )
     return {
@@ -158,19 +201,10 @@ def replace_metrics(conn, business: str, source: str, frame: pd.DataFrame, recei
     _refuse_metrics(conn, business, source)
     for table in (image_metrics_daily, image_metrics_totals):
         conn.execute(delete(table).where(table.c.business == business, table.c.source == source))
-    database.bulk_insert(
-        conn,
-        image_metrics_daily,
-        ("business", "source", "day", "image", "clicks", "impressions"),
-        _rows(business, source, frame),
-    )
-    totals = _sums(frame)
-    database.bulk_insert(
-        conn,
-        image_metrics_totals,
-        ("business", "source", "image", "clicks", "impressions"),
-        _totals_rows(business, source, totals),
-    )
+    running = _running(frame)
+    database.bulk_insert(conn, image_metrics_daily, DAILY_COLUMNS, _rows(business, source, running))
+    totals = _image_totals(running)
+    database.bulk_insert(conn, image_metrics_totals, TOTALS_COLUMNS, _totals_rows(business, source, totals))
     first, last = (frame["day"].min(), frame["day"].max()) if len(frame) else (None, None)
     return _write_set(conn, business, source, received_at, len(totals), len(frame), first, last, len(frame))
 
@@ -191,44 +225,37 @@ def merge_metrics(conn, business: str, source: str, frame: pd.DataFrame, receive
             "first_day": stored.first_day,
             "last_day": stored.last_day,
         }
-    pair = (_d.business == business) & (_d.source == source)
     days = sorted(set(frame["day"]))
-    old = []
-    for chunk in _chunks(days):
-        query = select(_d.day, _d.image, _d.clicks, _d.impressions).where(
-            pair, _d.day.in_([_day(conn, d) for d in chunk])
-        )
-        old.extend((_text(d), i, c, n) for d, i, c, n in conn.execute(query))
-    old = pd.DataFrame(old, columns=["day", "image", "clicks", "impressions"])
-    replaced = old.merge(frame[["day", "image"]], on=["day", "image"])
-    if len(replaced):
-        statement = delete(image_metrics_daily).where(pair, _d.day == bindparam("d"), _d.image == bindparam("i"))
-        conn.execute(statement, [{"d": _day(conn, d), "i": i} for d, i in zip(replaced["day"], replaced["image"])])
-    database.bulk_insert(
-        conn,
-        image_metrics_daily,
-        ("business", "source", "day", "image", "clicks", "impressions"),
-        _rows(business, source, frame),
-    )
-    delta = _sums(pd.concat([frame[["image", "clicks", "impressions"]], _negated(replaced)], ignore_index=True))
-    images = delta["image"].tolist()
+    # Every stored row from the earliest sent day on of the sent images (of all images when they
+    # are many: one range of the key) is written again: a day sent replaces the stored one, and
+    # the running totals of the days after it change with it.
+    pair = (_d.business == business) & (_d.source == source)
+    since = [pair, _d.day >= as_day(conn, days[0])]
+    if frame["image"].nunique() <= _IN_CHUNK:
+        since.append(_d.image.in_(frame["image"].unique().tolist()))
+    later = conn.execute(select(_d.image, _d.day, _d.clicks, _d.impressions).where(*since)).all()
+    later = pd.DataFrame([(i, day_text(d), c, n) for i, d, c, n in later], columns=METRIC_COLUMNS)
+    images = pd.unique(pd.concat([frame["image"], later["image"]], ignore_index=True)).tolist()
     tpair = (_t.business == business) & (_t.source == source)
     current = []
-    for chunk in _chunks(images):
-        current.extend(
-            map(tuple, conn.execute(select(_t.image, _t.clicks, _t.impressions).where(tpair, _t.image.in_(chunk))))
-        )
+    for chunk in chunks(images):
+        query = select(_t.image, _t.clicks, _t.impressions, _t.first_day).where(tpair, _t.image.in_(chunk))
+        current.extend((i, c, n, day_text(f)) for i, c, n, f in conn.execute(query))
         conn.execute(delete(image_metrics_totals).where(tpair, _t.image.in_(chunk)))
-    current = pd.DataFrame(current, columns=["image", "clicks", "impressions"])
-    totals = _sums(pd.concat([current, delta], ignore_index=True))
-    database.bulk_insert(
-        conn,
-        image_metrics_totals,
-        ("business", "source", "image", "clicks", "impressions"),
-        _totals_rows(business, source, totals),
-    )
+    current = pd.DataFrame(current, columns=["image", "clicks", "impressions", "first_day"])
+    base = _sums(pd.concat([current[["image", "clicks", "impressions"]], _negated(later)], ignore_index=True))
+    sent = pd.MultiIndex.from_frame(frame[["image", "day"]])
+    kept = later[~pd.MultiIndex.from_frame(later[["image", "day"]]).isin(sent)]
+    rewritten = _running(pd.concat([kept, frame[METRIC_COLUMNS]], ignore_index=True), base)
+    if len(later):
+        conn.execute(delete(image_metrics_daily).where(*since))
+    database.bulk_insert(conn, image_metrics_daily, DAILY_COLUMNS, _rows(business, source, rewritten))
+    totals = _image_totals(rewritten)  # all of an image's days from the earliest sent one on
+    stored_first = dict(zip(current["image"], current["first_day"]))
+    totals["first_day"] = [min(stored_first.get(i) or f, f) for i, f in zip(totals["image"], totals["first_day"])]
+    database.bulk_insert(conn, image_metrics_totals, TOTALS_COLUMNS, _totals_rows(business, source, totals))
     n_images = conn.execute(select(func.count()).select_from(image_metrics_totals).where(tpair)).scalar_one()
-    n_rows = (stored.n_rows if stored else 0) - len(replaced) + len(frame)
+    n_rows = (stored.n_rows if stored else 0) - len(later) + len(rewritten)
     first = min(d for d in (stored and stored.first_day, days[0]) if d)
     last = max(d for d in (stored and stored.last_day, days[-1]) if d)
     return _write_set(conn, business, source, received_at, n_images, n_rows, first, last, len(frame))
@@ -244,57 +271,16 @@ def _negated(frame: pd.DataFrame) -> pd.DataFrame:
     )
 
 
-def window_sums(conn, business: str, source: str, window: Window | None = None) -> pd.DataFrame:
-    """Per image, clicks and impressions summed over the window's days (image, clicks, impressions)."""
-    window = window or Window()
-    if window.is_everything:
-        query = select(_t.image, _t.clicks, _t.impressions).where(_t.business == business, _t.source == source)
-    else:
-        conditions = [_d.business == business, _d.source == source]
-        if window.start:
-            conditions.append(_d.day >= _day(conn, window.start))
-        if window.end:
-            conditions.append(_d.day <= _day(conn, window.end))
-        # SUM of BIGINT is NUMERIC on PostgreSQL: back to 64-bit integers, not Decimals.
-        query = (
-            select(_d.image, func.sum(_d.clicks).cast(BigInteger), func.sum(_d.impressions).cast(BigInteger))
-            .where(and_(*conditions))
-            .group_by(_d.image)
-        )
-    rows = conn.execute(query).all()
-    frame = pd.DataFrame(list(map(tuple, rows)), columns=["image", "clicks", "impressions"])
-    frame["image"] = frame["image"].astype(object)
-    for column in ("clicks", "impressions"):
-        frame[column] = frame[column].astype("int64")
-    return frame
-
-
-def window_ctr(conn, business: str, source: str, window: Window | None = None) -> pd.DataFrame:
-    """The window's CTR set (image, ctr, clicks, impressions): images with impressions in it, ctr = clicks / impressions."""
-    sums = window_sums(conn, business, source, window)
-    sums = sums[sums["impressions"] > 0]
-    frame = pd.DataFrame(
-        {
-            "image": sums["image"].to_numpy(dtype=object),
-            "ctr": sums["clicks"].to_numpy(dtype=np.float64) / sums["impressions"].to_numpy(dtype=np.float64),
-            "clicks": pd.array(sums["clicks"].to_numpy(), dtype="Int64"),
-            "impressions": pd.array(sums["impressions"].to_numpy(), dtype="Int64"),
-        },
-        columns=CTR_COLUMNS,
-    )
-    return frame
-
-
 def daily(conn, business: str, source: str, window: Window | None = None) -> pd.DataFrame:
     """The pair's stored rows (image, day, clicks, impressions) within the window, by day then image."""
     window = window or Window()
     conditions = [_d.business == business, _d.source == source]
     if window.start:
-        conditions.append(_d.day >= _day(conn, window.start))
+        conditions.append(_d.day >= as_day(conn, window.start))
     if window.end:
-        conditions.append(_d.day <= _day(conn, window.end))
+        conditions.append(_d.day <= as_day(conn, window.end))
     query = select(_d.image, _d.day, _d.clicks, _d.impressions).where(and_(*conditions)).order_by(_d.day, _d.image)
-    rows = [(i, _text(d), c, n) for i, d, c, n in conn.execute(query)]
+    rows = [(i, day_text(d), c, n) for i, d, c, n in conn.execute(query)]
     frame = pd.DataFrame(rows, columns=METRIC_COLUMNS)
     for column in ("clicks", "impressions"):
         frame[column] = frame[column].astype("int64")

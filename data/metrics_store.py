@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import pandas as pd
 
-from data import metrics_queries
+from data import metrics_queries, metrics_windows
 
 
 class DatedMetrics:
@@ -31,7 +31,7 @@ class DatedMetrics:
     def metric_ctr(self, business: str, source: str, window=None) -> pd.DataFrame:
         """The pair's CTRs summed over ``window`` (image, ctr, clicks, impressions; images with impressions in it)."""
         with self._reading() as conn:
-            return metrics_queries.window_ctr(conn, business, source, window)
+            return metrics_windows.window_ctr(conn, business, source, window)
 
     def metric_set(self, business: str, source: str):
         """The pair's ``metrics_queries.MetricSet`` (id, extent), or None without dated metrics."""

@@ -197,8 +197,13 @@ metric_sets = Table(
     sqlite_autoincrement=True,
 )
 
-# Clicks and impressions per image and day, as ad servers export them. Keyed by day before
-# image: a window is one range scan of the pair's key, summed per image.
+# Clicks and impressions per image and day, as ad servers export them, each row with its image's
+# running totals through its day (its clicks and impressions summed over its stored days up to and
+# including the row's day). Keyed by day before image: a day's rows are one range scan, so a
+# window's sums per image are its running totals on the window's last stored day less those on
+# the last stored day before the window, two short range scans whatever the window's length
+# (summing the window's rows took 0.5-1.1 s for a quarter or half of a year of 10,000 images).
+# Images without a row on those days are found from their sums and first and last days below.
 image_metrics_daily = Table(
     "image_metrics_daily",
     metadata,
@@ -208,11 +213,14 @@ image_metrics_daily = Table(
     Column("image", Text, primary_key=True),
     Column("clicks", BigInteger, nullable=False),
     Column("impressions", BigInteger, nullable=False),
+    Column("cum_clicks", BigInteger, nullable=False),
+    Column("cum_impressions", BigInteger, nullable=False),
     sqlite_with_rowid=False,
 )
 
-# Each image's sums over every stored day, kept with the daily rows in the same transaction: a
-# read without a window (the page, the listing) reads one row per image, not one per image-day.
+# Each image's sums over every stored day and its first and last stored days, kept with the daily
+# rows in the same transaction: a read without a window (the page, the listing) reads one row per
+# image, not one per image-day; the sums are the running totals of the image's last day.
 image_metrics_totals = Table(
     "image_metrics_totals",
     metadata,
@@ -221,5 +229,7 @@ image_metrics_totals = Table(
     Column("image", Text, primary_key=True),
     Column("clicks", BigInteger, nullable=False),
     Column("impressions", BigInteger, nullable=False),
+    Column("first_day", DAY, nullable=False),
+    Column("last_day", DAY, nullable=False),
     sqlite_with_rowid=False,
 )

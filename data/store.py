@@ -10,7 +10,7 @@ from contextlib import contextmanager
 import pandas as pd
 from sqlalchemy import select, text
 
-from data import database, image_queries, metrics_queries, migrations, nulls, queries, token_queries
+from data import database, image_queries, metrics_queries, metrics_windows, migrations, nulls, queries, token_queries
 from data.analysis import Dataset, permutation_tests
 from data.batches import FeatureBatch
 from data.cache import DEFAULT_CACHE_MB, AnalysisCache
@@ -291,7 +291,7 @@ class FeatureStore(DatedMetrics):
             if metrics_key is None:
                 ctr = queries.ctr_frame(conn, set_id)
             else:
-                ctr = metrics_queries.window_ctr(conn, business, source, metrics_key[2])
+                ctr = metrics_windows.window_ctr(conn, business, source, metrics_key[2])
         dataset = Dataset.from_matrix(images, features, confidences, ctr)
         # A replaced CTR set never comes back: its entry would only hold the build twice.
         self._cache.discard(lambda k: k[0] == bid and not metrics_queries.same_ctrs(k[1], key[1]))

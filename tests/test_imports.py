@@ -15,7 +15,7 @@ ROOT = Path(__file__).resolve().parent.parent
 LAYERS = {"data": 0, "ingest": 1, "dashboard": 2, "app": 3}
 WEB = {"flask", "werkzeug", "dash", "dash_bootstrap_components", "dash_ag_grid", "plotly"}
 SQL_OWNERS = {"data/store.py", "data/queries.py", "data/image_queries.py", "data/token_queries.py"}
-SQL_OWNERS |= {"data/metrics_queries.py", "data/schema.py", "data/database.py"}
+SQL_OWNERS |= {"data/metrics_queries.py", "data/metrics_windows.py", "data/schema.py", "data/database.py"}
 
 
 def imported_modules(source: str, package: str) -> list[tuple[int, str]]:

@@ -161,3 +161,119 @@ def test_a_large_write_refreshes_the_planner_statistics_on_postgresql(store, eng
             text("SELECT reltuples FROM pg_class WHERE oid = 'image_metrics_daily'::regclass")
         ).scalar()
     assert tuples >= 0.9 * ANALYZE_AFTER_ROWS
+
+
+def raw_window_sums(rows: pd.DataFrame, start: str | None, end: str | None) -> dict:
+    """From raw rows, per image with a row in [start, end]: (clicks, impressions) summed there."""
+    kept = rows[(rows["day"] >= (start or "")) & (rows["day"] <= (end or "9999"))]
+    sums = kept.groupby("image")[["clicks", "impressions"]].sum()
+    return {image: (int(c), int(n)) for image, c, n in zip(sums.index, sums["clicks"], sums["impressions"])}
+
+
+def stored_window_sums(store, start: str | None, end: str | None) -> dict:
+    from data.metrics_windows import window_sums
+
+    with store.engine.connect() as conn:
+        sums = window_sums(conn, "Acme", "vision", Window(start, end))
+    assert [str(t) for t in sums.dtypes] == ["object", "int64", "int64"]
+    assert sums["image"].is_unique
+    return {image: (c, n) for image, c, n in zip(sums["image"], sums["clicks"].tolist(), sums["impressions"].tolist())}
+
+
+def stored_running_totals(store) -> pd.DataFrame:
+    from sqlalchemy import select
+
+    from data.schema import image_metrics_daily as daily
+
+    with store.engine.connect() as conn:
+        rows = conn.execute(
+            select(daily.c.image, daily.c.day, daily.c.cum_clicks, daily.c.cum_impressions).where(
+                daily.c.business == "Acme", daily.c.source == "vision"
+            )
+        ).all()
+    frame = pd.DataFrame([(i, str(d)[:10], c, n) for i, d, c, n in rows], columns=["image", "day", "cc", "cn"])
+    return frame.sort_values(["image", "day"], ignore_index=True)
+
+
+# Windows over the days of check_windows' data (2026-02-27 .. 2026-04-02): open ends, one day, a
+# day no image has, days before and after every stored one, and a window in the middle.
+WINDOWS = [
+    (None, None),
+    ("2026-03-05", None),
+    (None, "2026-03-04"),
+    ("2026-03-03", "2026-03-03"),
+    ("2026-03-08", "2026-03-15"),
+    ("2026-03-21", "2026-03-31"),
+    ("2026-01-01", "2026-02-26"),
+    ("2026-04-03", None),
+    ("2026-02-27", "2026-02-27"),
+    ("2026-03-10", "2026-04-02"),
+]
+
+
+def check_windows(store) -> None:
+    """Every window's sums equal the sums of the stored rows, and each row's running totals
+    equal its image's rows summed through its day."""
+    rows = store.metrics("Acme", "vision")
+    for start, end in WINDOWS:
+        assert stored_window_sums(store, start, end) == raw_window_sums(rows, start, end), (start, end)
+    expected = rows.sort_values(["image", "day"], ignore_index=True)
+    running = stored_running_totals(store)
+    assert running[["image", "day"]].equals(expected[["image", "day"]])
+    assert running["cc"].tolist() == expected.groupby("image")["clicks"].cumsum().tolist()
+    assert running["cn"].tolist() == expected.groupby("image")["impressions"].cumsum().tolist()
+
+
+def test_metrics_window_sums_match_the_raw_rows_after_every_patch(store):
+    """Window sums read from the running totals equal sums of the raw rows after a PUT and after
+    PATCHes that rewrite a middle day, add days before the first and after the last, and add images;
+    among them images with gaps of a few days, one paused for four weeks, and one only at the end."""
+    images = [f"img_{i}" for i in range(6)]
+    frame = make_metrics(images, days=20)
+    frame.loc[frame["image"] == "img_5", ["clicks", "impressions"]] = 0  # rows, never shown
+    paused = pd.DataFrame(
+        [("img_paused", "2026-03-01", 4, 40), ("img_paused", "2026-03-02", 1, 9)], columns=METRIC_COLUMNS
+    )
+    store.replace_metrics("Acme", "vision", pd.concat([frame, paused], ignore_index=True))
+    check_windows(store)
+    assert stored_window_sums(store, "2026-03-02", "2026-03-04")["img_5"] == (0, 0)
+
+    middle = pd.DataFrame(
+        [("img_0", "2026-03-10", 7, 70), ("img_1", "2026-03-10", 0, 0), ("img_2", "2026-03-11", 3, 40)],
+        columns=METRIC_COLUMNS,
+    )
+    before_first = pd.DataFrame(
+        [("img_0", "2026-02-27", 11, 111), ("img_3", "2026-02-28", 2, 20), ("img_new", "2026-03-12", 1, 5)],
+        columns=METRIC_COLUMNS,
+    )
+    after_last = make_metrics(
+        images[:4] + ["img_new", "img_paused"], days=3, seed=11, start=pd.Timestamp("2026-03-31").date()
+    )
+    spread = make_metrics(images[2:], days=15, seed=12, start=pd.Timestamp("2026-03-05").date(), skip=0.6)
+    for patch in (middle, before_first, after_last, spread, middle.assign(clicks=1)):
+        store.merge_metrics("Acme", "vision", patch)
+        check_windows(store)
+    assert store.metric_set("Acme", "vision").n_rows == len(store.metrics("Acme", "vision"))
+
+
+def test_a_rejected_metrics_patch_leaves_the_running_totals_as_they_were(store):
+    batch = make_batch(3)
+    store.add_build("Acme", "vision", batch)
+    store.replace_ctr("Acme", "other", make_ctr(batch.images, 3))
+    store.replace_metrics("Acme", "vision", make_metrics(batch.images, days=5))
+    before = snapshot(store)
+    with pytest.raises(DatasetKindConflict):
+        store.merge_metrics("Acme", "other", make_metrics(batch.images, days=2))
+    assert snapshot(store) == before
+
+
+def test_metrics_window_sums_stay_exact_past_2_to_the_53(store):
+    """Running totals of counts near 2**53 pass it; a window's sums are still exact integers."""
+    big = 2**53 - 1
+    frame = pd.DataFrame(
+        [("img_a", "2026-03-01", big, big), ("img_a", "2026-03-02", 3, big - 2), ("img_b", "2026-03-02", 1, 5)],
+        columns=METRIC_COLUMNS,
+    )
+    store.replace_metrics("Acme", "vision", frame)
+    assert stored_window_sums(store, "2026-03-02", "2026-03-02") == {"img_a": (3, big - 2), "img_b": (1, 5)}
+    assert stored_window_sums(store, None, "2026-03-02") == {"img_a": (big + 3, 2 * big - 2), "img_b": (1, 5)}

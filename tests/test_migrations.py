@@ -41,7 +41,7 @@ pytestmark = pytest.mark.both_engines
 FIXTURES = Path(__file__).resolve().parent / "fixtures"
 RELEASE_DB = FIXTURES / "release_store.db"
 RELEASE_DDL = FIXTURES / "release_schema_postgresql.sql"
-REVISIONS = ["0001", "0002", "0003", "0004", "0005", "0006", "0007"]
+REVISIONS = ["0001", "0002", "0003", "0004", "0005", "0006", "0007", "0008"]
 # (table, column) of every build id, 64-bit on PostgreSQL from revision 0003 on.
 BUILD_ID_COLUMNS = [
     ("builds", "id"),
@@ -493,5 +493,41 @@ def test_nfc_revision_on_a_database_already_in_nfc_changes_nothing(release_url):
     store = FeatureStore(release_url)
     try:
         assert stored_data(store) == release_rows() and store.version() == version
+    finally:
+        store.close()
+
+
+def test_dated_metrics_stored_at_0007_gain_running_totals_that_sum_every_window(db_url):
+    """A database at 0007 holding dated metrics (written before the running totals): after the
+    upgrade each row's running totals are its image's rows summed through its day, the schema is
+    the store's, and every window's sums equal the raw rows' sums."""
+    from tests.metrics_data import make_metrics
+    from tests.test_metrics_store import check_windows
+
+    store = FeatureStore(db_url)
+    try:
+        frame = make_metrics([f"img_{i}" for i in range(7)], days=20)
+        store.replace_metrics("Acme", "vision", frame)
+        store.merge_metrics("Acme", "vision", make_metrics(["img_2", "img_9"], days=40, seed=3, skip=0.5))
+        store.replace_metrics("Acme", "other", make_metrics(["img_0", "img_1"], days=5, seed=4))
+        rows = {pair: store.metrics(*pair) for pair in (("Acme", "vision"), ("Acme", "other"))}
+    finally:
+        store.close()
+    _at_revision(db_url, "0007")
+    engine = create_engine(db_url, poolclass=NullPool)
+    try:
+        columns = {c["name"] for c in inspect(engine).get_columns("image_metrics_daily")}
+        assert "cum_clicks" not in columns and "cum_impressions" not in columns
+    finally:
+        engine.dispose()
+
+    store = FeatureStore(db_url)
+    try:
+        assert alembic_versions(store) == [REVISIONS[-1]]
+        with store.engine.connect() as conn:
+            assert compare_metadata(MigrationContext.configure(conn), metadata) == []
+        for pair, stored in rows.items():
+            assert store.metrics(*pair).equals(stored)
+        check_windows(store)  # ("Acme", "vision")
     finally:
         store.close()
