@@ -120,3 +120,13 @@ def test_the_page_says_it_is_refining_and_redraws_once_the_full_null_is_stored(c
     second = _redraw(client, demo, refined=pending)
     assert second[ids.PENDING_NULL]["data"] is None and second[ids.REFINE_POLL]["disabled"] is True
     assert "refining" not in str(second[ids.NOTICE]["children"])
+
+
+def test_the_trend_card_says_when_its_periods_are_provisional(client, demo):
+    from dashboard.page.trend import PROVISIONAL_HINT, compute_trend
+    from dashboard.page.views import ViewState
+
+    state = ViewState(business=DEMO_BUSINESS, source=DEMO_SOURCE, filters=Filters(date_from=FROM, date_to=TO))
+    assert compute_trend(demo, state, "smile", "week").hint.endswith(PROVISIONAL_HINT)
+    assert client.application.extensions["feature_store"].cache.refiner.wait(120)
+    assert not compute_trend(demo, state, "smile", "week").hint.endswith(PROVISIONAL_HINT)

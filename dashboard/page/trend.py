@@ -21,13 +21,17 @@ from dashboard.page.dependencies import view_controls
 from dashboard.page.radios import button_radios
 from dashboard.page.selection import selected_dataset
 from data.store import UnknownBuild, UnknownDataset
-from data.trend import TrendTooLong, UnknownFeature, feature_trend
+from data.trend import PROVISIONAL, TrendTooLong, UnknownFeature, feature_trend
 
 DEFAULT_PERIOD = "week"
 # The page offers weeks and months: a day-by-day trend draws a permutation null for every day of
 # the window on first view (GET /api/trend?period=day serves it to scripts).
 PAGE_PERIODS = ("week", "month")
 PERIOD_OPTIONS = [{"label": f"By {p}", "value": p} for p in PAGE_PERIODS]
+PROVISIONAL_HINT = (
+    " Periods looked at for the first time show intervals from 999 random splits of their images while the"
+    " full ones are drawn."
+)
 NO_FEATURE_HINT = "Select a feature (in the answer, a chart or the table) to see its impact over time."
 
 
@@ -101,7 +105,8 @@ def compute_trend(store, state: views.ViewState, feature: str | None, period: st
     return TrendView(
         shown=True,
         title=f"Trend of {feature}",
-        hint=f"Impact per {period} with its 95 % interval; below, the images with the feature behind each point.",
+        hint=f"Impact per {period} with its 95 % interval; below, the images with the feature behind each point."
+        + (PROVISIONAL_HINT if trend.attrs.get(PROVISIONAL) else ""),
         figure=trend_figure(trend, feature, period=period),
         text=trend_text(trend, feature, period),
     )
@@ -137,10 +142,14 @@ def register_trend_callbacks(app, store, settings) -> None:
                 names=("business", "source", "build", "confidence", "sparsity", "weighting", "date_from", "date_to")
             ),
             "version": Input(ids.VERSION, "data"),
+            # The view's window refined (data/refine.py): its periods' full nulls were queued with it.
+            "refined": Input(ids.REFINED, "data"),
         },
         prevent_initial_call=True,
     )
-    def _trend(selected, period, business, source, build, confidence, sparsity, weighting, date_from, date_to, version):
+    def _trend(
+        selected, period, business, source, build, confidence, sparsity, weighting, date_from, date_to, version, refined
+    ):
         state = views.state_from_controls(
             business,
             source,
