@@ -4,12 +4,13 @@ A window has CTRs of its own, so its permutation nulls (``data/permutation.py``)
 10,000 images the full table is seconds of CPU, at 659 half a second. When the app has a
 ``Refiner`` (``AnalysisCache.refiner``), a summary over a window whose full table is neither at
 hand nor stored reads a smaller one instead: ``QUICK_RESAMPLES`` permutations, groups above
-``QUICK_MAX_SIZE`` images read the null of that size, and no fitted tail beyond the largest
-resample. Its p-values are still permutation p-values of the same statistic, only coarser (a
-side's p never below ``1 / (QUICK_RESAMPLES + 1)``), so Benjamini-Hochberg over them is at least
-as cautious as over the full table's: a provisional answer names fewer features, never others.
-Meanwhile one thread draws the full table and stores it (``data/nulls.py``), so the next answer,
-in any worker, is the refined one; the answer says which it is (``pending``).
+``QUICK_MAX_SIZE`` images read the null of that size, and each side keeps its largest tenth, with
+the generalised Pareto tail beyond them fitted to those (``data/tails.py``). It is still a
+permutation test of the same statistic on the window's own CTRs, read from fewer resamples; the
+null simulations on windowed data (``tests/simulation.py`` ``provisional_summary``, README)
+hold as for the full table. Meanwhile one thread draws the full table and stores it
+(``data/nulls.py``), so the next answer, in any worker, is the exact one; the answer says which
+it is (``pending``).
 
 Without a refiner (a notebook, the command line, a download), every answer waits for the full table.
 """
@@ -24,7 +25,7 @@ from data import nulls, permutation
 
 log = logging.getLogger(__name__)
 
-QUICK_RESAMPLES = 999  # 2.5 % quantiles from 25 resamples a side; p from 0.002 (two-sided) up
+QUICK_RESAMPLES = 999  # 2.5 % quantiles from 25 resamples a side; counted p from 0.002 (two-sided), fitted below
 QUICK_MAX_SIZE = 1_000  # the draw's cost is resamples x the largest group: at most about 1e6 cells
 # Each side keeps its largest tenth (100 resamples) and fits the tail beyond them to 99 of them.
 QUICK_DRAW = {"max_size": QUICK_MAX_SIZE, "side": 0.1, "fit": 99}
