@@ -29,6 +29,7 @@ QUICK_RESAMPLES = 999  # 2.5 % quantiles from 25 resamples a side; counted p fro
 QUICK_MAX_SIZE = 1_000  # the draw's cost is resamples x the largest group: at most about 1e6 cells
 # Each side keeps its largest tenth (100 resamples) and fits the tail beyond them to 99 of them.
 QUICK_DRAW = {"max_size": QUICK_MAX_SIZE, "side": 0.1, "fit": 99}
+MAX_QUEUED = 16  # full draws waiting at once: asking for more windows forgets the oldest asked
 PENDING = "pending_null"  # a summary frame's attrs key: the storage key of the full table drawn behind it
 
 
@@ -57,6 +58,10 @@ class Refiner:
         with self._wanted:
             self._queue.pop(test.key, None)
             self._queue[test.key] = test
+            # Each draw is seconds of CPU at 10,000 images: a reader asking for window after window
+            # must not queue hours of them. A forgotten one is drawn again when its window is asked again.
+            while len(self._queue) > MAX_QUEUED:
+                del self._queue[next(iter(self._queue))]
         return smaller, nulls.storage_key(test.key)
 
     def start(self) -> None:

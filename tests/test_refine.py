@@ -130,3 +130,25 @@ def test_the_trend_card_says_when_its_periods_are_provisional(client, demo):
     assert compute_trend(demo, state, "smile", "week").hint.endswith(PROVISIONAL_HINT)
     assert client.application.extensions["feature_store"].cache.refiner.wait(120)
     assert not compute_trend(demo, state, "smile", "week").hint.endswith(PROVISIONAL_HINT)
+
+
+def test_the_refiner_keeps_at_most_its_bound_of_draws_waiting_newest_first():
+    """A reader asking for window after window queues no more than MAX_QUEUED full draws; the oldest are forgotten."""
+    import numpy as np
+
+    from data import permutation, refine
+
+    cache = AnalysisCache()
+    refiner = refine.Refiner()
+    rng = np.random.default_rng(0)
+    tests = [
+        permutation.StudentizedTest("mean", rng.random(40), n_tests=5, cache=cache)
+        for _ in range(refine.MAX_QUEUED + 4)
+    ]
+    for test in tests:
+        table, pending = refiner.table(test)
+        assert table is not None and pending == nulls.storage_key(test.key)
+    assert list(refiner._queue) == [t.key for t in tests[-refine.MAX_QUEUED :]]
+    assert refiner.wait(120)
+    assert all(permutation.is_cached(cache, t.key) for t in tests[-refine.MAX_QUEUED :])
+    assert not any(permutation.is_cached(cache, t.key) for t in tests[:4])
