@@ -11,11 +11,13 @@ import pytest
 
 from dashboard import figures
 from dashboard.factory import create_app
-from dashboard.page import ids
+from dashboard.figures.scatter import DRAWN_MARGIN
+from dashboard.page import compute, ids, views
+from dashboard.page.hover import from_typed_array, unpacked_names
 from data.batches import FeatureBatch, ctr_frame
 from data.settings import Settings
 from data.store import FeatureStore
-from tests.browser import decode_png, serve, wait_for_charts
+from tests.browser import decode_png, serve, wait_for, wait_for_charts
 
 N_FEATURES = 130
 
@@ -37,8 +39,8 @@ return {range: Array.from(gd._fullLayout.xaxis.range),
 
 
 @pytest.fixture(scope="module")
-def wide(tmp_path_factory):
-    """An app whose dataset has 130 features, each in about a third of 400 images."""
+def wide_app(tmp_path_factory):
+    """An app whose dataset has 130 features, each in about a third of 400 images: its URL and store."""
     rng = np.random.default_rng(42)
     n_images = 400
     conf = np.where(rng.random((n_images, N_FEATURES)) < 0.35, rng.random((n_images, N_FEATURES)).round(3), 0.0)
@@ -51,8 +53,13 @@ def wide(tmp_path_factory):
     store.replace_ctr("wide", "vision", ctr_frame(frame["image_name"], frame["ctr"]))
     settings = Settings.from_env({}, database_url=f"sqlite:///{path}", demo_data=False, poll_seconds=3600)
     with serve(create_app(settings, store)) as url:
-        yield url
+        yield url, store
     store.close()
+
+
+@pytest.fixture(scope="module")
+def wide(wide_app):
+    return wide_app[0]
 
 
 def _mouse(driver, kind, x, y, buttons=0):
@@ -277,5 +284,112 @@ def test_wide_bar_charts_show_the_scatters_window_and_follow_it(driver, wide):
     selected = _wait_for_windows(driver, k - 3)
     assert name in selected[ids.IMPACT]["ticks"] and name in selected[ids.SCATTER]["ticks"]
     assert _shown(selected, ids.IMPACT) == _shown(selected, ids.SCATTER)
+    severe = [e for e in driver.get_log("browser") if e["level"] == "SEVERE"]
+    assert not severe, [e["message"][:300] for e in severe]
+
+
+# The scatter's trace as drawn: which points of the view it holds, and their x and y.
+DRAWN_JS = """
+const gd = document.querySelector('#scatter-chart .js-plotly-plot');
+const t = gd.data[0];
+return {meta: t.meta || null, x: Array.from(gd._fullData[0].x), y: Array.from(gd._fullData[0].y)};
+"""
+# Page coordinates of the drawn trace's point ``i``.
+POINT_JS = """
+const gd = document.querySelector('#scatter-chart .js-plotly-plot');
+const L = gd._fullLayout, t = gd._fullData[0], box = gd.getBoundingClientRect();
+return [box.left + L.xaxis._offset + L.xaxis.l2p(t.x[arguments[0]]), box.top + L.yaxis._offset + L.yaxis.l2p(t.y[arguments[0]])];
+"""
+
+
+def _assert_drawn_part(drawn, full_x, full_y, axis):
+    """The trace holds exactly the view's points of a run of features covering the window in view."""
+    first, end = drawn["meta"]["points"]
+    lo, stop = drawn["meta"]["features"]
+    assert np.array_equal(np.asarray(drawn["x"]), full_x[first:end])
+    assert np.array_equal(np.asarray(drawn["y"], dtype=np.float32), full_y[first:end])
+    assert (first == 0 or full_x[first - 1] < lo) and (end == len(full_x) or full_x[end] >= stop)
+    shown = [code for code in range(axis["k"]) if axis["range"][0] < code < axis["range"][1]]
+    assert lo <= min(shown) and max(shown) < stop
+
+
+def test_a_scatter_of_many_points_holds_the_window_in_view_and_draws_the_rest_as_it_moves(
+    driver, wide_app, monkeypatch
+):
+    """Above the draw limit the scatter's trace holds the points of the features in view (and half
+    a window either side), not all: paging draws the next part, painted, and hovering a point the
+    first draw did not hold links its image's points across the whole axis."""
+    url, store = wide_app
+    state = views.parse_view({"business": "wide", "source": "vision", "shown": "all"})
+    view = compute.compute_view(store, "wide", "vision", filters=state.filters, shown=state.shown)
+    full = view.scatter.data[0]
+    full_x, full_y = np.asarray(full.x), np.asarray(full.y, dtype=np.float32)
+    assert full.meta is None and len(full_x) > 2_000  # below the limit every point is sent
+    monkeypatch.setattr(compute, "SCATTER_DRAW_LIMIT", 2_000)
+    part = compute.compute_view(store, "wide", "vision", filters=state.filters, shown=state.shown).scatter.data[0]
+    assert 0 < part.meta["points"][1] == len(part.x) < len(full_x)  # above it, the server sends a part
+
+    driver.set_window_size(1600, 1400)
+    driver.get(url + "?" + urlencode({"business": "wide", "source": "vision", "shown": "all"}))
+    wait_for_charts(driver, timeout=60)
+    _scroll_to(driver, ids.SCATTER)
+    time.sleep(1.0)
+    axis = driver.execute_script(AXIS_JS)
+    first = driver.execute_script(DRAWN_JS)
+    assert first["meta"]["features"] == [0, figures.SCATTER_WINDOW + DRAWN_MARGIN]
+    assert axis["drawn"] < axis["points"] == len(full_x)
+    _assert_drawn_part(first, full_x, full_y, axis)
+    painted = _blue_pixels(driver, axis)
+    assert painted > 3_000
+
+    # The page slider's last step: the last window's points, drawn and painted.
+    rl, rt, rw, rh = axis["rail"]
+    _mouse(driver, "mouseMoved", rl + rw - 2, rt + rh / 2)
+    _mouse(driver, "mousePressed", rl + rw - 2, rt + rh / 2, 1)
+    _mouse(driver, "mouseReleased", rl + rw - 2, rt + rh / 2)
+    last = _wait_for_range(driver, axis["range"])
+    drawn = driver.execute_script(DRAWN_JS)
+    _assert_drawn_part(drawn, full_x, full_y, last)
+    assert drawn["meta"]["features"][1] == last["k"] and drawn["meta"]["points"][0] > 0
+    assert _blue_pixels(driver, last) > 0.5 * painted
+
+    # Hover the last drawn point: its image's points are linked on every feature it has, drawn or not.
+    point = len(drawn["x"]) - 1
+    index = drawn["meta"]["points"][0] + point
+    lookup = view.lookup
+    image_of = from_typed_array(lookup["point_image"])
+    image = unpacked_names(lookup["images"])[image_of[index]]
+    expected = int((image_of == image_of[index]).sum())
+    assert expected > 1 and (full_x[image_of == image_of[index]] < drawn["meta"]["features"][0]).any()
+    x, y = driver.execute_script(POINT_JS, point)
+    _mouse(driver, "mouseMoved", 5, 5)
+    time.sleep(0.3)
+    _mouse(driver, "mouseMoved", x, y)
+    panel = wait_for(
+        lambda: image in driver.find_element("id", ids.HOVER_PANEL).text, message="the hovered image named"
+    )
+    assert panel
+    circles = wait_for(
+        lambda: driver.execute_script("return document.querySelectorAll('#scatter-chart svg.hover-link circle').length")
+    )
+    assert circles == expected
+
+    # Selecting the row of a feature of the first window (a redraw of the figure the server sent,
+    # patched) moves the window back there, and the points in view are drawn again.
+    name = driver.execute_script(
+        "return document.querySelector('#scatter-chart .js-plotly-plot').layout.xaxis.ticktext[3]"
+    )
+    _select_table_row(driver, name)
+    moved = _wait_for_range(driver, last["range"])
+    assert moved["range"][0] < 3 < moved["range"][1] and name in moved["ticks"]
+    _assert_drawn_part(
+        wait_for(lambda: (lambda d: d if d["meta"]["features"][0] <= 3 else None)(driver.execute_script(DRAWN_JS))),
+        full_x,
+        full_y,
+        moved,
+    )
+    _scroll_to(driver, ids.SCATTER)  # the table row is below it
+    time.sleep(0.5)
+    assert _blue_pixels(driver, driver.execute_script(AXIS_JS)) > 0.5 * painted
     severe = [e for e in driver.get_log("browser") if e["level"] == "SEVERE"]
     assert not severe, [e["message"][:300] for e in severe]

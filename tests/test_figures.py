@@ -101,6 +101,32 @@ def test_scatter_figure_uses_webgl_above_a_few_thousand_points():
     assert figures.scatter_figure(points.head(500)).data[0].type == "scatter"
 
 
+def test_a_wide_scatter_above_its_draw_limit_holds_its_first_window_and_says_which_points():
+    """Past ``draw_limit`` points, a windowed scatter's trace holds the points of its first window
+    and ``DRAWN_MARGIN`` features more, and names them in its meta; the layout still counts all."""
+    from dashboard.figures.scatter import DRAWN_MARGIN
+
+    data = _synthetic(n_images=300, n_features=120)
+    points = scatter_points(data, confidence=0.0)  # feature-major, in the dataset's feature order
+    full = figures.scatter_figure(points)
+    part = figures.scatter_figure(points, draw_limit=1_000)
+    x, y = np.asarray(full.data[0].x), np.asarray(full.data[0].y)
+    stop = figures.SCATTER_WINDOW + DRAWN_MARGIN
+    end = int((x < stop).sum())
+    assert full.data[0].meta is None and len(x) == len(points) > 1_000
+    assert part.data[0].meta == {"points": [0, end], "features": [0, stop]}
+    assert np.array_equal(np.asarray(part.data[0].x), x[:end]) and np.array_equal(np.asarray(part.data[0].y), y[:end])
+    assert part.layout.meta["points"] == len(points) and list(part.layout.xaxis.ticktext) == _ticks(full)
+    # Every point is sent below the limit, when the features fit one window, or when the points
+    # are not feature-major (a window's points would not be one run).
+    for fig in (
+        figures.scatter_figure(points, draw_limit=len(points)),
+        figures.scatter_figure(scatter_points(data, confidence=0.0, features=data.features[:40]), draw_limit=10),
+        figures.scatter_figure(points.sample(frac=1.0, random_state=1), draw_limit=1_000),
+    ):
+        assert fig.data[0].meta is None and len(fig.data[0].x) == fig.layout.meta["points"]
+
+
 def test_scatter_figure_has_an_empty_link_trace_for_hover():
     fig = figures.scatter_figure(scatter_points(_synthetic(), confidence=0.2))
     link = fig.data[1]

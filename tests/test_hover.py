@@ -163,3 +163,32 @@ def test_whole_counts_are_sent_as_the_smallest_typed_array_and_others_as_lists()
     assert _counts_array([3, 70_000])["dtype"] == "u4"
     assert _counts_array([3, None]) == [3, None]  # an image without counts: a list, with null
     assert _counts_array([2.5, 1]) == [2.5, 1]
+
+
+def test_a_lookup_for_a_scatter_drawn_in_part_gives_every_points_feature_and_ctr():
+    """``feature_start`` and ``image_ctr_pct`` rebuild the full trace's x and y exactly (float32),
+    so the page can draw any window's points and link points it has not drawn."""
+    from dashboard import figures
+
+    rng = np.random.default_rng(7)
+    features = [f"f{j}" for j in range(90)]
+    codes = np.sort(rng.integers(0, 90, 4_000))  # feature-major, as scatter_points gives them
+    image = rng.integers(0, 500, len(codes))
+    ctr = rng.random(500) * 0.05
+    points = pd.DataFrame(
+        {
+            "image": [f"img_{i}" for i in image],
+            "feature": pd.Categorical.from_codes(codes, categories=features),
+            "confidence": rng.random(len(codes)),
+            "ctr": ctr[image],
+        }
+    )
+    shown = pd.DataFrame({"feature": features, "impact": np.zeros(90)})
+    trace = figures.scatter_figure(points, feature_order=features).data[0]
+    lookup = json.loads(json.dumps(hover_lookup(points, shown, token="t", drawn_in_part=True)))  # as sent
+    starts = from_typed_array(lookup["feature_start"])
+    point_image = from_typed_array(lookup["point_image"])
+    assert starts[0] == 0 and starts[-1] == len(points) and len(starts) == len(features) + 1
+    assert np.array_equal(np.repeat(np.arange(len(features)), np.diff(starts)), np.asarray(trace.x))
+    assert np.array_equal(from_typed_array(lookup["image_ctr_pct"])[point_image], np.asarray(trace.y))
+    assert "feature_start" not in hover_lookup(points, shown, token="t")  # only when drawn in part

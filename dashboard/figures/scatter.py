@@ -30,6 +30,10 @@ SCATTER_WINDOW = FEATURE_WINDOW
 
 LINK_TRACE_NAME = "hovered image"
 
+# How many features either side of the window a scatter drawn in part holds beyond the window
+# itself: a pan of up to half a window shows points before the page draws the next part.
+DRAWN_MARGIN = SCATTER_WINDOW // 2
+
 
 def _feature_codes(points: pd.DataFrame, feature_order) -> tuple[np.ndarray, list]:
     """Integer code per point and the category list, keeping only features that have points."""
@@ -179,6 +183,7 @@ def scatter_figure(
     height: int = 460,
     width: int | None = None,
     window: int = SCATTER_WINDOW,
+    draw_limit: int | None = None,
 ) -> go.Figure:
     """One point per (image, feature present) at the image's CTR; x lists features with points.
 
@@ -194,7 +199,11 @@ def scatter_figure(
     CTR), which Plotly sends as base64 typed arrays, about 7 to 8 bytes a point; the image and the confidence are not repeated
     per point (a hover handler can show them from the point index). With more than ``window`` features the x axis shows
     ``window`` of them at a time: drag to pan, or page with the slider above the plot. Every
-    point is drawn.
+    point is drawn, unless ``draw_limit`` is given: then a windowed scatter of more points than
+    that holds in trace 0 only the points of its first window and ``DRAWN_MARGIN`` features more
+    (when its points are feature-major),
+    and says so in the trace's ``meta`` (``{"points": [0, end], "features": [0, stop]}``); the
+    page draws the rest as the reader pages (assets/window.js ``drawWindow``).
     """
     if points is None or len(points) == 0:
         return empty_figure("No image has a feature present at these settings.", title=title, height=height)
@@ -209,10 +218,13 @@ def scatter_figure(
         frame, codes = frame[keep], codes[keep]
     n, k = len(frame), len(order)
     use_gl = n > WEBGL_THRESHOLD if webgl is None else webgl
-    data = [_points_trace(codes, frame["ctr"].to_numpy(dtype=np.float64), k, use_gl), dict(LINK_TRACE)]
+    windowed = k > window
+    points = _points_trace(codes, frame["ctr"].to_numpy(dtype=np.float64), k, use_gl)
+    if windowed and draw_limit is not None and n > draw_limit:
+        points = _drawn_part(points, codes, min(k, window + DRAWN_MARGIN))
+    data = [points, dict(LINK_TRACE)]
     if means is not None:
         data.append(_means_trace(means, order))
-    windowed = k > window
     meta = {"features": k, "points": n, "webgl": use_gl, "window": window if windowed else None}
     layout = _scatter_layout(order, window, title=title, height=height, width=width, windowed=windowed, meta=meta)
     if overall_ctr is not None and np.isfinite(overall_ctr):
@@ -221,6 +233,16 @@ def scatter_figure(
         layout["annotations"] = [label]
         layout["meta"]["overall_ctr"] = float(overall_ctr)
     return unvalidated_figure(data, layout)
+
+
+def _drawn_part(trace: dict, codes: np.ndarray, stop: int) -> dict:
+    """``trace`` holding only the points of features 0 to ``stop`` - 1; the whole trace unless the
+    points are feature-major (each feature's points together, in axis order, as ``scatter_points``
+    gives them), since only then is a window's part one run of points."""
+    if len(codes) > 1 and (np.diff(codes) < 0).any():
+        return trace
+    end = int(np.searchsorted(codes, stop, side="left"))
+    return {**trace, "x": trace["x"][:end], "y": trace["y"][:end], "meta": {"points": [0, end], "features": [0, stop]}}
 
 
 def _page_slider(k: int, window: int) -> dict:

@@ -27,6 +27,10 @@ from data.filters import Filters
 from data.store import UnknownDataset
 
 PLACEHOLDER_API = "http://HOST:PORT"
+# Above this many points a paged scatter holds only its window's part (and a margin): Plotly's
+# WebGL scatter processes every point of its trace at each draw, about 1.5 s for 632k points
+# with software GL, where the window shows some 50k. The page draws the rest as the reader pages.
+SCATTER_DRAW_LIMIT = 100_000
 PROVISIONAL_NOTICE = {
     "title": "First look at this window: refining the p-values",
     "text": f"These p-values, q-values and intervals come from {refine.QUICK_RESAMPLES:,} random splits of the "
@@ -291,6 +295,7 @@ def _charts(store, dataset, charted: pd.DataFrame, filters: Filters, business, s
         means=charted.set_index("feature")["avg_ctr_with"],
         overall_ctr=overall_ctr(dataset, filters.weighting),
         title="",
+        draw_limit=SCATTER_DRAW_LIMIT,
     )
     counts = None
     if dataset.has_counts:
@@ -299,17 +304,23 @@ def _charts(store, dataset, charted: pd.DataFrame, filters: Filters, business, s
             for img, c, i in zip(dataset.images, dataset.clicks, dataset.impressions)
             if np.isfinite(i)
         }
-    # A fresh token per view: the browser forgets its last hovered image when figures are replaced.
+    # A fresh token per view: the browser forgets its last hovered image when figures are replaced,
+    # and draws the rest of a scatter drawn in part only from its own view's lookup.
+    token = uuid.uuid4().hex
+    drawn_in_part = bool(scatter.data) and scatter.data[0].meta is not None
+    if drawn_in_part:
+        scatter.data[0].meta = {**scatter.data[0].meta, "token": token}
     lookup = hover_lookup(
         points,
         charted,
-        token=uuid.uuid4().hex,
+        token=token,
         images=dataset.images,
         # A stored thumbnail wins over IMAGE_URL_TEMPLATE's picture.
         urls_for=lambda imgs: image_urls(
             image_url_template, business, source, imgs, stored=store.thumbnail_tags(business, source)
         ),
         counts=counts,
+        drawn_in_part=drawn_in_part,
     )
     return {
         "scatter": scatter,

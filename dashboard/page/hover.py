@@ -114,7 +114,14 @@ def _image_of_point(names: pd.Series, images) -> tuple[np.ndarray, np.ndarray]:
 
 
 def hover_lookup(
-    points: pd.DataFrame, shown: pd.DataFrame, *, token: str, images=None, urls_for=None, counts=None
+    points: pd.DataFrame,
+    shown: pd.DataFrame,
+    *,
+    token: str,
+    images=None,
+    urls_for=None,
+    counts=None,
+    drawn_in_part: bool = False,
 ) -> dict:
     """What the browser needs to link a hovered point to its image without asking the server.
 
@@ -129,6 +136,12 @@ def hover_lookup(
     argument ``images`` lists the names the points may hold (faster than hashing every point's
     name; see ``_image_of_point``); ``urls_for(images)`` gives picture URLs; ``counts`` maps
     image to (clicks, impressions).
+
+    With ``drawn_in_part`` (the scatter's trace holds only some features' points: see
+    ``figures.scatter_figure``'s ``draw_limit``) the lookup also carries what the page needs to
+    draw the rest and to link points it has not drawn: ``feature_start`` (int32, the first point
+    of each feature of ``features`` and the number of points: the points are feature-major) and
+    ``image_ctr_pct`` (float32, each image's CTR in percent, the scatter's y of its points).
     """
     image_of_point, names = _image_of_point(points["image"], images)
     names = [str(i) for i in names]
@@ -142,6 +155,13 @@ def hover_lookup(
         "point_conf_pct": typed_array(np.round(points["confidence"].to_numpy(dtype=np.float64) * 100), np.uint8),
         "urls": urls_for(names) if urls_for else None,
     }
+    if drawn_in_part:
+        codes = points["feature"].cat.codes.to_numpy()
+        starts = np.searchsorted(codes, np.arange(len(shown) + 1), side="left")
+        lookup["feature_start"] = typed_array(starts, np.int32)
+        ctr = np.zeros(len(names), dtype=np.float32)
+        ctr[image_of_point] = (points["ctr"].to_numpy(dtype=np.float64) * 100.0).astype(np.float32)
+        lookup["image_ctr_pct"] = typed_array(ctr, np.float32)
     if counts is not None:
         lookup["clicks"] = _counts_array([counts.get(i, (None, None))[0] for i in names])
         lookup["impressions"] = _counts_array([counts.get(i, (None, None))[1] for i in names])

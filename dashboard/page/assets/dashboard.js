@@ -8,8 +8,9 @@
  * (the images' as one zlib stream, inflated when the view arrives: see inflateNames).
  * When a view arrives its points are grouped by image here (groupByImage, a counting sort); a
  * point's feature (the code of the scatter x and of the bar rows) and its image's CTR are read
- * from the drawn trace's own x and y. Hover data may lack customdata, so only pointIndex is
- * trusted. The scatter's own plotly_hover and plotly_unhover events (see bindScatter) join the
+ * from the drawn trace's own x and y, or from the lookup's feature_start and image_ctr_pct when
+ * the trace holds only the part of a large scatter in view (drawWindow draws the rest as the
+ * window moves). Hover data may lack customdata, so only pointIndex is trusted. The scatter's own plotly_hover and plotly_unhover events (see bindScatter) join the
  * hovered image's points in an overlay over the scatter (see drawLink) and fill the side panel
  * in the event's own task, so that they show in the next frame: no Dash callback and no React
  * render stands between the mouse and the link. The bar
@@ -55,7 +56,7 @@
   }
 
   // The image of the point a plotly_hover event is about, or -1 (no point, or another trace).
-  function hoveredImage(hover, lookup) {
+  function hoveredImage(hover, lookup, gd) {
     if (!hover || !hover.points || !hover.points.length) {
       return -1;
     }
@@ -64,7 +65,7 @@
       return -1;
     }
     var index = point.pointIndex !== undefined ? point.pointIndex : point.pointNumber;
-    var image = numbers(lookup.point_image)[index];
+    var image = numbers(lookup.point_image)[drawnFrom(gd, lookup) + index];
     return image === undefined ? -1 : image;
   }
 
@@ -296,7 +297,7 @@
 
   // Decoded once when a view arrives, so that the first hover does not pay for it.
   function decodeLookup(lookup) {
-    ["point_image", "point_conf_pct", "clicks", "impressions"].forEach(function (name) {
+    ["point_image", "point_conf_pct", "clicks", "impressions", "feature_start", "image_ctr_pct"].forEach(function (name) {
       numbers(lookup[name]);
     });
     inflateNames(lookup);
@@ -329,14 +330,25 @@
   }
 
   // Image j's features (codes, ascending), their confidences in hundredths and the image's CTR,
-  // read from the drawn scatter trace (x: feature codes, y: the CTR of the point's image);
-  // null when the trace drawn is not the lookup's.
+  // read from the drawn scatter trace (x: feature codes, y: the CTR of the point's image), or from
+  // the lookup when the trace holds only a part of the points (see drawWindow); null when the
+  // trace drawn is not the lookup's.
   function imagePoints(gd, lookup, image) {
     var trace = gd._fullData && gd._fullData[0];
-    var x = trace ? numbers(trace.x) : null;
-    var y = trace ? numbers(trace.y) : null;
     var n = numbers(lookup.point_image).length;
-    if (!x || !y || x.length !== n || y.length !== n) {
+    var x, y, ctr;
+    if (lookup.feature_start) {
+      var part = drawnPart(gd, lookup);
+      x = part ? pointCodes(lookup) : null;
+      ctr = part ? numbers(lookup.image_ctr_pct)[image] : NaN;
+    } else {
+      x = trace ? numbers(trace.x) : null;
+      y = trace ? numbers(trace.y) : null;
+      if (!x || !y || x.length !== n || y.length !== n) {
+        return null;
+      }
+    }
+    if (!x) {
       return null;
     }
     var groups = groupByImage(lookup);
@@ -346,8 +358,101 @@
     return {
       codes: Int32Array.from(at, function (i) { return x[i]; }),
       conf: Uint8Array.from(at, function (i) { return conf[i]; }),
-      ctr: at.length ? y[at[0]] : NaN
+      ctr: lookup.feature_start ? ctr : (at.length ? y[at[0]] : NaN)
     };
+  }
+
+  // A scatter of many features and points holds only the part in view (dashboard/figures/scatter.py
+  // draw_limit): its trace's meta names the points it holds, [first, end), of features [first, stop),
+  // and the view's token. Null when the trace holds every point, or is not the lookup's view.
+  function drawnPart(gd, lookup) {
+    var trace = gd && gd.data && gd.data[0];
+    var meta = trace && trace.meta;
+    if (!lookup || !lookup.feature_start || !meta || !meta.points || meta.token !== lookup.token) {
+      return null;
+    }
+    return meta;
+  }
+
+  // The index in the lookup of the trace's first point (0 when it holds them all).
+  function drawnFrom(gd, lookup) {
+    var part = drawnPart(gd, lookup);
+    return part ? part.points[0] : 0;
+  }
+
+  var pointArrays = new WeakMap();  // lookup -> {codes, y}: every point's feature code and y
+
+  // Every point's feature code and y (its image's CTR in percent), as the full trace would hold them.
+  function allPoints(lookup) {
+    var known = pointArrays.get(lookup);
+    if (known) {
+      return known;
+    }
+    var starts = numbers(lookup.feature_start);
+    var image = numbers(lookup.point_image);
+    var ctr = numbers(lookup.image_ctr_pct);
+    var k = starts.length - 1;
+    var codes = k <= 256 ? new Uint8Array(image.length) : new Uint16Array(image.length);
+    for (var f = 0; f < k; f++) {
+      codes.fill(f, starts[f], starts[f + 1]);
+    }
+    var y = new Float32Array(image.length);
+    for (var i = 0; i < image.length; i++) {
+      y[i] = ctr[image[i]];
+    }
+    known = {codes: codes, y: y};
+    pointArrays.set(lookup, known);
+    return known;
+  }
+
+  function pointCodes(lookup) {
+    return allPoints(lookup).codes;
+  }
+
+  // Makes the scatter hold the points of the features in view when it holds only a part: the
+  // features in view and half a window either side (a pan that far shows points at once).
+  // Runs after each draw and window move; a no-op when the part drawn covers the view.
+  function drawWindow(gd) {
+    var lookup = view.lookup;
+    var part = drawnPart(gd, lookup);
+    var axis = gd && gd._fullLayout && gd._fullLayout.xaxis;
+    if (!part || !axis || !axis.range || !window.Plotly) {
+      return;
+    }
+    var starts = numbers(lookup.feature_start);
+    var k = starts.length - 1;
+    var r0 = Number(axis.range[0]), r1 = Number(axis.range[1]);
+    var lo = Math.max(0, Math.ceil(Math.min(r0, r1)));
+    var hi = Math.min(k - 1, Math.floor(Math.max(r0, r1)));
+    if (hi < lo || (part.features[0] <= lo && hi < part.features[1])) {
+      return;
+    }
+    var margin = Math.ceil((hi - lo + 1) / 2);
+    var first = Math.max(0, lo - margin);
+    var stop = Math.min(k, hi + 1 + margin);
+    var from = starts[first], end = starts[stop];
+    var points = allPoints(lookup);
+    window.Plotly.restyle(gd, {
+      x: [points.codes.subarray(from, end)],
+      y: [points.y.subarray(from, end)],
+      meta: [{points: [from, end], features: [first, stop], token: lookup.token}]
+    }, [0]);
+  }
+
+  var drawing = new WeakMap();  // graph div -> the gd.on its drawWindow handlers were registered with
+
+  function watchWindow() {
+    var gd = graphDiv(SCATTER);
+    if (!gd || typeof gd.on !== "function") {
+      return;
+    }
+    if (drawing.get(gd) !== gd.on) {
+      var handler = function () { drawWindow(gd); };
+      gd.on("plotly_afterplot", handler);
+      gd.on("plotly_relayout", handler);
+      drawing.set(gd, gd.on);
+    }
+    drawWindow(gd);
   }
 
   // The link is drawn in an SVG of our own laid over the plot, not through Plotly: any Plotly
@@ -510,7 +615,7 @@
       return;
     }
     gd.on("plotly_hover", function (event) {
-      showImage(gd, view.lookup ? hoveredImage(event, view.lookup) : -1);
+      showImage(gd, view.lookup ? hoveredImage(event, view.lookup, gd) : -1);
     });
     gd.on("plotly_unhover", function () { showImage(gd, -1); });
     bound.set(gd, gd.on);
@@ -565,6 +670,7 @@
     if (gd) {
       drawLink(gd, null);
     }
+    watchWindow();
     window.clearTimeout(barsWanted.timer);  // a mark still pending would mark the new view's bars
     barsWanted = {codes: null, timer: null};
     markBars(null);
@@ -877,6 +983,9 @@
       window.requestAnimationFrame(function () {
         repairPending = false;
         repairAccessibility();
+        // A new plot drops the scatter's listeners (Plotly.purge): bind drawWindow again, and
+        // draw the part in view if a redraw (a figure patched by the selection) left another.
+        watchWindow();
       });
     }
   }).observe(document.documentElement, {subtree: true, childList: true});
