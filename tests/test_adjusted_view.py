@@ -197,8 +197,8 @@ def test_panel_callback_follows_a_redrawn_view_for_the_selected_feature(settings
         DEMO_BUSINESS,
         DEMO_SOURCE,
         selected,
-        title="Adjusted impact",
-        changed=(ids.IMPACT_TITLE, "children"),
+        redraw=1,
+        changed=(ids.COOCCURRENCE_REDRAW, "data"),
     )
     if shown:
         assert response.status_code == 200
@@ -298,7 +298,7 @@ def _post(client, outputs, inputs, state=(), changed=None):
     return client.post("/_dash-update-component", json=body)
 
 
-def _panel_request(client, business, source, selected, title="Impact", changed=None):
+def _panel_request(client, business, source, selected, redraw=None, changed=None):
     """The Travels-with panel's callback for ``selected`` rows, the view at the page's defaults."""
     values = {"business": business, "source": source, "build": "current", "confidence": 0.5}
     values |= {"sparsity": [2, 100], "weighting": "mean", "shown": "25"}
@@ -309,7 +309,7 @@ def _panel_request(client, business, source, selected, title="Impact", changed=N
             (ids.TABLE, "selectedRows", selected),
             (ids.AVG_WITH, "hoverData", None),
             (ids.IMPACT, "hoverData", None),
-            (ids.IMPACT_TITLE, "children", title),
+            (ids.COOCCURRENCE_REDRAW, "data", redraw),
         ],
         [(*VIEW_CONTROLS[name], values.get(name)) for name in READ_CONTROLS],
         changed=changed,

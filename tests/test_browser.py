@@ -350,6 +350,11 @@ def test_page_draws_four_charts_from_the_data(driver, live):
     assert _charts_match(driver, store, REFERENCE, DEFAULT_CONFIDENCE, *DEFAULT_SPARSITY)
     assert _chart(driver, ids.SCATTER)["type"] == "scatter"  # few points: SVG
     assert "acme / vision" in driver.find_element("id", ids.STATUS).text
+    # With no feature selected, the view's draw asks nothing more of the server (the Travels-with
+    # panel has nothing to follow): the page is complete after one round trip.
+    time.sleep(1.0)
+    outputs = [json.loads(body).get("output", "") for body in _dash_request_bodies(driver)]
+    assert outputs and not [o for o in outputs if ids.COOCCURRENCE in o], outputs
     assert _severe(driver) == []
 
 

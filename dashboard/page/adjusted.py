@@ -14,7 +14,7 @@ import math
 import dash_bootstrap_components as dbc
 import numpy as np
 import pandas as pd
-from dash import Input, Output, html, no_update
+from dash import ClientsideFunction, Input, Output, State, dcc, html, no_update
 
 from dashboard.figures import format_p, format_pp
 from dashboard.figures.style import signed
@@ -287,7 +287,9 @@ def cooccurrence_card() -> dbc.Card:
                     ),
                 ]
             ),
-            dbc.CardBody(html.Div(cooccurrence_panel(None), id=ids.COOCCURRENCE)),
+            dbc.CardBody(
+                [html.Div(cooccurrence_panel(None), id=ids.COOCCURRENCE), dcc.Store(id=ids.COOCCURRENCE_REDRAW)]
+            ),
         ],
         className="shadow-sm mb-3",
     )
@@ -303,15 +305,25 @@ def hovered_feature(hover_data) -> str | None:
 
 def register_adjusted_callbacks(app, store, settings) -> None:
     """The co-occurrence panel (the impact chart's heading follows the view: see callbacks)."""
+    # The impact chart's heading is written each time the view is drawn. With a feature selected,
+    # the browser raises the redraw count, and the panel follows the new mode, threshold or filter
+    # (and shows the adjusted numbers once the Adjusted view has fitted them); with none, no
+    # request: the view's draw is not followed by a round trip that changes nothing.
+    app.clientside_callback(
+        ClientsideFunction(namespace="creative", function_name="redrawnWithSelection"),
+        Output(ids.COOCCURRENCE_REDRAW, "data"),
+        Input(ids.IMPACT_TITLE, "children"),
+        State(ids.TABLE, "selectedRows"),
+        State(ids.COOCCURRENCE_REDRAW, "data"),
+        prevent_initial_call=True,
+    )
 
     @app.callback(
         Output(ids.COOCCURRENCE, "children"),
         Input(ids.TABLE, "selectedRows"),
         Input(ids.AVG_WITH, "hoverData"),
         Input(ids.IMPACT, "hoverData"),
-        # Written each time the view is drawn: the selected feature's panel follows a new mode,
-        # threshold or filter, and shows the adjusted numbers once the Adjusted view has fitted them.
-        Input(ids.IMPACT_TITLE, "children"),
+        Input(ids.COOCCURRENCE_REDRAW, "data"),
         *control_states(),
         prevent_initial_call=True,
     )
@@ -321,7 +333,7 @@ def register_adjusted_callbacks(app, store, settings) -> None:
         trigger = ctx.triggered_id
         if trigger == ids.TABLE:
             feature = views.selected_feature(selected)
-        elif trigger == ids.IMPACT_TITLE:
+        elif trigger == ids.COOCCURRENCE_REDRAW:
             feature = views.selected_feature(selected)
             if feature is None:
                 return no_update

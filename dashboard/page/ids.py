@@ -64,6 +64,9 @@ IMPACT_KEY = "impact-key"  # what the impact bars' colours mean
 IMPACT_TITLE = "impact-title"  # "Impact" or "Adjusted impact"
 BAR_HINT = "bar-hint"  # what the bar charts are sorted by
 COOCCURRENCE = "cooccurrence-panel"  # the features the selected or hovered one travels with
+# A count the browser raises when a view is drawn while a feature is selected: the panel then
+# follows the view, and with nothing selected no request is made.
+COOCCURRENCE_REDRAW = "cooccurrence-redraw"
 
 # The gallery of the selected feature's images (dashboard/page/gallery.py, assets/gallery.js)
 GALLERY_CARD = "gallery-card"

@@ -873,7 +873,14 @@
   }
 
   window.dash_clientside = window.dash_clientside || {};
+  // A view was drawn (its impact heading written): with a row selected, raise the count that
+  // makes the Travels-with panel follow the view; with none, nothing to ask the server.
+  function redrawnWithSelection(_title, selectedRows, count) {
+    return selectedRows && selectedRows.length ? (count || 0) + 1 : window.dash_clientside.no_update;
+  }
+
   window.dash_clientside.creative = {
+    redrawnWithSelection: redrawnWithSelection,
     newView: newView, highlightRow: highlightRow, showInCharts: showInCharts, clearSelection: clearSelection,
     writeUrl: writeUrl, selectAtLoad: selectAtLoad, filterTable: filterTable, unpackRows: unpackRows
   };
