@@ -144,6 +144,26 @@ def test_scatter_figure_marks_each_features_average(reference_dataset):
     assert np.array_equal(fig.data[2].y, summary["avg_ctr_with"].to_numpy() * 100.0)
 
 
+def test_a_paged_scatter_draws_each_features_average_as_one_broken_line():
+    """Beyond one window of features the averages are one line of dashes (one SVG path), each
+    feature's from code - 0.3 to code + 0.3 at its average, named in its hover."""
+    data = _synthetic(n_images=300, n_features=120)
+    summary = feature_summary(data, confidence=0.0)
+    points = scatter_points(data, confidence=0.0, features=summary["feature"])
+    fig = figures.scatter_figure(
+        points, feature_order=summary["feature"], means=summary.set_index("feature")["avg_ctr_with"]
+    )
+    means = fig.data[2]
+    order = _ticks(fig)
+    assert len(order) > figures.SCATTER_WINDOW and means.mode == "lines" and means.name == "average"
+    x, y = np.asarray(means.x).reshape(-1, 3), np.asarray(means.y).reshape(-1, 3)
+    expected = summary.set_index("feature")["avg_ctr_with"].reindex(order).to_numpy() * 100.0
+    codes = np.arange(len(order))
+    assert np.allclose(x[:, 0], codes - 0.3) and np.allclose(x[:, 1], codes + 0.3) and np.isnan(x[:, 2]).all()
+    assert np.array_equal(y[:, 0], expected) and np.array_equal(y[:, 1], expected) and np.isnan(y[:, 2]).all()
+    assert list(means.text[::3]) == order and "%{text}" in means.hovertemplate
+
+
 # -- bars --------------------------------------------------------------------------------------
 
 

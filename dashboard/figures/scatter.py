@@ -90,15 +90,40 @@ LINK_TRACE = dict(
 )
 
 
-def _means_trace(means, order: list) -> dict:
+# Half the width of a feature's average mark drawn as a line, in features: at a window of 50
+# features about the 12 px of the marker it replaces.
+MEAN_HALF_WIDTH = 0.3
+
+
+def _means_trace(means, order: list, *, as_line: bool = False) -> dict:
+    """A dash at each feature's average: markers, or (``as_line``, for a paged axis of many
+    features) one line broken between features, which Plotly draws as one path where it styles
+    each marker on its own (about 0.1 s at 664 features)."""
     mean_y = pd.Series(means).reindex(pd.Index(order, dtype=object)).to_numpy(dtype=np.float64) * 100.0
+    style = {"width": 2.5, "color": COLORS["text"]}
+    if not as_line:
+        return dict(
+            type="scatter",
+            x=np.arange(len(order), dtype=np.int32),
+            y=mean_y,
+            mode="markers",
+            marker={"symbol": "line-ew", "size": 12, "line": style},
+            hovertemplate="Average CTR with %{x}: %{y:.2f}%<extra></extra>",
+            name="average",
+        )
+    codes = np.arange(len(order), dtype=np.float64)
+    # Each feature's dash from code - 0.3 to code + 0.3, then a gap (NaN) before the next.
+    x = np.column_stack([codes - MEAN_HALF_WIDTH, codes + MEAN_HALF_WIDTH, np.full(len(order), np.nan)]).ravel()
+    y = np.column_stack([mean_y, mean_y, np.full(len(order), np.nan)]).ravel()
+    labels = [escape_label(str(f)) for f in order]
     return dict(
         type="scatter",
-        x=np.arange(len(order), dtype=np.int32),
-        y=mean_y,
-        mode="markers",
-        marker={"symbol": "line-ew", "size": 12, "line": {"width": 2.5, "color": COLORS["text"]}},
-        hovertemplate="Average CTR with %{x}: %{y:.2f}%<extra></extra>",
+        x=x,
+        y=y,
+        mode="lines",
+        line=style,
+        text=[label for label in labels for _ in range(3)],
+        hovertemplate="Average CTR with %{text}: %{y:.2f}%<extra></extra>",
         name="average",
     )
 
@@ -224,7 +249,7 @@ def scatter_figure(
         points = _drawn_part(points, codes, min(k, window + DRAWN_MARGIN))
     data = [points, dict(LINK_TRACE)]
     if means is not None:
-        data.append(_means_trace(means, order))
+        data.append(_means_trace(means, order, as_line=windowed))
     meta = {"features": k, "points": n, "webgl": use_gl, "window": window if windowed else None}
     layout = _scatter_layout(order, window, title=title, height=height, width=width, windowed=windowed, meta=meta)
     if overall_ctr is not None and np.isfinite(overall_ctr):
