@@ -2,8 +2,10 @@
 
 A demo build of that size (seed 42) is stored in a fresh SQLite file and served by an app from
 the factory in a thread. For each round the browser opens the page's URL with ``shown=all`` and
-the time until all four charts have drawn every point is taken (navigation start to the first
-poll that sees them done); then a real mouse move onto a scatter point (CDP input events, as
+the time until the charts have drawn every point (a scatter of more than
+``dashboard.page.compute.SCATTER_DRAW_LIMIT`` points: every point of the features in view, and
+half a window either side), the table shows its rows and no callback is pending is taken
+(navigation start to the first poll that sees them done); then a real mouse move onto a scatter point (CDP input events, as
 Plotly's own hover on WebGL needs) is timed until the link joins that image's points, and until
 the side panel names the image, both by polling the page (the first script that runs after the
 move and finds them); the page's own clock also times the link from the mouse event to the end
@@ -56,11 +58,12 @@ return {after: at === null || !before.length ? null : (at - Math.max(...before))
 """
 
 # True once the four charts are drawn, the scatter holds as many points as its layout says (or,
-# drawn in part, as many as its trace's meta says: the features in view and a margin), and no
-# callback is pending.
+# drawn in part, as many as its trace's meta says: the features in view and a margin), the table
+# shows rows, and no callback is pending.
 DRAWN_JS = """
 const ids = ['scatter-chart', 'impact-chart', 'avg-with-chart'];
 if (document.querySelector('[data-dash-is-loading="true"]')) return false;
+if (!document.querySelector('#summary-table .ag-row')) return false;
 const ok = ids.every(id => {
   const gd = document.querySelector('#' + id + ' .js-plotly-plot');
   return gd && gd._fullLayout && gd._fullData && gd._fullData.length;

@@ -10,11 +10,11 @@
  * point's feature (the code of the scatter x and of the bar rows) and its image's CTR are read
  * from the drawn trace's own x and y, or from the lookup's feature_start and image_ctr_pct when
  * the trace holds only the part of a large scatter in view (drawWindow draws the rest as the
- * window moves). Hover data may lack customdata, so only pointIndex is trusted. The scatter's own plotly_hover and plotly_unhover events (see bindScatter) join the
- * hovered image's points in an overlay over the scatter (see drawLink) and fill the side panel
- * in the event's own task, so that they show in the next frame: no Dash callback and no React
- * render stands between the mouse and the link. The bar
- * charts' highlight follows once the pointer rests (markBarsAtRest).
+ * window moves). Hover data may lack customdata, so only pointIndex is trusted. The scatter's
+ * own plotly_hover and plotly_unhover events (see bindScatter) join the hovered image's points
+ * in an overlay over the scatter (see drawLink) and fill the side panel in the event's own task,
+ * so that they show in the next frame: no Dash callback and no React render stands between the
+ * mouse and the link. The bar charts' highlight follows once the pointer rests (markBarsAtRest).
  */
 (function () {
   "use strict";
@@ -392,7 +392,8 @@
     var image = numbers(lookup.point_image);
     var ctr = numbers(lookup.image_ctr_pct);
     var k = starts.length - 1;
-    var codes = k <= 256 ? new Uint8Array(image.length) : new Uint16Array(image.length);
+    var Codes = k <= 256 ? Uint8Array : (k <= 65536 ? Uint16Array : Uint32Array);
+    var codes = new Codes(image.length);
     for (var f = 0; f < k; f++) {
       codes.fill(f, starts[f], starts[f + 1]);
     }
