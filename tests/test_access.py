@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import logging
 import re
+from urllib.parse import parse_qs
 
 import numpy as np
 import pytest
@@ -469,12 +470,35 @@ def test_sign_in_sets_a_protected_cookie_and_shows_only_the_tokens_data(settings
     layout = client.get("/_dash-layout", headers={"Referer": f"http://localhost/?business={B}"}, environ_base=REMOTE)
     text = layout.get_data(as_text=True)
     assert layout.status_code == 200 and A in text and B not in text and "Signed in as" in text
+    # The address bar named B: it is replaced, at load, by the view shown (a copied link names A).
+    moved = _component_data(layout.get_json(), ids.STALE_BUILD)
+    assert moved["replace"] is True and moved["business"] == A and moved["build"] is None
+    assert parse_qs(moved["search"].lstrip("?"))["business"] == [A]
     assert client.get("/api/datasets", environ_base=REMOTE).get_json()["datasets"][0]["business"] == A
     # Secure behind HTTPS (directly or through a proxy that says so).
     https = sign_in(client, tokens["read_a"], environ_base=REMOTE, base_url="https://localhost")
     assert "Secure" in https.headers["Set-Cookie"]
     proxied = sign_in(client, tokens["read_a"], environ_base=REMOTE, headers={**ORIGIN, "X-Forwarded-Proto": "https"})
     assert "Secure" in proxied.headers["Set-Cookie"]
+
+
+def _component_data(node, component_id):
+    """The ``data`` of the component ``component_id`` in a serialised Dash layout, else None."""
+    if isinstance(node, dict):
+        props = node.get("props", {})
+        if props.get("id") == component_id:
+            return props.get("data")
+        children = [props.get("children")] if isinstance(node.get("props"), dict) else list(node.values())
+        for child in children:
+            found = _component_data(child, component_id)
+            if found is not None:
+                return found
+    elif isinstance(node, list):
+        for child in node:
+            found = _component_data(child, component_id)
+            if found is not None:
+                return found
+    return None
 
 
 def _redraw_inputs(business, version):

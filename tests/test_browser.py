@@ -8,7 +8,7 @@ from __future__ import annotations
 import json
 import time
 import urllib.request
-from urllib.parse import urlencode
+from urllib.parse import parse_qs, urlencode, urlsplit
 
 import numpy as np
 import pandas as pd
@@ -935,6 +935,12 @@ def test_a_url_with_invalid_values_falls_back_to_defaults(driver, live_demo, que
     assert expected.business in (NORTHWIND[0], REFERENCE_2018[0]) and expected.filters.weighting == "mean"
     _wait_for(lambda: _controls_show(driver, expected), message="the controls at their fallbacks")
     _wait_for(lambda: _view_matches(driver, store, expected, settings.min_group_size), message="the fallback view")
+    # The address bar names the dataset shown, not the one asked for (a copied link shows the same).
+    _wait_for(
+        lambda: parse_qs(urlsplit(driver.current_url).query).get("business") == [expected.business],
+        message="the address bar naming the business shown",
+    )
+    assert parse_qs(urlsplit(driver.current_url).query).get("source") == [expected.source]
     assert _severe(driver) == []
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import random
 from pathlib import Path
+from urllib.parse import parse_qs
 
 import numpy as np
 import pandas as pd
@@ -776,12 +777,23 @@ def test_a_url_pinning_a_build_no_longer_stored_opens_at_the_current_one_and_say
 
 
 def test_a_url_whose_build_is_stored_or_current_has_no_stale_build(demo, settings):
-    from dashboard.page.selection import stale_build
+    from dashboard.page.selection import stale_build, stale_build_shown
 
     app = create_app(settings, demo)
-    for state in (views.ViewState(*NORTHWIND), views.ViewState("nobody", "vision", build=999)):
-        with app.server.test_request_context("/" + views.view_query(state), environ_base=LOOPBACK):
-            assert _find(app.layout(), ids.STALE_BUILD).data is None
+    with app.server.test_request_context("/" + views.view_query(views.ViewState(*NORTHWIND)), environ_base=LOOPBACK):
+        assert _find(app.layout(), ids.STALE_BUILD).data is None
+    # A business that is not there: the page shows the default dataset, and the address bar is
+    # replaced by the view shown (a copied link names what it shows), with no stale-build notice.
+    with app.server.test_request_context(
+        "/" + views.view_query(views.ViewState("nobody", "vision", build=999)), environ_base=LOOPBACK
+    ):
+        page = app.layout()
+    moved = _find(page, ids.STALE_BUILD).data
+    shown = views.ViewState(_layout_values(page)[ids.BUSINESS], _layout_values(page)[ids.SOURCE])
+    assert shown.business != "nobody" and moved["replace"] is True and moved["build"] is None
+    assert moved["search"] == _find(page, ids.URL).data["search"] and "nobody" not in moved["search"]
+    assert parse_qs(moved["search"].lstrip("?"))["business"] == [shown.business]
+    assert stale_build_shown(moved, shown) is None
     current = views.ViewState(*NORTHWIND)
     assert stale_build(views.ViewState(*NORTHWIND, build=7), current) == 7
     assert stale_build(views.ViewState("nobody", "vision", build=7), current) is None

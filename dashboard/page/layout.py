@@ -39,12 +39,14 @@ def page(
     has_counts: bool = True,
     min_n: int = DEFAULT_MIN_GROUP_SIZE,
     stale: int | None = None,
+    moved: bool = False,
     compare_opts: list[dict] | None = None,
     extent: Extent | None = None,
 ) -> html.Div:
     """The component tree for a store whose datasets are ``datasets`` (newest first), opened at ``state``.
 
     ``stale``: the build the page's URL pinned that is no longer stored (``state`` shows the current one);
+    ``moved``: the URL named a business or source that is not there for this reader (``state`` shows another);
     ``compare_opts``: the builds to compare with (``drift.compare_choice``); ``extent``: the days of
     the dataset's dated metrics (None: one CTR per image, no date range).
     """
@@ -59,11 +61,13 @@ def page(
             # starting at the view the page opens at: callbacks that set a control to the value
             # it has while the page loads then write nothing, so no history entry is added.
             dcc.Store(id=ids.URL, data={"search": views.view_query(state)}),
-            # Replaces the address bar's stale build_id once, at load (no history entry added).
+            # Replaces the address bar once, at load (no history entry added), when the page shows
+            # another view than it names: a build no longer stored (``build``: the notice says so),
+            # or a business or source not there for this reader (a copied link then names what it shows).
             dcc.Store(
                 id=ids.STALE_BUILD,
                 data=None
-                if stale is None
+                if stale is None and not moved
                 else {
                     "build": stale,
                     "business": state.business,
@@ -131,6 +135,8 @@ def build_layout(store, settings):
             has_counts=has_counts,
             min_n=settings.min_group_size,
             stale=stale_build(requested, state),
+            moved=requested.business is not None
+            and (requested.business, requested.source) != (state.business, state.source),
             compare_opts=compare_opts,
             extent=extent,
         )
