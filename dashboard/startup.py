@@ -33,6 +33,8 @@ class Startup:
         self._thread: threading.Thread | None = None
         self.cause = STARTING
         self.result = None
+        self._failure: str | None = None  # the last failure's kind and message, logged in full once
+        self._repeats = 0
 
     @property
     def ready(self) -> bool:
@@ -66,9 +68,18 @@ class Startup:
             self.cause = exc.cause
             log.warning("start-up waits for the database: %s", exc)
             return False
-        except Exception:
+        except Exception as exc:
             self.cause = "start-up failed"
-            log.exception("start-up failed; retrying")
+            # A failure that is not the database's (a bug, a bad setting) may repeat at every
+            # retry: its traceback is logged the first time, then one line a retry, until another
+            # failure (logged in full) or success.
+            failure = f"{type(exc).__name__}: {exc}"
+            if failure != self._failure:
+                self._failure, self._repeats = failure, 0
+                log.exception("start-up failed; retrying")
+            else:
+                self._repeats += 1
+                log.error("start-up failed again (%d times in a row): %s; retrying", self._repeats + 1, failure)
             return False
         self._done.set()
         return True
