@@ -226,9 +226,9 @@ def scatter_figure(
     ``window`` of them at a time: drag to pan, or page with the slider above the plot. Every
     point is drawn, unless ``draw_limit`` is given: then a windowed scatter of more points than
     that holds in trace 0 only the points of its first window and ``DRAWN_MARGIN`` features more
-    (when its points are feature-major),
-    and says so in the trace's ``meta`` (``{"points": [0, end], "features": [0, stop]}``); the
-    page draws the rest as the reader pages (assets/window.js ``drawWindow``).
+    (when its points are feature-major), and says so in the trace's ``meta``
+    (``{"points": [0, end], "features": [0, stop]}``); the page draws the rest as the reader
+    pages (assets/dashboard.js ``drawWindow``).
     """
     if points is None or len(points) == 0:
         return empty_figure("No image has a feature present at these settings.", title=title, height=height)

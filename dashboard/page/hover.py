@@ -140,7 +140,8 @@ def hover_lookup(
     With ``drawn_in_part`` (the scatter's trace holds only some features' points: see
     ``figures.scatter_figure``'s ``draw_limit``) the lookup also carries what the page needs to
     draw the rest and to link points it has not drawn: ``feature_start`` (int32, the first point
-    of each feature of ``features`` and the number of points: the points are feature-major) and
+    of each feature on the scatter's x axis, the features of ``features`` that have points, and
+    the number of points: the points are feature-major) and
     ``image_ctr_pct`` (float32, each image's CTR in percent, the scatter's y of its points).
     """
     image_of_point, names = _image_of_point(points["image"], images)
@@ -156,8 +157,9 @@ def hover_lookup(
         "urls": urls_for(names) if urls_for else None,
     }
     if drawn_in_part:
-        codes = points["feature"].cat.codes.to_numpy()
-        starts = np.searchsorted(codes, np.arange(len(shown) + 1), side="left")
+        # By the scatter's codes: its x axis lists only the features that have points.
+        per_feature = np.bincount(points["feature"].cat.codes.to_numpy(), minlength=len(shown))
+        starts = np.concatenate([[0], np.cumsum(per_feature[per_feature > 0])])
         lookup["feature_start"] = typed_array(starts, np.int32)
         ctr = np.zeros(len(names), dtype=np.float32)
         ctr[image_of_point] = (points["ctr"].to_numpy(dtype=np.float64) * 100.0).astype(np.float32)
