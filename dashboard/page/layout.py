@@ -29,6 +29,17 @@ from data.analysis import DEFAULT_MIN_GROUP_SIZE
 REFINE_POLL_MS = 1_000  # how often a provisional view asks whether its full null is stored
 
 
+def address_bar_fix(state: ViewState, stale: int | None, moved: bool) -> dcc.Store:
+    """The store that replaces the address bar once, at load (no history entry added), when the
+    page shows another view than it names: a build no longer stored (``build``: the notice says
+    so), or a business or source not there for this reader (a copied link then names what it shows)."""
+    data = None
+    if stale is not None or moved:
+        search = views.view_query(state)
+        data = {"build": stale, "business": state.business, "source": state.source, "search": search, "replace": True}
+    return dcc.Store(id=ids.STALE_BUILD, data=data)
+
+
 def page(
     datasets: pd.DataFrame,
     build_opts: list[dict],
@@ -61,21 +72,7 @@ def page(
             # starting at the view the page opens at: callbacks that set a control to the value
             # it has while the page loads then write nothing, so no history entry is added.
             dcc.Store(id=ids.URL, data={"search": views.view_query(state)}),
-            # Replaces the address bar once, at load (no history entry added), when the page shows
-            # another view than it names: a build no longer stored (``build``: the notice says so),
-            # or a business or source not there for this reader (a copied link then names what it shows).
-            dcc.Store(
-                id=ids.STALE_BUILD,
-                data=None
-                if stale is None and not moved
-                else {
-                    "build": stale,
-                    "business": state.business,
-                    "source": state.source,
-                    "search": views.view_query(state),
-                    "replace": True,
-                },
-            ),
+            address_bar_fix(state, stale, moved),
             dcc.Store(id=ids.VERSION, data=version),
             # The URL's feature=, selected once the table has its rows (assets/dashboard.js).
             dcc.Store(id=ids.FEATURE_AT_LOAD, data=state.feature),
