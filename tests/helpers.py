@@ -72,3 +72,15 @@ def refined_get(client, url: str, query: dict):
         answer = client.get(url, query_string=query)
         assert answer.get_json()["provisional"] is False
     return answer
+
+
+def chart_rows(trace, attribute: str):
+    """Every row's values of a bar chart's trace attribute (``"x"``, ``"y"``, ``"marker.color"``): from
+    the trace's meta when the chart is drawn in part (``dashboard.figures.bars`` ``draw_limit``)."""
+    meta = trace.meta if hasattr(trace, "meta") else trace.get("meta")
+    if isinstance(meta, dict) and "full" in meta:
+        return meta["full"][attribute]
+    value = trace
+    for key in attribute.split("."):
+        value = value[key]
+    return value

@@ -54,9 +54,19 @@ const annotations = (gd._fullLayout.annotations || []).map(a => a.text);
 const t = (gd._fullData || [])[arguments[1] || 0];
 if (!t) { return {type: null, x: null, y: null, annotations: annotations}; }
 const list = v => (v === undefined || v === null) ? null : Array.from(v);
+// A bar chart drawn in part (dashboard/figures/bars.py draw_limit) keeps every row's values in
+// its trace's meta, some as base64 typed arrays: those are the chart's values.
+const TYPED = {f8: Float64Array, f4: Float32Array, i4: Int32Array, u4: Uint32Array, i2: Int16Array,
+               u2: Uint16Array, i1: Int8Array, u1: Uint8Array};
+const decode = v => v && typeof v.bdata === 'string'
+  ? new TYPED[v.dtype.replace(/^[<>|=]/, '')](Uint8Array.from(atob(v.bdata), c => c.charCodeAt(0)).buffer) : v;
+const meta = (gd.data[arguments[1] || 0] || {}).meta;
+const full = meta && meta.rows && meta.full ? meta.full : {};
 const m = t.marker || {};
-return {type: t.type, x: list(t.x), y: list(t.y), text: list(t.text),
-        opacity: Array.isArray(m.opacity) || ArrayBuffer.isView(m.opacity) ? list(m.opacity) : m.opacity,
+const opacity = 'marker.opacity' in full ? decode(full['marker.opacity']) : m.opacity;
+return {type: t.type, x: list('x' in full ? decode(full.x) : t.x), y: list('y' in full ? full.y : t.y),
+        text: list(t.text),
+        opacity: Array.isArray(opacity) || ArrayBuffer.isView(opacity) ? list(opacity) : opacity,
         dash: t.line && t.line.dash, color: t.line && t.line.color,
         annotations: annotations};
 """

@@ -393,3 +393,145 @@ def test_a_scatter_of_many_points_holds_the_window_in_view_and_draws_the_rest_as
     assert _blue_pixels(driver, driver.execute_script(AXIS_JS)) > 0.5 * painted
     severe = [e for e in driver.get_log("browser") if e["level"] == "SEVERE"]
     assert not severe, [e["message"][:300] for e in severe]
+
+
+# Each bar chart's traces as drawn: the rows the first holds, the trace's features and opacities,
+# and how many bars the chart's first bar trace drew.
+ROWS_JS = """
+const out = {};
+for (const id of arguments[0]) {
+  const gd = document.querySelector('#' + id + ' .js-plotly-plot');
+  const traces = gd.data.map((t, i) => ({
+    rows: t.meta && t.meta.rows ? Array.from(t.meta.rows) : null,
+    full: t.meta && t.meta.full ? Object.keys(t.meta.full).sort() : null,
+    y: Array.from(gd._fullData[i].y || []),
+    opacity: gd._fullData[i].marker && Array.isArray(gd._fullData[i].marker.opacity) ? gd._fullData[i].marker.opacity : null,
+  }));
+  out[id] = {traces, bars: gd.querySelector('.barlayer .trace').querySelectorAll('.point').length};
+}
+return out;
+"""
+# Where, in a screenshot of the chart, three points along each bar [row, value] lie.
+BAR_PIXELS_JS = """
+const gd = document.querySelector('#' + arguments[0] + ' .js-plotly-plot');
+const L = gd._fullLayout, chart = document.getElementById(arguments[0]).getBoundingClientRect();
+const box = gd.getBoundingClientRect();
+const dx = box.left - chart.left + L.xaxis._offset, dy = box.top - chart.top + L.yaxis._offset;
+return arguments[1].map(([row, value]) => [0.3, 0.5, 0.7].map(f => [dx + L.xaxis.l2p(value * f), dy + L.yaxis.l2p(row)]));
+"""
+
+
+# The rows of the bars a hover marked (bar-hit), by their place among the drawn bars.
+MARKED_JS = """
+const gd = document.querySelector('#' + arguments[0] + ' .js-plotly-plot');
+const t = gd.data[0], first = t.meta && t.meta.rows ? t.meta.rows[0] : 0;
+const points = Array.from(gd.querySelector('.barlayer .trace').querySelectorAll('.point'));
+return points.map((p, i) => p.classList.contains('bar-hit') ? first + i : -1).filter(i => i >= 0);
+"""
+
+
+def _painted_bars(driver, chart, rows, values) -> float:
+    """The share of rows ``rows`` whose bar (of ``values``, wider than 8 px) shows colour in a
+    screenshot of the chart: a point along it that is not the page's white."""
+    shot = decode_png(driver.find_element("id", chart).screenshot_as_png)[..., :3].astype(np.int16)
+    wide = [row for row in rows if abs(values[row]) > 0]
+    spots = driver.execute_script(BAR_PIXELS_JS, chart, [[row, float(values[row])] for row in wide])
+    painted = total = 0
+    for points in spots:
+        (x0, _), (x2, _) = points[0], points[2]
+        if abs(x2 - x0) < 3.2:  # a bar under 8 px wide
+            continue
+        total += 1
+        painted += any(shot[int(round(y)), int(round(x))].sum() < 720 for x, y in points)
+    assert total > 10, "too few bars wide enough to look at"
+    return painted / total
+
+
+def test_bar_charts_of_many_rows_hold_the_rows_in_view_and_draw_the_rest_as_they_move(driver, wide_app, monkeypatch):
+    """Above the draw limit each bar chart's traces hold the rows of the window in view (and half a
+    window either side), with every row's values in their meta: paging draws the next rows,
+    painted; a selected row's highlight is kept for the rows drawn later."""
+    from dashboard.figures.bars import DRAWN_ROWS_MARGIN
+
+    url, store = wide_app
+    state = views.parse_view({"business": "wide", "source": "vision", "shown": "all"})
+    view = compute.compute_view(store, "wide", "vision", filters=state.filters, shown=state.shown)
+    whole = view.impact.data[0]
+    scatter_x, image_of = np.asarray(view.scatter.data[0].x), from_typed_array(view.lookup["point_image"])
+    features, values = list(whole.y), np.asarray(whole.x)
+    k, w = len(features), figures.FEATURE_WINDOW
+    assert whole.meta is None and k > 2 * w  # below the limit every row is sent
+    monkeypatch.setattr(compute, "BAR_DRAW_LIMIT", 60)
+    charts = list(ids.BAR_CHARTS)
+
+    driver.set_window_size(1600, 1400)
+    driver.get(url + "?" + urlencode({"business": "wide", "source": "vision", "shown": "all"}))
+    wait_for_charts(driver, timeout=60)
+    _scroll_to(driver, ids.BAR_CARD)
+    time.sleep(1.0)
+    first = driver.execute_script(ROWS_JS, charts)
+    stop = w + DRAWN_ROWS_MARGIN
+    for chart in charts:
+        cut = [t for t in first[chart]["traces"] if t["rows"]]
+        assert cut and all(t["rows"] == [0, stop] and t["y"] == features[:stop] for t in cut)
+        assert first[chart]["bars"] == stop
+    assert len([t for t in first[ids.AVG_WITH]["traces"] if t["rows"]]) == 2  # the bars and the marks without
+    assert _painted_bars(driver, ids.IMPACT, range(w), values) > 0.9
+
+    # The impact chart's last page: the last window's rows, drawn and painted, in every chart.
+    _click_last_step(driver, _windows(driver)[ids.IMPACT]["rail"])
+    last = _wait_for_windows(driver, k - w / 2 - 0.5)
+    drawn = wait_for(
+        lambda: (lambda d: d if all(d[c]["traces"][0]["rows"][1] == k for c in charts) else None)(
+            driver.execute_script(ROWS_JS, charts)
+        )
+    )
+    for chart in charts:
+        lo, end = drawn[chart]["traces"][0]["rows"]
+        assert lo <= k - w and drawn[chart]["traces"][0]["y"] == features[lo:end] and drawn[chart]["bars"] == end - lo
+    assert max(_shown(last, ids.IMPACT)) == k - 1
+    assert _painted_bars(driver, ids.IMPACT, range(k - w, k), values) > 0.9
+
+    # Hovering a scatter point marks the bars of its image's features among the rows drawn.
+    _scroll_to(driver, ids.SCATTER)
+    point = len(scatter_x) - 1
+    mine = set(scatter_x[image_of == image_of[point]].tolist())
+    x, y = driver.execute_script(POINT_JS, point)
+    _mouse(driver, "mouseMoved", 5, 5)
+    time.sleep(0.3)
+    _mouse(driver, "mouseMoved", x, y)
+    marked = wait_for(lambda: driver.execute_script(MARKED_JS, ids.IMPACT))
+    lo, end = drawn[ids.IMPACT]["traces"][0]["rows"]
+    assert set(marked) == {code for code in mine if lo <= code < end} and max(marked) >= k - w
+
+    # Selecting a row of the last window highlights its bar among the rows drawn, and every row's
+    # highlight is kept in the meta: the first page, drawn again, shows its rows dimmed.
+    name = features[k - 3]
+    _select_table_row(driver, name)
+    selected = wait_for(
+        lambda: (lambda d: d if d[ids.IMPACT]["traces"][0]["opacity"] else None)(
+            driver.execute_script(ROWS_JS, charts)
+        ),
+        timeout=20,
+    )
+    trace = selected[ids.IMPACT]["traces"][0]
+    assert "marker.opacity" in trace["full"] and trace["rows"][1] == k
+    lit = [y for y, o in zip(trace["y"], trace["opacity"]) if o == 1]
+    assert lit == [name] and min(trace["opacity"]) < 1
+    _scroll_to(driver, ids.BAR_CARD)
+    rail = _windows(driver)[ids.IMPACT]["rail"]
+    left, top, width, height = rail
+    _mouse(driver, "mouseMoved", left + 2, top + height / 2)
+    _mouse(driver, "mousePressed", left + 2, top + height / 2, 1)
+    _mouse(driver, "mouseReleased", left + 2, top + height / 2)
+    _wait_for_windows(driver, w / 2 - 0.5)
+    back = wait_for(
+        lambda: (lambda d: d if d[ids.IMPACT]["traces"][0]["rows"][0] == 0 else None)(
+            driver.execute_script(ROWS_JS, charts)
+        )
+    )
+    trace = back[ids.IMPACT]["traces"][0]
+    assert trace["y"] == features[: trace["rows"][1]] and trace["opacity"] and max(trace["opacity"]) < 1
+    severe = [e for e in driver.get_log("browser") if e["level"] == "SEVERE"]
+    assert not severe, [e["message"][:300] for e in severe]
+

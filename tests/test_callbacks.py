@@ -36,7 +36,7 @@ from dashboard.page.views import CURRENT_BUILD, DEFAULT_CONFIDENCE, DEFAULT_FILT
 from data.analysis import feature_summary, scatter_points
 from data.batches import FeatureBatch, ctr_frame
 from data.window import Window
-from tests.helpers import load_frame
+from tests.helpers import chart_rows, load_frame
 
 BUSINESS, SOURCE = "acme", "vision"
 FIGURE_KEYS = ("scatter", "avg_with", "impact")
@@ -514,10 +514,10 @@ def test_compute_view_passes_the_weighting_through(demo):
     )
     summary = page_order(feature_summary(dataset, confidence=0.5, min_pct=2, max_pct=100, weighting="impressions"))
     assert view.weighting == "impressions"
-    assert list(view.impact.data[0].y) == list(summary["feature"])
-    assert np.array_equal(view.impact.data[0].x, summary["impact"].to_numpy() * 100.0)
+    assert list(chart_rows(view.impact.data[0], "y")) == list(summary["feature"])
+    assert np.array_equal(chart_rows(view.impact.data[0], "x"), summary["impact"].to_numpy() * 100.0)
     mean = page_order(feature_summary(dataset, confidence=0.5, min_pct=2, max_pct=100))
-    assert not np.allclose(view.avg_with.data[0].x, mean["avg_ctr_with"].to_numpy() * 100.0)
+    assert not np.allclose(chart_rows(view.avg_with.data[0], "x"), mean["avg_ctr_with"].to_numpy() * 100.0)
     assert "impression-weighted" in view.shown_text
 
 

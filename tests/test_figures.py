@@ -241,6 +241,53 @@ def test_bar_charts_show_a_window_of_many_features_with_every_bar(build):
     )
 
 
+@pytest.mark.parametrize("build", ["avg_ctr_with", "impact"])
+def test_bar_charts_above_their_draw_limit_hold_their_first_window_and_keep_every_row_in_meta(build):
+    """Past ``draw_limit`` rows, each trace of a windowed bar chart holds the rows of its first
+    window and ``DRAWN_ROWS_MARGIN`` more; its meta keeps every row's values by attribute path, the
+    same as the whole chart's; the layout (axis, pages, value labels) is the whole chart's."""
+    from dashboard.figures.bars import DRAWN_ROWS_MARGIN
+
+    summary = feature_summary(_synthetic(n_images=60, n_features=160), confidence=0.2)
+    n = len(summary)
+    summary.loc[summary.index[-3:], "verdict"] = "too few images"  # hatched bars: a per-row pattern
+
+    def chart(**kw):
+        if build == "impact":
+            return figures.impact_figure(summary, **kw)
+        return figures.bar_figure(summary, value=build, title="", baseline="avg_ctr_without", **kw)
+
+    whole, part = chart(), chart(draw_limit=100)
+    stop = figures.FEATURE_WINDOW + DRAWN_ROWS_MARGIN
+    assert n > 100 and stop < n
+    assert part.layout.to_plotly_json() == whole.layout.to_plotly_json()
+    cut = 0
+    for w, p in zip(whole.data, part.data):
+        w, p = w.to_plotly_json(), p.to_plotly_json()
+        if not len(w.get("y", [])):  # the value axis's empty trace
+            assert p == w
+            continue
+        cut += 1
+        assert p["meta"]["rows"] == [0, stop] and list(p["y"]) == list(summary["feature"][:stop])
+        full = p["meta"]["full"]
+        assert {"x", "y", "hovertext"} <= set(full)
+        for path, values in full.items():
+            keys = path.split(".")
+            whole_values, part_values = w, p
+            for key in keys:
+                whole_values, part_values = whole_values[key], part_values[key]
+            assert len(values) == n and np.array_equal(np.asarray(values), np.asarray(whole_values))
+            assert np.array_equal(np.asarray(part_values), np.asarray(whole_values)[:stop])
+        if build == "impact":
+            assert {"marker.color", "marker.pattern.shape", "error_x.array", "error_x.arrayminus"} <= set(full)
+    assert cut == (2 if build == "avg_ctr_with" else 1)
+    # Whole at or below the limit, and when the rows fit one window.
+    assert chart(draw_limit=n).to_plotly_json() == whole.to_plotly_json()
+    few = summary.head(40)
+    small = figures.impact_figure(few, draw_limit=10) if build == "impact" else figures.bar_figure(few, draw_limit=10)
+    assert "meta" not in small.data[0].to_plotly_json() and len(small.data[0].y) == 40
+
+
 def test_bar_and_scatter_windows_hold_the_same_features():
     """One window size for all four charts, so that a page of the scatter is a page of the bars."""
     dataset = _synthetic(n_images=60, n_features=130)

@@ -44,6 +44,31 @@ BAR_WINDOW_ROW_PX = 18  # a window's rows, a little tighter: 50 of them in 900 p
 BAR_MARGIN = {"t": 64, "b": 28, "r": 64, "pad": 4}
 BAR_MIN_PLOT_PX = 150
 BAR_PAGER_PX = 60  # the band above the x axis that holds the page slider of a windowed chart
+# How many rows either side of the window a chart drawn in part holds beyond the window itself: a
+# pan of up to half a window shows bars before the page draws the next part.
+DRAWN_ROWS_MARGIN = FEATURE_WINDOW // 2
+
+
+def _rows_part(traces: list[dict], n: int, stop: int) -> list[dict]:
+    """``traces`` holding only rows 0 to ``stop`` - 1 of ``n``: every array of ``n`` values, at any
+    depth, is cut. Each trace cut keeps every row's values in its ``meta`` (``{"rows": [0, stop],
+    "full": {"marker.color": [...], ...}}``, by attribute path as ``Plotly.restyle`` takes them),
+    from which the page draws the rows that come into view (assets/dashboard.js ``drawRows``)."""
+
+    def cut(value, path, full):
+        if isinstance(value, dict):
+            return {key: cut(v, f"{path}{key}.", full) for key, v in value.items()}
+        if isinstance(value, (list, tuple, np.ndarray)) and len(value) == n:
+            full[path[:-1]] = value
+            return value[:stop]
+        return value
+
+    part = []
+    for trace in traces:
+        full = {}
+        trace = {key: cut(value, f"{key}.", full) for key, value in trace.items()}
+        part.append({**trace, "meta": {"rows": [0, stop], "full": full}} if full else trace)
+    return part
 
 
 def _value_axis(features: list[str], labels: list[str]) -> dict:
@@ -192,6 +217,7 @@ def bar_figure(
     window: int | None = FEATURE_WINDOW,
     pager: bool = True,
     baseline: str | None = None,
+    draw_limit: int | None = None,
 ) -> go.Figure:
     """Horizontal bars of one CTR column (``avg_ctr_with`` or ``avg_ctr_without``), in the frame's order.
 
@@ -201,7 +227,10 @@ def bar_figure(
     Rows keep the summary's order (highest impact at the top), so bar *i* is row *i*. With more
     than ``window`` rows the chart shows ``window`` at a time (every bar is in the figure): drag
     to pan, or page with the slider above the plot (``pager=False`` leaves the slider out, for a
-    chart paged together with its neighbours). ``window=None`` shows every row.
+    chart paged together with its neighbours). ``window=None`` shows every row. A windowed chart of
+    more rows than ``draw_limit`` holds in its traces only the rows of its first window and
+    ``DRAWN_ROWS_MARGIN`` more, and every row's values in each trace's ``meta``; the page draws the
+    rest as the reader pages (assets/dashboard.js ``drawRows``), as 1,000 bars take ~0.2 s to draw.
     """
     title = TITLES.get(value, value) if title is None else title
     if summary is None or len(summary) == 0:
@@ -250,7 +279,15 @@ def bar_figure(
         pager=pager,
         value_labels=_value_labels(x[: len(features)]),
     )
-    return unvalidated_figure(data, layout)
+    return unvalidated_figure(_drawn_rows(data, layout, draw_limit), layout)
+
+
+def _drawn_rows(data: list[dict], layout: dict, draw_limit: int | None) -> list[dict]:
+    """``data`` as a chart of this ``layout`` draws it: in part when windowed beyond ``draw_limit`` rows."""
+    n, window = layout["meta"]["features"], layout["meta"]["window"]
+    if window is None or draw_limit is None or n <= draw_limit:
+        return data
+    return _rows_part(data, n, min(n, window + DRAWN_ROWS_MARGIN))
 
 
 def _baseline_trace(base: np.ndarray, features: list[str], column: str) -> dict:
@@ -382,6 +419,7 @@ def impact_figure(
     height: int | None = None,
     window: int | None = FEATURE_WINDOW,
     pager: bool = True,
+    draw_limit: int | None = None,
 ) -> go.Figure:
     """Diverging bars of impact (CTR with minus without) in percentage points, in the frame's order.
 
@@ -390,7 +428,8 @@ def impact_figure(
     test. Whiskers show the summary's false-coverage-rate adjusted interval (``ci_low_fcr``,
     ``ci_high_fcr``), which clears 0 exactly where the colour is solid; without it, the per-test
     95 % interval (``ci_low``, ``ci_high``). Hovering a bar shows the impact, lift and interval,
-    both CTRs with their image counts, p and q. ``window`` and ``pager`` as in ``bar_figure``.
+    both CTRs with their image counts, p and q. ``window``, ``pager`` and ``draw_limit`` as in
+    ``bar_figure``.
     """
     title = TITLES["impact"] if title is None else title
     if summary is None or len(summary) == 0:
@@ -433,7 +472,7 @@ def impact_figure(
         # In a column of their own at the right, where no whisker crosses them.
         value_labels=_value_labels(x, signed=True, suffix=" pp", colors=[_impact_text_color(v) for v in x]),
     )
-    return unvalidated_figure([trace, _VALUE_AXIS_TRACE], layout)
+    return unvalidated_figure(_drawn_rows([trace, _VALUE_AXIS_TRACE], layout, draw_limit), layout)
 
 
 def _impact_text_color(value: float) -> str:

@@ -150,25 +150,33 @@
   }
 
   // ``more(patch)``, when given, adds to the patch (a selected row moves the chart's window).
-  function barPatch(n, codes, more) {
+  // A chart drawn in part (see drawRows) gets the highlight in its trace's meta too, for every
+  // row, and its trace the rows it holds.
+  function barPatch(componentId, n, codes, more) {
     var patch = new window.dash_clientside.Patch();
     if (more) {
       more(patch);
     }
-    if (codes === null) {
-      patch.assign(["data", 0, "marker", "opacity"], 1);
-      patch.assign(["data", 0, "marker", "line", "width"], 0);
-      return patch.build();
+    var marker = {"marker.opacity": 1, "marker.line.width": 0};
+    if (codes !== null) {
+      var opacity = new Array(n).fill(DIM);
+      var width = new Array(n).fill(0);
+      codes.forEach(function (code) {
+        opacity[code] = 1;
+        width[code] = 1.5;
+      });
+      marker = {"marker.opacity": opacity, "marker.line.width": width, "marker.line.color": OUTLINE};
     }
-    var opacity = new Array(n).fill(DIM);
-    var width = new Array(n).fill(0);
-    codes.forEach(function (code) {
-      opacity[code] = 1;
-      width[code] = 1.5;
+    var gd = graphDiv(componentId);
+    var part = rowParts(gd).indexOf(0) >= 0 ? gd.data[0].meta : null;
+    var values = part ? Object.assign({}, part.full, marker) : marker;
+    if (part) {
+      patch.assign(["data", 0, "meta"], {rows: part.rows, full: values});
+    }
+    Object.keys(values).forEach(function (path) {
+      var value = part ? rowValues(values[path], part.rows[0], part.rows[1]) : values[path];
+      patch.assign(["data", 0].concat(path.split(".")), value);
     });
-    patch.assign(["data", 0, "marker", "opacity"], opacity);
-    patch.assign(["data", 0, "marker", "line", "width"], width);
-    patch.assign(["data", 0, "marker", "line", "color"], OUTLINE);
     return patch.build();
   }
 
@@ -193,11 +201,13 @@
         return;
       }
       var points = gd.querySelector(".barlayer .trace").querySelectorAll(".point");
+      var first = rowsFrom(gd);  // a chart drawn in part holds rows from there
       var marked = [];
       Array.prototype.forEach.call(codes, function (code) {
-        if (points[code]) {
-          points[code].classList.add("bar-hit");
-          marked.push(points[code]);
+        var point = code >= first ? points[code - first] : null;
+        if (point) {
+          point.classList.add("bar-hit");
+          marked.push(point);
         }
       });
       hoveredBars.set(gd, marked);
@@ -440,20 +450,101 @@
     }, [0]);
   }
 
-  var drawing = new WeakMap();  // graph div -> the gd.on its drawWindow handlers were registered with
+  // A bar chart of many rows holds only the rows near its window (dashboard/figures/bars.py
+  // draw_limit): each such trace's meta names the rows it holds, [first, stop), and keeps every
+  // row's values by attribute path. The indices of those traces.
+  function rowParts(gd) {
+    var parts = [];
+    ((gd && gd.data) || []).forEach(function (trace, i) {
+      if (trace.meta && trace.meta.rows && trace.meta.full) {
+        parts.push(i);
+      }
+    });
+    return parts;
+  }
 
-  function watchWindow() {
-    var gd = graphDiv(SCATTER);
-    if (!gd || typeof gd.on !== "function") {
+  // The first row a bar chart's traces hold (0 when they hold every row).
+  function rowsFrom(gd) {
+    var parts = rowParts(gd);
+    return parts.length ? gd.data[parts[0]].meta.rows[0] : 0;
+  }
+
+  // Rows [first, stop) of one attribute's values (a plain array; a single value stays as it is).
+  function rowValues(value, first, stop) {
+    var values = numbers(value);
+    return values && typeof values.length === "number" && typeof values !== "string"
+      ? Array.prototype.slice.call(values, first, stop) : values;
+  }
+
+  function valueAt(trace, path) {
+    return path.split(".").reduce(function (node, key) { return node == null ? undefined : node[key]; }, trace);
+  }
+
+  // The restyle that makes traces ``parts`` of ``gd`` hold rows [first, stop): each attribute in
+  // a trace's meta cut to those rows (a trace without it keeps its own value).
+  function rowsUpdate(gd, parts, first, stop) {
+    var update = {meta: []};
+    parts.forEach(function (i) {
+      Object.keys(gd.data[i].meta.full).forEach(function (path) {
+        update[path] = update[path] || [];
+      });
+    });
+    parts.forEach(function (i, j) {
+      var trace = gd.data[i];
+      var full = trace.meta.full;
+      Object.keys(update).forEach(function (path) {
+        if (path === "meta") {
+          update.meta[j] = {rows: [first, stop], full: full};
+        } else if (path in full) {
+          update[path][j] = rowValues(full[path], first, stop);
+        } else {
+          update[path][j] = valueAt(trace, path);
+        }
+      });
+    });
+    return update;
+  }
+
+  // Makes a bar chart drawn in part hold the rows in view and half a window either side; a
+  // no-op when the rows held cover the view. Runs after each draw and window move.
+  function drawRows(gd) {
+    var parts = rowParts(gd);
+    var axis = gd && gd._fullLayout && gd._fullLayout.yaxis;
+    var n = gd && gd.layout && gd.layout.meta && gd.layout.meta.features;
+    if (!parts.length || !axis || !axis.range || !n || !window.Plotly) {
       return;
     }
-    if (drawing.get(gd) !== gd.on) {
-      var handler = function () { drawWindow(gd); };
-      gd.on("plotly_afterplot", handler);
-      gd.on("plotly_relayout", handler);
-      drawing.set(gd, gd.on);
+    var rows = gd.data[parts[0]].meta.rows;
+    var r0 = Number(axis.range[0]), r1 = Number(axis.range[1]);
+    var lo = Math.max(0, Math.ceil(Math.min(r0, r1)));
+    var hi = Math.min(n - 1, Math.floor(Math.max(r0, r1)));
+    if (hi < lo || (rows[0] <= lo && hi < rows[1])) {
+      return;
     }
-    drawWindow(gd);
+    var margin = Math.ceil((hi - lo + 1) / 2);
+    var first = Math.max(0, lo - margin);
+    window.Plotly.restyle(gd, rowsUpdate(gd, parts, first, Math.min(n, hi + 1 + margin)), parts);
+  }
+
+  var drawing = new WeakMap();  // graph div -> the gd.on its drawWindow handlers were registered with
+
+  // Binds each windowed chart's drawing of the part in view (the scatter's points, the bar
+  // charts' rows) to its draws and window moves, and draws it.
+  function watchWindow() {
+    [SCATTER].concat(BAR_CHARTS).forEach(function (componentId) {
+      var gd = graphDiv(componentId);
+      if (!gd || typeof gd.on !== "function") {
+        return;
+      }
+      var draw = componentId === SCATTER ? drawWindow : drawRows;
+      if (drawing.get(gd) !== gd.on) {
+        var handler = function () { draw(gd); };
+        gd.on("plotly_afterplot", handler);
+        gd.on("plotly_relayout", handler);
+        drawing.set(gd, gd.on);
+      }
+      draw(gd);
+    });
   }
 
   // The link is drawn in an SVG of our own laid over the plot, not through Plotly: any Plotly
@@ -779,7 +870,7 @@
     var n = lookup.features.length;
     var codes = code >= 0 ? [code] : null;
     var bars = BAR_CHARTS.map(function (componentId) {
-      return barPatch(n, codes, function (patch) { moveWindow(patch, componentId, "yaxis", code); });
+      return barPatch(componentId, n, codes, function (patch) { moveWindow(patch, componentId, "yaxis", code); });
     });
     return [bandPatch(code)].concat(bars);
   }
