@@ -535,3 +535,31 @@ def test_bar_charts_of_many_rows_hold_the_rows_in_view_and_draw_the_rest_as_they
     severe = [e for e in driver.get_log("browser") if e["level"] == "SEVERE"]
     assert not severe, [e["message"][:300] for e in severe]
 
+
+# The scatter's WebGL canvas: its buffer's width, its width on the page, and the screen's pixel ratio.
+GL_CANVAS_JS = """
+const c = document.querySelector('#scatter-chart canvas.gl-canvas-context');
+const gd = document.querySelector('#scatter-chart .js-plotly-plot');
+if (!c || !gd || !gd._fullData || !gd._fullData.length) return null;
+return [c.width, c.getBoundingClientRect().width, window.devicePixelRatio, gd._context.plotGlPixelRatio];
+"""
+
+
+@pytest.mark.parametrize("scale", [1, 2])
+def test_the_scatters_webgl_buffers_follow_the_screens_pixel_ratio(driver, wide, scale):
+    """One buffer pixel per screen pixel: a standard screen's scatter is not drawn at twice its size
+    (Plotly's default), and a high-density screen's is drawn at its own density."""
+    driver.execute_cdp_cmd(
+        "Emulation.setDeviceMetricsOverride",
+        {"width": 1600, "height": 1400, "deviceScaleFactor": scale, "mobile": False},
+    )
+    try:
+        driver.get(wide + "?" + urlencode({"business": "wide", "source": "vision", "shown": "all"}))
+        wait_for_charts(driver, timeout=60)
+        buffer, css, ratio, configured = wait_for(lambda: driver.execute_script(GL_CANVAS_JS))
+        assert ratio == scale and configured == scale
+        assert buffer == pytest.approx(css * scale, abs=1)
+    finally:
+        driver.execute_cdp_cmd("Emulation.clearDeviceMetricsOverride", {})
+    severe = [e for e in driver.get_log("browser") if e["level"] == "SEVERE"]
+    assert not severe, [e["message"][:300] for e in severe]

@@ -328,6 +328,13 @@ def register_browser_callbacks(app) -> None:
         Input(ids.LOOKUP, "data"),
         prevent_initial_call=True,
     )
+    # The scatter's WebGL buffers follow the screen's pixel ratio, set once before its first data.
+    app.clientside_callback(
+        ClientsideFunction(namespace="creative", function_name="glPixelRatio"),
+        Output(ids.SCATTER, "config"),
+        Input(ids.SCATTER, "id"),
+        State(ids.SCATTER, "config"),
+    )
     # The view's rows, sent by column, become the table's rows.
     app.clientside_callback(
         ClientsideFunction(namespace="creative", function_name="unpackRows"),

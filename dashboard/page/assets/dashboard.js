@@ -971,8 +971,18 @@
     return selectedRows && selectedRows.length ? (count || 0) + 1 : window.dash_clientside.no_update;
   }
 
+  // The scatter's config with WebGL buffers at the screen's pixel ratio (1 to 2), which the page
+  // serves as 1 (dashboard/page/components.py GRAPH_CONFIG): no change on a standard screen.
+  function glPixelRatio(_id, config) {
+    var ratio = Math.min(2, Math.max(1, window.devicePixelRatio || 1));
+    if (config && config.plotGlPixelRatio === ratio) {
+      return window.dash_clientside.no_update;
+    }
+    return Object.assign({}, config, {plotGlPixelRatio: ratio});
+  }
+
   window.dash_clientside.creative = {
-    redrawnWithSelection: redrawnWithSelection,
+    redrawnWithSelection: redrawnWithSelection, glPixelRatio: glPixelRatio,
     newView: newView, highlightRow: highlightRow, showInCharts: showInCharts, clearSelection: clearSelection,
     writeUrl: writeUrl, selectAtLoad: selectAtLoad, filterTable: filterTable, unpackRows: unpackRows
   };
