@@ -6,6 +6,7 @@ Skipped when Chromium or chromedriver is missing, unless CI is set: then they fa
 from __future__ import annotations
 
 import json
+import threading
 import time
 import urllib.request
 from urllib.parse import parse_qs, urlencode, urlsplit
@@ -924,6 +925,52 @@ def test_a_shared_url_reopens_the_same_view_in_a_fresh_browser(driver, live_demo
     previous = parse_view(query_from_url(driver.current_url))
     _wait_for(lambda: _controls_show(driver, previous), message="the controls at the previous view")
     _wait_for(lambda: _view_matches(driver, store, previous, settings.min_group_size), message="the previous view")
+    assert _severe(driver) == []
+
+
+# Per chart: whether Plotly has drawn it, and how many axis ticks and traces it shows.
+CHART_MARKS_JS = """
+const out = {};
+for (const id of arguments[0]) {
+  const root = document.getElementById(id);
+  out[id] = {svg: Boolean(root && root.querySelector('.main-svg')),
+             ticks: root ? root.querySelectorAll('.xtick text, .ytick text').length : 0,
+             traces: root ? root.querySelectorAll('.trace, canvas.gl-canvas').length : 0};
+}
+return out;
+"""
+
+
+def test_charts_are_blank_until_the_first_view_arrives(driver, live_demo):
+    """While the view's answer is on its way the charts show nothing: no axes ticked -1 to 6."""
+    _, store, settings = live_demo
+    app = create_app(settings, store)
+    release, inner = threading.Event(), app.server.wsgi_app
+
+    def held(environ, start_response):
+        if environ["REQUEST_METHOD"] == "POST" and "_dash-update-component" in environ["PATH_INFO"]:
+            release.wait(30)
+        return inner(environ, start_response)
+
+    app.server.wsgi_app = held
+    charts = [*ids.CHARTS, ids.TREND]
+    with serve(app) as url:
+        try:
+            driver.get(url)
+            waiting = _wait_for(
+                lambda: (lambda c: c if all(m["svg"] for m in c.values()) else None)(
+                    driver.execute_script(CHART_MARKS_JS, charts)
+                ),
+                message="the charts drawn blank",
+            )
+            time.sleep(0.5)
+            waiting = driver.execute_script(CHART_MARKS_JS, charts)
+            assert all(m["ticks"] == 0 and m["traces"] == 0 for m in waiting.values()), waiting
+        finally:
+            release.set()
+        wait_for_charts(driver)
+        shown = driver.execute_script(CHART_MARKS_JS, list(ids.CHARTS))
+        assert all(m["ticks"] > 0 for m in shown.values()), shown
     assert _severe(driver) == []
 
 

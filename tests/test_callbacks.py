@@ -369,6 +369,19 @@ def test_layout_sliders_have_explicit_steps_and_defaults(store, settings):
         assert _find(page, chart) is not None
 
 
+def test_layout_charts_are_blank_until_their_first_figure(store, settings):
+    """No axes, ticks or traces before a view arrives (Plotly's default empty figure draws axes)."""
+    from dashboard.page.components import BLANK_FIGURE
+    from dashboard.page.layout import build_layout
+
+    page = build_layout(store, settings)()
+    graphs = [_find(page, chart) for chart in (*ids.CHARTS, ids.TREND, ids.DRIFT)]
+    assert all(graph is not None for graph in graphs)
+    for graph in graphs:
+        assert graph.figure == BLANK_FIGURE
+    assert BLANK_FIGURE["data"] == [] and all(not BLANK_FIGURE["layout"][a]["visible"] for a in ("xaxis", "yaxis"))
+
+
 def test_build_options_put_the_current_build_first(store, reference_frame):
     for _ in range(3):
         _load(store, reference_frame, ctr=False)
